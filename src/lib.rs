@@ -1,0 +1,16 @@
+//! psyrun: psychophysics on deep neural networks from a small declarative language.
+//!
+//! The pipeline is a chain of stages, one module each:
+//! [`source`] → [`syntax`] (pest, shape only) → [`plan`] (all meaning, every error in one pass)
+//! → run (libtorch, in the `psyrun-torch` binary) → results.
+//! Nothing in this library prints; the CLI in [`cli`] renders diagnostics and output.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod cli;
+pub mod diag;
+pub mod models;
+pub mod plan;
+pub mod source;
+pub mod syntax;
+#[cfg(feature = "torch")]
+pub mod torch;

@@ -1,0 +1,2 @@
+//! Models.
+pub mod catalog;
