@@ -1,1 +1,315 @@
-//! Diagnostics.
+//! Diagnostics: one type for every error and warning a user can cause, each with a stable
+//! code, a primary label, secondary labels where a second place matters, and help.
+//!
+//! Every stage returns [`Diag`]s; the CLI renders them with miette's graphical handler
+//! (with or without colour: snapshots use the colourless rendering the user sees with
+//! `--color never`).
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::source::SourceFile;
+
+/// A byte range in a source file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// A span from byte `start` to byte `end`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Self { start, end }
+    }
+    /// The smallest span covering both.
+    pub fn join(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+impl From<Span> for SourceSpan {
+    fn from(s: Span) -> Self {
+        SourceSpan::new(s.start.into(), s.end.saturating_sub(s.start))
+    }
+}
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident => $code:literal, )*) => {
+        /// Every diagnostic code psyrun emits. The strings are stable: scripts and
+        /// `docs/diagnostics.md` refer to them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
+        }
+        impl Code {
+            /// All codes, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+            /// The stable code string, e.g. `psy::plan::unknown_layer`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    /// A path that cannot be read.
+    IoRead => "psy::io::read",
+    /// A directory where a file was expected.
+    IoIsDirectory => "psy::io::is_directory",
+    /// A file far larger than any experiment.
+    IoTooLarge => "psy::io::too_large",
+    /// A file that is not UTF-8 text.
+    IoNotUtf8 => "psy::io::not_utf8",
+    /// A file with nothing but whitespace and comments.
+    SyntaxEmpty => "psy::syntax::empty_file",
+    /// A token the grammar does not allow here.
+    SyntaxUnexpected => "psy::syntax::unexpected_token",
+    /// A `{` without its `}`.
+    SyntaxUnclosedBlock => "psy::syntax::unclosed_block",
+    /// A `}`, `]` or `)` without its opening bracket.
+    SyntaxUnmatchedClose => "psy::syntax::unmatched_close",
+    /// Something that starts like a number but is not one.
+    SyntaxBadNumber => "psy::syntax::bad_number",
+    /// A string without its closing quote on the same line.
+    SyntaxUnterminatedString => "psy::syntax::unterminated_string",
+    /// An unknown escape sequence in a string.
+    SyntaxBadEscape => "psy::syntax::bad_escape",
+    /// No `psy 1` line at the top.
+    SyntaxMissingVersion => "psy::syntax::missing_version",
+    /// A language version this psyrun does not know.
+    SyntaxUnsupportedVersion => "psy::syntax::unsupported_version",
+    /// Brackets nested deeper than any experiment needs.
+    SyntaxTooDeep => "psy::syntax::too_deep",
+    /// Division by zero in an arithmetic expression.
+    SyntaxDivisionByZero => "psy::syntax::division_by_zero",
+    /// Arithmetic that mixes angles and plain numbers wrongly.
+    SyntaxUnitMismatch => "psy::syntax::unit_mismatch",
+    /// No experiment block in the file.
+    PlanNoExperiment => "psy::plan::no_experiment",
+    /// More than one experiment block in one file.
+    PlanMultipleExperiments => "psy::plan::multiple_experiments",
+    /// A block psyrun does not know.
+    PlanUnknownBlock => "psy::plan::unknown_block",
+    /// The same block twice.
+    PlanDuplicateBlock => "psy::plan::duplicate_block",
+    /// A required block is missing.
+    PlanMissingBlock => "psy::plan::missing_block",
+    /// A setting the block does not have.
+    PlanUnknownSetting => "psy::plan::unknown_setting",
+    /// The same setting twice in one block.
+    PlanDuplicateSetting => "psy::plan::duplicate_setting",
+    /// A required setting is missing.
+    PlanMissingSetting => "psy::plan::missing_setting",
+    /// A value of the wrong type (a string where a number belongs, …).
+    PlanWrongType => "psy::plan::wrong_type",
+    /// A number outside its allowed range.
+    PlanOutOfRange => "psy::plan::out_of_range",
+    /// A range or interval whose lower end is not below its upper end.
+    PlanEmptyRange => "psy::plan::empty_range",
+    /// A list that must not be empty is empty.
+    PlanEmptyList => "psy::plan::empty_list",
+    /// A name that is not one of the setting's choices.
+    PlanUnknownValue => "psy::plan::unknown_value",
+    /// A generator function psyrun does not know, or one used where it does not fit.
+    PlanUnknownFunction => "psy::plan::unknown_function",
+    /// A generator called with wrong arguments.
+    PlanBadArgument => "psy::plan::bad_argument",
+    /// An architecture not in the catalog.
+    PlanUnknownBackbone => "psy::plan::unknown_backbone",
+    /// A cut layer the architecture does not have.
+    PlanUnknownLayer => "psy::plan::unknown_layer",
+    /// An input too small to reach the cut layer.
+    PlanInputTooSmall => "psy::plan::input_too_small",
+    /// Adaptive pooling larger than the feature map it pools.
+    PlanPoolingTooLarge => "psy::plan::pooling_too_large",
+    /// A grating frequency above the Nyquist limit (size / 2 cycles per image).
+    PlanAboveNyquist => "psy::plan::above_nyquist",
+    /// Settings that each make sense but not together.
+    PlanIncompatible => "psy::plan::incompatible",
+    /// Warning: the target is always in the same interval.
+    PlanConstantTarget => "psy::plan::constant_target",
+    /// Warning: the staircase tolerance can never be met with this many trials.
+    PlanToleranceUnreachable => "psy::plan::tolerance_unreachable",
+    /// Warning: two test conditions draw the same stimulus.
+    PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
+    /// `run` or `doctor` in a build without libtorch.
+    RunUnavailable => "psy::run::unavailable",
+    /// A feature that is planned but not built yet.
+    RunNotImplemented => "psy::run::not_implemented",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error or warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Stops the experiment from running.
+    Error,
+    /// Worth reading; the experiment still runs.
+    Warning,
+}
+
+/// A labelled place in the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    /// Where.
+    pub span: Span,
+    /// What to say there.
+    pub text: String,
+}
+
+/// One error or warning.
+#[derive(Clone, Debug)]
+pub struct Diag {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The stable code.
+    pub code: Code,
+    /// The one-line message.
+    pub message: String,
+    /// The main place, if the diagnostic has one.
+    pub primary: Option<Label>,
+    /// Other places that explain it ("first set here").
+    pub secondary: Vec<Label>,
+    /// What to do about it.
+    pub help: Option<String>,
+    source: Option<NamedSource<Arc<str>>>,
+}
+
+impl Diag {
+    /// A new error.
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            primary: None,
+            secondary: Vec::new(),
+            help: None,
+            source: None,
+        }
+    }
+    /// A new warning.
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(code, message)
+        }
+    }
+    /// Sets the primary label.
+    pub fn at(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.primary = Some(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+    /// Adds a secondary label.
+    pub fn also(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.secondary.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+    /// Sets the help text.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    /// Attaches the source file, so that labels can be shown.
+    pub fn with_source(mut self, file: &SourceFile) -> Self {
+        self.source = Some(NamedSource::new(file.name.clone(), file.text.clone()));
+        self
+    }
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diag {}
+
+impl Diagnostic for Diag {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code.as_str()))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display + 'a>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        if self.primary.is_none() && self.secondary.is_empty() {
+            return None;
+        }
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source.as_ref()?;
+        let primary = self.primary.iter().map(|l| {
+            LabeledSpan::new_primary_with_span(Some(l.text.clone()), SourceSpan::from(l.span))
+        });
+        let secondary = self
+            .secondary
+            .iter()
+            .map(|l| LabeledSpan::new_with_span(Some(l.text.clone()), SourceSpan::from(l.span)));
+        Some(Box::new(primary.chain(secondary)))
+    }
+}
+
+/// Renders diagnostics as the user sees them: miette's graphical report, Unicode, with or
+/// without colour. Snapshot tests use `color = false`, the same path as `--color never`.
+pub fn render(diags: &[Diag], color: bool) -> String {
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for d in diags {
+        // Rendering into a String cannot fail for our own Diagnostic impl; if miette ever
+        // reports an error, fall back to the plain message rather than lose the diagnostic.
+        if handler.render_report(&mut out, d).is_err() {
+            out.push_str(&format!("{}[{}]: {}\n", sev_word(d), d.code, d.message));
+        }
+    }
+    out
+}
+
+fn sev_word(d: &Diag) -> &'static str {
+    match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// Counts errors and warnings for the summary line.
+pub fn summary(diags: &[Diag]) -> (usize, usize) {
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    (errors, diags.len() - errors)
+}

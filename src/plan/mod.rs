@@ -1,1 +1,53 @@
-//! Plan.
+//! Lowering: [`Ast`](crate::syntax::ast::Ast) → [`Plan`]. All meaning lives here: catalog
+//! look-ups, generators, defaults, ranges, did-you-mean, cross-checks and warnings. Every
+//! independent problem is reported in one pass.
+
+mod lower;
+mod types;
+mod values;
+
+pub use lower::{lower, Lowered, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
+pub use types::*;
+
+use crate::diag::Diag;
+use crate::source::SourceFile;
+
+/// Parses and lowers a source file. Diagnostics come back with the source attached,
+/// warnings included; `plan` is `Some` only when there is no error.
+pub fn compile(file: &SourceFile) -> Lowered {
+    let lowered = match crate::syntax::parse(file) {
+        Ok(ast) => lower(&ast),
+        Err(diags) => Lowered { plan: None, diags },
+    };
+    Lowered {
+        plan: lowered.plan,
+        diags: lowered
+            .diags
+            .into_iter()
+            .map(|d: Diag| d.with_source(file))
+            .collect(),
+    }
+}
+
+/// The plan as RON, the format `psyrun plan` prints and every run saves.
+pub fn to_ron(plan: &Plan) -> String {
+    let config = ron::ser::PrettyConfig::new()
+        .indentor("  ".to_string())
+        .struct_names(true);
+    // Serialising plain data with derived impls cannot fail.
+    let mut s = ron::ser::to_string_pretty(plan, config).unwrap_or_else(|e| format!("/* {e} */"));
+    s.push('\n');
+    s
+}
+
+/// The plan as JSON (`psyrun plan --format json`).
+pub fn to_json(plan: &Plan) -> String {
+    let mut s = serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+/// The closest name to a likely typo, for did-you-mean help outside the planner.
+pub fn suggest_name<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    values::suggest(word, names.iter().copied())
+}

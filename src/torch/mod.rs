@@ -1,6 +1,12 @@
 //! The libtorch backend (only in builds with the `torch` feature).
 use crate::cli::{Backend, RunArgs, Ui};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// libtorch's version as found at build time (`build.rs`, from `build-version` or `version.py`).
+pub const LIBTORCH_BUILD_VERSION: &str = env!("PSYRUN_LIBTORCH_VERSION");
+/// libtorch's library folder at build time (also the rpath of `psyrun-torch`).
+pub const LIBTORCH_BUILD_LIB: &str = env!("PSYRUN_LIBTORCH_LIB");
 
 /// Runs experiments and reports on libtorch in-process.
 pub struct TorchBackend;
@@ -10,6 +16,139 @@ impl Backend for TorchBackend {
         ExitCode::from(crate::cli::EXIT_UNAVAILABLE)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {
-        ExitCode::from(crate::cli::EXIT_UNAVAILABLE)
+        print!("{}", Report::collect());
+        ExitCode::from(crate::cli::EXIT_OK)
     }
+}
+
+/// What `psyrun doctor` reports about this build and the libtorch it loaded.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// psyrun's version.
+    pub psyrun_version: &'static str,
+    /// libtorch's version read next to the loaded library, else the build-time one.
+    pub libtorch_version: String,
+    /// The loaded `libtorch_cpu` (or the build-time library folder when not found).
+    pub libtorch_path: PathBuf,
+    /// `tch::Cuda::is_available()`.
+    pub cuda_available: bool,
+    /// `tch::Cuda::device_count()`.
+    pub cuda_devices: i64,
+    /// `tch::Cuda::cudnn_is_available()`.
+    pub cudnn_available: bool,
+    /// cuDNN's version when available (e.g. 92000).
+    pub cudnn_version: Option<i64>,
+    /// Whether the loaded libtorch has CUDA support compiled in (`libtorch_cuda` loaded).
+    pub cuda_built: bool,
+    /// Intra-op CPU threads (`tch::get_num_threads()`).
+    pub cpu_threads: i32,
+    /// Inter-op CPU threads (`tch::get_num_interop_threads()`).
+    pub interop_threads: i32,
+}
+
+impl Report {
+    /// Asks libtorch.
+    pub fn collect() -> Self {
+        let cuda_available = tch::Cuda::is_available();
+        let cudnn_available = cuda_available && tch::Cuda::cudnn_is_available();
+        let loaded = loaded_libraries();
+        let cpu = loaded.iter().find(|p| file_name_starts(p, "libtorch_cpu."));
+        let cuda_built = loaded.iter().any(|p| file_name_starts(p, "libtorch_cuda."));
+        let libtorch_path = cpu
+            .cloned()
+            .unwrap_or_else(|| Path::new(LIBTORCH_BUILD_LIB).join("libtorch_cpu.so"));
+        let libtorch_version = cpu
+            .and_then(|p| p.parent()?.parent().and_then(version_in))
+            .unwrap_or_else(|| LIBTORCH_BUILD_VERSION.to_owned());
+        Report {
+            psyrun_version: env!("CARGO_PKG_VERSION"),
+            libtorch_version,
+            libtorch_path,
+            cuda_available,
+            cuda_devices: if cuda_available {
+                tch::Cuda::device_count()
+            } else {
+                0
+            },
+            cudnn_available,
+            cudnn_version: cudnn_available.then(tch::utils::version_cudnn),
+            cuda_built,
+            cpu_threads: tch::get_num_threads(),
+            interop_threads: tch::get_num_interop_threads(),
+        }
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        writeln!(f, "psyrun            {}", self.psyrun_version)?;
+        write!(f, "libtorch          {}", self.libtorch_version)?;
+        if self.libtorch_version != LIBTORCH_BUILD_VERSION {
+            write!(f, " (built against {LIBTORCH_BUILD_VERSION})")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "libtorch library  {}", self.libtorch_path.display())?;
+        let cuda_note = match (self.cuda_available, self.cuda_built) {
+            (true, _) => "",
+            (false, true) => " (libtorch has CUDA; no usable GPU or driver found)",
+            (false, false) => " (this libtorch has no CUDA support)",
+        };
+        writeln!(
+            f,
+            "CUDA available    {}{cuda_note}",
+            yes_no(self.cuda_available)
+        )?;
+        writeln!(f, "CUDA devices      {}", self.cuda_devices)?;
+        match self.cudnn_version {
+            Some(v) => writeln!(f, "cuDNN available   yes (version {v})")?,
+            None => writeln!(f, "cuDNN available   {}", yes_no(self.cudnn_available))?,
+        }
+        writeln!(
+            f,
+            "CPU threads       {} (inter-op {})",
+            self.cpu_threads, self.interop_threads
+        )
+    }
+}
+
+fn file_name_starts(path: &Path, prefix: &str) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(prefix))
+}
+
+/// Shared libraries mapped into this process (Linux; empty elsewhere).
+fn loaded_libraries() -> Vec<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut libs: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/') && p.contains(".so"))
+        .map(PathBuf::from)
+        .collect();
+    libs.dedup();
+    libs
+}
+
+/// libtorch's version in its root folder: `build-version` (libtorch zip) or `version.py`
+/// (PyPI wheel).
+fn version_in(root: &Path) -> Option<String> {
+    if let Ok(text) = std::fs::read_to_string(root.join("build-version")) {
+        if !text.trim().is_empty() {
+            return Some(text.trim().to_owned());
+        }
+    }
+    let text = std::fs::read_to_string(root.join("version.py")).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line
+            .strip_prefix("__version__")?
+            .trim_start()
+            .strip_prefix('=')?;
+        Some(
+            rest.trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_owned(),
+        )
+    })
 }

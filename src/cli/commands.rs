@@ -1,0 +1,192 @@
+//! The front-end commands: check, plan, layers, and the hand-over to `psyrun-torch`.
+
+use super::{PlanFormat, Ui, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE};
+use crate::diag::{Code, Diag};
+use crate::models::catalog::{self, Arch, ShapeError};
+use crate::plan::{compile, to_json, to_ron, Lowered};
+use crate::source::SourceFile;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Reads and compiles one file; I/O problems become diagnostics too.
+pub(crate) fn load(path: &Path) -> Result<(SourceFile, Lowered), Diag> {
+    let file = SourceFile::read(path)?;
+    let lowered = compile(&file);
+    Ok((file, lowered))
+}
+
+/// Checks files; returns the rendered report (diagnostics, then one line per file) and
+/// the exit code. Used by `psyrun check` and by tests.
+pub fn check_files(paths: &[impl AsRef<Path>], color: bool) -> (String, String, u8) {
+    let mut stderr = String::new();
+    let mut stdout = String::new();
+    let mut code = EXIT_OK;
+    for p in paths {
+        let p = p.as_ref();
+        match load(p) {
+            Err(d) => {
+                stderr.push_str(&crate::diag::render(&[d], color));
+                stdout.push_str(&format!("{}: unreadable\n", p.display()));
+                code = code.max(EXIT_USAGE);
+            }
+            Ok((_, lowered)) => {
+                stderr.push_str(&crate::diag::render(&lowered.diags, color));
+                let (errors, warnings) = crate::diag::summary(&lowered.diags);
+                let status = if errors > 0 {
+                    code = code.max(EXIT_INVALID);
+                    format!("{errors} error{}", plural(errors))
+                } else {
+                    "ok".to_string()
+                };
+                let warn = if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() };
+                stdout.push_str(&format!("{}: {status}{warn}\n", p.display()));
+            }
+        }
+    }
+    (stdout, stderr, code)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`psyrun plan x | head`).
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+pub(super) fn check(paths: &[std::path::PathBuf], ui: &Ui) -> ExitCode {
+    let (stdout, stderr, code) = check_files(paths, ui.color);
+    eprint!("{stderr}");
+    out(&stdout);
+    ExitCode::from(code)
+}
+
+pub(super) fn plan(path: &Path, format: PlanFormat, ui: &Ui) -> ExitCode {
+    match load(path) {
+        Err(d) => {
+            ui.report(&[d]);
+            ExitCode::from(EXIT_USAGE)
+        }
+        Ok((_, lowered)) => {
+            ui.report(&lowered.diags);
+            match lowered.plan {
+                Some(plan) => {
+                    out(&match format {
+                        PlanFormat::Ron => to_ron(&plan),
+                        PlanFormat::Json => to_json(&plan),
+                    });
+                    ExitCode::from(EXIT_OK)
+                }
+                None => ExitCode::from(EXIT_INVALID),
+            }
+        }
+    }
+}
+
+/// The `psyrun layers` table for an architecture at an input size.
+pub fn layers_table(arch: Arch, size: u32) -> String {
+    let points = catalog::cut_points(arch);
+    let width = points.iter().map(|p| p.path.len() + 2 * p.depth).max().unwrap_or(10).max(5);
+    let mut s = format!("{arch} at {size}x{size} px: cut after any of these (torchvision module paths)\n\n");
+    s.push_str(&format!("{:<width$}  {:<20}  {}\n", "layer", "module", "output (C×H×W)"));
+    for p in &points {
+        let shape = match catalog::output_shape(arch, &p.path, size) {
+            Ok(v) => v.iter().map(u32::to_string).collect::<Vec<_>>().join("×"),
+            Err(ShapeError::TooSmall { min_input, .. }) => format!("needs ≥ {min_input} px"),
+            Err(ShapeError::UnknownLayer) => "?".into(),
+        };
+        let name = format!("{}{}", "  ".repeat(p.depth), p.path);
+        s.push_str(&format!("{name:<width$}  {:<20}  {shape}\n", p.module));
+    }
+    s
+}
+
+pub(super) fn layers(name: &str, size: u32, ui: &Ui) -> ExitCode {
+    let Some(arch) = Arch::from_name(name) else {
+        let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+        let mut help = format!("architectures: {}", names.join(", "));
+        if let Some(s) = crate::plan::suggest_name(name, &names) {
+            help = format!("did you mean `{s}`? {help}");
+        }
+        ui.report(&[Diag::error(Code::PlanUnknownBackbone, format!("unknown architecture `{name}`")).with_help(help)]);
+        return ExitCode::from(EXIT_USAGE);
+    };
+    if size == 0 || size > 4096 {
+        ui.report(&[Diag::error(Code::PlanOutOfRange, format!("--size must be from 1 to 4096, got {size}"))]);
+        return ExitCode::from(EXIT_USAGE);
+    }
+    out(&layers_table(arch, size));
+    ExitCode::from(EXIT_OK)
+}
+
+/// Re-runs this command line with `psyrun-torch`. On Unix the process is replaced, so
+/// signals and the exit code pass straight through.
+pub(super) fn hand_over(ui: &Ui) -> ExitCode {
+    let target = match std::env::var_os("PSYRUN_TORCH_BIN") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::env::current_exe() {
+            Ok(exe) => exe.with_file_name(format!("psyrun-torch{}", std::env::consts::EXE_SUFFIX)),
+            Err(e) => {
+                ui.report(&[unavailable(&format!("cannot locate this executable: {e}"))]);
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        },
+    };
+    if !target.is_file() {
+        ui.report(&[unavailable(&format!("`{}` is not installed", target.display()))]);
+        return ExitCode::from(EXIT_UNAVAILABLE);
+    }
+    let mut cmd = std::process::Command::new(&target);
+    cmd.args(std::env::args_os().skip(1));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = cmd.exec();
+        ui.report(&[unavailable(&format!("cannot start `{}`: {err}", target.display()))]);
+        ExitCode::from(EXIT_UNAVAILABLE)
+    }
+    #[cfg(not(unix))]
+    match cmd.status() {
+        Ok(s) => ExitCode::from(s.code().map_or(super::EXIT_RUN, |c| c.clamp(0, 255) as u8)),
+        Err(err) => {
+            ui.report(&[unavailable(&format!("cannot start `{}`: {err}", target.display()))]);
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+fn unavailable(why: &str) -> Diag {
+    Diag::error(Code::RunUnavailable, format!("running experiments needs psyrun-torch: {why}")).with_help(
+        "this psyrun was built without libtorch; build everything with `./dev setup` (or `cargo build --release` with the torch feature); `check`, `plan` and `layers` work without it",
+    )
+}
+
+/// `run` until the interpreter lands: checks the file, then says so plainly.
+pub fn run_not_implemented(args: &super::RunArgs, ui: &Ui) -> ExitCode {
+    match load(&args.file) {
+        Err(d) => {
+            ui.report(&[d]);
+            ExitCode::from(EXIT_USAGE)
+        }
+        Ok((file, lowered)) => {
+            ui.report(&lowered.diags);
+            if lowered.plan.is_none() {
+                return ExitCode::from(EXIT_INVALID);
+            }
+            ui.report(&[Diag::error(
+                Code::RunNotImplemented,
+                format!("`{}` is valid, but running experiments is not implemented yet", file.name),
+            )
+            .with_help("`psyrun plan FILE` shows exactly what will run; the interpreter is the next milestone")]);
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
