@@ -3,9 +3,9 @@
 //! Only does something with the `torch` feature. Then `torch-sys` (which has
 //! `links = "tch"`) hands us the libtorch library folder as `DEP_TCH_LIBTORCH_LIB`, and we
 //!
-//! * add an rpath to that folder to `psyrun-torch` and the test binaries, so they
-//!   find `libtorch*.so` at run time (libtorch's own rpath then finds the CUDA libraries of
-//!   a PyPI wheel);
+//! * add an rpath to that folder to every binary, so `psyrun-torch` and the tests find
+//!   `libtorch*.so` at run time (libtorch's own rpath then finds the CUDA libraries of a
+//!   PyPI wheel); it loads nothing by itself;
 //! * re-add `libtorch_cuda` (when present) after `-Wl,--no-as-needed` for the same targets:
 //!   nothing references its symbols directly, so the default `--as-needed` would drop it and
 //!   CUDA would never register (`tch::Cuda::is_available()` false on a GPU machine);
@@ -51,9 +51,9 @@ fn main() {
     }
 
     if os == "linux" || os == "macos" {
-        for target in TORCH_TARGETS {
-            println!("cargo:rustc-link-arg{target}-Wl,-rpath,{}", lib.display());
-        }
+        // For every target, including the library's unit tests (which `-tests=` misses). An
+        // rpath alone loads nothing: `psyrun` still does not load libtorch.
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }
     if os == "linux" && lib.join("libtorch_cuda.so").exists() {
         for target in TORCH_TARGETS {
