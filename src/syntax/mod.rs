@@ -584,3 +584,6 @@ fn token_at(text: &str, pos: usize) -> Span {
     };
     Span::new(pos, pos + len)
 }
+
+#[cfg(test)]
+mod tests;

@@ -243,7 +243,7 @@ mod tests {
             k => panic!("{k:?}"),
         }
         assert!(e.is_empty());
-        for bad in ["1e", "1e-", "0.1.2", "12abc.3", "1e999", "2x", "3deg4"] {
+        for bad in ["1e", "1e-", "0.1.2", "12abc.3", "1e999", "1.5deg.2"] {
             let mut e = Vec::new();
             classify(bad, s, &mut e);
             assert_eq!(e.len(), 1, "{bad}");
