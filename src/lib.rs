@@ -11,6 +11,8 @@ pub mod diag;
 pub mod models;
 pub mod plan;
 pub mod source;
+pub mod staircase;
+pub mod stimuli;
 pub mod syntax;
 #[cfg(feature = "torch")]
 pub mod torch;
