@@ -63,7 +63,11 @@ impl SourceFile {
                 let bytes = e.into_bytes();
                 let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
                 let binary = bytes.iter().take(8192).any(|&b| b == 0);
-                let what = if binary { "a binary file" } else { "not UTF-8 text" };
+                let what = if binary {
+                    "a binary file"
+                } else {
+                    "not UTF-8 text"
+                };
                 Err(Diag::error(
                     Code::IoNotUtf8,
                     format!("`{name}` is {what}: invalid UTF-8 at byte {at} (line {line})"),
@@ -76,7 +80,9 @@ impl SourceFile {
 
 fn io_error(name: &str, e: &std::io::Error) -> Diag {
     let help = match e.kind() {
-        std::io::ErrorKind::NotFound => "check the path; `psyrun check experiments/*.psy` checks every experiment",
+        std::io::ErrorKind::NotFound => {
+            "check the path; `psyrun check experiments/*.psy` checks every experiment"
+        }
         std::io::ErrorKind::PermissionDenied => "psyrun needs read permission on the file",
         _ => "check that the path is a readable file",
     };

@@ -22,21 +22,40 @@ fn code(o: &Output) -> i32 {
 
 #[test]
 fn check_valid_experiments_exits_0_and_lists_each_file() {
-    let o = psyrun(&["check", "experiments/contrast_csf.psy", "experiments/quick_csf.psy", "--color", "never"]);
+    let o = psyrun(&[
+        "check",
+        "experiments/contrast_csf.psy",
+        "experiments/quick_csf.psy",
+        "--color",
+        "never",
+    ]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.contains("experiments/contrast_csf.psy: ok, 3 warnings"), "{out}");
+    assert!(
+        out.contains("experiments/contrast_csf.psy: ok, 3 warnings"),
+        "{out}"
+    );
     assert!(out.contains("experiments/quick_csf.psy: ok\n"), "{out}");
     // The tutorial file is faithful, so psyrun warns about the tutorial's flaws.
     let err = text(&o.stderr);
-    for code in ["psy::plan::constant_target", "psy::plan::tolerance_unreachable", "psy::plan::duplicate_stimuli"] {
+    for code in [
+        "psy::plan::constant_target",
+        "psy::plan::tolerance_unreachable",
+        "psy::plan::duplicate_stimuli",
+    ] {
         assert!(err.contains(code), "missing {code} in:\n{err}");
     }
 }
 
 #[test]
 fn check_reports_errors_with_exit_1_and_goes_on_to_the_next_file() {
-    let o = psyrun(&["check", "tests/fixtures/err/plan/unknown_backbone.psy", "experiments/quick_csf.psy", "--color", "never"]);
+    let o = psyrun(&[
+        "check",
+        "tests/fixtures/err/plan/unknown_backbone.psy",
+        "experiments/quick_csf.psy",
+        "--color",
+        "never",
+    ]);
     assert_eq!(code(&o), 1);
     let err = text(&o.stderr);
     assert!(err.contains("psy::plan::unknown_backbone"), "{err}");
@@ -61,8 +80,24 @@ fn usage_errors_exit_2() {
     assert_eq!(code(&psyrun(&[])), 2);
     assert_eq!(code(&psyrun(&["check"])), 2);
     assert_eq!(code(&psyrun(&["--no-such-flag"])), 2);
-    assert_eq!(code(&psyrun(&["plan", "experiments/quick_csf.psy", "--format", "xml"])), 2);
-    assert_eq!(code(&psyrun(&["--color", "purple", "check", "experiments/quick_csf.psy"])), 2);
+    assert_eq!(
+        code(&psyrun(&[
+            "plan",
+            "experiments/quick_csf.psy",
+            "--format",
+            "xml"
+        ])),
+        2
+    );
+    assert_eq!(
+        code(&psyrun(&[
+            "--color",
+            "purple",
+            "check",
+            "experiments/quick_csf.psy"
+        ])),
+        2
+    );
 }
 
 #[test]
@@ -76,7 +111,10 @@ fn help_and_version_exit_0() {
     }
     let o = psyrun(&["--version"]);
     assert_eq!(code(&o), 0);
-    assert_eq!(text(&o.stdout).trim(), format!("psyrun {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&o.stdout).trim(),
+        format!("psyrun {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -87,7 +125,10 @@ fn plan_prints_ron_that_reads_back_as_the_same_plan() {
     let plan: Plan = ron::from_str(&ron_text).expect("plan output is valid RON");
     assert_eq!(plan.derived.feature_shape, vec![512, 28, 28]);
     assert_eq!(plan.derived.probe_inputs, 2 * 401_408);
-    assert_eq!(plan.test.frequencies, vec![1.0, 2.0, 4.0, 7.0, 8.0, 14.0, 16.0, 28.0, 32.0, 56.0, 112.0]);
+    assert_eq!(
+        plan.test.frequencies,
+        vec![1.0, 2.0, 4.0, 7.0, 8.0, 14.0, 16.0, 28.0, 32.0, 56.0, 112.0]
+    );
     assert_eq!(plan.test.orientations.len(), 13);
 
     let o = psyrun(&["plan", "experiments/contrast_csf.psy", "--format", "json"]);
@@ -108,11 +149,17 @@ fn layers_lists_cut_points_with_shapes() {
     let o = psyrun(&["layers", "resnet50"]);
     assert_eq!(code(&o), 0);
     let out = text(&o.stdout);
-    assert!(out.lines().any(|l| l.starts_with("layer2 ") && l.ends_with("512×28×28")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("layer2 ") && l.ends_with("512×28×28")),
+        "{out}"
+    );
     assert!(out.contains("layer4.0.conv2"));
     let o = psyrun(&["layers", "vgg16", "--size", "64"]);
     assert_eq!(code(&o), 0);
-    assert!(text(&o.stdout).lines().any(|l| l.trim_start().starts_with("features.16 ") && l.ends_with("256×8×8")));
+    assert!(text(&o.stdout)
+        .lines()
+        .any(|l| l.trim_start().starts_with("features.16 ") && l.ends_with("256×8×8")));
     let o = psyrun(&["layers", "resnt50", "--color", "never"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("did you mean `resnet50`?"));
@@ -122,7 +169,10 @@ fn layers_lists_cut_points_with_shapes() {
 fn color_follows_the_flag_and_no_color() {
     let file = "tests/fixtures/err/plan/unknown_backbone.psy";
     let o = psyrun(&["check", file, "--color", "always"]);
-    assert!(text(&o.stderr).contains('\u{1b}'), "no ANSI escapes with --color always");
+    assert!(
+        text(&o.stderr).contains('\u{1b}'),
+        "no ANSI escapes with --color always"
+    );
     let o = psyrun(&["check", file, "--color", "never"]);
     assert!(!text(&o.stderr).contains('\u{1b}'));
     // auto: not a terminal here, so no colour; NO_COLOR wins over auto as well.
@@ -179,7 +229,12 @@ mod torch {
 
     #[test]
     fn run_is_handed_over_and_checks_the_file_first() {
-        let o = with_torch(&["run", "tests/fixtures/err/plan/unknown_backbone.psy", "--color", "never"]);
+        let o = with_torch(&[
+            "run",
+            "tests/fixtures/err/plan/unknown_backbone.psy",
+            "--color",
+            "never",
+        ]);
         assert_eq!(code(&o), 1, "{}", text(&o.stderr));
         let o = with_torch(&["experiments/quick_csf.psy", "--color", "never"]);
         assert_ne!(code(&o), 101, "{}", text(&o.stderr));

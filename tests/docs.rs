@@ -36,7 +36,10 @@ fn as_file(snippet: &str) -> String {
         return snippet.to_string();
     }
     let kw = first.split_whitespace().next().unwrap_or("");
-    assert!(SECTIONS.contains(&kw), "a docs snippet must be a whole file or one block, got: {first}");
+    assert!(
+        SECTIONS.contains(&kw),
+        "a docs snippet must be a whole file or one block, got: {first}"
+    );
     let mut body = String::new();
     for s in SECTIONS {
         if s == kw {
@@ -52,11 +55,21 @@ fn as_file(snippet: &str) -> String {
 
 fn check_examples(name: &str, md: &str, min: usize) {
     let blocks = psy_blocks(md);
-    assert!(blocks.len() >= min, "{name}: only {} psy examples", blocks.len());
+    assert!(
+        blocks.len() >= min,
+        "{name}: only {} psy examples",
+        blocks.len()
+    );
     for (i, b) in blocks.iter().enumerate() {
         let file = SourceFile::new(format!("{name} example {}", i + 1), as_file(b));
         let lowered = compile(&file);
-        assert!(lowered.plan.is_some(), "{name} example {} does not plan:\n{}\n{}", i + 1, file.text, render(&lowered.diags, false));
+        assert!(
+            lowered.plan.is_some(),
+            "{name} example {} does not plan:\n{}\n{}",
+            i + 1,
+            file.text,
+            render(&lowered.diags, false)
+        );
     }
 }
 
@@ -74,7 +87,10 @@ fn readme_examples_plan() {
 fn every_code_is_documented() {
     let md = include_str!("../docs/diagnostics.md");
     for c in Code::ALL {
-        assert!(md.contains(&format!("## {}\n", c.as_str())), "docs/diagnostics.md lacks `## {c}`");
+        assert!(
+            md.contains(&format!("## {}\n", c.as_str())),
+            "docs/diagnostics.md lacks `## {c}`"
+        );
     }
 }
 
@@ -83,7 +99,9 @@ fn every_code_is_exercised() {
     // psy::syntax and psy::plan codes by snapshot fixtures; psy::io by tests/robustness.rs;
     // psy::run by tests/cli.rs.
     let mut snaps = String::new();
-    for entry in std::fs::read_dir(crate::root().join("tests/snapshots")).expect("tests/snapshots exists") {
+    for entry in
+        std::fs::read_dir(crate::root().join("tests/snapshots")).expect("tests/snapshots exists")
+    {
         snaps.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
     let others = [include_str!("robustness.rs"), include_str!("cli.rs")].concat();
@@ -101,23 +119,50 @@ fn every_code_is_exercised() {
 #[test]
 fn every_documented_setting_default_matches_the_plan() {
     // The minimal file's plan shows the defaults the reference documents.
-    let file = SourceFile::new("min.psy", as_file("backbone resnet18 { weights random  cut layer1 }\n"));
+    let file = SourceFile::new(
+        "min.psy",
+        as_file("backbone resnet18 { weights random  cut layer1 }\n"),
+    );
     let plan = compile(&file).plan.expect("minimal file plans");
     use psyrun::plan::*;
     assert_eq!(plan.seed, 0);
     assert_eq!(plan.device, Device::Auto);
     assert_eq!(plan.backbone.pooling, Pooling::Off);
     assert_eq!(plan.backbone.batchnorm, BatchNorm::Eval);
-    assert_eq!(plan.probe.optimizer, Optimizer::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 1e-4, nesterov: false });
+    assert_eq!(
+        plan.probe.optimizer,
+        Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: false
+        }
+    );
     assert_eq!((plan.probe.epochs, plan.probe.batch), (10, 32));
     assert_eq!((plan.train.size, plan.train.samples), (224, 1000));
     assert_eq!(plan.train.background, 128.0 / 255.0);
     assert_eq!(plan.train.contrast, Uniform { lo: 0.04, hi: 1.0 });
-    assert_eq!(plan.test.frequencies, vec![1.0, 2.0, 4.0, 7.0, 8.0, 14.0, 16.0, 28.0, 32.0, 56.0, 112.0]);
+    assert_eq!(
+        plan.test.frequencies,
+        vec![1.0, 2.0, 4.0, 7.0, 8.0, 14.0, 16.0, 28.0, 32.0, 56.0, 112.0]
+    );
     assert_eq!(plan.test.orientations.len(), 12);
     assert_eq!(plan.test.phases, vec![0.0]);
-    assert_eq!(plan.test.envelope, Envelope::Gaussian { sigma: 224.0 / 6.0 });
+    assert_eq!(
+        plan.test.envelope,
+        Envelope::Gaussian { sigma: 224.0 / 6.0 }
+    );
     assert_eq!(plan.test.target_interval, TargetInterval::Both);
-    assert_eq!(plan.staircase, Staircase::Bisection { start: 0.5, low: 0.0, high: 1.0, target: 0.75, tolerance: 1e-4, max_steps: 20 });
+    assert_eq!(
+        plan.staircase,
+        Staircase::Bisection {
+            start: 0.5,
+            low: 0.0,
+            high: 1.0,
+            target: 0.75,
+            tolerance: 1e-4,
+            max_steps: 20
+        }
+    );
     assert_eq!(plan.derived.trials_per_level, 24);
 }

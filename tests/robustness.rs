@@ -22,7 +22,13 @@ fn check(path: &Path) -> (i32, String) {
         .output()
         .unwrap();
     let code = o.status.code().expect("not killed by a signal");
-    assert_ne!(code, 101, "psyrun panicked on {}:\n{}", path.display(), String::from_utf8_lossy(&o.stderr));
+    assert_ne!(
+        code,
+        101,
+        "psyrun panicked on {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
     (code, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
@@ -34,7 +40,11 @@ fn check_bytes(name: &str, bytes: &[u8]) -> (i32, String) {
 
 #[test]
 fn empty_and_blank_files() {
-    for (name, text) in [("empty.psy", ""), ("blank.psy", "  \n\t\n"), ("comments.psy", "// nothing\n/* here */\n")] {
+    for (name, text) in [
+        ("empty.psy", ""),
+        ("blank.psy", "  \n\t\n"),
+        ("comments.psy", "// nothing\n/* here */\n"),
+    ] {
         let (code, err) = check_bytes(name, text.as_bytes());
         assert_eq!(code, 1, "{name}");
         assert!(err.contains("psy::syntax::empty_file"), "{name}: {err}");
@@ -43,7 +53,9 @@ fn empty_and_blank_files() {
 
 #[test]
 fn binary_garbage_and_invalid_utf8() {
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let (code, err) = check_bytes("garbage.bin", &garbage);
     assert_eq!(code, 2);
     assert!(err.contains("psy::io::not_utf8"), "{err}");
@@ -58,7 +70,8 @@ fn binary_garbage_and_invalid_utf8() {
 
 #[test]
 fn ten_megabyte_file() {
-    let big = "// padding padding padding padding padding padding padding padding\n".repeat(160_000);
+    let big =
+        "// padding padding padding padding padding padding padding padding\n".repeat(160_000);
     assert!(big.len() > 10_000_000);
     let (code, err) = check_bytes("big.psy", big.as_bytes());
     assert_eq!(code, 2);
@@ -67,16 +80,35 @@ fn ten_megabyte_file() {
 
 #[test]
 fn ten_thousand_nested_blocks_lists_and_parentheses() {
-    for (name, open, close) in [("blocks.psy", "experiment x {", "}"), ("lists.psy", "[", "]"), ("parens.psy", "(", ")")] {
-        let text = format!("psy 1\nexperiment deep {{ seed {}{} }}\n", open.repeat(10_000), close.repeat(10_000));
+    for (name, open, close) in [
+        ("blocks.psy", "experiment x {", "}"),
+        ("lists.psy", "[", "]"),
+        ("parens.psy", "(", ")"),
+    ] {
+        let text = format!(
+            "psy 1\nexperiment deep {{ seed {}{} }}\n",
+            open.repeat(10_000),
+            close.repeat(10_000)
+        );
         let (code, err) = check_bytes(name, text.as_bytes());
         assert_eq!(code, 1, "{name}");
         assert!(err.contains("psy::syntax::too_deep"), "{name}: {err}");
     }
     // Just under the limit still parses (and fails only on meaning).
-    let text = format!("psy 1\nexperiment x {{ seed {}1{} }}\n", "(".repeat(30), ")".repeat(30));
+    let text = format!(
+        "psy 1\nexperiment x {{ seed {}1{} }}\n",
+        "(".repeat(30),
+        ")".repeat(30)
+    );
     let lowered = compile(&SourceFile::new("ok.psy", text));
-    assert!(lowered.diags.iter().all(|d| !d.code.as_str().starts_with("psy::syntax")), "{:?}", lowered.diags);
+    assert!(
+        lowered
+            .diags
+            .iter()
+            .all(|d| !d.code.as_str().starts_with("psy::syntax")),
+        "{:?}",
+        lowered.diags
+    );
 }
 
 #[test]
@@ -100,8 +132,15 @@ fn directories_and_unreadable_paths() {
 fn all_io_codes_are_exercised_here() {
     // Keeps this file honest: every psy::io code has a test above.
     let src = include_str!("robustness.rs");
-    for c in psyrun::diag::Code::ALL.iter().filter(|c| c.as_str().starts_with("psy::io::")) {
-        assert!(src.contains(&format!("\"{}\"", c.as_str())) || src.contains(&format!("{}\"", c.as_str())), "{c} untested");
+    for c in psyrun::diag::Code::ALL
+        .iter()
+        .filter(|c| c.as_str().starts_with("psy::io::"))
+    {
+        assert!(
+            src.contains(&format!("\"{}\"", c.as_str()))
+                || src.contains(&format!("{}\"", c.as_str())),
+            "{c} untested"
+        );
     }
     let _ = Code::IoRead;
 }

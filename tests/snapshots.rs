@@ -18,11 +18,29 @@ fn read(path: &Path) -> SourceFile {
 fn plan_snapshot(path: &Path) -> String {
     let file = read(path);
     let lowered = compile(&file);
-    let errors: Vec<_> = lowered.diags.iter().filter(|d| d.is_error()).cloned().collect();
-    assert!(errors.is_empty(), "{} has errors:\n{}", path.display(), render(&errors, false));
+    let errors: Vec<_> = lowered
+        .diags
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} has errors:\n{}",
+        path.display(),
+        render(&errors, false)
+    );
     let plan = lowered.plan.expect("no errors, so a plan");
     let warnings = render(&lowered.diags, false);
-    format!("{}\n// warnings:\n{}", to_ron(&plan), if warnings.is_empty() { "none\n".into() } else { warnings })
+    format!(
+        "{}\n// warnings:\n{}",
+        to_ron(&plan),
+        if warnings.is_empty() {
+            "none\n".into()
+        } else {
+            warnings
+        }
+    )
 }
 
 #[test]
@@ -65,12 +83,29 @@ fn err_fixtures_diagnostics() {
             lowered.diags.iter().any(|d| d.code.as_str() == expect),
             "{}: expected {expect}, got {:?}",
             path.display(),
-            lowered.diags.iter().map(|d| d.code.as_str()).collect::<Vec<_>>()
+            lowered
+                .diags
+                .iter()
+                .map(|d| d.code.as_str())
+                .collect::<Vec<_>>()
         );
         // The folder names the stage: err/syntax/ files fail in the parser, err/plan/ in the planner.
-        let stage = path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("");
-        let first = lowered.diags.iter().find(|d| d.is_error()).map(|d| d.code.as_str()).unwrap_or("");
-        assert!(first.starts_with(&format!("psy::{stage}::")), "{}: first error {first} is not a {stage} error", path.display());
+        let stage = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|s| s.to_str())
+            .unwrap_or("");
+        let first = lowered
+            .diags
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| d.code.as_str())
+            .unwrap_or("");
+        assert!(
+            first.starts_with(&format!("psy::{stage}::")),
+            "{}: first error {first} is not a {stage} error",
+            path.display()
+        );
         insta::assert_snapshot!(render(&lowered.diags, false));
     });
     assert!(count >= 30, "only {count} error fixtures");

@@ -39,7 +39,11 @@ pub fn check_files(paths: &[impl AsRef<Path>], color: bool) -> (String, String, 
                 } else {
                     "ok".to_string()
                 };
-                let warn = if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() };
+                let warn = if warnings > 0 {
+                    format!(", {warnings} warning{}", plural(warnings))
+                } else {
+                    String::new()
+                };
                 stdout.push_str(&format!("{}: {status}{warn}\n", p.display()));
             }
         }
@@ -94,9 +98,19 @@ pub(super) fn plan(path: &Path, format: PlanFormat, ui: &Ui) -> ExitCode {
 /// The `psyrun layers` table for an architecture at an input size.
 pub fn layers_table(arch: Arch, size: u32) -> String {
     let points = catalog::cut_points(arch);
-    let width = points.iter().map(|p| p.path.len() + 2 * p.depth).max().unwrap_or(10).max(5);
-    let mut s = format!("{arch} at {size}x{size} px: cut after any of these (torchvision module paths)\n\n");
-    s.push_str(&format!("{:<width$}  {:<20}  {}\n", "layer", "module", "output (C×H×W)"));
+    let width = points
+        .iter()
+        .map(|p| p.path.len() + 2 * p.depth)
+        .max()
+        .unwrap_or(10)
+        .max(5);
+    let mut s = format!(
+        "{arch} at {size}x{size} px: cut after any of these (torchvision module paths)\n\n"
+    );
+    s.push_str(&format!(
+        "{:<width$}  {:<20}  {}\n",
+        "layer", "module", "output (C×H×W)"
+    ));
     for p in &points {
         let shape = match catalog::output_shape(arch, &p.path, size) {
             Ok(v) => v.iter().map(u32::to_string).collect::<Vec<_>>().join("×"),
@@ -116,11 +130,18 @@ pub(super) fn layers(name: &str, size: u32, ui: &Ui) -> ExitCode {
         if let Some(s) = crate::plan::suggest_name(name, &names) {
             help = format!("did you mean `{s}`? {help}");
         }
-        ui.report(&[Diag::error(Code::PlanUnknownBackbone, format!("unknown architecture `{name}`")).with_help(help)]);
+        ui.report(&[Diag::error(
+            Code::PlanUnknownBackbone,
+            format!("unknown architecture `{name}`"),
+        )
+        .with_help(help)]);
         return ExitCode::from(EXIT_USAGE);
     };
     if size == 0 || size > 4096 {
-        ui.report(&[Diag::error(Code::PlanOutOfRange, format!("--size must be from 1 to 4096, got {size}"))]);
+        ui.report(&[Diag::error(
+            Code::PlanOutOfRange,
+            format!("--size must be from 1 to 4096, got {size}"),
+        )]);
         return ExitCode::from(EXIT_USAGE);
     }
     out(&layers_table(arch, size));
@@ -141,7 +162,10 @@ pub(super) fn hand_over(ui: &Ui) -> ExitCode {
         },
     };
     if !target.is_file() {
-        ui.report(&[unavailable(&format!("`{}` is not installed", target.display()))]);
+        ui.report(&[unavailable(&format!(
+            "`{}` is not installed",
+            target.display()
+        ))]);
         return ExitCode::from(EXIT_UNAVAILABLE);
     }
     let mut cmd = std::process::Command::new(&target);
@@ -150,14 +174,20 @@ pub(super) fn hand_over(ui: &Ui) -> ExitCode {
     {
         use std::os::unix::process::CommandExt;
         let err = cmd.exec();
-        ui.report(&[unavailable(&format!("cannot start `{}`: {err}", target.display()))]);
+        ui.report(&[unavailable(&format!(
+            "cannot start `{}`: {err}",
+            target.display()
+        ))]);
         ExitCode::from(EXIT_UNAVAILABLE)
     }
     #[cfg(not(unix))]
     match cmd.status() {
         Ok(s) => ExitCode::from(s.code().map_or(super::EXIT_RUN, |c| c.clamp(0, 255) as u8)),
         Err(err) => {
-            ui.report(&[unavailable(&format!("cannot start `{}`: {err}", target.display()))]);
+            ui.report(&[unavailable(&format!(
+                "cannot start `{}`: {err}",
+                target.display()
+            ))]);
             ExitCode::from(EXIT_UNAVAILABLE)
         }
     }

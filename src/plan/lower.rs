@@ -36,7 +36,14 @@ const BACKBONE_SETTINGS: &[&str] = &["weights", "cut", "pooling", "batchnorm"];
 const PROBE_SETTINGS: &[&str] = &["paradigm", "epochs", "batch"];
 const SGD_SETTINGS: &[&str] = &["lr", "momentum", "weight_decay", "nesterov"];
 const ADAM_SETTINGS: &[&str] = &["lr", "betas", "weight_decay"];
-const TRAIN_SETTINGS: &[&str] = &["size", "samples", "shapes", "background", "contrast", "normalize"];
+const TRAIN_SETTINGS: &[&str] = &[
+    "size",
+    "samples",
+    "shapes",
+    "background",
+    "contrast",
+    "normalize",
+];
 const TEST_SETTINGS: &[&str] = &[
     "size",
     "frequencies",
@@ -87,23 +94,35 @@ pub fn lower(ast: &Ast) -> Lowered {
         [] => {
             cx.push(
                 Diag::error(Code::PlanNoExperiment, "the file has no `experiment` block")
-                    .with_help("add `experiment NAME { … }` after `psy 1`; see experiments/quick_csf.psy"),
+                    .with_help(
+                        "add `experiment NAME { … }` after `psy 1`; see experiments/quick_csf.psy",
+                    ),
             );
             None
         }
         [one] => experiment(&mut cx, ast.header.as_ref().map_or(1, |h| h.version), one),
         [first, second, ..] => {
             cx.push(
-                Diag::error(Code::PlanMultipleExperiments, "one file holds one experiment")
-                    .at(second.keyword.span, "a second experiment")
-                    .also(first.keyword.span, "the first experiment")
-                    .with_help("put each experiment in its own file"),
+                Diag::error(
+                    Code::PlanMultipleExperiments,
+                    "one file holds one experiment",
+                )
+                .at(second.keyword.span, "a second experiment")
+                .also(first.keyword.span, "the first experiment")
+                .with_help("put each experiment in its own file"),
             );
             None
         }
     };
-    let plan = if cx.diags.iter().any(Diag::is_error) { None } else { plan };
-    Lowered { plan, diags: cx.diags }
+    let plan = if cx.diags.iter().any(Diag::is_error) {
+        None
+    } else {
+        plan
+    };
+    Lowered {
+        plan,
+        diags: cx.diags,
+    }
 }
 
 fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
@@ -115,8 +134,12 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         _ => String::new(),
     };
     let f = Fields::new(cx, exp, EXPERIMENT_SETTINGS, HOMES);
-    let seed = f.get("seed").map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX >> 11));
-    let device = f.get("device").map_or(Some(Device::Auto), |v| device(cx, v));
+    let seed = f
+        .get("seed")
+        .map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX >> 11));
+    let device = f
+        .get("device")
+        .map_or(Some(Device::Auto), |v| device(cx, v));
 
     // Sections: each at most once; all required.
     let mut found: Vec<(&str, &Block)> = Vec::new();
@@ -149,9 +172,15 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     for s in SECTIONS {
         if get(s).is_none() {
             cx.push(
-                Diag::error(Code::PlanMissingBlock, format!("the experiment has no `{s}` block"))
-                    .at(exp.keyword.span, format!("`{s}` missing in this experiment"))
-                    .with_help(section_example(s)),
+                Diag::error(
+                    Code::PlanMissingBlock,
+                    format!("the experiment has no `{s}` block"),
+                )
+                .at(
+                    exp.keyword.span,
+                    format!("`{s}` missing in this experiment"),
+                )
+                .with_help(section_example(s)),
             );
         }
     }
@@ -164,7 +193,9 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
 
     let (seed, device, backbone, probe, train, test, staircase) =
         (seed?, device?, backbone?, probe?, train?, test?, staircase?);
-    let derived = derive(cx, exp, &found, &backbone, &probe, &train, &test, &staircase)?;
+    let derived = derive(
+        cx, exp, &found, &backbone, &probe, &train, &test, &staircase,
+    )?;
     warnings(cx, &found, &test, &staircase, &derived);
     Some(Plan {
         psy,
@@ -199,7 +230,10 @@ fn device(cx: &mut Cx, v: &Value) -> Option<Device> {
         "cpu" => Some(Device::Cpu),
         "cuda" => Some(Device::Cuda(0)),
         _ => {
-            if let Some(n) = word.strip_prefix("cuda:").and_then(|n| n.parse::<u32>().ok()) {
+            if let Some(n) = word
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
                 return Some(Device::Cuda(n));
             }
             cx.unknown_value(v.span, "device", word, &["auto", "cpu", "cuda", "cuda:N"]);
@@ -223,7 +257,10 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
             cx.push(
                 Diag::error(Code::PlanMissingSetting, "`backbone` needs an architecture")
                     .at(b.keyword.span, "which network?")
-                    .with_help(format!("write e.g. `backbone resnet50 {{ … }}`; architectures: {}", arch_names())),
+                    .with_help(format!(
+                        "write e.g. `backbone resnet50 {{ … }}`; architectures: {}",
+                        arch_names()
+                    )),
             );
             None
         }
@@ -241,19 +278,41 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
         missing(cx, b, "cut", "cut layer2");
     }
     let cut = match (arch, cut_v) {
-        (Some(a), Some(v)) => cut(cx, a, b.label.as_ref().map_or(b.keyword.span, |l| l.span), v),
+        (Some(a), Some(v)) => cut(
+            cx,
+            a,
+            b.label.as_ref().map_or(b.keyword.span, |l| l.span),
+            v,
+        ),
         _ => None,
     };
-    let pooling = f.get("pooling").map_or(Some(Pooling::Off), |v| pooling(cx, v));
+    let pooling = f
+        .get("pooling")
+        .map_or(Some(Pooling::Off), |v| pooling(cx, v));
     let batchnorm = f.get("batchnorm").map_or(Some(BatchNorm::Eval), |v| {
-        cx.choice(v, "batchnorm mode", &[("eval", BatchNorm::Eval), ("train", BatchNorm::Train)])
+        cx.choice(
+            v,
+            "batchnorm mode",
+            &[("eval", BatchNorm::Eval), ("train", BatchNorm::Train)],
+        )
     });
     let (arch, weights, cut, pooling, batchnorm) = (arch?, weights?, cut?, pooling?, batchnorm?);
     if batchnorm == BatchNorm::Train && !arch.has_batchnorm() {
-        let d = Diag::error(Code::PlanIncompatible, format!("`{arch}` has no BatchNorm layers"))
-            .at(f.get("batchnorm").map_or(b.keyword.span, |v| v.span), "`batchnorm train` has nothing to act on")
-            .also(b.label.as_ref().map_or(b.keyword.span, |l| l.span), "this backbone")
-            .with_help("remove `batchnorm train`, or pick an architecture with BatchNorm (resnet*, vgg*_bn)");
+        let d = Diag::error(
+            Code::PlanIncompatible,
+            format!("`{arch}` has no BatchNorm layers"),
+        )
+        .at(
+            f.get("batchnorm").map_or(b.keyword.span, |v| v.span),
+            "`batchnorm train` has nothing to act on",
+        )
+        .also(
+            b.label.as_ref().map_or(b.keyword.span, |l| l.span),
+            "this backbone",
+        )
+        .with_help(
+            "remove `batchnorm train`, or pick an architecture with BatchNorm (resnet*, vgg*_bn)",
+        );
         cx.push(d);
         return None;
     }
@@ -271,7 +330,11 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
 }
 
 fn arch_names() -> String {
-    Arch::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+    Arch::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn arch(cx: &mut Cx, v: &Value) -> Option<Arch> {
@@ -288,9 +351,12 @@ fn arch(cx: &mut Cx, v: &Value) -> Option<Arch> {
         help = format!("did you mean `{s}`? {help}");
     }
     cx.push(
-        Diag::error(Code::PlanUnknownBackbone, format!("unknown architecture `{word}`"))
-            .at(v.span, "not in the catalog")
-            .with_help(help),
+        Diag::error(
+            Code::PlanUnknownBackbone,
+            format!("unknown architecture `{word}`"),
+        )
+        .at(v.span, "not in the catalog")
+        .with_help(help),
     );
     None
 }
@@ -317,9 +383,14 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
                 .any(|ext| path.to_ascii_lowercase().ends_with(ext));
             if path.is_empty() || !ok {
                 cx.push(
-                    Diag::error(Code::PlanUnknownValue, format!("`{path}` is not a weights file psyrun reads"))
-                        .at(v.span, "unknown file type")
-                        .with_help("weights files end in `.safetensors`, `.pth`, `.pt`, `.ckpt` or `.bin`"),
+                    Diag::error(
+                        Code::PlanUnknownValue,
+                        format!("`{path}` is not a weights file psyrun reads"),
+                    )
+                    .at(v.span, "unknown file type")
+                    .with_help(
+                        "weights files end in `.safetensors`, `.pth`, `.pt`, `.ckpt` or `.bin`",
+                    ),
                 );
                 return None;
             }
@@ -339,9 +410,12 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
                     h = format!("{h}; a file path must be quoted: `weights \"{w}\"`");
                 }
                 cx.push(
-                    Diag::error(Code::PlanUnknownValue, format!("unknown weights `{w}` for {arch}"))
-                        .at(v.span, "not a weight set of this architecture")
-                        .with_help(h),
+                    Diag::error(
+                        Code::PlanUnknownValue,
+                        format!("unknown weights `{w}` for {arch}"),
+                    )
+                    .at(v.span, "not a weight set of this architecture")
+                    .with_help(h),
                 );
                 None
             }
@@ -357,7 +431,11 @@ fn cut(cx: &mut Cx, arch: Arch, arch_span: Span, v: &Value) -> Option<String> {
     let path = match &v.kind {
         ValueKind::Ident(s) | ValueKind::Str(s) => s.as_str(),
         _ => {
-            cx.wrong_type(v, "a layer name", &format!("`psyrun layers {arch}` lists the layers"));
+            cx.wrong_type(
+                v,
+                "a layer name",
+                &format!("`psyrun layers {arch}` lists the layers"),
+            );
             return None;
         }
     };
@@ -380,7 +458,10 @@ fn cut(cx: &mut Cx, arch: Arch, arch_span: Span, v: &Value) -> Option<String> {
     );
     // For structured names (layer5, features.40) list the choices; a near-miss spelling
     // (`layr2`) gets a suggestion.
-    let strip = |s: &str| s.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.').to_string();
+    let strip = |s: &str| {
+        s.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+            .to_string()
+    };
     let structured = points.iter().any(|p| strip(&p.path) == strip(path));
     if !structured {
         if let Some(s) = suggest(path, points.iter().map(|p| p.path.as_str())) {
@@ -388,10 +469,13 @@ fn cut(cx: &mut Cx, arch: Arch, arch_span: Span, v: &Value) -> Option<String> {
         }
     }
     cx.push(
-        Diag::error(Code::PlanUnknownLayer, format!("`{arch}` has no layer `{path}`"))
-            .at(v.span, "no such layer")
-            .also(arch_span, "layers come from this backbone")
-            .with_help(help),
+        Diag::error(
+            Code::PlanUnknownLayer,
+            format!("`{arch}` has no layer `{path}`"),
+        )
+        .at(v.span, "no such layer")
+        .also(arch_span, "layers come from this backbone")
+        .with_help(help),
     );
     None
 }
@@ -402,9 +486,12 @@ fn pooling(cx: &mut Cx, v: &Value) -> Option<Pooling> {
         ValueKind::Ident(w) if w == "none" => Some(Pooling::Off),
         ValueKind::Ident(w) if w == "avg" || w == "max" => {
             cx.push(
-                Diag::error(Code::PlanWrongType, format!("`{w}` pooling needs an output size"))
-                    .at(v.span, "size missing")
-                    .with_help(format!("write e.g. `pooling {w} 2x2`")),
+                Diag::error(
+                    Code::PlanWrongType,
+                    format!("`{w}` pooling needs an output size"),
+                )
+                .at(v.span, "size missing")
+                .with_help(format!("write e.g. `pooling {w} 2x2`")),
             );
             None
         }
@@ -422,7 +509,12 @@ fn pooling(cx: &mut Cx, v: &Value) -> Option<Pooling> {
                 }
             };
             if h == 0 || w == 0 || h > 4096 || w > 4096 {
-                cx.out_of_range(arg.span, format!("pooling size {h}x{w} is not allowed"), "each side from 1 to 4096", help);
+                cx.out_of_range(
+                    arg.span,
+                    format!("pooling size {h}x{w} is not allowed"),
+                    "each side from 1 to 4096",
+                    help,
+                );
                 return None;
             }
             let (h, w) = (h as u32, w as u32);
@@ -451,12 +543,22 @@ fn reject_blocks(cx: &mut Cx, b: &Block, allowed: &[&str]) {
         let help = if allowed.is_empty() {
             format!("`{}` has no nested blocks", b.keyword.text)
         } else {
-            format!("`{}` has the blocks: {}", b.keyword.text, allowed.join(", "))
+            format!(
+                "`{}` has the blocks: {}",
+                b.keyword.text,
+                allowed.join(", ")
+            )
         };
         cx.push(
-            Diag::error(Code::PlanUnknownBlock, format!("unknown block `{}` in `{}`", inner.keyword.text, b.keyword.text))
-                .at(inner.keyword.span, "unknown block")
-                .with_help(help),
+            Diag::error(
+                Code::PlanUnknownBlock,
+                format!(
+                    "unknown block `{}` in `{}`",
+                    inner.keyword.text, b.keyword.text
+                ),
+            )
+            .at(inner.keyword.span, "unknown block")
+            .with_help(help),
         );
     }
 }
@@ -472,11 +574,15 @@ fn probe(cx: &mut Cx, b: &Block) -> Option<Probe> {
     label_choice(cx, b, "probe kind", &[("linear", ())])?;
     let f = Fields::new(cx, b, PROBE_SETTINGS, HOMES);
     reject_blocks(cx, b, &["optimizer"]);
-    let paradigm = f
-        .get("paradigm")
-        .map_or(Some(Paradigm::TwoAfc), |v| cx.choice(v, "paradigm", &[("2afc", Paradigm::TwoAfc)]));
-    let epochs = f.get("epochs").map_or(Some(10), |v| cx.whole(v, "epochs", 1, 100_000));
-    let batch = f.get("batch").map_or(Some(32), |v| cx.whole(v, "batch", 1, 1_000_000));
+    let paradigm = f.get("paradigm").map_or(Some(Paradigm::TwoAfc), |v| {
+        cx.choice(v, "paradigm", &[("2afc", Paradigm::TwoAfc)])
+    });
+    let epochs = f
+        .get("epochs")
+        .map_or(Some(10), |v| cx.whole(v, "epochs", 1, 100_000));
+    let batch = f
+        .get("batch")
+        .map_or(Some(32), |v| cx.whole(v, "batch", 1, 1_000_000));
     let mut optimizers = b.blocks().filter(|x| x.keyword.text == "optimizer");
     let optimizer = match optimizers.next() {
         None => Some(default_sgd()),
@@ -516,30 +622,48 @@ enum OptKind {
 }
 
 fn optimizer(cx: &mut Cx, b: &Block) -> Option<Optimizer> {
-    let kind = label_choice(cx, b, "optimizer", &[("sgd", OptKind::Sgd), ("adam", OptKind::Adam)])?;
+    let kind = label_choice(
+        cx,
+        b,
+        "optimizer",
+        &[("sgd", OptKind::Sgd), ("adam", OptKind::Adam)],
+    )?;
     let allowed = match kind {
         OptKind::Sgd => SGD_SETTINGS,
         OptKind::Adam => ADAM_SETTINGS,
     };
     let f = Fields::new(cx, b, allowed, &[]);
-    let lr = f.get("lr").map_or(Some(match kind {
-        OptKind::Sgd => 0.1,
-        OptKind::Adam => 1e-3,
-    }), |v| positive(cx, v, "the learning rate lr"));
-    let wd = f.get("weight_decay").map_or(Some(match kind {
-        OptKind::Sgd => 1e-4,
-        OptKind::Adam => 0.0,
-    }), |v| {
-        let x = cx.number(v, "weight_decay is a number ≥ 0, e.g. 1e-4")?;
-        if x < 0.0 {
-            cx.out_of_range(v.span, format!("weight_decay must not be negative, got {x}"), "negative", "use 0 for no weight decay");
-            return None;
-        }
-        Some(x)
-    });
+    let lr = f.get("lr").map_or(
+        Some(match kind {
+            OptKind::Sgd => 0.1,
+            OptKind::Adam => 1e-3,
+        }),
+        |v| positive(cx, v, "the learning rate lr"),
+    );
+    let wd = f.get("weight_decay").map_or(
+        Some(match kind {
+            OptKind::Sgd => 1e-4,
+            OptKind::Adam => 0.0,
+        }),
+        |v| {
+            let x = cx.number(v, "weight_decay is a number ≥ 0, e.g. 1e-4")?;
+            if x < 0.0 {
+                cx.out_of_range(
+                    v.span,
+                    format!("weight_decay must not be negative, got {x}"),
+                    "negative",
+                    "use 0 for no weight decay",
+                );
+                return None;
+            }
+            Some(x)
+        },
+    );
     match kind {
         OptKind::Sgd => {
-            let momentum = f.get("momentum").map_or(Some(0.9), |v| half_open_unit(cx, v, "momentum"));
+            let momentum = f
+                .get("momentum")
+                .map_or(Some(0.9), |v| half_open_unit(cx, v, "momentum"));
             let nesterov = f.get("nesterov").map_or(Some(false), |v| {
                 cx.choice(v, "nesterov flag", &[("false", false), ("true", true)])
             });
@@ -560,7 +684,11 @@ fn optimizer(cx: &mut Cx, b: &Block) -> Option<Optimizer> {
                         b1.zip(b2)
                     }
                     _ => {
-                        cx.wrong_type(v, "a list of two numbers", "write e.g. `betas [0.9, 0.999]`");
+                        cx.wrong_type(
+                            v,
+                            "a list of two numbers",
+                            "write e.g. `betas [0.9, 0.999]`",
+                        );
                         None
                     }
                 },
@@ -577,7 +705,12 @@ fn optimizer(cx: &mut Cx, b: &Block) -> Option<Optimizer> {
 fn positive(cx: &mut Cx, v: &Value, what: &str) -> Option<f64> {
     let x = cx.number(v, &format!("{what} is a positive number"))?;
     if x <= 0.0 {
-        cx.out_of_range(v.span, format!("{what} must be positive, got {x}"), "must be > 0", &format!("{what} is a positive number, e.g. 0.1"));
+        cx.out_of_range(
+            v.span,
+            format!("{what} must be positive, got {x}"),
+            "must be > 0",
+            &format!("{what} is a positive number, e.g. 0.1"),
+        );
         return None;
     }
     Some(x)
@@ -586,7 +719,12 @@ fn positive(cx: &mut Cx, v: &Value, what: &str) -> Option<f64> {
 fn half_open_unit(cx: &mut Cx, v: &Value, what: &str) -> Option<f64> {
     let x = cx.number(v, &format!("{what} is a number in [0, 1)"))?;
     if !(0.0..1.0).contains(&x) {
-        cx.out_of_range(v.span, format!("{what} must be in [0, 1), got {x}"), "outside [0, 1)", &format!("{what} is a number in [0, 1), e.g. 0.9"));
+        cx.out_of_range(
+            v.span,
+            format!("{what} must be in [0, 1), got {x}"),
+            "outside [0, 1)",
+            &format!("{what} is a number in [0, 1), e.g. 0.9"),
+        );
         return None;
     }
     Some(x)
@@ -597,7 +735,9 @@ fn contrast(cx: &mut Cx, v: &Value, what: &str) -> Option<f64> {
 }
 
 fn size(cx: &mut Cx, f: &Fields<'_>) -> Option<u32> {
-    f.get("size").map_or(Some(DEFAULT_SIZE), |v| cx.whole(v, "size", 1, 4096).map(|x| x as u32))
+    f.get("size").map_or(Some(DEFAULT_SIZE), |v| {
+        cx.whole(v, "size", 1, 4096).map(|x| x as u32)
+    })
 }
 
 fn normalize(cx: &mut Cx, v: Option<&Value>) -> Option<Normalize> {
@@ -610,45 +750,71 @@ fn normalize(cx: &mut Cx, v: Option<&Value>) -> Option<Normalize> {
         ValueKind::Ident(w) if w == "imagenet" => Some(imagenet),
         ValueKind::Ident(w) if w == "none" => Some(Normalize::Off),
         ValueKind::Ident(w) => {
-            cx.unknown_value(v.span, "normalisation", w, &["imagenet", "none", "custom(mean: […], std: […])"]);
+            cx.unknown_value(
+                v.span,
+                "normalisation",
+                w,
+                &["imagenet", "none", "custom(mean: […], std: […])"],
+            );
             None
         }
         ValueKind::Call { name, args } if name.text == "custom" => {
             let slots = cx.args(name, args, &[], &["mean", "std"])?;
-            let mut triple = |slot: Option<&Value>, what: &str, min_excl: Option<f64>| -> Option<[f64; 3]> {
-                let Some(v) = slot else {
-                    cx.missing_arg(name, v.span, what, &[], &["mean", "std"]);
-                    return None;
-                };
-                let ValueKind::List(items) = &v.kind else {
-                    cx.wrong_type(v, "a list of three numbers (R, G, B)", "e.g. `mean: [0.5, 0.5, 0.5]`");
-                    return None;
-                };
-                if items.len() != 3 {
-                    cx.wrong_type(v, "a list of three numbers (R, G, B)", "one number per channel");
-                    return None;
-                }
-                let mut out = [0.0; 3];
-                for (o, item) in out.iter_mut().zip(items) {
-                    let x = cx.number(item, "channel values are numbers")?;
-                    if min_excl.is_some_and(|m| x <= m) {
-                        cx.out_of_range(item.span, format!("std must be positive, got {x}"), "must be > 0", "a standard deviation is positive");
+            let mut triple =
+                |slot: Option<&Value>, what: &str, min_excl: Option<f64>| -> Option<[f64; 3]> {
+                    let Some(v) = slot else {
+                        cx.missing_arg(name, v.span, what, &[], &["mean", "std"]);
+                        return None;
+                    };
+                    let ValueKind::List(items) = &v.kind else {
+                        cx.wrong_type(
+                            v,
+                            "a list of three numbers (R, G, B)",
+                            "e.g. `mean: [0.5, 0.5, 0.5]`",
+                        );
+                        return None;
+                    };
+                    if items.len() != 3 {
+                        cx.wrong_type(
+                            v,
+                            "a list of three numbers (R, G, B)",
+                            "one number per channel",
+                        );
                         return None;
                     }
-                    *o = x;
-                }
-                Some(out)
-            };
+                    let mut out = [0.0; 3];
+                    for (o, item) in out.iter_mut().zip(items) {
+                        let x = cx.number(item, "channel values are numbers")?;
+                        if min_excl.is_some_and(|m| x <= m) {
+                            cx.out_of_range(
+                                item.span,
+                                format!("std must be positive, got {x}"),
+                                "must be > 0",
+                                "a standard deviation is positive",
+                            );
+                            return None;
+                        }
+                        *o = x;
+                    }
+                    Some(out)
+                };
             let mean = triple(slots[0], "mean", None);
             let std = triple(slots[1], "std", Some(0.0));
-            Some(Normalize::MeanStd { mean: mean?, std: std? })
+            Some(Normalize::MeanStd {
+                mean: mean?,
+                std: std?,
+            })
         }
         ValueKind::Call { name, .. } => {
             unknown_function(cx, name, &["custom"]);
             None
         }
         _ => {
-            cx.wrong_type(v, "`imagenet`, `none` or `custom(…)`", "normalisation is applied after the contrast manipulation");
+            cx.wrong_type(
+                v,
+                "`imagenet`, `none` or `custom(…)`",
+                "normalisation is applied after the contrast manipulation",
+            );
             None
         }
     }
@@ -660,9 +826,12 @@ fn unknown_function(cx: &mut Cx, name: &Name, known: &[&str]) {
         help = format!("did you mean `{s}`? {help}");
     }
     cx.push(
-        Diag::error(Code::PlanUnknownFunction, format!("no function `{}` here", name.text))
-            .at(name.span, "unknown function")
-            .with_help(help),
+        Diag::error(
+            Code::PlanUnknownFunction,
+            format!("no function `{}` here", name.text),
+        )
+        .at(name.span, "unknown function")
+        .with_help(help),
     );
 }
 
@@ -671,28 +840,52 @@ fn train(cx: &mut Cx, b: &Block) -> Option<Train> {
     let f = Fields::new(cx, b, TRAIN_SETTINGS, HOMES);
     reject_blocks(cx, b, &[]);
     let size = size(cx, &f);
-    let samples = f.get("samples").map_or(Some(1000), |v| cx.whole(v, "samples", 1, 100_000_000));
+    let samples = f
+        .get("samples")
+        .map_or(Some(1000), |v| cx.whole(v, "samples", 1, 100_000_000));
     let shapes = match f.get("shapes") {
         None => Some(vec![Shape::Circle, Shape::Ellipse, Shape::Rectangle]),
         Some(v) => match &v.kind {
             ValueKind::List(items) if items.is_empty() => {
-                empty_list(cx, v, "shapes", "e.g. `shapes [circle, ellipse, rectangle]`");
+                empty_list(
+                    cx,
+                    v,
+                    "shapes",
+                    "e.g. `shapes [circle, ellipse, rectangle]`",
+                );
                 None
             }
             ValueKind::List(items) => {
-                let choices = [("circle", Shape::Circle), ("ellipse", Shape::Ellipse), ("rectangle", Shape::Rectangle)];
-                let all: Vec<Option<Shape>> = items.iter().map(|i| cx.choice(i, "shape", &choices)).collect();
+                let choices = [
+                    ("circle", Shape::Circle),
+                    ("ellipse", Shape::Ellipse),
+                    ("rectangle", Shape::Rectangle),
+                ];
+                let all: Vec<Option<Shape>> = items
+                    .iter()
+                    .map(|i| cx.choice(i, "shape", &choices))
+                    .collect();
                 all.into_iter().collect()
             }
             _ => {
-                cx.wrong_type(v, "a list of shapes", "e.g. `shapes [circle, ellipse, rectangle]`");
+                cx.wrong_type(
+                    v,
+                    "a list of shapes",
+                    "e.g. `shapes [circle, ellipse, rectangle]`",
+                );
                 None
             }
         },
     };
-    let background = f
-        .get("background")
-        .map_or(Some(128.0 / 255.0), |v| cx.number_in(v, "background", 0.0, 1.0, "the background grey level is in [0, 1]; the tutorial's is 128/255"));
+    let background = f.get("background").map_or(Some(128.0 / 255.0), |v| {
+        cx.number_in(
+            v,
+            "background",
+            0.0,
+            1.0,
+            "the background grey level is in [0, 1]; the tutorial's is 128/255",
+        )
+    });
     let contrast = match f.get("contrast") {
         None => Some(Uniform { lo: 0.04, hi: 1.0 }),
         Some(v) => uniform(cx, v),
@@ -718,7 +911,11 @@ fn empty_list(cx: &mut Cx, v: &Value, what: &str, help: &str) {
 
 fn uniform(cx: &mut Cx, v: &Value) -> Option<Uniform> {
     let ValueKind::Call { name, args } = &v.kind else {
-        cx.wrong_type(v, "a distribution", "write e.g. `contrast uniform(0.04, 1.0)`");
+        cx.wrong_type(
+            v,
+            "a distribution",
+            "write e.g. `contrast uniform(0.04, 1.0)`",
+        );
         return None;
     };
     if name.text != "uniform" {
@@ -727,7 +924,13 @@ fn uniform(cx: &mut Cx, v: &Value) -> Option<Uniform> {
     }
     let slots = cx.args(name, args, &["lo", "hi"], &[])?;
     let (Some(lo_v), Some(hi_v)) = (slots[0], slots[1]) else {
-        cx.missing_arg(name, v.span, if slots[0].is_none() { "lo" } else { "hi" }, &["lo", "hi"], &[]);
+        cx.missing_arg(
+            name,
+            v.span,
+            if slots[0].is_none() { "lo" } else { "hi" },
+            &["lo", "hi"],
+            &[],
+        );
         return None;
     };
     let lo = contrast(cx, lo_v, "the lowest contrast");
@@ -735,9 +938,12 @@ fn uniform(cx: &mut Cx, v: &Value) -> Option<Uniform> {
     let (lo, hi) = (lo?, hi?);
     if lo >= hi {
         cx.push(
-            Diag::error(Code::PlanEmptyRange, format!("uniform({lo}, {hi}) is empty"))
-                .at(v.span, "lower end must be below the upper end")
-                .with_help("write the lower contrast first, e.g. `uniform(0.04, 1.0)`"),
+            Diag::error(
+                Code::PlanEmptyRange,
+                format!("uniform({lo}, {hi}) is empty"),
+            )
+            .at(v.span, "lower end must be below the upper end")
+            .with_help("write the lower contrast first, e.g. `uniform(0.04, 1.0)`"),
         );
         return None;
     }
@@ -750,7 +956,12 @@ fn test(cx: &mut Cx, b: &Block) -> Option<Test> {
     reject_blocks(cx, b, &[]);
     let size = size(cx, &f);
     let frequencies = match (f.get("frequencies"), size) {
-        (None, Some(s)) => Some(divisors(u64::from(s), u64::from(s) / 2).into_iter().map(|x| x as f64).collect()),
+        (None, Some(s)) => Some(
+            divisors(u64::from(s), u64::from(s) / 2)
+                .into_iter()
+                .map(|x| x as f64)
+                .collect(),
+        ),
         (None, None) => None,
         (Some(v), _) => numbers(cx, v, "frequencies", "cycles per image"),
     };
@@ -776,9 +987,11 @@ fn test(cx: &mut Cx, b: &Block) -> Option<Test> {
                     "must be > 0".to_string(),
                 )
             };
-            let mut d = Diag::error(code, msg)
-                .at(v.span, label)
-                .with_help(format!("a {size} px image holds at most {} cycles; e.g. `divisors({size}, max: {})`", fmt_num(nyquist), size / 2));
+            let mut d = Diag::error(code, msg).at(v.span, label).with_help(format!(
+                "a {size} px image holds at most {} cycles; e.g. `divisors({size}, max: {})`",
+                fmt_num(nyquist),
+                size / 2
+            ));
             if let Some(s) = f.setting("size") {
                 d = d.also(s.value.span, "image size set here");
             }
@@ -794,18 +1007,28 @@ fn test(cx: &mut Cx, b: &Block) -> Option<Test> {
         Some(v) => angles(cx, v, "phases"),
     };
     let envelope = match (f.get("envelope"), size) {
-        (None, Some(s)) => Some(Envelope::Gaussian { sigma: f64::from(s) / 6.0 }),
+        (None, Some(s)) => Some(Envelope::Gaussian {
+            sigma: f64::from(s) / 6.0,
+        }),
         (None, None) => None,
         (Some(v), _) => envelope(cx, v),
     };
-    let reference = f.get("reference").map_or(Some(0.0), |v| contrast(cx, v, "the reference contrast"));
-    let target_interval = f.get("target_interval").map_or(Some(TargetInterval::Both), |v| {
-        cx.choice(
-            v,
-            "target interval",
-            &[("both", TargetInterval::Both), ("first", TargetInterval::First), ("second", TargetInterval::Second)],
-        )
-    });
+    let reference = f
+        .get("reference")
+        .map_or(Some(0.0), |v| contrast(cx, v, "the reference contrast"));
+    let target_interval = f
+        .get("target_interval")
+        .map_or(Some(TargetInterval::Both), |v| {
+            cx.choice(
+                v,
+                "target interval",
+                &[
+                    ("both", TargetInterval::Both),
+                    ("first", TargetInterval::First),
+                    ("second", TargetInterval::Second),
+                ],
+            )
+        });
     let normalize = normalize(cx, f.get("normalize"));
     Some(Test {
         size: size?,
@@ -839,7 +1062,11 @@ fn envelope(cx: &mut Cx, v: &Value) -> Option<Envelope> {
             None
         }
         _ => {
-            cx.wrong_type(v, "an envelope", "write `none` or e.g. `gaussian(sigma: 224 / 6)`");
+            cx.wrong_type(
+                v,
+                "an envelope",
+                "write `none` or e.g. `gaussian(sigma: 224 / 6)`",
+            );
             None
         }
     }
@@ -852,7 +1079,10 @@ const MAX_VALUES: usize = 10_000;
 fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
     let out = match &v.kind {
         ValueKind::List(items) => {
-            let xs: Vec<Option<f64>> = items.iter().map(|i| cx.number(i, &format!("{what} are numbers ({unit})"))).collect();
+            let xs: Vec<Option<f64>> = items
+                .iter()
+                .map(|i| cx.number(i, &format!("{what} are numbers ({unit})")))
+                .collect();
             xs.into_iter().collect::<Option<Vec<f64>>>()?
         }
         ValueKind::Call { name, args } => match name.text.as_str() {
@@ -872,7 +1102,11 @@ fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
             "steps" => match steps(cx, name, v.span, args)? {
                 (xs, false) => xs,
                 (_, true) => {
-                    cx.wrong_type(v, "numbers", &format!("{what} are plain numbers ({unit}), without a unit"));
+                    cx.wrong_type(
+                        v,
+                        "numbers",
+                        &format!("{what} are plain numbers ({unit}), without a unit"),
+                    );
                     return None;
                 }
             },
@@ -887,7 +1121,9 @@ fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
                 let n = cx.whole(n, "n", 2, MAX_VALUES as u64);
                 let (lo_x, hi_x, n) = (lo_x?, hi_x?, n?);
                 let (a, b) = (lo_x.ln(), hi_x.ln());
-                (0..n).map(|i| (a + (b - a) * i as f64 / (n - 1) as f64).exp()).collect()
+                (0..n)
+                    .map(|i| (a + (b - a) * i as f64 / (n - 1) as f64).exp())
+                    .collect()
             }
             _ => {
                 unknown_function(cx, name, &["divisors", "steps", "logspace"]);
@@ -896,7 +1132,11 @@ fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
         },
         ValueKind::Number(x) => vec![*x],
         _ => {
-            cx.wrong_type(v, "a list of numbers or a generator", &format!("e.g. `{what} [1, 2, 4, 8]` or `{what} divisors(224, max: 112)`"));
+            cx.wrong_type(
+                v,
+                "a list of numbers or a generator",
+                &format!("e.g. `{what} [1, 2, 4, 8]` or `{what} divisors(224, max: 112)`"),
+            );
             return None;
         }
     };
@@ -909,7 +1149,9 @@ fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
 
 /// A list of angles, or `steps` over angles.
 fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
-    let help = format!("{what} are angles with a unit, e.g. `[0deg, 90deg]` or `steps(0deg, 180deg, 15deg)`");
+    let help = format!(
+        "{what} are angles with a unit, e.g. `[0deg, 90deg]` or `steps(0deg, 180deg, 15deg)`"
+    );
     let out = match &v.kind {
         ValueKind::List(items) => {
             let mut xs = Vec::with_capacity(items.len());
@@ -937,17 +1179,19 @@ fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
             xs
         }
         ValueKind::Angle(a) => vec![*a],
-        ValueKind::Call { name, args } if name.text == "steps" => match steps(cx, name, v.span, args)? {
-            (xs, true) => xs,
-            (_, false) => {
-                cx.push(
-                    Diag::error(Code::PlanWrongType, "an angle needs a unit")
-                        .at(v.span, "these are plain numbers")
-                        .with_help(help),
-                );
-                return None;
+        ValueKind::Call { name, args } if name.text == "steps" => {
+            match steps(cx, name, v.span, args)? {
+                (xs, true) => xs,
+                (_, false) => {
+                    cx.push(
+                        Diag::error(Code::PlanWrongType, "an angle needs a unit")
+                            .at(v.span, "these are plain numbers")
+                            .with_help(help),
+                    );
+                    return None;
+                }
             }
-        },
+        }
         ValueKind::Call { name, .. } => {
             unknown_function(cx, name, &["steps"]);
             return None;
@@ -976,7 +1220,11 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
     };
     let inclusive = match slots[3] {
         None => false,
-        Some(v) => cx.choice(v, "steps flag", &[("inclusive", true), ("exclusive", false)])?,
+        Some(v) => cx.choice(
+            v,
+            "steps flag",
+            &[("inclusive", true), ("exclusive", false)],
+        )?,
     };
     let q = |v: &Value| match v.kind {
         ValueKind::Number(x) => Some((x, false)),
@@ -986,23 +1234,35 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
     let (Some((a0, ua)), Some((b0, ub)), Some((s0, us))) = (q(a), q(b), q(s)) else {
         for v in [a, b, s] {
             if q(v).is_none() {
-                cx.wrong_type(v, "a number or an angle", "usage: `steps(start, stop, step[, inclusive])`");
+                cx.wrong_type(
+                    v,
+                    "a number or an angle",
+                    "usage: `steps(start, stop, step[, inclusive])`",
+                );
             }
         }
         return None;
     };
     if ua != ub || ua != us {
         cx.push(
-            Diag::error(Code::PlanWrongType, "`steps` mixes angles and plain numbers")
-                .at(span, "give all three the same unit")
-                .with_help("e.g. `steps(0deg, 180deg, 15deg)`"),
+            Diag::error(
+                Code::PlanWrongType,
+                "`steps` mixes angles and plain numbers",
+            )
+            .at(span, "give all three the same unit")
+            .with_help("e.g. `steps(0deg, 180deg, 15deg)`"),
         );
         return None;
     }
     if s0 == 0.0 || (b0 - a0) * s0 < 0.0 {
         cx.out_of_range(
             s.span,
-            format!("a step of {} never goes from {} to {}", fmt_num(s0), fmt_num(a0), fmt_num(b0)),
+            format!(
+                "a step of {} never goes from {} to {}",
+                fmt_num(s0),
+                fmt_num(a0),
+                fmt_num(b0)
+            ),
             "wrong step",
             "the step must be non-zero and point from start to stop",
         );
@@ -1012,9 +1272,18 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
     // whatever the rounding.
     let ratio = (b0 - a0) / s0;
     let eps = 1e-9 * ratio.abs().max(1.0);
-    let n = if inclusive { (ratio + eps).floor() as i64 + 1 } else { (ratio - eps).ceil() as i64 };
+    let n = if inclusive {
+        (ratio + eps).floor() as i64 + 1
+    } else {
+        (ratio - eps).ceil() as i64
+    };
     if n < 1 || n as usize > MAX_VALUES {
-        cx.out_of_range(span, format!("`steps` would make {n} values"), "too many values", &format!("at most {MAX_VALUES} values"));
+        cx.out_of_range(
+            span,
+            format!("`steps` would make {n} values"),
+            "too many values",
+            &format!("at most {MAX_VALUES} values"),
+        );
         return None;
     }
     Some(((0..n).map(|i| a0 + s0 * i as f64).collect(), ua))
@@ -1046,9 +1315,12 @@ fn staircase(cx: &mut Cx, b: &Block) -> Option<Staircase> {
                 match (l, h) {
                     (Some(l), Some(h)) if l >= h => {
                         cx.push(
-                            Diag::error(Code::PlanEmptyRange, format!("the range {l}..{h} is empty"))
-                                .at(v.span, "lower end must be below the upper end")
-                                .with_help("write e.g. `range 0.0..1.0`"),
+                            Diag::error(
+                                Code::PlanEmptyRange,
+                                format!("the range {l}..{h} is empty"),
+                            )
+                            .at(v.span, "lower end must be below the upper end")
+                            .with_help("write e.g. `range 0.0..1.0`"),
                         );
                         None
                     }
@@ -1094,8 +1366,12 @@ fn staircase(cx: &mut Cx, b: &Block) -> Option<Staircase> {
         }
         Some(x)
     });
-    let tolerance = f.get("tolerance").map_or(Some(1e-4), |v| positive(cx, v, "tolerance"));
-    let max_steps = f.get("max_steps").map_or(Some(20), |v| cx.whole(v, "max_steps", 1, 10_000));
+    let tolerance = f
+        .get("tolerance")
+        .map_or(Some(1e-4), |v| positive(cx, v, "tolerance"));
+    let max_steps = f
+        .get("max_steps")
+        .map_or(Some(20), |v| cx.whole(v, "max_steps", 1, 10_000));
     let (low, high) = range?;
     Some(Staircase::Bisection {
         start: start?,
@@ -1124,8 +1400,17 @@ fn derive(
         sections
             .iter()
             .find(|(k, _)| *k == name)
-            .and_then(|(_, b)| b.settings().find(|s| s.key.text == "size").map(|s| s.value.span))
-            .or_else(|| sections.iter().find(|(k, _)| *k == name).map(|(_, b)| b.keyword.span))
+            .and_then(|(_, b)| {
+                b.settings()
+                    .find(|s| s.key.text == "size")
+                    .map(|s| s.value.span)
+            })
+            .or_else(|| {
+                sections
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, b)| b.keyword.span)
+            })
             .unwrap_or(exp.keyword.span)
     };
     let shape_at = |cx: &mut Cx, size: u32, which: &str| -> Option<Vec<u32>> {
@@ -1135,11 +1420,16 @@ fn derive(
                 cx.push(
                     Diag::error(
                         Code::PlanInputTooSmall,
-                        format!("{size} px {which} images are too small to reach `{}` of {arch}", bb.plan.cut),
+                        format!(
+                            "{size} px {which} images are too small to reach `{}` of {arch}",
+                            bb.plan.cut
+                        ),
                     )
                     .at(size_span(which), format!("{size} px"))
                     .also(bb.cut_span, "cut here")
-                    .with_help(format!("the feature map vanishes at `{module}`; use at least {min_input} px")),
+                    .with_help(format!(
+                        "the feature map vanishes at `{module}`; use at least {min_input} px"
+                    )),
                 );
                 None
             }
@@ -1147,7 +1437,11 @@ fn derive(
         }
     };
     let cut_shape = shape_at(cx, train.size, "train");
-    let test_shape = if test.size == train.size { cut_shape.clone() } else { shape_at(cx, test.size, "test") };
+    let test_shape = if test.size == train.size {
+        cut_shape.clone()
+    } else {
+        shape_at(cx, test.size, "test")
+    };
     let cut_shape = cut_shape?;
     let test_shape = test_shape?;
     let pool = |cx: &mut Cx, shape: &[u32]| -> Option<Vec<u32>> {
@@ -1168,11 +1462,20 @@ fn derive(
                     cx.push(
                         Diag::error(
                             Code::PlanPoolingTooLarge,
-                            format!("pooling to {h}x{w} is larger than the {}x{} feature map of `{}`", shape[1], shape[2], bb.plan.cut),
+                            format!(
+                                "pooling to {h}x{w} is larger than the {}x{} feature map of `{}`",
+                                shape[1], shape[2], bb.plan.cut
+                            ),
                         )
                         .at(span, format!("{h}x{w}"))
-                        .also(bb.cut_span, format!("{}x{}x{} here", shape[0], shape[1], shape[2]))
-                        .with_help(format!("adaptive pooling reduces; use at most {}x{}", shape[1], shape[2])),
+                        .also(
+                            bb.cut_span,
+                            format!("{}x{}x{} here", shape[0], shape[1], shape[2]),
+                        )
+                        .with_help(format!(
+                            "adaptive pooling reduces; use at most {}x{}",
+                            shape[1], shape[2]
+                        )),
                     );
                     return None;
                 }
@@ -1181,7 +1484,11 @@ fn derive(
         }
     };
     let feature_shape = pool(cx, &cut_shape)?;
-    let test_features = if test_shape == cut_shape { feature_shape.clone() } else { pool(cx, &test_shape)? };
+    let test_features = if test_shape == cut_shape {
+        feature_shape.clone()
+    } else {
+        pool(cx, &test_shape)?
+    };
     if test_features != feature_shape {
         cx.push(
             Diag::error(
@@ -1195,7 +1502,11 @@ fn derive(
         return None;
     }
     let features_per_image: u64 = feature_shape.iter().map(|&d| u64::from(d)).product();
-    let intervals: u32 = if test.target_interval == TargetInterval::Both { 2 } else { 1 };
+    let intervals: u32 = if test.target_interval == TargetInterval::Both {
+        2
+    } else {
+        1
+    };
     let trials = (test.orientations.len() * test.phases.len()) as u64 * u64::from(intervals);
     let Staircase::Bisection { max_steps, .. } = staircase;
     Some(Derived {
@@ -1214,15 +1525,28 @@ fn dims(s: &[u32]) -> String {
     s.iter().map(u32::to_string).collect::<Vec<_>>().join("×")
 }
 
-fn warnings(cx: &mut Cx, sections: &[(&str, &Block)], test: &Test, staircase: &Staircase, derived: &Derived) {
+fn warnings(
+    cx: &mut Cx,
+    sections: &[(&str, &Block)],
+    test: &Test,
+    staircase: &Staircase,
+    derived: &Derived,
+) {
     let block = |name: &str| sections.iter().find(|(k, _)| *k == name).map(|(_, b)| *b);
     let setting_span = |b: Option<&Block>, key: &str| -> Option<Span> {
         let b = b?;
-        b.settings().find(|s| s.key.text == key).map(|s| s.value.span).or(Some(b.keyword.span))
+        b.settings()
+            .find(|s| s.key.text == key)
+            .map(|s| s.value.span)
+            .or(Some(b.keyword.span))
     };
     let test_b = block("test");
     if test.target_interval != TargetInterval::Both {
-        let which = if test.target_interval == TargetInterval::First { "first" } else { "second" };
+        let which = if test.target_interval == TargetInterval::First {
+            "first"
+        } else {
+            "second"
+        };
         let mut d = Diag::warning(Code::PlanConstantTarget, format!("the grating is always in the {which} interval"))
             .with_help(format!(
                 "a probe that always answers \"{which}\" scores 100% here whatever it sees; use `target_interval both` to counterbalance (keep `{which}` only to reproduce the tutorial)"
@@ -1232,7 +1556,12 @@ fn warnings(cx: &mut Cx, sections: &[(&str, &Block)], test: &Test, staircase: &S
         }
         cx.push(d);
     }
-    let Staircase::Bisection { target, tolerance, max_steps, .. } = *staircase;
+    let Staircase::Bisection {
+        target,
+        tolerance,
+        max_steps,
+        ..
+    } = *staircase;
     let n = derived.trials_per_level.max(1);
     let (best_k, gap) = (0..=n)
         .map(|k| (k, (f64::from(k) / f64::from(n) - target).abs()))
@@ -1260,7 +1589,10 @@ fn warnings(cx: &mut Cx, sections: &[(&str, &Block)], test: &Test, staircase: &S
         let d = (norm(a) - norm(b)).abs();
         d < 1e-9 || (360.0 - d) < 1e-9
     };
-    let symmetric = test.phases.iter().all(|p| test.phases.iter().any(|q| close(*q, -p)));
+    let symmetric = test
+        .phases
+        .iter()
+        .all(|p| test.phases.iter().any(|q| close(*q, -p)));
     if symmetric {
         let pairs: Vec<String> = test
             .orientations

@@ -42,7 +42,8 @@ pub fn to_ron(plan: &Plan) -> String {
 
 /// The plan as JSON (`psyrun plan --format json`).
 pub fn to_json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
 }

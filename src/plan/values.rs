@@ -18,9 +18,12 @@ impl Cx {
 
     pub(crate) fn wrong_type(&mut self, v: &Value, want: &str, help: &str) {
         self.push(
-            Diag::error(Code::PlanWrongType, format!("expected {want}, found {}", v.kind.describe()))
-                .at(v.span, format!("expected {want}"))
-                .with_help(help.to_string()),
+            Diag::error(
+                Code::PlanWrongType,
+                format!("expected {want}, found {}", v.kind.describe()),
+            )
+            .at(v.span, format!("expected {want}"))
+            .with_help(help.to_string()),
         );
     }
 
@@ -38,9 +41,12 @@ impl Cx {
             ValueKind::Number(x) => Some(x),
             ValueKind::Angle(_) => {
                 self.push(
-                    Diag::error(Code::PlanWrongType, "expected a plain number, found an angle")
-                        .at(v.span, "remove the unit")
-                        .with_help(help.to_string()),
+                    Diag::error(
+                        Code::PlanWrongType,
+                        "expected a plain number, found an angle",
+                    )
+                    .at(v.span, "remove the unit")
+                    .with_help(help.to_string()),
                 );
                 None
             }
@@ -52,7 +58,14 @@ impl Cx {
     }
 
     /// A number within [lo, hi].
-    pub(crate) fn number_in(&mut self, v: &Value, what: &str, lo: f64, hi: f64, help: &str) -> Option<f64> {
+    pub(crate) fn number_in(
+        &mut self,
+        v: &Value,
+        what: &str,
+        lo: f64,
+        hi: f64,
+        help: &str,
+    ) -> Option<f64> {
         let x = self.number(v, help)?;
         if x < lo || x > hi {
             self.out_of_range(
@@ -75,8 +88,17 @@ impl Cx {
             return None;
         }
         if x < min as f64 || x > max as f64 {
-            let label = if x <= 0.0 && min > 0 { "must be positive".to_string() } else { format!("outside {min}..={max}") };
-            self.out_of_range(v.span, format!("{what} must be from {min} to {max}, got {x}"), &label, &help);
+            let label = if x <= 0.0 && min > 0 {
+                "must be positive".to_string()
+            } else {
+                format!("outside {min}..={max}")
+            };
+            self.out_of_range(
+                v.span,
+                format!("{what} must be from {min} to {max}, got {x}"),
+                &label,
+                &help,
+            );
             return None;
         }
         Some(x as u64)
@@ -94,7 +116,12 @@ impl Cx {
     }
 
     /// One of a fixed set of names.
-    pub(crate) fn choice<T: Copy>(&mut self, v: &Value, what: &str, choices: &[(&str, T)]) -> Option<T> {
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        v: &Value,
+        what: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
         let names: Vec<&str> = choices.iter().map(|c| c.0).collect();
         let help = format!("{what} is one of: {}", names.join(", "));
         let word = self.ident(v, &help)?;
@@ -118,7 +145,13 @@ impl Cx {
     }
 
     /// The arguments of a call, checked against the known argument names.
-    pub(crate) fn args<'v>(&mut self, name: &Name, args: &'v [Arg], positional: &[&str], named: &[&str]) -> Option<Vec<Option<&'v Value>>> {
+    pub(crate) fn args<'v>(
+        &mut self,
+        name: &Name,
+        args: &'v [Arg],
+        positional: &[&str],
+        named: &[&str],
+    ) -> Option<Vec<Option<&'v Value>>> {
         let all: Vec<&str> = positional.iter().chain(named).copied().collect();
         let mut out: Vec<Option<&Value>> = vec![None; all.len()];
         let mut ok = true;
@@ -128,9 +161,16 @@ impl Cx {
                 None => {
                     if pos >= positional.len() {
                         self.push(
-                            Diag::error(Code::PlanBadArgument, format!("`{}` takes {} positional argument(s)", name.text, positional.len()))
-                                .at(a.value.span, "extra argument")
-                                .with_help(signature(&name.text, positional, named)),
+                            Diag::error(
+                                Code::PlanBadArgument,
+                                format!(
+                                    "`{}` takes {} positional argument(s)",
+                                    name.text,
+                                    positional.len()
+                                ),
+                            )
+                            .at(a.value.span, "extra argument")
+                            .with_help(signature(&name.text, positional, named)),
                         );
                         ok = false;
                         continue;
@@ -146,9 +186,12 @@ impl Cx {
                             help = format!("did you mean `{s}`? {help}");
                         }
                         self.push(
-                            Diag::error(Code::PlanBadArgument, format!("`{}` has no argument `{}`", name.text, n.text))
-                                .at(n.span, "unknown argument")
-                                .with_help(help),
+                            Diag::error(
+                                Code::PlanBadArgument,
+                                format!("`{}` has no argument `{}`", name.text, n.text),
+                            )
+                            .at(n.span, "unknown argument")
+                            .with_help(help),
                         );
                         ok = false;
                         continue;
@@ -157,9 +200,12 @@ impl Cx {
             };
             if out[slot].is_some() {
                 self.push(
-                    Diag::error(Code::PlanBadArgument, format!("argument `{}` given twice", all[slot]))
-                        .at(a.value.span, "given again here")
-                        .with_help(signature(&name.text, positional, named)),
+                    Diag::error(
+                        Code::PlanBadArgument,
+                        format!("argument `{}` given twice", all[slot]),
+                    )
+                    .at(a.value.span, "given again here")
+                    .with_help(signature(&name.text, positional, named)),
                 );
                 ok = false;
                 continue;
@@ -169,11 +215,21 @@ impl Cx {
         ok.then_some(out)
     }
 
-    pub(crate) fn missing_arg(&mut self, name: &Name, span: Span, arg: &str, positional: &[&str], named: &[&str]) {
+    pub(crate) fn missing_arg(
+        &mut self,
+        name: &Name,
+        span: Span,
+        arg: &str,
+        positional: &[&str],
+        named: &[&str],
+    ) {
         self.push(
-            Diag::error(Code::PlanBadArgument, format!("`{}` needs the argument `{arg}`", name.text))
-                .at(span, format!("`{arg}` missing"))
-                .with_help(signature(&name.text, positional, named)),
+            Diag::error(
+                Code::PlanBadArgument,
+                format!("`{}` needs the argument `{arg}`", name.text),
+            )
+            .at(span, format!("`{arg}` missing"))
+            .with_help(signature(&name.text, positional, named)),
         );
     }
 }
@@ -185,7 +241,10 @@ fn signature(f: &str, positional: &[&str], named: &[&str]) -> String {
 }
 
 /// The closest candidate, if it is close enough to be a likely typo.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
@@ -203,19 +262,30 @@ pub(crate) struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Reads `block`'s settings. `allowed` are this block's settings; `elsewhere` maps
     /// settings of other blocks to where they belong, for a better message.
-    pub(crate) fn new(cx: &mut Cx, block: &'a Block, allowed: &[&'static str], elsewhere: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(
+        cx: &mut Cx,
+        block: &'a Block,
+        allowed: &[&'static str],
+        elsewhere: &[(&str, &str)],
+    ) -> Self {
         let mut found: Vec<(&'static str, &'a Setting)> = Vec::new();
         for s in block.settings() {
             let key = s.key.text.as_str();
             let Some(&name) = allowed.iter().find(|a| **a == key) else {
                 let what = block_title(block);
-                let mut d = Diag::error(Code::PlanUnknownSetting, format!("`{what}` has no setting `{key}`"))
-                    .at(s.key.span, "unknown setting")
-                    .also(block.keyword.span, "in this block");
+                let mut d = Diag::error(
+                    Code::PlanUnknownSetting,
+                    format!("`{what}` has no setting `{key}`"),
+                )
+                .at(s.key.span, "unknown setting")
+                .also(block.keyword.span, "in this block");
                 let home = elsewhere.iter().find(|(k, _)| *k == key);
                 d = match (home, suggest(key, allowed.iter().copied())) {
                     (Some((_, home)), _) => d.with_help(format!("`{key}` belongs in {home}")),
-                    (None, Some(s)) => d.with_help(format!("did you mean `{s}`? `{what}` has: {}", allowed.join(", "))),
+                    (None, Some(s)) => d.with_help(format!(
+                        "did you mean `{s}`? `{what}` has: {}",
+                        allowed.join(", ")
+                    )),
                     (None, None) => d.with_help(format!("`{what}` has: {}", allowed.join(", "))),
                 };
                 cx.push(d);
@@ -237,7 +307,10 @@ impl<'a> Fields<'a> {
 
     /// The value of a setting, if written.
     pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
-        self.found.iter().find(|(n, _)| *n == name).map(|(_, s)| &s.value)
+        self.found
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| &s.value)
     }
 
     /// The setting itself, if written.
@@ -254,8 +327,11 @@ pub(crate) fn block_title(b: &Block) -> String {
 /// Reports a required setting that is missing.
 pub(crate) fn missing(cx: &mut Cx, block: &Block, key: &str, example: &str) {
     cx.push(
-        Diag::error(Code::PlanMissingSetting, format!("`{}` needs a `{key}` setting", block.keyword.text))
-            .at(block.keyword.span, format!("`{key}` missing in this block"))
-            .with_help(format!("add e.g. `{example}`")),
+        Diag::error(
+            Code::PlanMissingSetting,
+            format!("`{}` needs a `{key}` setting", block.keyword.text),
+        )
+        .at(block.keyword.span, format!("`{key}` missing in this block"))
+        .with_help(format!("add e.g. `{example}`")),
     );
 }

@@ -47,7 +47,14 @@ pub enum Stop {
 
 impl Bisection {
     /// A new staircase. `low < start < high`, `tolerance > 0` (the planner guarantees it).
-    pub fn new(start: f64, low: f64, high: f64, target: f64, tolerance: f64, max_steps: u32) -> Self {
+    pub fn new(
+        start: f64,
+        low: f64,
+        high: f64,
+        target: f64,
+        tolerance: f64,
+        max_steps: u32,
+    ) -> Self {
         Self {
             low,
             mid: start,
@@ -174,7 +181,11 @@ mod tests {
                 let obs = |c: f64| (weibull(alpha, beta)(c) * f64::from(n)).round() / f64::from(n);
                 let ours = tutorial().run(obs);
                 let theirs = reference(obs, 0.749, 1e-4, 20);
-                let got: Vec<(f64, f64)> = ours.trace().iter().map(|s| (s.contrast, s.accuracy)).collect();
+                let got: Vec<(f64, f64)> = ours
+                    .trace()
+                    .iter()
+                    .map(|s| (s.contrast, s.accuracy))
+                    .collect();
                 assert_eq!(got, theirs, "α={alpha} β={beta} n={n}");
                 assert_eq!(ours.threshold(), theirs.last().map(|t| t.0));
             }
@@ -188,7 +199,10 @@ mod tests {
             let truth = weibull_inverse(alpha, beta, 0.75);
             assert_eq!(s.stop_reason(), Some(Stop::Converged));
             let t = s.threshold().unwrap();
-            assert!((t - truth).abs() / truth < 1e-3, "α={alpha}: {t} vs {truth}");
+            assert!(
+                (t - truth).abs() / truth < 1e-3,
+                "α={alpha}: {t} vs {truth}"
+            );
         }
     }
 

@@ -54,7 +54,10 @@ pub fn parse(file: &SourceFile) -> Result<Ast, Vec<Diag>> {
         experiments: Vec::new(),
     };
     let Some(file_pair) = pairs.into_iter().next() else {
-        return Err(vec![Diag::error(Code::SyntaxUnexpected, "the parser produced no tree")]);
+        return Err(vec![Diag::error(
+            Code::SyntaxUnexpected,
+            "the parser produced no tree",
+        )]);
     };
     for p in file_pair.into_inner() {
         match p.as_rule() {
@@ -70,7 +73,9 @@ pub fn parse(file: &SourceFile) -> Result<Ast, Vec<Diag>> {
                 0,
                 Diag::error(Code::SyntaxMissingVersion, "missing `psy 1` header")
                     .at(first, "expected `psy 1` before this")
-                    .with_help("the first line of every experiment file is the language version: `psy 1`"),
+                    .with_help(
+                        "the first line of every experiment file is the language version: `psy 1`",
+                    ),
             );
         }
         Some(h) if !SUPPORTED_VERSIONS.contains(&h.version) => {
@@ -78,7 +83,11 @@ pub fn parse(file: &SourceFile) -> Result<Ast, Vec<Diag>> {
                 0,
                 Diag::error(
                     Code::SyntaxUnsupportedVersion,
-                    format!("language version {} is not supported by psyrun {}", h.version, env!("CARGO_PKG_VERSION")),
+                    format!(
+                        "language version {} is not supported by psyrun {}",
+                        h.version,
+                        env!("CARGO_PKG_VERSION")
+                    ),
                 )
                 .at(h.span, "unsupported version")
                 .with_help(format!("this psyrun reads `psy {}`", join_versions())),
@@ -129,9 +138,12 @@ impl Builder {
             }),
             Err(_) => {
                 self.errors.push(
-                    Diag::error(Code::SyntaxUnsupportedVersion, format!("`{text}` is not a language version"))
-                        .at(span_of(&num), "expected a whole number")
-                        .with_help(format!("write `psy {}`", join_versions())),
+                    Diag::error(
+                        Code::SyntaxUnsupportedVersion,
+                        format!("`{text}` is not a language version"),
+                    )
+                    .at(span_of(&num), "expected a whole number")
+                    .with_help(format!("write `psy {}`", join_versions())),
                 );
                 Some(Header { version: 1, span })
             }
@@ -156,7 +168,9 @@ impl Builder {
                 Rule::label => label = q.into_inner().next().map(|l| self.label(l)),
                 Rule::lbrace => open = span_of(&q),
                 Rule::setting => items.push(Item::Setting(self.setting(q))),
-                Rule::block | Rule::block_inner | Rule::section => items.push(Item::Block(self.block(q))),
+                Rule::block | Rule::block_inner | Rule::section => {
+                    items.push(Item::Block(self.block(q)))
+                }
                 _ => {}
             }
         }
@@ -204,7 +218,12 @@ impl Builder {
         let p = if p.as_rule() == Rule::value {
             match p.into_inner().next() {
                 Some(q) => q,
-                None => return Value { kind: ValueKind::Number(0.0), span },
+                None => {
+                    return Value {
+                        kind: ValueKind::Number(0.0),
+                        span,
+                    }
+                }
             }
         } else {
             p
@@ -221,7 +240,10 @@ impl Builder {
             Rule::unterminated => {
                 self.errors.push(
                     Diag::error(Code::SyntaxUnterminatedString, "unterminated string")
-                        .at(Span::new(span.start, span.start + 1), "this string is not closed on its line")
+                        .at(
+                            Span::new(span.start, span.start + 1),
+                            "this string is not closed on its line",
+                        )
                         .with_help("add the closing `\"`; strings cannot span lines"),
                 );
                 ValueKind::Str(String::new())
@@ -253,7 +275,10 @@ impl Builder {
                 let tag = inner.next().map(|n| name_of(&n));
                 let arg = inner.next().map(|n| self.numlike(&n));
                 match (tag, arg) {
-                    (Some(tag), Some(arg)) => ValueKind::Tagged { tag, arg: Box::new(arg) },
+                    (Some(tag), Some(arg)) => ValueKind::Tagged {
+                        tag,
+                        arg: Box::new(arg),
+                    },
                     _ => ValueKind::Number(0.0),
                 }
             }
@@ -446,14 +471,21 @@ fn scan_brackets(text: &str) -> Option<Diag> {
                             )
                             .at(Span::new(pos, pos + 1), "unexpected closing bracket")
                             .also(Span::new(opos, opos + 1), "the innermost open bracket")
-                            .with_help(format!("close the `{}` first with `{}`", o as char, closing(o))),
+                            .with_help(format!(
+                                "close the `{}` first with `{}`",
+                                o as char,
+                                closing(o)
+                            )),
                         )
                     }
                     None => {
                         found = Some(
-                            Diag::error(Code::SyntaxUnmatchedClose, format!("`{}` without an opening bracket", c as char))
-                                .at(Span::new(pos, pos + 1), "nothing to close here")
-                                .with_help("remove it, or add the opening bracket it belongs to"),
+                            Diag::error(
+                                Code::SyntaxUnmatchedClose,
+                                format!("`{}` without an opening bracket", c as char),
+                            )
+                            .at(Span::new(pos, pos + 1), "nothing to close here")
+                            .with_help("remove it, or add the opening bracket it belongs to"),
                         )
                     }
                 }
@@ -512,7 +544,10 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
     };
     // A section keyword or `experiment` where it cannot be: a `}` is missing above.
     let word = &text[token.start..token.end];
-    let is_section = matches!(word, "backbone" | "probe" | "train" | "test" | "staircase" | "experiment");
+    let is_section = matches!(
+        word,
+        "backbone" | "probe" | "train" | "test" | "staircase" | "experiment"
+    );
     if (is_section || token.start >= text.len()) && open_brace_before(text, pos).is_some() {
         let open = open_brace_before(text, pos).unwrap_or(0);
         let owner = line_head(text, open);
@@ -522,7 +557,14 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
             format!("unclosed block: `{owner}` is still open at the end of the file")
         };
         return Diag::error(Code::SyntaxUnclosedBlock, msg)
-            .at(token, if is_section { "expected `}` before this" } else { "the file ends here" })
+            .at(
+                token,
+                if is_section {
+                    "expected `}` before this"
+                } else {
+                    "the file ends here"
+                },
+            )
             .also(Span::new(open, open + 1), "this `{` is never closed")
             .with_help("add the missing `}`");
     }

@@ -28,9 +28,12 @@ pub(super) fn classify(text: &str, span: Span, errors: &mut Vec<Diag>) -> Value 
                 .to_string()
         };
         errors.push(
-            Diag::error(Code::SyntaxBadNumber, format!("`{text}` is not a valid number"))
-                .at(span, "bad number")
-                .with_help(help),
+            Diag::error(
+                Code::SyntaxBadNumber,
+                format!("`{text}` is not a valid number"),
+            )
+            .at(span, "bad number")
+            .with_help(help),
         );
         ValueKind::Number(0.0)
     };
@@ -43,7 +46,10 @@ fn number(text: &str) -> Option<f64> {
     if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    if !body.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+    {
         return None;
     }
     text.parse::<f64>().ok().filter(|x| x.is_finite())
@@ -77,7 +83,10 @@ fn is_word(text: &str) -> bool {
         return false;
     }
     let exponent_like = (rest.starts_with('e') || rest.starts_with('E'))
-        && rest[1..].trim_start_matches(['+', '-']).bytes().all(|b| b.is_ascii_digit());
+        && rest[1..]
+            .trim_start_matches(['+', '-'])
+            .bytes()
+            .all(|b| b.is_ascii_digit());
     !exponent_like && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -134,7 +143,10 @@ fn expr(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
             (Q::Deg(a), Q::Deg(b), "+") => Q::Deg(a + b),
             (Q::Deg(a), Q::Deg(b), _) => Q::Deg(a - b),
             _ => {
-                errors.push(mismatch(op_span, "cannot add or subtract an angle and a plain number"));
+                errors.push(mismatch(
+                    op_span,
+                    "cannot add or subtract an angle and a plain number",
+                ));
                 return None;
             }
         };
@@ -165,7 +177,10 @@ fn term(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
             (Q::Deg(a), Q::Num(b), true) => Q::Deg(a / b),
             (Q::Deg(a), Q::Deg(b), true) => Q::Num(a / b),
             _ => {
-                errors.push(mismatch(op_span, "cannot multiply two angles or divide a number by an angle"));
+                errors.push(mismatch(
+                    op_span,
+                    "cannot multiply two angles or divide a number by an angle",
+                ));
                 return None;
             }
         };
@@ -184,7 +199,10 @@ fn factor(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
                     ValueKind::Number(x) => Some(Q::Num(x)),
                     ValueKind::Angle(x) => Some(Q::Deg(x)),
                     other => {
-                        if !errors.last().is_some_and(|d| d.code == Code::SyntaxBadNumber) {
+                        if !errors
+                            .last()
+                            .is_some_and(|d| d.code == Code::SyntaxBadNumber)
+                        {
                             errors.push(mismatch(
                                 v.span,
                                 &format!("{} cannot be used in arithmetic", other.describe()),
@@ -213,7 +231,10 @@ fn finite(q: Q, errors: &mut Vec<Diag>) -> Option<Q> {
     if x.is_finite() {
         Some(q)
     } else {
-        errors.push(Diag::error(Code::SyntaxBadNumber, "the expression overflows").with_help("use smaller numbers"));
+        errors.push(
+            Diag::error(Code::SyntaxBadNumber, "the expression overflows")
+                .with_help("use smaller numbers"),
+        );
         None
     }
 }
@@ -233,11 +254,17 @@ mod tests {
         let mut e = Vec::new();
         let s = Span::default();
         assert_eq!(classify("1e-4", s, &mut e).kind, ValueKind::Number(1e-4));
-        assert_eq!(classify("-2.5E3", s, &mut e).kind, ValueKind::Number(-2500.0));
+        assert_eq!(
+            classify("-2.5E3", s, &mut e).kind,
+            ValueKind::Number(-2500.0)
+        );
         assert_eq!(classify(".5", s, &mut e).kind, ValueKind::Number(0.5));
         assert_eq!(classify("15deg", s, &mut e).kind, ValueKind::Angle(15.0));
         assert_eq!(classify("2x3", s, &mut e).kind, ValueKind::Dims(2, 3));
-        assert_eq!(classify("2afc", s, &mut e).kind, ValueKind::Ident("2afc".into()));
+        assert_eq!(
+            classify("2afc", s, &mut e).kind,
+            ValueKind::Ident("2afc".into())
+        );
         match classify("3.14159265358979rad", s, &mut e).kind {
             ValueKind::Angle(d) => assert!((d - 180.0).abs() < 1e-9),
             k => panic!("{k:?}"),

@@ -40,9 +40,15 @@ fn tutorial_file_has_the_expected_tree() {
     assert_eq!(a.header.as_ref().map(|h| h.version), Some(1));
     assert_eq!(a.experiments.len(), 1);
     let e = &a.experiments[0];
-    assert_eq!(e.label.as_ref().map(|l| l.kind.clone()), Some(ValueKind::Ident("contrast_csf".into())));
+    assert_eq!(
+        e.label.as_ref().map(|l| l.kind.clone()),
+        Some(ValueKind::Ident("contrast_csf".into()))
+    );
     let sections: Vec<&str> = e.blocks().map(|b| b.keyword.text.as_str()).collect();
-    assert_eq!(sections, ["backbone", "probe", "train", "test", "staircase"]);
+    assert_eq!(
+        sections,
+        ["backbone", "probe", "train", "test", "staircase"]
+    );
     let probe = e.blocks().nth(1).unwrap();
     let opt = probe.blocks().next().unwrap();
     let keys: Vec<&str> = opt.settings().map(|s| s.key.text.as_str()).collect();
@@ -53,24 +59,52 @@ fn tutorial_file_has_the_expected_tree() {
 fn one_value_per_setting() {
     let a = ast(&wrap("staircase { target 1.2\n target 0.75 }"));
     let s = a.experiments[0].blocks().next().unwrap();
-    assert_eq!(s.settings().count(), 2, "two settings, never one with two values");
+    assert_eq!(
+        s.settings().count(),
+        2,
+        "two settings, never one with two values"
+    );
     let a = ast(&wrap("probe { optimizer sgd { lr 0.1  momentum 0.9 } }"));
-    let opt = a.experiments[0].blocks().next().unwrap().blocks().next().unwrap();
+    let opt = a.experiments[0]
+        .blocks()
+        .next()
+        .unwrap()
+        .blocks()
+        .next()
+        .unwrap();
     assert_eq!(opt.settings().count(), 2);
 }
 
 #[test]
 fn literals() {
     assert_eq!(value(&wrap("seed 1e3"), "seed"), ValueKind::Number(1000.0));
-    assert_eq!(value(&wrap("x 224 / 6"), "x"), ValueKind::Number(224.0 / 6.0));
-    assert_eq!(value(&wrap("x (1 + 2) * 3 - -1"), "x"), ValueKind::Number(10.0));
+    assert_eq!(
+        value(&wrap("x 224 / 6"), "x"),
+        ValueKind::Number(224.0 / 6.0)
+    );
+    assert_eq!(
+        value(&wrap("x (1 + 2) * 3 - -1"), "x"),
+        ValueKind::Number(10.0)
+    );
     assert_eq!(value(&wrap("x -(2)"), "x"), ValueKind::Number(-2.0));
     assert_eq!(value(&wrap("x 180deg / 12"), "x"), ValueKind::Angle(15.0));
     assert_eq!(value(&wrap("x 90deg / 45deg"), "x"), ValueKind::Number(2.0));
-    assert_eq!(value(&wrap("device cuda:1"), "device"), ValueKind::Ident("cuda:1".into()));
-    assert_eq!(value(&wrap("paradigm 2afc"), "paradigm"), ValueKind::Ident("2afc".into()));
-    assert_eq!(value(&wrap("cut layer4.0.conv2"), "cut"), ValueKind::Ident("layer4.0.conv2".into()));
-    assert_eq!(value(&wrap(r#"w "a \"b\"\\c.pth""#), "w"), ValueKind::Str("a \"b\"\\c.pth".into()));
+    assert_eq!(
+        value(&wrap("device cuda:1"), "device"),
+        ValueKind::Ident("cuda:1".into())
+    );
+    assert_eq!(
+        value(&wrap("paradigm 2afc"), "paradigm"),
+        ValueKind::Ident("2afc".into())
+    );
+    assert_eq!(
+        value(&wrap("cut layer4.0.conv2"), "cut"),
+        ValueKind::Ident("layer4.0.conv2".into())
+    );
+    assert_eq!(
+        value(&wrap(r#"w "a \"b\"\\c.pth""#), "w"),
+        ValueKind::Str("a \"b\"\\c.pth".into())
+    );
     match value(&wrap("pooling avg 2x3"), "pooling") {
         ValueKind::Tagged { tag, arg } => {
             assert_eq!(tag.text, "avg");
@@ -83,7 +117,10 @@ fn literals() {
         k => panic!("{k:?}"),
     }
     match value(&wrap("range 0.0..1.0"), "range") {
-        ValueKind::Range(lo, hi) => assert_eq!((lo.kind, hi.kind), (ValueKind::Number(0.0), ValueKind::Number(1.0))),
+        ValueKind::Range(lo, hi) => assert_eq!(
+            (lo.kind, hi.kind),
+            (ValueKind::Number(0.0), ValueKind::Number(1.0))
+        ),
         k => panic!("{k:?}"),
     }
     match value(&wrap("f divisors(224, max: 112)"), "f") {
@@ -128,7 +165,15 @@ fn missing_brace_is_reported_where_the_next_section_starts() {
 fn lexical_errors_are_collected_together() {
     let d = errors(&wrap("a 1e\nb 0.1.2\nc \"open\nd 1 / 0"));
     let codes: Vec<Code> = d.iter().map(|x| x.code).collect();
-    assert_eq!(codes, [Code::SyntaxBadNumber, Code::SyntaxBadNumber, Code::SyntaxUnterminatedString, Code::SyntaxDivisionByZero]);
+    assert_eq!(
+        codes,
+        [
+            Code::SyntaxBadNumber,
+            Code::SyntaxBadNumber,
+            Code::SyntaxUnterminatedString,
+            Code::SyntaxDivisionByZero
+        ]
+    );
 }
 
 #[test]
@@ -140,8 +185,17 @@ fn equals_sign_gets_advice() {
 
 #[test]
 fn header_rules() {
-    assert_eq!(errors("experiment e {}")[0].code, Code::SyntaxMissingVersion);
-    assert_eq!(errors("psy 2\nexperiment e {}")[0].code, Code::SyntaxUnsupportedVersion);
-    assert_eq!(errors("psy 1.5\nexperiment e {}")[0].code, Code::SyntaxUnsupportedVersion);
+    assert_eq!(
+        errors("experiment e {}")[0].code,
+        Code::SyntaxMissingVersion
+    );
+    assert_eq!(
+        errors("psy 2\nexperiment e {}")[0].code,
+        Code::SyntaxUnsupportedVersion
+    );
+    assert_eq!(
+        errors("psy 1.5\nexperiment e {}")[0].code,
+        Code::SyntaxUnsupportedVersion
+    );
     assert_eq!(errors("")[0].code, Code::SyntaxEmpty);
 }

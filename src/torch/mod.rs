@@ -12,8 +12,8 @@ pub const LIBTORCH_BUILD_LIB: &str = env!("PSYRUN_LIBTORCH_LIB");
 pub struct TorchBackend;
 
 impl Backend for TorchBackend {
-    fn run(&self, _args: &RunArgs, _ui: &Ui) -> ExitCode {
-        ExitCode::from(crate::cli::EXIT_UNAVAILABLE)
+    fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode {
+        crate::cli::run_not_implemented(args, ui)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {
         print!("{}", Report::collect());
