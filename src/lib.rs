@@ -12,6 +12,7 @@ pub mod cli;
 pub mod diag;
 pub mod models;
 pub mod plan;
+pub mod progress;
 pub mod source;
 pub mod staircase;
 pub mod stimuli;
