@@ -141,6 +141,22 @@ codes! {
     RunUnavailable => "psy::run::unavailable",
     /// A feature that is planned but not built yet.
     RunNotImplemented => "psy::run::not_implemented",
+    /// A weights file that is missing, unreadable or of an unknown format.
+    RunWeightsFile => "psy::run::weights_file",
+    /// A weights file whose keys or shapes do not fit the architecture.
+    RunWeightsMismatch => "psy::run::weights_mismatch",
+    /// CUDA asked for but not available.
+    RunNoCuda => "psy::run::no_cuda",
+    /// The results folder cannot be created or written.
+    RunOutputFolder => "psy::run::output_folder",
+    /// The probe's loss became NaN or infinite.
+    RunNanLoss => "psy::run::nan_loss",
+    /// The run was interrupted (Ctrl-C).
+    RunInterrupted => "psy::run::interrupted",
+    /// libtorch reported an error (out of memory, …).
+    RunTorch => "psy::run::torch",
+    /// Warning: the probe learnt the training task barely above chance.
+    RunProbeAtChance => "psy::run::probe_at_chance",
 }
 
 impl fmt::Display for Code {
