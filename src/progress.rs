@@ -108,7 +108,8 @@ impl Observer for Terminal {
                 self.total = total;
                 self.last_line = 0;
                 if self.interactive {
-                    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                    let bar =
+                        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                     let template = format!("{{prefix:>9}} [{{bar:32}}] {{pos}}/{{len}} {unit} · {{elapsed}} · ETA {{eta}}");
                     if let Ok(style) = ProgressStyle::with_template(&template) {
                         bar.set_style(style.progress_chars("=> "));
@@ -124,19 +125,36 @@ impl Observer for Terminal {
                 self.done += n;
                 if let Some(b) = &self.bar {
                     b.inc(n);
-                } else if self.total > 0 {
+                } else if let Some(decile) = (self.done * 10).checked_div(self.total) {
                     // Plain output: a line every 10 %.
-                    let decile = self.done * 10 / self.total;
                     if decile > self.last_line {
                         self.last_line = decile;
-                        eprintln!("{}: {}/{} ({}%)", self.phase, self.done, self.total, decile * 10);
+                        eprintln!(
+                            "{}: {}/{} ({}%)",
+                            self.phase,
+                            self.done,
+                            self.total,
+                            decile * 10
+                        );
                     }
                 }
             }
-            Event::Epoch { epoch, loss, accuracy } => {
-                self.println(&format!("  epoch {:>3}  loss {loss:>10.4}  accuracy {:>6.2}%", epoch + 1, accuracy * 100.0));
+            Event::Epoch {
+                epoch,
+                loss,
+                accuracy,
+            } => {
+                self.println(&format!(
+                    "  epoch {:>3}  loss {loss:>10.4}  accuracy {:>6.2}%",
+                    epoch + 1,
+                    accuracy * 100.0
+                ));
             }
-            Event::Threshold { frequency, threshold, steps } => {
+            Event::Threshold {
+                frequency,
+                threshold,
+                steps,
+            } => {
                 self.println(&format!(
                     "  {frequency:>8} cycles/image  threshold {threshold:.6}  sensitivity {:>9.2}  ({steps} levels)",
                     1.0 / threshold

@@ -13,7 +13,7 @@ fn psy_blocks(md: &str) -> Vec<String> {
     let mut cur: Option<String> = None;
     for line in md.lines() {
         match (&mut cur, line.trim_start()) {
-            (None, l) if l == "```psy" => cur = Some(String::new()),
+            (None, "```psy") => cur = Some(String::new()),
             (Some(_), "```") => out.extend(cur.take()),
             (Some(b), _) => {
                 b.push_str(line);
