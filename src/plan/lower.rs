@@ -185,11 +185,13 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         }
     }
 
+    // In the order the sections are documented and usually written, so that independent
+    // errors come out top to bottom.
+    let backbone = get("backbone").and_then(|b| backbone(cx, b));
+    let probe = get("probe").and_then(|b| probe(cx, b));
     let train = get("train").and_then(|b| train(cx, b));
     let test = get("test").and_then(|b| test(cx, b));
-    let probe = get("probe").and_then(|b| probe(cx, b));
     let staircase = get("staircase").and_then(|b| staircase(cx, b));
-    let backbone = get("backbone").and_then(|b| backbone(cx, b));
 
     let (seed, device, backbone, probe, train, test, staircase) =
         (seed?, device?, backbone?, probe?, train?, test?, staircase?);
@@ -1121,8 +1123,13 @@ fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
                 let n = cx.whole(n, "n", 2, MAX_VALUES as u64);
                 let (lo_x, hi_x, n) = (lo_x?, hi_x?, n?);
                 let (a, b) = (lo_x.ln(), hi_x.ln());
+                // The ends exactly as written: exp(ln(112)) is 111.99999999999996.
                 (0..n)
-                    .map(|i| (a + (b - a) * i as f64 / (n - 1) as f64).exp())
+                    .map(|i| match i {
+                        0 => lo_x,
+                        _ if i == n - 1 => hi_x,
+                        _ => (a + (b - a) * i as f64 / (n - 1) as f64).exp(),
+                    })
                     .collect()
             }
             _ => {

@@ -84,7 +84,14 @@ impl Cx {
         let help = format!("{what} is a whole number from {min} to {max}");
         let x = self.number(v, &help)?;
         if x.fract() != 0.0 {
-            self.wrong_type(v, "a whole number", &help);
+            self.push(
+                Diag::error(
+                    Code::PlanWrongType,
+                    format!("{what} must be a whole number, got {x}"),
+                )
+                .at(v.span, "expected a whole number")
+                .with_help(help),
+            );
             return None;
         }
         if x < min as f64 || x > max as f64 {

@@ -253,7 +253,15 @@ impl Builder {
                 let lo = parts.next().map(|q| self.expr(q));
                 let hi = parts.next().map(|q| self.expr(q));
                 match (lo, hi) {
-                    (Some(lo), Some(hi)) => ValueKind::Range(Box::new(lo), Box::new(hi)),
+                    (Some(lo), Some(hi)) => {
+                        // pest's span of `range` runs on over the whitespace after it; end
+                        // the value where its upper end ends.
+                        let kind = ValueKind::Range(Box::new(lo), Box::new(hi.clone()));
+                        return Value {
+                            kind,
+                            span: Span::new(span.start, hi.span.end),
+                        };
+                    }
                     _ => ValueKind::Number(0.0),
                 }
             }
@@ -537,7 +545,8 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
         pest::error::InputLocation::Span((s, _)) => s,
     };
     let token = token_at(text, pos);
-    let found = if token.start >= text.len() {
+    let at_eof = token.start >= text.len();
+    let found = if at_eof {
         "the end of the file".to_string()
     } else {
         format!("`{}`", &text[token.start..token.end])
@@ -548,7 +557,15 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
         word,
         "backbone" | "probe" | "train" | "test" | "staircase" | "experiment"
     );
-    if (is_section || token.start >= text.len()) && open_brace_before(text, pos).is_some() {
+    // At the end of the file, point just after the last visible character: a label past
+    // the trailing newline would sit on a line the report does not show.
+    let token = if at_eof {
+        let end = text.trim_end().len();
+        Span::new(end, end)
+    } else {
+        token
+    };
+    if (is_section || at_eof) && open_brace_before(text, pos).is_some() {
         let open = open_brace_before(text, pos).unwrap_or(0);
         let owner = line_head(text, open);
         let msg = if is_section {
@@ -608,7 +625,11 @@ fn line_head(text: &str, pos: usize) -> String {
         .to_string()
 }
 
-/// The token starting at `pos`: a word, a number-like run, or one character.
+/// Longest token quoted in an "unexpected" message, in bytes.
+const MAX_TOKEN_SHOWN: usize = 40;
+
+/// The token starting at `pos`: a word, a number-like run, or one character (at most
+/// [`MAX_TOKEN_SHOWN`] bytes).
 fn token_at(text: &str, pos: usize) -> Span {
     if pos >= text.len() {
         return Span::new(text.len(), text.len());
@@ -618,12 +639,20 @@ fn token_at(text: &str, pos: usize) -> Span {
     let Some((_, c)) = chars.next() else {
         return Span::new(pos, pos);
     };
-    let len = if c.is_alphanumeric() || c == '_' {
+    let mut len = if c.is_alphanumeric() || c == '_' {
         rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '.'))
             .unwrap_or(rest.len())
     } else {
         c.len_utf8()
     };
+    // The token is quoted in the message: keep a runaway one (a binary or minified file)
+    // from filling the screen.
+    if len > MAX_TOKEN_SHOWN {
+        len = MAX_TOKEN_SHOWN;
+        while !rest.is_char_boundary(len) {
+            len -= 1;
+        }
+    }
     Span::new(pos, pos + len)
 }
 

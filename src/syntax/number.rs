@@ -96,10 +96,26 @@ enum Q {
     Deg(f64),
 }
 
+/// The span of an `expr`, `term` or `factor` without the whitespace and comments pest
+/// lets it run on over (a rule ending in a repetition skips whitespace before trying it).
+fn tight_span(p: &Pair<'_, Rule>) -> Span {
+    let start = p.as_span().start();
+    let mut cur = p.clone();
+    loop {
+        match cur.clone().into_inner().last() {
+            Some(last) if matches!(last.as_rule(), Rule::expr | Rule::term | Rule::factor) => {
+                cur = last
+            }
+            Some(last) => return Span::new(start, last.as_span().end()),
+            None => return Span::new(start, cur.as_span().end()),
+        }
+    }
+}
+
 /// Folds an `expr` into a single value. A lone token keeps its own kind (`2x2`, `2afc`);
 /// arithmetic works on numbers and angles.
 pub(super) fn fold_expr(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Value {
-    let span = span_of(&p);
+    let span = tight_span(&p);
     if let Some(single) = lone_token(&p) {
         return classify(single.as_str(), span_of(&single), errors);
     }
