@@ -13,6 +13,7 @@ pub mod diag;
 pub mod models;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod source;
 pub mod staircase;
 pub mod stimuli;
