@@ -1,0 +1,177 @@
+//! Results: what a run leaves on disk, and how it is shown.
+//!
+//! A run writes one folder (see [`RunFolder`]):
+//!
+//! | file | content |
+//! |---|---|
+//! | `INCOMPLETE` | present from the start until [`RunFolder::finish`]; says the run has not finished |
+//! | `plan.ron` | the resolved plan ([`crate::plan::to_ron`]) |
+//! | `manifest.json` | versions, device, seed, hashes, times, command line ([`Manifest`]) |
+//! | `training.csv` | `epoch,loss,accuracy` |
+//! | `staircase.csv` | `frequency,step,contrast,accuracy`, one row per measurement |
+//! | `csf.csv` | `frequency_cpi,threshold_contrast,sensitivity,steps,stopped` |
+//! | `csf.png`, `csf.svg` | sensitivity against spatial frequency, log–log |
+//! | `csf_linear.png`, `csf_linear.svg` | the same on linear axes (the tutorial's figure) |
+//! | `training.png`, `training.svg` | loss and accuracy per epoch |
+//!
+//! Every file goes through [`write_atomic`], so a file that exists is whole. Plain CSV
+//! (no comment lines), floats printed with Rust's shortest round-trip formatting.
+//!
+//! Order of calls for the interpreter:
+//! 1. [`RunFolder::create`], which makes the folder and writes `INCOMPLETE` first;
+//! 2. [`RunFolder::begin`] with the plan and the manifest (`complete: false`);
+//! 3. optionally [`RunFolder::write_partial`] after each epoch or staircase step, and on
+//!    interruption or failure (the folder keeps its `INCOMPLETE` marker);
+//! 4. [`RunFolder::finish`] with the whole [`Results`]: it stamps `finished`, sets
+//!    `complete`, writes every file and removes `INCOMPLETE` last.
+//!
+//! Independent helpers: [`preview_sheet`] (PNG grid of stimuli), [`npy_f32`] (NumPy
+//! arrays), [`csf_table`] (the CLI's final table).
+
+mod csv;
+mod folder;
+mod image;
+mod plot;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use csv::{csf_csv, staircase_csv, training_csv};
+pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
+pub use image::{npy_f32, preview_sheet};
+pub use plot::{csf_linear_plot, csf_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH};
+pub use table::csf_table;
+
+use crate::plan::Plan;
+use crate::staircase::{Bisection, Step, Stop};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read};
+use std::path::Path;
+
+/// psyrun's version, for [`Manifest::psyrun_version`].
+pub const PSYRUN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything a run produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// The plan that ran.
+    pub plan: Plan,
+    /// Where, when and with what it ran.
+    pub manifest: Manifest,
+    /// One record per training epoch.
+    pub training: Vec<EpochRecord>,
+    /// One staircase per test frequency, in the plan's order.
+    pub staircases: Vec<FrequencyResult>,
+}
+
+/// Provenance of a run, saved as `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// psyrun's version ([`PSYRUN_VERSION`]).
+    pub psyrun_version: String,
+    /// libtorch's version, e.g. `2.13.0`.
+    pub libtorch_version: String,
+    /// The device actually used, e.g. `cpu`, `cuda:0 (NVIDIA H200)`.
+    pub device: String,
+    /// The master seed.
+    pub seed: u64,
+    /// The experiment file as given on the command line.
+    pub experiment_file: String,
+    /// SHA-256 of the experiment file's bytes, lowercase hex.
+    pub experiment_sha256: String,
+    /// What was loaded as weights: `random`, a torchvision weight name, or a path.
+    pub weights: String,
+    /// SHA-256 of the weights file, when weights came from a file.
+    pub weights_sha256: Option<String>,
+    /// When the run started, RFC 3339 UTC ([`rfc3339`]).
+    pub started: String,
+    /// When the run finished, RFC 3339 UTC; `None` while running or when interrupted.
+    pub finished: Option<String>,
+    /// The command line, program name first.
+    pub command_line: Vec<String>,
+    /// CPU threads used.
+    pub threads: usize,
+    /// True only when every result file was written.
+    pub complete: bool,
+}
+
+/// One training epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number as the interpreter counts it (1-based by convention).
+    pub epoch: u32,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// Proportion correct over the epoch, in [0, 1].
+    pub accuracy: f64,
+}
+
+/// The staircase of one spatial frequency and its outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrequencyResult {
+    /// Spatial frequency in cycles per image.
+    pub frequency: f64,
+    /// Every measurement, in order.
+    pub steps: Vec<Step>,
+    /// Why the staircase stopped.
+    pub stop: Stop,
+    /// Threshold contrast (the last contrast measured).
+    pub threshold: f64,
+    /// Contrast sensitivity, `1 / threshold` (infinite when the threshold is 0).
+    pub sensitivity: f64,
+}
+
+impl FrequencyResult {
+    /// The result of a finished staircase: threshold = last contrast measured,
+    /// sensitivity = 1 / threshold. `None` if it has not stopped or measured nothing.
+    pub fn from_bisection(frequency: f64, staircase: &Bisection) -> Option<Self> {
+        let stop = staircase.stop_reason()?;
+        let threshold = staircase.threshold()?;
+        Some(Self {
+            frequency,
+            steps: staircase.trace().to_vec(),
+            stop,
+            threshold,
+            sensitivity: 1.0 / threshold,
+        })
+    }
+}
+
+/// `converged` or `max_steps`, as written in `csf.csv` and the table.
+pub fn stop_name(stop: Stop) -> &'static str {
+    match stop {
+        Stop::Converged => "converged",
+        Stop::MaxSteps => "max_steps",
+    }
+}
+
+/// SHA-256 of bytes, lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// SHA-256 of a file's contents, lowercase hex, read in chunks (weights can be large).
+pub fn sha256_file(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

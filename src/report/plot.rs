@@ -1,0 +1,499 @@
+//! Figures, rendered in memory as PNG (900×600) and SVG with plotters and the bundled
+//! DejaVu Sans (no system fonts are used).
+//!
+//! Points that cannot be drawn (a non-finite value, or a value ≤ 0 on a log axis) are left
+//! out; each figure then says so in a note at its bottom, and lists the note in
+//! [`Plot::notes`].
+
+use super::Results;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::io;
+use std::sync::Once;
+
+/// Width of every figure in pixels.
+pub const PLOT_WIDTH: u32 = 900;
+/// Height of every figure in pixels.
+pub const PLOT_HEIGHT: u32 = 600;
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+/// Registers the bundled font with plotters, once per process.
+pub(super) fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled file is a valid font; if registration ever failed, drawing text
+        // would return an error rather than panic.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
+    });
+}
+
+/// One figure in both formats.
+#[derive(Clone, Debug)]
+pub struct Plot {
+    /// PNG file bytes.
+    pub png: Vec<u8>,
+    /// SVG document.
+    pub svg: String,
+    /// What the figure leaves out and why (also written on the figure); empty if nothing.
+    pub notes: Vec<String>,
+}
+
+/// A figure that can draw itself on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+    fn notes(&self) -> &[String];
+}
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Draws a figure into PNG and SVG bytes.
+fn render(figure: &impl Figure) -> io::Result<Plot> {
+    register_font();
+    let mut rgb = vec![255u8; (PLOT_WIDTH * PLOT_HEIGHT * 3) as usize];
+    {
+        let root =
+            BitMapBackend::with_buffer(&mut rgb, (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
+        figure.draw(&root).map_err(io::Error::other)?;
+        root.present()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    let png = encode_png(&rgb, PLOT_WIDTH, PLOT_HEIGHT)?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (PLOT_WIDTH, PLOT_HEIGHT)).into_drawing_area();
+        figure.draw(&root).map_err(io::Error::other)?;
+        root.present()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    Ok(Plot {
+        png,
+        svg,
+        notes: figure.notes().to_vec(),
+    })
+}
+
+/// Encodes 8-bit RGB pixels as PNG.
+pub(super) fn encode_png(rgb: &[u8], width: u32, height: u32) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(io::Error::other)?;
+    writer.write_image_data(rgb).map_err(io::Error::other)?;
+    writer.finish().map_err(io::Error::other)?;
+    Ok(out)
+}
+
+/// The figure title's subject: experiment, backbone (weights) and cut.
+fn subject(results: &Results) -> String {
+    let b = &results.plan.backbone;
+    let weights = match &b.weights {
+        crate::plan::Weights::Random => "random weights".to_string(),
+        crate::plan::Weights::Torchvision(name) => name.clone(),
+        crate::plan::Weights::File(path) => path.clone(),
+    };
+    format!(
+        "{} — {} ({}), cut {}",
+        results.plan.experiment,
+        b.arch.name(),
+        weights,
+        b.cut
+    )
+}
+
+/// Sensitivity against spatial frequency on log–log axes (`csf.png`, `csf.svg`).
+pub fn csf_plot(results: &Results) -> io::Result<Plot> {
+    render(&CsfFigure::new(results, true))
+}
+
+/// Sensitivity against spatial frequency on linear axes, as in the tutorial's figure
+/// (`csf_linear.png`, `csf_linear.svg`).
+pub fn csf_linear_plot(results: &Results) -> io::Result<Plot> {
+    render(&CsfFigure::new(results, false))
+}
+
+/// Loss and accuracy per epoch, in two panels (`training.png`, `training.svg`).
+pub fn training_plot(results: &Results) -> io::Result<Plot> {
+    render(&TrainingFigure::new(results))
+}
+
+struct CsfFigure {
+    title: String,
+    log: bool,
+    points: Vec<(f64, f64)>,
+    notes: Vec<String>,
+}
+
+impl CsfFigure {
+    fn new(results: &Results, log: bool) -> Self {
+        let mut points = Vec::new();
+        let mut not_finite = Vec::new();
+        let mut not_positive = Vec::new();
+        let mut outside = Vec::new();
+        for f in &results.staircases {
+            let (x, y) = (f.frequency, f.sensitivity);
+            if !x.is_finite() || !y.is_finite() {
+                not_finite.push(x);
+            } else if log && (x <= 0.0 || y <= 0.0) {
+                not_positive.push(x);
+            } else if !within(x, log) || !within(y, log) {
+                outside.push(x);
+            } else {
+                points.push((x, y));
+            }
+        }
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut notes = Vec::new();
+        let list = |xs: &[f64]| {
+            xs.iter()
+                .map(|x| format!("{x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !not_finite.is_empty() {
+            notes.push(format!(
+                "not shown: sensitivity not finite (threshold 0 or undefined) at {} c/img",
+                list(&not_finite)
+            ));
+        }
+        if !not_positive.is_empty() {
+            notes.push(format!(
+                "not shown on log axes: value ≤ 0 at {} c/img",
+                list(&not_positive)
+            ));
+        }
+        if !outside.is_empty() {
+            notes.push(format!(
+                "not shown: a value outside the plotted range (1e-100 to 1e100) at {} c/img",
+                list(&outside)
+            ));
+        }
+        if results.staircases.is_empty() {
+            notes.push("no frequencies measured".to_string());
+        }
+        Self {
+            title: format!("CSF: {}", subject(results)),
+            log,
+            points,
+            notes,
+        }
+    }
+
+    fn chart<DB, X, Y>(&self, root: &DrawingArea<DB, Shift>, x: X, y: Y) -> Result<(), String>
+    where
+        DB: DrawingBackend,
+        X: AsRangedCoord<Value = f64>,
+        Y: AsRangedCoord<Value = f64>,
+        X::CoordDescType: ValueFormatter<f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let bottom = 30 + 18 * self.notes.len() as u32;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 22))
+            .margin(15)
+            .margin_bottom(bottom)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(x, y)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("spatial frequency (cycles per image)")
+            .y_desc("contrast sensitivity (1 / threshold)")
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(err)?;
+        let colour = RGBColor(31, 119, 180);
+        chart
+            .draw_series(LineSeries::new(
+                self.points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                self.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 5, colour.filled())),
+            )
+            .map_err(err)?;
+        draw_notes(root, &self.notes)
+    }
+}
+
+impl Figure for CsfFigure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let xs: Vec<f64> = self.points.iter().map(|p| p.0).collect();
+        let ys: Vec<f64> = self.points.iter().map(|p| p.1).collect();
+        if self.log {
+            let (x0, x1) = log_range(&xs);
+            let (y0, y1) = log_range(&ys);
+            // Base 2 on the frequency axis: frequencies are usually powers or divisors of
+            // the image size, and decades would leave most of them unlabelled.
+            self.chart(root, (x0..x1).log_scale().base(2.0), (y0..y1).log_scale())
+        } else {
+            let (x0, x1) = linear_range(&xs, true);
+            let (y0, y1) = linear_range(&ys, true);
+            self.chart(root, x0..x1, y0..y1)
+        }
+    }
+
+    fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+struct TrainingFigure {
+    title: String,
+    loss: Vec<(f64, f64)>,
+    accuracy: Vec<(f64, f64)>,
+    epochs: Vec<f64>,
+    notes: Vec<String>,
+}
+
+impl TrainingFigure {
+    fn new(results: &Results) -> Self {
+        let mut loss = Vec::new();
+        let mut accuracy = Vec::new();
+        let mut bad_loss = Vec::new();
+        let mut bad_accuracy = Vec::new();
+        let epochs: Vec<f64> = results.training.iter().map(|r| r.epoch as f64).collect();
+        for r in &results.training {
+            let e = r.epoch as f64;
+            if r.loss.is_finite() && within(r.loss, false) {
+                loss.push((e, r.loss));
+            } else {
+                bad_loss.push(r.epoch.to_string());
+            }
+            if r.accuracy.is_finite() && within(r.accuracy, false) {
+                accuracy.push((e, r.accuracy));
+            } else {
+                bad_accuracy.push(r.epoch.to_string());
+            }
+        }
+        loss.sort_by(|a, b| a.0.total_cmp(&b.0));
+        accuracy.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut notes = Vec::new();
+        if results.training.is_empty() {
+            notes.push("no epochs recorded".to_string());
+        }
+        if !bad_loss.is_empty() {
+            notes.push(format!(
+                "not shown: loss not finite or outside ±1e100 in epoch {}",
+                bad_loss.join(", ")
+            ));
+        }
+        if !bad_accuracy.is_empty() {
+            notes.push(format!(
+                "not shown: accuracy not finite or outside ±1e100 in epoch {}",
+                bad_accuracy.join(", ")
+            ));
+        }
+        Self {
+            title: format!("Training: {}", subject(results)),
+            loss,
+            accuracy,
+            epochs,
+            notes,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn panel<DB: DrawingBackend>(
+        area: &DrawingArea<DB, Shift>,
+        caption: &str,
+        y_desc: &str,
+        x: (f64, f64),
+        y: (f64, f64),
+        points: &[(f64, f64)],
+        colour: RGBColor,
+        chance: Option<f64>,
+    ) -> Result<(), String> {
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, (FONT, 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x.0..x.1, y.0..y.1)
+            .map_err(err)?;
+        let n_epochs = (x.1 - x.0).round().max(1.0) as usize;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_desc)
+            .x_labels(n_epochs.clamp(2, 10))
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        if let Some(c) = chance {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x.0, c), (x.1, c)],
+                    8,
+                    6,
+                    RGBColor(255, 127, 14).stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+impl Figure for TrainingFigure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let bottom = 18 * self.notes.len() as u32 + 6;
+        let titled = root.titled(&self.title, (FONT, 22)).map_err(err)?;
+        let (body, _) = titled.split_vertically(titled.dim_in_pixel().1.saturating_sub(bottom));
+        let panels = body.split_evenly((1, 2));
+        let x = match (
+            self.epochs.iter().copied().reduce(f64::min),
+            self.epochs.iter().copied().reduce(f64::max),
+        ) {
+            (Some(lo), Some(hi)) => (lo - 0.5, hi + 0.5),
+            _ => (0.5, 1.5),
+        };
+        let losses: Vec<f64> = self.loss.iter().map(|p| p.1).collect();
+        let loss_y = linear_range(&losses, true);
+        Self::panel(
+            &panels[0],
+            "loss",
+            "training loss",
+            x,
+            loss_y,
+            &self.loss,
+            RGBColor(214, 39, 40),
+            None,
+        )?;
+        let top = self
+            .accuracy
+            .iter()
+            .map(|p| p.1)
+            .fold(1.0f64, f64::max)
+            .min(1e6);
+        let bottom_acc = self
+            .accuracy
+            .iter()
+            .map(|p| p.1)
+            .fold(0.0f64, f64::min)
+            .max(-1e6);
+        Self::panel(
+            &panels[1],
+            "accuracy (dashed: chance)",
+            "proportion correct",
+            x,
+            (bottom_acc, top),
+            &self.accuracy,
+            RGBColor(31, 119, 180),
+            Some(0.5),
+        )?;
+        draw_notes(root, &self.notes)
+    }
+
+    fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+/// Writes notes at the bottom left of the figure.
+fn draw_notes<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    notes: &[String],
+) -> Result<(), String> {
+    let (_, h) = root.dim_in_pixel();
+    let style = TextStyle::from((FONT, 14).into_font()).color(&RGBColor(120, 60, 0));
+    for (i, note) in notes.iter().enumerate() {
+        let y = h as i32 - 18 * (notes.len() - i) as i32;
+        root.draw_text(note, &style, (15, y)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Largest magnitude drawn (and, on log axes, the reciprocal is the smallest): plotters'
+/// log axis does not finish for ranges of hundreds of decades.
+const LIMIT: f64 = 1e100;
+
+/// Whether a finite value lies within the plotted range.
+fn within(v: f64, log: bool) -> bool {
+    if log {
+        (1.0 / LIMIT..=LIMIT).contains(&v)
+    } else {
+        v.abs() <= LIMIT
+    }
+}
+
+/// A padded range for log axes over positive finite values; (1, 100) if there are none.
+fn log_range(values: &[f64]) -> (f64, f64) {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    if lo > 0.0 && hi.is_finite() && lo.is_normal() && hi > lo {
+        (lo, hi)
+    } else {
+        (1.0, 100.0)
+    }
+}
+
+/// A padded range for linear axes over finite values, from 0 when `from_zero` and all
+/// values are ≥ 0; never empty.
+fn linear_range(values: &[f64], from_zero: bool) -> (f64, f64) {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let lo = if from_zero { lo.min(0.0) } else { lo };
+    let span = hi - lo;
+    let (a, b) = if span > 0.0 {
+        let a = if lo == 0.0 { 0.0 } else { lo - 0.05 * span };
+        (a, hi + 0.05 * span)
+    } else {
+        let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        (lo - d, hi + d)
+    };
+    if a.is_finite() && b.is_finite() && b > a {
+        (a, b)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// A tick label: up to four significant digits, no trailing zeros.
+fn tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{}", if v == 0.0 { 0.0 } else { v });
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}

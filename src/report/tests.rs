@@ -1,0 +1,569 @@
+use super::*;
+use crate::plan::{compile, Plan};
+use crate::source::SourceFile;
+use crate::staircase::Bisection;
+use chrono::{TimeZone, Utc};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "psyrun-report-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn plan() -> Plan {
+    let file = SourceFile::new(
+        "experiments/quick_csf.psy",
+        include_str!("../../experiments/quick_csf.psy"),
+    );
+    compile(&file).plan.expect("quick_csf.psy compiles")
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 31, 12, 34, 56).unwrap()
+}
+
+fn manifest(plan: &Plan) -> Manifest {
+    Manifest {
+        psyrun_version: PSYRUN_VERSION.to_string(),
+        libtorch_version: "2.13.0".to_string(),
+        device: "cpu".to_string(),
+        seed: plan.seed,
+        experiment_file: "experiments/quick_csf.psy".to_string(),
+        experiment_sha256: sha256_bytes(include_bytes!("../../experiments/quick_csf.psy")),
+        weights: "random".to_string(),
+        weights_sha256: None,
+        started: rfc3339(now()),
+        finished: None,
+        command_line: vec!["psyrun".into(), "experiments/quick_csf.psy".into()],
+        threads: 2,
+        complete: false,
+    }
+}
+
+/// A 2AFC Weibull observer whose threshold rises with frequency.
+fn results() -> Results {
+    let plan = plan();
+    let staircases = plan
+        .test
+        .frequencies
+        .iter()
+        .map(|&f| {
+            let alpha = 0.01 * f;
+            let s = Bisection::new(0.5, 0.0, 1.0, 0.75, 0.01, 8)
+                .run(|c| 0.5 + 0.5 * (1.0 - (-(c / alpha).powf(2.0)).exp()));
+            FrequencyResult::from_bisection(f, &s).unwrap()
+        })
+        .collect();
+    let training = (1..=3)
+        .map(|epoch| EpochRecord {
+            epoch,
+            loss: 0.7 / epoch as f64,
+            accuracy: 0.5 + 0.1 * epoch as f64,
+        })
+        .collect();
+    Results {
+        manifest: manifest(&plan),
+        plan,
+        training,
+        staircases,
+    }
+}
+
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let reader = decoder.read_info().expect("PNG decodes");
+    (reader.info().width, reader.info().height)
+}
+
+fn csv_rows(path: &Path, header: &str) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(header), "{}", path.display());
+    lines
+        .map(|l| {
+            let cells: Vec<String> = l.split(',').map(str::to_string).collect();
+            assert_eq!(cells.len(), header.split(',').count(), "{l}");
+            cells
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_run_folder_has_every_file_and_each_parses() {
+    let tmp = TempDir::new("full");
+    let mut results = results();
+    let folder = RunFolder::create_default(&tmp.0, "quick_csf", now()).unwrap();
+    let dir = folder.path().to_path_buf();
+    assert_eq!(dir, tmp.0.join("quick_csf").join("20250131-123456"));
+    assert!(dir.join(INCOMPLETE).is_file());
+    assert!(fs::read_to_string(dir.join(INCOMPLETE))
+        .unwrap()
+        .contains("has not finished"));
+
+    folder.begin(&results.plan, &results.manifest).unwrap();
+    let m: Manifest =
+        serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert!(!m.complete && m.finished.is_none());
+
+    folder.write_partial(&results).unwrap();
+    assert!(dir.join(INCOMPLETE).is_file());
+
+    let finished = now() + chrono::Duration::seconds(61);
+    let out = folder.finish(&mut results, finished).unwrap();
+    assert_eq!(out, dir);
+    assert!(!dir.join(INCOMPLETE).exists());
+
+    // plan.ron round-trips.
+    let plan: Plan = ron::from_str(&fs::read_to_string(dir.join("plan.ron")).unwrap()).unwrap();
+    assert_eq!(plan, results.plan);
+    // manifest.json is the final one.
+    let m: Manifest =
+        serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m, results.manifest);
+    assert!(m.complete);
+    assert_eq!(m.finished.as_deref(), Some("2025-01-31T12:35:57Z"));
+
+    let training = csv_rows(&dir.join("training.csv"), "epoch,loss,accuracy");
+    assert_eq!(training.len(), 3);
+    assert_eq!(
+        training[2][1].parse::<f64>().unwrap(),
+        0.7 / 3.0,
+        "round-trips"
+    );
+
+    let steps: usize = results.staircases.iter().map(|f| f.steps.len()).sum();
+    let staircase = csv_rows(
+        &dir.join("staircase.csv"),
+        "frequency,step,contrast,accuracy",
+    );
+    assert_eq!(staircase.len(), steps);
+    let first = &results.staircases[0].steps[1];
+    assert_eq!(staircase[1][2].parse::<f64>().unwrap(), first.contrast);
+
+    let csf = csv_rows(
+        &dir.join("csf.csv"),
+        "frequency_cpi,threshold_contrast,sensitivity,steps,stopped",
+    );
+    assert_eq!(csf.len(), results.staircases.len());
+    for (row, f) in csf.iter().zip(&results.staircases) {
+        assert_eq!(row[0].parse::<f64>().unwrap(), f.frequency);
+        assert_eq!(row[1].parse::<f64>().unwrap(), f.threshold);
+        assert_eq!(row[2].parse::<f64>().unwrap(), f.sensitivity);
+        assert_eq!(row[3].parse::<usize>().unwrap(), f.steps.len());
+        assert!(row[4] == "converged" || row[4] == "max_steps");
+    }
+
+    for stem in ["csf", "csf_linear", "training"] {
+        let png = fs::read(dir.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(png_size(&png), (PLOT_WIDTH, PLOT_HEIGHT), "{stem}.png");
+        let svg = fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{stem}.svg");
+    }
+    assert!(fs::read_to_string(dir.join("csf.svg"))
+        .unwrap()
+        .contains("quick_csf"));
+
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The whole Results serialises to JSON and back (serde_json's default parser may
+    // differ in the last bit of a float; the CSV files are exact).
+    let json = serde_json::to_string(&results).unwrap();
+    let back: Results = serde_json::from_str(&json).unwrap();
+    assert_eq!((back.plan, back.manifest), (results.plan, results.manifest));
+}
+
+#[test]
+fn a_taken_default_folder_gets_a_numeric_suffix() {
+    let tmp = TempDir::new("suffix");
+    let a = RunFolder::create_default(&tmp.0, "x", now()).unwrap();
+    let b = RunFolder::create_default(&tmp.0, "x", now()).unwrap();
+    let c = RunFolder::create_default(&tmp.0, "x", now()).unwrap();
+    assert!(a.path().ends_with("x/20250131-123456"));
+    assert!(b.path().ends_with("x/20250131-123456-2"));
+    assert!(c.path().ends_with("x/20250131-123456-3"));
+    // A hostile experiment name stays one path component under the root.
+    let d = RunFolder::create_default(&tmp.0, "../../evil/name", now()).unwrap();
+    assert!(d.path().starts_with(&tmp.0));
+    assert_eq!(d.path().parent().unwrap().parent().unwrap(), tmp.0);
+}
+
+#[test]
+fn out_into_a_non_empty_folder_is_refused() {
+    let tmp = TempDir::new("out");
+    let full = tmp.0.join("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("old.csv"), "x\n").unwrap();
+    let e = RunFolder::create(Some(&full), "x", now()).unwrap_err();
+    assert!(matches!(e, FolderError::NotEmpty { .. }), "{e:?}");
+    assert_eq!(e.path(), full);
+    assert!(e.to_string().contains(&full.display().to_string()), "{e}");
+    assert!(!full.join(INCOMPLETE).exists(), "nothing written");
+    let io: std::io::Error = e.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::AlreadyExists);
+
+    // A file is not a folder.
+    let file = tmp.0.join("file");
+    fs::write(&file, "x").unwrap();
+    let e = RunFolder::create(Some(&file), "x", now()).unwrap_err();
+    assert!(matches!(e, FolderError::NotAFolder { .. }), "{e:?}");
+
+    // An empty folder is used; a missing one is created.
+    let empty = tmp.0.join("empty");
+    fs::create_dir(&empty).unwrap();
+    let f = RunFolder::create(Some(&empty), "x", now()).unwrap();
+    assert!(f.path().join(INCOMPLETE).is_file());
+    let missing = tmp.0.join("a/b/c");
+    let f = RunFolder::create(Some(&missing), "x", now()).unwrap();
+    assert!(f.path().join(INCOMPLETE).is_file());
+}
+
+#[test]
+fn write_atomic_replaces_whole_files_and_leaves_nothing_on_error() {
+    let tmp = TempDir::new("atomic");
+    let path = tmp.0.join("a.txt");
+    write_atomic(&path, b"first version, long").unwrap();
+    write_atomic(&path, b"second").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"second");
+
+    // A missing folder: an error naming the path, and no file.
+    let missing = tmp.0.join("nope/a.txt");
+    let e = write_atomic(&missing, b"x").unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+    assert!(!missing.exists());
+
+    // The rename fails (a non-empty folder is in the way) after the temporary file was
+    // written: the error is reported, the temporary file removed, the target untouched.
+    let blocked = tmp.0.join("blocked");
+    fs::create_dir(&blocked).unwrap();
+    fs::write(blocked.join("inside"), "keep").unwrap();
+    assert!(write_atomic(&blocked, b"x").is_err());
+    assert!(blocked.is_dir());
+    let names: Vec<String> = fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+
+    // A read-only folder (meaningless as root, who may write anyway).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = tmp.0.join("ro");
+        fs::create_dir(&ro).unwrap();
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+        let probe = ro.join("probe");
+        let can_write_anyway = fs::write(&probe, "x").is_ok();
+        let _ = fs::remove_file(&probe);
+        if !can_write_anyway {
+            let target = ro.join("a.csv");
+            assert!(write_atomic(&target, b"x").is_err());
+            assert_eq!(fs::read_dir(&ro).unwrap().count(), 0);
+            let e = RunFolder::create(Some(&ro), "x", now()).unwrap_err();
+            assert!(matches!(e, FolderError::NotWritable { .. }), "{e:?}");
+        }
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn folder_write_accepts_plain_names_only() {
+    let tmp = TempDir::new("names");
+    let f = RunFolder::create(Some(&tmp.0.join("run")), "x", now()).unwrap();
+    assert!(f.write("../escape.txt", b"x").is_err());
+    assert!(f.write("a/b.txt", b"x").is_err());
+    assert!(f.write(INCOMPLETE, b"x").is_err());
+    assert!(f.write("", b"x").is_err());
+    f.write("ok.txt", b"x").unwrap();
+    assert!(!tmp.0.join("escape.txt").exists());
+}
+
+fn freq(frequency: f64, threshold: f64) -> FrequencyResult {
+    FrequencyResult {
+        frequency,
+        steps: vec![crate::staircase::Step {
+            step: 0,
+            contrast: threshold,
+            accuracy: 0.75,
+        }],
+        stop: crate::staircase::Stop::Converged,
+        threshold,
+        sensitivity: 1.0 / threshold,
+    }
+}
+
+fn all_plots(r: &Results) -> Vec<Plot> {
+    let plots = vec![
+        csf_plot(r).unwrap(),
+        csf_linear_plot(r).unwrap(),
+        training_plot(r).unwrap(),
+    ];
+    for p in &plots {
+        assert_eq!(png_size(&p.png), (PLOT_WIDTH, PLOT_HEIGHT));
+        assert!(p.svg.contains("<svg"));
+    }
+    plots
+}
+
+#[test]
+fn plots_survive_edge_cases() {
+    let base = results();
+    // One frequency, one epoch.
+    let mut r = base.clone();
+    r.staircases.truncate(1);
+    r.training.truncate(1);
+    let p = all_plots(&r);
+    assert!(p.iter().all(|p| p.notes.is_empty()), "{:?}", p[0].notes);
+
+    // Non-finite and non-positive values.
+    let mut r = base.clone();
+    r.staircases = vec![
+        freq(2.0, 0.1),
+        freq(4.0, 0.0),
+        freq(8.0, f64::NAN),
+        freq(16.0, -0.5),
+        freq(f64::INFINITY, 0.2),
+    ];
+    r.training[1].loss = f64::NAN;
+    r.training[2].accuracy = f64::INFINITY;
+    let p = all_plots(&r);
+    assert!(
+        p[0].notes.iter().any(|n| n.contains("4, 8, inf")),
+        "{:?}",
+        p[0].notes
+    );
+    assert!(
+        p[0].notes.iter().any(|n| n.contains("≤ 0 at 16")),
+        "{:?}",
+        p[0].notes
+    );
+    assert_eq!(
+        p[1].notes.len(),
+        1,
+        "negative values are drawn on linear axes"
+    );
+    assert_eq!(p[2].notes.len(), 2, "{:?}", p[2].notes);
+    assert!(p[0].svg.contains("not shown"));
+
+    // Every sensitivity non-finite: an empty chart.
+    let mut r = base.clone();
+    r.staircases = vec![freq(2.0, 0.0), freq(4.0, f64::NAN)];
+    all_plots(&r);
+
+    // All-equal values.
+    let mut r = base.clone();
+    r.staircases = vec![freq(2.0, 0.5), freq(2.0, 0.5), freq(2.0, 0.5)];
+    for t in &mut r.training {
+        t.loss = 0.0;
+        t.accuracy = 0.5;
+    }
+    all_plots(&r);
+
+    // Nothing at all; huge and tiny numbers.
+    let mut r = base.clone();
+    r.staircases.clear();
+    r.training.clear();
+    let p = all_plots(&r);
+    assert!(!p[0].notes.is_empty() && !p[2].notes.is_empty());
+    let mut r = base;
+    r.staircases = vec![freq(1e-300, 1e-300), freq(1e300, 1e300), freq(3.0, 0.5)];
+    r.training[0].loss = 1e300;
+    let p = all_plots(&r);
+    assert!(
+        p[0].notes.iter().any(|n| n.contains("outside")),
+        "{:?}",
+        p[0].notes
+    );
+    assert!(
+        p[2].notes.iter().any(|n| n.contains("outside")),
+        "{:?}",
+        p[2].notes
+    );
+}
+
+#[test]
+fn preview_sheet_is_a_grid_of_padded_clipped_images() {
+    let grating = |size: u32| -> Vec<f32> {
+        (0..size * size * 3)
+            .map(|i| ((i / 3 % size) as f32 / 3.0).sin() * 0.8 + 0.5) // exceeds [0, 1]
+            .collect()
+    };
+    let images = vec![
+        ("2 c/img, 0°".to_string(), grating(64), 64),
+        (
+            "a caption far too long to fit under one small image at all, really".to_string(),
+            grating(32),
+            32,
+        ),
+        ("short data".to_string(), vec![f32::NAN; 10], 48),
+    ];
+    // Largest 64 px → enlarged 2× to 128; cells 144 × 166; 2 columns, 2 rows.
+    let png = preview_sheet(&images, 2);
+    assert_eq!(png_size(&png), (288, 332));
+    let png = preview_sheet(&images, 0);
+    assert_eq!(png_size(&png), (144, 3 * 166));
+    let png = preview_sheet(&images, 10);
+    assert_eq!(png_size(&png), (3 * 144, 166));
+    let png = preview_sheet(&[], 4);
+    assert_eq!(png_size(&png), (144, 166));
+    // A large image is not enlarged; grey input is accepted.
+    let png = preview_sheet(&[("grey".into(), vec![0.5; 200 * 200], 200)], 3);
+    assert_eq!(png_size(&png), (216, 238));
+
+    // Pixels land where expected: image 0's top-left pixel, clipped.
+    let decoder = png::Decoder::new(std::io::Cursor::new(preview_sheet(&images[..1], 1)));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut buf).unwrap();
+    let width = 144usize;
+    let at = |x: usize, y: usize| &buf[(y * width + x) * 3..(y * width + x) * 3 + 3];
+    assert_eq!(at(8, 8), &[128, 128, 128]); // sin(0)·0.8 + 0.5
+    assert_eq!(at(7, 7), &[160, 160, 160], "frame");
+}
+
+/// Parses a `.npy` v1.0 header: (header text, data offset).
+fn npy_header(bytes: &[u8]) -> (String, usize) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len])
+        .unwrap()
+        .to_string();
+    (header, 10 + len)
+}
+
+#[test]
+fn npy_headers_follow_the_spec() {
+    for (shape, text) in [
+        (vec![2, 3], "(2, 3)"),
+        (vec![5], "(5,)"),
+        (vec![], "()"),
+        (vec![0, 4], "(0, 4)"),
+        (vec![1, 3, 224, 224], "(1, 3, 224, 224)"),
+    ] {
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 1.0).collect();
+        let bytes = npy_f32(&shape, &data);
+        let (header, offset) = npy_header(&bytes);
+        assert_eq!(offset % 64, 0, "{header:?}");
+        assert!(header.ends_with('\n'));
+        assert_eq!(
+            header.trim_end(),
+            format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {text}, }}")
+        );
+        assert_eq!(bytes.len(), offset + 4 * n);
+        let back: Vec<f32> = bytes[offset..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(back, data);
+    }
+}
+
+#[test]
+#[should_panic(expected = "npy_f32")]
+fn npy_refuses_a_shape_that_does_not_match() {
+    npy_f32(&[2, 2], &[1.0; 3]);
+}
+
+#[test]
+fn npy_loads_in_numpy_when_available() {
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
+    let python = Path::new(&home).join(".cache/psyrun/torch-2.13.0/bin/python");
+    if !python.exists() {
+        eprintln!("skipped: no {}", python.display());
+        return;
+    }
+    let tmp = TempDir::new("npy");
+    let path = tmp.0.join("a.npy");
+    let data: Vec<f32> = (0..24).map(|i| i as f32 / 7.0 - 1.0).collect();
+    write_atomic(&path, &npy_f32(&[2, 3, 4], &data)).unwrap();
+    let script = "import sys, numpy as np\n\
+                  a = np.load(sys.argv[1])\n\
+                  assert a.shape == (2, 3, 4), a.shape\n\
+                  assert a.dtype == np.dtype('<f4'), a.dtype\n\
+                  assert a.flags['C_CONTIGUOUS']\n\
+                  b = (np.arange(24, dtype=np.float32) / np.float32(7) - np.float32(1)).reshape(2, 3, 4)\n\
+                  assert (a == b).all(), (a, b)\n";
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&out.stderr).contains("No module named 'numpy'") {
+        eprintln!("skipped: numpy is not installed");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn csf_table_lists_every_frequency() {
+    let r = results();
+    let table = csf_table(&r);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1 + r.staircases.len());
+    assert!(lines[0].starts_with("frequency (c/img)"));
+    assert!(lines[1].trim_start().starts_with('2'));
+    assert!(lines.iter().all(|l| l == &l.trim_end()));
+    let mut r = r;
+    r.staircases = vec![freq(2.0, 0.0), freq(4.0, 1e-7)];
+    let table = csf_table(&r);
+    assert!(
+        table.contains("inf") && table.contains("1.000e7"),
+        "{table}"
+    );
+}
+
+#[test]
+fn sha256_of_bytes_and_files() {
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!(sha256_bytes(b"abc"), abc);
+    let tmp = TempDir::new("sha");
+    let path = tmp.0.join("abc");
+    fs::write(&path, "abc").unwrap();
+    assert_eq!(sha256_file(&path).unwrap(), abc);
+    assert!(sha256_file(tmp.0.join("missing")).is_err());
+}
+
+#[test]
+fn from_bisection_needs_a_finished_staircase() {
+    let s = Bisection::new(0.5, 0.0, 1.0, 0.75, 0.01, 8);
+    assert!(FrequencyResult::from_bisection(2.0, &s).is_none());
+    let s = s.run(|_| 0.75);
+    let f = FrequencyResult::from_bisection(2.0, &s).unwrap();
+    assert_eq!((f.threshold, f.sensitivity, f.steps.len()), (0.5, 2.0, 1));
+    assert_eq!(stop_name(f.stop), "converged");
+}
