@@ -1,4 +1,7 @@
 //! The libtorch backend (only in builds with the `torch` feature).
+pub mod backbone;
+pub mod weights;
+
 use crate::cli::{Backend, RunArgs, Ui};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,1014 @@
+//! Frozen torchvision backbones, cut after any catalog module.
+//!
+//! A [`Backbone`] is an explicit tree of named stages that mirrors torchvision's module tree:
+//! every parameter and buffer lives in a [`tch::nn::VarStore`] under exactly the key that
+//! torchvision's `state_dict()` gives it (`conv1.weight`, `bn1.running_mean`,
+//! `bn1.num_batches_tracked`, `layer1.0.downsample.0.weight`, `features.0.bias`,
+//! `classifier.1.weight`, ...), so a torchvision checkpoint loads key by key
+//! (see [`super::weights`]).
+//!
+//! Only the modules up to the cut are built: a resnet50 cut after `layer2` allocates nothing
+//! of `layer3`, `layer4` or `fc`. [`state_keys`] still lists every torchvision key of the
+//! architecture (with shapes), so the weights loader can tell keys past the cut (ignored)
+//! from keys that are no part of the architecture (reported).
+//!
+//! Forward semantics ([`Backbone::features`]) follow torchvision's `forward` exactly and stop
+//! at the cut: cutting after a module takes that module's output. Inside a ResNet block,
+//! `layer4.0.conv2` runs `conv1 → bn1 → relu → conv2` of that block; `layer4.0.downsample.0`
+//! runs the block's main branch (as torchvision does, it comes first) and then the downsample
+//! path up to that module. `torch.flatten(x, 1)` is applied before `fc` (ResNet) and before
+//! `classifier` (VGG, AlexNet). The `avgpool` of VGG and AlexNet is adaptive (7×7 and 6×6).
+//!
+//! The network is frozen: no variable requires a gradient, [`Backbone::features`] runs under
+//! `tch::no_grad`, and Dropout is always the identity. BatchNorm follows
+//! [`BatchNorm`](psyrun::plan::BatchNorm):
+//! - `Eval` (default): running statistics are used and never updated (torchvision `eval()`).
+//! - `Train`: exactly torchvision's BatchNorm2d in `train()` mode: every forward normalises
+//!   with the batch's own statistics (biased variance) and updates the running statistics in
+//!   place with momentum 0.1 (`running = 0.9·running + 0.1·batch`, the variance term unbiased)
+//!   and increments `num_batches_tracked`. Only the BatchNorm layers up to the cut see the
+//!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
+//!   stays off even then.
+// Not yet called by `run` (remove once wired; the tests use every item).
+#![cfg_attr(not(test), allow(dead_code))]
+use psyrun::models::catalog::{self, Arch};
+use psyrun::plan::{BatchNorm, Pooling};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use tch::{nn, Device, Kind, Tensor};
+
+#[cfg(test)]
+mod tests;
+
+/// BatchNorm momentum (torchvision's default).
+pub const BN_MOMENTUM: f64 = 0.1;
+/// BatchNorm epsilon (torchvision's default).
+pub const BN_EPS: f64 = 1e-5;
+
+/// Why a backbone cannot be built or run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackboneError {
+    /// The path names no cut point of the architecture.
+    #[error("{arch} has no layer `{cut}` to cut after")]
+    UnknownCut {
+        /// The architecture.
+        arch: Arch,
+        /// The path asked for.
+        cut: String,
+    },
+    /// The cut lies past the one the backbone was built for (those modules do not exist).
+    #[error("layer `{cut}` of {arch} lies past `{built}`, the cut this backbone was built for")]
+    PastCut {
+        /// The architecture.
+        arch: Arch,
+        /// The path asked for.
+        cut: String,
+        /// The cut the backbone was built up to.
+        built: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Description of the networks (pure data).
+
+/// What a leaf module computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Conv {
+        cin: i64,
+        cout: i64,
+        k: i64,
+        s: i64,
+        p: i64,
+        bias: bool,
+    },
+    Bn(i64),
+    Relu,
+    MaxPool {
+        k: i64,
+        s: i64,
+        p: i64,
+    },
+    AdaptiveAvg(i64),
+    Dropout,
+    Linear {
+        fin: i64,
+        fout: i64,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Spec {
+    name: String,
+    /// torchvision calls `torch.flatten(x, 1)` right before this module.
+    flatten: bool,
+    body: SpecBody,
+}
+
+#[derive(Clone, Debug)]
+enum SpecBody {
+    Leaf(Op),
+    Seq(Vec<Spec>),
+    /// ResNet block: `main` (convs, bns and the inner relus) on the input, `downsample` on the
+    /// input, then `relu(main + identity)`.
+    Block {
+        main: Vec<Spec>,
+        downsample: Option<Box<Spec>>,
+    },
+}
+
+fn leaf(name: impl Into<String>, op: Op) -> Spec {
+    Spec {
+        name: name.into(),
+        flatten: false,
+        body: SpecBody::Leaf(op),
+    }
+}
+
+fn seq(name: impl Into<String>, children: Vec<Spec>) -> Spec {
+    Spec {
+        name: name.into(),
+        flatten: false,
+        body: SpecBody::Seq(children),
+    }
+}
+
+fn numbered(ops: Vec<Op>) -> Vec<Spec> {
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| leaf(i.to_string(), op))
+        .collect()
+}
+
+fn conv(cin: i64, cout: i64, k: i64, s: i64, p: i64, bias: bool) -> Op {
+    Op::Conv {
+        cin,
+        cout,
+        k,
+        s,
+        p,
+        bias,
+    }
+}
+
+/// How torchvision initialises the architecture's weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Resnet,
+    Vgg,
+    Alexnet,
+}
+
+fn family(arch: Arch) -> Family {
+    match arch {
+        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 | Arch::Resnet101 | Arch::Resnet152 => {
+            Family::Resnet
+        }
+        Arch::Alexnet => Family::Alexnet,
+        _ => Family::Vgg,
+    }
+}
+
+fn vgg_config(arch: Arch) -> (&'static [i64], bool) {
+    const A: &[i64] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+    const B: &[i64] = &[
+        64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+    ];
+    const D: &[i64] = &[
+        64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+    ];
+    const E: &[i64] = &[
+        64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
+    ];
+    match arch {
+        Arch::Vgg11 => (A, false),
+        Arch::Vgg13 => (B, false),
+        Arch::Vgg16 => (D, false),
+        Arch::Vgg19 => (E, false),
+        Arch::Vgg11Bn => (A, true),
+        Arch::Vgg13Bn => (B, true),
+        Arch::Vgg16Bn => (D, true),
+        Arch::Vgg19Bn => (E, true),
+        _ => unreachable!("{arch} is no VGG"),
+    }
+}
+
+/// torchvision's module tree of `arch` (top-level modules in forward order).
+fn network(arch: Arch) -> Vec<Spec> {
+    match family(arch) {
+        Family::Resnet => {
+            let (bottleneck, blocks) = match arch {
+                Arch::Resnet18 => (false, [2, 2, 2, 2]),
+                Arch::Resnet34 => (false, [3, 4, 6, 3]),
+                Arch::Resnet50 => (true, [3, 4, 6, 3]),
+                Arch::Resnet101 => (true, [3, 4, 23, 3]),
+                Arch::Resnet152 => (true, [3, 8, 36, 3]),
+                _ => unreachable!(),
+            };
+            resnet(bottleneck, blocks)
+        }
+        Family::Vgg => {
+            let (cfg, bn) = vgg_config(arch);
+            let mut ops = Vec::new();
+            let mut cin = 3;
+            for &c in cfg {
+                if c == 0 {
+                    ops.push(Op::MaxPool { k: 2, s: 2, p: 0 });
+                } else {
+                    ops.push(conv(cin, c, 3, 1, 1, true));
+                    if bn {
+                        ops.push(Op::Bn(c));
+                    }
+                    ops.push(Op::Relu);
+                    cin = c;
+                }
+            }
+            let lin = |fin, fout| Op::Linear { fin, fout };
+            vec![
+                seq("features", numbered(ops)),
+                leaf("avgpool", Op::AdaptiveAvg(7)),
+                Spec {
+                    flatten: true,
+                    ..seq(
+                        "classifier",
+                        numbered(vec![
+                            lin(512 * 7 * 7, 4096),
+                            Op::Relu,
+                            Op::Dropout,
+                            lin(4096, 4096),
+                            Op::Relu,
+                            Op::Dropout,
+                            lin(4096, 1000),
+                        ]),
+                    )
+                },
+            ]
+        }
+        Family::Alexnet => {
+            let pool = Op::MaxPool { k: 3, s: 2, p: 0 };
+            let lin = |fin, fout| Op::Linear { fin, fout };
+            vec![
+                seq(
+                    "features",
+                    numbered(vec![
+                        conv(3, 64, 11, 4, 2, true),
+                        Op::Relu,
+                        pool,
+                        conv(64, 192, 5, 1, 2, true),
+                        Op::Relu,
+                        pool,
+                        conv(192, 384, 3, 1, 1, true),
+                        Op::Relu,
+                        conv(384, 256, 3, 1, 1, true),
+                        Op::Relu,
+                        conv(256, 256, 3, 1, 1, true),
+                        Op::Relu,
+                        pool,
+                    ]),
+                ),
+                leaf("avgpool", Op::AdaptiveAvg(6)),
+                Spec {
+                    flatten: true,
+                    ..seq(
+                        "classifier",
+                        numbered(vec![
+                            Op::Dropout,
+                            lin(256 * 6 * 6, 4096),
+                            Op::Relu,
+                            Op::Dropout,
+                            lin(4096, 4096),
+                            Op::Relu,
+                            lin(4096, 1000),
+                        ]),
+                    )
+                },
+            ]
+        }
+    }
+}
+
+/// torchvision v1.5 ResNet: the stride sits on the 3×3 conv (conv2) of a Bottleneck.
+fn resnet(bottleneck: bool, blocks: [usize; 4]) -> Vec<Spec> {
+    let expansion = if bottleneck { 4 } else { 1 };
+    let mut nodes = vec![
+        leaf("conv1", conv(3, 64, 7, 2, 3, false)),
+        leaf("bn1", Op::Bn(64)),
+        leaf("relu", Op::Relu),
+        leaf("maxpool", Op::MaxPool { k: 3, s: 2, p: 1 }),
+    ];
+    let mut inplanes = 64;
+    for (l, &count) in blocks.iter().enumerate() {
+        let planes = 64i64 << l;
+        let out = planes * expansion;
+        let mut layer = Vec::new();
+        for b in 0..count {
+            let stride = if l > 0 && b == 0 { 2 } else { 1 };
+            let main = if bottleneck {
+                vec![
+                    leaf("conv1", conv(inplanes, planes, 1, 1, 0, false)),
+                    leaf("bn1", Op::Bn(planes)),
+                    leaf("relu", Op::Relu),
+                    leaf("conv2", conv(planes, planes, 3, stride, 1, false)),
+                    leaf("bn2", Op::Bn(planes)),
+                    leaf("relu", Op::Relu),
+                    leaf("conv3", conv(planes, out, 1, 1, 0, false)),
+                    leaf("bn3", Op::Bn(out)),
+                ]
+            } else {
+                vec![
+                    leaf("conv1", conv(inplanes, planes, 3, stride, 1, false)),
+                    leaf("bn1", Op::Bn(planes)),
+                    leaf("relu", Op::Relu),
+                    leaf("conv2", conv(planes, planes, 3, 1, 1, false)),
+                    leaf("bn2", Op::Bn(planes)),
+                ]
+            };
+            let downsample = (stride != 1 || inplanes != out).then(|| {
+                Box::new(seq(
+                    "downsample",
+                    vec![
+                        leaf("0", conv(inplanes, out, 1, stride, 0, false)),
+                        leaf("1", Op::Bn(out)),
+                    ],
+                ))
+            });
+            inplanes = out;
+            layer.push(Spec {
+                name: b.to_string(),
+                flatten: false,
+                body: SpecBody::Block { main, downsample },
+            });
+        }
+        nodes.push(seq(format!("layer{}", l + 1), layer));
+    }
+    nodes.push(leaf("avgpool", Op::AdaptiveAvg(1)));
+    nodes.push(Spec {
+        flatten: true,
+        ..leaf(
+            "fc",
+            Op::Linear {
+                fin: 512 * expansion,
+                fout: 1000,
+            },
+        )
+    });
+    nodes
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The specs up to and including `cut` (everything after it dropped); `None` if no module
+/// has that path.
+fn truncate(nodes: &[Spec], prefix: &str, cut: &str) -> Option<Vec<Spec>> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let path = join(prefix, &node.name);
+        if path == cut {
+            out.push(node.clone());
+            return Some(out);
+        }
+        if cut.starts_with(&format!("{path}.")) {
+            let body = match &node.body {
+                SpecBody::Leaf(_) => return None,
+                SpecBody::Seq(children) => SpecBody::Seq(truncate(children, &path, cut)?),
+                SpecBody::Block { main, downsample } => match truncate(main, &path, cut) {
+                    Some(main) => SpecBody::Block {
+                        main,
+                        downsample: None,
+                    },
+                    None => {
+                        let ds = downsample.as_deref()?;
+                        let ds = truncate(std::slice::from_ref(ds), &path, cut)?;
+                        SpecBody::Block {
+                            main: main.clone(),
+                            downsample: ds.into_iter().next().map(Box::new),
+                        }
+                    }
+                },
+            };
+            out.push(Spec {
+                body,
+                ..node.clone()
+            });
+            return Some(out);
+        }
+        out.push(node.clone());
+    }
+    None
+}
+
+/// How a variable is initialised by [`Backbone::init_random`] (torchvision's schemes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Init {
+    Const(f64),
+    Normal(f64),
+    Uniform(f64),
+}
+
+/// A parameter or buffer of a torchvision model, as in its `state_dict()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateKey {
+    /// The `state_dict()` key, e.g. `layer1.0.bn1.running_var`.
+    pub key: String,
+    /// Its shape (empty for `num_batches_tracked`).
+    pub shape: Vec<i64>,
+    /// `Kind::Float`, or `Kind::Int64` for `num_batches_tracked`.
+    pub kind: Kind,
+    init: Init,
+}
+
+fn state_keys_of(specs: &[Spec], prefix: &str, fam: Family, out: &mut Vec<StateKey>) {
+    for node in specs {
+        let path = join(prefix, &node.name);
+        match &node.body {
+            SpecBody::Leaf(op) => op_keys(*op, &path, fam, out),
+            SpecBody::Seq(children) => state_keys_of(children, &path, fam, out),
+            SpecBody::Block { main, downsample } => {
+                state_keys_of(main, &path, fam, out);
+                if let Some(ds) = downsample {
+                    state_keys_of(std::slice::from_ref(ds), &path, fam, out);
+                }
+            }
+        }
+    }
+}
+
+fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
+    let mut push = |name: &str, shape: Vec<i64>, kind: Kind, init: Init| {
+        out.push(StateKey {
+            key: join(path, name),
+            shape,
+            kind,
+            init,
+        })
+    };
+    match op {
+        Op::Conv {
+            cin, cout, k, bias, ..
+        } => {
+            let fan_in = (cin * k * k) as f64;
+            let fan_out = (cout * k * k) as f64;
+            // resnet, vgg: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
+            // alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) = U(±1/√fan_in),
+            // bias U(±1/√fan_in).
+            let (w, b) = match fam {
+                Family::Resnet | Family::Vgg => {
+                    (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
+                }
+                Family::Alexnet => (
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
+            };
+            push("weight", vec![cout, cin, k, k], Kind::Float, w);
+            if bias {
+                push("bias", vec![cout], Kind::Float, b);
+            }
+        }
+        Op::Bn(c) => {
+            push("weight", vec![c], Kind::Float, Init::Const(1.0));
+            push("bias", vec![c], Kind::Float, Init::Const(0.0));
+            push("running_mean", vec![c], Kind::Float, Init::Const(0.0));
+            push("running_var", vec![c], Kind::Float, Init::Const(1.0));
+            push("num_batches_tracked", vec![], Kind::Int64, Init::Const(0.0));
+        }
+        Op::Linear { fin, fout } => {
+            let bound = 1.0 / (fin as f64).sqrt();
+            // resnet, alexnet: nn.Linear's reset_parameters; vgg: normal(0, 0.01), bias 0.
+            let (w, b) = match fam {
+                Family::Resnet | Family::Alexnet => (Init::Uniform(bound), Init::Uniform(bound)),
+                Family::Vgg => (Init::Normal(0.01), Init::Const(0.0)),
+            };
+            push("weight", vec![fout, fin], Kind::Float, w);
+            push("bias", vec![fout], Kind::Float, b);
+        }
+        Op::Relu | Op::MaxPool { .. } | Op::AdaptiveAvg(_) | Op::Dropout => {}
+    }
+}
+
+/// Every `state_dict()` key of the full torchvision `arch`, in torchvision's order.
+pub fn state_keys(arch: Arch) -> Vec<StateKey> {
+    let mut out = Vec::new();
+    state_keys_of(&network(arch), "", family(arch), &mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The built network.
+
+struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: i64,
+    padding: i64,
+}
+
+struct BatchNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    num_batches_tracked: Tensor,
+}
+
+struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+enum Layer {
+    Conv(Conv2d),
+    Bn(BatchNorm2d),
+    Relu,
+    MaxPool { k: i64, s: i64, p: i64 },
+    AdaptiveAvg(i64),
+    Dropout,
+    Linear(Linear),
+}
+
+/// One named module of the built network (a torchvision module path).
+pub struct Stage {
+    /// The module path, e.g. `layer2.1.conv1`.
+    pub path: String,
+    flatten: bool,
+    body: StageBody,
+}
+
+enum StageBody {
+    Leaf(Layer),
+    Seq(Vec<Stage>),
+    Block {
+        main: Vec<Stage>,
+        downsample: Option<Box<Stage>>,
+    },
+}
+
+fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
+    module.split('.').fold(vs.root(), |p, c| p / c)
+}
+
+fn build(vs: &nn::VarStore, specs: &[Spec], prefix: &str) -> Vec<Stage> {
+    let device = vs.device();
+    specs
+        .iter()
+        .map(|spec| {
+            let path = join(prefix, &spec.name);
+            let body = match &spec.body {
+                SpecBody::Seq(children) => StageBody::Seq(build(vs, children, &path)),
+                SpecBody::Block { main, downsample } => StageBody::Block {
+                    main: build(vs, main, &path),
+                    downsample: downsample
+                        .as_deref()
+                        .map(|ds| Box::new(build(vs, std::slice::from_ref(ds), &path).remove(0))),
+                },
+                SpecBody::Leaf(op) => {
+                    let p = var_path(vs, &path);
+                    let zeros = |name: &str, shape: &[i64]| {
+                        p.add(name, Tensor::zeros(shape, (Kind::Float, device)), false)
+                    };
+                    let ones = |name: &str, shape: &[i64]| {
+                        p.add(name, Tensor::ones(shape, (Kind::Float, device)), false)
+                    };
+                    StageBody::Leaf(match *op {
+                        Op::Conv {
+                            cin,
+                            cout,
+                            k,
+                            s,
+                            p: pad,
+                            bias,
+                        } => Layer::Conv(Conv2d {
+                            weight: zeros("weight", &[cout, cin, k, k]),
+                            bias: bias.then(|| zeros("bias", &[cout])),
+                            stride: s,
+                            padding: pad,
+                        }),
+                        Op::Bn(c) => Layer::Bn(BatchNorm2d {
+                            weight: ones("weight", &[c]),
+                            bias: zeros("bias", &[c]),
+                            running_mean: zeros("running_mean", &[c]),
+                            running_var: ones("running_var", &[c]),
+                            num_batches_tracked: p.add(
+                                "num_batches_tracked",
+                                Tensor::zeros(&[] as &[i64], (Kind::Int64, device)),
+                                false,
+                            ),
+                        }),
+                        Op::Linear { fin, fout } => Layer::Linear(Linear {
+                            weight: zeros("weight", &[fout, fin]),
+                            bias: zeros("bias", &[fout]),
+                        }),
+                        Op::Relu => Layer::Relu,
+                        Op::MaxPool { k, s, p } => Layer::MaxPool { k, s, p },
+                        Op::AdaptiveAvg(n) => Layer::AdaptiveAvg(n),
+                        Op::Dropout => Layer::Dropout,
+                    })
+                }
+            };
+            Stage {
+                path,
+                flatten: spec.flatten,
+                body,
+            }
+        })
+        .collect()
+}
+
+/// A frozen torchvision network built up to its cut.
+pub struct Backbone {
+    arch: Arch,
+    cut: String,
+    vs: nn::VarStore,
+    stages: Vec<Stage>,
+    /// The built keys in torchvision order.
+    keys: Vec<StateKey>,
+    batchnorm: BatchNorm,
+    channels_last: bool,
+}
+
+impl std::fmt::Debug for Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backbone")
+            .field("arch", &self.arch)
+            .field("cut", &self.cut)
+            .field("device", &self.vs.device())
+            .field("variables", &self.keys.len())
+            .field("batchnorm", &self.batchnorm)
+            .field("channels_last", &self.channels_last)
+            .finish()
+    }
+}
+
+impl Backbone {
+    /// Builds `arch` up to and including the module `cut` (a catalog path), on `device`.
+    /// Weights are placeholders (convs and linears 0, BatchNorm identity) until
+    /// [`init_random`](Self::init_random) or [`super::weights`] fills them. BatchNorm starts
+    /// in `Eval` mode.
+    pub fn new(arch: Arch, cut: &str, device: Device) -> Result<Self, BackboneError> {
+        let unknown = || BackboneError::UnknownCut {
+            arch,
+            cut: cut.to_owned(),
+        };
+        catalog::find(arch, cut).ok_or_else(unknown)?;
+        let specs = truncate(&network(arch), "", cut).ok_or_else(unknown)?;
+        let vs = nn::VarStore::new(device);
+        let stages = build(&vs, &specs, "");
+        let mut keys = Vec::new();
+        state_keys_of(&specs, "", family(arch), &mut keys);
+        debug_assert_eq!(keys.len(), vs.len());
+        Ok(Backbone {
+            arch,
+            cut: cut.to_owned(),
+            vs,
+            stages,
+            keys,
+            batchnorm: BatchNorm::Eval,
+            channels_last: false,
+        })
+    }
+
+    /// Builds the backbone a plan describes (weights still to be filled, see
+    /// [`super::weights::apply`]), with its BatchNorm mode.
+    pub fn from_plan(plan: &psyrun::plan::Backbone, device: Device) -> Result<Self, BackboneError> {
+        let mut b = Backbone::new(plan.arch, &plan.cut, device)?;
+        b.set_batchnorm(plan.batchnorm);
+        Ok(b)
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// The cut it was built up to.
+    pub fn cut(&self) -> &str {
+        &self.cut
+    }
+
+    /// The top-level stages that were built (the last one contains the cut).
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The variable store; its `variables()` keys are torchvision `state_dict()` keys.
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// The built variables (parameters and buffers) by torchvision key.
+    pub fn variables(&self) -> HashMap<String, Tensor> {
+        self.vs.variables()
+    }
+
+    /// The torchvision keys that were built (those the cut needs), in torchvision order.
+    pub fn built_keys(&self) -> &[StateKey] {
+        &self.keys
+    }
+
+    /// Every torchvision key of the full architecture, built or not.
+    pub fn full_state_keys(&self) -> Vec<StateKey> {
+        state_keys(self.arch)
+    }
+
+    /// The device the variables live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Current BatchNorm behaviour.
+    pub fn batchnorm(&self) -> BatchNorm {
+        self.batchnorm
+    }
+
+    /// Sets BatchNorm behaviour (see the module docs).
+    pub fn set_batchnorm(&mut self, mode: BatchNorm) {
+        self.batchnorm = mode;
+    }
+
+    /// Moves every variable to `device` (in place: the stages see the moved tensors).
+    #[allow(clippy::wrong_self_convention)] // the name torch users expect
+    pub fn to_device(&mut self, device: Device) {
+        self.vs.set_device(device);
+        if self.channels_last {
+            self.set_channels_last(true);
+        }
+    }
+
+    /// Whether 4-d weights and inputs use the channels-last (NHWC) memory layout.
+    pub fn channels_last(&self) -> bool {
+        self.channels_last
+    }
+
+    /// Switches the channels-last memory layout on or off (off by default). Results agree
+    /// with the default layout to float rounding (≤ 1e-5 relative); [`features`](Self::features)
+    /// always returns a contiguous tensor.
+    pub fn set_channels_last(&mut self, on: bool) {
+        self.channels_last = on;
+        tch::no_grad(|| {
+            for (_, mut v) in self.vs.variables() {
+                if v.dim() == 4 {
+                    let data = if on {
+                        to_channels_last(&v)
+                    } else {
+                        v.contiguous()
+                    };
+                    v.set_data(&data);
+                }
+            }
+        });
+    }
+
+    /// Fills every built variable with torchvision's initialisation for the architecture,
+    /// from `seed` alone: resnet convs kaiming_normal_(fan_out, relu), BatchNorm weight 1
+    /// bias 0 (running mean 0, var 1, counter 0), `fc` nn.Linear's default
+    /// (U(±1/√fan_in) for weight and bias); vgg convs kaiming_normal_(fan_out, relu) bias 0,
+    /// linears N(0, 0.01) bias 0; alexnet nn.Conv2d/nn.Linear defaults
+    /// (kaiming_uniform_(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in)).
+    ///
+    /// The numbers come from a SplitMix64 stream per variable, seeded by SHA-256 of the seed
+    /// and the torchvision key (normals by Box–Muller), computed on the CPU in f64 and rounded
+    /// to f32: the same seed gives
+    /// bit-identical weights on every run, device and libtorch version, and a variable's
+    /// values do not depend on where the network is cut. (They are not the numbers
+    /// `torch.manual_seed(seed)` would give in Python.)
+    pub fn init_random(&mut self, seed: u64) {
+        let vars = self.vs.variables();
+        tch::no_grad(|| {
+            for k in &self.keys {
+                let mut var = vars[&k.key].shallow_clone();
+                let numel: i64 = k.shape.iter().product();
+                let values = random_values(seed, &k.key, numel as usize, k.init);
+                let t = Tensor::from_slice(&values)
+                    .reshape(k.shape.as_slice())
+                    .to_kind(k.kind);
+                var.copy_(&t);
+            }
+        });
+    }
+
+    /// The output of module `cut` (a catalog path at or before the built cut) for a batch `x`
+    /// of shape [N, 3, H, W], computed under `tch::no_grad`. Nothing past `cut` runs. The
+    /// result is [N, C, H', W'] or [N, F] and contiguous.
+    ///
+    /// Panics if `cut` is unknown or lies past the built cut; see
+    /// [`try_features`](Self::try_features).
+    pub fn features(&self, x: &Tensor, cut: &str) -> Tensor {
+        self.try_features(x, cut).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`features`](Self::features) returning an error for a bad cut.
+    pub fn try_features(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
+        tch::no_grad(|| self.features_with_grad(x, cut))
+    }
+
+    /// [`try_features`](Self::try_features) without `no_grad`: autograd records the graph
+    /// (gradients can flow to `x`; the variables stay frozen).
+    pub fn features_with_grad(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
+        self.check_cut(cut)?;
+        let x = if self.channels_last && x.dim() == 4 {
+            to_channels_last(x)
+        } else {
+            x.shallow_clone()
+        };
+        let (y, stopped) = self.run_seq(&self.stages, x, cut);
+        debug_assert!(stopped, "cut {cut} not reached");
+        Ok(y.contiguous())
+    }
+
+    /// The output of the built cut.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.features(x, &self.cut)
+    }
+
+    fn check_cut(&self, cut: &str) -> Result<(), BackboneError> {
+        let cuts = catalog::cut_points(self.arch);
+        let pos = |c: &str| cuts.iter().position(|p| p.path == c);
+        let Some(at) = pos(cut) else {
+            return Err(BackboneError::UnknownCut {
+                arch: self.arch,
+                cut: cut.to_owned(),
+            });
+        };
+        let built = pos(&self.cut).expect("built cut is in the catalog");
+        // Built: the cut itself, modules inside it, and modules before it in forward order
+        // that are not its ancestors (those are containers only partly built).
+        let inside = cut.starts_with(&format!("{}.", self.cut));
+        let ancestor = self.cut.starts_with(&format!("{cut}."));
+        if !(cut == self.cut || inside || (at < built && !ancestor)) {
+            return Err(BackboneError::PastCut {
+                arch: self.arch,
+                cut: cut.to_owned(),
+                built: self.cut.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn run_seq(&self, stages: &[Stage], mut x: Tensor, cut: &str) -> (Tensor, bool) {
+        for s in stages {
+            let (y, stop) = self.run_stage(s, x, cut);
+            if stop {
+                return (y, true);
+            }
+            x = y;
+        }
+        (x, false)
+    }
+
+    fn run_stage(&self, s: &Stage, x: Tensor, cut: &str) -> (Tensor, bool) {
+        let x = if s.flatten { x.flatten(1, -1) } else { x };
+        let y = match &s.body {
+            StageBody::Leaf(layer) => self.apply(layer, &x),
+            StageBody::Seq(children) => {
+                let (y, stop) = self.run_seq(children, x, cut);
+                if stop {
+                    return (y, true);
+                }
+                y
+            }
+            StageBody::Block { main, downsample } => {
+                let (y, stop) = self.run_seq(main, x.shallow_clone(), cut);
+                if stop {
+                    return (y, true);
+                }
+                let identity = match downsample {
+                    Some(ds) => {
+                        let (d, stop) = self.run_stage(ds, x, cut);
+                        if stop {
+                            return (d, true);
+                        }
+                        d
+                    }
+                    None => x,
+                };
+                (y + identity).relu()
+            }
+        };
+        let stop = s.path == cut;
+        (y, stop)
+    }
+
+    fn apply(&self, layer: &Layer, x: &Tensor) -> Tensor {
+        match layer {
+            Layer::Conv(c) => x.conv2d(
+                &c.weight,
+                c.bias.as_ref(),
+                [c.stride, c.stride],
+                [c.padding, c.padding],
+                [1, 1],
+                1,
+            ),
+            Layer::Bn(bn) => {
+                let train = self.batchnorm == BatchNorm::Train;
+                let y = x.batch_norm(
+                    Some(&bn.weight),
+                    Some(&bn.bias),
+                    Some(&bn.running_mean),
+                    Some(&bn.running_var),
+                    train,
+                    BN_MOMENTUM,
+                    BN_EPS,
+                    true,
+                );
+                if train {
+                    let _ = bn.num_batches_tracked.shallow_clone().g_add_scalar_(1i64);
+                }
+                y
+            }
+            Layer::Relu => x.relu(),
+            Layer::MaxPool { k, s, p } => x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], false),
+            Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
+            Layer::Dropout => x.shallow_clone(),
+            Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
+        }
+    }
+}
+
+/// The same values in the channels-last (NHWC) memory layout.
+fn to_channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast even in debug builds, and fully
+/// specified here, so the weights never depend on a library's generator.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform on [0, 1), 53 random bits.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// `n` values of `init` for variable `key` under `seed` (see [`Backbone::init_random`]).
+fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
+    if let Init::Const(c) = init {
+        return vec![c as f32; n];
+    }
+    let mut h = Sha256::new();
+    h.update(b"psyrun backbone init v1\0");
+    h.update(seed.to_le_bytes());
+    h.update(key.as_bytes());
+    let digest = h.finalize();
+    let mut rng = SplitMix64(u64::from_le_bytes(digest[..8].try_into().unwrap()));
+    let mut out = Vec::with_capacity(n);
+    match init {
+        Init::Const(_) => unreachable!(),
+        Init::Uniform(bound) => {
+            for _ in 0..n {
+                out.push((bound * (2.0 * rng.unit() - 1.0)) as f32);
+            }
+        }
+        Init::Normal(std) => {
+            // Box–Muller, both values of each pair used.
+            while out.len() < n {
+                let u1 = 1.0 - rng.unit(); // (0, 1]
+                let u2 = rng.unit();
+                let r = (-2.0 * u1.ln()).sqrt() * std;
+                let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+                out.push((r * c) as f32);
+                if out.len() < n {
+                    out.push((r * s) as f32);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parameter-free pooling of a cut's output, flattened to [N, features]: adaptive average or
+/// max pooling to h×w, or (`Off`) just the flattening. A flat [N, F] input is returned as it
+/// is with `Off`; pooling it panics (the plan rejects that).
+pub fn pool(x: &Tensor, p: Pooling) -> Tensor {
+    match p {
+        Pooling::Off => x.flatten(1, -1),
+        Pooling::Avg { h, w } | Pooling::Max { h, w } => {
+            assert_eq!(
+                x.dim(),
+                4,
+                "pooling needs a [N, C, H, W] feature map, got {:?}",
+                x.size()
+            );
+            let size = [i64::from(h), i64::from(w)];
+            let y = match p {
+                Pooling::Avg { .. } => x.adaptive_avg_pool2d(size),
+                _ => x.adaptive_max_pool2d(size).0,
+            };
+            y.flatten(1, -1)
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Loading weights into a [`Backbone`] by torchvision `state_dict()` key.
+//!
+//! `.safetensors` files are read with a small reader of our own: the JSON header first, then
+//! only the tensors the cut needs (a vgg16 cut in `features` never reads the 400 MB of
+//! `classifier.0.weight`). Every key is checked before anything is copied, and all problems
+//! are reported together ([`Mismatch`]):
+//! - missing: a key the cut needs that the file lacks (`num_batches_tracked` may be absent,
+//!   as in checkpoints from before PyTorch 0.4.1; it is then set to 0 as PyTorch does);
+//! - unexpected: a key that is no torchvision key of the architecture at all;
+//! - shape and dtype mismatches of the keys the cut needs.
+//!
+//! Keys of the architecture past the cut are accepted and ignored, so a full torchvision
+//! checkpoint loads into any cut. float16, bfloat16 and float64 tensors are converted to
+//! float32. `.pth`/`.pt` checkpoints are not supported yet ([`WeightsError::PthNotSupported`]).
+// Not yet called by `run` (remove once wired; the tests use every item).
+#![cfg_attr(not(test), allow(dead_code))]
+use super::backbone::{state_keys, Backbone, StateKey};
+use psyrun::models::catalog::Arch;
+use psyrun::plan::Weights;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+/// Why weights could not be loaded. On any error the backbone is left unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file.
+    #[error("{} is not a valid .safetensors file: {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A PyTorch pickle checkpoint (`.pth`, `.pt`): not supported yet.
+    #[error("{}: PyTorch .pth/.pt checkpoints are not supported yet; save the state_dict as .safetensors instead (safetensors.torch.save_file(model.state_dict(), \"weights.safetensors\"))", path.display())]
+    PthNotSupported {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Neither `.safetensors` nor `.pth`/`.pt`.
+    #[error("{}: unknown weights format (expected a .safetensors file)", path.display())]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Named torchvision weight sets (e.g. `IMAGENET1K_V1`) are not fetched yet.
+    #[error("torchvision weight set `{0}` cannot be loaded yet; export it to a .safetensors file and give its path")]
+    TorchvisionNotSupported(String),
+    /// The keys do not fit the architecture (everything wrong, listed at once).
+    #[error("{0}")]
+    Mismatch(Box<Mismatch>),
+    /// libtorch failed.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// A shape that differs from torchvision's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// The torchvision key.
+    pub key: String,
+    /// The shape the architecture has.
+    pub expected: Vec<i64>,
+    /// The shape in the file.
+    pub found: Vec<i64>,
+}
+
+impl fmt::Display for ShapeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {:?}, found {:?}",
+            self.key, self.expected, self.found
+        )
+    }
+}
+
+/// Every way a weights file does not fit the architecture and cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Where the weights came from.
+    pub source: String,
+    /// The architecture.
+    pub arch: Arch,
+    /// The cut.
+    pub cut: String,
+    /// Keys the cut needs that are absent, in torchvision order.
+    pub missing: Vec<String>,
+    /// Keys that are no torchvision key of the architecture, sorted.
+    pub unexpected: Vec<String>,
+    /// Needed keys with another shape, in torchvision order.
+    pub shapes: Vec<ShapeMismatch>,
+    /// Needed keys of an unusable dtype (`key: expected float, found I8`), in torchvision order.
+    pub dtypes: Vec<String>,
+}
+
+impl Mismatch {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.shapes.is_empty()
+            && self.dtypes.is_empty()
+    }
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "weights in {} do not fit {} (cut after `{}`)",
+            self.source, self.arch, self.cut
+        )?;
+        let mut list = |title: &str, items: Vec<String>| -> fmt::Result {
+            if !items.is_empty() {
+                write!(f, "\n  {title} ({}):", items.len())?;
+                for i in items {
+                    write!(f, "\n    {i}")?;
+                }
+            }
+            Ok(())
+        };
+        list("missing keys", self.missing.clone())?;
+        list("unexpected keys", self.unexpected.clone())?;
+        list(
+            "shape mismatches",
+            self.shapes.iter().map(|s| s.to_string()).collect(),
+        )?;
+        list("unusable dtypes", self.dtypes.clone())
+    }
+}
+
+/// What a successful load did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Variables filled from the source.
+    pub loaded: usize,
+    /// Keys of the architecture past the cut, ignored.
+    pub ignored: usize,
+    /// `num_batches_tracked` buffers absent from the source, set to 0.
+    pub defaulted: usize,
+}
+
+/// Fills the backbone as the plan says: seeded random initialisation, a local file (a
+/// relative path is taken relative to `base_dir`, e.g. the experiment's folder), or a named
+/// torchvision weight set (not supported yet). Returns the load report for files.
+pub fn apply(
+    backbone: &mut Backbone,
+    weights: &Weights,
+    seed: u64,
+    base_dir: &Path,
+) -> Result<Option<LoadReport>, WeightsError> {
+    match weights {
+        Weights::Random => {
+            backbone.init_random(seed);
+            Ok(None)
+        }
+        Weights::File(file) => load_file(backbone, &base_dir.join(file)).map(Some),
+        Weights::Torchvision(name) => Err(WeightsError::TorchvisionNotSupported(name.clone())),
+    }
+}
+
+/// Loads a weights file, choosing the format by extension.
+pub fn load_file(backbone: &mut Backbone, path: &Path) -> Result<LoadReport, WeightsError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("safetensors") => load_safetensors(backbone, path),
+        Some(e)
+            if ["pth", "pt", "bin", "tar"]
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(x)) =>
+        {
+            Err(WeightsError::PthNotSupported {
+                path: path.to_owned(),
+            })
+        }
+        _ => Err(WeightsError::UnknownFormat {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// Loads a `.safetensors` file (reading only the tensors the cut needs).
+pub fn load_safetensors(backbone: &mut Backbone, path: &Path) -> Result<LoadReport, WeightsError> {
+    let mut file = SafetensorsFile::open(path)?;
+    let found: Vec<(String, Vec<i64>, Kind)> = file
+        .entries
+        .iter()
+        .map(|(k, e)| (k.clone(), e.shape.clone(), e.kind))
+        .collect();
+    load_with(
+        backbone,
+        &path.display().to_string(),
+        &found,
+        |key: &str| file.read(key),
+    )
+}
+
+/// Loads named tensors held in memory (e.g. from `Tensor::read_safetensors`).
+pub fn load_tensors(
+    backbone: &mut Backbone,
+    source: &str,
+    tensors: &[(String, Tensor)],
+) -> Result<LoadReport, WeightsError> {
+    let found: Vec<(String, Vec<i64>, Kind)> = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.size(), t.kind()))
+        .collect();
+    let by_key: HashMap<&str, &Tensor> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    load_with(backbone, source, &found, |key: &str| {
+        Ok(by_key[key].shallow_clone())
+    })
+}
+
+fn is_float(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double
+    )
+}
+
+fn is_int(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8
+    )
+}
+
+/// Checks `found` (key, shape, kind) against the backbone, then copies each needed tensor
+/// fetched by `fetch`.
+fn load_with(
+    backbone: &mut Backbone,
+    source: &str,
+    found: &[(String, Vec<i64>, Kind)],
+    mut fetch: impl FnMut(&str) -> Result<Tensor, WeightsError>,
+) -> Result<LoadReport, WeightsError> {
+    let full: HashSet<String> = state_keys(backbone.arch())
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    let built: Vec<StateKey> = backbone.built_keys().to_vec();
+    let needed: HashMap<&str, &StateKey> = built.iter().map(|k| (k.key.as_str(), k)).collect();
+    let in_file: BTreeMap<&str, (&[i64], Kind)> = found
+        .iter()
+        .map(|(k, s, kind)| (k.as_str(), (s.as_slice(), *kind)))
+        .collect();
+
+    let mut mismatch = Mismatch {
+        source: source.to_owned(),
+        arch: backbone.arch(),
+        cut: backbone.cut().to_owned(),
+        missing: Vec::new(),
+        unexpected: in_file
+            .keys()
+            .filter(|k| !full.contains(**k))
+            .map(|k| k.to_string())
+            .collect(),
+        shapes: Vec::new(),
+        dtypes: Vec::new(),
+    };
+    let mut report = LoadReport {
+        ignored: in_file
+            .keys()
+            .filter(|k| full.contains(**k) && !needed.contains_key(**k))
+            .count(),
+        ..LoadReport::default()
+    };
+    for k in &built {
+        match in_file.get(k.key.as_str()) {
+            None if k.key.ends_with(".num_batches_tracked") => report.defaulted += 1,
+            None => mismatch.missing.push(k.key.clone()),
+            Some((shape, kind)) => {
+                if *shape != k.shape.as_slice() {
+                    mismatch.shapes.push(ShapeMismatch {
+                        key: k.key.clone(),
+                        expected: k.shape.clone(),
+                        found: shape.to_vec(),
+                    });
+                }
+                let usable = if k.kind == Kind::Float {
+                    is_float(*kind)
+                } else {
+                    is_int(*kind)
+                };
+                if !usable {
+                    let want = if k.kind == Kind::Float {
+                        "a float type"
+                    } else {
+                        "an integer type"
+                    };
+                    mismatch
+                        .dtypes
+                        .push(format!("{}: expected {want}, found {kind:?}", k.key));
+                }
+            }
+        }
+    }
+    if !mismatch.is_empty() {
+        return Err(WeightsError::Mismatch(Box::new(mismatch)));
+    }
+
+    // Fetch everything first so that a read error leaves the backbone unchanged.
+    let mut fetched = Vec::new();
+    for k in &built {
+        if in_file.contains_key(k.key.as_str()) {
+            let t = fetch(&k.key)?.f_to_kind(k.kind)?;
+            fetched.push((k, Some(t)));
+        } else {
+            fetched.push((k, None));
+        }
+    }
+    let vars = backbone.variables();
+    let device = backbone.device();
+    tch::no_grad(|| -> Result<(), WeightsError> {
+        for (k, t) in fetched {
+            let mut var = vars[&k.key].shallow_clone();
+            match t {
+                Some(t) => {
+                    var.f_copy_(&t.f_to_device(device)?)?;
+                    report.loaded += 1;
+                }
+                None => {
+                    let _ = var.f_fill_(0i64)?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal safetensors reader: header first, tensors on demand.
+
+struct Entry {
+    kind: Kind,
+    shape: Vec<i64>,
+    begin: u64,
+    end: u64,
+}
+
+struct SafetensorsFile {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+    entries: BTreeMap<String, Entry>,
+}
+
+fn kind_of(dtype: &str) -> Option<Kind> {
+    Some(match dtype {
+        "F32" => Kind::Float,
+        "F16" => Kind::Half,
+        "BF16" => Kind::BFloat16,
+        "F64" => Kind::Double,
+        "I64" => Kind::Int64,
+        "I32" => Kind::Int,
+        "I16" => Kind::Int16,
+        "I8" => Kind::Int8,
+        "U8" => Kind::Uint8,
+        "BOOL" => Kind::Bool,
+        _ => return None,
+    })
+}
+
+impl SafetensorsFile {
+    fn open(path: &Path) -> Result<Self, WeightsError> {
+        let io = |source| WeightsError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let bad = |reason: String| WeightsError::Format {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len)
+            .map_err(|_| bad("shorter than its 8-byte header length".into()))?;
+        let header_len = u64::from_le_bytes(len);
+        if header_len > 100_000_000 || 8 + header_len > file_len {
+            return Err(bad(format!("implausible header length {header_len}")));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header).map_err(io)?;
+        let json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+        let data_start = 8 + header_len;
+        let data_len = file_len - data_start;
+        let mut entries = BTreeMap::new();
+        for (name, v) in json {
+            if name == "__metadata__" {
+                continue;
+            }
+            let field = |f: &str| {
+                v.get(f)
+                    .ok_or_else(|| bad(format!("tensor `{name}` has no `{f}`")))
+            };
+            let dtype = field("dtype")?.as_str().unwrap_or("?");
+            let kind = kind_of(dtype)
+                .ok_or_else(|| bad(format!("tensor `{name}` has unsupported dtype {dtype}")))?;
+            let ints = |f: &str| -> Result<Vec<u64>, WeightsError> {
+                field(f)?
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_u64()).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| bad(format!("tensor `{name}`: `{f}` is not a list of integers")))
+            };
+            let shape: Vec<i64> = ints("shape")?.into_iter().map(|d| d as i64).collect();
+            let offsets = ints("data_offsets")?;
+            let [begin, end] = offsets[..] else {
+                return Err(bad(format!(
+                    "tensor `{name}`: data_offsets needs 2 numbers"
+                )));
+            };
+            let numel: u64 = shape.iter().map(|&d| d as u64).product();
+            let bytes = numel * kind.elt_size_in_bytes() as u64;
+            if end < begin || end - begin != bytes || end > data_len {
+                return Err(bad(format!(
+                    "tensor `{name}`: data_offsets [{begin}, {end}] do not fit shape {shape:?} {dtype} in {data_len} data bytes"
+                )));
+            }
+            entries.insert(
+                name,
+                Entry {
+                    kind,
+                    shape,
+                    begin,
+                    end,
+                },
+            );
+        }
+        Ok(SafetensorsFile {
+            path: path.to_owned(),
+            file,
+            data_start,
+            entries,
+        })
+    }
+
+    fn read(&mut self, name: &str) -> Result<Tensor, WeightsError> {
+        let e = &self.entries[name];
+        let io = |source| WeightsError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut data = vec![0u8; (e.end - e.begin) as usize];
+        self.file
+            .seek(SeekFrom::Start(self.data_start + e.begin))
+            .map_err(io)?;
+        self.file.read_exact(&mut data).map_err(io)?;
+        Ok(Tensor::f_from_data_size(&data, &e.shape, e.kind)?)
+    }
+}
