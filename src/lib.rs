@@ -2,7 +2,8 @@
 //!
 //! The pipeline is a chain of stages, one module each:
 //! [`source`] → [`syntax`] (pest, shape only) → [`plan`] (all meaning, every error in one pass)
-//! → run (libtorch, in the `psyrun-torch` binary) → results.
+//! → [`trials`] and [`stimuli`] (what the network sees) → run (libtorch, in the
+//! `psyrun-torch` binary, with [`staircase`] and [`progress`]) → [`report`].
 //! Nothing in this library prints; the CLI in [`cli`] renders diagnostics and output.
 #![warn(missing_docs, unreachable_pub)]
 // `Diag` is the error type of every stage: a few hundred bytes, returned on cold paths only.
@@ -18,3 +19,4 @@ pub mod source;
 pub mod staircase;
 pub mod stimuli;
 pub mod syntax;
+pub mod trials;

@@ -97,14 +97,19 @@ fn every_code_is_documented() {
 #[test]
 fn every_code_is_exercised() {
     // psy::syntax and psy::plan codes by snapshot fixtures; psy::io by tests/robustness.rs;
-    // psy::run by tests/cli.rs.
+    // psy::run by tests/cli.rs and tests/run.rs.
     let mut snaps = String::new();
     for entry in
         std::fs::read_dir(crate::root().join("tests/snapshots")).expect("tests/snapshots exists")
     {
         snaps.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
-    let others = [include_str!("robustness.rs"), include_str!("cli.rs")].concat();
+    let others = [
+        include_str!("robustness.rs"),
+        include_str!("cli.rs"),
+        include_str!("run.rs"),
+    ]
+    .concat();
     for c in Code::ALL {
         let s = c.as_str();
         let hit = if s.starts_with("psy::io::") || s.starts_with("psy::run::") {

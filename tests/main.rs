@@ -3,6 +3,8 @@
 mod cli;
 mod docs;
 mod robustness;
+#[cfg(feature = "torch")]
+mod run;
 mod snapshots;
 
 use std::path::{Path, PathBuf};

@@ -198,25 +198,3 @@ fn unavailable(why: &str) -> Diag {
         "this psyrun was built without libtorch; build everything with `./dev setup` (or `cargo build --release` with the torch feature); `check`, `plan` and `layers` work without it",
     )
 }
-
-/// `run` until the interpreter lands: checks the file, then says so plainly.
-pub fn run_not_implemented(args: &super::RunArgs, ui: &Ui) -> ExitCode {
-    match load(&args.file) {
-        Err(d) => {
-            ui.report(&[d]);
-            ExitCode::from(EXIT_USAGE)
-        }
-        Ok((file, lowered)) => {
-            ui.report(&lowered.diags);
-            if lowered.plan.is_none() {
-                return ExitCode::from(EXIT_INVALID);
-            }
-            ui.report(&[Diag::error(
-                Code::RunNotImplemented,
-                format!("`{}` is valid, but running experiments is not implemented yet", file.name),
-            )
-            .with_help("`psyrun plan FILE` shows exactly what will run; the interpreter is the next milestone")]);
-            ExitCode::from(EXIT_UNAVAILABLE)
-        }
-    }
-}

@@ -5,13 +5,15 @@
 //! 4 not available in this build · 130 interrupted.
 
 mod commands;
+mod stimuli;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use commands::{check_files, layers_table, run_not_implemented};
+pub use commands::{check_files, layers_table};
+pub use stimuli::{write_stimuli, StimuliArgs};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -32,6 +34,7 @@ Examples:
   psyrun check experiments/*.psy         show every problem in the files
   psyrun plan experiments/contrast_csf.psy   print the resolved plan, defaults included
   psyrun layers resnet50 --size 224      list the cut points and their output shapes
+  psyrun stimuli experiments/quick_csf.psy --out stim   write its stimuli as PNG and .npy
 
 Exit codes:
   0  ok (warnings allowed)      1  the experiment has errors
@@ -87,6 +90,8 @@ pub enum Command {
         #[arg(long, default_value_t = 224)]
         size: u32,
     },
+    /// Write an experiment's training and test stimuli as PNG (to look at) and .npy (to check).
+    Stimuli(StimuliArgs),
     /// Show psyrun's and libtorch's versions, CUDA availability and device count.
     Doctor,
 }
@@ -193,6 +198,7 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
         (Some(Command::Check { files }), _) => commands::check(&files, &ui),
         (Some(Command::Plan { file, format }), _) => commands::plan(&file, format, &ui),
         (Some(Command::Layers { arch, size }), _) => commands::layers(&arch, size, &ui),
+        (Some(Command::Stimuli(args)), _) => stimuli::stimuli(&args, &ui),
         (Some(Command::Doctor), _) => backend.doctor(&ui),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();

@@ -173,3 +173,24 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     }
     out
 }
+
+/// One stimulus as an 8-bit RGB PNG at its own size: `pixels` is HWC RGB in [0, 1]
+/// (`size²·3` values) or single-channel (`size²` values, shown as grey). Values are clipped
+/// to [0, 1] and rounded; NaN shows as black.
+pub fn image_png(pixels: &[f32], size: u32) -> std::io::Result<Vec<u8>> {
+    let n = (size as usize).pow(2);
+    let rgb: Vec<u8> = if pixels.len() == n {
+        pixels.iter().flat_map(|&v| [to_u8(v); 3]).collect()
+    } else if pixels.len() == 3 * n {
+        pixels.iter().map(|&v| to_u8(v)).collect()
+    } else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "image_png: {} values do not make a {size}×{size} image",
+                pixels.len()
+            ),
+        ));
+    };
+    encode_png(&rgb, size, size)
+}

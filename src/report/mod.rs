@@ -38,7 +38,7 @@ mod tests;
 
 pub use csv::{csf_csv, staircase_csv, training_csv};
 pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
-pub use image::{npy_f32, preview_sheet};
+pub use image::{image_png, npy_f32, preview_sheet};
 pub use plot::{csf_linear_plot, csf_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH};
 pub use table::csf_table;
 
@@ -66,7 +66,7 @@ pub struct Results {
 }
 
 /// Provenance of a run, saved as `manifest.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// psyrun's version ([`PSYRUN_VERSION`]).
     pub psyrun_version: String,
@@ -94,6 +94,9 @@ pub struct Manifest {
     pub threads: usize,
     /// True only when every result file was written.
     pub complete: bool,
+    /// Wall-clock seconds of each phase so far (`setup`, `training`, `testing`, `writing`).
+    #[serde(default)]
+    pub phase_seconds: Vec<(String, f64)>,
 }
 
 /// One training epoch.

@@ -57,6 +57,7 @@ fn manifest(plan: &Plan) -> Manifest {
         command_line: vec!["psyrun".into(), "experiments/quick_csf.psy".into()],
         threads: 2,
         complete: false,
+        phase_seconds: vec![("training".into(), 1.5)],
     }
 }
 

@@ -29,8 +29,6 @@
 //!   and increments `num_batches_tracked`. Only the BatchNorm layers up to the cut see the
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
-// Not yet called by `run` (remove once wired; the tests use every item).
-#![cfg_attr(not(test), allow(dead_code))]
 use psyrun::models::catalog::{self, Arch};
 use psyrun::plan::{BatchNorm, Pooling};
 use sha2::{Digest, Sha256};
@@ -692,11 +690,13 @@ impl Backbone {
     }
 
     /// The top-level stages that were built (the last one contains the cut).
+    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn stages(&self) -> &[Stage] {
         &self.stages
     }
 
     /// The variable store; its `variables()` keys are torchvision `state_dict()` keys.
+    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
@@ -712,6 +712,7 @@ impl Backbone {
     }
 
     /// Every torchvision key of the full architecture, built or not.
+    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn full_state_keys(&self) -> Vec<StateKey> {
         state_keys(self.arch)
     }
@@ -722,6 +723,7 @@ impl Backbone {
     }
 
     /// Current BatchNorm behaviour.
+    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn batchnorm(&self) -> BatchNorm {
         self.batchnorm
     }
@@ -741,6 +743,7 @@ impl Backbone {
     }
 
     /// Whether 4-d weights and inputs use the channels-last (NHWC) memory layout.
+    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn channels_last(&self) -> bool {
         self.channels_last
     }

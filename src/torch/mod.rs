@@ -1,5 +1,6 @@
 //! The libtorch backend (only in builds with the `torch` feature).
 pub mod backbone;
+pub mod run;
 pub mod weights;
 
 use crate::cli::{Backend, RunArgs, Ui};
@@ -16,7 +17,7 @@ pub struct TorchBackend;
 
 impl Backend for TorchBackend {
     fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode {
-        crate::cli::run_not_implemented(args, ui)
+        run::command(args, ui)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {
         print!("{}", Report::collect());

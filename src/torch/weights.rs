@@ -12,8 +12,6 @@
 //! Keys of the architecture past the cut are accepted and ignored, so a full torchvision
 //! checkpoint loads into any cut. float16, bfloat16 and float64 tensors are converted to
 //! float32. `.pth`/`.pt` checkpoints are not supported yet ([`WeightsError::PthNotSupported`]).
-// Not yet called by `run` (remove once wired; the tests use every item).
-#![cfg_attr(not(test), allow(dead_code))]
 use super::backbone::{state_keys, Backbone, StateKey};
 use psyrun::models::catalog::Arch;
 use psyrun::plan::Weights;
@@ -207,6 +205,8 @@ pub fn load_safetensors(backbone: &mut Backbone, path: &Path) -> Result<LoadRepo
     )
 }
 
+// Also the entry point for other checkpoint formats (.pth, the weights issue).
+#[cfg_attr(not(test), allow(dead_code))]
 /// Loads named tensors held in memory (e.g. from `Tensor::read_safetensors`).
 pub fn load_tensors(
     backbone: &mut Backbone,

@@ -1,0 +1,827 @@
+//! The interpreter: runs a plan on libtorch and writes its run folder.
+//!
+//! Order of work (each step fails with a diagnostic that points into the experiment where
+//! it can, and never leaves a half-written file):
+//! 1. choose the device; build the backbone up to the cut on the CPU; fill its weights
+//!    (seeded random or a file, relative to the experiment's folder); move it to the device;
+//! 2. create the run folder (`INCOMPLETE` first), write `plan.ron`, `manifest.json` and the
+//!    preview sheet;
+//! 3. train the linear probe: every epoch draws fresh training trials (seeded per trial);
+//!    the backbone runs without gradients; only the probe's weight and bias learn;
+//! 4. test: the staircases of every frequency advance in lockstep, one batch of gratings
+//!    per round. The probe is linear, so each image's features are projected once onto the
+//!    two halves of the probe's weight: the comparison images are projected once per
+//!    frequency, the gratings once per contrast level;
+//! 5. write every result file and remove `INCOMPLETE`.
+//!
+//! BatchNorm: with `batchnorm eval` (default) the backbone is frozen throughout. With
+//! `batchnorm train` (the tutorial) BatchNorm uses batch statistics and updates its running
+//! statistics while the probe trains, the first and the second images in separate forward
+//! passes as in the tutorial's `LinearProbe.forward`; testing then runs in eval mode with
+//! the drifted statistics, as the tutorial's `model.eval()` does.
+
+// `Failure` carries a `Diag` (a few hundred bytes), returned on cold paths only.
+#![allow(clippy::result_large_err)]
+
+use super::backbone::{pool, Backbone};
+use super::weights::{self, WeightsError};
+use psyrun::cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN};
+use psyrun::cli::{EXIT_UNAVAILABLE, EXIT_USAGE};
+use psyrun::diag::{Code, Diag};
+use psyrun::plan::{self, BatchNorm, Optimizer, Plan, Staircase};
+use psyrun::progress::{Event, Observer, Terminal};
+use psyrun::report::{
+    self, csf_table, preview_sheet, EpochRecord, FrequencyResult, Manifest, Results, RunFolder,
+};
+use psyrun::source::SourceFile;
+use psyrun::staircase::Bisection;
+use psyrun::stimuli::rng;
+use psyrun::trials::{self, TestGratings};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Set by Ctrl-C (SIGINT) or SIGTERM; the run stops at the next batch.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Images per forward pass when testing (bounds memory; results do not depend on it).
+const TEST_CHUNK: usize = 64;
+
+/// Training pairs shown on the preview sheet.
+const PREVIEW_PAIRS: u64 = 6;
+
+/// How a run ended early: the diagnostic, the exit code, and the run folder if one exists.
+pub struct Failure {
+    /// What went wrong.
+    pub diag: Diag,
+    /// The process exit code.
+    pub exit: u8,
+    /// The run folder, kept with its `INCOMPLETE` marker.
+    pub folder: Option<PathBuf>,
+}
+
+impl Failure {
+    fn new(diag: Diag, exit: u8) -> Self {
+        Failure {
+            diag,
+            exit,
+            folder: None,
+        }
+    }
+}
+
+/// What the interpreter needs besides the plan.
+pub struct Context<'a> {
+    /// The experiment's source (for spans and its hash).
+    pub file: &'a SourceFile,
+    /// The experiment file as given on the command line.
+    pub path: &'a Path,
+    /// `--out`.
+    pub out: Option<&'a Path>,
+    /// Where `runs/` goes when there is no `--out` (the working directory).
+    pub runs_root: &'a Path,
+    /// The command line, for the manifest.
+    pub command_line: Vec<String>,
+    /// Stops the run when set (between batches).
+    pub stop: &'a AtomicBool,
+}
+
+/// `psyrun run FILE`: loads, plans, runs, reports. Never panics on libtorch errors.
+pub fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
+    let file = match SourceFile::read(&args.file) {
+        Ok(f) => f,
+        Err(d) => {
+            ui.report(&[d]);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let lowered = plan::compile(&file);
+    ui.report(&lowered.diags);
+    let Some(plan) = lowered.plan else {
+        return ExitCode::from(EXIT_INVALID);
+    };
+    install_signal_handler();
+    let mut term = Terminal::new(ui.color);
+    let ctx = Context {
+        file: &file,
+        path: &args.file,
+        out: args.out.as_deref(),
+        runs_root: Path::new("."),
+        command_line: std::env::args().collect(),
+        stop: &STOP,
+    };
+    match execute(&plan, &ctx, &mut term) {
+        Ok((folder, results)) => {
+            drop(term);
+            print!("{}", csf_table(&results));
+            println!("results: {}", folder.display());
+            ExitCode::from(EXIT_OK)
+        }
+        Err(f) => {
+            drop(term);
+            ui.report(&[f.diag]);
+            if let Some(folder) = f.folder {
+                eprintln!("partial results (marked INCOMPLETE): {}", folder.display());
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+/// The first Ctrl-C (or SIGTERM) asks the run to stop after the current batch and write
+/// what it has; a second one exits at once (files already written stay whole: every file is
+/// written to a temporary name and renamed).
+fn install_signal_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: stopping now");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!("\ninterrupted: stopping after this batch (Ctrl-C again to stop now)");
+    });
+}
+
+/// Runs `plan`, catching libtorch exceptions (which tch raises as panics) as diagnostics.
+pub fn execute(
+    plan: &Plan,
+    ctx: &Context<'_>,
+    observer: &mut dyn Observer,
+) -> Result<(PathBuf, Results), Failure> {
+    let folder_slot: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let outcome = quietly(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Interpreter::new(plan, ctx, observer, &folder_slot).and_then(|i| i.run())
+        }))
+    });
+    match outcome {
+        Ok(r) => r,
+        Err((payload, location)) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown error");
+            let folder = folder_slot.lock().ok().and_then(|g| g.clone());
+            Err(Failure {
+                diag: Diag::error(
+                    Code::RunTorch,
+                    format!("libtorch failed: {}", first_lines(message, 12)),
+                )
+                .with_help(format!(
+                    "if this says out of memory, use a smaller `batch`, a smaller image `size`, \
+                     pooling, or an earlier cut; otherwise please report it with the experiment \
+                     file (raised at {location})"
+                )),
+                exit: EXIT_RUN,
+                folder,
+            })
+        }
+    }
+}
+
+type Caught = (Box<dyn std::any::Any + Send>, String);
+
+/// Runs `f` with a panic hook that records the location instead of printing.
+fn quietly<T>(f: impl FnOnce() -> std::thread::Result<T>) -> Result<T, Caught> {
+    static LOCATION: Mutex<String> = Mutex::new(String::new());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut l) = LOCATION.lock() {
+            *l = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+        }
+    }));
+    let r = f();
+    std::panic::set_hook(previous);
+    r.map_err(|p| {
+        let loc = LOCATION.lock().map(|l| l.clone()).unwrap_or_default();
+        (p, loc)
+    })
+}
+
+fn first_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    if lines.len() <= n {
+        s.trim_end().to_owned()
+    } else {
+        format!(
+            "{}\n… ({} more lines)",
+            lines[..n].join("\n"),
+            lines.len() - n
+        )
+    }
+}
+
+/// The linear probe: `logits = W·[f_first, f_second] + b`, `W` of shape [2, 2F].
+struct Probe {
+    vs: nn::VarStore,
+    weight: Tensor,
+    bias: Tensor,
+    features: i64,
+}
+
+impl Probe {
+    /// nn.Linear's default initialisation, U(±1/√fan_in) for weight and bias, drawn from
+    /// psyrun's `probe-init` stream (identical on every device and thread count).
+    fn new(features: i64, seed: u64, device: Device) -> Self {
+        let fan_in = 2 * features;
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let mut r = rng::stream(seed, rng::PROBE_INIT, 0);
+        let mut draw = |n: i64| -> Vec<f32> {
+            (0..n)
+                .map(|_| rng::uniform_f64(&mut r, -bound, bound) as f32)
+                .collect()
+        };
+        let w = Tensor::from_slice(&draw(2 * fan_in)).reshape([2, fan_in]);
+        let b = Tensor::from_slice(&draw(2));
+        let vs = nn::VarStore::new(device);
+        let weight = vs.root().var_copy("weight", &w);
+        let bias = vs.root().var_copy("bias", &b);
+        Probe {
+            vs,
+            weight,
+            bias,
+            features,
+        }
+    }
+
+    fn forward(&self, first: &Tensor, second: &Tensor) -> Tensor {
+        Tensor::cat(&[first, second], 1).linear(&self.weight, Some(&self.bias))
+    }
+
+    /// The two halves of the weight: the part applied to the first image and to the second.
+    fn halves(&self) -> (Tensor, Tensor) {
+        let w = self.weight.detach();
+        (
+            w.narrow(1, 0, self.features),
+            w.narrow(1, self.features, self.features),
+        )
+    }
+}
+
+struct Interpreter<'a> {
+    plan: &'a Plan,
+    ctx: &'a Context<'a>,
+    observer: &'a mut dyn Observer,
+    device: Device,
+    backbone: Backbone,
+    folder: RunFolder,
+    results: Results,
+}
+
+impl<'a> Interpreter<'a> {
+    fn new(
+        plan: &'a Plan,
+        ctx: &'a Context<'a>,
+        observer: &'a mut dyn Observer,
+        folder_slot: &Mutex<Option<PathBuf>>,
+    ) -> Result<Self, Failure> {
+        let started = Instant::now();
+        let started_at = chrono::Utc::now();
+        let device = select_device(plan, ctx.file)?;
+        observer.event(Event::Status(format!(
+            "building {} up to `{}` on {}",
+            plan.backbone.arch,
+            plan.backbone.cut,
+            device_name(device)
+        )));
+        let mut backbone = Backbone::from_plan(&plan.backbone, Device::Cpu)
+            .map_err(|e| Failure::new(Diag::error(Code::RunTorch, e.to_string()), EXIT_RUN))?;
+        let base = ctx.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let loaded = weights::apply(&mut backbone, &plan.backbone.weights, plan.seed, &base)
+            .map_err(|e| weights_failure(e, ctx.file))?;
+        if let Some(report) = loaded {
+            observer.event(Event::Status(format!(
+                "loaded {} tensors ({} past the cut ignored)",
+                report.loaded, report.ignored
+            )));
+        }
+        let weights_sha256 = match &plan.backbone.weights {
+            plan::Weights::File(f) => report::sha256_file(base.join(f)).ok(),
+            _ => None,
+        };
+        if device != Device::Cpu {
+            backbone.to_device(device);
+        }
+
+        let folder = match ctx.out {
+            Some(out) => RunFolder::create(Some(out), &plan.experiment, started_at),
+            None => {
+                RunFolder::create_default(&ctx.runs_root.join("runs"), &plan.experiment, started_at)
+            }
+        }
+        .map_err(|e| {
+            Failure::new(
+                Diag::error(Code::RunOutputFolder, e.to_string())
+                    .with_help("choose a writable, empty or new folder with --out DIR"),
+                EXIT_USAGE,
+            )
+        })?;
+        if let Ok(mut slot) = folder_slot.lock() {
+            *slot = Some(folder.path().to_path_buf());
+        }
+        let manifest = Manifest {
+            psyrun_version: report::PSYRUN_VERSION.to_string(),
+            libtorch_version: super::Report::collect().libtorch_version,
+            device: device_name(device),
+            seed: plan.seed,
+            experiment_file: ctx.path.display().to_string(),
+            experiment_sha256: report::sha256_bytes(ctx.file.text.as_bytes()),
+            weights: match &plan.backbone.weights {
+                plan::Weights::Random => "random".into(),
+                plan::Weights::Torchvision(n) => n.clone(),
+                plan::Weights::File(f) => f.clone(),
+            },
+            weights_sha256,
+            started: report::rfc3339(started_at),
+            finished: None,
+            command_line: ctx.command_line.clone(),
+            threads: usize::try_from(tch::get_num_threads()).unwrap_or(1),
+            complete: false,
+            phase_seconds: vec![("setup".into(), started.elapsed().as_secs_f64())],
+        };
+        let results = Results {
+            plan: plan.clone(),
+            manifest,
+            training: Vec::new(),
+            staircases: Vec::new(),
+        };
+        let it = Interpreter {
+            plan,
+            ctx,
+            observer,
+            device,
+            backbone,
+            folder,
+            results,
+        };
+        it.folder
+            .begin(plan, &it.results.manifest)
+            .map_err(|e| it.io_failure(&e))?;
+        let contrast = match plan.staircase {
+            Staircase::Bisection { start, .. } => start,
+        };
+        let sheet = preview_sheet(
+            &trials::preview_images(plan, PREVIEW_PAIRS, contrast),
+            (2 * PREVIEW_PAIRS as usize).max(4),
+        );
+        it.folder
+            .write("preview.png", &sheet)
+            .map_err(|e| it.io_failure(&e))?;
+        Ok(it)
+    }
+
+    fn run(mut self) -> Result<(PathBuf, Results), Failure> {
+        let probe = self.train()?;
+        self.test(&probe)?;
+        let t = Instant::now();
+        let Interpreter {
+            folder,
+            mut results,
+            observer,
+            ..
+        } = self;
+        let path = folder.path().to_path_buf();
+        let finished = folder
+            .finish(&mut results, chrono::Utc::now())
+            .map_err(|e| Failure {
+                diag: Diag::error(Code::RunOutputFolder, format!("cannot write results: {e}")),
+                exit: EXIT_RUN,
+                folder: Some(path),
+            })?;
+        observer.event(Event::Status(format!(
+            "done ({}, writing {:.1} s)",
+            results
+                .manifest
+                .phase_seconds
+                .iter()
+                .map(|(p, s)| format!("{p} {s:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            t.elapsed().as_secs_f64()
+        )));
+        Ok((finished, results))
+    }
+
+    /// Features of a batch `[N, 3, H, W]` (on the CPU) after the cut and pooling: `[N, F]`.
+    fn features(&self, x: &Tensor) -> Tensor {
+        let x = x.to_device(self.device);
+        pool(&self.backbone.forward(&x), self.plan.backbone.pooling)
+    }
+
+    fn train(&mut self) -> Result<Probe, Failure> {
+        let t0 = Instant::now();
+        let plan = self.plan;
+        let features = i64::try_from(plan.derived.features_per_image).unwrap_or(i64::MAX);
+        let probe = Probe::new(features, plan.seed, self.device);
+        let mut opt = match &plan.probe.optimizer {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => nn::Sgd {
+                momentum: *momentum,
+                dampening: 0.0,
+                wd: *weight_decay,
+                nesterov: *nesterov,
+            }
+            .build(&probe.vs, *lr),
+            Optimizer::Adam {
+                lr,
+                betas,
+                weight_decay,
+            } => nn::Adam {
+                beta1: betas.0,
+                beta2: betas.1,
+                wd: *weight_decay,
+                eps: 1e-8,
+                amsgrad: false,
+            }
+            .build(&probe.vs, *lr),
+        }
+        .map_err(|e| self.torch_failure(&e.to_string()))?;
+
+        let samples = u64::from(plan.train.samples);
+        let batch = u64::from(plan.probe.batch).max(1);
+        let size = i64::from(plan.train.size);
+        self.observer.event(Event::Phase {
+            name: "training",
+            total: u64::from(plan.probe.epochs) * samples,
+            unit: "trials",
+        });
+        for epoch in 0..plan.probe.epochs {
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0u64);
+            let mut start = 0;
+            while start < samples {
+                self.check_stop()?;
+                let end = (start + batch).min(samples);
+                let b = trials::train_batch(plan.seed, &plan.train, epoch, start..end);
+                let n = b.len as i64;
+                let shape = [n, 3, size, size];
+                let x1 = Tensor::from_slice(&b.first).reshape(shape);
+                let x2 = Tensor::from_slice(&b.second).reshape(shape);
+                let labels = Tensor::from_slice(&b.labels).to_device(self.device);
+                let (f1, f2) = match plan.backbone.batchnorm {
+                    // Frozen: one forward for both images.
+                    BatchNorm::Eval => {
+                        let f = self.features(&Tensor::cat(&[x1, x2], 0));
+                        (f.narrow(0, 0, n), f.narrow(0, n, n))
+                    }
+                    // The tutorial: two forwards, each normalised with its own batch statistics.
+                    BatchNorm::Train => (self.features(&x1), self.features(&x2)),
+                };
+                let logits = probe.forward(&f1, &f2);
+                let loss = logits.cross_entropy_for_logits(&labels);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                let l = loss.double_value(&[]);
+                if !l.is_finite() {
+                    return Err(self.nan_failure(epoch, l));
+                }
+                let right = logits
+                    .detach()
+                    .argmax(1, false)
+                    .eq_tensor(&labels)
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
+                loss_sum += l * n as f64;
+                correct += right;
+                seen += n as u64;
+                self.observer.event(Event::Advance(n as u64));
+                start = end;
+            }
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                loss: loss_sum / seen.max(1) as f64,
+                accuracy: correct as f64 / seen.max(1) as f64,
+            };
+            self.observer.event(Event::Epoch {
+                epoch,
+                loss: record.loss,
+                accuracy: record.accuracy,
+            });
+            self.results.training.push(record);
+            self.folder
+                .write_partial(&self.results)
+                .map_err(|e| self.io_failure(&e))?;
+        }
+        self.observer.event(Event::PhaseDone);
+        self.phase_done("training", t0);
+        if let Some(last) = self.results.training.last() {
+            if trials::near_chance(last.accuracy, samples) {
+                let span = plan::locate(self.ctx.file, &["probe"]);
+                let mut d = Diag::warning(
+                    Code::RunProbeAtChance,
+                    format!(
+                        "the probe ends training at {:.1} % correct, barely above chance (50 %)",
+                        100.0 * last.accuracy
+                    ),
+                )
+                .with_help(
+                    "the thresholds below are unreliable. Either the feature (contrast) is not \
+                     linearly decodable at this cut, or the probe has not learnt yet: try more \
+                     `epochs` or `samples`, another `lr`, or pooling",
+                );
+                if let Some(s) = span {
+                    d = d
+                        .at(s, "this probe stays near chance")
+                        .with_source(self.ctx.file);
+                }
+                self.observer.event(Event::Warning(Box::new(d)));
+            }
+        }
+        Ok(probe)
+    }
+
+    fn test(&mut self, probe: &Probe) -> Result<(), Failure> {
+        let t0 = Instant::now();
+        let plan = self.plan;
+        // The tutorial tests in eval mode (with whatever statistics training left).
+        self.backbone.set_batchnorm(BatchNorm::Eval);
+        let gratings = TestGratings::new(plan);
+        let trial_list = gratings.trials().to_vec();
+        let t_count = trial_list.len();
+        let size = i64::from(plan.test.size);
+        let reference = plan.test.reference;
+        let (w_first, w_second) = probe.halves();
+        let bias = probe.bias.detach();
+        let Staircase::Bisection {
+            start,
+            low,
+            high,
+            target,
+            tolerance,
+            max_steps,
+        } = plan.staircase;
+        let freqs = &plan.test.frequencies;
+        let mut stairs: Vec<Bisection> = freqs
+            .iter()
+            .map(|_| Bisection::new(start, low, high, target, tolerance, max_steps))
+            .collect();
+        self.observer.event(Event::Phase {
+            name: "testing",
+            total: (freqs.len() as u64) * u64::from(max_steps + 1),
+            unit: "levels",
+        });
+
+        // Projections of the comparison images: [T, 2] per frequency, for the comparison in
+        // the first slot and in the second.
+        let mut ref_proj = Vec::with_capacity(freqs.len());
+        for f in 0..freqs.len() {
+            self.check_stop()?;
+            let feats = self.render_features(&gratings, &[(f, reference)], size)?;
+            ref_proj.push((feats.matmul(&w_first.tr()), feats.matmul(&w_second.tr())));
+        }
+        let labels_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
+        let target_first = Tensor::from_slice(&labels_first)
+            .to_device(self.device)
+            .unsqueeze(1);
+
+        while stairs.iter().any(|s| !s.is_done()) {
+            self.check_stop()?;
+            let level: Vec<(usize, f64)> = stairs
+                .iter()
+                .enumerate()
+                .filter_map(|(f, s)| s.next_contrast().map(|c| (f, c)))
+                .collect();
+            let feats = self.render_features(&gratings, &level, size)?;
+            let t_first = feats.matmul(&w_first.tr());
+            let t_second = feats.matmul(&w_second.tr());
+            for (k, &(f, contrast)) in level.iter().enumerate() {
+                let rows = |t: &Tensor| t.narrow(0, (k * t_count) as i64, t_count as i64);
+                let (r_first, r_second) = &ref_proj[f];
+                // Grating first: W1·target + W2·reference; second: W1·reference + W2·target.
+                let logits = (rows(&t_first) + r_second)
+                    .where_self(&target_first, &(r_first + rows(&t_second)))
+                    + &bias;
+                let predicted =
+                    Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
+                        .map_err(|e| self.torch_failure(&e.to_string()))?;
+                let correct = trial_list
+                    .iter()
+                    .zip(&predicted)
+                    .filter(|(t, &p)| p == trials::test_label(t, contrast, reference))
+                    .count();
+                stairs[f].observe(correct as f64 / t_count as f64);
+                self.observer.event(Event::Advance(1));
+                if let Some(r) = FrequencyResult::from_bisection(freqs[f], &stairs[f]) {
+                    self.observer.event(Event::Threshold {
+                        frequency: r.frequency,
+                        threshold: r.threshold,
+                        steps: r.steps.len(),
+                    });
+                }
+            }
+            self.results.staircases = freqs
+                .iter()
+                .zip(&stairs)
+                .filter_map(|(&f, s)| FrequencyResult::from_bisection(f, s))
+                .collect();
+            self.folder
+                .write_partial(&self.results)
+                .map_err(|e| self.io_failure(&e))?;
+        }
+        self.observer.event(Event::PhaseDone);
+        self.phase_done("testing", t0);
+        Ok(())
+    }
+
+    /// Renders the gratings of `(frequency index, contrast)` for every trial and returns
+    /// their features `[level.len() · T, F]`, computed in chunks of [`TEST_CHUNK`] images.
+    fn render_features(
+        &self,
+        gratings: &TestGratings,
+        level: &[(usize, f64)],
+        size: i64,
+    ) -> Result<Tensor, Failure> {
+        let t_count = gratings.trials().len();
+        let image = gratings.image_len();
+        let jobs: Vec<(usize, usize, f64)> = level
+            .iter()
+            .flat_map(|&(f, c)| (0..t_count).map(move |t| (f, t, c)))
+            .collect();
+        let mut out = Vec::new();
+        for chunk in jobs.chunks(TEST_CHUNK) {
+            self.check_stop()?;
+            let mut buf = vec![0f32; chunk.len() * image];
+            for (dst, &(f, t, c)) in buf.chunks_exact_mut(image).zip(chunk) {
+                gratings.render_into(f, t..t + 1, c, dst);
+            }
+            let x = Tensor::from_slice(&buf).reshape([chunk.len() as i64, 3, size, size]);
+            out.push(self.features(&x));
+        }
+        Ok(Tensor::cat(&out, 0))
+    }
+
+    fn check_stop(&self) -> Result<(), Failure> {
+        if !self.ctx.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _ = self.folder.write_partial(&self.results);
+        Err(Failure {
+            diag: Diag::error(
+                Code::RunInterrupted,
+                format!(
+                    "interrupted after {} of {} epochs and {} of {} staircases",
+                    self.results.training.len(),
+                    self.plan.probe.epochs,
+                    self.results.staircases.len(),
+                    self.plan.test.frequencies.len()
+                ),
+            )
+            .with_help(
+                "the run folder keeps everything measured so far and its INCOMPLETE marker; \
+                 run the experiment again for complete results",
+            ),
+            exit: EXIT_INTERRUPTED,
+            folder: Some(self.folder.path().to_path_buf()),
+        })
+    }
+
+    fn phase_done(&mut self, name: &str, t0: Instant) {
+        self.results
+            .manifest
+            .phase_seconds
+            .push((name.into(), t0.elapsed().as_secs_f64()));
+    }
+
+    fn nan_failure(&self, epoch: u32, loss: f64) -> Failure {
+        let _ = self.folder.write_partial(&self.results);
+        let mut diag = Diag::error(
+            Code::RunNanLoss,
+            format!(
+                "the probe's training loss became {loss} in epoch {}",
+                epoch + 1
+            ),
+        )
+        .with_help(
+            "the optimiser diverged: lower the learning rate (`lr`), add pooling to shrink the \
+             feature vector, or use `optimizer adam`",
+        );
+        if let Some(s) = plan::locate(self.ctx.file, &["probe", "optimizer", "lr"]) {
+            diag = diag
+                .at(s, "this learning rate made the loss diverge")
+                .with_source(self.ctx.file);
+        }
+        Failure {
+            diag,
+            exit: EXIT_RUN,
+            folder: Some(self.folder.path().to_path_buf()),
+        }
+    }
+
+    fn io_failure(&self, e: &std::io::Error) -> Failure {
+        Failure {
+            diag: Diag::error(
+                Code::RunOutputFolder,
+                format!("cannot write to `{}`: {e}", self.folder.path().display()),
+            )
+            .with_help("check the disk space and the folder's permissions"),
+            exit: EXIT_RUN,
+            folder: Some(self.folder.path().to_path_buf()),
+        }
+    }
+
+    fn torch_failure(&self, message: &str) -> Failure {
+        Failure {
+            diag: Diag::error(Code::RunTorch, format!("libtorch failed: {message}")),
+            exit: EXIT_RUN,
+            folder: Some(self.folder.path().to_path_buf()),
+        }
+    }
+}
+
+/// `cpu`, `cuda:0`.
+fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The plan's device, checked against the machine.
+fn select_device(plan: &Plan, file: &SourceFile) -> Result<Device, Failure> {
+    let cuda = tch::Cuda::is_available();
+    let count = if cuda { tch::Cuda::device_count() } else { 0 };
+    match plan.device {
+        plan::Device::Cpu => Ok(Device::Cpu),
+        plan::Device::Auto => Ok(if cuda { Device::Cuda(0) } else { Device::Cpu }),
+        plan::Device::Cuda(n) if i64::from(n) < count => Ok(Device::Cuda(n as usize)),
+        plan::Device::Cuda(n) => {
+            let why = if count == 0 {
+                "this machine has no usable CUDA device (or this libtorch has no CUDA support)"
+                    .to_string()
+            } else {
+                format!(
+                    "this machine has {count} CUDA device(s): cuda:0 to cuda:{}",
+                    count - 1
+                )
+            };
+            let mut d = Diag::error(Code::RunNoCuda, format!("`cuda:{n}` asked for, but {why}"))
+                .with_help("use `device auto` (CUDA when present, else the CPU) or `device cpu`; `psyrun doctor` shows what libtorch sees");
+            if let Some(s) = plan::locate(file, &["device"]) {
+                d = d.at(s, "CUDA device asked for here").with_source(file);
+            }
+            Err(Failure::new(d, EXIT_UNAVAILABLE))
+        }
+    }
+}
+
+/// A weights error as a diagnostic pointing at the `weights` setting.
+fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
+    let (code, label, help, exit) = match &e {
+        WeightsError::Io { .. } => (
+            Code::RunWeightsFile,
+            "this weights file cannot be read",
+            "a relative path is taken from the experiment file's folder".to_string(),
+            EXIT_RUN,
+        ),
+        WeightsError::Format { .. } | WeightsError::UnknownFormat { .. } => (
+            Code::RunWeightsFile,
+            "not a usable weights file",
+            "psyrun reads .safetensors files holding a torchvision state_dict".to_string(),
+            EXIT_RUN,
+        ),
+        WeightsError::PthNotSupported { .. } => (
+            Code::RunNotImplemented,
+            "a PyTorch checkpoint",
+            "convert it once in Python: `safetensors.torch.save_file(torch.load(path), \"weights.safetensors\")`".to_string(),
+            EXIT_UNAVAILABLE,
+        ),
+        WeightsError::TorchvisionNotSupported(_) => (
+            Code::RunNotImplemented,
+            "torchvision weights are not downloaded by this version",
+            "export them once where torchvision is installed: \
+             `safetensors.torch.save_file(torchvision.models.resnet50(weights=\"IMAGENET1K_V1\").state_dict(), \"resnet50.safetensors\")`, \
+             then write `weights \"resnet50.safetensors\"`; use `weights random` to try the pipeline"
+                .to_string(),
+            EXIT_UNAVAILABLE,
+        ),
+        WeightsError::Mismatch(_) => (
+            Code::RunWeightsMismatch,
+            "these weights do not fit the backbone",
+            "the file must hold the torchvision state_dict of exactly this architecture (keys past the cut may be missing)".to_string(),
+            EXIT_RUN,
+        ),
+        WeightsError::Torch(_) => (
+            Code::RunTorch,
+            "libtorch failed while loading these weights",
+            "please report this with the weights file's origin".to_string(),
+            EXIT_RUN,
+        ),
+    };
+    let mut d = Diag::error(code, e.to_string()).with_help(help);
+    if let Some(s) = plan::locate(file, &["backbone", "weights"]) {
+        d = d.at(s, label).with_source(file);
+    }
+    Failure::new(d, exit)
+}

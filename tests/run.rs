@@ -1,0 +1,447 @@
+//! `psyrun run` end to end on libtorch (CPU): tiny experiments that finish in about a
+//! second, the run folder they leave, reproducibility, and every run-time diagnostic.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A tiny experiment: every stage of contrast_csf.psy at 32 px.
+fn tiny(name: &str, extra_backbone: &str, probe: &str) -> String {
+    format!(
+        "psy 1
+experiment {name} {{
+  seed 3
+  device cpu
+  backbone resnet18 {{
+    weights random
+    cut layer1
+    pooling avg 2x2
+    {extra_backbone}
+  }}
+  probe linear {{
+    {probe}
+    epochs 2
+    batch 16
+  }}
+  train shapes {{ size 32  samples 64 }}
+  test gratings {{
+    size 32
+    frequencies [2, 4, 8]
+    orientations [0deg, 90deg]
+    phases [0deg, 180deg]
+    target_interval both
+  }}
+  staircase bisection {{ target 0.75  tolerance 0.01  max_steps 5 }}
+}}
+"
+    )
+}
+
+const SGD: &str = "optimizer sgd { lr 0.01  momentum 0.9 }";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("psyrun-run-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn torch_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_psyrun-torch"));
+    c.args(args)
+        .arg("--color")
+        .arg("never")
+        .current_dir(dir)
+        .env_remove("NO_COLOR");
+    c
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    torch_cmd(dir, args).output().expect("psyrun-torch starts")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, body).unwrap();
+    p
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+const RESULT_FILES: [&str; 12] = [
+    "csf.csv",
+    "csf.png",
+    "csf.svg",
+    "csf_linear.png",
+    "csf_linear.svg",
+    "manifest.json",
+    "plan.ron",
+    "preview.png",
+    "staircase.csv",
+    "training.csv",
+    "training.png",
+    "training.svg",
+];
+
+#[test]
+fn tiny_experiment_runs_end_to_end_and_writes_every_file() {
+    let dir = scratch("e2e");
+    write(&dir, "tiny.psy", &tiny("tiny", "", SGD));
+    let o = run_in(&dir, &["run", "tiny.psy", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = dir.join("out");
+    let names = files(&out);
+    assert_eq!(
+        names, RESULT_FILES,
+        "exactly the result files, no INCOMPLETE, no temp files"
+    );
+
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("frequency (c/img)"), "{stdout}");
+    assert!(stdout.contains("results: out"), "{stdout}");
+
+    // training.csv: a header and one row per epoch, accuracies in [0, 1].
+    let training = fs::read_to_string(out.join("training.csv")).unwrap();
+    let rows: Vec<&str> = training.lines().collect();
+    assert_eq!(rows[0], "epoch,loss,accuracy");
+    assert_eq!(rows.len(), 3, "{training}");
+    for (i, row) in rows[1..].iter().enumerate() {
+        let v: Vec<f64> = row.split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(v[0], (i + 1) as f64);
+        assert!(v[1].is_finite() && v[1] > 0.0);
+        assert!((0.0..=1.0).contains(&v[2]));
+    }
+
+    // csf.csv: one row per frequency, sensitivity = 1 / threshold.
+    let csf = fs::read_to_string(out.join("csf.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csf
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{csf}");
+    for (row, f) in rows.iter().zip([2.0, 4.0, 8.0]) {
+        let freq: f64 = row[0].parse().unwrap();
+        let threshold: f64 = row[1].parse().unwrap();
+        let sensitivity: f64 = row[2].parse().unwrap();
+        assert_eq!(freq, f);
+        assert!(threshold > 0.0 && threshold < 1.0, "{csf}");
+        assert!((sensitivity * threshold - 1.0).abs() < 1e-12, "{csf}");
+    }
+
+    // staircase.csv: the bisection's contrasts, the first at the start (0.5), each next
+    // one halfway towards low or high, at most max_steps + 1 per frequency.
+    let stairs = fs::read_to_string(out.join("staircase.csv")).unwrap();
+    let mut by_freq: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for l in stairs.lines().skip(1) {
+        let v: Vec<&str> = l.split(',').collect();
+        by_freq
+            .entry(v[0].to_owned())
+            .or_default()
+            .push((v[2].parse().unwrap(), v[3].parse().unwrap()));
+    }
+    assert_eq!(by_freq.len(), 3);
+    for steps in by_freq.values() {
+        assert!(!steps.is_empty() && steps.len() <= 6, "{stairs}");
+        assert_eq!(steps[0].0, 0.5);
+        for w in steps.windows(2) {
+            // 16 trials per level: accuracies are multiples of 1/16.
+            assert_eq!((w[0].1 * 16.0).fract(), 0.0);
+            if w[0].1 > 0.75 {
+                assert!(w[1].0 < w[0].0, "{stairs}");
+            } else {
+                assert!(w[1].0 > w[0].0, "{stairs}");
+            }
+        }
+    }
+
+    // The manifest says what ran.
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["complete"], true);
+    assert_eq!(m["device"], "cpu");
+    assert_eq!(m["seed"], 3);
+    assert_eq!(m["weights"], "random");
+    assert!(m["finished"].is_string());
+    assert_eq!(m["experiment_sha256"].as_str().unwrap().len(), 64);
+    let phases: Vec<&str> = m["phase_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["setup", "training", "testing"]);
+    // PNGs are PNGs.
+    for png in ["csf.png", "training.png", "preview.png"] {
+        assert!(fs::read(out.join(png)).unwrap().starts_with(b"\x89PNG"));
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn same_seed_gives_identical_results_and_another_seed_does_not() {
+    let dir = scratch("repro");
+    write(&dir, "tiny.psy", &tiny("tiny", "", SGD));
+    let other = tiny("tiny", "", SGD).replace("seed 3", "seed 4");
+    write(&dir, "other.psy", &other);
+    let mut csv = Vec::new();
+    for (file, out) in [("tiny.psy", "a"), ("tiny.psy", "b"), ("other.psy", "c")] {
+        let o = run_in(&dir, &["run", file, "--out", out]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let read = |n: &str| fs::read_to_string(dir.join(out).join(n)).unwrap();
+        csv.push((read("training.csv"), read("staircase.csv"), read("csf.csv")));
+    }
+    assert_eq!(csv[0], csv[1], "same seed, same numbers");
+    assert_ne!(csv[0].0, csv[2].0, "another seed trains on other stimuli");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn default_folder_is_runs_experiment_timestamp() {
+    let dir = scratch("default");
+    write(&dir, "tiny.psy", &tiny("my_exp", "", SGD));
+    // `psyrun FILE` is `psyrun run FILE`.
+    let o = run_in(&dir, &["tiny.psy"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let runs = dir.join("runs/my_exp");
+    let stamps = files(&runs);
+    assert_eq!(stamps.len(), 1);
+    assert_eq!(stamps[0].len(), "20261128-234603".len(), "{stamps:?}");
+    assert!(runs.join(&stamps[0]).join("csf.csv").is_file());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn batchnorm_train_reproduces_the_tutorial_mode_and_changes_the_result() {
+    let dir = scratch("bn");
+    write(&dir, "eval.psy", &tiny("t", "", SGD));
+    write(&dir, "train.psy", &tiny("t", "batchnorm train", SGD));
+    for (f, out) in [("eval.psy", "e"), ("train.psy", "t")] {
+        let o = run_in(&dir, &["run", f, "--out", out]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let read = |o: &str| fs::read_to_string(dir.join(o).join("training.csv")).unwrap();
+    // Batch statistics change what the probe sees, so training differs.
+    assert_ne!(read("e"), read("t"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A minimal `.safetensors` writer: (name, shape, f32 values).
+fn safetensors(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    for (i, (name, shape, values)) in tensors.iter().enumerate() {
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            "\"{name}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{start},{}]}}",
+            data.len()
+        ));
+    }
+    header.push('}');
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+fn stderr_of_failure(dir: &Path, file: &str, code: i32) -> String {
+    let o = run_in(dir, &["run", file, "--out", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{err}");
+    err
+}
+
+#[test]
+fn missing_weights_file_points_at_the_weights_setting_and_writes_nothing() {
+    let dir = scratch("missing");
+    let body = tiny("t", "", SGD).replace("weights random", "weights \"nets/absent.safetensors\"");
+    write(&dir, "t.psy", &body);
+    let err = stderr_of_failure(&dir, "t.psy", 3);
+    assert!(err.contains("psy::run::weights_file"), "{err}");
+    assert!(err.contains("absent.safetensors"), "{err}");
+    assert!(err.contains("this weights file cannot be read"), "{err}");
+    assert!(err.contains("t.psy:6:"), "points at line 6: {err}");
+    assert!(
+        !dir.join("out").exists(),
+        "no run folder for a run that never started"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn weights_that_do_not_fit_list_every_problem() {
+    let dir = scratch("mismatch");
+    let bytes = safetensors(&[
+        ("conv1.weight", vec![64, 3, 3, 3], vec![0.0; 64 * 27]),
+        ("bn1.weight", vec![64], vec![1.0; 64]),
+        ("not.a.resnet.key", vec![1], vec![0.0]),
+    ]);
+    fs::write(dir.join("bad.safetensors"), bytes).unwrap();
+    let body = tiny("t", "", SGD).replace("weights random", "weights \"bad.safetensors\"");
+    write(&dir, "t.psy", &body);
+    let err = stderr_of_failure(&dir, "t.psy", 3);
+    assert!(err.contains("psy::run::weights_mismatch"), "{err}");
+    assert!(err.contains("conv1.weight"), "shape mismatch listed: {err}");
+    assert!(err.contains("[64, 3, 7, 7]"), "{err}");
+    assert!(
+        err.contains("not.a.resnet.key"),
+        "unexpected key listed: {err}"
+    );
+    assert!(err.contains("bn1.bias"), "missing key listed: {err}");
+    assert!(err.contains("layer1.0.conv1.weight"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pth_and_torchvision_weights_say_how_to_convert_until_supported() {
+    let dir = scratch("pth");
+    fs::write(dir.join("net.pth"), b"PK\x03\x04").unwrap();
+    let pth = tiny("t", "", SGD).replace("weights random", "weights \"net.pth\"");
+    write(&dir, "pth.psy", &pth);
+    let err = stderr_of_failure(&dir, "pth.psy", 4);
+    assert!(err.contains("psy::run::not_implemented"), "{err}");
+    assert!(err.contains("safetensors"), "{err}");
+    let tv = tiny("t", "", SGD).replace("weights random", "weights imagenet");
+    write(&dir, "tv.psy", &tv);
+    let err = stderr_of_failure(&dir, "tv.psy", 4);
+    assert!(err.contains("psy::run::not_implemented"), "{err}");
+    assert!(err.contains("IMAGENET1K_V1"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cuda_asked_for_on_a_machine_without_it() {
+    let dir = scratch("cuda");
+    if tch_cuda_available(&dir) {
+        eprintln!("skipped: this machine has CUDA");
+        return;
+    }
+    write(
+        &dir,
+        "t.psy",
+        &tiny("t", "", SGD).replace("device cpu", "device cuda:0"),
+    );
+    let err = stderr_of_failure(&dir, "t.psy", 4);
+    assert!(err.contains("psy::run::no_cuda"), "{err}");
+    assert!(err.contains("CUDA device asked for here"), "{err}");
+    assert!(err.contains("device auto"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn tch_cuda_available(dir: &Path) -> bool {
+    let o = run_in(dir, &["doctor"]);
+    text(&o.stdout).contains("CUDA available    yes")
+}
+
+#[test]
+fn an_output_folder_with_files_is_refused() {
+    let dir = scratch("outfolder");
+    write(&dir, "t.psy", &tiny("t", "", SGD));
+    fs::create_dir_all(dir.join("out")).unwrap();
+    fs::write(dir.join("out/keep.txt"), "a previous result").unwrap();
+    let err = stderr_of_failure(&dir, "t.psy", 2);
+    assert!(err.contains("psy::run::output_folder"), "{err}");
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(files(&dir.join("out")), ["keep.txt"], "nothing touched");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_diverging_probe_stops_with_nan_loss_and_keeps_an_incomplete_folder() {
+    let dir = scratch("nan");
+    let body = tiny("t", "", "optimizer sgd { lr 1e30  momentum 0.9 }");
+    write(&dir, "t.psy", &body);
+    let err = stderr_of_failure(&dir, "t.psy", 3);
+    assert!(err.contains("psy::run::nan_loss"), "{err}");
+    assert!(
+        err.contains("this learning rate made the loss diverge"),
+        "{err}"
+    );
+    let out = dir.join("out");
+    assert!(out.join("INCOMPLETE").is_file());
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["complete"], false);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_probe_that_learns_nothing_gets_the_chance_warning() {
+    let dir = scratch("chance");
+    // A learning rate so small that the probe stays at its random initialisation.
+    write(&dir, "t.psy", &tiny("t", "", "optimizer sgd { lr 1e-12 }"));
+    let o = run_in(&dir, &["run", "t.psy", "--out", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "a warning, not an error: {err}");
+    assert!(err.contains("psy::run::probe_at_chance"), "{err}");
+    assert!(err.contains("barely above chance"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_with_130_and_leaves_an_incomplete_folder_of_whole_files() {
+    let dir = scratch("sigint");
+    // Long enough to be interrupted: many epochs of a bigger training set.
+    let body = tiny("t", "", SGD)
+        .replace("epochs 2", "epochs 1000")
+        .replace("samples 64", "samples 512");
+    write(&dir, "t.psy", &body);
+    let child = torch_cmd(&dir, &["run", "t.psy", "--out", "out"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first epoch to be written.
+    let training = dir.join("out/training.csv");
+    let t0 = Instant::now();
+    while fs::read_to_string(&training).map_or(true, |t| t.lines().count() < 2) {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no epoch finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("psy::run::interrupted"), "{err}");
+    let out = dir.join("out");
+    let names = files(&out);
+    assert!(names.contains(&"INCOMPLETE".to_string()), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("tmp") && !n.starts_with('.')),
+        "no temporary files left: {names:?}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["complete"], false);
+    assert!(m["finished"].is_null());
+    // What was measured is kept, whole.
+    let t = fs::read_to_string(out.join("training.csv")).unwrap();
+    assert!(t.starts_with("epoch,loss,accuracy\n1,"), "{t}");
+    assert!(t.ends_with('\n'));
+    let _ = fs::remove_dir_all(&dir);
+}
