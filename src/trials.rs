@@ -298,6 +298,8 @@ mod tests {
     }
 
     const BASE: &str = "backbone resnet18 { weights random cut layer1 }
+        probe linear { epochs 1 }
+        staircase bisection { target 0.75 }
         train shapes { size 32 samples 10 }";
 
     #[test]

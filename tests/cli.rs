@@ -240,3 +240,118 @@ mod torch {
         assert_ne!(code(&o), 101, "{}", text(&o.stderr));
     }
 }
+
+/// Reads a little-endian float32 `.npy` file written by psyrun: (shape, values).
+fn read_npy(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY\x01\x00"));
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    let dims = header.split("'shape': (").nth(1).unwrap();
+    let dims = &dims[..dims.find(')').unwrap()];
+    let shape: Vec<usize> = dims
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim().parse().unwrap())
+        .collect();
+    let values = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (shape, values)
+}
+
+#[test]
+fn stimuli_writes_pngs_and_exact_arrays_of_what_the_network_sees() {
+    let out = std::env::temp_dir().join(format!("psyrun-stimuli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = psyrun(&[
+        "stimuli",
+        "experiments/quick_csf.psy",
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        "3",
+        "--contrast",
+        "0.25",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("wrote 3 training pairs and 32 test gratings"));
+
+    // Training pairs: the first trials of epoch 1, bit for bit.
+    let (shape, a) = read_npy(&out.join("train_a.npy"));
+    assert_eq!(shape, [3, 64, 64, 3]);
+    let (_, b) = read_npy(&out.join("train_b.npy"));
+    let plan = psyrun::plan::compile(
+        &psyrun::source::SourceFile::read(&crate::root().join("experiments/quick_csf.psy"))
+            .unwrap(),
+    )
+    .plan
+    .unwrap();
+    let kinds = psyrun::trials::shape_kinds(&plan.train);
+    let csv = std::fs::read_to_string(out.join("train.csv")).unwrap();
+    for i in 0..3u64 {
+        let p = psyrun::stimuli::training_pair(
+            plan.seed,
+            0,
+            i,
+            64,
+            &kinds,
+            plan.train.background,
+            0.04,
+            1.0,
+        );
+        let n = 64 * 64 * 3;
+        assert_eq!(&a[i as usize * n..][..n], &p.first[..]);
+        assert_eq!(&b[i as usize * n..][..n], &p.second[..]);
+        let answer = if p.label == 1 { "b" } else { "a" };
+        let row = csv.lines().nth(i as usize + 1).unwrap();
+        assert!(
+            row.starts_with(&format!("{i},")) && row.ends_with(answer),
+            "{row}"
+        );
+        assert!(out.join(format!("train/{i:03}_a.png")).is_file());
+    }
+
+    // Gratings: 4 frequencies × (4 orientations × 2 phases); `both` intervals share images.
+    let (shape, target) = read_npy(&out.join("test_target.npy"));
+    assert_eq!(shape, [4, 8, 64, 64]);
+    let (_, reference) = read_npy(&out.join("test_reference.npy"));
+    assert!(
+        reference.iter().all(|&v| v == 0.5),
+        "reference contrast 0 is uniform grey"
+    );
+    // Frequency 8 (index 2), orientation 45° phase 180° (condition 3): the tutorial's formula.
+    let spec = psyrun::stimuli::GratingSpec {
+        size: 64,
+        frequency: 8.0,
+        orientation_deg: 45.0,
+        phase_deg: 180.0,
+        envelope_sigma: Some(64.0 / 6.0),
+    };
+    let want = psyrun::stimuli::grating(&spec, 0.25);
+    let n = 64 * 64;
+    assert_eq!(&target[(2 * 8 + 3) * n..][..n], &want[..]);
+    let max = target.iter().cloned().fold(f32::MIN, f32::max);
+    assert!((max - 0.625).abs() < 0.01, "peak (0.25 + 1) / 2, got {max}");
+    assert!(out.join("test/f8_o45_p180.png").is_file());
+    assert!(std::fs::read(out.join("preview.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn stimuli_rejects_a_contrast_outside_0_1() {
+    let o = psyrun(&[
+        "stimuli",
+        "experiments/quick_csf.psy",
+        "--out",
+        "/nonexistent/never",
+        "--contrast",
+        "1.5",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("--contrast must be in [0, 1]"));
+}

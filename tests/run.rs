@@ -212,8 +212,12 @@ fn same_seed_gives_identical_results_and_another_seed_does_not() {
 fn default_folder_is_runs_experiment_timestamp() {
     let dir = scratch("default");
     write(&dir, "tiny.psy", &tiny("my_exp", "", SGD));
-    // `psyrun FILE` is `psyrun run FILE`.
-    let o = run_in(&dir, &["tiny.psy"]);
+    // `psyrun FILE` is `psyrun run FILE`; the front end hands it to psyrun-torch.
+    let o = Command::new(env!("CARGO_BIN_EXE_psyrun"))
+        .arg("tiny.psy")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let runs = dir.join("runs/my_exp");
     let stamps = files(&runs);
@@ -443,5 +447,18 @@ fn ctrl_c_stops_with_130_and_leaves_an_incomplete_folder_of_whole_files() {
     let t = fs::read_to_string(out.join("training.csv")).unwrap();
     assert!(t.starts_with("epoch,loss,accuracy\n1,"), "{t}");
     assert!(t.ends_with('\n'));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_libtorch_error_is_a_diagnostic_not_a_panic() {
+    let dir = scratch("torch");
+    // libtorch keeps learning rates in float32: 1e300 overflows inside the optimiser.
+    write(&dir, "t.psy", &tiny("t", "", "optimizer sgd { lr 1e300 }"));
+    let err = stderr_of_failure(&dir, "t.psy", 3);
+    assert!(err.contains("psy::run::torch"), "{err}");
+    assert!(err.contains("overflow"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(dir.join("out/INCOMPLETE").is_file());
     let _ = fs::remove_dir_all(&dir);
 }
