@@ -17,11 +17,30 @@ pub struct TorchBackend;
 
 impl Backend for TorchBackend {
     fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode {
+        tune_allocator();
         run::command(args, ui)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {
         print!("{}", Report::collect());
         ExitCode::from(crate::cli::EXIT_OK)
+    }
+}
+
+/// Keeps freed memory in the process instead of returning it to the system.
+///
+/// A forward pass allocates activation buffers of tens to hundreds of megabytes. glibc serves
+/// blocks above 32 MB with a fresh `mmap` and unmaps them on free, so every batch touches
+/// new pages: on 2 CPU cores the kernel's page-fault work took as long as the network
+/// (resnet50 to `layer2` at 224 px: 57 s → 29 s wall time, system time 54 s → 3 s, same
+/// results). With mmap off and trimming off, freed buffers are reused; the price is a peak
+/// resident size that stays allocated until exit (1.7 → 2.8 GB there).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before the run allocates.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
     }
 }
 

@@ -205,9 +205,9 @@ pub fn load_safetensors(backbone: &mut Backbone, path: &Path) -> Result<LoadRepo
     )
 }
 
+/// Loads named tensors held in memory (e.g. from `Tensor::read_safetensors`).
 // Also the entry point for other checkpoint formats (.pth, the weights issue).
 #[cfg_attr(not(test), allow(dead_code))]
-/// Loads named tensors held in memory (e.g. from `Tensor::read_safetensors`).
 pub fn load_tensors(
     backbone: &mut Backbone,
     source: &str,
