@@ -1,0 +1,496 @@
+//! torchvision's named weight sets (`weights imagenet`, `weights IMAGENET1K_V2`): which file
+//! each one is, where torch keeps it, and how it is fetched.
+//!
+//! torchvision publishes its weights as `https://download.pytorch.org/models/<file>`, and torch
+//! hub caches them in `$TORCH_HOME/hub/checkpoints` (`TORCH_HOME` defaults to
+//! `$XDG_CACHE_HOME/torch`, else `~/.cache/torch`). psyrun uses the same folder, so a file
+//! torchvision already downloaded is reused and the other way round. Every file name carries
+//! the first hex digits of the file's SHA-256 (`resnet50-0676ba61.pth`); a cached file is
+//! checked against them before use, and so is every download before it gets its final name.
+//!
+//! Downloads stream into a temporary file in the cache folder, are checked, then renamed: a
+//! failed, interrupted or corrupt download leaves nothing under the final name.
+//! [`BASE_URL_VAR`] (`PSYRUN_WEIGHTS_URL`) replaces the base URL, for labs with a mirror;
+//! proxies are taken from the usual `HTTPS_PROXY`/`NO_PROXY` variables. Offline, put the file
+//! into the cache folder by hand.
+//!
+//! This module only finds files; loading them is the runner's job.
+
+use crate::models::catalog::Arch;
+use sha2::{Digest, Sha256};
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Where torchvision publishes its weights; file names are appended after a `/`.
+pub const DEFAULT_BASE_URL: &str = "https://download.pytorch.org/models";
+
+/// The environment variable that replaces [`DEFAULT_BASE_URL`] (a mirror).
+pub const BASE_URL_VAR: &str = "PSYRUN_WEIGHTS_URL";
+
+/// One weight set as torchvision publishes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightFile {
+    /// The architecture.
+    pub arch: Arch,
+    /// torchvision's name of the set, e.g. `IMAGENET1K_V1`.
+    pub set: &'static str,
+    /// The published file name, e.g. `resnet50-0676ba61.pth`.
+    pub file: &'static str,
+}
+
+impl WeightFile {
+    const fn new(arch: Arch, set: &'static str, file: &'static str) -> Self {
+        Self { arch, set, file }
+    }
+}
+
+/// Every weight set of the catalog's architectures, as torchvision 0.28 publishes them.
+pub const TABLE: &[WeightFile] = &[
+    // scripts/hub_table.py, torchvision 0.28.0+cu130
+    WeightFile::new(Arch::Resnet18, "IMAGENET1K_V1", "resnet18-f37072fd.pth"),
+    WeightFile::new(Arch::Resnet34, "IMAGENET1K_V1", "resnet34-b627a593.pth"),
+    WeightFile::new(Arch::Resnet50, "IMAGENET1K_V1", "resnet50-0676ba61.pth"),
+    WeightFile::new(Arch::Resnet50, "IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
+    WeightFile::new(Arch::Resnet101, "IMAGENET1K_V1", "resnet101-63fe2227.pth"),
+    WeightFile::new(Arch::Resnet101, "IMAGENET1K_V2", "resnet101-cd907fc2.pth"),
+    WeightFile::new(Arch::Resnet152, "IMAGENET1K_V1", "resnet152-394f9c45.pth"),
+    WeightFile::new(Arch::Resnet152, "IMAGENET1K_V2", "resnet152-f82ba261.pth"),
+    WeightFile::new(Arch::Vgg11, "IMAGENET1K_V1", "vgg11-8a719046.pth"),
+    WeightFile::new(Arch::Vgg13, "IMAGENET1K_V1", "vgg13-19584684.pth"),
+    WeightFile::new(Arch::Vgg16, "IMAGENET1K_V1", "vgg16-397923af.pth"),
+    WeightFile::new(
+        Arch::Vgg16,
+        "IMAGENET1K_FEATURES",
+        "vgg16_features-amdegroot-88682ab5.pth",
+    ),
+    WeightFile::new(Arch::Vgg19, "IMAGENET1K_V1", "vgg19-dcbb9e9d.pth"),
+    WeightFile::new(Arch::Vgg11Bn, "IMAGENET1K_V1", "vgg11_bn-6002323d.pth"),
+    WeightFile::new(Arch::Vgg13Bn, "IMAGENET1K_V1", "vgg13_bn-abd245e5.pth"),
+    WeightFile::new(Arch::Vgg16Bn, "IMAGENET1K_V1", "vgg16_bn-6c64b313.pth"),
+    WeightFile::new(Arch::Vgg19Bn, "IMAGENET1K_V1", "vgg19_bn-c79401a0.pth"),
+    WeightFile::new(Arch::Alexnet, "IMAGENET1K_V1", "alexnet-owt-7be5be79.pth"),
+];
+
+/// The published file of a weight set, if torchvision has one.
+pub fn lookup(arch: Arch, set: &str) -> Option<&'static WeightFile> {
+    TABLE.iter().find(|w| w.arch == arch && w.set == set)
+}
+
+/// The SHA-256 prefix a torch hub file name carries: the lower-case hex digits between its
+/// last `-` and its first `.` (`resnet50-0676ba61.pth` → `0676ba61`). `None` when there
+/// are none; such a file cannot be checked.
+pub fn hash_prefix(file: &str) -> Option<&str> {
+    let stem = file.split('.').next()?;
+    let (_, hex) = stem.rsplit_once('-')?;
+    let ok = !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ok.then_some(hex)
+}
+
+/// torch's home folder from the values of `TORCH_HOME`, `XDG_CACHE_HOME` and `HOME`, as
+/// `torch.hub` finds it; a leading `~` is expanded, and empty values count as unset.
+pub fn torch_home(
+    torch_home: Option<OsString>,
+    xdg_cache_home: Option<OsString>,
+    home: Option<OsString>,
+) -> Option<PathBuf> {
+    let set = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
+    let home = set(home);
+    let expand = |p: PathBuf| -> Option<PathBuf> {
+        match p.strip_prefix("~") {
+            Ok(rest) => home.as_ref().map(|h| h.join(rest)),
+            Err(_) => Some(p),
+        }
+    };
+    if let Some(t) = set(torch_home) {
+        return expand(t);
+    }
+    let cache = set(xdg_cache_home).unwrap_or_else(|| PathBuf::from("~/.cache"));
+    expand(cache.join("torch"))
+}
+
+/// What a fetch is doing, for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch<'a> {
+    /// A cached file is being hash-checked.
+    Checking {
+        /// The file.
+        path: &'a Path,
+    },
+    /// A download starts.
+    Start {
+        /// The file name.
+        file: &'a str,
+        /// Where it comes from.
+        url: &'a str,
+        /// The cache folder it goes to.
+        dir: &'a Path,
+        /// Its size in bytes, when the server says.
+        total: Option<u64>,
+    },
+    /// `n` more bytes arrived.
+    Bytes(u64),
+    /// The download is complete, checked and in place.
+    Done {
+        /// The file.
+        path: &'a Path,
+    },
+}
+
+/// Why a weight file could not be had. On any error nothing is left under the file's name
+/// that was not there before.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// No cache folder: none of `TORCH_HOME`, `XDG_CACHE_HOME`, `HOME` is set.
+    #[error("no folder for torchvision weights: set TORCH_HOME (torch keeps its weights in $TORCH_HOME/hub/checkpoints)")]
+    NoCacheFolder,
+    /// torchvision publishes no such weight set for the architecture.
+    #[error("torchvision publishes no weight set `{set}` for {arch}")]
+    UnknownSet {
+        /// The architecture.
+        arch: Arch,
+        /// The set asked for.
+        set: String,
+    },
+    /// The cache folder cannot be created.
+    #[error("cannot create the weights folder {}: {source}", dir.display())]
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file in the cache does not have the hash its name promises.
+    #[error("{} is corrupt: its SHA-256 starts with {found}, not {expected} as its name says; delete it so that it is downloaded again", path.display())]
+    CachedCorrupt {
+        /// The cached file.
+        path: PathBuf,
+        /// The prefix in its name.
+        expected: String,
+        /// The start of its actual SHA-256.
+        found: String,
+    },
+    /// The download failed: offline, refused, an HTTP error, or cut short.
+    #[error("cannot download {file} from {url}: {reason}; to install it by hand (e.g. offline), download it elsewhere and put it into {}", dir.display())]
+    Download {
+        /// The file name.
+        file: String,
+        /// The URL.
+        url: String,
+        /// The cache folder, where the file can be put by hand.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The downloaded bytes do not have the hash the name promises (nothing was kept).
+    #[error("the download of {file} from {url} is corrupt: its SHA-256 starts with {found}, not {expected}; nothing was kept; try again, check the mirror if {BASE_URL_VAR} is set, or put a good copy into {}", dir.display())]
+    Corrupt {
+        /// The file name.
+        file: String,
+        /// The URL.
+        url: String,
+        /// The cache folder.
+        dir: PathBuf,
+        /// The prefix in its name.
+        expected: String,
+        /// The start of the downloaded bytes' SHA-256.
+        found: String,
+    },
+    /// The stop flag was set during the download (Ctrl-C); nothing was kept.
+    #[error("the download of {file} was interrupted; nothing was kept")]
+    Cancelled {
+        /// The file name.
+        file: String,
+    },
+    /// Reading or writing a file in the cache failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A torch hub cache folder and the server that fills it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hub {
+    dir: PathBuf,
+    base_url: String,
+}
+
+impl Hub {
+    /// A hub with this checkpoints folder and base URL (a trailing `/` is ignored).
+    pub fn new(dir: impl Into<PathBuf>, base_url: &str) -> Self {
+        Self {
+            dir: dir.into(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// torch's cache folder (`$TORCH_HOME/hub/checkpoints`, see [`torch_home`]) and the base
+    /// URL from [`BASE_URL_VAR`], else [`DEFAULT_BASE_URL`].
+    pub fn from_env() -> Result<Self, HubError> {
+        let var = |k: &str| std::env::var_os(k);
+        let home = torch_home(var("TORCH_HOME"), var("XDG_CACHE_HOME"), var("HOME"))
+            .ok_or(HubError::NoCacheFolder)?;
+        let base = std::env::var(BASE_URL_VAR)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        Ok(Self::new(
+            home.join("hub").join("checkpoints"),
+            base.as_deref().map_or(DEFAULT_BASE_URL, str::trim),
+        ))
+    }
+
+    /// The checkpoints folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Where a file is downloaded from.
+    pub fn url(&self, file: &str) -> String {
+        format!("{}/{file}", self.base_url)
+    }
+
+    /// The checked file of a weight set, downloaded first if it is not in the cache (see
+    /// [`Hub::fetch`]).
+    pub fn resolve(
+        &self,
+        arch: Arch,
+        set: &str,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(Fetch<'_>),
+    ) -> Result<PathBuf, HubError> {
+        let w = lookup(arch, set).ok_or_else(|| HubError::UnknownSet {
+            arch,
+            set: set.to_owned(),
+        })?;
+        self.fetch(w.file, stop, progress)
+    }
+
+    /// The checked file `file` of the cache folder, downloaded first if it is not there. The
+    /// hash prefix in the name ([`hash_prefix`]) is checked; a name without one is not.
+    /// Setting `stop` (e.g. from a Ctrl-C handler) ends a download early with
+    /// [`HubError::Cancelled`].
+    pub fn fetch(
+        &self,
+        file: &str,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(Fetch<'_>),
+    ) -> Result<PathBuf, HubError> {
+        let path = self.dir.join(file);
+        let expected = hash_prefix(file);
+        if path.is_file() {
+            progress(Fetch::Checking { path: &path });
+            let found = sha256_of(&path).map_err(|source| HubError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            return match expected {
+                Some(e) if !found.starts_with(e) => Err(HubError::CachedCorrupt {
+                    found: found[..e.len().min(found.len())].to_owned(),
+                    expected: e.to_owned(),
+                    path,
+                }),
+                _ => Ok(path),
+            };
+        }
+        fs::create_dir_all(&self.dir).map_err(|source| HubError::Folder {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        self.download(file, &path, expected, stop, progress)?;
+        progress(Fetch::Done { path: &path });
+        Ok(path)
+    }
+
+    fn download(
+        &self,
+        file: &str,
+        path: &Path,
+        expected: Option<&str>,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(Fetch<'_>),
+    ) -> Result<(), HubError> {
+        let url = self.url(file);
+        let failed = |reason: String| HubError::Download {
+            file: file.to_owned(),
+            url: url.clone(),
+            dir: self.dir.clone(),
+            reason,
+        };
+        let mut response = agent(&url).get(&url).call().map_err(|e| {
+            failed(match e {
+                ureq::Error::StatusCode(code) => format!("the server answered HTTP {code}"),
+                e => e.to_string(),
+            })
+        })?;
+        let total = response.body().content_length();
+        let mut reader = response.body_mut().as_reader();
+
+        let partial = Partial::create(&self.dir, file)?;
+        progress(Fetch::Start {
+            file,
+            url: &url,
+            dir: &self.dir,
+            total,
+        });
+        let mut out = &partial.file;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut received = 0u64;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Err(HubError::Cancelled {
+                    file: file.to_owned(),
+                });
+            }
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let of = total.map_or(String::new(), |t| format!(" of {t}"));
+                    return Err(failed(format!(
+                        "the transfer broke off after {received}{of} bytes ({e})"
+                    )));
+                }
+            };
+            let chunk = &buf[..n];
+            hasher.update(chunk);
+            out.write_all(chunk).map_err(|e| partial.io(e))?;
+            received += n as u64;
+            progress(Fetch::Bytes(n as u64));
+        }
+        if let Some(t) = total.filter(|&t| t != received) {
+            return Err(failed(format!(
+                "the transfer broke off after {received} of {t} bytes"
+            )));
+        }
+        out.flush().map_err(|e| partial.io(e))?;
+        partial.file.sync_all().map_err(|e| partial.io(e))?;
+        let found = hex(&hasher.finalize());
+        if let Some(e) = expected.filter(|e| !found.starts_with(e)) {
+            return Err(HubError::Corrupt {
+                file: file.to_owned(),
+                url,
+                dir: self.dir.clone(),
+                expected: e.to_owned(),
+                found: found[..e.len().min(found.len())].to_owned(),
+            });
+        }
+        partial.persist(path)
+    }
+}
+
+/// The HTTP client: bounded waits, so that a dead network fails instead of hanging.
+fn agent(url: &str) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .user_agent(concat!("psyrun/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)));
+    if is_loopback(url) {
+        // A server on this machine (a local mirror, the tests) is never behind a proxy.
+        config = config.proxy(None);
+    }
+    config.build().into()
+}
+
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.starts_with("127.") || host == "::1"
+}
+
+/// A temporary file in the cache folder, removed on drop unless persisted.
+struct Partial {
+    path: PathBuf,
+    file: File,
+    kept: bool,
+}
+
+impl Partial {
+    fn create(dir: &Path, name: &str) -> Result<Self, HubError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{name}.{}.{n}.partial", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| HubError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            file,
+            kept: false,
+        })
+    }
+
+    fn io(&self, source: io::Error) -> HubError {
+        HubError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Renames the file to `to` (atomic within a folder).
+    fn persist(mut self, to: &Path) -> Result<(), HubError> {
+        fs::rename(&self.path, to).map_err(|e| self.io(e))?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn sha256_of(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
