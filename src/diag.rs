@@ -139,12 +139,13 @@ codes! {
     PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
     /// `run` or `doctor` in a build without libtorch.
     RunUnavailable => "psy::run::unavailable",
-    /// A feature that is planned but not built yet.
-    RunNotImplemented => "psy::run::not_implemented",
     /// A weights file that is missing, unreadable or of an unknown format.
     RunWeightsFile => "psy::run::weights_file",
     /// A weights file whose keys or shapes do not fit the architecture.
     RunWeightsMismatch => "psy::run::weights_mismatch",
+    /// Named torchvision weights that cannot be found in the cache nor downloaded, or a
+    /// cached or downloaded file whose hash is wrong.
+    RunWeightsDownload => "psy::run::weights_download",
     /// CUDA asked for but not available.
     RunNoCuda => "psy::run::no_cuda",
     /// The results folder cannot be created or written.

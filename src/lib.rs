@@ -9,8 +9,10 @@
 // `Diag` is the error type of every stage: a few hundred bytes, returned on cold paths only.
 #![allow(clippy::result_large_err)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod diag;
+pub mod hub;
 pub mod models;
 pub mod plan;
 pub mod progress;

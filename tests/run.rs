@@ -315,19 +315,79 @@ fn weights_that_do_not_fit_list_every_problem() {
 }
 
 #[test]
-fn pth_and_torchvision_weights_say_how_to_convert_until_supported() {
+fn pth_checkpoints_run_end_to_end_and_garbage_is_a_weights_file_error() {
     let dir = scratch("pth");
-    fs::write(dir.join("net.pth"), b"PK\x03\x04").unwrap();
-    let pth = tiny("t", "", SGD).replace("weights random", "weights \"net.pth\"");
-    write(&dir, "pth.psy", &pth);
-    let err = stderr_of_failure(&dir, "pth.psy", 4);
-    assert!(err.contains("psy::run::not_implemented"), "{err}");
-    assert!(err.contains("safetensors"), "{err}");
+    fs::write(dir.join("bad.pth"), b"PK\x03\x04").unwrap();
+    let bad = tiny("t", "", SGD).replace("weights random", "weights \"bad.pth\"");
+    write(&dir, "bad.psy", &bad);
+    let err = stderr_of_failure(&dir, "bad.psy", 3);
+    assert!(err.contains("psy::run::weights_file"), "{err}");
+    assert!(err.contains("bad.pth"), "{err}");
+    assert!(err.contains("not a usable PyTorch checkpoint"), "{err}");
+    assert!(!dir.join("out").exists(), "nothing written");
+
+    // A real `torch.save(resnet18().state_dict())`, made by the venv's python (first on PATH
+    // under ./dev).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_fixtures.py");
+    let made = Command::new("python3")
+        .arg(&script)
+        .args(["save", "resnet18"])
+        .arg(dir.join("net.pth"))
+        .output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED the torch.save half of pth_checkpoints_run_end_to_end: python3 with torch \
+             and torchvision is not on PATH (run the tests under ./dev)"
+        );
+        let _ = fs::remove_dir_all(&dir);
+        return;
+    }
+    let net = tiny("t", "", SGD).replace("weights random", "weights \"net.pth\"");
+    write(&dir, "net.psy", &net);
+    let o = run_in(&dir, &["run", "net.psy", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(files(&dir.join("out")), RESULT_FILES);
+    let manifest = fs::read_to_string(dir.join("out/manifest.json")).unwrap();
+    assert!(manifest.contains("\"net.pth\""), "{manifest}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn torchvision_weights_not_cached_and_offline_say_where_to_put_the_file() {
+    let dir = scratch("tv");
+    // A closed port on 127.0.0.1 stands for the unreachable server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/models", port.local_addr().unwrap());
+    drop(port);
     let tv = tiny("t", "", SGD).replace("weights random", "weights imagenet");
     write(&dir, "tv.psy", &tv);
-    let err = stderr_of_failure(&dir, "tv.psy", 4);
-    assert!(err.contains("psy::run::not_implemented"), "{err}");
-    assert!(err.contains("IMAGENET1K_V1"), "{err}");
+    let o = torch_cmd(&dir, &["run", "tv.psy", "--out", "out"])
+        .env("TORCH_HOME", dir.join("torch"))
+        .env("PSYRUN_WEIGHTS_URL", &url)
+        .output()
+        .expect("psyrun-torch starts");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("psy::run::weights_download"), "{err}");
+    // The message is wrapped to the terminal's width: compare without line breaks.
+    let flat: String = err
+        .lines()
+        .map(|l| l.trim_start_matches([' ', '│']))
+        .collect();
+    assert!(flat.contains("resnet18-f37072fd.pth"), "{err}");
+    assert!(
+        flat.contains(&format!("{url}/resnet18-f37072fd.pth")),
+        "{err}"
+    );
+    let folder = dir.join("torch/hub/checkpoints");
+    assert!(flat.contains(&folder.display().to_string()), "{err}");
+    assert!(
+        err.contains("weights imagenet"),
+        "points at the setting: {err}"
+    );
+    assert!(folder.is_dir(), "the folder to put the file in exists");
+    assert_eq!(files(&folder), Vec::<String>::new(), "no partial file");
+    assert!(!dir.join("out").exists(), "nothing written");
     let _ = fs::remove_dir_all(&dir);
 }
 

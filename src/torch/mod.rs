@@ -34,7 +34,7 @@ impl Backend for TorchBackend {
 /// (resnet50 to `layer2` at 224 px: 57 s → 29 s wall time, system time 54 s → 3 s, same
 /// results). With mmap off and trimming off, freed buffers are reused; the price is a peak
 /// resident size that stays allocated until exit (1.7 → 2.8 GB there).
-fn tune_allocator() {
+pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before the run allocates.
     unsafe {

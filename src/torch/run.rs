@@ -37,6 +37,7 @@ use psyrun::source::SourceFile;
 use psyrun::staircase::Bisection;
 use psyrun::stimuli::rng;
 use psyrun::trials::{self, TestGratings};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +49,8 @@ use tch::{nn, Device, Kind, Tensor};
 /// Set by Ctrl-C (SIGINT) or SIGTERM; the run stops at the next batch.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Images per forward pass when testing (bounds memory; results do not depend on it).
+/// Distinct images per forward pass when testing (bounds memory; results do not depend on
+/// it).
 const TEST_CHUNK: usize = 64;
 
 /// Training pairs shown on the preview sheet.
@@ -165,11 +167,18 @@ pub fn execute(
                 .map(String::as_str)
                 .or_else(|| payload.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown error");
+            // tch raises libtorch errors as `….unwrap()` panics on `Err(Torch("…"))`.
+            let message = message
+                .split_once("Torch(\"")
+                .and_then(|(_, rest)| rest.rsplit_once("\")"))
+                .map_or(message.to_owned(), |(inner, _)| {
+                    inner.replace("\\n", "\n").replace("\\\"", "\"")
+                });
             let folder = folder_slot.lock().ok().and_then(|g| g.clone());
             Err(Failure {
                 diag: Diag::error(
                     Code::RunTorch,
-                    format!("libtorch failed: {}", first_lines(message, 12)),
+                    format!("libtorch failed: {}", first_lines(&message, 12)),
                 )
                 .with_help(format!(
                     "if this says out of memory, use a smaller `batch`, a smaller image `size`, \
@@ -294,21 +303,30 @@ impl<'a> Interpreter<'a> {
         let mut backbone = Backbone::from_plan(&plan.backbone, Device::Cpu)
             .map_err(|e| Failure::new(Diag::error(Code::RunTorch, e.to_string()), EXIT_RUN))?;
         let base = ctx.path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let loaded = weights::apply(&mut backbone, &plan.backbone.weights, plan.seed, &base)
-            .map_err(|e| weights_failure(e, ctx.file))?;
-        if let Some(report) = loaded {
+        let loaded = weights::apply(
+            &mut backbone,
+            &plan.backbone.weights,
+            plan.seed,
+            &base,
+            &mut *observer,
+            ctx.stop,
+        )
+        .map_err(|e| weights_failure(e, ctx.file))?;
+        let weights_path = loaded.as_ref().and_then(|r| r.path.clone());
+        if let Some(report) = &loaded {
             observer.event(Event::Status(format!(
                 "loaded {} tensors ({} past the cut ignored)",
                 report.loaded, report.ignored
             )));
         }
-        let weights_sha256 = match &plan.backbone.weights {
-            plan::Weights::File(f) => report::sha256_file(base.join(f)).ok(),
-            _ => None,
-        };
+        // The exact bytes the weights came from (named torchvision sets included).
+        let weights_sha256 = weights_path.and_then(|p| report::sha256_file(p).ok());
         if device != Device::Cpu {
             backbone.to_device(device);
         }
+        // Channels-last (NHWC) convolutions are faster on CPU (oneDNN) and on CUDA (cuDNN);
+        // results agree with the default layout to float rounding.
+        backbone.set_channels_last(true);
 
         let folder = match ctx.out {
             Some(out) => RunFolder::create(Some(out), &plan.experiment, started_at),
@@ -456,63 +474,90 @@ impl<'a> Interpreter<'a> {
             total: u64::from(plan.probe.epochs) * samples,
             unit: "trials",
         });
-        for epoch in 0..plan.probe.epochs {
-            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0u64);
-            let mut start = 0;
-            while start < samples {
-                self.check_stop()?;
-                let end = (start + batch).min(samples);
-                let b = trials::train_batch(plan.seed, &plan.train, epoch, start..end);
-                let n = b.len as i64;
-                let shape = [n, 3, size, size];
-                let x1 = Tensor::from_slice(&b.first).reshape(shape);
-                let x2 = Tensor::from_slice(&b.second).reshape(shape);
-                let labels = Tensor::from_slice(&b.labels).to_device(self.device);
-                let (f1, f2) = match plan.backbone.batchnorm {
-                    // Frozen: one forward for both images.
-                    BatchNorm::Eval => {
-                        let f = self.features(&Tensor::cat(&[x1, x2], 0));
-                        (f.narrow(0, 0, n), f.narrow(0, n, n))
+        // Stimuli for the next batch are rendered (in parallel) while the network runs on
+        // this one. Dropping the receiver (an error, Ctrl-C) stops the producer.
+        let jobs: Vec<(u32, std::ops::Range<u64>)> = (0..plan.probe.epochs)
+            .flat_map(|e| {
+                (0..samples)
+                    .step_by(batch as usize)
+                    .map(move |s| (e, s..(s + batch).min(samples)))
+            })
+            .collect();
+        std::thread::scope(|scope| -> Result<(), Failure> {
+            let (tx, batches) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for (epoch, range) in jobs {
+                    if tx
+                        .send(trials::train_batch(plan.seed, &plan.train, epoch, range))
+                        .is_err()
+                    {
+                        break;
                     }
-                    // The tutorial: two forwards, each normalised with its own batch statistics.
-                    BatchNorm::Train => (self.features(&x1), self.features(&x2)),
-                };
-                let logits = probe.forward(&f1, &f2);
-                let loss = logits.cross_entropy_for_logits(&labels);
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                let l = loss.double_value(&[]);
-                if !l.is_finite() {
-                    return Err(self.nan_failure(epoch, l));
                 }
-                let right = logits
-                    .detach()
-                    .argmax(1, false)
-                    .eq_tensor(&labels)
-                    .sum(Kind::Int64)
-                    .int64_value(&[]);
-                loss_sum += l * n as f64;
-                correct += right;
-                seen += n as u64;
-                self.observer.event(Event::Advance(n as u64));
-                start = end;
-            }
-            let record = EpochRecord {
-                epoch: epoch + 1,
-                loss: loss_sum / seen.max(1) as f64,
-                accuracy: correct as f64 / seen.max(1) as f64,
-            };
-            self.observer.event(Event::Epoch {
-                epoch,
-                loss: record.loss,
-                accuracy: record.accuracy,
             });
-            self.results.training.push(record);
-            self.folder
-                .write_partial(&self.results)
-                .map_err(|e| self.io_failure(&e))?;
-        }
+            for epoch in 0..plan.probe.epochs {
+                let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0u64);
+                let mut start = 0;
+                while start < samples {
+                    self.check_stop()?;
+                    let end = (start + batch).min(samples);
+                    // The producer renders batches in this order; it has stopped only on a bug.
+                    let Ok(b) = batches.recv() else {
+                        return Err(self.torch_failure("the stimulus thread stopped"));
+                    };
+                    debug_assert_eq!(b.len as u64, end - start);
+                    let n = b.len as i64;
+                    let shape = [n, 3, size, size];
+                    let x1 = Tensor::from_slice(&b.first).reshape(shape);
+                    let x2 = Tensor::from_slice(&b.second).reshape(shape);
+                    let labels = Tensor::from_slice(&b.labels).to_device(self.device);
+                    let (f1, f2) = match plan.backbone.batchnorm {
+                        // Frozen: one forward for both images.
+                        BatchNorm::Eval => {
+                            let f = self.features(&Tensor::cat(&[x1, x2], 0));
+                            (f.narrow(0, 0, n), f.narrow(0, n, n))
+                        }
+                        // The tutorial: two forwards, each normalised with its own batch statistics.
+                        BatchNorm::Train => (self.features(&x1), self.features(&x2)),
+                    };
+                    let logits = probe.forward(&f1, &f2);
+                    let loss = logits.cross_entropy_for_logits(&labels);
+                    opt.zero_grad();
+                    loss.backward();
+                    opt.step();
+                    let l = loss.double_value(&[]);
+                    if !l.is_finite() {
+                        return Err(self.nan_failure(epoch, l));
+                    }
+                    let right = logits
+                        .detach()
+                        .argmax(1, false)
+                        .eq_tensor(&labels)
+                        .sum(Kind::Int64)
+                        .int64_value(&[]);
+                    loss_sum += l * n as f64;
+                    correct += right;
+                    seen += n as u64;
+                    self.observer.event(Event::Advance(n as u64));
+                    start = end;
+                }
+                let record = EpochRecord {
+                    epoch: epoch + 1,
+                    loss: loss_sum / seen.max(1) as f64,
+                    accuracy: correct as f64 / seen.max(1) as f64,
+                };
+                self.observer.event(Event::Epoch {
+                    epoch,
+                    loss: record.loss,
+                    accuracy: record.accuracy,
+                });
+                self.results.training.push(record);
+                self.folder
+                    .write_partial(&self.results)
+                    .map_err(|e| self.io_failure(&e))?;
+            }
+            Ok(())
+        })?;
         self.observer.event(Event::PhaseDone);
         self.phase_done("training", t0);
         if let Some(last) = self.results.training.last() {
@@ -549,7 +594,6 @@ impl<'a> Interpreter<'a> {
         let gratings = TestGratings::new(plan);
         let trial_list = gratings.trials().to_vec();
         let t_count = trial_list.len();
-        let size = i64::from(plan.test.size);
         let reference = plan.test.reference;
         let (w_first, w_second) = probe.halves();
         let bias = probe.bias.detach();
@@ -571,17 +615,21 @@ impl<'a> Interpreter<'a> {
             total: (freqs.len() as u64) * u64::from(max_steps + 1),
             unit: "levels",
         });
+        let mut shown = 0usize;
+        let mut computed = 0usize;
 
-        // Projections of the comparison images: [T, 2] per frequency, for the comparison in
-        // the first slot and in the second.
-        let mut ref_proj = Vec::with_capacity(freqs.len());
-        for f in 0..freqs.len() {
-            self.check_stop()?;
-            let feats = self.render_features(&gratings, &[(f, reference)], size)?;
-            ref_proj.push((feats.matmul(&w_first.tr()), feats.matmul(&w_second.tr())));
-        }
-        let labels_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
-        let target_first = Tensor::from_slice(&labels_first)
+        // The comparison images of every frequency and trial, projected onto both halves of
+        // the probe: rows f·T + t. At reference contrast 0 they are all the same grey image,
+        // computed once.
+        let refs: Vec<Vec<f32>> = (0..freqs.len())
+            .flat_map(|f| (0..t_count).map(move |t| (f, t)))
+            .map(|(f, t)| gratings.grey(f, t, reference))
+            .collect();
+        let (ref_first, ref_second, n) = self.projections(&refs, &w_first, &w_second)?;
+        (shown, computed) = (shown + refs.len(), computed + n);
+        drop(refs);
+        let target_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
+        let target_first = Tensor::from_slice(&target_first)
             .to_device(self.device)
             .unsqueeze(1);
 
@@ -592,15 +640,23 @@ impl<'a> Interpreter<'a> {
                 .enumerate()
                 .filter_map(|(f, s)| s.next_contrast().map(|c| (f, c)))
                 .collect();
-            let feats = self.render_features(&gratings, &level, size)?;
-            let t_first = feats.matmul(&w_first.tr());
-            let t_second = feats.matmul(&w_second.tr());
+            // Trials differing only in interval (and gratings equal to the last bit, such as
+            // 0° and 180° at phase 0) share one image.
+            let images: Vec<Vec<f32>> = level
+                .iter()
+                .flat_map(|&(f, c)| (0..t_count).map(move |t| (f, t, c)))
+                .map(|(f, t, c)| gratings.grey(f, t, c))
+                .collect();
+            let (t_first, t_second, n) = self.projections(&images, &w_first, &w_second)?;
+            (shown, computed) = (shown + images.len(), computed + n);
+            drop(images);
             for (k, &(f, contrast)) in level.iter().enumerate() {
-                let rows = |t: &Tensor| t.narrow(0, (k * t_count) as i64, t_count as i64);
-                let (r_first, r_second) = &ref_proj[f];
-                // Grating first: W1·target + W2·reference; second: W1·reference + W2·target.
-                let logits = (rows(&t_first) + r_second)
-                    .where_self(&target_first, &(r_first + rows(&t_second)))
+                let rows =
+                    |t: &Tensor, base: usize| t.narrow(0, (base * t_count) as i64, t_count as i64);
+                let (r_first, r_second) = (rows(&ref_first, f), rows(&ref_second, f));
+                // Grating first: W1·grating + W2·comparison; second: W1·comparison + W2·grating.
+                let logits = (rows(&t_first, k) + r_second)
+                    .where_self(&target_first, &(r_first + rows(&t_second, k)))
                     + &bias;
                 let predicted =
                     Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
@@ -630,35 +686,44 @@ impl<'a> Interpreter<'a> {
                 .map_err(|e| self.io_failure(&e))?;
         }
         self.observer.event(Event::PhaseDone);
+        self.observer.event(Event::Status(format!(
+            "testing showed {shown} images, {computed} of them distinct (each computed once)"
+        )));
         self.phase_done("testing", t0);
         Ok(())
     }
 
-    /// Renders the gratings of `(frequency index, contrast)` for every trial and returns
-    /// their features `[level.len() · T, F]`, computed in chunks of [`TEST_CHUNK`] images.
-    fn render_features(
+    /// Projections of grey test images onto the two halves of the probe's weight,
+    /// `([N, 2], [N, 2], distinct)`: the features of each distinct image are computed once
+    /// (in chunks of [`TEST_CHUNK`]), and rows of identical images are copies.
+    fn projections(
         &self,
-        gratings: &TestGratings,
-        level: &[(usize, f64)],
-        size: i64,
-    ) -> Result<Tensor, Failure> {
-        let t_count = gratings.trials().len();
-        let image = gratings.image_len();
-        let jobs: Vec<(usize, usize, f64)> = level
-            .iter()
-            .flat_map(|&(f, c)| (0..t_count).map(move |t| (f, t, c)))
-            .collect();
-        let mut out = Vec::new();
-        for chunk in jobs.chunks(TEST_CHUNK) {
+        images: &[Vec<f32>],
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        let (unique, index) = dedupe(images);
+        let size = i64::from(self.plan.test.size);
+        let image = 3 * images.first().map_or(0, Vec::len);
+        let mut p_first = Vec::new();
+        let mut p_second = Vec::new();
+        for chunk in unique.chunks(TEST_CHUNK) {
             self.check_stop()?;
             let mut buf = vec![0f32; chunk.len() * image];
-            for (dst, &(f, t, c)) in buf.chunks_exact_mut(image).zip(chunk) {
-                gratings.render_into(f, t..t + 1, c, dst);
-            }
+            buf.par_chunks_mut(image.max(1))
+                .zip(chunk)
+                .for_each(|(dst, &i)| {
+                    trials::grey_to_chw(&images[i], &self.plan.test.normalize, dst)
+                });
             let x = Tensor::from_slice(&buf).reshape([chunk.len() as i64, 3, size, size]);
-            out.push(self.features(&x));
+            let feats = self.features(&x);
+            p_first.push(feats.matmul(&w_first.tr()));
+            p_second.push(feats.matmul(&w_second.tr()));
         }
-        Ok(Tensor::cat(&out, 0))
+        let index: Vec<i64> = index.iter().map(|&i| i as i64).collect();
+        let index = Tensor::from_slice(&index).to_device(self.device);
+        let gather = |p: Vec<Tensor>| Tensor::cat(&p, 0).index_select(0, &index);
+        Ok((gather(p_first), gather(p_second), unique.len()))
     }
 
     fn check_stop(&self) -> Result<(), Failure> {
@@ -739,6 +804,39 @@ impl<'a> Interpreter<'a> {
     }
 }
 
+/// Distinct images (exactly equal `f32` buffers): `(indices of the first of each, for every
+/// image the position of its distinct image in that list)`.
+fn dedupe(images: &[Vec<f32>]) -> (Vec<usize>, Vec<usize>) {
+    use std::collections::hash_map::{DefaultHasher, HashMap};
+    use std::hash::{Hash, Hasher};
+    let hashes: Vec<u64> = images
+        .par_iter()
+        .map(|img| {
+            let mut h = DefaultHasher::new();
+            for v in img {
+                v.to_bits().hash(&mut h);
+            }
+            h.finish()
+        })
+        .collect();
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut unique = Vec::new();
+    let mut index = Vec::with_capacity(images.len());
+    for (i, (img, h)) in images.iter().zip(hashes).enumerate() {
+        let bucket = seen.entry(h).or_default();
+        let same = bucket.iter().copied().find(|&u| images[unique[u]] == *img);
+        match same {
+            Some(u) => index.push(u),
+            None => {
+                bucket.push(unique.len());
+                index.push(unique.len());
+                unique.push(i);
+            }
+        }
+    }
+    (unique, index)
+}
+
 /// `cpu`, `cuda:0`.
 fn device_name(d: Device) -> String {
     match d {
@@ -778,6 +876,8 @@ fn select_device(plan: &Plan, file: &SourceFile) -> Result<Device, Failure> {
 
 /// A weights error as a diagnostic pointing at the `weights` setting.
 fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
+    use psyrun::checkpoint::CheckpointError;
+    use psyrun::hub::{HubError, BASE_URL_VAR, DEFAULT_BASE_URL};
     let (code, label, help, exit) = match &e {
         WeightsError::Io { .. } => (
             Code::RunWeightsFile,
@@ -788,24 +888,59 @@ fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
         WeightsError::Format { .. } | WeightsError::UnknownFormat { .. } => (
             Code::RunWeightsFile,
             "not a usable weights file",
-            "psyrun reads .safetensors files holding a torchvision state_dict".to_string(),
+            "psyrun reads .safetensors files and PyTorch checkpoints (.pth, .pt) holding a torchvision state_dict".to_string(),
             EXIT_RUN,
         ),
-        WeightsError::PthNotSupported { .. } => (
-            Code::RunNotImplemented,
-            "a PyTorch checkpoint",
-            "convert it once in Python: `safetensors.torch.save_file(torch.load(path), \"weights.safetensors\")`".to_string(),
-            EXIT_UNAVAILABLE,
+        WeightsError::Checkpoint { source, .. } => (
+            Code::RunWeightsFile,
+            match source {
+                CheckpointError::Io { .. } => "this weights file cannot be read",
+                CheckpointError::Forbidden { .. } => "this checkpoint holds more than tensors",
+                _ => "not a usable PyTorch checkpoint",
+            },
+            source.help().to_string(),
+            EXIT_RUN,
         ),
-        WeightsError::TorchvisionNotSupported(_) => (
-            Code::RunNotImplemented,
-            "torchvision weights are not downloaded by this version",
-            "export them once where torchvision is installed: \
-             `safetensors.torch.save_file(torchvision.models.resnet50(weights=\"IMAGENET1K_V1\").state_dict(), \"resnet50.safetensors\")`, \
-             then write `weights \"resnet50.safetensors\"`; use `weights random` to try the pipeline"
-                .to_string(),
-            EXIT_UNAVAILABLE,
-        ),
+        WeightsError::Hub(h) => match h {
+            HubError::Download { .. } => (
+                Code::RunWeightsDownload,
+                "not in torch's cache, and the download failed",
+                format!("the folder is torchvision's own cache ($TORCH_HOME/hub/checkpoints); a file copied there \
+                         by hand is used without downloading; set {BASE_URL_VAR} to download from a mirror instead \
+                         of {DEFAULT_BASE_URL}"),
+                EXIT_RUN,
+            ),
+            HubError::Corrupt { .. } => (
+                Code::RunWeightsDownload,
+                "the downloaded torchvision weights are corrupt",
+                "run again to download them again; the file's name carries the start of its SHA-256".to_string(),
+                EXIT_RUN,
+            ),
+            HubError::CachedCorrupt { .. } => (
+                Code::RunWeightsDownload,
+                "the cached file of these torchvision weights is corrupt",
+                "delete the file named above (an interrupted copy?); the next run downloads it again".to_string(),
+                EXIT_RUN,
+            ),
+            HubError::NoCacheFolder | HubError::Folder { .. } | HubError::Io { .. } => (
+                Code::RunWeightsDownload,
+                "torch's weights cache cannot be used",
+                "set TORCH_HOME to a writable folder; weights are kept in $TORCH_HOME/hub/checkpoints".to_string(),
+                EXIT_RUN,
+            ),
+            HubError::UnknownSet { .. } => (
+                Code::RunWeightsDownload,
+                "torchvision publishes no such weight set",
+                "`psyrun check` lists the weight sets of each architecture".to_string(),
+                EXIT_RUN,
+            ),
+            HubError::Cancelled { .. } => (
+                Code::RunInterrupted,
+                "interrupted while downloading these weights",
+                "run again to download them".to_string(),
+                EXIT_INTERRUPTED,
+            ),
+        },
         WeightsError::Mismatch(_) => (
             Code::RunWeightsMismatch,
             "these weights do not fit the backbone",
@@ -824,4 +959,24 @@ fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
         d = d.at(s, label).with_source(file);
     }
     Failure::new(d, exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedupe;
+
+    #[test]
+    fn dedupe_keeps_first_occurrences_and_maps_every_image() {
+        let a = vec![0.5f32; 4];
+        let b = vec![0.25f32, 0.5, 0.5, 0.5];
+        let c = vec![0.5f32, 0.5, 0.5, 0.25];
+        let images = vec![a.clone(), b.clone(), a.clone(), c, b];
+        let (unique, index) = dedupe(&images);
+        assert_eq!(unique, [0, 1, 3]);
+        assert_eq!(index, [0, 1, 0, 2, 1]);
+        for (i, &u) in index.iter().enumerate() {
+            assert_eq!(images[unique[u]], images[i]);
+        }
+        assert_eq!(dedupe(&[]), (vec![], vec![]));
+    }
 }

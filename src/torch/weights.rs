@@ -11,15 +11,28 @@
 //!
 //! Keys of the architecture past the cut are accepted and ignored, so a full torchvision
 //! checkpoint loads into any cut. float16, bfloat16 and float64 tensors are converted to
-//! float32. `.pth`/`.pt` checkpoints are not supported yet ([`WeightsError::PthNotSupported`]).
+//! float32.
+//!
+//! PyTorch checkpoints (`.pth`, `.pt`, `.bin`, `.tar`, `.ckpt` written by `torch.save`) are
+//! read by [`psyrun::checkpoint`] (no Python, no code from the file is run), the same way:
+//! every key checked first, then only the tensors the cut needs read. A state dict nested in
+//! a training checkpoint (`{"state_dict": …, "epoch": 3}`) and `module.` prefixes are handled
+//! there.
+//!
+//! Named torchvision weight sets (`weights imagenet`) are files of torch's hub cache, found or
+//! downloaded by [`psyrun::hub`] ([`load_torchvision`]), then loaded as any `.pth` file.
 use super::backbone::{state_keys, Backbone, StateKey};
+use psyrun::checkpoint::{Checkpoint, CheckpointError, Dtype};
+use psyrun::hub::{Fetch, Hub, HubError};
 use psyrun::models::catalog::Arch;
 use psyrun::plan::Weights;
+use psyrun::progress::{Event, Observer};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use tch::{Kind, Tensor};
 
 /// Why weights could not be loaded. On any error the backbone is left unchanged.
@@ -42,21 +55,24 @@ pub enum WeightsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A PyTorch pickle checkpoint (`.pth`, `.pt`): not supported yet.
-    #[error("{}: PyTorch .pth/.pt checkpoints are not supported yet; save the state_dict as .safetensors instead (safetensors.torch.save_file(model.state_dict(), \"weights.safetensors\"))", path.display())]
-    PthNotSupported {
+    /// A PyTorch checkpoint (`.pth`, `.pt`, …) that cannot be read; the message names the file.
+    #[error("{source}")]
+    Checkpoint {
         /// The file.
         path: PathBuf,
+        /// What is wrong with it.
+        source: CheckpointError,
     },
-    /// Neither `.safetensors` nor `.pth`/`.pt`.
-    #[error("{}: unknown weights format (expected a .safetensors file)", path.display())]
+    /// Neither `.safetensors` nor a PyTorch checkpoint extension.
+    #[error("{}: unknown weights format (expected .safetensors, or .pth/.pt/.bin/.tar/.ckpt written by torch.save)", path.display())]
     UnknownFormat {
         /// The file.
         path: PathBuf,
     },
-    /// Named torchvision weight sets (e.g. `IMAGENET1K_V1`) are not fetched yet.
-    #[error("torchvision weight set `{0}` cannot be loaded yet; export it to a .safetensors file and give its path")]
-    TorchvisionNotSupported(String),
+    /// A named torchvision weight set (e.g. `IMAGENET1K_V1`) is neither in torch's cache nor
+    /// downloadable, or its file is corrupt.
+    #[error(transparent)]
+    Hub(#[from] HubError),
     /// The keys do not fit the architecture (everything wrong, listed at once).
     #[error("{0}")]
     Mismatch(Box<Mismatch>),
@@ -149,24 +165,131 @@ pub struct LoadReport {
     pub ignored: usize,
     /// `num_batches_tracked` buffers absent from the source, set to 0.
     pub defaulted: usize,
+    /// The file the weights came from (for the manifest's hash), when they came from one.
+    pub path: Option<std::path::PathBuf>,
 }
 
 /// Fills the backbone as the plan says: seeded random initialisation, a local file (a
 /// relative path is taken relative to `base_dir`, e.g. the experiment's folder), or a named
-/// torchvision weight set (not supported yet). Returns the load report for files.
+/// torchvision weight set from torch's cache, downloaded if absent ([`load_torchvision`] with
+/// [`Hub::from_env`]); cache checks and downloads are reported to `observer`, and setting
+/// `stop` (Ctrl-C) ends a download. Returns the load report for files.
 pub fn apply(
     backbone: &mut Backbone,
     weights: &Weights,
     seed: u64,
     base_dir: &Path,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
 ) -> Result<Option<LoadReport>, WeightsError> {
     match weights {
         Weights::Random => {
             backbone.init_random(seed);
             Ok(None)
         }
-        Weights::File(file) => load_file(backbone, &base_dir.join(file)).map(Some),
-        Weights::Torchvision(name) => Err(WeightsError::TorchvisionNotSupported(name.clone())),
+        Weights::File(file) => {
+            let path = base_dir.join(file);
+            load_file(backbone, &path).map(|r| {
+                Some(LoadReport {
+                    path: Some(path),
+                    ..r
+                })
+            })
+        }
+        Weights::Torchvision(set) => {
+            load_torchvision(backbone, &Hub::from_env()?, set, observer, stop).map(Some)
+        }
+    }
+}
+
+/// Loads a named torchvision weight set (`IMAGENET1K_V1`, …) of the backbone's architecture:
+/// the file from `hub`'s cache, or downloaded into it first, hash-checked either way.
+/// Setting `stop` ends a download ([`HubError::Cancelled`]).
+pub fn load_torchvision(
+    backbone: &mut Backbone,
+    hub: &Hub,
+    set: &str,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<LoadReport, WeightsError> {
+    let mut shown = DownloadProgress::new(observer);
+    let path = hub.resolve(backbone.arch(), set, stop, &mut |f| shown.event(f))?;
+    load_file(backbone, &path).map(|r| LoadReport {
+        path: Some(path),
+        ..r
+    })
+}
+
+/// Hub events as run events: status lines, and a `download` phase counted in MB.
+struct DownloadProgress<'o> {
+    observer: &'o mut dyn Observer,
+    /// A phase was started (the size is known).
+    phase: bool,
+    bytes: u64,
+    shown_mb: u64,
+}
+
+impl<'o> DownloadProgress<'o> {
+    const MB: u64 = 1_000_000;
+
+    fn new(observer: &'o mut dyn Observer) -> Self {
+        Self {
+            observer,
+            phase: false,
+            bytes: 0,
+            shown_mb: 0,
+        }
+    }
+
+    fn advance_to(&mut self, mb: u64) {
+        if mb > self.shown_mb {
+            self.observer.event(Event::Advance(mb - self.shown_mb));
+            self.shown_mb = mb;
+        }
+    }
+
+    fn event(&mut self, f: Fetch<'_>) {
+        match f {
+            Fetch::Checking { path } => self.observer.event(Event::Status(format!(
+                "torchvision weights {} (checking its SHA-256)",
+                path.display()
+            ))),
+            Fetch::Start {
+                file,
+                url,
+                dir,
+                total,
+            } => {
+                self.observer.event(Event::Status(format!(
+                    "downloading {file} from {url} into {}",
+                    dir.display()
+                )));
+                if let Some(t) = total {
+                    self.phase = true;
+                    self.observer.event(Event::Phase {
+                        name: "download",
+                        total: t.div_ceil(Self::MB),
+                        unit: "MB",
+                    });
+                }
+            }
+            Fetch::Bytes(n) => {
+                self.bytes += n;
+                if self.phase {
+                    self.advance_to(self.bytes / Self::MB);
+                }
+            }
+            Fetch::Done { path } => {
+                if self.phase {
+                    self.advance_to(self.bytes.div_ceil(Self::MB));
+                    self.observer.event(Event::PhaseDone);
+                }
+                self.observer.event(Event::Status(format!(
+                    "downloaded and checked {}",
+                    path.display()
+                )));
+            }
+        }
     }
 }
 
@@ -175,13 +298,11 @@ pub fn load_file(backbone: &mut Backbone, path: &Path) -> Result<LoadReport, Wei
     match path.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("safetensors") => load_safetensors(backbone, path),
         Some(e)
-            if ["pth", "pt", "bin", "tar"]
+            if ["pth", "pt", "bin", "tar", "ckpt"]
                 .iter()
                 .any(|x| e.eq_ignore_ascii_case(x)) =>
         {
-            Err(WeightsError::PthNotSupported {
-                path: path.to_owned(),
-            })
+            load_checkpoint(backbone, path)
         }
         _ => Err(WeightsError::UnknownFormat {
             path: path.to_owned(),
@@ -205,8 +326,70 @@ pub fn load_safetensors(backbone: &mut Backbone, path: &Path) -> Result<LoadRepo
     )
 }
 
+/// Loads a PyTorch checkpoint written by `torch.save` (reading only the tensors the cut
+/// needs, as for safetensors).
+pub fn load_checkpoint(backbone: &mut Backbone, path: &Path) -> Result<LoadReport, WeightsError> {
+    let err = |source| WeightsError::Checkpoint {
+        path: path.to_owned(),
+        source,
+    };
+    let mut ck = Checkpoint::open(path).map_err(err)?;
+    let mut source = path.display().to_string();
+    let mut notes = Vec::new();
+    if let Some(at) = ck.nested_under() {
+        notes.push(format!("under `{at}`"));
+    }
+    if let Some(p) = ck.stripped_prefix() {
+        notes.push(format!("`{p}` prefix removed"));
+    }
+    if !notes.is_empty() {
+        source = format!("{source} ({})", notes.join(", "));
+    }
+    let dim = |d: usize| i64::try_from(d).unwrap_or(i64::MAX);
+    let found: Vec<(String, Vec<i64>, Kind)> = ck
+        .tensors()
+        .iter()
+        .map(|t| {
+            let shape = t.shape.iter().map(|&d| dim(d)).collect();
+            (t.key.clone(), shape, kind_of_dtype(t.dtype))
+        })
+        .collect();
+    let index: HashMap<String, usize> = ck
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.key.clone(), i))
+        .collect();
+    load_with(backbone, &source, &found, |key: &str| {
+        let Some(&i) = index.get(key) else {
+            return Err(WeightsError::Torch(tch::TchError::Kind(format!(
+                "`{key}` vanished from the checkpoint"
+            ))));
+        };
+        let data = ck.read(i).map_err(err)?;
+        let (_, shape, kind) = &found[i];
+        Ok(Tensor::f_from_data_size(&data, shape, *kind)?)
+    })
+}
+
+fn kind_of_dtype(d: Dtype) -> Kind {
+    match d {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::I64 => Kind::Int64,
+        Dtype::I32 => Kind::Int,
+        Dtype::I16 => Kind::Int16,
+        Dtype::I8 => Kind::Int8,
+        Dtype::U8 => Kind::Uint8,
+        Dtype::Bool => Kind::Bool,
+    }
+}
+
 /// Loads named tensors held in memory (e.g. from `Tensor::read_safetensors`).
-// Also the entry point for other checkpoint formats (.pth, the weights issue).
+// Checkpoints go through `load_with` directly (only the tensors the cut needs are read), so
+// this is used by the tests only.
 #[cfg_attr(not(test), allow(dead_code))]
 pub fn load_tensors(
     backbone: &mut Backbone,

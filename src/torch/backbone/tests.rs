@@ -307,7 +307,9 @@ fn batchnorm_eval_keeps_running_stats_train_updates_them() {
         batchnorm: BatchNorm::Eval,
     };
     let mut b = Backbone::from_plan(&plan, CPU).unwrap();
-    weights::apply(&mut b, &plan.weights, 0, Path::new(".")).unwrap();
+    let mut events = psyrun::progress::Recorder::default();
+    let go = std::sync::atomic::AtomicBool::new(false);
+    weights::apply(&mut b, &plan.weights, 0, Path::new("."), &mut events, &go).unwrap();
     let snapshot = |b: &Backbone| -> Vec<(String, Tensor)> {
         let mut v: Vec<(String, Tensor)> = b
             .variables()
@@ -646,7 +648,10 @@ fn load_safetensors_file_converts_half_types() {
     let pth = dir.join("w.pth");
     assert!(matches!(
         weights::load_file(&mut b, &pth),
-        Err(WeightsError::PthNotSupported { .. })
+        Err(WeightsError::Checkpoint {
+            source: psyrun::checkpoint::CheckpointError::Io { .. },
+            ..
+        })
     ));
     assert!(matches!(
         weights::load_file(&mut b, &dir.join("w.npz")),
@@ -660,23 +665,32 @@ fn load_safetensors_file_converts_half_types() {
         Err(WeightsError::Io { .. })
     ));
     // Through the plan.
+    let mut events = psyrun::progress::Recorder::default();
     let r = weights::apply(
         &mut b,
         &psyrun::plan::Weights::File("w.safetensors".into()),
         0,
         &dir,
+        &mut events,
+        &Default::default(),
     )
     .unwrap();
     assert!(r.is_some());
-    assert!(matches!(
-        weights::apply(
-            &mut b,
-            &psyrun::plan::Weights::Torchvision("IMAGENET1K_V1".into()),
-            0,
-            &dir
-        ),
-        Err(WeightsError::TorchvisionNotSupported(_))
-    ));
+    // A torchvision set neither cached nor downloadable (a closed port on 127.0.0.1).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hub = psyrun::hub::Hub::new(
+        dir.join("hub"),
+        &format!("http://{}/models", port.local_addr().unwrap()),
+    );
+    drop(port);
+    let go = std::sync::atomic::AtomicBool::new(false);
+    let e = weights::load_torchvision(&mut b, &hub, "IMAGENET1K_V1", &mut events, &go).unwrap_err();
+    assert!(
+        matches!(e, WeightsError::Hub(psyrun::hub::HubError::Download { .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("vgg11_bn-6002323d.pth"), "{e}");
+    assert!(events.events.is_empty(), "{:?}", events.events);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -794,5 +808,62 @@ fn parity_with_torchvision() {
         }
     }
     eprintln!("parity: worst max rel diff {worst:.2e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same random resnet18 as `parity_with_torchvision`, saved by `torch.save` (plain, and
+/// nested under `state_dict` with DataParallel's `module.` keys): read by psyrun's own
+/// checkpoint reader, it gives torchvision's features.
+#[test]
+fn parity_with_torchvision_from_torch_save_checkpoints() {
+    if !python_with_torch() {
+        eprintln!(
+            "SKIPPED parity_with_torchvision_from_torch_save_checkpoints: \
+             `python3 -c 'import torch, torchvision'` fails (run the tests under ./dev)"
+        );
+        return;
+    }
+    let dir = temp_dir("parity-pth");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_fixtures.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("parity")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let io = read_named(&dir.join("resnet18.io.safetensors"));
+    let x = &io["input"];
+    let arch = Arch::Resnet18;
+    for (file, cuts) in [
+        (
+            "resnet18.pth",
+            &["layer1", "layer2.0.downsample.0", "layer4", "fc"][..],
+        ),
+        ("resnet18_nested.pth", &["fc"][..]),
+    ] {
+        for &cut in cuts {
+            let mut b = Backbone::new(arch, cut, CPU).unwrap();
+            let r = weights::load_file(&mut b, &dir.join(file)).unwrap();
+            assert_eq!(r.loaded, b.built_keys().len());
+            assert_eq!(r.loaded + r.ignored, state_keys(arch).len());
+            let d = rel_diff(&b.features(x, cut), &io[&format!("out.{cut}")]);
+            eprintln!("parity {file} {cut}: max rel diff {d:.2e}");
+            assert!(d < 1e-4, "{file} {cut}: {d}");
+        }
+    }
+    // Keys that do not fit are listed as for safetensors, naming where the dict was found.
+    let mut b = Backbone::new(Arch::Vgg11, "features.3", CPU).unwrap();
+    let e = weights::load_file(&mut b, &dir.join("resnet18_nested.pth")).unwrap_err();
+    assert!(matches!(e, WeightsError::Mismatch(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("resnet18_nested.pth (under `state_dict`, `module.` prefix removed)"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,34 @@
+"""psyrun's own forward floor: the throughput of a torchvision backbone cut after its first CUT
+top-level children, in plain libtorch (PyTorch, inference mode, no autograd), contiguous and
+channels-last. No tool running the same network on the same machine can beat the better one.
+
+Usage: python bench/floor.py [ARCH] [CUT] [BATCH] [SIZE]   (default resnet50 6 32 224)
+Prints one JSON line.
+"""
+import json
+import sys
+import time
+
+import torch
+import torchvision
+
+arch = sys.argv[1] if len(sys.argv) > 1 else "resnet50"
+cut = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+batch = int(sys.argv[3]) if len(sys.argv) > 3 else 32
+size = int(sys.argv[4]) if len(sys.argv) > 4 else 224
+
+net = getattr(torchvision.models, arch)(weights=None)
+model = torch.nn.Sequential(*list(net.children())[:cut]).eval()
+result = {"arch": arch, "cut": cut, "batch": batch, "size": size,
+          "threads": torch.get_num_threads(), "torch": torch.__version__}
+for name, layout in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+    m = model.to(memory_format=layout)
+    x = torch.randn(batch, 3, size, size).to(memory_format=layout)
+    with torch.inference_mode():
+        m(x)  # warm-up
+        runs = 3
+        t = time.perf_counter()
+        for _ in range(runs):
+            m(x)
+        result[name] = batch * runs / (time.perf_counter() - t)
+print(json.dumps(result))
