@@ -372,6 +372,21 @@ mod tests {
         assert_eq!([a.first, b.first].concat(), whole.first);
         assert_eq!([a.second, b.second].concat(), whole.second);
         assert_eq!([a.labels, b.labels].concat(), whole.labels);
+        // Nor on the number of threads rendering them.
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let again = pool.install(|| train_batch(7, &p.train, 2, 0..10));
+            assert_eq!(again, whole, "{threads} threads");
+            let g = pool.install(|| TestGratings::new(&p));
+            let mut a = vec![0f32; 2 * g.image_len()];
+            let mut b = a.clone();
+            pool.install(|| g.render_into(0, 0..2, 0.3, &mut a));
+            TestGratings::new(&p).render_into(0, 0..2, 0.3, &mut b);
+            assert_eq!(a, b, "{threads} threads");
+        }
         // Another epoch draws other stimuli.
         assert_ne!(train_batch(7, &p.train, 3, 0..10).first, whole.first);
         // Labels are those of the pairs.
