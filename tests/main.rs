@@ -2,6 +2,8 @@
 
 mod cli;
 mod docs;
+#[cfg(feature = "torch")]
+mod features;
 mod robustness;
 #[cfg(feature = "torch")]
 mod run;

@@ -1,5 +1,5 @@
-//! The command line: clap definitions, dispatch, and the hand-over of `run` and `doctor`
-//! to the libtorch-linked binary.
+//! The command line: clap definitions, dispatch, and the hand-over of `run`, `features` and
+//! `doctor` to the libtorch-linked binary.
 //!
 //! Exit codes: 0 ok · 1 invalid experiment · 2 usage or I/O error · 3 run failed ·
 //! 4 not available in this build · 130 interrupted.
@@ -35,6 +35,8 @@ Examples:
   psyrun plan experiments/contrast_csf.psy   print the resolved plan, defaults included
   psyrun layers resnet50 --size 224      list the cut points and their output shapes
   psyrun stimuli experiments/quick_csf.psy --out stim   write its stimuli as PNG and .npy
+  psyrun features resnet18 --cut layer2 --weights imagenet --out f.npy a.png b.png
+                                         a backbone's features of 224x224 PNG images
 
 Exit codes:
   0  ok (warnings allowed)      1  the experiment has errors
@@ -92,6 +94,9 @@ pub enum Command {
     },
     /// Write an experiment's training and test stimuli as PNG (to look at) and .npy (to check).
     Stimuli(StimuliArgs),
+    /// Write a backbone's features of PNG images, or of an experiment's stimuli, to
+    /// .safetensors or .npy.
+    Features(FeaturesArgs),
     /// Show psyrun's and libtorch's versions, CUDA availability and device count.
     Doctor,
 }
@@ -124,6 +129,145 @@ pub struct RunArgs {
     /// Folder for the results (default: `runs/<experiment>/<timestamp>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// Arguments of `psyrun features`: either `ARCH --cut LAYER --weights W INPUTS...` (PNG
+/// images) or `--experiment FILE` (the experiment's stimuli).
+#[derive(Clone, Debug, clap::Args)]
+#[command(after_help = FEATURES_AFTER_HELP)]
+pub struct FeaturesArgs {
+    /// Architecture, e.g. resnet18, vgg16_bn, alexnet (`psyrun layers ARCH` lists its cuts).
+    #[arg(required_unless_present = "experiment", conflicts_with = "experiment")]
+    pub arch: Option<String>,
+    /// PNG images, each exactly --size × --size pixels (grey, RGB or RGBA; alpha is dropped).
+    #[arg(required_unless_present = "experiment", conflicts_with = "experiment")]
+    pub inputs: Vec<PathBuf>,
+    /// The layer to cut after: a torchvision module path such as `layer2` or `features.10`.
+    #[arg(
+        long,
+        required_unless_present = "experiment",
+        conflicts_with = "experiment"
+    )]
+    pub cut: Option<String>,
+    /// Where the weights come from: `random` (seeded, see --seed), `imagenet`
+    /// (= IMAGENET1K_V1), a torchvision weight set such as IMAGENET1K_V2, or a
+    /// .safetensors/.pth file.
+    #[arg(
+        long,
+        required_unless_present = "experiment",
+        conflicts_with = "experiment"
+    )]
+    pub weights: Option<String>,
+    /// Adaptive pooling of the cut's feature map: `none` (default), `avg:HxW` or `max:HxW`
+    /// (`avg:N` is `avg:NxN`). The output keeps the map's shape, [N, C, H, W] or pooled
+    /// [N, C, h, w].
+    #[arg(long, value_parser = parse_pooling, conflicts_with = "experiment")]
+    pub pooling: Option<crate::plan::Pooling>,
+    /// Seed of `--weights random`.
+    #[arg(long, conflicts_with = "experiment")]
+    pub seed: Option<u64>,
+    /// Image size in pixels (default 224); every input must be exactly this size.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096), conflicts_with = "experiment")]
+    pub size: Option<u32>,
+    /// Input normalisation of the PNG images: `imagenet` (default: ImageNet mean and std) or
+    /// `none` (values in [0, 1]).
+    #[arg(long, value_enum, conflicts_with = "experiment")]
+    pub normalize: Option<FeaturesNormalize>,
+    /// Device: `auto` (CUDA when present, else the CPU), `cpu`, `cuda` or `cuda:N`
+    /// (default: auto, or the experiment's `device`).
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<crate::plan::Device>,
+    /// BatchNorm mode. Only `eval` (running statistics): with batch statistics an image's
+    /// features would depend on the other images of its batch.
+    #[arg(long, value_enum, default_value_t = FeaturesBatchNorm::Eval)]
+    pub batchnorm: FeaturesBatchNorm,
+    /// The file to write: `.safetensors` (a `features` tensor, the names in its metadata) or
+    /// `.npy` (float32, the same array).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Extract the features of this experiment's stimuli instead, with its backbone, cut,
+    /// pooling, weights, seed and normalisation.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// With --experiment: training pairs to include (the first of epoch 1; default 8).
+    #[arg(long, requires = "experiment", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub count: Option<u64>,
+    /// With --experiment: contrast of the test gratings (default: the staircase's first
+    /// contrast).
+    #[arg(long, requires = "experiment")]
+    pub contrast: Option<f64>,
+}
+
+const FEATURES_AFTER_HELP: &str = "\
+Examples:
+  psyrun features resnet18 --cut layer2 --weights imagenet --out f.safetensors cat.png dog.png
+  psyrun features vgg16 --cut features.15 --weights random --seed 3 --size 64 --pooling avg:2x2 \\
+      --out f.npy img/*.png
+  psyrun features --experiment experiments/quick_csf.psy --count 4 --out stim.safetensors
+
+Rows follow the inputs in order (with --experiment: training pairs 000_a, 000_b, 001_a, ...,
+then each frequency's gratings by orientation and phase, as `psyrun stimuli` names them).
+A .safetensors file holds the names in its metadata (`names`, a JSON array); a .npy file
+holds the array only.";
+
+/// `psyrun features --normalize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeaturesNormalize {
+    /// (x − mean) / std with ImageNet's channel means and standard deviations.
+    Imagenet,
+    /// No normalisation: the network sees pixel values in [0, 1].
+    None,
+}
+
+/// `psyrun features --batchnorm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeaturesBatchNorm {
+    /// Running statistics, never updated (torchvision `eval()`).
+    Eval,
+}
+
+/// Parses `none`, `avg:HxW`, `max:HxW` or `avg:N` / `max:N` (each side 1 to 4096).
+pub fn parse_pooling(s: &str) -> Result<crate::plan::Pooling, String> {
+    use crate::plan::Pooling;
+    let usage = "pooling is `none`, `avg:HxW` or `max:HxW` (e.g. `avg:2x2`)";
+    if s == "none" {
+        return Ok(Pooling::Off);
+    }
+    let Some((kind, dims)) = s.split_once(':') else {
+        return Err(format!("`{s}`: {usage}"));
+    };
+    let (h, w) = dims.split_once(['x', 'X']).unwrap_or((dims, dims));
+    let side = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=4096).contains(n))
+    };
+    let (Some(h), Some(w)) = (side(h), side(w)) else {
+        return Err(format!(
+            "`{s}`: the output size must be HxW with each side from 1 to 4096; {usage}"
+        ));
+    };
+    match kind {
+        "avg" => Ok(Pooling::Avg { h, w }),
+        "max" => Ok(Pooling::Max { h, w }),
+        _ => Err(format!("`{s}`: {usage}")),
+    }
+}
+
+/// Parses `auto`, `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<crate::plan::Device, String> {
+    use crate::plan::Device;
+    match s {
+        "auto" => Ok(Device::Auto),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| format!("`{s}`: the device is `auto`, `cpu`, `cuda` or `cuda:N`")),
+    }
 }
 
 /// Output settings shared by every command.
@@ -164,6 +308,8 @@ pub trait Backend {
     fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode;
     /// `psyrun doctor`: psyrun's and libtorch's versions, CUDA availability and device count.
     fn doctor(&self, ui: &Ui) -> ExitCode;
+    /// `psyrun features`: a backbone's features of PNG images or of an experiment's stimuli.
+    fn features(&self, args: &FeaturesArgs, ui: &Ui) -> ExitCode;
 }
 
 /// The front end's backend: re-executes the same command line with `psyrun-torch`, the
@@ -176,6 +322,9 @@ impl Backend for ExecBackend {
         commands::hand_over(ui)
     }
     fn doctor(&self, ui: &Ui) -> ExitCode {
+        commands::hand_over(ui)
+    }
+    fn features(&self, _args: &FeaturesArgs, ui: &Ui) -> ExitCode {
         commands::hand_over(ui)
     }
 }
@@ -199,6 +348,7 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
         (Some(Command::Plan { file, format }), _) => commands::plan(&file, format, &ui),
         (Some(Command::Layers { arch, size }), _) => commands::layers(&arch, size, &ui),
         (Some(Command::Stimuli(args)), _) => stimuli::stimuli(&args, &ui),
+        (Some(Command::Features(args)), _) => backend.features(&args, &ui),
         (Some(Command::Doctor), _) => backend.doctor(&ui),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();

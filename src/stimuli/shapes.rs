@@ -335,6 +335,10 @@ pub fn training_pair(
 }
 
 #[cfg(test)]
+#[path = "stats_tests.rs"]
+mod stats_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

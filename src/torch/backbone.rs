@@ -36,6 +36,8 @@ use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 
 #[cfg(test)]
+mod parity_tests;
+#[cfg(test)]
 mod tests;
 
 /// BatchNorm momentum (torchvision's default).

@@ -1,9 +1,10 @@
 //! The libtorch backend (only in builds with the `torch` feature).
 pub mod backbone;
+pub mod features;
 pub mod run;
 pub mod weights;
 
-use crate::cli::{Backend, RunArgs, Ui};
+use crate::cli::{Backend, FeaturesArgs, RunArgs, Ui};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,6 +24,10 @@ impl Backend for TorchBackend {
     fn doctor(&self, _ui: &Ui) -> ExitCode {
         print!("{}", Report::collect());
         ExitCode::from(crate::cli::EXIT_OK)
+    }
+    fn features(&self, args: &FeaturesArgs, ui: &Ui) -> ExitCode {
+        tune_allocator();
+        features::command(args, ui)
     }
 }
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Reference features for psyrun's parity test with torchvision via torch.save checkpoints.
+
+Run with the project's venv (torch 2.13, torchvision 0.28):
+
+    python scripts/parity_reference.py OUT_DIR [ARCH=CUT,CUT,... ...]
+
+For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
+
+    <arch>.pth             torch.save(model.state_dict()) of a torchvision model with
+                           seeded random weights: torch.manual_seed(0) initialisation,
+                           then every BatchNorm's affine parameters and running
+                           statistics randomised (so that eval-mode BatchNorm really
+                           uses them; see backbone_reference.randomised) and every
+                           conv/linear bias randomised (torchvision initialises VGG's
+                           to zero, which would hide a bias that is not loaded);
+    <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1), and `out.<cut>`,
+                           the output of module <cut> for that input in eval mode under
+                           torch.no_grad() (read by a forward hook, cloned before any
+                           in-place ReLU runs).
+
+The Rust test `parity_with_torchvision_from_torch_save_at_many_cuts`
+(src/torch/backbone/parity_tests.rs) calls this script with its own list of cuts, into a
+temporary directory. The files are large (vgg16.pth is 553 MB, about 950 MB for the
+default set), so they are never committed.
+"""
+import os
+import sys
+
+import torch
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from backbone_reference import randomised, write_safetensors  # noqa: E402
+
+DEFAULT_CUTS = {
+    "resnet18": ["bn1", "layer2.0.downsample.0", "layer3.1.conv2", "layer4", "fc"],
+    "resnet50": ["layer1.0.conv3", "layer2.0.downsample.0", "layer3.1.conv2", "layer4.2.bn3", "fc"],
+    "vgg16": ["features.4", "features.16", "features.29", "avgpool", "classifier.3"],
+    "alexnet": ["features.2", "features.9", "avgpool", "classifier.3"],
+}
+INPUT_SHAPE = (2, 3, 64, 64)
+
+
+def parity_model(arch):
+    model = randomised(arch)  # manual_seed(0) init, BatchNorm randomised, eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.bias is not None:
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+    return model
+
+
+def write_case(out_dir, arch, cuts):
+    model = parity_model(arch)
+    torch.save(model.state_dict(), os.path.join(out_dir, f"{arch}.pth"))
+    x = torch.randn(*INPUT_SHAPE, generator=torch.Generator().manual_seed(1))
+    modules = dict(model.named_modules())
+    missing = [c for c in cuts if c not in modules]
+    if missing:
+        sys.exit(f"{arch} has no module {', '.join(missing)}")
+    outs = {}
+    hooks = [
+        modules[c].register_forward_hook(
+            lambda _m, _i, o, c=c: outs.__setitem__(f"out.{c}", o.detach().clone())
+        )
+        for c in cuts
+    ]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    write_safetensors(os.path.join(out_dir, f"{arch}.io.safetensors"), {"input": x, **outs})
+    print(f"{arch}: {', '.join(cuts)}")
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        sys.exit(__doc__)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    out_dir = args[0]
+    cases = {}
+    for spec in args[1:]:
+        arch, sep, cuts = spec.partition("=")
+        if not sep or not cuts:
+            sys.exit(f"expected ARCH=CUT,CUT,..., found {spec!r}")
+        cases[arch] = cuts.split(",")
+    os.makedirs(out_dir, exist_ok=True)
+    for arch, cuts in (cases or DEFAULT_CUTS).items():
+        write_case(out_dir, arch, cuts)
+
+
+if __name__ == "__main__":
+    main()

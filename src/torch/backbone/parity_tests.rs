@@ -1,0 +1,186 @@
+//! Parity with torchvision through `torch.save` checkpoints, at many cuts (CPU).
+//!
+//! `scripts/parity_reference.py` saves torchvision models with seeded random weights
+//! (BatchNorm affine parameters and running statistics randomised too, and every conv/linear
+//! bias) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
+//! below for a fixed 2×3×64×64 input (eval mode, no grad). psyrun builds a backbone at each
+//! cut, loads the `.pth` through its own checkpoint reader ([`weights::load_file`]) and must
+//! give the same features: max |psyrun − torchvision| / max |torchvision| below 1e-4.
+//!
+//! The files (about 950 MB, vgg16's 553 MB of it) are written at test time into a temporary
+//! directory that is removed afterwards, even when the test fails. The test needs the venv's
+//! python (`python3` with torch and torchvision, first on PATH under `./dev`) and is skipped
+//! with a message otherwise.
+use super::*;
+use crate::torch::weights;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const CPU: Device = Device::Cpu;
+
+/// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
+/// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
+/// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
+const CASES: [(Arch, &[&str]); 4] = [
+    (
+        Arch::Resnet18,
+        &[
+            "bn1",
+            "layer2.0.downsample.0",
+            "layer3.1.conv2",
+            "layer4",
+            "fc",
+        ],
+    ),
+    (
+        Arch::Resnet50,
+        &[
+            "layer1.0.conv3",
+            "layer2.0.downsample.0",
+            "layer3.1.conv2",
+            "layer4.2.bn3",
+            "fc",
+        ],
+    ),
+    (
+        Arch::Vgg16,
+        &[
+            "features.4",
+            "features.14",
+            "features.29",
+            "avgpool",
+            "classifier.3",
+        ],
+    ),
+    (
+        Arch::Alexnet,
+        &["features.3", "features.9", "avgpool", "classifier.3"],
+    ),
+];
+
+/// A directory removed when dropped (the checkpoints are large: never leave them behind).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("psyrun-backbone-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn python_with_torch() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import torch, torchvision"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn max_abs(t: &Tensor) -> f64 {
+    t.abs().max().double_value(&[])
+}
+
+/// The reference's BatchNorm statistics and biases are not torchvision's constant defaults,
+/// so that eval-mode BatchNorm and every bias are really exercised.
+fn assert_randomised(arch: Arch, b: &Backbone) {
+    let mut seen = 0;
+    for (key, t) in b.variables() {
+        if ["running_mean", "running_var", "bias"]
+            .iter()
+            .any(|s| key.ends_with(s))
+        {
+            let spread = t.std(true).double_value(&[]);
+            assert!(spread > 1e-3, "{arch} {key}: constant in the reference");
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "{arch}: no biases or BatchNorm statistics");
+}
+
+#[test]
+fn parity_with_torchvision_from_torch_save_at_many_cuts() {
+    if !python_with_torch() {
+        eprintln!(
+            "SKIPPED parity_with_torchvision_from_torch_save_at_many_cuts: \
+             `python3 -c 'import torch, torchvision'` fails (run the tests under ./dev)"
+        );
+        return;
+    }
+    let start = Instant::now();
+    let dir = TempDir::new("parity-cuts");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/parity_reference.py");
+    let specs: Vec<String> = CASES
+        .iter()
+        .map(|(arch, cuts)| format!("{arch}={}", cuts.join(",")))
+        .collect();
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&dir.0)
+        .args(&specs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("parity_reference.py: {:.1}s", start.elapsed().as_secs_f64());
+    let mut worst = 0.0f64;
+    let mut checked = 0;
+    for (arch, cuts) in CASES {
+        let io: HashMap<String, Tensor> =
+            Tensor::read_safetensors(dir.0.join(format!("{arch}.io.safetensors")))
+                .unwrap()
+                .into_iter()
+                .collect();
+        let x = &io["input"];
+        let file = dir.0.join(format!("{arch}.pth"));
+        for &cut in cuts {
+            let t = Instant::now();
+            let mut b = Backbone::new(arch, cut, CPU).unwrap();
+            let r = weights::load_file(&mut b, &file).unwrap_or_else(|e| panic!("{arch}: {e}"));
+            assert_eq!(r.loaded, b.built_keys().len(), "{arch} {cut}");
+            assert_eq!(r.defaulted, 0, "{arch} {cut}");
+            assert_eq!(r.loaded + r.ignored, state_keys(arch).len(), "{arch} {cut}");
+            let load_s = t.elapsed().as_secs_f64();
+            assert_randomised(arch, &b);
+            let got = b.features(x, cut);
+            let want = &io[&format!("out.{cut}")];
+            assert_eq!(got.size(), want.size(), "{arch} {cut}");
+            let scale = max_abs(want);
+            assert!(scale > 1e-3, "{arch} {cut}: trivial reference");
+            let d = max_abs(&(&got - want)) / scale;
+            eprintln!(
+                "parity {arch}.pth {cut}: max abs diff / max abs {d:.2e} \
+                 (load {load_s:.2}s, total {:.2}s)",
+                t.elapsed().as_secs_f64()
+            );
+            assert!(d < 1e-4, "{arch} {cut}: {d:.3e}");
+            worst = worst.max(d);
+            checked += 1;
+        }
+        // Control: other weights are far off, so the comparison can fail.
+        let cut = cuts[0];
+        let mut other = Backbone::new(arch, cut, CPU).unwrap();
+        other.init_random(0);
+        let want = &io[&format!("out.{cut}")];
+        let d = max_abs(&(other.features(x, cut) - want)) / max_abs(want);
+        eprintln!("control {arch} {cut} with psyrun's own random weights: {d:.2e}");
+        assert!(
+            d > 0.1,
+            "{arch} {cut}: psyrun's own random weights match ({d:.3e})"
+        );
+    }
+    assert_eq!(checked, CASES.iter().map(|c| c.1.len()).sum::<usize>());
+    eprintln!(
+        "parity from torch.save: {checked} cuts, worst {worst:.2e}, {:.1}s in all",
+        start.elapsed().as_secs_f64()
+    );
+}

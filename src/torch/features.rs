@@ -1,0 +1,1306 @@
+//! `psyrun features`: a backbone's features of PNG images, or of an experiment's stimuli,
+//! written to `.safetensors` or `.npy` (like thingsvision's extraction, and the hook for
+//! parity checks against torchvision).
+//!
+//! Two forms:
+//! * `psyrun features ARCH --cut LAYER --weights W [--pooling P] [--size PX] INPUTS...`: PNG
+//!   images, each exactly `--size`×`--size` pixels (default 224; nothing is resized or
+//!   cropped), read as PIL's `Image.open(p).convert("RGB")` reads them (grey repeated to
+//!   RGB, alpha dropped, palettes expanded, 16-bit samples reduced to their high byte),
+//!   divided by 255 and normalised with ImageNet's mean and std (`--normalize none`: not
+//!   normalised);
+//! * `psyrun features --experiment FILE [--count N] [--contrast C]`: the experiment's own
+//!   backbone, cut, pooling, weights and seed, on the stimuli the interpreter renders (the
+//!   same [`psyrun::trials`] code): the first `N` training pairs of epoch 1 (`train/000_a.png`,
+//!   `train/000_b.png`, …) then, per frequency, the test gratings at contrast `C`, one per
+//!   orientation × phase (`test/f<F>_o<O>_p<P>.png`), named as `psyrun stimuli` names the
+//!   files it writes.
+//!
+//! The output is one float32 array `[N, …]`: the cut's output as it is (`[N, C, H, W]`, or
+//! `[N, F]` for a flat layer) or, pooled, `[N, C, h, w]`, i.e. `[N]` followed by the plan's
+//! `feature_shape`. `.safetensors` files hold it as the tensor `features`, and the metadata
+//! `names` (a JSON array of the row names), `shape`, `arch`, `cut`, `pooling`, `weights`,
+//! `seed`, `normalize` and `psyrun_version`; `.npy` files hold the array only.
+//!
+//! BatchNorm always runs in eval mode (running statistics): with batch statistics an image's
+//! features would depend on the rest of its batch. An experiment with `batchnorm train` gets
+//! the features of its backbone before any training drift.
+
+// `Failure` carries diagnostics (a few hundred bytes each), returned on cold paths only.
+#![allow(clippy::result_large_err)]
+
+use super::backbone::{pool, Backbone};
+use super::weights::{self, WeightsError};
+use psyrun::cli::{FeaturesArgs, FeaturesNormalize, Ui};
+use psyrun::cli::{
+    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE,
+};
+use psyrun::diag::{Code, Diag};
+use psyrun::models::catalog::{self, Arch, ShapeError};
+use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Staircase, Weights};
+use psyrun::progress::{Event, Observer, Terminal};
+use psyrun::report::{npy_f32, write_atomic};
+use psyrun::source::SourceFile;
+use psyrun::trials::{self, TestGratings};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use tch::{Device, Kind, Tensor};
+
+/// Images per forward pass (bounds memory; the features do not depend on it).
+const CHUNK: usize = 32;
+
+/// Bad input files reported one by one; the rest are counted.
+const LISTED_PROBLEMS: usize = 10;
+
+/// Why extraction stopped: the diagnostics to show and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong (every problem found, errors first).
+    pub diags: Vec<Diag>,
+    /// The process exit code.
+    pub exit: u8,
+}
+
+impl Failure {
+    fn new(diag: Diag, exit: u8) -> Self {
+        Failure {
+            diags: vec![diag],
+            exit,
+        }
+    }
+}
+
+/// The output format, from the file's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `.safetensors`: the tensor `features` and the row names in the metadata.
+    Safetensors,
+    /// `.npy`: the array only.
+    Npy,
+}
+
+/// Where the images come from.
+#[derive(Clone, Debug)]
+pub enum Inputs {
+    /// PNG files, each `size`×`size`.
+    Images {
+        /// The files, in output order.
+        files: Vec<PathBuf>,
+        /// Their width and height in pixels.
+        size: u32,
+        /// Normalisation after dividing by 255.
+        normalize: Normalize,
+    },
+    /// An experiment's stimuli.
+    Stimuli {
+        /// The experiment's plan.
+        plan: Box<Plan>,
+        /// Training pairs (the first of epoch 1).
+        count: u64,
+        /// Contrast of the test gratings.
+        contrast: f64,
+    },
+}
+
+/// Everything `psyrun features` does, resolved and checked before any network is built.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Architecture, cut, pooling and weights (BatchNorm always `Eval`).
+    pub backbone: plan::Backbone,
+    /// Seed of random weights.
+    pub seed: u64,
+    /// Folder a relative weights path is taken from.
+    pub base_dir: PathBuf,
+    /// Where to compute.
+    pub device: plan::Device,
+    /// The images.
+    pub inputs: Inputs,
+    /// Shape of one image's features (after pooling), as `psyrun plan` derives it.
+    pub feature_shape: Vec<u32>,
+    /// The output file.
+    pub out: PathBuf,
+    /// Its format.
+    pub format: Format,
+}
+
+/// Extracted features: `[names.len()]` followed by `shape`, float32, C order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    /// Row names.
+    pub names: Vec<String>,
+    /// Shape of one row.
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: Vec<f32>,
+}
+
+/// `psyrun features`: resolves the request, extracts, writes. Never panics on libtorch
+/// errors (they become `psy::run::torch`).
+pub fn command(args: &FeaturesArgs, ui: &Ui) -> ExitCode {
+    let (request, notes) = match resolve(args) {
+        Ok(r) => r,
+        Err(f) => {
+            ui.report(&f.diags);
+            return ExitCode::from(f.exit);
+        }
+    };
+    ui.report(&notes.diags);
+    let stop = AtomicBool::new(false);
+    let mut term = Terminal::new(ui.color);
+    let source = notes.file.as_ref();
+    let outcome = extract(&request, source, &mut term, &stop).and_then(|features| {
+        write(&request, &features)?;
+        Ok(features)
+    });
+    drop(term);
+    match outcome {
+        Ok(features) => {
+            let mut shape = vec![features.names.len()];
+            shape.extend(&features.shape);
+            println!(
+                "wrote features {shape:?} of {} image{} ({} after `{}`, pooling {}, weights {}) to {}",
+                features.names.len(),
+                if features.names.len() == 1 { "" } else { "s" },
+                request.backbone.arch,
+                request.backbone.cut,
+                pooling_name(request.backbone.pooling),
+                weights_name(&request.backbone.weights),
+                request.out.display()
+            );
+            ExitCode::from(EXIT_OK)
+        }
+        Err(f) => {
+            ui.report(&f.diags);
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+/// Warnings to show before extracting, and the experiment's source (for spans).
+#[derive(Default)]
+pub struct Notes {
+    /// Warnings of the experiment file.
+    pub diags: Vec<Diag>,
+    /// The experiment file, with `--experiment`.
+    pub file: Option<SourceFile>,
+}
+
+/// Checks the command line (and the experiment or the images' headers) into a [`Request`].
+pub fn resolve(args: &FeaturesArgs) -> Result<(Request, Notes), Failure> {
+    let format = output_format(&args.out)?;
+    match &args.experiment {
+        Some(path) => resolve_experiment(args, path, format),
+        None => resolve_images(args, format).map(|r| (r, Notes::default())),
+    }
+}
+
+fn usage(code: Code, message: String, help: impl Into<String>) -> Failure {
+    Failure::new(Diag::error(code, message).with_help(help), EXIT_USAGE)
+}
+
+/// The format from the extension; the output's folder must exist.
+fn output_format(out: &Path) -> Result<Format, Failure> {
+    if out.is_dir() {
+        return Err(usage(
+            Code::RunOutputFolder,
+            format!("cannot write `{}`: it is a folder", out.display()),
+            "--out names the file to write, e.g. `--out features.safetensors`",
+        ));
+    }
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("safetensors") => Format::Safetensors,
+        Some("npy") => Format::Npy,
+        _ => {
+            return Err(usage(
+                Code::RunOutputFolder,
+                format!(
+                    "cannot write `{}`: the output must be a .safetensors or .npy file",
+                    out.display()
+                ),
+                "name the output e.g. `--out features.safetensors` or `--out features.npy`",
+            ))
+        }
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(usage(
+            Code::RunOutputFolder,
+            format!(
+                "cannot write `{}`: the folder `{}` does not exist",
+                out.display(),
+                dir.display()
+            ),
+            "create the folder first, or choose another --out",
+        ));
+    }
+    Ok(format)
+}
+
+fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failure> {
+    let name = args.arch.as_deref().unwrap_or_default();
+    let arch = parse_arch(name)?;
+    let cut = args.cut.as_deref().unwrap_or_default();
+    check_cut(arch, cut)?;
+    let size = args.size.unwrap_or_else(|| arch.default_input_size());
+    let pooling = args.pooling.unwrap_or(Pooling::Off);
+    let feature_shape = feature_shape(arch, cut, size, pooling)?;
+    let weights = parse_weights(arch, args.weights.as_deref().unwrap_or_default())?;
+    if args.inputs.is_empty() {
+        return Err(usage(
+            Code::IoRead,
+            "no input images".into(),
+            "name the PNG images after the architecture",
+        ));
+    }
+    check_images(&args.inputs, size)?;
+    let normalize = match args.normalize.unwrap_or(FeaturesNormalize::Imagenet) {
+        FeaturesNormalize::Imagenet => Normalize::MeanStd {
+            mean: plan::IMAGENET_MEAN,
+            std: plan::IMAGENET_STD,
+        },
+        FeaturesNormalize::None => Normalize::Off,
+    };
+    Ok(Request {
+        backbone: plan::Backbone {
+            arch,
+            weights,
+            cut: cut.to_owned(),
+            pooling,
+            batchnorm: BatchNorm::Eval,
+        },
+        seed: args.seed.unwrap_or(0),
+        base_dir: PathBuf::new(),
+        device: args.device.unwrap_or(plan::Device::Auto),
+        inputs: Inputs::Images {
+            files: args.inputs.clone(),
+            size,
+            normalize,
+        },
+        feature_shape,
+        out: args.out.clone(),
+        format,
+    })
+}
+
+fn resolve_experiment(
+    args: &FeaturesArgs,
+    path: &Path,
+    format: Format,
+) -> Result<(Request, Notes), Failure> {
+    let file = SourceFile::read(path).map_err(|d| Failure::new(d, EXIT_USAGE))?;
+    let lowered = plan::compile(&file);
+    let Some(plan) = lowered.plan else {
+        return Err(Failure {
+            diags: lowered.diags,
+            exit: EXIT_INVALID,
+        });
+    };
+    let mut notes = Notes {
+        diags: lowered.diags,
+        file: None,
+    };
+    let contrast = match args.contrast {
+        Some(c) if (0.0..=1.0).contains(&c) => c,
+        Some(c) => {
+            return Err(usage(
+                Code::PlanOutOfRange,
+                format!("--contrast must be in [0, 1], got {c}"),
+                "the contrast of the test gratings, e.g. --contrast 0.1",
+            ))
+        }
+        None => match plan.staircase {
+            Staircase::Bisection { start, .. } => start,
+        },
+    };
+    if plan.backbone.batchnorm == BatchNorm::Train {
+        eprintln!(
+            "note: `{}` uses `batchnorm train`; these are the features of its backbone in eval \
+             mode, before the running statistics drift while the probe trains",
+            file.name
+        );
+    }
+    let backbone = plan::Backbone {
+        batchnorm: BatchNorm::Eval,
+        ..plan.backbone.clone()
+    };
+    let request = Request {
+        backbone,
+        seed: plan.seed,
+        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        device: args.device.unwrap_or(plan.device),
+        feature_shape: plan.derived.feature_shape.clone(),
+        inputs: Inputs::Stimuli {
+            plan: Box::new(plan),
+            count: args.count.unwrap_or(8),
+            contrast,
+        },
+        out: args.out.clone(),
+        format,
+    };
+    notes.file = Some(file);
+    Ok((request, notes))
+}
+
+fn parse_arch(name: &str) -> Result<Arch, Failure> {
+    if let Some(a) = Arch::from_name(name) {
+        return Ok(a);
+    }
+    let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+    let mut help = format!("architectures: {}", names.join(", "));
+    let lower = name.to_ascii_lowercase().replace('-', "_");
+    if let Some(s) = plan::suggest_name(&lower, &names) {
+        help = format!("did you mean `{s}`? {help}");
+    }
+    Err(usage(
+        Code::PlanUnknownBackbone,
+        format!("unknown architecture `{name}`"),
+        help,
+    ))
+}
+
+fn check_cut(arch: Arch, cut: &str) -> Result<(), Failure> {
+    if catalog::find(arch, cut).is_some() {
+        return Ok(());
+    }
+    let points = catalog::cut_points(arch);
+    let paths: Vec<&str> = points.iter().map(|p| p.path.as_str()).collect();
+    let mut help = format!(
+        "{arch} can be cut after: {}; `psyrun layers {arch}` lists every layer",
+        catalog::top_level(arch).join(", ")
+    );
+    if let Some(s) = plan::suggest_name(cut, &paths) {
+        help = format!("did you mean `{s}`? {help}");
+    }
+    Err(usage(
+        Code::PlanUnknownLayer,
+        format!("{arch} has no layer `{cut}`"),
+        help,
+    ))
+}
+
+/// One image's feature shape: the cut's output at `size`, pooled.
+fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<Vec<u32>, Failure> {
+    let shape = match catalog::output_shape(arch, cut, size) {
+        Ok(s) => s,
+        Err(ShapeError::TooSmall { module, min_input }) => {
+            return Err(usage(
+                Code::PlanInputTooSmall,
+                format!(
+                    "at {size}x{size} px the output of `{module}` would be empty; cutting {arch} \
+                     after `{cut}` needs images of at least {min_input}x{min_input} px"
+                ),
+                format!("use --size {min_input} or larger (the images must have that size), or an earlier cut"),
+            ))
+        }
+        Err(ShapeError::UnknownLayer) => {
+            return Err(usage(
+                Code::PlanUnknownLayer,
+                format!("{arch} has no layer `{cut}`"),
+                format!("`psyrun layers {arch}` lists every layer"),
+            ))
+        }
+    };
+    match pooling {
+        Pooling::Off => Ok(shape),
+        Pooling::Avg { h, w } | Pooling::Max { h, w } => {
+            if shape.len() != 3 {
+                return Err(usage(
+                    Code::PlanIncompatible,
+                    format!(
+                        "`{cut}` outputs a flat vector of {} values; there is nothing spatial to pool",
+                        shape.iter().product::<u32>()
+                    ),
+                    "use `--pooling none`, or cut at a convolutional layer",
+                ));
+            }
+            if h > shape[1] || w > shape[2] {
+                return Err(usage(
+                    Code::PlanPoolingTooLarge,
+                    format!(
+                        "pooling to {h}x{w} is larger than the {}x{} feature map of `{cut}` at {size}x{size} px",
+                        shape[1], shape[2]
+                    ),
+                    format!(
+                        "adaptive pooling reduces; use at most {}x{}",
+                        shape[1], shape[2]
+                    ),
+                ));
+            }
+            Ok(vec![shape[0], h, w])
+        }
+    }
+}
+
+/// `random`, `imagenet`, a torchvision weight set of `arch`, or a weights file.
+fn parse_weights(arch: Arch, w: &str) -> Result<Weights, Failure> {
+    match w {
+        "random" => return Ok(Weights::Random),
+        "imagenet" => return Ok(Weights::Torchvision("IMAGENET1K_V1".into())),
+        _ => {}
+    }
+    if psyrun::hub::lookup(arch, w).is_some() {
+        return Ok(Weights::Torchvision(w.to_owned()));
+    }
+    let lower = w.to_ascii_lowercase();
+    let file_like = [".safetensors", ".pth", ".pt", ".bin", ".tar", ".ckpt"]
+        .iter()
+        .any(|e| lower.ends_with(e));
+    if !w.is_empty() && (file_like || Path::new(w).is_file()) {
+        return Ok(Weights::File(w.to_owned()));
+    }
+    let sets: Vec<&str> = psyrun::hub::TABLE
+        .iter()
+        .filter(|f| f.arch == arch)
+        .map(|f| f.set)
+        .collect();
+    let mut choices = vec!["random", "imagenet"];
+    choices.extend(&sets);
+    let mut help = format!(
+        "weights are `random`, `imagenet` (= IMAGENET1K_V1), a torchvision set of {arch} ({}), \
+         or a .safetensors/.pth file",
+        sets.join(", ")
+    );
+    if let Some(s) = plan::suggest_name(w, &choices) {
+        help = format!("did you mean `{s}`? {help}");
+    }
+    Err(usage(
+        Code::PlanUnknownValue,
+        format!("unknown weights `{w}` for {arch} (and no such file)"),
+        help,
+    ))
+}
+
+/// Checks that every input is a readable PNG of `size`×`size` pixels (headers only);
+/// reports every bad file at once.
+fn check_images(files: &[PathBuf], size: u32) -> Result<(), Failure> {
+    let mut diags = Vec::new();
+    let mut other_sizes = Vec::new();
+    let mut bad = 0usize;
+    for f in files {
+        let problem = match png_size(f) {
+            Err(e) => Some(Diag::error(
+                Code::IoRead,
+                format!("cannot read `{}`: {e}", f.display()),
+            )),
+            Ok((w, h)) if (w, h) != (size, size) => {
+                other_sizes.push((w, h));
+                Some(Diag::error(
+                    Code::PlanIncompatible,
+                    format!(
+                        "`{}` is {w}x{h} px, but --size is {size}: every input must be {size}x{size} px",
+                        f.display()
+                    ),
+                ))
+            }
+            Ok(_) => None,
+        };
+        if let Some(d) = problem {
+            bad += 1;
+            if diags.len() < LISTED_PROBLEMS {
+                diags.push(d);
+            }
+        }
+    }
+    if bad == 0 {
+        return Ok(());
+    }
+    if bad > diags.len() {
+        diags.push(Diag::error(
+            Code::IoRead,
+            format!("… and {} more unusable input files", bad - diags.len()),
+        ));
+    }
+    let mut help =
+        String::from("psyrun neither resizes nor crops: give images of exactly --size x --size px");
+    if let Some(&(w, h)) = other_sizes.first() {
+        if w == h && other_sizes.len() == bad && other_sizes.iter().all(|&s| s == (w, h)) {
+            help = format!("{help} (these are {w}x{h}: pass --size {w} if every input is)");
+        }
+    }
+    // The advice goes with the first wrong size (the others say the same).
+    if let Some(d) = diags.iter_mut().find(|d| d.code == Code::PlanIncompatible) {
+        d.help = Some(help);
+    }
+    Err(Failure {
+        diags,
+        exit: EXIT_USAGE,
+    })
+}
+
+fn open_png(path: &Path, transform: bool) -> Result<png::Reader<BufReader<File>>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut decoder =
+        png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 1 << 30 });
+    if transform {
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+    }
+    decoder
+        .read_info()
+        .map_err(|e| format!("not a readable PNG image ({e})"))
+}
+
+/// A PNG's width and height (its header only).
+pub fn png_size(path: &Path) -> Result<(u32, u32), String> {
+    let reader = open_png(path, false)?;
+    let info = reader.info();
+    Ok((info.width, info.height))
+}
+
+/// Decodes a PNG as `(width, height, pixels)`, the pixels HWC RGB in [0, 1] as PIL's
+/// `Image.open(path).convert("RGB")` divided by 255 gives them: grey repeated, alpha dropped,
+/// palettes and low bit depths expanded, 16-bit samples reduced to their high byte.
+pub fn read_png(path: &Path) -> Result<(u32, u32, Vec<f32>), String> {
+    let mut reader = open_png(path, true)?;
+    let len = reader
+        .output_buffer_size()
+        .ok_or_else(|| "image too large".to_string())?;
+    let mut buf = vec![0u8; len];
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("not a readable PNG image ({e})"))?;
+    let channels = match frame.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => return Err("unexpected palette output".into()),
+    };
+    if frame.bit_depth != png::BitDepth::Eight {
+        return Err(format!("unexpected bit depth {:?}", frame.bit_depth));
+    }
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut out = Vec::with_capacity(3 * w * h);
+    for y in 0..h {
+        let start = y * frame.line_size;
+        let row = buf
+            .get(start..start + w * channels)
+            .ok_or_else(|| "truncated image data".to_string())?;
+        for px in row.chunks_exact(channels) {
+            let rgb = if channels < 3 {
+                [px[0]; 3]
+            } else {
+                [px[0], px[1], px[2]]
+            };
+            out.extend(rgb.iter().map(|&v| f32::from(v) / 255.0));
+        }
+    }
+    Ok((frame.width, frame.height, out))
+}
+
+/// The row names, in output order.
+pub fn names(inputs: &Inputs) -> Vec<String> {
+    match inputs {
+        Inputs::Images { files, .. } => files.iter().map(|f| f.display().to_string()).collect(),
+        Inputs::Stimuli { plan, count, .. } => {
+            let mut v = Vec::new();
+            for i in 0..*count {
+                v.push(format!("train/{i:03}_a.png"));
+                v.push(format!("train/{i:03}_b.png"));
+            }
+            for (f, o, p) in grating_conditions(plan) {
+                v.push(format!("test/f{f}_o{o}_p{p}.png"));
+            }
+            v
+        }
+    }
+}
+
+/// The test gratings' (frequency, orientation, phase), in output order.
+fn grating_conditions(plan: &Plan) -> Vec<(f64, f64, f64)> {
+    let test = &plan.test;
+    let mut v = Vec::new();
+    for &f in &test.frequencies {
+        for t in one_per_condition(plan) {
+            v.push((f, t.orientation, t.phase));
+        }
+    }
+    v
+}
+
+/// The test trials of one level with one grating per orientation × phase (the interval
+/// does not change the image), as `psyrun stimuli` writes them.
+fn one_per_condition(plan: &Plan) -> Vec<trials::TestTrial> {
+    trials::test_trials(&plan.test)
+        .into_iter()
+        .filter(|t| !t.target_first || plan.test.target_interval == plan::TargetInterval::First)
+        .collect()
+}
+
+/// Builds the backbone, fills its weights, and runs every image through it, catching
+/// libtorch exceptions (tch raises them as panics) as `psy::run::torch`.
+pub fn extract(
+    request: &Request,
+    source: Option<&SourceFile>,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Features, Failure> {
+    let outcome = quietly(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            extract_inner(request, source, observer, stop)
+        }))
+    });
+    match outcome {
+        Ok(r) => r,
+        Err((payload, location)) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown error");
+            let message = message
+                .split_once("Torch(\"")
+                .and_then(|(_, rest)| rest.rsplit_once("\")"))
+                .map_or(message.to_owned(), |(inner, _)| {
+                    inner.replace("\\n", "\n").replace("\\\"", "\"")
+                });
+            let short: Vec<&str> = message.lines().take(12).collect();
+            Err(Failure::new(
+                Diag::error(
+                    Code::RunTorch,
+                    format!("libtorch failed: {}", short.join("\n")),
+                )
+                .with_help(format!(
+                    "if this says out of memory, use fewer or smaller images, pooling or an \
+                     earlier cut; otherwise please report it (raised at {location})"
+                )),
+                EXIT_RUN,
+            ))
+        }
+    }
+}
+
+type Caught = (Box<dyn std::any::Any + Send>, String);
+
+/// Runs `f` with a panic hook that records the location instead of printing.
+fn quietly<T>(f: impl FnOnce() -> std::thread::Result<T>) -> Result<T, Caught> {
+    static LOCATION: Mutex<String> = Mutex::new(String::new());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut l) = LOCATION.lock() {
+            *l = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+        }
+    }));
+    let r = f();
+    std::panic::set_hook(previous);
+    r.map_err(|p| {
+        let loc = LOCATION.lock().map(|l| l.clone()).unwrap_or_default();
+        (p, loc)
+    })
+}
+
+fn torch_failure(message: String) -> Failure {
+    Failure::new(
+        Diag::error(Code::RunTorch, message).with_help("please report this with the command line"),
+        EXIT_RUN,
+    )
+}
+
+fn extract_inner(
+    request: &Request,
+    source: Option<&SourceFile>,
+    observer: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Features, Failure> {
+    let device = select_device(request.device)?;
+    let b = &request.backbone;
+    observer.event(Event::Status(format!(
+        "building {} up to `{}` on {}",
+        b.arch,
+        b.cut,
+        device_name(device)
+    )));
+    let mut backbone =
+        Backbone::from_plan(b, Device::Cpu).map_err(|e| torch_failure(e.to_string()))?;
+    let loaded = weights::apply(
+        &mut backbone,
+        &b.weights,
+        request.seed,
+        &request.base_dir,
+        &mut *observer,
+        stop,
+    )
+    .map_err(|e| weights_failure(e, source))?;
+    if let Some(report) = &loaded {
+        observer.event(Event::Status(format!(
+            "loaded {} tensors ({} past the cut ignored)",
+            report.loaded, report.ignored
+        )));
+    }
+    if device != Device::Cpu {
+        backbone.to_device(device);
+    }
+    backbone.set_channels_last(true);
+
+    let names = names(&request.inputs);
+    let shape: Vec<usize> = request.feature_shape.iter().map(|&d| d as usize).collect();
+    let row: usize = shape.iter().product();
+    let mut run = Runner {
+        backbone: &backbone,
+        pooling: b.pooling,
+        device,
+        row,
+        data: Vec::with_capacity(names.len().saturating_mul(row)),
+        observer,
+    };
+    run.observer.event(Event::Phase {
+        name: "features",
+        total: names.len() as u64,
+        unit: "images",
+    });
+    match &request.inputs {
+        Inputs::Images {
+            files,
+            size,
+            normalize,
+        } => {
+            let image = 3 * (*size as usize).pow(2);
+            for chunk in files.chunks(CHUNK) {
+                let mut x = vec![0f32; chunk.len() * image];
+                for (f, out) in chunk.iter().zip(x.chunks_exact_mut(image)) {
+                    let (w, h, hwc) = read_png(f).map_err(|e| {
+                        Failure::new(
+                            Diag::error(
+                                Code::IoRead,
+                                format!("cannot read `{}`: {e}", f.display()),
+                            ),
+                            EXIT_USAGE,
+                        )
+                    })?;
+                    if (w, h) != (*size, *size) || hwc.len() != image {
+                        return Err(Failure::new(
+                            Diag::error(
+                                Code::PlanIncompatible,
+                                format!("`{}` is {w}x{h} px, but --size is {size}", f.display()),
+                            ),
+                            EXIT_USAGE,
+                        ));
+                    }
+                    trials::rgb_to_chw(&hwc, normalize, out);
+                }
+                run.batch(&x, chunk.len(), *size)?;
+            }
+        }
+        Inputs::Stimuli {
+            plan,
+            count,
+            contrast,
+        } => {
+            let train = &plan.train;
+            let image = 3 * (train.size as usize).pow(2);
+            let pairs = (CHUNK / 2) as u64;
+            let mut start = 0;
+            while start < *count {
+                let end = (start + pairs).min(*count);
+                let batch = trials::train_batch(plan.seed, train, 0, start..end);
+                // Interleaved: trial i's first image, then its second.
+                let mut x = Vec::with_capacity(2 * batch.len * image);
+                for (a, b) in batch
+                    .first
+                    .chunks_exact(image)
+                    .zip(batch.second.chunks_exact(image))
+                {
+                    x.extend_from_slice(a);
+                    x.extend_from_slice(b);
+                }
+                run.batch(&x, 2 * batch.len, train.size)?;
+                start = end;
+            }
+            let test = &plan.test;
+            let gratings = TestGratings::new(plan);
+            let conditions: Vec<usize> = gratings
+                .trials()
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| {
+                    !t.target_first || test.target_interval == plan::TargetInterval::First
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let image = gratings.image_len();
+            let all: Vec<(usize, usize)> = (0..test.frequencies.len())
+                .flat_map(|f| conditions.iter().map(move |&t| (f, t)))
+                .collect();
+            for chunk in all.chunks(CHUNK) {
+                let mut x = vec![0f32; chunk.len() * image];
+                for (&(f, t), out) in chunk.iter().zip(x.chunks_exact_mut(image)) {
+                    trials::grey_to_chw(&gratings.grey(f, t, *contrast), &test.normalize, out);
+                }
+                run.batch(&x, chunk.len(), test.size)?;
+            }
+        }
+    }
+    run.observer.event(Event::PhaseDone);
+    let data = run.data;
+    if data.len() != names.len() * row {
+        return Err(torch_failure(format!(
+            "extracted {} values for {} images of {row} features each",
+            data.len(),
+            names.len()
+        )));
+    }
+    Ok(Features { names, shape, data })
+}
+
+/// Runs batches through the backbone and collects the pooled features.
+struct Runner<'a> {
+    backbone: &'a Backbone,
+    pooling: Pooling,
+    device: Device,
+    /// Values per image.
+    row: usize,
+    data: Vec<f32>,
+    observer: &'a mut dyn Observer,
+}
+
+impl Runner<'_> {
+    /// `x`: `n` normalised CHW images of `size`×`size`.
+    fn batch(&mut self, x: &[f32], n: usize, size: u32) -> Result<(), Failure> {
+        if n == 0 {
+            return Ok(());
+        }
+        let s = i64::from(size);
+        let x = Tensor::from_slice(x)
+            .reshape([n as i64, 3, s, s])
+            .to_device(self.device);
+        let cut = self.backbone.cut().to_owned();
+        let y = self
+            .backbone
+            .try_features(&x, &cut)
+            .map_err(|e| torch_failure(e.to_string()))?;
+        let y = tch::no_grad(|| pool(&y, self.pooling))
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let got = y.size();
+        if got.len() != 2 || got[0] != n as i64 || got[1] != self.row as i64 {
+            return Err(torch_failure(format!(
+                "the backbone gave features of shape {got:?}, expected [{n}, {}]",
+                self.row
+            )));
+        }
+        let values =
+            Vec::<f32>::try_from(&y.flatten(0, -1)).map_err(|e| torch_failure(e.to_string()))?;
+        self.data.extend_from_slice(&values);
+        self.observer.event(Event::Advance(n as u64));
+        Ok(())
+    }
+}
+
+fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The device asked for, checked against the machine.
+fn select_device(device: plan::Device) -> Result<Device, Failure> {
+    let cuda = tch::Cuda::is_available();
+    let count = if cuda { tch::Cuda::device_count() } else { 0 };
+    match device {
+        plan::Device::Cpu => Ok(Device::Cpu),
+        plan::Device::Auto => Ok(if cuda { Device::Cuda(0) } else { Device::Cpu }),
+        plan::Device::Cuda(n) if i64::from(n) < count => Ok(Device::Cuda(n as usize)),
+        plan::Device::Cuda(n) => {
+            let why = if count == 0 {
+                "this machine has no usable CUDA device (or this libtorch has no CUDA support)"
+                    .to_string()
+            } else {
+                format!(
+                    "this machine has {count} CUDA device(s): cuda:0 to cuda:{}",
+                    count - 1
+                )
+            };
+            Err(Failure::new(
+                Diag::error(Code::RunNoCuda, format!("`cuda:{n}` asked for, but {why}"))
+                    .with_help("use `--device auto` or `--device cpu`; `psyrun doctor` shows what libtorch sees"),
+                EXIT_UNAVAILABLE,
+            ))
+        }
+    }
+}
+
+/// A weights error as a diagnostic (pointing at the experiment's `weights` when there is one).
+fn weights_failure(e: WeightsError, source: Option<&SourceFile>) -> Failure {
+    use psyrun::hub::HubError;
+    let (code, help, exit) = match &e {
+        WeightsError::Io { .. }
+        | WeightsError::Format { .. }
+        | WeightsError::UnknownFormat { .. } => (
+            Code::RunWeightsFile,
+            "psyrun reads .safetensors files and PyTorch checkpoints (.pth, .pt) holding a \
+             torchvision state_dict; a relative path is taken from the experiment's folder \
+             (with --experiment) or the working directory"
+                .to_string(),
+            EXIT_RUN,
+        ),
+        WeightsError::Checkpoint { source, .. } => {
+            (Code::RunWeightsFile, source.help().to_string(), EXIT_RUN)
+        }
+        WeightsError::Hub(HubError::Cancelled { .. }) => (
+            Code::RunInterrupted,
+            "run again to download them".to_string(),
+            EXIT_INTERRUPTED,
+        ),
+        WeightsError::Hub(_) => (
+            Code::RunWeightsDownload,
+            format!(
+                "torchvision's weights are kept in $TORCH_HOME/hub/checkpoints; a file copied \
+                 there by hand is used without downloading; set {} to download from a mirror",
+                psyrun::hub::BASE_URL_VAR
+            ),
+            EXIT_RUN,
+        ),
+        WeightsError::Mismatch(_) => (
+            Code::RunWeightsMismatch,
+            "the file must hold the torchvision state_dict of exactly this architecture (keys \
+             past the cut may be missing)"
+                .to_string(),
+            EXIT_RUN,
+        ),
+        WeightsError::Torch(_) => (
+            Code::RunTorch,
+            "please report this with the weights file's origin".to_string(),
+            EXIT_RUN,
+        ),
+    };
+    let mut d = Diag::error(code, e.to_string()).with_help(help);
+    if let Some(file) = source {
+        if let Some(s) = plan::locate(file, &["backbone", "weights"]) {
+            d = d.at(s, "these weights").with_source(file);
+        }
+    }
+    Failure::new(d, exit)
+}
+
+/// `none`, `avg:HxW` or `max:HxW`, as `--pooling` takes it.
+pub fn pooling_name(p: Pooling) -> String {
+    match p {
+        Pooling::Off => "none".into(),
+        Pooling::Avg { h, w } => format!("avg:{h}x{w}"),
+        Pooling::Max { h, w } => format!("max:{h}x{w}"),
+    }
+}
+
+fn weights_name(w: &Weights) -> String {
+    match w {
+        Weights::Random => "random".into(),
+        Weights::Torchvision(s) | Weights::File(s) => s.clone(),
+    }
+}
+
+fn normalize_name(n: &Normalize) -> String {
+    match n {
+        Normalize::Off => "none".into(),
+        Normalize::MeanStd { mean, std } => format!("mean {mean:?} std {std:?}"),
+    }
+}
+
+/// The metadata a `.safetensors` output carries (every value a string).
+pub fn metadata(request: &Request, features: &Features) -> BTreeMap<String, String> {
+    let mut shape = vec![features.names.len()];
+    shape.extend(&features.shape);
+    let b = &request.backbone;
+    let mut m = BTreeMap::new();
+    m.insert(
+        "names".into(),
+        serde_json::Value::from(features.names.clone()).to_string(),
+    );
+    m.insert("shape".into(), serde_json::Value::from(shape).to_string());
+    m.insert("arch".into(), b.arch.name().into());
+    m.insert("cut".into(), b.cut.clone());
+    m.insert("pooling".into(), pooling_name(b.pooling));
+    m.insert("weights".into(), weights_name(&b.weights));
+    m.insert("seed".into(), request.seed.to_string());
+    m.insert("batchnorm".into(), "eval".into());
+    m.insert("psyrun_version".into(), env!("CARGO_PKG_VERSION").into());
+    match &request.inputs {
+        Inputs::Images {
+            size, normalize, ..
+        } => {
+            m.insert("size".into(), size.to_string());
+            m.insert("normalize".into(), normalize_name(normalize));
+        }
+        Inputs::Stimuli {
+            plan,
+            count,
+            contrast,
+        } => {
+            m.insert("experiment".into(), plan.experiment.clone());
+            m.insert("count".into(), count.to_string());
+            m.insert("contrast".into(), contrast.to_string());
+            m.insert("train_size".into(), plan.train.size.to_string());
+            m.insert("test_size".into(), plan.test.size.to_string());
+            m.insert(
+                "train_normalize".into(),
+                normalize_name(&plan.train.normalize),
+            );
+            m.insert(
+                "test_normalize".into(),
+                normalize_name(&plan.test.normalize),
+            );
+        }
+    }
+    m
+}
+
+/// A `.safetensors` file holding one float32 tensor `name` of `shape` and `metadata`
+/// (`__metadata__`): 8-byte little-endian header length, the JSON header padded with
+/// spaces to a multiple of 8 bytes, then the data, little-endian.
+///
+/// `data.len()` must be the product of `shape` (the caller's invariant; the header would
+/// lie otherwise).
+pub fn safetensors_f32(
+    name: &str,
+    shape: &[usize],
+    data: &[f32],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::Value::Object(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect(),
+        ),
+    );
+    header.insert(
+        name.into(),
+        serde_json::json!({
+            "dtype": "F32",
+            "shape": shape,
+            "data_offsets": [0, 4 * data.len()],
+        }),
+    );
+    let mut text = serde_json::Value::Object(header).to_string();
+    let padded = text.len().next_multiple_of(8);
+    text.push_str(&" ".repeat(padded - text.len()));
+    let mut out = Vec::with_capacity(8 + text.len() + 4 * data.len());
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Writes the features atomically in the request's format.
+fn write(request: &Request, features: &Features) -> Result<(), Failure> {
+    let mut shape = vec![features.names.len()];
+    shape.extend(&features.shape);
+    let bytes = match request.format {
+        Format::Npy => npy_f32(&shape, &features.data),
+        Format::Safetensors => safetensors_f32(
+            "features",
+            &shape,
+            &features.data,
+            &metadata(request, features),
+        ),
+    };
+    write_atomic(&request.out, &bytes).map_err(|e| {
+        usage(
+            Code::RunOutputFolder,
+            e.to_string(),
+            "choose a writable place with --out",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("psyrun-features-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    fn encode(
+        path: &Path,
+        w: u32,
+        h: u32,
+        color: png::ColorType,
+        depth: png::BitDepth,
+        data: &[u8],
+    ) {
+        let mut bytes = Vec::new();
+        {
+            let mut e = png::Encoder::new(&mut bytes, w, h);
+            e.set_color(color);
+            e.set_depth(depth);
+            let mut wr = e.write_header().unwrap();
+            wr.write_image_data(data).unwrap();
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn png_color_types_read_as_pil_converts_to_rgb() {
+        use png::{BitDepth, ColorType};
+        let grey = temp("grey.png");
+        encode(
+            &grey,
+            2,
+            1,
+            ColorType::Grayscale,
+            BitDepth::Eight,
+            &[0, 255],
+        );
+        assert_eq!(
+            read_png(&grey).unwrap(),
+            (2, 1, vec![0., 0., 0., 1., 1., 1.])
+        );
+        let rgba = temp("rgba.png");
+        encode(
+            &rgba,
+            1,
+            1,
+            ColorType::Rgba,
+            BitDepth::Eight,
+            &[51, 102, 255, 7],
+        );
+        assert_eq!(read_png(&rgba).unwrap(), (1, 1, vec![0.2, 0.4, 1.0]));
+        let la = temp("la.png");
+        encode(
+            &la,
+            1,
+            1,
+            ColorType::GrayscaleAlpha,
+            BitDepth::Eight,
+            &[51, 0],
+        );
+        assert_eq!(read_png(&la).unwrap().2, vec![0.2; 3]);
+        let deep = temp("rgb16.png");
+        encode(
+            &deep,
+            1,
+            1,
+            ColorType::Rgb,
+            BitDepth::Sixteen,
+            &[51, 9, 0, 0, 255, 255],
+        );
+        assert_eq!(read_png(&deep).unwrap().2, vec![0.2, 0.0, 1.0]);
+        let one_bit = temp("bits.png");
+        encode(
+            &one_bit,
+            8,
+            1,
+            ColorType::Grayscale,
+            BitDepth::One,
+            &[0b1000_0001],
+        );
+        let px = read_png(&one_bit).unwrap().2;
+        assert_eq!(&px[..6], &[1., 1., 1., 0., 0., 0.]);
+        assert_eq!(png_size(&grey).unwrap(), (2, 1));
+        let junk = temp("junk.png");
+        std::fs::write(&junk, b"not a png").unwrap();
+        assert!(read_png(&junk).unwrap_err().contains("not a readable PNG"));
+        assert!(png_size(&temp("missing.png")).is_err());
+        let _ = std::fs::remove_dir_all(grey.parent().unwrap());
+    }
+
+    #[test]
+    fn safetensors_layout() {
+        let mut m = BTreeMap::new();
+        m.insert("names".to_string(), "[\"a\"]".to_string());
+        let bytes = safetensors_f32("features", &[1, 2], &[1.5, -2.0], &m);
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        assert_eq!(header["__metadata__"]["names"], "[\"a\"]");
+        assert_eq!(header["features"]["dtype"], "F32");
+        assert_eq!(header["features"]["shape"], serde_json::json!([1, 2]));
+        assert_eq!(
+            header["features"]["data_offsets"],
+            serde_json::json!([0, 8])
+        );
+        assert_eq!(bytes.len(), 8 + n + 8);
+        assert_eq!(&bytes[8 + n..8 + n + 4], &1.5f32.to_le_bytes());
+    }
+
+    #[test]
+    fn weights_names() {
+        assert_eq!(
+            parse_weights(Arch::Resnet18, "random").unwrap(),
+            Weights::Random
+        );
+        assert_eq!(
+            parse_weights(Arch::Resnet18, "imagenet").unwrap(),
+            Weights::Torchvision("IMAGENET1K_V1".into())
+        );
+        assert_eq!(
+            parse_weights(Arch::Resnet50, "IMAGENET1K_V2").unwrap(),
+            Weights::Torchvision("IMAGENET1K_V2".into())
+        );
+        assert_eq!(
+            parse_weights(Arch::Resnet18, "net.pth").unwrap(),
+            Weights::File("net.pth".into())
+        );
+        let e = parse_weights(Arch::Resnet18, "imagnet").unwrap_err();
+        assert_eq!(e.diags[0].code, Code::PlanUnknownValue);
+        assert!(e.diags[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("did you mean `imagenet`"));
+        assert!(parse_weights(Arch::Resnet18, "").is_err());
+    }
+
+    #[test]
+    fn feature_shapes_follow_the_catalog_and_pooling() {
+        assert_eq!(
+            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Off).unwrap(),
+            [64, 16, 16]
+        );
+        assert_eq!(
+            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Max { h: 2, w: 3 }).unwrap(),
+            [64, 2, 3]
+        );
+        assert_eq!(
+            feature_shape(Arch::Resnet18, "fc", 64, Pooling::Off).unwrap(),
+            [1000]
+        );
+        let code = |r: Result<Vec<u32>, Failure>| r.unwrap_err().diags[0].code;
+        assert_eq!(
+            code(feature_shape(
+                Arch::Resnet18,
+                "fc",
+                64,
+                Pooling::Avg { h: 1, w: 1 }
+            )),
+            Code::PlanIncompatible
+        );
+        assert_eq!(
+            code(feature_shape(
+                Arch::Resnet18,
+                "layer1",
+                64,
+                Pooling::Avg { h: 17, w: 1 }
+            )),
+            Code::PlanPoolingTooLarge
+        );
+        assert_eq!(
+            code(feature_shape(Arch::Vgg16, "features.30", 16, Pooling::Off)),
+            Code::PlanInputTooSmall
+        );
+    }
+}

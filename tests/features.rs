@@ -1,0 +1,637 @@
+//! `psyrun features` end to end on libtorch (CPU): parity with torchvision on PNG images,
+//! the `--experiment` form against `psyrun plan`'s shapes, the two output formats (their
+//! headers parsed here), and the errors.
+//!
+//! The torchvision parity test needs the project's venv python (torch, torchvision, Pillow,
+//! numpy): `$PSYRUN_CACHE/torch-2.13.0/bin/python` (default `~/.cache/psyrun`), else
+//! `python3`; it is skipped, saying so, when neither imports them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("psyrun-features-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `psyrun-torch ARGS` in `dir`.
+fn torch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_psyrun-torch"))
+        .args(args)
+        .args(["--color", "never"])
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("psyrun-torch starts")
+}
+
+/// `psyrun ARGS` in `dir` (the front end, which hands `features` over to psyrun-torch).
+fn front(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_psyrun"))
+        .args(args)
+        .args(["--color", "never"])
+        .current_dir(dir)
+        .env("PSYRUN_TORCH_BIN", env!("CARGO_BIN_EXE_psyrun-torch"))
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("psyrun starts")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: &Output) {
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+/// A PNG with 8-bit samples.
+fn write_png(path: &Path, size: u32, color: png::ColorType, data: &[u8]) {
+    let mut bytes = Vec::new();
+    {
+        let mut e = png::Encoder::new(&mut bytes, size, size);
+        e.set_color(color);
+        e.set_depth(png::BitDepth::Eight);
+        let mut w = e.write_header().unwrap();
+        w.write_image_data(data).unwrap();
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// Deterministic noise bytes.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// Four 64×64 test images: two RGB noise images, a grey gradient, an RGBA image.
+fn images(dir: &Path) -> Vec<String> {
+    let n = 64 * 64;
+    write_png(
+        &dir.join("rgb0.png"),
+        64,
+        png::ColorType::Rgb,
+        &noise(3 * n, 1),
+    );
+    write_png(
+        &dir.join("rgb1.png"),
+        64,
+        png::ColorType::Rgb,
+        &noise(3 * n, 2),
+    );
+    let grey: Vec<u8> = (0..n).map(|i| ((i % 64) * 4 + i / 1024) as u8).collect();
+    write_png(&dir.join("grey.png"), 64, png::ColorType::Grayscale, &grey);
+    write_png(
+        &dir.join("rgba.png"),
+        64,
+        png::ColorType::Rgba,
+        &noise(4 * n, 3),
+    );
+    ["rgb0.png", "rgb1.png", "grey.png", "rgba.png"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A parsed `.npy` (version 1.0, little-endian float32, C order): shape and values.
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let b = fs::read(path).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x93NUMPY\x01\x00",
+        "{}: npy 1.0 magic",
+        path.display()
+    );
+    let len = u16::from_le_bytes([b[8], b[9]]) as usize;
+    assert_eq!((10 + len) % 64, 0, "data aligned to 64 bytes");
+    let header = std::str::from_utf8(&b[10..10 + len]).unwrap();
+    assert!(header.ends_with('\n'), "{header:?}");
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let dims = header
+        .split_once("'shape': (")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(d, _)| d)
+        .expect("a shape");
+    let shape: Vec<usize> = dims
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().unwrap())
+        .collect();
+    let data: Vec<f32> = b[10 + len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{header}");
+    assert_eq!(b.len(), 10 + len + 4 * data.len());
+    (shape, data)
+}
+
+/// A parsed `.safetensors` holding the one tensor `features`: shape, values, metadata.
+fn read_safetensors(path: &Path) -> (Vec<usize>, Vec<f32>, serde_json::Value) {
+    let b = fs::read(path).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0, "header padded to 8 bytes");
+    let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).expect("JSON header");
+    let keys: Vec<&String> = header.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 2, "{header}");
+    let t = &header["features"];
+    assert_eq!(t["dtype"], "F32");
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let count: usize = shape.iter().product();
+    assert_eq!(t["data_offsets"], serde_json::json!([0, 4 * count]));
+    assert_eq!(b.len(), 8 + n + 4 * count);
+    let data = b[8 + n..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let meta = header["__metadata__"].clone();
+    for (k, v) in meta.as_object().unwrap() {
+        assert!(v.is_string(), "metadata {k} must be a string");
+    }
+    (shape, data, meta)
+}
+
+/// The names in a `.safetensors` file's metadata.
+fn names(meta: &serde_json::Value) -> Vec<String> {
+    serde_json::from_str(meta["names"].as_str().unwrap()).expect("names is a JSON array")
+}
+
+/// `max |a − b| ≤ 1e-4 · max |b|`.
+fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(scale > 0.0, "{what}: all zeros");
+    assert!(
+        diff <= 1e-4 * scale,
+        "{what}: max difference {diff} against a scale of {scale}"
+    );
+}
+
+/// The venv's python if it has torch, torchvision, Pillow and numpy, else `python3` if it
+/// does.
+fn python() -> Option<PathBuf> {
+    let cache = std::env::var_os("PSYRUN_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/psyrun")));
+    let venv = cache.map(|c| c.join("torch-2.13.0/bin/python"));
+    venv.into_iter()
+        .chain([PathBuf::from("python3")])
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import torch, torchvision, PIL, numpy"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+#[test]
+fn png_features_match_torchvision() {
+    let Some(py) = python() else {
+        eprintln!(
+            "SKIPPED png_features_match_torchvision: no python with torch, torchvision, Pillow \
+             and numpy (the venv's ~/.cache/psyrun/torch-2.13.0/bin/python, or python3)"
+        );
+        return;
+    };
+    let dir = scratch("parity");
+    let inputs = images(&dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/features_reference.py");
+    let made = Command::new(&py)
+        .arg(&script)
+        .args(["checkpoint", "resnet18", "net.pth"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+
+    // (cut, pooling, normalize, output): every pooling, a cut inside a block, a flat layer,
+    // both formats, both normalisations.
+    let jobs = [
+        ("layer1", "none", "imagenet", "layer1.safetensors"),
+        ("layer3.1.conv2", "max:2x2", "imagenet", "conv.npy"),
+        ("layer2", "avg:3x2", "none", "layer2.npy"),
+        ("fc", "none", "imagenet", "fc.safetensors"),
+    ];
+    for normalize in ["imagenet", "none"] {
+        let mut reference = Command::new(&py);
+        reference.arg(&script).args([
+            "extract",
+            "--arch",
+            "resnet18",
+            "--weights",
+            "net.pth",
+            "--normalize",
+            normalize,
+        ]);
+        for (cut, pooling, n, out) in jobs {
+            if n == normalize {
+                reference.args(["--job", cut, pooling, &format!("{out}.ref.npy")]);
+            }
+        }
+        let r = reference.args(&inputs).current_dir(&dir).output().unwrap();
+        assert!(r.status.success(), "{}", text(&r.stderr));
+    }
+
+    for (i, (cut, pooling, normalize, out)) in jobs.into_iter().enumerate() {
+        let mut args = vec![
+            "features",
+            "resnet18",
+            "--cut",
+            cut,
+            "--pooling",
+            pooling,
+            "--weights",
+            "net.pth",
+            "--size",
+            "64",
+            "--normalize",
+            normalize,
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        ];
+        args.extend(inputs.iter().map(String::as_str));
+        // The first one through the front end, as users call it.
+        let o = if i == 0 {
+            front(&dir, &args)
+        } else {
+            torch(&dir, &args)
+        };
+        ok(&o);
+        assert!(
+            text(&o.stdout).contains(&format!("to {out}")),
+            "{}",
+            text(&o.stdout)
+        );
+        let (ref_shape, reference) = read_npy(&dir.join(format!("{out}.ref.npy")));
+        let (shape, data) = if out.ends_with(".npy") {
+            read_npy(&dir.join(out))
+        } else {
+            let (shape, data, meta) = read_safetensors(&dir.join(out));
+            assert_eq!(names(&meta), inputs, "names in input order");
+            assert_eq!(meta["arch"], "resnet18");
+            assert_eq!(meta["cut"], cut);
+            assert_eq!(meta["pooling"], pooling);
+            assert_eq!(meta["weights"], "net.pth");
+            (shape, data)
+        };
+        assert_eq!(shape, ref_shape, "{cut} {pooling}");
+        assert_close(&format!("{cut} {pooling} {normalize}"), &data, &reference);
+    }
+    assert_eq!(read_npy(&dir.join("conv.npy")).0, [4, 256, 2, 2]);
+    assert_eq!(read_npy(&dir.join("layer2.npy")).0, [4, 128, 3, 2]);
+    assert_eq!(read_safetensors(&dir.join("fc.safetensors")).0, [4, 1000]);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+const EXPERIMENT: &str = "psy 1
+experiment tiny {
+  seed 3
+  device cpu
+  backbone resnet18 {
+    weights random
+    cut layer1
+    pooling avg 2x2
+  }
+  probe linear {
+    optimizer sgd { lr 0.01  momentum 0.9 }
+    epochs 2
+    batch 16
+  }
+  train shapes { size 32  samples 64 }
+  test gratings {
+    size 48
+    frequencies [2, 4, 8]
+    orientations [0deg, 90deg]
+    phases [0deg, 180deg]
+    target_interval both
+  }
+  staircase bisection { target 0.75  tolerance 0.01  max_steps 5 }
+}
+";
+
+#[test]
+fn experiment_features_have_the_plans_shape_and_stimuli() {
+    let dir = scratch("experiment");
+    fs::write(dir.join("tiny.psy"), EXPERIMENT).unwrap();
+    let plan = front(&dir, &["plan", "tiny.psy", "--format", "json"]);
+    ok(&plan);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let feature_shape: Vec<usize> = plan["derived"]["feature_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(feature_shape, [64, 2, 2]);
+
+    // 3 training pairs, then 3 frequencies × 2 orientations × 2 phases (one image per
+    // condition although `target_interval both` shows each twice); train and test sizes
+    // differ, pooling makes their features the same shape.
+    let o = front(
+        &dir,
+        &[
+            "features",
+            "--experiment",
+            "tiny.psy",
+            "--count",
+            "3",
+            "--contrast",
+            "0.3",
+            "--out",
+            "tiny.safetensors",
+        ],
+    );
+    ok(&o);
+    let (shape, data, meta) = read_safetensors(&dir.join("tiny.safetensors"));
+    let images = 2 * 3 + 3 * 2 * 2;
+    let mut expected = vec![images];
+    expected.extend(&feature_shape);
+    assert_eq!(shape, expected);
+    let names = names(&meta);
+    assert_eq!(names.len(), images);
+    assert_eq!(
+        names[..3],
+        ["train/000_a.png", "train/000_b.png", "train/001_a.png"]
+    );
+    assert_eq!(names[6], "test/f2_o0_p0.png");
+    assert_eq!(names[7], "test/f2_o0_p180.png");
+    assert_eq!(names[8], "test/f2_o90_p0.png");
+    assert_eq!(names[images - 1], "test/f8_o90_p180.png");
+    assert_eq!(meta["experiment"], "tiny");
+    assert_eq!(meta["contrast"], "0.3");
+    assert_eq!(meta["seed"], "3");
+    assert!(data.iter().all(|v| v.is_finite()));
+
+    // The same stimuli as `psyrun stimuli` writes them: its test gratings are the ones named.
+    let s = front(
+        &dir,
+        &[
+            "stimuli",
+            "tiny.psy",
+            "--out",
+            "stim",
+            "--count",
+            "3",
+            "--contrast",
+            "0.3",
+        ],
+    );
+    ok(&s);
+    for n in &names {
+        assert!(
+            dir.join("stim").join(n).is_file(),
+            "{n} not written by psyrun stimuli"
+        );
+    }
+
+    // .npy: the same array, bit for bit; fewer pairs give the same first rows.
+    let o = torch(
+        &dir,
+        &[
+            "features",
+            "--experiment",
+            "tiny.psy",
+            "--count",
+            "3",
+            "--contrast",
+            "0.3",
+            "--out",
+            "tiny.npy",
+        ],
+    );
+    ok(&o);
+    let (npy_shape, npy) = read_npy(&dir.join("tiny.npy"));
+    assert_eq!(npy_shape, shape);
+    assert_eq!(npy, data);
+    let o = torch(
+        &dir,
+        &[
+            "features",
+            "--experiment",
+            "tiny.psy",
+            "--count",
+            "1",
+            "--contrast",
+            "0.3",
+            "--out",
+            "one.npy",
+        ],
+    );
+    ok(&o);
+    let (one_shape, one) = read_npy(&dir.join("one.npy"));
+    assert_eq!(one_shape[0], 2 + 12);
+    let row = 64 * 2 * 2;
+    assert_eq!(
+        one[..2 * row],
+        data[..2 * row],
+        "training pairs do not depend on --count"
+    );
+    assert_close("test gratings", &one[2 * row..], &data[6 * row..]);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn failure(dir: &Path, args: &[&str], code: i32) -> String {
+    let o = torch(dir, args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    err
+}
+
+#[test]
+fn features_errors_name_the_problem() {
+    let dir = scratch("errors");
+    let inputs = images(&dir);
+    write_png(
+        &dir.join("small.png"),
+        32,
+        png::ColorType::Rgb,
+        &noise(3 * 32 * 32, 4),
+    );
+    fs::write(dir.join("text.png"), "not a png").unwrap();
+    fs::write(dir.join("blocker"), "a file, not a folder").unwrap();
+    fs::create_dir(dir.join("dir.npy")).unwrap();
+    let base = |cut: &'static str, out: &'static str| {
+        vec![
+            "features",
+            "resnet18",
+            "--cut",
+            cut,
+            "--weights",
+            "random",
+            "--size",
+            "64",
+            "--out",
+            out,
+        ]
+    };
+
+    // An image of another size: named, with both sizes, and nothing written.
+    let mut args = base("layer1", "f.npy");
+    args.extend([inputs[0].as_str(), "small.png"]);
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::plan::incompatible"), "{err}");
+    assert!(
+        err.contains("`small.png` is 32x32 px, but --size is 64"),
+        "{err}"
+    );
+    assert!(err.contains("--size 32"), "{err}");
+    assert!(!dir.join("f.npy").exists());
+
+    // Unreadable and non-PNG inputs are all reported at once.
+    let mut args = base("layer1", "f.npy");
+    args.extend(["missing.png", "text.png"]);
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::io::read"), "{err}");
+    assert!(
+        err.contains("missing.png") && err.contains("text.png"),
+        "{err}"
+    );
+    assert!(err.contains("not a readable PNG"), "{err}");
+
+    // An unknown cut, with a suggestion; an unknown architecture too.
+    let mut args = base("layr1", "f.npy");
+    args.push(inputs[0].as_str());
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::plan::unknown_layer"), "{err}");
+    assert!(err.contains("resnet18 has no layer `layr1`"), "{err}");
+    assert!(err.contains("did you mean `layer1`?"), "{err}");
+    let mut args = base("layer1", "f.npy");
+    args[1] = "resnet19";
+    args.push(inputs[0].as_str());
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::plan::unknown_backbone"), "{err}");
+    assert!(err.contains("did you mean `resnet18`?"), "{err}");
+
+    // Unwritable outputs: no folder (a file in the way), a folder, an unknown format.
+    for (out, says) in [
+        ("blocker/f.npy", "does not exist"),
+        ("nowhere/f.safetensors", "does not exist"),
+        (".", "it is a folder"),
+        ("dir.npy", "it is a folder"),
+        ("f.csv", "must be a .safetensors or .npy file"),
+    ] {
+        let mut args = base("layer1", out);
+        args.push(inputs[0].as_str());
+        let err = failure(&dir, &args, 2);
+        assert!(err.contains("psy::run::output_folder"), "{out}: {err}");
+        assert!(err.contains(says), "{out}: {err}");
+    }
+
+    // Pooling larger than the map, pooling a flat layer, an image too small for the cut.
+    let mut args = base("layer1", "f.npy");
+    args.extend(["--pooling", "avg:17x17", inputs[0].as_str()]);
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::plan::pooling_too_large"), "{err}");
+    let mut args = base("fc", "f.npy");
+    args.extend(["--pooling", "max:1x1", inputs[0].as_str()]);
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::plan::incompatible"), "{err}");
+    let err = failure(
+        &dir,
+        &[
+            "features",
+            "vgg16",
+            "--cut",
+            "features.30",
+            "--weights",
+            "random",
+            "--size",
+            "16",
+            "--out",
+            "f.npy",
+            "x.png",
+        ],
+        2,
+    );
+    assert!(err.contains("psy::plan::input_too_small"), "{err}");
+
+    // Unknown weights with a suggestion; a weights file that is not one.
+    let mut args = base("layer1", "f.npy");
+    args[5] = "imagnet";
+    args.push(inputs[0].as_str());
+    let err = failure(&dir, &args, 2);
+    assert!(err.contains("psy::plan::unknown_value"), "{err}");
+    assert!(err.contains("did you mean `imagenet`?"), "{err}");
+    let mut args = base("layer1", "f.npy");
+    args[5] = "text.png.pth";
+    fs::write(dir.join("text.png.pth"), "PK\x03\x04").unwrap();
+    args.push(inputs[0].as_str());
+    let err = failure(&dir, &args, 3);
+    assert!(err.contains("psy::run::weights_file"), "{err}");
+
+    // A CUDA device that is not there.
+    let mut args = base("layer1", "f.npy");
+    args.extend(["--device", "cuda:63", inputs[0].as_str()]);
+    let err = failure(&dir, &args, 4);
+    assert!(err.contains("psy::run::no_cuda"), "{err}");
+
+    // Command-line mistakes (clap): a bad pooling, both forms mixed, --batchnorm train.
+    let mut args = base("layer1", "f.npy");
+    args.extend(["--pooling", "mean:2x2", inputs[0].as_str()]);
+    failure(&dir, &args, 2);
+    failure(
+        &dir,
+        &[
+            "features",
+            "--experiment",
+            "x.psy",
+            "--cut",
+            "layer1",
+            "--out",
+            "f.npy",
+        ],
+        2,
+    );
+    let mut args = base("layer1", "f.npy");
+    args.extend(["--batchnorm", "train", inputs[0].as_str()]);
+    failure(&dir, &args, 2);
+
+    // An experiment with errors, and a contrast out of range.
+    fs::write(
+        dir.join("bad.psy"),
+        EXPERIMENT.replace("cut layer1", "cut layer9"),
+    )
+    .unwrap();
+    let err = failure(
+        &dir,
+        &["features", "--experiment", "bad.psy", "--out", "f.npy"],
+        1,
+    );
+    assert!(err.contains("psy::plan::unknown_layer"), "{err}");
+    fs::write(dir.join("tiny.psy"), EXPERIMENT).unwrap();
+    let err = failure(
+        &dir,
+        &[
+            "features",
+            "--experiment",
+            "tiny.psy",
+            "--contrast",
+            "1.5",
+            "--out",
+            "f.npy",
+        ],
+        2,
+    );
+    assert!(err.contains("psy::plan::out_of_range"), "{err}");
+    assert!(!dir.join("f.npy").exists(), "no error wrote an output");
+    let _ = fs::remove_dir_all(&dir);
+}
