@@ -32,9 +32,7 @@
 use super::backbone::{pool, Backbone};
 use super::weights::{self, WeightsError};
 use psyrun::cli::{FeaturesArgs, FeaturesNormalize, Ui};
-use psyrun::cli::{
-    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE,
-};
+use psyrun::cli::{EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
 use psyrun::diag::{Code, Diag};
 use psyrun::models::catalog::{self, Arch, ShapeError};
 use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Staircase, Weights};
@@ -48,7 +46,6 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
 /// Images per forward pass (bounds memory; the features do not depend on it).
@@ -646,25 +643,8 @@ pub fn extract(
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Features, Failure> {
-    let outcome = quietly(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            extract_inner(request, source, observer, stop)
-        }))
-    });
-    match outcome {
-        Ok(r) => r,
-        Err((payload, location)) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown error");
-            let message = message
-                .split_once("Torch(\"")
-                .and_then(|(_, rest)| rest.rsplit_once("\")"))
-                .map_or(message.to_owned(), |(inner, _)| {
-                    inner.replace("\\n", "\n").replace("\\\"", "\"")
-                });
+    super::run::catch_torch(|| extract_inner(request, source, observer, stop)).unwrap_or_else(
+        |(message, location)| {
             let short: Vec<&str> = message.lines().take(12).collect();
             Err(Failure::new(
                 Diag::error(
@@ -677,30 +657,8 @@ pub fn extract(
                 )),
                 EXIT_RUN,
             ))
-        }
-    }
-}
-
-type Caught = (Box<dyn std::any::Any + Send>, String);
-
-/// Runs `f` with a panic hook that records the location instead of printing.
-fn quietly<T>(f: impl FnOnce() -> std::thread::Result<T>) -> Result<T, Caught> {
-    static LOCATION: Mutex<String> = Mutex::new(String::new());
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        if let Ok(mut l) = LOCATION.lock() {
-            *l = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-        }
-    }));
-    let r = f();
-    std::panic::set_hook(previous);
-    r.map_err(|p| {
-        let loc = LOCATION.lock().map(|l| l.clone()).unwrap_or_default();
-        (p, loc)
-    })
+        },
+    )
 }
 
 fn torch_failure(message: String) -> Failure {
@@ -722,7 +680,7 @@ fn extract_inner(
         "building {} up to `{}` on {}",
         b.arch,
         b.cut,
-        device_name(device)
+        super::run::device_name(device)
     )));
     let mut backbone =
         Backbone::from_plan(b, Device::Cpu).map_err(|e| torch_failure(e.to_string()))?;
@@ -901,92 +859,16 @@ impl Runner<'_> {
     }
 }
 
-fn device_name(d: Device) -> String {
-    match d {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(n) => format!("cuda:{n}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
-}
-
 /// The device asked for, checked against the machine.
 fn select_device(device: plan::Device) -> Result<Device, Failure> {
-    let cuda = tch::Cuda::is_available();
-    let count = if cuda { tch::Cuda::device_count() } else { 0 };
-    match device {
-        plan::Device::Cpu => Ok(Device::Cpu),
-        plan::Device::Auto => Ok(if cuda { Device::Cuda(0) } else { Device::Cpu }),
-        plan::Device::Cuda(n) if i64::from(n) < count => Ok(Device::Cuda(n as usize)),
-        plan::Device::Cuda(n) => {
-            let why = if count == 0 {
-                "this machine has no usable CUDA device (or this libtorch has no CUDA support)"
-                    .to_string()
-            } else {
-                format!(
-                    "this machine has {count} CUDA device(s): cuda:0 to cuda:{}",
-                    count - 1
-                )
-            };
-            Err(Failure::new(
-                Diag::error(Code::RunNoCuda, format!("`cuda:{n}` asked for, but {why}"))
-                    .with_help("use `--device auto` or `--device cpu`; `psyrun doctor` shows what libtorch sees"),
-                EXIT_UNAVAILABLE,
-            ))
-        }
-    }
+    super::run::check_device(device, None, "use `--device auto` or `--device cpu`")
+        .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
 }
 
 /// A weights error as a diagnostic (pointing at the experiment's `weights` when there is one).
 fn weights_failure(e: WeightsError, source: Option<&SourceFile>) -> Failure {
-    use psyrun::hub::HubError;
-    let (code, help, exit) = match &e {
-        WeightsError::Io { .. }
-        | WeightsError::Format { .. }
-        | WeightsError::UnknownFormat { .. } => (
-            Code::RunWeightsFile,
-            "psyrun reads .safetensors files and PyTorch checkpoints (.pth, .pt) holding a \
-             torchvision state_dict; a relative path is taken from the experiment's folder \
-             (with --experiment) or the working directory"
-                .to_string(),
-            EXIT_RUN,
-        ),
-        WeightsError::Checkpoint { source, .. } => {
-            (Code::RunWeightsFile, source.help().to_string(), EXIT_RUN)
-        }
-        WeightsError::Hub(HubError::Cancelled { .. }) => (
-            Code::RunInterrupted,
-            "run again to download them".to_string(),
-            EXIT_INTERRUPTED,
-        ),
-        WeightsError::Hub(_) => (
-            Code::RunWeightsDownload,
-            format!(
-                "torchvision's weights are kept in $TORCH_HOME/hub/checkpoints; a file copied \
-                 there by hand is used without downloading; set {} to download from a mirror",
-                psyrun::hub::BASE_URL_VAR
-            ),
-            EXIT_RUN,
-        ),
-        WeightsError::Mismatch(_) => (
-            Code::RunWeightsMismatch,
-            "the file must hold the torchvision state_dict of exactly this architecture (keys \
-             past the cut may be missing)"
-                .to_string(),
-            EXIT_RUN,
-        ),
-        WeightsError::Torch(_) => (
-            Code::RunTorch,
-            "please report this with the weights file's origin".to_string(),
-            EXIT_RUN,
-        ),
-    };
-    let mut d = Diag::error(code, e.to_string()).with_help(help);
-    if let Some(file) = source {
-        if let Some(s) = plan::locate(file, &["backbone", "weights"]) {
-            d = d.at(s, "these weights").with_source(file);
-        }
-    }
-    Failure::new(d, exit)
+    let (diag, exit) = super::run::weights_diag(e, source);
+    Failure::new(diag, exit)
 }
 
 /// `none`, `avg:HxW` or `max:HxW`, as `--pooling` takes it.

@@ -154,14 +154,29 @@ pub fn execute(
     observer: &mut dyn Observer,
 ) -> Result<(PathBuf, Results), Failure> {
     let folder_slot: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let outcome = quietly(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Interpreter::new(plan, ctx, observer, &folder_slot).and_then(|i| i.run())
-        }))
-    });
-    match outcome {
-        Ok(r) => r,
-        Err((payload, location)) => {
+    catch_torch(|| Interpreter::new(plan, ctx, observer, &folder_slot).and_then(|i| i.run()))
+        .unwrap_or_else(|(message, location)| {
+            Err(Failure {
+                diag: Diag::error(
+                    Code::RunTorch,
+                    format!("libtorch failed: {}", first_lines(&message, 12)),
+                )
+                .with_help(format!(
+                    "if this says out of memory, use a smaller `batch`, a smaller image `size`, \
+                     pooling, or an earlier cut; otherwise please report it with the experiment \
+                     file (raised at {location})"
+                )),
+                exit: EXIT_RUN,
+                folder: folder_slot.lock().ok().and_then(|g| g.clone()),
+            })
+        })
+}
+
+/// Runs `f`, catching a libtorch exception (tch raises them as panics) without printing it:
+/// `Err((libtorch's message, where it was raised))`.
+pub(super) fn catch_torch<T>(f: impl FnOnce() -> T) -> Result<T, (String, String)> {
+    quietly(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))).map_err(
+        |(payload, location)| {
             let message = payload
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -174,22 +189,9 @@ pub fn execute(
                 .map_or(message.to_owned(), |(inner, _)| {
                     inner.replace("\\n", "\n").replace("\\\"", "\"")
                 });
-            let folder = folder_slot.lock().ok().and_then(|g| g.clone());
-            Err(Failure {
-                diag: Diag::error(
-                    Code::RunTorch,
-                    format!("libtorch failed: {}", first_lines(&message, 12)),
-                )
-                .with_help(format!(
-                    "if this says out of memory, use a smaller `batch`, a smaller image `size`, \
-                     pooling, or an earlier cut; otherwise please report it with the experiment \
-                     file (raised at {location})"
-                )),
-                exit: EXIT_RUN,
-                folder,
-            })
-        }
-    }
+            (message, location)
+        },
+    )
 }
 
 type Caught = (Box<dyn std::any::Any + Send>, String);
@@ -838,7 +840,7 @@ fn dedupe(images: &[Vec<f32>]) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// `cpu`, `cuda:0`.
-fn device_name(d: Device) -> String {
+pub(super) fn device_name(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),
         Device::Cuda(n) => format!("cuda:{n}"),
@@ -848,9 +850,24 @@ fn device_name(d: Device) -> String {
 
 /// The plan's device, checked against the machine.
 fn select_device(plan: &Plan, file: &SourceFile) -> Result<Device, Failure> {
+    check_device(
+        plan.device,
+        Some(file),
+        "use `device auto` (CUDA when present, else the CPU) or `device cpu`",
+    )
+    .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
+}
+
+/// `device` checked against the machine; the error points at the experiment's `device`
+/// setting when there is a file, with `advice` as the first part of its help.
+pub(super) fn check_device(
+    device: plan::Device,
+    file: Option<&SourceFile>,
+    advice: &str,
+) -> Result<Device, Diag> {
     let cuda = tch::Cuda::is_available();
     let count = if cuda { tch::Cuda::device_count() } else { 0 };
-    match plan.device {
+    match device {
         plan::Device::Cpu => Ok(Device::Cpu),
         plan::Device::Auto => Ok(if cuda { Device::Cuda(0) } else { Device::Cpu }),
         plan::Device::Cuda(n) if i64::from(n) < count => Ok(Device::Cuda(n as usize)),
@@ -865,24 +882,37 @@ fn select_device(plan: &Plan, file: &SourceFile) -> Result<Device, Failure> {
                 )
             };
             let mut d = Diag::error(Code::RunNoCuda, format!("`cuda:{n}` asked for, but {why}"))
-                .with_help("use `device auto` (CUDA when present, else the CPU) or `device cpu`; `psyrun doctor` shows what libtorch sees");
-            if let Some(s) = plan::locate(file, &["device"]) {
-                d = d.at(s, "CUDA device asked for here").with_source(file);
+                .with_help(format!(
+                    "{advice}; `psyrun doctor` shows what libtorch sees"
+                ));
+            if let Some(file) = file {
+                if let Some(s) = plan::locate(file, &["device"]) {
+                    d = d.at(s, "CUDA device asked for here").with_source(file);
+                }
             }
-            Err(Failure::new(d, EXIT_UNAVAILABLE))
+            Err(d)
         }
     }
 }
 
 /// A weights error as a diagnostic pointing at the `weights` setting.
 fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
+    let (diag, exit) = weights_diag(e, Some(file));
+    Failure::new(diag, exit)
+}
+
+/// A weights error as a diagnostic and an exit code, pointing at the experiment's `weights`
+/// setting when there is a file.
+pub(super) fn weights_diag(e: WeightsError, file: Option<&SourceFile>) -> (Diag, u8) {
     use psyrun::checkpoint::CheckpointError;
     use psyrun::hub::{HubError, BASE_URL_VAR, DEFAULT_BASE_URL};
     let (code, label, help, exit) = match &e {
         WeightsError::Io { .. } => (
             Code::RunWeightsFile,
             "this weights file cannot be read",
-            "a relative path is taken from the experiment file's folder".to_string(),
+            "a relative path is taken from the experiment file's folder (for `psyrun features` without \
+             --experiment, from the working directory)"
+                .to_string(),
             EXIT_RUN,
         ),
         WeightsError::Format { .. } | WeightsError::UnknownFormat { .. } => (
@@ -955,10 +985,12 @@ fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
         ),
     };
     let mut d = Diag::error(code, e.to_string()).with_help(help);
-    if let Some(s) = plan::locate(file, &["backbone", "weights"]) {
-        d = d.at(s, label).with_source(file);
+    if let Some(file) = file {
+        if let Some(s) = plan::locate(file, &["backbone", "weights"]) {
+            d = d.at(s, label).with_source(file);
+        }
     }
-    Failure::new(d, exit)
+    (d, exit)
 }
 
 #[cfg(test)]
