@@ -38,6 +38,18 @@ Run with the project's venv (torch 2.13, torchvision 0.28):
     python scripts/checkpoint_fixtures.py save ARCH OUT_FILE
         torch.save(torchvision.models.<ARCH>(weights=None).state_dict(), OUT_FILE)
         with torch.manual_seed(0) weights (for end-to-end tests and timing).
+
+    python scripts/checkpoint_fixtures.py torchscript OUT_DIR
+        TorchScript backbones (`backbone torchscript "…"`), written to OUT_DIR:
+          resnet18_layer1.pt   torchvision resnet18 (the weights of `save`) cut after
+                               layer1, in eval mode, traced with torch.jit.trace;
+          resnet18.pth         its full state_dict (the same weights), so that
+                               the catalog backbone can be compared with it;
+          tiny_cnn.pt          a small CNN psyrun's catalog does not have
+                               (conv-BN-ReLU, a residual branch, conv stride 2),
+                               scripted with torch.jit.script so that train()
+                               and eval() reach its BatchNorm;
+          tuple.pt             a scripted module returning (features, logits).
 """
 import collections
 import json
@@ -203,6 +215,49 @@ def save(arch, out):
     print(f"{arch}: {os.path.getsize(out)} bytes to {out}")
 
 
+class TinyCnn(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.branch = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = y + torch.relu(self.branch(y))
+        return self.conv2(y)
+
+
+class WithLogits(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        f = self.conv(x)
+        return f, self.fc(f.mean(dim=(2, 3)))
+
+
+def torchscript(out):
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    torch.save(model.state_dict(), os.path.join(out, "resnet18.pth"))
+    cut = torch.nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1)
+    traced = torch.jit.trace(cut.eval(), torch.rand(1, 3, 64, 64))
+    traced.save(os.path.join(out, "resnet18_layer1.pt"))
+    torch.manual_seed(1)
+    tiny = TinyCnn().eval()
+    with torch.no_grad():  # running statistics that are not the identity
+        tiny.bn1.running_mean.uniform_(-0.2, 0.2)
+        tiny.bn1.running_var.uniform_(0.5, 2.0)
+    torch.jit.script(tiny).save(os.path.join(out, "tiny_cnn.pt"))
+    torch.jit.script(WithLogits().eval()).save(os.path.join(out, "tuple.pt"))
+    print(f"torchscript: {', '.join(sorted(os.listdir(out)))} in {out}")
+
+
 def main():
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     args = sys.argv[1:]
@@ -212,6 +267,8 @@ def main():
         parity(args[1])
     elif args[:1] == ["save"] and len(args) == 3:
         save(args[1], args[2])
+    elif args[:1] == ["torchscript"] and len(args) == 2:
+        torchscript(args[1])
     else:
         sys.exit(__doc__)
 

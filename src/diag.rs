@@ -146,6 +146,10 @@ codes! {
     /// Named torchvision weights that cannot be found in the cache nor downloaded, or a
     /// cached or downloaded file whose hash is wrong.
     RunWeightsDownload => "psy::run::weights_download",
+    /// A `backbone torchscript "…"` file that is missing, is not TorchScript (a state dict,
+    /// safetensors, …), fails to load, or whose output does not fit the experiment (not one
+    /// tensor with the batch first, nothing to pool, train and test shapes differ).
+    RunTorchScript => "psy::run::torchscript",
     /// CUDA asked for but not available.
     RunNoCuda => "psy::run::no_cuda",
     /// The results folder cannot be created or written.

@@ -123,8 +123,8 @@ fn plan_prints_ron_that_reads_back_as_the_same_plan() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let ron_text = text(&o.stdout);
     let plan: Plan = ron::from_str(&ron_text).expect("plan output is valid RON");
-    assert_eq!(plan.derived.feature_shape, vec![512, 28, 28]);
-    assert_eq!(plan.derived.probe_inputs, 2 * 401_408);
+    assert_eq!(plan.derived.feature_shape, Some(vec![512, 28, 28]));
+    assert_eq!(plan.derived.probe_inputs, Some(2 * 401_408));
     assert_eq!(
         plan.test.frequencies,
         vec![1.0, 2.0, 4.0, 7.0, 8.0, 14.0, 16.0, 28.0, 32.0, 56.0, 112.0]

@@ -635,3 +635,61 @@ fn features_errors_name_the_problem() {
     assert!(!dir.join("f.npy").exists(), "no error wrote an output");
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A lab's exported network: torchvision's resnet18 cut after layer1, traced with
+/// `torch.jit.trace` in Python, gives the features of psyrun's own resnet18 with the same
+/// weights, for an experiment's stimuli (train 32 px and test 48 px).
+#[test]
+fn torchscript_features_match_the_catalog_backbone() {
+    let Some(py) = python() else {
+        eprintln!(
+            "SKIPPED torchscript_features_match_the_catalog_backbone: no python with torch and \
+             torchvision (the venv's ~/.cache/psyrun/torch-2.13.0/bin/python, or python3)"
+        );
+        return;
+    };
+    let dir = scratch("torchscript");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_fixtures.py");
+    let made = Command::new(&py)
+        .arg(&script)
+        .args(["torchscript", "."])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let catalog = EXPERIMENT
+        .replace("weights random", "weights \"resnet18.pth\"")
+        .replace("pooling avg 2x2", "pooling max 3x3");
+    let script = EXPERIMENT
+        .replace(
+            "backbone resnet18 {\n    weights random\n    cut layer1\n",
+            "backbone torchscript \"resnet18_layer1.pt\" {\n",
+        )
+        .replace("pooling avg 2x2", "pooling max 3x3");
+    assert!(script.contains("torchscript"), "{script}");
+    fs::write(dir.join("catalog.psy"), catalog).unwrap();
+    fs::write(dir.join("script.psy"), script).unwrap();
+    for (psy, out) in [("catalog.psy", "catalog.npy"), ("script.psy", "script.npy")] {
+        let o = torch(
+            &dir,
+            &[
+                "features",
+                "--experiment",
+                psy,
+                "--count",
+                "3",
+                "--out",
+                out,
+            ],
+        );
+        ok(&o);
+    }
+    let (shape_c, catalog) = read_npy(&dir.join("catalog.npy"));
+    let (shape_s, script) = read_npy(&dir.join("script.npy"));
+    // 6 training images and 12 gratings (3 frequencies × 2 orientations × 2 phases), 64 × 3
+    // × 3 each.
+    assert_eq!(shape_c, [18, 64, 3, 3]);
+    assert_eq!(shape_s, shape_c);
+    assert_close("torchscript vs catalog", &script, &catalog);
+    let _ = fs::remove_dir_all(&dir);
+}

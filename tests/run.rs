@@ -352,6 +352,117 @@ fn pth_checkpoints_run_end_to_end_and_garbage_is_a_weights_file_error() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// The tiny experiment with `backbone torchscript "FILE" { … }` instead of resnet18.
+fn tiny_script(name: &str, file: &str, extra_backbone: &str) -> String {
+    tiny(name, extra_backbone, SGD).replace(
+        "backbone resnet18 {\n    weights random\n    cut layer1\n",
+        &format!("backbone torchscript \"{file}\" {{\n"),
+    )
+}
+
+/// A committed fixture (scripts/checkpoint_fixtures.py torchscript), copied into `dir`.
+fn fixture(dir: &Path, name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/torchscript")
+        .join(name);
+    fs::copy(src, dir.join(name)).unwrap();
+}
+
+#[test]
+fn torchscript_backbones_run_end_to_end() {
+    let dir = scratch("torchscript");
+    fixture(&dir, "tiny_cnn.pt");
+    let body = tiny_script("ts", "tiny_cnn.pt", "");
+    assert!(
+        body.contains("backbone torchscript \"tiny_cnn.pt\" {"),
+        "{body}"
+    );
+    write(&dir, "ts.psy", &body);
+    let o = run_in(&dir, &["run", "ts.psy", "--out", "a"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(files(&dir.join("a")), RESULT_FILES);
+    // The saved plan has the shapes only loading the module could tell: 16×16×16 at 32 px
+    // (a stride-2 convolution), pooled to 16×2×2.
+    let plan = fs::read_to_string(dir.join("a/plan.ron")).unwrap();
+    let compact: String = plan.split_whitespace().collect();
+    assert!(compact.contains("cut_shape:Some([16,16,16,])"), "{plan}");
+    assert!(compact.contains("feature_shape:Some([16,2,2,])"), "{plan}");
+    assert!(compact.contains("probe_inputs:Some(128)"), "{plan}");
+    let manifest = fs::read_to_string(dir.join("a/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("\"torchscript tiny_cnn.pt\""),
+        "{manifest}"
+    );
+    let bytes = fs::read(dir.join("tiny_cnn.pt")).unwrap();
+    let sha = psyrun::report::sha256_bytes(&bytes);
+    assert!(
+        manifest.contains(&sha),
+        "the module's hash {sha}: {manifest}"
+    );
+    // The same run again gives the same numbers.
+    let o = run_in(&dir, &["run", "ts.psy", "--out", "b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let csf = |f: &str| fs::read_to_string(dir.join(f).join("csf.csv")).unwrap();
+    assert_eq!(csf("a"), csf("b"));
+    // `batchnorm train` reaches the scripted module's BatchNorm: training differs.
+    write(
+        &dir,
+        "bn.psy",
+        &tiny_script("ts", "tiny_cnn.pt", "batchnorm train"),
+    );
+    let o = run_in(&dir, &["run", "bn.psy", "--out", "c"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let training = |f: &str| fs::read_to_string(dir.join(f).join("training.csv")).unwrap();
+    assert_ne!(training("a"), training("c"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn torchscript_files_that_do_not_fit_are_diagnosed_before_anything_is_written() {
+    let dir = scratch("torchscript-bad");
+    fixture(&dir, "tuple.pt");
+    fixture(&dir, "tiny_cnn.pt");
+    fs::write(
+        dir.join("sd.pth"),
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint/mixed.pth"))
+            .unwrap(),
+    )
+    .unwrap();
+    let cases = [
+        ("missing.pt", "", "missing.pt: No such file"),
+        (
+            "sd.pth",
+            "",
+            "is a torch.save checkpoint (e.g. a state dict), not TorchScript",
+        ),
+        ("tuple.pt", "", "it returns a tuple of 2, not one tensor"),
+        ("tiny_cnn.pt", "", ""),
+    ];
+    for (i, (file, extra, message)) in cases.iter().enumerate() {
+        let mut body = tiny_script("ts", file, extra);
+        if message.is_empty() {
+            // Pooling larger than the 16×16 map.
+            body = body.replace("pooling avg 2x2", "pooling avg 20x20");
+        }
+        let name = format!("t{i}.psy");
+        write(&dir, &name, &body);
+        let err = stderr_of_failure(&dir, &name, 3);
+        assert!(err.contains("psy::run::torchscript"), "{err}");
+        let message = if message.is_empty() {
+            "pooling to 20x20 is larger than its 16x16 feature map at 32 px"
+        } else {
+            message
+        };
+        assert!(err.contains(message), "{file}: {err}");
+        assert!(
+            err.contains(&format!("{name}:5:")),
+            "points at the backbone: {err}"
+        );
+        assert!(!dir.join("out").exists(), "{file}: nothing written");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn torchvision_weights_not_cached_and_offline_say_where_to_put_the_file() {
     let dir = scratch("tv");

@@ -25,9 +25,12 @@
 //! `vgg16-397923af.pth`) is read too: five pickles in a row (magic number, version, system
 //! info, the object, the storage keys), then each storage as an 8-byte element count and its
 //! bytes. Only the tar format of the very first versions is refused.
+mod kind;
 mod pickle;
 #[cfg(test)]
 mod tests;
+
+pub use kind::{file_kind, zip_kind, FileKind};
 
 use pickle::{Object, PickleError, StorageKind, TensorRef, Unpickled, Value};
 use std::collections::HashMap;

@@ -55,7 +55,12 @@ fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
         .replace("cut layer1", &format!("cut {cut}"));
     let lowered = plan::compile(&SourceFile::new("t.psy", text));
     match lowered.plan {
-        Some(p) => Ok(p.backbone.weights),
+        Some(p) => Ok(p
+            .backbone
+            .catalog()
+            .expect("a catalog network")
+            .weights
+            .clone()),
         None => Err(lowered.diags.iter().map(|d| d.code).collect()),
     }
 }

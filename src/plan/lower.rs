@@ -254,13 +254,105 @@ struct BackboneOut {
 fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
     let f = Fields::new(cx, b, BACKBONE_SETTINGS, HOMES);
     reject_blocks(cx, b, &[]);
+    let label_span = b.label.as_ref().map_or(b.keyword.span, |l| l.span);
+    let pooling = f
+        .get("pooling")
+        .map_or(Some(Pooling::Off), |v| pooling(cx, v));
+    let batchnorm = f.get("batchnorm").map_or(Some(BatchNorm::Eval), |v| {
+        cx.choice(
+            v,
+            "batchnorm mode",
+            &[("eval", BatchNorm::Eval), ("train", BatchNorm::Train)],
+        )
+    });
+    // `backbone torchscript "net.pt"`: the file is the network, weights and cut included.
+    let script = match b.label.as_ref().map(|l| &l.kind) {
+        Some(ValueKind::Tagged { tag, arg }) => {
+            let ValueKind::Str(file) = &arg.kind else {
+                return None;
+            };
+            if tag.text != "torchscript" {
+                cx.push(
+                    Diag::error(
+                        Code::PlanWrongType,
+                        format!("`backbone {}` does not take a file", tag.text),
+                    )
+                    .at(arg.span, "unexpected file")
+                    .with_help(format!(
+                        "a catalog network's weights file goes in the block: `backbone {} {{ weights \"{file}\" … }}`; a TorchScript module is `backbone torchscript \"{file}\"`",
+                        tag.text
+                    )),
+                );
+                return None;
+            }
+            if file.trim().is_empty() {
+                cx.push(
+                    Diag::error(Code::PlanUnknownValue, "the TorchScript file name is empty")
+                        .at(arg.span, "no file")
+                        .with_help("write the path of a file saved by `torch.jit.save`, relative to the experiment, e.g. `backbone torchscript \"models/net.pt\"`"),
+                );
+                return None;
+            }
+            Some(file.clone())
+        }
+        Some(ValueKind::Ident(w)) if w == "torchscript" => {
+            cx.push(
+                Diag::error(
+                    Code::PlanMissingSetting,
+                    "`backbone torchscript` needs the module's file",
+                )
+                .at(label_span, "which file?")
+                .with_help(
+                    "write `backbone torchscript \"net.pt\" { … }` with a file saved by `torch.jit.save`, relative to the experiment",
+                ),
+            );
+            return None;
+        }
+        _ => None,
+    };
+    if let Some(file) = script {
+        // The module is already cut and carries its weights.
+        for (key, why) in [
+            ("weights", "a TorchScript file carries its own weights"),
+            (
+                "cut",
+                "a TorchScript module is used whole: export it already cut",
+            ),
+        ] {
+            if let Some(v) = f.get(key) {
+                cx.push(
+                    Diag::error(
+                        Code::PlanIncompatible,
+                        format!("`{key}` does not apply to a TorchScript backbone"),
+                    )
+                    .at(v.span, why)
+                    .also(label_span, "this backbone")
+                    .with_help(format!(
+                        "remove `{key}`; to use another cut or other weights, export the module again (see docs/language.md, TorchScript backbones)"
+                    )),
+                );
+            }
+        }
+        if f.get("weights").is_some() || f.get("cut").is_some() {
+            return None;
+        }
+        return Some(BackboneOut {
+            cut_span: label_span,
+            pooling_span: f.get("pooling").map(|v| v.span),
+            plan: Backbone {
+                network: Network::TorchScript { file },
+                pooling: pooling?,
+                batchnorm: batchnorm?,
+            },
+        });
+    }
     let arch = match &b.label {
         None => {
             cx.push(
                 Diag::error(Code::PlanMissingSetting, "`backbone` needs an architecture")
                     .at(b.keyword.span, "which network?")
                     .with_help(format!(
-                        "write e.g. `backbone resnet50 {{ … }}`; architectures: {}",
+                        "write e.g. `backbone resnet50 {{ … }}`; architectures: {}, or `torchscript \"file.pt\"`",
                         arch_names()
                     )),
             );
@@ -280,24 +372,9 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
         missing(cx, b, "cut", "cut layer2");
     }
     let cut = match (arch, cut_v) {
-        (Some(a), Some(v)) => cut(
-            cx,
-            a,
-            b.label.as_ref().map_or(b.keyword.span, |l| l.span),
-            v,
-        ),
+        (Some(a), Some(v)) => cut(cx, a, label_span, v),
         _ => None,
     };
-    let pooling = f
-        .get("pooling")
-        .map_or(Some(Pooling::Off), |v| pooling(cx, v));
-    let batchnorm = f.get("batchnorm").map_or(Some(BatchNorm::Eval), |v| {
-        cx.choice(
-            v,
-            "batchnorm mode",
-            &[("eval", BatchNorm::Eval), ("train", BatchNorm::Train)],
-        )
-    });
     let (arch, weights, cut, pooling, batchnorm) = (arch?, weights?, cut?, pooling?, batchnorm?);
     if batchnorm == BatchNorm::Train && !arch.has_batchnorm() {
         let d = Diag::error(
@@ -308,10 +385,7 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
             f.get("batchnorm").map_or(b.keyword.span, |v| v.span),
             "`batchnorm train` has nothing to act on",
         )
-        .also(
-            b.label.as_ref().map_or(b.keyword.span, |l| l.span),
-            "this backbone",
-        )
+        .also(label_span, "this backbone")
         .with_help(
             "remove `batchnorm train`, or pick an architecture with BatchNorm (resnet*, vgg*_bn)",
         );
@@ -322,9 +396,7 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
         cut_span: cut_v.map_or(b.keyword.span, |v| v.span),
         pooling_span: f.get("pooling").map(|v| v.span),
         plan: Backbone {
-            arch,
-            weights,
-            cut,
+            network: Network::Catalog(CatalogNet { arch, weights, cut }),
             pooling,
             batchnorm,
         },
@@ -1402,7 +1474,28 @@ fn derive(
     staircase: &Staircase,
 ) -> Option<Derived> {
     let _ = probe;
-    let arch = bb.plan.arch;
+    let intervals: u32 = if test.target_interval == TargetInterval::Both {
+        2
+    } else {
+        1
+    };
+    let trials = (test.orientations.len() * test.phases.len()) as u64 * u64::from(intervals);
+    let Staircase::Bisection { max_steps, .. } = staircase;
+    let mut derived = Derived {
+        cut_shape: None,
+        feature_shape: None,
+        features_per_image: None,
+        probe_inputs: None,
+        probe_parameters: None,
+        trials_per_level: u32::try_from(trials).unwrap_or(u32::MAX),
+        max_levels_per_frequency: max_steps.saturating_add(1),
+        train_images_per_epoch: 2 * u64::from(train.samples),
+    };
+    // A TorchScript module's shapes are known only once it is loaded (at run time).
+    let Network::Catalog(net) = &bb.plan.network else {
+        return Some(derived);
+    };
+    let (arch, cut) = (net.arch, net.cut.as_str());
     let size_span = |name: &str| -> Span {
         sections
             .iter()
@@ -1421,7 +1514,7 @@ fn derive(
             .unwrap_or(exp.keyword.span)
     };
     let shape_at = |cx: &mut Cx, size: u32, which: &str| -> Option<Vec<u32>> {
-        match catalog::output_shape(arch, &bb.plan.cut, size) {
+        match catalog::output_shape(arch, cut, size) {
             Ok(s) => Some(s),
             Err(ShapeError::TooSmall { module, min_input }) => {
                 cx.push(
@@ -1429,7 +1522,7 @@ fn derive(
                         Code::PlanInputTooSmall,
                         format!(
                             "{size} px {which} images are too small to reach `{}` of {arch}",
-                            bb.plan.cut
+                            cut
                         ),
                     )
                     .at(size_span(which), format!("{size} px"))
@@ -1458,7 +1551,7 @@ fn derive(
                 let span = bb.pooling_span.unwrap_or(bb.cut_span);
                 if shape.len() != 3 {
                     cx.push(
-                        Diag::error(Code::PlanIncompatible, format!("`{}` outputs a flat vector of {} values; there is nothing spatial to pool", bb.plan.cut, shape[0]))
+                        Diag::error(Code::PlanIncompatible, format!("`{}` outputs a flat vector of {} values; there is nothing spatial to pool", cut, shape[0]))
                             .at(span, "pooling needs a feature map")
                             .also(bb.cut_span, "flat output")
                             .with_help("use `pooling none`, or cut at a convolutional layer"),
@@ -1471,7 +1564,7 @@ fn derive(
                             Code::PlanPoolingTooLarge,
                             format!(
                                 "pooling to {h}x{w} is larger than the {}x{} feature map of `{}`",
-                                shape[1], shape[2], bb.plan.cut
+                                shape[1], shape[2], cut
                             ),
                         )
                         .at(span, format!("{h}x{w}"))
@@ -1508,24 +1601,8 @@ fn derive(
         );
         return None;
     }
-    let features_per_image: u64 = feature_shape.iter().map(|&d| u64::from(d)).product();
-    let intervals: u32 = if test.target_interval == TargetInterval::Both {
-        2
-    } else {
-        1
-    };
-    let trials = (test.orientations.len() * test.phases.len()) as u64 * u64::from(intervals);
-    let Staircase::Bisection { max_steps, .. } = staircase;
-    Some(Derived {
-        cut_shape,
-        feature_shape,
-        features_per_image,
-        probe_inputs: 2 * features_per_image,
-        probe_parameters: 2 * (2 * features_per_image) + 2,
-        trials_per_level: u32::try_from(trials).unwrap_or(u32::MAX),
-        max_levels_per_frequency: max_steps.saturating_add(1),
-        train_images_per_epoch: 2 * u64::from(train.samples),
-    })
+    derived.set_shapes(cut_shape, feature_shape);
+    Some(derived)
 }
 
 fn dims(s: &[u32]) -> String {

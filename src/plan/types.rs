@@ -44,16 +44,62 @@ pub enum Device {
 /// The backbone network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Backbone {
+    /// Which network computes the features.
+    pub network: Network,
+    /// Parameter-free pooling of the cut's feature map.
+    pub pooling: Pooling,
+    /// How BatchNorm layers behave while the probe trains.
+    pub batchnorm: BatchNorm,
+}
+
+/// Where the backbone comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Network {
+    /// An architecture psyrun builds itself, cut after a module.
+    Catalog(CatalogNet),
+    /// A TorchScript module the user exported (`torch.jit.trace`/`script` + `save`), already
+    /// cut: its output is the feature map. Its shapes are known only when it is loaded.
+    TorchScript {
+        /// The file, as written in the experiment (relative to the experiment's folder).
+        file: String,
+    },
+}
+
+/// A catalog architecture with its weights and cut.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogNet {
     /// Architecture from the catalog.
     pub arch: Arch,
     /// Where its weights come from.
     pub weights: Weights,
     /// The torchvision module path after which the network is cut.
     pub cut: String,
-    /// Parameter-free pooling of the cut's feature map.
-    pub pooling: Pooling,
-    /// How BatchNorm layers behave while the probe trains.
-    pub batchnorm: BatchNorm,
+}
+
+impl Backbone {
+    /// The catalog network, or `None` for a TorchScript file.
+    pub fn catalog(&self) -> Option<&CatalogNet> {
+        match &self.network {
+            Network::Catalog(c) => Some(c),
+            Network::TorchScript { .. } => None,
+        }
+    }
+
+    /// One line for titles and messages: `resnet50 (IMAGENET1K_V1), cut layer2` or
+    /// `TorchScript net.pt`.
+    pub fn describe(&self) -> String {
+        match &self.network {
+            Network::Catalog(c) => {
+                let weights = match &c.weights {
+                    Weights::Random => "random weights",
+                    Weights::Torchvision(name) => name.as_str(),
+                    Weights::File(path) => path.as_str(),
+                };
+                format!("{} ({weights}), cut {}", c.arch.name(), c.cut)
+            }
+            Network::TorchScript { file } => format!("TorchScript {file}"),
+        }
+    }
 }
 
 /// Weights of the backbone.
@@ -263,20 +309,34 @@ pub enum Staircase {
 /// Quantities derived from the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Derived {
-    /// Shape of the cut's output for one image (C, H, W, or N for flat layers).
-    pub cut_shape: Vec<u32>,
-    /// Shape the probe sees per image, after pooling.
-    pub feature_shape: Vec<u32>,
-    /// Features per image.
-    pub features_per_image: u64,
-    /// Probe inputs (both images).
-    pub probe_inputs: u64,
-    /// Probe parameters (weights and biases).
-    pub probe_parameters: u64,
+    /// Shape of the cut's output for one image (C, H, W, or N for flat layers). `None` for
+    /// a TorchScript backbone until the file is loaded (a run's `plan.ron` has it filled).
+    pub cut_shape: Option<Vec<u32>>,
+    /// Shape the probe sees per image, after pooling (`None` as `cut_shape`).
+    pub feature_shape: Option<Vec<u32>>,
+    /// Features per image (`None` as `cut_shape`).
+    pub features_per_image: Option<u64>,
+    /// Probe inputs (both images) (`None` as `cut_shape`).
+    pub probe_inputs: Option<u64>,
+    /// Probe parameters (weights and biases) (`None` as `cut_shape`).
+    pub probe_parameters: Option<u64>,
     /// Test trials per contrast level: orientations × phases × intervals.
     pub trials_per_level: u32,
     /// Most test evaluations per frequency (`max_steps + 1`).
     pub max_levels_per_frequency: u32,
     /// Training images per epoch (two per trial).
     pub train_images_per_epoch: u64,
+}
+
+impl Derived {
+    /// Fills the shape-dependent quantities from the cut's output shape and the shape after
+    /// pooling (per image).
+    pub fn set_shapes(&mut self, cut_shape: Vec<u32>, feature_shape: Vec<u32>) {
+        let per_image: u64 = feature_shape.iter().map(|&d| u64::from(d)).product();
+        self.cut_shape = Some(cut_shape);
+        self.feature_shape = Some(feature_shape);
+        self.features_per_image = Some(per_image);
+        self.probe_inputs = Some(2 * per_image);
+        self.probe_parameters = Some(2 * (2 * per_image) + 2);
+    }
 }

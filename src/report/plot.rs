@@ -92,18 +92,10 @@ pub(super) fn encode_png(rgb: &[u8], width: u32, height: u32) -> io::Result<Vec<
 
 /// The figure title's subject: experiment, backbone (weights) and cut.
 fn subject(results: &Results) -> String {
-    let b = &results.plan.backbone;
-    let weights = match &b.weights {
-        crate::plan::Weights::Random => "random weights".to_string(),
-        crate::plan::Weights::Torchvision(name) => name.clone(),
-        crate::plan::Weights::File(path) => path.clone(),
-    };
     format!(
-        "{} — {} ({}), cut {}",
+        "{} — {}",
         results.plan.experiment,
-        b.arch.name(),
-        weights,
-        b.cut
+        results.plan.backbone.describe()
     )
 }
 

@@ -190,6 +190,22 @@ impl Builder {
         let span = span_of(&p);
         match p.as_rule() {
             Rule::string => self.string(p),
+            Rule::label_file => {
+                let mut inner = p.into_inner();
+                let (Some(tag), Some(file)) = (inner.next(), inner.next()) else {
+                    return Value {
+                        kind: ValueKind::Ident(String::new()),
+                        span,
+                    };
+                };
+                Value {
+                    kind: ValueKind::Tagged {
+                        tag: name_of(&tag),
+                        arg: Box::new(self.string(file)),
+                    },
+                    span,
+                }
+            }
             _ => Value {
                 kind: ValueKind::Ident(p.as_str().to_string()),
                 span,

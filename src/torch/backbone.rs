@@ -66,6 +66,9 @@ pub enum BackboneError {
         /// The cut the backbone was built up to.
         built: String,
     },
+    /// The plan's backbone is a TorchScript module, not a catalog architecture.
+    #[error("a TorchScript backbone is not built by psyrun")]
+    NotCatalog,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,7 +679,10 @@ impl Backbone {
     /// Builds the backbone a plan describes (weights still to be filled, see
     /// [`super::weights::apply`]), with its BatchNorm mode.
     pub fn from_plan(plan: &psyrun::plan::Backbone, device: Device) -> Result<Self, BackboneError> {
-        let mut b = Backbone::new(plan.arch, &plan.cut, device)?;
+        let Some(net) = plan.catalog() else {
+            return Err(BackboneError::NotCatalog);
+        };
+        let mut b = Backbone::new(net.arch, &net.cut, device)?;
         b.set_batchnorm(plan.batchnorm);
         Ok(b)
     }

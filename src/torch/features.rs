@@ -30,6 +30,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::backbone::{pool, Backbone};
+use super::script::Net;
 use super::weights::{self, WeightsError};
 use psyrun::cli::{FeaturesArgs, FeaturesNormalize, Ui};
 use psyrun::cli::{EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
@@ -117,8 +118,9 @@ pub struct Request {
     pub device: plan::Device,
     /// The images.
     pub inputs: Inputs,
-    /// Shape of one image's features (after pooling), as `psyrun plan` derives it.
-    pub feature_shape: Vec<u32>,
+    /// Shape of one image's features (after pooling), as `psyrun plan` derives it; `None`
+    /// for a TorchScript backbone (known once the module is loaded).
+    pub feature_shape: Option<Vec<u32>>,
     /// The output file.
     pub out: PathBuf,
     /// Its format.
@@ -160,13 +162,11 @@ pub fn command(args: &FeaturesArgs, ui: &Ui) -> ExitCode {
             let mut shape = vec![features.names.len()];
             shape.extend(&features.shape);
             println!(
-                "wrote features {shape:?} of {} image{} ({} after `{}`, pooling {}, weights {}) to {}",
+                "wrote features {shape:?} of {} image{} ({}, pooling {}) to {}",
                 features.names.len(),
                 if features.names.len() == 1 { "" } else { "s" },
-                request.backbone.arch,
-                request.backbone.cut,
+                request.backbone.describe(),
                 pooling_name(request.backbone.pooling),
-                weights_name(&request.backbone.weights),
                 request.out.display()
             );
             ExitCode::from(EXIT_OK)
@@ -271,9 +271,11 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
     };
     Ok(Request {
         backbone: plan::Backbone {
-            arch,
-            weights,
-            cut: cut.to_owned(),
+            network: plan::Network::Catalog(plan::CatalogNet {
+                arch,
+                weights,
+                cut: cut.to_owned(),
+            }),
             pooling,
             batchnorm: BatchNorm::Eval,
         },
@@ -285,7 +287,7 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
             size,
             normalize,
         },
-        feature_shape,
+        feature_shape: Some(feature_shape),
         out: args.out.clone(),
         format,
     })
@@ -676,39 +678,62 @@ fn extract_inner(
 ) -> Result<Features, Failure> {
     let device = select_device(request.device)?;
     let b = &request.backbone;
-    observer.event(Event::Status(format!(
-        "building {} up to `{}` on {}",
-        b.arch,
-        b.cut,
-        super::run::device_name(device)
-    )));
-    let mut backbone =
-        Backbone::from_plan(b, Device::Cpu).map_err(|e| torch_failure(e.to_string()))?;
-    let loaded = weights::apply(
-        &mut backbone,
-        &b.weights,
-        request.seed,
-        &request.base_dir,
-        &mut *observer,
-        stop,
-    )
-    .map_err(|e| weights_failure(e, source))?;
-    if let Some(report) = &loaded {
-        observer.event(Event::Status(format!(
-            "loaded {} tensors ({} past the cut ignored)",
-            report.loaded, report.ignored
-        )));
-    }
+    let (mut net, feature_shape) = match (&b.network, &request.inputs) {
+        (plan::Network::Catalog(c), _) => {
+            observer.event(Event::Status(format!(
+                "building {} up to `{}` on {}",
+                c.arch,
+                c.cut,
+                super::run::device_name(device)
+            )));
+            let mut backbone =
+                Backbone::from_plan(b, Device::Cpu).map_err(|e| torch_failure(e.to_string()))?;
+            let loaded = weights::apply(
+                &mut backbone,
+                &c.weights,
+                request.seed,
+                &request.base_dir,
+                &mut *observer,
+                stop,
+            )
+            .map_err(|e| weights_failure(e, source))?;
+            if let Some(report) = &loaded {
+                observer.event(Event::Status(format!(
+                    "loaded {} tensors ({} past the cut ignored)",
+                    report.loaded, report.ignored
+                )));
+            }
+            let Some(shape) = request.feature_shape.clone() else {
+                return Err(torch_failure("the feature shape is unknown".into()));
+            };
+            (Net::Catalog(backbone), shape)
+        }
+        (plan::Network::TorchScript { .. }, Inputs::Stimuli { plan, .. }) => {
+            let (resolved, script) = super::run::resolve_script(plan, &request.base_dir, source)
+                .map_err(|d| Failure::new(d, EXIT_RUN))?;
+            let (Some(script), Some(shape)) = (script, resolved.derived.feature_shape) else {
+                return Err(torch_failure(
+                    "the TorchScript module was not loaded".into(),
+                ));
+            };
+            (Net::Script(script), shape)
+        }
+        (plan::Network::TorchScript { .. }, Inputs::Images { .. }) => {
+            return Err(torch_failure(
+                "TorchScript backbones take their images from an experiment (--experiment)".into(),
+            ))
+        }
+    };
     if device != Device::Cpu {
-        backbone.to_device(device);
+        net.to_device(device);
     }
-    backbone.set_channels_last(true);
+    net.set_channels_last(true);
 
     let names = names(&request.inputs);
-    let shape: Vec<usize> = request.feature_shape.iter().map(|&d| d as usize).collect();
+    let shape: Vec<usize> = feature_shape.iter().map(|&d| d as usize).collect();
     let row: usize = shape.iter().product();
     let mut run = Runner {
-        backbone: &backbone,
+        net: &net,
         pooling: b.pooling,
         device,
         row,
@@ -816,7 +841,7 @@ fn extract_inner(
 
 /// Runs batches through the backbone and collects the pooled features.
 struct Runner<'a> {
-    backbone: &'a Backbone,
+    net: &'a Net,
     pooling: Pooling,
     device: Device,
     /// Values per image.
@@ -835,11 +860,7 @@ impl Runner<'_> {
         let x = Tensor::from_slice(x)
             .reshape([n as i64, 3, s, s])
             .to_device(self.device);
-        let cut = self.backbone.cut().to_owned();
-        let y = self
-            .backbone
-            .try_features(&x, &cut)
-            .map_err(|e| torch_failure(e.to_string()))?;
+        let y = self.net.forward(&x);
         let y = tch::no_grad(|| pool(&y, self.pooling))
             .to_device(Device::Cpu)
             .to_kind(Kind::Float)
@@ -905,10 +926,17 @@ pub fn metadata(request: &Request, features: &Features) -> BTreeMap<String, Stri
         serde_json::Value::from(features.names.clone()).to_string(),
     );
     m.insert("shape".into(), serde_json::Value::from(shape).to_string());
-    m.insert("arch".into(), b.arch.name().into());
-    m.insert("cut".into(), b.cut.clone());
+    match &b.network {
+        plan::Network::Catalog(c) => {
+            m.insert("arch".into(), c.arch.name().into());
+            m.insert("cut".into(), c.cut.clone());
+            m.insert("weights".into(), weights_name(&c.weights));
+        }
+        plan::Network::TorchScript { file } => {
+            m.insert("torchscript".into(), file.clone());
+        }
+    }
     m.insert("pooling".into(), pooling_name(b.pooling));
-    m.insert("weights".into(), weights_name(&b.weights));
     m.insert("seed".into(), request.seed.to_string());
     m.insert("batchnorm".into(), "eval".into());
     m.insert("psyrun_version".into(), env!("CARGO_PKG_VERSION").into());

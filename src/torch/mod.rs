@@ -2,6 +2,7 @@
 pub mod backbone;
 pub mod features;
 pub mod run;
+pub mod script;
 pub mod weights;
 
 use crate::cli::{Backend, FeaturesArgs, RunArgs, Ui};

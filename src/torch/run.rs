@@ -24,11 +24,12 @@
 #![allow(clippy::result_large_err)]
 
 use super::backbone::{pool, Backbone};
+use super::script::{Net, ScriptError, ScriptNet};
 use super::weights::{self, WeightsError};
 use psyrun::cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN};
 use psyrun::cli::{EXIT_UNAVAILABLE, EXIT_USAGE};
 use psyrun::diag::{Code, Diag};
-use psyrun::plan::{self, BatchNorm, Optimizer, Plan, Staircase};
+use psyrun::plan::{self, BatchNorm, Network, Optimizer, Plan, Staircase};
 use psyrun::progress::{Event, Observer, Terminal};
 use psyrun::report::{
     self, csf_table, preview_sheet, EpochRecord, FrequencyResult, Manifest, Results, RunFolder,
@@ -154,22 +155,25 @@ pub fn execute(
     observer: &mut dyn Observer,
 ) -> Result<(PathBuf, Results), Failure> {
     let folder_slot: Mutex<Option<PathBuf>> = Mutex::new(None);
-    catch_torch(|| Interpreter::new(plan, ctx, observer, &folder_slot).and_then(|i| i.run()))
-        .unwrap_or_else(|(message, location)| {
-            Err(Failure {
-                diag: Diag::error(
-                    Code::RunTorch,
-                    format!("libtorch failed: {}", first_lines(&message, 12)),
-                )
-                .with_help(format!(
-                    "if this says out of memory, use a smaller `batch`, a smaller image `size`, \
+    catch_torch(|| {
+        let (resolved, script) = prepare(plan, ctx)?;
+        Interpreter::new(&resolved, ctx, observer, &folder_slot, script).and_then(|i| i.run())
+    })
+    .unwrap_or_else(|(message, location)| {
+        Err(Failure {
+            diag: Diag::error(
+                Code::RunTorch,
+                format!("libtorch failed: {}", first_lines(&message, 12)),
+            )
+            .with_help(format!(
+                "if this says out of memory, use a smaller `batch`, a smaller image `size`, \
                      pooling, or an earlier cut; otherwise please report it with the experiment \
                      file (raised at {location})"
-                )),
-                exit: EXIT_RUN,
-                folder: folder_slot.lock().ok().and_then(|g| g.clone()),
-            })
+            )),
+            exit: EXIT_RUN,
+            folder: folder_slot.lock().ok().and_then(|g| g.clone()),
         })
+    })
 }
 
 /// Runs `f`, catching a libtorch exception (tch raises them as panics) without printing it:
@@ -281,7 +285,7 @@ struct Interpreter<'a> {
     ctx: &'a Context<'a>,
     observer: &'a mut dyn Observer,
     device: Device,
-    backbone: Backbone,
+    backbone: Net,
     folder: RunFolder,
     results: Results,
 }
@@ -292,35 +296,59 @@ impl<'a> Interpreter<'a> {
         ctx: &'a Context<'a>,
         observer: &'a mut dyn Observer,
         folder_slot: &Mutex<Option<PathBuf>>,
+        script: Option<ScriptNet>,
     ) -> Result<Self, Failure> {
         let started = Instant::now();
         let started_at = chrono::Utc::now();
         let device = select_device(plan, ctx.file)?;
-        observer.event(Event::Status(format!(
-            "building {} up to `{}` on {}",
-            plan.backbone.arch,
-            plan.backbone.cut,
-            device_name(device)
-        )));
-        let mut backbone = Backbone::from_plan(&plan.backbone, Device::Cpu)
-            .map_err(|e| Failure::new(Diag::error(Code::RunTorch, e.to_string()), EXIT_RUN))?;
-        let base = ctx.path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let loaded = weights::apply(
-            &mut backbone,
-            &plan.backbone.weights,
-            plan.seed,
-            &base,
-            &mut *observer,
-            ctx.stop,
-        )
-        .map_err(|e| weights_failure(e, ctx.file))?;
-        let weights_path = loaded.as_ref().and_then(|r| r.path.clone());
-        if let Some(report) = &loaded {
-            observer.event(Event::Status(format!(
-                "loaded {} tensors ({} past the cut ignored)",
-                report.loaded, report.ignored
-            )));
-        }
+        let (mut backbone, weights_path) = match (&plan.backbone.network, script) {
+            (Network::Catalog(net), _) => {
+                observer.event(Event::Status(format!(
+                    "building {} up to `{}` on {}",
+                    net.arch,
+                    net.cut,
+                    device_name(device)
+                )));
+                let mut backbone =
+                    Backbone::from_plan(&plan.backbone, Device::Cpu).map_err(|e| {
+                        Failure::new(Diag::error(Code::RunTorch, e.to_string()), EXIT_RUN)
+                    })?;
+                let base = ctx.path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let loaded = weights::apply(
+                    &mut backbone,
+                    &net.weights,
+                    plan.seed,
+                    &base,
+                    &mut *observer,
+                    ctx.stop,
+                )
+                .map_err(|e| weights_failure(e, ctx.file))?;
+                if let Some(report) = &loaded {
+                    observer.event(Event::Status(format!(
+                        "loaded {} tensors ({} past the cut ignored)",
+                        report.loaded, report.ignored
+                    )));
+                }
+                let path = loaded.and_then(|r| r.path);
+                (Net::Catalog(backbone), path)
+            }
+            (Network::TorchScript { .. }, Some(mut s)) => {
+                observer.event(Event::Status(format!(
+                    "TorchScript module {} on {}",
+                    s.path().display(),
+                    device_name(device)
+                )));
+                s.set_batchnorm(plan.backbone.batchnorm);
+                let path = s.path().to_path_buf();
+                (Net::Script(s), Some(path))
+            }
+            (Network::TorchScript { .. }, None) => {
+                return Err(Failure::new(
+                    Diag::error(Code::RunTorch, "the TorchScript module was not loaded"),
+                    EXIT_RUN,
+                ))
+            }
+        };
         // The exact bytes the weights came from (named torchvision sets included).
         let weights_sha256 = weights_path.and_then(|p| report::sha256_file(p).ok());
         if device != Device::Cpu {
@@ -353,10 +381,13 @@ impl<'a> Interpreter<'a> {
             seed: plan.seed,
             experiment_file: ctx.path.display().to_string(),
             experiment_sha256: report::sha256_bytes(ctx.file.text.as_bytes()),
-            weights: match &plan.backbone.weights {
-                plan::Weights::Random => "random".into(),
-                plan::Weights::Torchvision(n) => n.clone(),
-                plan::Weights::File(f) => f.clone(),
+            weights: match &plan.backbone.network {
+                Network::Catalog(net) => match &net.weights {
+                    plan::Weights::Random => "random".into(),
+                    plan::Weights::Torchvision(n) => n.clone(),
+                    plan::Weights::File(f) => f.clone(),
+                },
+                Network::TorchScript { file } => format!("torchscript {file}"),
             },
             weights_sha256,
             started: report::rfc3339(started_at),
@@ -438,7 +469,11 @@ impl<'a> Interpreter<'a> {
     fn train(&mut self) -> Result<Probe, Failure> {
         let t0 = Instant::now();
         let plan = self.plan;
-        let features = i64::try_from(plan.derived.features_per_image).unwrap_or(i64::MAX);
+        // Filled by the planner, or by `prepare` for a TorchScript module.
+        let Some(per_image) = plan.derived.features_per_image else {
+            return Err(self.torch_failure("the feature shape is unknown"));
+        };
+        let features = i64::try_from(per_image).unwrap_or(i64::MAX);
         let probe = Probe::new(features, plan.seed, self.device);
         let mut opt = match &plan.probe.optimizer {
             Optimizer::Sgd {
@@ -896,6 +931,70 @@ pub(super) fn check_device(
 }
 
 /// A weights error as a diagnostic pointing at the `weights` setting.
+/// The plan to run: as given, or for a TorchScript backbone with the shapes filled in, which
+/// only running the module can tell; and the loaded module. Fails before any run folder
+/// exists.
+fn prepare(plan: &Plan, ctx: &Context<'_>) -> Result<(Plan, Option<ScriptNet>), Failure> {
+    let base = ctx.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    resolve_script(plan, &base, Some(ctx.file)).map_err(|d| Failure::new(d, EXIT_RUN))
+}
+
+/// For a TorchScript backbone (a path relative to `base`): loads the module, runs it on grey
+/// images of the train and test sizes, and returns the plan with the feature shapes filled
+/// in, and the module. A catalog backbone's plan comes back unchanged, with no module.
+pub(super) fn resolve_script(
+    plan: &Plan,
+    base: &Path,
+    file: Option<&SourceFile>,
+) -> Result<(Plan, Option<ScriptNet>), Diag> {
+    let Network::TorchScript { file: module } = &plan.backbone.network else {
+        return Ok((plan.clone(), None));
+    };
+    let fail = |e: ScriptError| script_diag(&e, file);
+    let net = ScriptNet::load(&base.join(module)).map_err(fail)?;
+    let pooling = plan.backbone.pooling;
+    let (cut_shape, feature_shape) = net
+        .shapes(plan.train.size, &plan.train.normalize, pooling)
+        .map_err(fail)?;
+    if plan.test.size != plan.train.size {
+        let (test_shape, test_features) = net
+            .shapes(plan.test.size, &plan.test.normalize, pooling)
+            .map_err(fail)?;
+        if test_features != feature_shape {
+            return Err(fail(ScriptError::Output {
+                path: net.path().to_path_buf(),
+                message: format!(
+                    "train ({} px) and test ({} px) images give different feature shapes ({:?} vs {:?})",
+                    plan.train.size, plan.test.size, cut_shape, test_shape
+                ),
+                help: "use the same size for both, or adaptive pooling (`pooling avg 4x4`) so \
+                       the probe sees a fixed shape"
+                    .into(),
+            }));
+        }
+    }
+    let mut resolved = plan.clone();
+    resolved.derived.set_shapes(cut_shape, feature_shape);
+    Ok((resolved, Some(net)))
+}
+
+/// A TorchScript error as a diagnostic pointing at the `backbone torchscript "…"` line.
+pub(super) fn script_diag(e: &ScriptError, file: Option<&SourceFile>) -> Diag {
+    let mut d = Diag::error(Code::RunTorchScript, e.to_string()).with_help(e.help());
+    if let Some(file) = file {
+        if let Some(span) = plan::locate(file, &["backbone"]) {
+            let label = match e {
+                ScriptError::Io { .. } => "this file cannot be read",
+                ScriptError::NotTorchScript { .. } => "not a TorchScript module",
+                ScriptError::Load { .. } => "libtorch cannot load this module",
+                ScriptError::Output { .. } => "this module's output does not fit",
+            };
+            d = d.at(span, label).with_source(file);
+        }
+    }
+    d
+}
+
 fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
     let (diag, exit) = weights_diag(e, Some(file));
     Failure::new(diag, exit)

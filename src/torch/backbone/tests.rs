@@ -300,16 +300,26 @@ fn frozen_and_no_grad() {
 #[test]
 fn batchnorm_eval_keeps_running_stats_train_updates_them() {
     let plan = psyrun::plan::Backbone {
-        arch: Arch::Resnet18,
-        weights: psyrun::plan::Weights::Random,
-        cut: "layer1".into(),
+        network: psyrun::plan::Network::Catalog(psyrun::plan::CatalogNet {
+            arch: Arch::Resnet18,
+            weights: psyrun::plan::Weights::Random,
+            cut: "layer1".into(),
+        }),
         pooling: Pooling::Off,
         batchnorm: BatchNorm::Eval,
     };
     let mut b = Backbone::from_plan(&plan, CPU).unwrap();
     let mut events = psyrun::progress::Recorder::default();
     let go = std::sync::atomic::AtomicBool::new(false);
-    weights::apply(&mut b, &plan.weights, 0, Path::new("."), &mut events, &go).unwrap();
+    weights::apply(
+        &mut b,
+        &psyrun::plan::Weights::Random,
+        0,
+        Path::new("."),
+        &mut events,
+        &go,
+    )
+    .unwrap();
     let snapshot = |b: &Backbone| -> Vec<(String, Tensor)> {
         let mut v: Vec<(String, Tensor)> = b
             .variables()

@@ -1,0 +1,538 @@
+//! TorchScript backbones (`backbone torchscript "net.pt"`) and the network the interpreter and
+//! `psyrun features` run: a catalog [`Backbone`] or a [`ScriptNet`].
+//!
+//! A TorchScript file (`torch.jit.trace(model, example).save("net.pt")` or
+//! `torch.jit.script(model).save(…)`) holds a module's code (TorchScript, run by libtorch's
+//! interpreter, never by Python) and its weights. psyrun uses it whole: its output for a
+//! batch `[N, 3, H, W]` is the feature map, so the user exports the network already cut. Its
+//! shapes are known only once it is loaded, so [`ScriptNet::shapes`] runs it once on grey
+//! images of the train and test sizes (two images, to catch a batch size frozen in by
+//! tracing) and checks what came out against the experiment's pooling.
+//!
+//! Before libtorch sees the file, [`psyrun::checkpoint::file_kind`] tells a state dict, a
+//! safetensors file or an old checkpoint from TorchScript, so the error says what the file
+//! is and what to do instead of libtorch's "PytorchStreamReader failed locating file
+//! constants.pkl".
+//!
+//! Differences from catalog backbones: the module's parameters keep their layout (psyrun
+//! cannot make them channels-last, so the input stays NCHW as exported), and `batchnorm
+//! train` puts the whole module in training mode (`module.train()`, dropout included), as
+//! the tutorial's `model.train()` does.
+
+use super::backbone::{pool, Backbone};
+use psyrun::checkpoint::{file_kind, FileKind};
+use psyrun::plan::{BatchNorm, Normalize, Pooling};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+/// A loaded TorchScript module.
+pub struct ScriptNet {
+    module: CModule,
+    path: PathBuf,
+    device: Device,
+}
+
+impl fmt::Debug for ScriptNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScriptNet")
+            .field("path", &self.path)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+/// Why a TorchScript backbone cannot be used.
+#[derive(Debug)]
+pub enum ScriptError {
+    /// The file cannot be opened or read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The file is another kind of PyTorch file (or none).
+    NotTorchScript {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// libtorch refused to load it.
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// libtorch's message.
+        message: String,
+    },
+    /// It loaded, but running it on a grey batch failed or gave something unusable.
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScriptError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            ScriptError::NotTorchScript { path, kind } => {
+                write!(f, "{} is {}", path.display(), kind.describe())
+            }
+            ScriptError::Load { path, message } => write!(
+                f,
+                "libtorch cannot load the TorchScript module {}: {}",
+                path.display(),
+                first_line(message)
+            ),
+            ScriptError::Output { path, message, .. } => {
+                write!(f, "TorchScript module {}: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+impl ScriptError {
+    /// What the user can do.
+    pub fn help(&self) -> String {
+        match self {
+            ScriptError::Io { .. } => "a relative path is taken from the experiment file's folder".into(),
+            ScriptError::NotTorchScript { kind, .. } => match kind {
+                FileKind::TorchSave | FileKind::LegacyTorchSave | FileKind::Safetensors => {
+                    "weights of a catalog architecture go in its block: `backbone resnet50 { weights \"net.pth\" … }`; \
+                     for another architecture, export the cut network as TorchScript: \
+                     `torch.jit.trace(model.eval(), torch.rand(1, 3, 224, 224)).save(\"net.pt\")`"
+                        .into()
+                }
+                _ => "a TorchScript file is written by `torch.jit.save` (or `.save()` on a traced or scripted module)"
+                    .into(),
+            },
+            ScriptError::Load { .. } => {
+                "the file may come from a newer PyTorch than psyrun's libtorch, or be damaged; \
+                 save it again with `torch.jit.save` (psyrun's libtorch version: `psyrun doctor`)"
+                    .into()
+            }
+            ScriptError::Output { help, .. } => help.clone(),
+        }
+    }
+}
+
+/// How [`ScriptNet::try_forward`] starts its message when the output is not a tensor.
+const NOT_ONE_TENSOR: &str = "not one tensor: ";
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim()
+}
+
+impl ScriptNet {
+    /// Loads `path` onto the CPU in eval mode, after checking that it is TorchScript.
+    pub fn load(path: &Path) -> Result<Self, ScriptError> {
+        let kind = file_kind(path).map_err(|source| ScriptError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if kind != FileKind::TorchScript {
+            return Err(ScriptError::NotTorchScript {
+                path: path.to_path_buf(),
+                kind,
+            });
+        }
+        let mut module =
+            CModule::load_on_device(path, Device::Cpu).map_err(|e| ScriptError::Load {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        module.f_set_eval().map_err(|e| ScriptError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(ScriptNet {
+            module,
+            path: path.to_path_buf(),
+            device: Device::Cpu,
+        })
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the module's parameters and buffers to `device` (as float32).
+    #[allow(clippy::wrong_self_convention)] // the name torch users expect
+    pub fn to_device(&mut self, device: Device) {
+        self.module.to(device, Kind::Float, false);
+        self.device = device;
+    }
+
+    /// Eval mode (frozen) or training mode (the tutorial's drifting BatchNorm statistics).
+    pub fn set_batchnorm(&mut self, mode: BatchNorm) {
+        match mode {
+            BatchNorm::Eval => self.module.set_eval(),
+            BatchNorm::Train => self.module.set_train(),
+        }
+    }
+
+    /// The module's output for `x` (`[N, 3, H, W]` on its device), without autograd.
+    pub fn try_forward(&self, x: &Tensor) -> Result<Tensor, String> {
+        let out = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(x.shallow_clone())]))
+            .map_err(|e| first_line(&e.to_string()).to_owned())?;
+        match out {
+            IValue::Tensor(t) => Ok(t.contiguous()),
+            other => Err(format!("{NOT_ONE_TENSOR}{}", describe_ivalue(&other))),
+        }
+    }
+
+    /// As [`try_forward`](Self::try_forward); a failure panics (caught as a libtorch error by
+    /// the interpreter). The output was checked to be a tensor by [`shapes`](Self::shapes).
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs the module (in eval mode) on two grey images of `size` (normalised as given)
+    /// and returns the shape of one image's output and the shape after `pooling`.
+    pub fn shapes(
+        &self,
+        size: u32,
+        normalize: &Normalize,
+        pooling: Pooling,
+    ) -> Result<(Vec<u32>, Vec<u32>), ScriptError> {
+        let fail = |message: String, help: &str| ScriptError::Output {
+            path: self.path.clone(),
+            message,
+            help: help.to_owned(),
+        };
+        let s = i64::from(size);
+        let grey: Vec<f32> = {
+            let plane = vec![0.5f32; (size as usize).pow(2)];
+            let mut chw = vec![0f32; 3 * plane.len()];
+            psyrun::trials::grey_to_chw(&plane, normalize, &mut chw);
+            chw
+        };
+        let one = Tensor::from_slice(&grey).reshape([1, 3, s, s]);
+        let x = Tensor::cat(&[&one, &one], 0).to_device(self.device);
+        let y = self.try_forward(&x).map_err(|e| {
+            if let Some(what) = e.strip_prefix(NOT_ONE_TENSOR) {
+                return fail(
+                    format!("it returns {what}, not one tensor"),
+                    "psyrun needs the feature map alone; export a wrapper whose forward returns \
+                     it, e.g. `return self.model(x)[0]`",
+                );
+            }
+            fail(
+                format!("running it on a batch of two {size}×{size} images failed: {e}"),
+                "psyrun calls the module with one tensor [N, 3, H, W] (normalised as the experiment's \
+                 `normalize` says) and needs one tensor [N, …] back; export it with a batch size of \
+                 1 or more and check it runs at this `size`",
+            )
+        })?;
+        let shape = y.size();
+        if shape.len() < 2 || shape[0] != 2 {
+            return Err(fail(
+                format!("for a batch of 2 images it returned a tensor of shape {shape:?}; the first dimension must be the batch"),
+                "a module traced with a fixed batch size (e.g. `x.view(1, -1)`) keeps it; use \
+                 `torch.flatten(x, 1)` or `x.view(x.size(0), -1)` before tracing, or `torch.jit.script`",
+            ));
+        }
+        let kind = y.kind();
+        if !matches!(
+            kind,
+            Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double
+        ) {
+            return Err(fail(
+                format!("it returned {kind:?} values; features must be floating point"),
+                "return the feature map of the layer you want to probe",
+            ));
+        }
+        let per_image: Vec<u32> = shape[1..]
+            .iter()
+            .map(|&d| u32::try_from(d).unwrap_or(u32::MAX))
+            .collect();
+        let pooled = match pooling {
+            Pooling::Off => per_image.clone(),
+            Pooling::Avg { h, w } | Pooling::Max { h, w } => {
+                if per_image.len() != 3 {
+                    return Err(fail(
+                        format!("its output per image has shape {per_image:?}; `pooling` needs a feature map C×H×W"),
+                        "use `pooling none`, or export a module that ends at a convolutional layer",
+                    ));
+                }
+                if h > per_image[1] || w > per_image[2] {
+                    return Err(fail(
+                        format!(
+                            "pooling to {h}x{w} is larger than its {}x{} feature map at {size} px",
+                            per_image[1], per_image[2]
+                        ),
+                        &format!(
+                            "adaptive pooling reduces; use at most {}x{}",
+                            per_image[1], per_image[2]
+                        ),
+                    ));
+                }
+                vec![per_image[0], h, w]
+            }
+        };
+        // What the probe will see must match what was computed here.
+        let probed: i64 = pool(&y, pooling).size()[1];
+        let expected: u64 = pooled.iter().map(|&d| u64::from(d)).product();
+        debug_assert_eq!(u64::try_from(probed).ok(), Some(expected));
+        Ok((per_image, pooled))
+    }
+}
+
+fn describe_ivalue(v: &IValue) -> String {
+    match v {
+        IValue::Tuple(items) => format!("a tuple of {}", items.len()),
+        IValue::GenericList(items) => format!("a list of {}", items.len()),
+        IValue::TensorList(items) => format!("a list of {} tensors", items.len()),
+        IValue::GenericDict(_) => "a dict".into(),
+        IValue::None => "None".into(),
+        IValue::Double(_) | IValue::Int(_) | IValue::Bool(_) => "a number".into(),
+        IValue::String(_) => "a string".into(),
+        _ => "something else".into(),
+    }
+}
+
+/// The network that computes the features: a catalog backbone or a TorchScript module.
+#[derive(Debug)]
+pub enum Net {
+    /// Built by psyrun, cut after a catalog module.
+    Catalog(Backbone),
+    /// A user's TorchScript module.
+    Script(ScriptNet),
+}
+
+impl Net {
+    /// The output at the cut for `x` (`[N, 3, H, W]` on the network's device), without
+    /// autograd, contiguous.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Net::Catalog(b) => b.forward(x),
+            Net::Script(s) => s.forward(x),
+        }
+    }
+
+    /// Frozen, or BatchNorm in training mode.
+    pub fn set_batchnorm(&mut self, mode: BatchNorm) {
+        match self {
+            Net::Catalog(b) => b.set_batchnorm(mode),
+            Net::Script(s) => s.set_batchnorm(mode),
+        }
+    }
+
+    /// Moves the network to `device`.
+    #[allow(clippy::wrong_self_convention)] // the name torch users expect
+    pub fn to_device(&mut self, device: Device) {
+        match self {
+            Net::Catalog(b) => b.to_device(device),
+            Net::Script(s) => s.to_device(device),
+        }
+    }
+
+    /// Channels-last activations where psyrun controls the layout (catalog backbones).
+    pub fn set_channels_last(&mut self, on: bool) {
+        if let Net::Catalog(b) = self {
+            b.set_channels_last(on);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use psyrun::models::catalog::Arch;
+
+    const CPU: Device = Device::Cpu;
+    const IMAGENET: Normalize = Normalize::MeanStd {
+        mean: psyrun::plan::IMAGENET_MEAN,
+        std: psyrun::plan::IMAGENET_STD,
+    };
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("psyrun-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    /// Traces `f` on `example` into a TorchScript file `name`.
+    fn traced(name: &str, example: &Tensor, f: &mut dyn FnMut(&Tensor) -> Vec<Tensor>) -> PathBuf {
+        let mut closure = |xs: &[Tensor]| f(&xs[0]);
+        let m =
+            CModule::create_by_tracing("Net", "forward", &[example.shallow_clone()], &mut closure)
+                .unwrap();
+        let path = temp(name);
+        m.save(&path).unwrap();
+        path
+    }
+
+    fn resnet18_layer1() -> Backbone {
+        let mut b = Backbone::new(Arch::Resnet18, "layer1", CPU).unwrap();
+        b.init_random(7);
+        b
+    }
+
+    fn err(r: Result<impl fmt::Debug, ScriptError>) -> ScriptError {
+        r.expect_err("expected an error")
+    }
+
+    #[test]
+    fn a_traced_catalog_backbone_computes_the_same_features_and_shapes() {
+        let b = resnet18_layer1();
+        tch::manual_seed(1);
+        let example = Tensor::randn([1, 3, 64, 64], (Kind::Float, CPU));
+        let path = traced("r18.pt", &example, &mut |x| vec![b.forward(x)]);
+        let net = ScriptNet::load(&path).unwrap();
+        let x = Tensor::randn([3, 3, 64, 64], (Kind::Float, CPU));
+        let want = b.forward(&x);
+        let got = net.forward(&x);
+        assert_eq!(got.size(), vec![3, 64, 16, 16]);
+        let diff = (&got - &want).abs().max().double_value(&[]);
+        let scale = want.abs().max().double_value(&[]);
+        assert!(diff <= 1e-5 * scale, "max diff {diff} (scale {scale})");
+        let (cut, feat) = net.shapes(64, &IMAGENET, Pooling::Off).unwrap();
+        assert_eq!((cut.clone(), feat), (vec![64, 16, 16], vec![64, 16, 16]));
+        let (_, feat) = net
+            .shapes(64, &IMAGENET, Pooling::Avg { h: 2, w: 3 })
+            .unwrap();
+        assert_eq!(feat, vec![64, 2, 3]);
+        // Another input size: the traced convolutions are size-agnostic.
+        let (cut, _) = net.shapes(96, &Normalize::Off, Pooling::Off).unwrap();
+        assert_eq!(cut, vec![64, 24, 24]);
+        // No autograd: the output carries no graph even for an input that wants gradients.
+        let xg = x.set_requires_grad(true);
+        assert!(!net.forward(&xg).requires_grad());
+    }
+
+    #[test]
+    fn files_that_are_not_torchscript_say_what_they_are() {
+        // A torch.save-style zip (data.pkl, no code).
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            for name in ["net/data.pkl", "net/data/0", "net/version"] {
+                w.start_file(name, zip::write::FileOptions::default())
+                    .unwrap();
+                std::io::Write::write_all(&mut w, b"\x80\x02}q\x00.").unwrap();
+            }
+            w.finish().unwrap();
+        }
+        let sd = temp("state_dict.pth");
+        std::fs::write(&sd, buf.into_inner()).unwrap();
+        let e = err(ScriptNet::load(&sd));
+        assert!(
+            matches!(
+                e,
+                ScriptError::NotTorchScript {
+                    kind: FileKind::TorchSave,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("torch.save checkpoint"), "{e}");
+        assert!(e.help().contains("weights \"net.pth\""), "{}", e.help());
+
+        let garbage = temp("garbage.pt");
+        std::fs::write(&garbage, b"not a model at all").unwrap();
+        let e = err(ScriptNet::load(&garbage));
+        assert!(matches!(
+            e,
+            ScriptError::NotTorchScript {
+                kind: FileKind::Unknown,
+                ..
+            }
+        ));
+        assert!(e.help().contains("torch.jit.save"));
+
+        let e = err(ScriptNet::load(&temp("missing.pt")));
+        assert!(matches!(e, ScriptError::Io { .. }), "{e:?}");
+
+        // A TorchScript archive whose records are damaged: libtorch refuses it, no panic.
+        let mut broken = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut broken);
+            for name in ["net/code/__torch__.py", "net/constants.pkl", "net/data.pkl"] {
+                w.start_file(name, zip::write::FileOptions::default())
+                    .unwrap();
+                std::io::Write::write_all(&mut w, b"garbage").unwrap();
+            }
+            w.finish().unwrap();
+        }
+        let bad = temp("broken.pt");
+        std::fs::write(&bad, broken.into_inner()).unwrap();
+        let e = err(ScriptNet::load(&bad));
+        assert!(matches!(e, ScriptError::Load { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn outputs_that_do_not_fit_are_explained() {
+        let example = Tensor::ones([1, 3, 16, 16], (Kind::Float, CPU));
+        // (A module returning a tuple is tested with a scripted module in tests/run.rs.)
+        // The batch averaged away: [C, H, W] comes back.
+        let path = traced("nobatch.pt", &example, &mut |x| {
+            vec![x.mean_dim(0, false, Kind::Float)]
+        });
+        let net = ScriptNet::load(&path).unwrap();
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
+        assert!(
+            e.to_string().contains("first dimension must be the batch"),
+            "{e}"
+        );
+
+        // A batch size of 1 frozen in by tracing: two images come back as one row.
+        let path = traced("view1.pt", &example, &mut |x| vec![x.view([1, -1])]);
+        let net = ScriptNet::load(&path).unwrap();
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
+        assert!(
+            e.to_string()
+                .contains("shape [1, 1536]; the first dimension must be the batch"),
+            "{e}"
+        );
+        assert!(e.help().contains("torch.flatten(x, 1)"));
+
+        // A shape frozen in by tracing that no longer fits: libtorch's error, explained.
+        let path = traced("reshape.pt", &example, &mut |x| vec![x.reshape([1, 768])]);
+        let net = ScriptNet::load(&path).unwrap();
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
+        assert!(
+            e.to_string()
+                .contains("running it on a batch of two 16×16 images failed"),
+            "{e}"
+        );
+        assert!(e.help().contains("one tensor [N, 3, H, W]"), "{}", e.help());
+
+        // A flat output cannot be pooled; a map smaller than the pooling neither.
+        let path = traced("flat.pt", &example, &mut |x| vec![x.flatten(1, -1)]);
+        let net = ScriptNet::load(&path).unwrap();
+        assert_eq!(
+            net.shapes(16, &Normalize::Off, Pooling::Off).unwrap().1,
+            vec![768]
+        );
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Avg { h: 2, w: 2 }));
+        assert!(e.to_string().contains("needs a feature map"), "{e}");
+        let path = traced("map.pt", &example, &mut |x| {
+            vec![x.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None)]
+        });
+        let net = ScriptNet::load(&path).unwrap();
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Max { h: 8, w: 8 }));
+        assert!(
+            e.to_string().contains("larger than its 4x4 feature map"),
+            "{e}"
+        );
+
+        // Integer output.
+        let path = traced("int.pt", &example, &mut |x| {
+            vec![x.gt(0.5).to_kind(Kind::Int64)]
+        });
+        let net = ScriptNet::load(&path).unwrap();
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
+        assert!(e.to_string().contains("floating point"), "{e}");
+    }
+}
