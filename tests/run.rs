@@ -464,6 +464,36 @@ fn torchscript_files_that_do_not_fit_are_diagnosed_before_anything_is_written() 
 }
 
 #[test]
+fn precision_and_peak_memory_are_recorded_and_tf32_changes_nothing_on_the_cpu() {
+    let dir = scratch("precision");
+    let with =
+        |p: &str| tiny("t", "", SGD).replace("device cpu", &format!("device cpu\n  precision {p}"));
+    write(&dir, "fp32.psy", &tiny("t", "", SGD));
+    write(&dir, "tf32.psy", &with("tf32"));
+    write(&dir, "bf16.psy", &with("bf16"));
+    for p in ["fp32", "tf32", "bf16"] {
+        let o = run_in(&dir, &["run", &format!("{p}.psy"), "--out", p]);
+        assert_eq!(o.status.code(), Some(0), "{p}: {}", text(&o.stderr));
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.join(p).join("manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(m["precision"], p, "{m}");
+        let peak = m["peak_rss_bytes"].as_u64().expect("peak memory recorded");
+        assert!(
+            peak > 100 << 20 && peak < 64 << 30,
+            "{p}: peak {peak} bytes"
+        );
+    }
+    let read = |p: &str, f: &str| fs::read_to_string(dir.join(p).join(f)).unwrap();
+    // A CPU has no TensorFloat-32: identical numbers.
+    assert_eq!(read("fp32", "training.csv"), read("tf32", "training.csv"));
+    assert_eq!(read("fp32", "csf.csv"), read("tf32", "csf.csv"));
+    // bfloat16 features differ in the third digit: the loss does too.
+    assert_ne!(read("fp32", "training.csv"), read("bf16", "training.csv"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn torchvision_weights_not_cached_and_offline_say_where_to_put_the_file() {
     let dir = scratch("tv");
     // A closed port on 127.0.0.1 stands for the unreachable server.

@@ -31,7 +31,7 @@ pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 const SECTIONS: &[&str] = &["backbone", "probe", "train", "test", "staircase"];
-const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device"];
+const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision"];
 const BACKBONE_SETTINGS: &[&str] = &["weights", "cut", "pooling", "batchnorm"];
 const PROBE_SETTINGS: &[&str] = &["paradigm", "epochs", "batch"];
 const SGD_SETTINGS: &[&str] = &["lr", "momentum", "weight_decay", "nesterov"];
@@ -60,6 +60,7 @@ const BISECTION_SETTINGS: &[&str] = &["start", "range", "target", "tolerance", "
 const HOMES: &[(&str, &str)] = &[
     ("seed", "the experiment block"),
     ("device", "the experiment block"),
+    ("precision", "the experiment block"),
     ("weights", "`backbone`"),
     ("cut", "`backbone`"),
     ("pooling", "`backbone`"),
@@ -140,6 +141,17 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     let device = f
         .get("device")
         .map_or(Some(Device::Auto), |v| device(cx, v));
+    let precision = f.get("precision").map_or(Some(Precision::Fp32), |v| {
+        cx.choice(
+            v,
+            "precision",
+            &[
+                ("fp32", Precision::Fp32),
+                ("tf32", Precision::Tf32),
+                ("bf16", Precision::Bf16),
+            ],
+        )
+    });
 
     // Sections: each at most once; all required.
     let mut found: Vec<(&str, &Block)> = Vec::new();
@@ -193,8 +205,9 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     let test = get("test").and_then(|b| test(cx, b));
     let staircase = get("staircase").and_then(|b| staircase(cx, b));
 
-    let (seed, device, backbone, probe, train, test, staircase) =
-        (seed?, device?, backbone?, probe?, train?, test?, staircase?);
+    let (seed, device, precision, backbone, probe, train, test, staircase) = (
+        seed?, device?, precision?, backbone?, probe?, train?, test?, staircase?,
+    );
     let derived = derive(
         cx, exp, &found, &backbone, &probe, &train, &test, &staircase,
     )?;
@@ -204,6 +217,7 @@ fn experiment(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         experiment: name,
         seed,
         device,
+        precision,
         backbone: backbone.plan,
         probe,
         train,

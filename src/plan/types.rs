@@ -16,6 +16,8 @@ pub struct Plan {
     pub seed: u64,
     /// Where to compute.
     pub device: Device,
+    /// Arithmetic of the backbone's forward passes.
+    pub precision: Precision,
     /// The frozen network and where it is cut.
     pub backbone: Backbone,
     /// The linear read-out trained on the backbone's features.
@@ -39,6 +41,32 @@ pub enum Device {
     Cpu,
     /// CUDA device N.
     Cuda(u32),
+}
+
+/// Arithmetic of the backbone's forward passes (the probe always trains in float32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// float32 throughout; on CUDA, TensorFloat-32 is switched off for convolutions and
+    /// matrix products (libtorch's default lets cuDNN use it). The default.
+    Fp32,
+    /// float32 storage with TensorFloat-32 tensor-core arithmetic (10-bit mantissa) in
+    /// convolutions and matrix products on CUDA GPUs that have it (Ampere and later). Same
+    /// as `Fp32` on the CPU.
+    Tf32,
+    /// The backbone's weights and activations in bfloat16 (8-bit mantissa); features are
+    /// converted back to float32 for the probe.
+    Bf16,
+}
+
+impl Precision {
+    /// The name written in `.psy` files and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 /// The backbone network.

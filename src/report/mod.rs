@@ -97,6 +97,30 @@ pub struct Manifest {
     /// Wall-clock seconds of each phase so far (`setup`, `training`, `testing`, `writing`).
     #[serde(default)]
     pub phase_seconds: Vec<(String, f64)>,
+    /// The backbone's arithmetic (`fp32`, `tf32`, `bf16`; see the plan's `precision`).
+    #[serde(default)]
+    pub precision: String,
+    /// The process's peak resident memory so far in bytes (Linux `VmHWM`), updated after
+    /// each phase; `None` where the system does not tell.
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The process's peak resident set size in bytes (`VmHWM` in `/proc/self/status`), or
+/// `None` where that file does not exist (not Linux) or says nothing.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line["VmHWM:".len()..].split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") | None => n.checked_mul(1024),
+        _ => None,
+    }
 }
 
 /// One training epoch.

@@ -58,6 +58,8 @@ fn manifest(plan: &Plan) -> Manifest {
         threads: 2,
         complete: false,
         phase_seconds: vec![("training".into(), 1.5)],
+        precision: "fp32".into(),
+        peak_rss_bytes: Some(2 << 30),
     }
 }
 
@@ -567,4 +569,18 @@ fn from_bisection_needs_a_finished_staircase() {
     let f = FrequencyResult::from_bisection(2.0, &s).unwrap();
     assert_eq!((f.threshold, f.sensitivity, f.steps.len()), (0.5, 2.0, 1));
     assert_eq!(stop_name(f.stop), "converged");
+}
+
+#[test]
+fn peak_memory_is_read_from_vm_hwm() {
+    let status = "Name:\tpsyrun\nVmPeak:\t 4000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n";
+    assert_eq!(super::parse_vm_hwm(status), Some(2048 * 1024));
+    assert_eq!(super::parse_vm_hwm("VmRSS: 10 kB\n"), None);
+    assert_eq!(super::parse_vm_hwm("VmHWM: lots kB\n"), None);
+    // This process has used some memory, and not more than the machine has.
+    let own = super::peak_rss_bytes();
+    if cfg!(target_os = "linux") {
+        let own = own.expect("Linux has /proc/self/status");
+        assert!(own > 1 << 20 && own < 1 << 40, "{own}");
+    }
 }

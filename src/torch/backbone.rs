@@ -30,7 +30,7 @@
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
 use psyrun::models::catalog::{self, Arch};
-use psyrun::plan::{BatchNorm, Pooling};
+use psyrun::plan::{BatchNorm, Pooling, Precision};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
@@ -633,6 +633,7 @@ pub struct Backbone {
     keys: Vec<StateKey>,
     batchnorm: BatchNorm,
     channels_last: bool,
+    precision: Precision,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -644,6 +645,7 @@ impl std::fmt::Debug for Backbone {
             .field("variables", &self.keys.len())
             .field("batchnorm", &self.batchnorm)
             .field("channels_last", &self.channels_last)
+            .field("precision", &self.precision)
             .finish()
     }
 }
@@ -673,6 +675,7 @@ impl Backbone {
             keys,
             batchnorm: BatchNorm::Eval,
             channels_last: false,
+            precision: Precision::Fp32,
         })
     }
 
@@ -827,14 +830,39 @@ impl Backbone {
         } else {
             x.shallow_clone()
         };
+        let bf16 = self.precision == Precision::Bf16;
+        let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x };
         let (y, stopped) = self.run_seq(&self.stages, x, cut);
         debug_assert!(stopped, "cut {cut} not reached");
+        let y = if bf16 { y.to_kind(Kind::Float) } else { y };
         Ok(y.contiguous())
     }
 
     /// The output of the built cut.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         self.features(x, &self.cut)
+    }
+
+    /// The arithmetic of the forward pass. `Bf16` converts every floating-point variable to
+    /// bfloat16 (call it after the weights are loaded and the backbone is on its device);
+    /// inputs are converted on the way in and features back to float32 on the way out.
+    /// `Tf32` lets cuDNN convolutions use TensorFloat-32 (CUDA only); `Fp32` forbids it.
+    /// Going back from `Bf16` converts the variables to float32 again, but their values
+    /// stay rounded to bfloat16: reload the weights for exact float32.
+    pub fn set_precision(&mut self, precision: Precision) {
+        match (self.precision, precision) {
+            (Precision::Bf16, Precision::Bf16) => {}
+            (_, Precision::Bf16) => self.vs.bfloat16(),
+            (Precision::Bf16, _) => self.vs.float(),
+            _ => {}
+        }
+        self.precision = precision;
+    }
+
+    /// The arithmetic of the forward pass.
+    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn check_cut(&self, cut: &str) -> Result<(), BackboneError> {
@@ -907,13 +935,21 @@ impl Backbone {
 
     fn apply(&self, layer: &Layer, x: &Tensor) -> Tensor {
         match layer {
-            Layer::Conv(c) => x.conv2d(
+            // `conv2d` with TensorFloat-32 chosen by the precision instead of by libtorch's
+            // global flag (on by default for cuDNN); identical on the CPU.
+            Layer::Conv(c) => x.internal_convolution(
                 &c.weight,
                 c.bias.as_ref(),
                 [c.stride, c.stride],
                 [c.padding, c.padding],
                 [1, 1],
+                false,
+                [0, 0],
                 1,
+                false,
+                false,
+                true,
+                self.precision == Precision::Tf32,
             ),
             Layer::Bn(bn) => {
                 let train = self.batchnorm == BatchNorm::Train;

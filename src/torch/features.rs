@@ -116,6 +116,8 @@ pub struct Request {
     pub base_dir: PathBuf,
     /// Where to compute.
     pub device: plan::Device,
+    /// The backbone's arithmetic (the experiment's; `fp32` for PNG images).
+    pub precision: plan::Precision,
     /// The images.
     pub inputs: Inputs,
     /// Shape of one image's features (after pooling), as `psyrun plan` derives it; `None`
@@ -282,6 +284,7 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
         seed: args.seed.unwrap_or(0),
         base_dir: PathBuf::new(),
         device: args.device.unwrap_or(plan::Device::Auto),
+        precision: plan::Precision::Fp32,
         inputs: Inputs::Images {
             files: args.inputs.clone(),
             size,
@@ -339,6 +342,7 @@ fn resolve_experiment(
         seed: plan.seed,
         base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         device: args.device.unwrap_or(plan.device),
+        precision: plan.precision,
         feature_shape: plan.derived.feature_shape.clone(),
         inputs: Inputs::Stimuli {
             plan: Box::new(plan),
@@ -676,6 +680,9 @@ fn extract_inner(
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Features, Failure> {
+    if request.device != plan::Device::Cpu {
+        super::run::set_tf32(request.precision);
+    }
     let device = select_device(request.device)?;
     let b = &request.backbone;
     let (mut net, feature_shape) = match (&b.network, &request.inputs) {
@@ -728,6 +735,7 @@ fn extract_inner(
         net.to_device(device);
     }
     net.set_channels_last(true);
+    net.set_precision(request.precision);
 
     let names = names(&request.inputs);
     let shape: Vec<usize> = feature_shape.iter().map(|&d| d as usize).collect();
@@ -937,6 +945,7 @@ pub fn metadata(request: &Request, features: &Features) -> BTreeMap<String, Stri
         }
     }
     m.insert("pooling".into(), pooling_name(b.pooling));
+    m.insert("precision".into(), request.precision.name().into());
     m.insert("seed".into(), request.seed.to_string());
     m.insert("batchnorm".into(), "eval".into());
     m.insert("psyrun_version".into(), env!("CARGO_PKG_VERSION").into());

@@ -300,6 +300,9 @@ impl<'a> Interpreter<'a> {
     ) -> Result<Self, Failure> {
         let started = Instant::now();
         let started_at = chrono::Utc::now();
+        if plan.device != plan::Device::Cpu {
+            set_tf32(plan.precision);
+        }
         let device = select_device(plan, ctx.file)?;
         let (mut backbone, weights_path) = match (&plan.backbone.network, script) {
             (Network::Catalog(net), _) => {
@@ -357,6 +360,7 @@ impl<'a> Interpreter<'a> {
         // Channels-last (NHWC) convolutions are faster on CPU (oneDNN) and on CUDA (cuDNN);
         // results agree with the default layout to float rounding.
         backbone.set_channels_last(true);
+        backbone.set_precision(plan.precision);
 
         let folder = match ctx.out {
             Some(out) => RunFolder::create(Some(out), &plan.experiment, started_at),
@@ -396,6 +400,8 @@ impl<'a> Interpreter<'a> {
             threads: usize::try_from(tch::get_num_threads()).unwrap_or(1),
             complete: false,
             phase_seconds: vec![("setup".into(), started.elapsed().as_secs_f64())],
+            precision: plan.precision.name().into(),
+            peak_rss_bytes: report::peak_rss_bytes(),
         };
         let results = Results {
             plan: plan.clone(),
@@ -793,6 +799,7 @@ impl<'a> Interpreter<'a> {
             .manifest
             .phase_seconds
             .push((name.into(), t0.elapsed().as_secs_f64()));
+        self.results.manifest.peak_rss_bytes = report::peak_rss_bytes();
     }
 
     fn nan_failure(&self, epoch: u32, loss: f64) -> Failure {
@@ -931,6 +938,20 @@ pub(super) fn check_device(
 }
 
 /// A weights error as a diagnostic pointing at the `weights` setting.
+/// Whether cuDNN and cuBLAS may use TensorFloat-32 (10-bit mantissa) for float32 work on
+/// CUDA. libtorch lets cuDNN use it by default, so a float32 experiment on an Ampere or later
+/// GPU would silently compute its convolutions in TF32. For `fp32` and `bf16`,
+/// `NVIDIA_TF32_OVERRIDE=0`, which cuDNN and cuBLAS read when they start (before this
+/// process's first CUDA operation, hence here), switches it off for every operation,
+/// TorchScript modules included; catalog backbones also pass the choice to each convolution
+/// ([`Backbone::set_precision`]). A value the user set is left alone.
+pub(super) fn set_tf32(precision: plan::Precision) {
+    const VAR: &str = "NVIDIA_TF32_OVERRIDE";
+    if precision != plan::Precision::Tf32 && std::env::var_os(VAR).is_none() {
+        std::env::set_var(VAR, "0");
+    }
+}
+
 /// The plan to run: as given, or for a TorchScript backbone with the shapes filled in, which
 /// only running the module can tell; and the loaded module. Fails before any run folder
 /// exists.

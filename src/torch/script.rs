@@ -21,7 +21,7 @@
 
 use super::backbone::{pool, Backbone};
 use psyrun::checkpoint::{file_kind, FileKind};
-use psyrun::plan::{BatchNorm, Normalize, Pooling};
+use psyrun::plan::{BatchNorm, Normalize, Pooling, Precision};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, IValue, Kind, Tensor};
@@ -31,6 +31,8 @@ pub struct ScriptNet {
     module: CModule,
     path: PathBuf,
     device: Device,
+    /// bfloat16 weights and inputs (features come back as float32).
+    bf16: bool,
 }
 
 impl fmt::Debug for ScriptNet {
@@ -157,6 +159,7 @@ impl ScriptNet {
             module,
             path: path.to_path_buf(),
             device: Device::Cpu,
+            bf16: false,
         })
     }
 
@@ -165,11 +168,28 @@ impl ScriptNet {
         &self.path
     }
 
-    /// Moves the module's parameters and buffers to `device` (as float32).
+    /// Moves the module's parameters and buffers to `device` (in its precision).
     #[allow(clippy::wrong_self_convention)] // the name torch users expect
     pub fn to_device(&mut self, device: Device) {
-        self.module.to(device, Kind::Float, false);
+        self.module.to(device, self.kind(), false);
         self.device = device;
+    }
+
+    /// `Bf16` converts the module's floating-point parameters and buffers to bfloat16 (and
+    /// its inputs, on the way in; features come back as float32). `Tf32` and `Fp32` keep
+    /// float32: whether cuDNN may use TensorFloat-32 inside a TorchScript module is
+    /// libtorch's global setting, see `run::set_tf32`.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.bf16 = precision == Precision::Bf16;
+        self.module.to(self.device, self.kind(), false);
+    }
+
+    fn kind(&self) -> Kind {
+        if self.bf16 {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        }
     }
 
     /// Eval mode (frozen) or training mode (the tutorial's drifting BatchNorm statistics).
@@ -182,9 +202,17 @@ impl ScriptNet {
 
     /// The module's output for `x` (`[N, 3, H, W]` on its device), without autograd.
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor, String> {
-        let out = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(x.shallow_clone())]))
+        let x = if self.bf16 {
+            x.to_kind(Kind::BFloat16)
+        } else {
+            x.shallow_clone()
+        };
+        let out = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(x)]))
             .map_err(|e| first_line(&e.to_string()).to_owned())?;
         match out {
+            IValue::Tensor(t) if self.bf16 && t.is_floating_point() => {
+                Ok(t.to_kind(Kind::Float).contiguous())
+            }
             IValue::Tensor(t) => Ok(t.contiguous()),
             other => Err(format!("{NOT_ONE_TENSOR}{}", describe_ivalue(&other))),
         }
@@ -333,6 +361,14 @@ impl Net {
         match self {
             Net::Catalog(b) => b.to_device(device),
             Net::Script(s) => s.to_device(device),
+        }
+    }
+
+    /// The arithmetic of the forward passes.
+    pub fn set_precision(&mut self, precision: Precision) {
+        match self {
+            Net::Catalog(b) => b.set_precision(precision),
+            Net::Script(s) => s.set_precision(precision),
         }
     }
 

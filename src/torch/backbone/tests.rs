@@ -877,3 +877,33 @@ fn parity_with_torchvision_from_torch_save_checkpoints() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn precision_bf16_is_close_to_fp32_and_tf32_is_fp32_on_the_cpu() {
+    let mut b = Backbone::new(Arch::Resnet18, "layer2", CPU).unwrap();
+    b.init_random(5);
+    b.set_channels_last(true);
+    let x = input(4, 64, 11);
+    let fp32 = b.forward(&x);
+    b.set_precision(Precision::Tf32);
+    assert_eq!(b.precision(), Precision::Tf32);
+    let tf32 = b.forward(&x);
+    // No TensorFloat-32 on a CPU: the very same numbers.
+    assert_eq!(
+        (&tf32 - &fp32).abs().max().double_value(&[]),
+        0.0,
+        "tf32 differs from fp32 on the CPU"
+    );
+    b.set_precision(Precision::Bf16);
+    assert!(b
+        .variables()
+        .iter()
+        .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+        .all(|(_, v)| v.kind() == Kind::BFloat16));
+    let bf16 = b.forward(&x);
+    assert_eq!(bf16.kind(), Kind::Float, "features come back as float32");
+    assert_eq!(bf16.size(), fp32.size());
+    // bfloat16 keeps 8 bits of mantissa: about 2-3 significant digits after two stages.
+    let rel = rel_diff(&bf16, &fp32);
+    assert!(rel > 1e-5 && rel < 5e-2, "bf16 vs fp32: {rel}");
+}
