@@ -60,8 +60,29 @@ pub struct Grating {
     pattern: Vec<f64>,
 }
 
-impl Grating {
-    /// Precomputes the pattern of `spec` (row-major, `size × size`).
+/// The separable factors of a grating's pattern (see the module documentation):
+/// `pattern[i][j] = (ca[j]·cb[i] − sa[j]·sb[i])·(gx[j]·gy[i])`, row `i`, column `j`.
+///
+/// [`Grating::new`] combines exactly these vectors, in this order of operations, so anything
+/// else that combines them the same way (libtorch on a GPU, say) gets the same f64 pattern.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GratingFactors {
+    /// Per column `x`: `cos(cos θ·x/λ)`.
+    pub ca: Vec<f64>,
+    /// Per column: `sin(cos θ·x/λ)`.
+    pub sa: Vec<f64>,
+    /// Per column: the envelope's x factor `exp(−x²/(2σ²))` (1 without an envelope).
+    pub gx: Vec<f64>,
+    /// Per row `y`: `cos(sin θ·y/λ + φ)`.
+    pub cb: Vec<f64>,
+    /// Per row: `sin(sin θ·y/λ + φ)`.
+    pub sb: Vec<f64>,
+    /// Per row: the envelope's y factor.
+    pub gy: Vec<f64>,
+}
+
+impl GratingFactors {
+    /// The factors of `spec` (`size` values each).
     pub fn new(spec: &GratingSpec) -> Self {
         let n = spec.size as usize;
         let r = (spec.size / 2) as i64;
@@ -74,26 +95,52 @@ impl Grating {
             Some(sigma) => (-(v * v) / (2.0 * sigma * sigma)).exp(),
             None => 1.0,
         };
-        // Per column: cos/sin of cos θ·x/λ and the envelope's x factor.
-        let cols: Vec<(f64, f64, f64)> = (0..n)
-            .map(|j| {
-                let x = coord(j);
-                let a = cos_t * x / lambda;
-                (a.cos(), a.sin(), envelope(x))
-            })
-            .collect();
+        let mut f = GratingFactors {
+            ca: Vec::with_capacity(n),
+            sa: Vec::with_capacity(n),
+            gx: Vec::with_capacity(n),
+            cb: Vec::with_capacity(n),
+            sb: Vec::with_capacity(n),
+            gy: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let v = coord(i);
+            // Column: cos/sin of cos θ·x/λ and the envelope's x factor.
+            let a = cos_t * v / lambda;
+            f.ca.push(a.cos());
+            f.sa.push(a.sin());
+            f.gx.push(envelope(v));
+            // Row: cos/sin of sin θ·y/λ + φ and the envelope's y factor.
+            let b = sin_t * v / lambda + rho;
+            f.cb.push(b.cos());
+            f.sb.push(b.sin());
+            f.gy.push(envelope(v));
+        }
+        f
+    }
+
+    /// The pattern, row-major (`size × size`).
+    pub fn pattern(&self) -> Vec<f64> {
+        let n = self.ca.len();
         let mut pattern = vec![0.0; n * n];
         for (i, row) in pattern.chunks_exact_mut(n.max(1)).enumerate() {
-            let y = coord(i);
-            let b = sin_t * y / lambda + rho;
-            let (cb, sb, gy) = (b.cos(), b.sin(), envelope(y));
-            for (p, &(ca, sa, gx)) in row.iter_mut().zip(&cols) {
+            let (cb, sb, gy) = (self.cb[i], self.sb[i], self.gy[i]);
+            for (j, p) in row.iter_mut().enumerate() {
+                let (ca, sa, gx) = (self.ca[j], self.sa[j], self.gx[j]);
                 *p = (ca * cb - sa * sb) * (gx * gy);
             }
         }
+        pattern
+    }
+}
+
+impl Grating {
+    /// Precomputes the pattern of `spec` (row-major, `size × size`) from its
+    /// [`GratingFactors`].
+    pub fn new(spec: &GratingSpec) -> Self {
         Grating {
             size: spec.size,
-            pattern,
+            pattern: GratingFactors::new(spec).pattern(),
         }
     }
 

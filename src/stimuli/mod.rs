@@ -2,7 +2,7 @@
 //!
 //! * [`shapes`]: training trials, one random filled shape on grey at two contrasts
 //!   (`train shapes`), reproducing the tutorial's `create_random_shape`.
-//! * [`grating`]: test gratings (`test gratings`), reproducing the tutorial's
+//! * [`grating`](mod@grating): test gratings (`test gratings`), reproducing the tutorial's
 //!   `sinusoid_grating` and Gaussian window to 1e-13 (see `scripts/stimuli_reference.py`).
 //! * [`rng`]: seeded, portable random streams, one per trial, so stimuli never depend on
 //!   batch size, order or thread count.
@@ -16,10 +16,10 @@ pub mod grating;
 pub mod rng;
 pub mod shapes;
 
-pub use grating::{grating, uniform_grey, Grating, GratingSpec};
+pub use grating::{grating, uniform_grey, Grating, GratingFactors, GratingSpec};
 pub use shapes::{
-    adjust_contrast, draw_params, render, training_pair, Geometry, ShapeKind, ShapeParams,
-    TrainingPair,
+    adjust_contrast, draw_params, render, training_pair, training_params, EllipseRaster, Geometry,
+    ShapeKind, ShapeParams, TrainingPair,
 };
 
 /// Per-channel normalisation of an HWC RGB image, in place: `x ← (x − mean[c]) / std[c]`

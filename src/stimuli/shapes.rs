@@ -111,6 +111,71 @@ impl ShapeParams {
             Geometry::Rectangle { .. } => ShapeKind::Rectangle,
         }
     }
+
+    /// The shape's pixel value per channel, `colour / 255` (computed in f64, stored as f32),
+    /// as [`render_into`] writes it.
+    pub fn rgb(&self) -> [f32; 3] {
+        self.colour.map(|c| (f64::from(c) / 255.0) as f32)
+    }
+}
+
+/// The numbers [`render_into`] tests an ellipse's pixels with, computed once per shape.
+///
+/// A pixel at offset `(dx, dy)` from the centre is inside when `|dx| ≤ half_width`,
+/// `|dy| ≤ half_height` (the rotated ellipse's bounding box) and [`EllipseRaster::contains`]
+/// holds: `u·u·b2 + v·v·a2 ≤ limit` with `u = dx·cos + dy·sin`, `v = −dx·sin + dy·cos`,
+/// in f64 in exactly this order of operations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EllipseRaster {
+    /// sin α.
+    pub sin: f64,
+    /// cos α.
+    pub cos: f64,
+    /// a², the first half-axis squared (negative axes count as 0).
+    pub a2: f64,
+    /// b², the second half-axis squared.
+    pub b2: f64,
+    /// `a2·b2·(1 + 1e-9)`.
+    pub limit: f64,
+    /// `⌈√(a²cos²α + b²sin²α)⌉`: the bounding box's half-width.
+    pub half_width: i32,
+    /// `⌈√(a²sin²α + b²cos²α)⌉`: the bounding box's half-height.
+    pub half_height: i32,
+}
+
+impl EllipseRaster {
+    /// The raster numbers of an ellipse with half-axes `axes` rotated by `angle_deg`.
+    pub fn new(axes: (i32, i32), angle_deg: i32) -> Self {
+        let alpha = f64::from(angle_deg).to_radians();
+        let (sin_a, cos_a) = alpha.sin_cos();
+        let (a, b) = (f64::from(axes.0.max(0)), f64::from(axes.1.max(0)));
+        // Half-extents of the rotated ellipse's bounding box.
+        let ex = (a * a * cos_a * cos_a + b * b * sin_a * sin_a)
+            .sqrt()
+            .ceil() as i32;
+        let ey = (a * a * sin_a * sin_a + b * b * cos_a * cos_a)
+            .sqrt()
+            .ceil() as i32;
+        let (a2, b2) = (a * a, b * b);
+        EllipseRaster {
+            sin: sin_a,
+            cos: cos_a,
+            a2,
+            b2,
+            limit: a2 * b2 * (1.0 + 1e-9),
+            half_width: ex,
+            half_height: ey,
+        }
+    }
+
+    /// The ellipse test of the pixel at offset `(dx, dy)` from the centre (the bounding box
+    /// not checked).
+    pub fn contains(&self, dx: i32, dy: i32) -> bool {
+        let (fx, fy) = (f64::from(dx), f64::from(dy));
+        let u = fx * self.cos + fy * self.sin;
+        let v = -fx * self.sin + fy * self.cos;
+        u * u * self.b2 + v * v * self.a2 <= self.limit
+    }
 }
 
 /// `int_range(lo, hi)`, or `lo` where the range is empty (the tutorial would raise).
@@ -194,7 +259,7 @@ pub fn render_into(params: &ShapeParams, size: u32, background: f64, out: &mut [
     assert_eq!(out.len(), n * n * 3, "shape buffer size");
     out.fill(background as f32);
     let s = size as i32;
-    let rgb = params.colour.map(|c| (f64::from(c) / 255.0) as f32);
+    let rgb = params.rgb();
     let (cx, cy) = params.centre;
     match params.geometry {
         Geometry::Circle { radius } => {
@@ -209,32 +274,18 @@ pub fn render_into(params: &ShapeParams, size: u32, background: f64, out: &mut [
             axes: (a, b),
             angle_deg,
         } => {
-            let alpha = f64::from(angle_deg).to_radians();
-            let (sin_a, cos_a) = alpha.sin_cos();
-            let (a, b) = (f64::from(a.max(0)), f64::from(b.max(0)));
-            // Half-extents of the rotated ellipse's bounding box.
-            let ex = (a * a * cos_a * cos_a + b * b * sin_a * sin_a)
-                .sqrt()
-                .ceil() as i32;
-            let ey = (a * a * sin_a * sin_a + b * b * cos_a * cos_a)
-                .sqrt()
-                .ceil() as i32;
-            let (a2, b2) = (a * a, b * b);
-            let limit = a2 * b2 * (1.0 + 1e-9);
+            let e = EllipseRaster::new((a, b), angle_deg);
+            let (ex, ey) = (e.half_width, e.half_height);
             for dy in -ey..=ey {
                 let y = cy + dy;
                 if y < 0 || y >= s {
                     continue;
                 }
-                let fy = f64::from(dy);
                 // The inside pixels of a row are contiguous (the ellipse is convex).
                 let mut first = None;
                 let mut last = 0;
                 for dx in -ex..=ex {
-                    let fx = f64::from(dx);
-                    let u = fx * cos_a + fy * sin_a;
-                    let v = -fx * sin_a + fy * cos_a;
-                    if u * u * b2 + v * v * a2 <= limit {
+                    if e.contains(dx, dy) {
                         first.get_or_insert(dx);
                         last = dx;
                     }
@@ -299,11 +350,31 @@ pub struct TrainingPair {
     pub params: ShapeParams,
 }
 
-/// Training trial `trial` of `epoch`: a shape from [`draw_params`] rendered by [`render`],
-/// then two contrasts `uniform(contrast_lo, contrast_hi)` applied by [`adjust_contrast`].
+/// The random parameters of training trial `trial` of `epoch`, without rendering: the
+/// shape from [`draw_params`], then the two contrasts `uniform(contrast_lo, contrast_hi)`.
 ///
 /// All draws come from `rng::stream(master_seed, "train", rng::train_index(epoch, trial))`,
-/// so each trial is reproducible on its own.
+/// so each trial is reproducible on its own. [`training_pair`] renders exactly these.
+pub fn training_params(
+    master_seed: u64,
+    epoch: u32,
+    trial: u64,
+    size: u32,
+    kinds: &[ShapeKind],
+    contrast_lo: f64,
+    contrast_hi: f64,
+) -> (ShapeParams, [f64; 2]) {
+    let mut r = rng::stream(master_seed, rng::TRAIN, rng::train_index(epoch, trial));
+    let params = draw_params(&mut r, size, kinds);
+    let contrasts = [
+        rng::uniform_f64(&mut r, contrast_lo, contrast_hi),
+        rng::uniform_f64(&mut r, contrast_lo, contrast_hi),
+    ];
+    (params, contrasts)
+}
+
+/// Training trial `trial` of `epoch`: the shape and contrasts of [`training_params`], the
+/// shape rendered by [`render`], then each contrast applied by [`adjust_contrast`].
 #[allow(clippy::too_many_arguments)]
 pub fn training_pair(
     master_seed: u64,
@@ -315,12 +386,15 @@ pub fn training_pair(
     contrast_lo: f64,
     contrast_hi: f64,
 ) -> TrainingPair {
-    let mut r = rng::stream(master_seed, rng::TRAIN, rng::train_index(epoch, trial));
-    let params = draw_params(&mut r, size, kinds);
-    let contrasts = [
-        rng::uniform_f64(&mut r, contrast_lo, contrast_hi),
-        rng::uniform_f64(&mut r, contrast_lo, contrast_hi),
-    ];
+    let (params, contrasts) = training_params(
+        master_seed,
+        epoch,
+        trial,
+        size,
+        kinds,
+        contrast_lo,
+        contrast_hi,
+    );
     let mut first = render(&params, size, background);
     let mut second = first.clone();
     adjust_contrast(&mut first, contrasts[0]);

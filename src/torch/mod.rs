@@ -1,5 +1,6 @@
 //! The libtorch backend (only in builds with the `torch` feature).
 pub mod backbone;
+pub mod device_stimuli;
 pub mod features;
 pub mod run;
 pub mod script;
