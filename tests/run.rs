@@ -493,6 +493,52 @@ fn precision_and_peak_memory_are_recorded_and_tf32_changes_nothing_on_the_cpu() 
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// The stimulus path that CUDA runs use (tensor operations on the device), forced on the
+/// CPU: the same images, so the same numbers as the host renderer, in training and testing.
+#[test]
+fn device_side_stimuli_give_the_host_results() {
+    let dir = scratch("device-stimuli");
+    // 0° and 180° at phase 0 are the same image: deduplication is exercised too.
+    let body = tiny("t", "", SGD).replace(
+        "orientations [0deg, 90deg]",
+        "orientations [0deg, 90deg, 180deg]",
+    );
+    write(&dir, "t.psy", &body);
+    for (place, out) in [("host", "h"), ("device", "d")] {
+        let o = torch_cmd(&dir, &["run", "t.psy", "--out", out])
+            .env("PSYRUN_STIMULI", place)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{place}: {}", text(&o.stderr));
+        let m = fs::read_to_string(dir.join(out).join("manifest.json")).unwrap();
+        assert!(m.contains(&format!("\"stimuli\": \"{place}\"")), "{m}");
+        assert!(
+            text(&o.stderr).contains("of them distinct"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    for f in ["training.csv", "staircase.csv", "csf.csv"] {
+        let read = |o: &str| fs::read_to_string(dir.join(o).join(f)).unwrap();
+        assert_eq!(
+            read("h"),
+            read("d"),
+            "{f} differs between host and device stimuli"
+        );
+    }
+    let o = torch_cmd(&dir, &["run", "t.psy", "--out", "x"])
+        .env("PSYRUN_STIMULI", "gpu")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("PSYRUN_STIMULI=gpu is not a place"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn torchvision_weights_not_cached_and_offline_say_where_to_put_the_file() {
     let dir = scratch("tv");
@@ -548,6 +594,40 @@ fn cuda_asked_for_on_a_machine_without_it() {
     assert!(err.contains("psy::run::no_cuda"), "{err}");
     assert!(err.contains("CUDA device asked for here"), "{err}");
     assert!(err.contains("device auto"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// On a machine with CUDA: the tiny experiment on the GPU, with stimuli made there (the
+/// default) and made on the host, in every precision. Skipped, saying so, without CUDA.
+#[test]
+fn cuda_runs_complete_in_every_precision_when_a_gpu_exists() {
+    let dir = scratch("cuda-run");
+    if !tch_cuda_available(&dir) {
+        eprintln!("skipped cuda_runs_complete_in_every_precision_when_a_gpu_exists: no CUDA");
+        let _ = fs::remove_dir_all(&dir);
+        return;
+    }
+    let cuda = |p: &str| {
+        tiny("t", "", SGD).replace("device cpu", &format!("device cuda:0\n  precision {p}"))
+    };
+    let mut csfs = Vec::new();
+    for (p, place) in [("fp32", ""), ("fp32", "host"), ("tf32", ""), ("bf16", "")] {
+        let name = format!("{p}{place}");
+        write(&dir, &format!("{name}.psy"), &cuda(p));
+        let o = torch_cmd(&dir, &["run", &format!("{name}.psy"), "--out", &name])
+            .env("PSYRUN_STIMULI", place)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let m = fs::read_to_string(dir.join(&name).join("manifest.json")).unwrap();
+        assert!(m.contains("\"device\": \"cuda:0"), "{m}");
+        assert!(m.contains(&format!("\"precision\": \"{p}\"")), "{m}");
+        let want = if place.is_empty() { "device" } else { place };
+        assert!(m.contains(&format!("\"stimuli\": \"{want}\"")), "{m}");
+        csfs.push(fs::read_to_string(dir.join(&name).join("csf.csv")).unwrap());
+    }
+    // Stimuli made on the GPU are the host's images: fp32 runs agree.
+    assert_eq!(csfs[0], csfs[1], "device and host stimuli on CUDA");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -104,6 +104,10 @@ pub struct Manifest {
     /// each phase; `None` where the system does not tell.
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// Where the stimuli were rendered: `host` (the CPU) or `device` (tensor operations on
+    /// the compute device, the default on CUDA). The images are the same.
+    #[serde(default)]
+    pub stimuli: String,
 }
 
 /// The process's peak resident set size in bytes (`VmHWM` in `/proc/self/status`), or

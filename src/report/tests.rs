@@ -60,6 +60,7 @@ fn manifest(plan: &Plan) -> Manifest {
         phase_seconds: vec![("training".into(), 1.5)],
         precision: "fp32".into(),
         peak_rss_bytes: Some(2 << 30),
+        stimuli: "host".into(),
     }
 }
 

@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::backbone::{pool, Backbone};
+use super::device_stimuli::{self, DeviceGratings};
 use super::script::{Net, ScriptError, ScriptNet};
 use super::weights::{self, WeightsError};
 use psyrun::cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN};
@@ -285,6 +286,8 @@ struct Interpreter<'a> {
     ctx: &'a Context<'a>,
     observer: &'a mut dyn Observer,
     device: Device,
+    /// Where stimuli are rendered.
+    stimuli: StimuliOn,
     backbone: Net,
     folder: RunFolder,
     results: Results,
@@ -304,6 +307,7 @@ impl<'a> Interpreter<'a> {
             set_tf32(plan.precision);
         }
         let device = select_device(plan, ctx.file)?;
+        let stimuli = stimuli_on(device)?;
         let (mut backbone, weights_path) = match (&plan.backbone.network, script) {
             (Network::Catalog(net), _) => {
                 observer.event(Event::Status(format!(
@@ -402,6 +406,7 @@ impl<'a> Interpreter<'a> {
             phase_seconds: vec![("setup".into(), started.elapsed().as_secs_f64())],
             precision: plan.precision.name().into(),
             peak_rss_bytes: report::peak_rss_bytes(),
+            stimuli: stimuli.name().into(),
         };
         let results = Results {
             plan: plan.clone(),
@@ -414,6 +419,7 @@ impl<'a> Interpreter<'a> {
             ctx,
             observer,
             device,
+            stimuli,
             backbone,
             folder,
             results,
@@ -528,12 +534,25 @@ impl<'a> Interpreter<'a> {
             .collect();
         std::thread::scope(|scope| -> Result<(), Failure> {
             let (tx, batches) = std::sync::mpsc::sync_channel(1);
+            let (stimuli, device) = (self.stimuli, self.device);
             scope.spawn(move || {
                 for (epoch, range) in jobs {
-                    if tx
-                        .send(trials::train_batch(plan.seed, &plan.train, epoch, range))
-                        .is_err()
-                    {
+                    let batch = match stimuli {
+                        StimuliOn::Host => TrainBatch::Host(trials::train_batch(
+                            plan.seed,
+                            &plan.train,
+                            epoch,
+                            range,
+                        )),
+                        StimuliOn::Device => TrainBatch::Device(device_stimuli::train_batch(
+                            plan.seed,
+                            &plan.train,
+                            epoch,
+                            range,
+                            device,
+                        )),
+                    };
+                    if tx.send(batch).is_err() {
                         break;
                     }
                 }
@@ -548,12 +567,23 @@ impl<'a> Interpreter<'a> {
                     let Ok(b) = batches.recv() else {
                         return Err(self.torch_failure("the stimulus thread stopped"));
                     };
-                    debug_assert_eq!(b.len as u64, end - start);
-                    let n = b.len as i64;
-                    let shape = [n, 3, size, size];
-                    let x1 = Tensor::from_slice(&b.first).reshape(shape);
-                    let x2 = Tensor::from_slice(&b.second).reshape(shape);
-                    let labels = Tensor::from_slice(&b.labels).to_device(self.device);
+                    let (x1, x2, labels) = match b {
+                        TrainBatch::Host(b) => {
+                            let shape = [b.len as i64, 3, size, size];
+                            (
+                                Tensor::from_slice(&b.first).reshape(shape),
+                                Tensor::from_slice(&b.second).reshape(shape),
+                                Tensor::from_slice(&b.labels),
+                            )
+                        }
+                        TrainBatch::Device(b) => {
+                            debug_assert_eq!(b.len as i64, b.labels.size()[0]);
+                            (b.first, b.second, b.labels)
+                        }
+                    };
+                    let n = labels.size()[0];
+                    debug_assert_eq!(n as u64, end - start);
+                    let labels = labels.to_device(self.device);
                     let (f1, f2) = match plan.backbone.batchnorm {
                         // Frozen: one forward for both images.
                         BatchNorm::Eval => {
@@ -634,8 +664,11 @@ impl<'a> Interpreter<'a> {
         let plan = self.plan;
         // The tutorial tests in eval mode (with whatever statistics training left).
         self.backbone.set_batchnorm(BatchNorm::Eval);
-        let gratings = TestGratings::new(plan);
-        let trial_list = gratings.trials().to_vec();
+        let gratings = match self.stimuli {
+            StimuliOn::Host => Gratings::Host(TestGratings::new(plan)),
+            StimuliOn::Device => Gratings::Device(DeviceGratings::new(&plan.test, self.device)),
+        };
+        let trial_list = trials::test_trials(&plan.test);
         let t_count = trial_list.len();
         let reference = plan.test.reference;
         let (w_first, w_second) = probe.halves();
@@ -664,13 +697,10 @@ impl<'a> Interpreter<'a> {
         // The comparison images of every frequency and trial, projected onto both halves of
         // the probe: rows f·T + t. At reference contrast 0 they are all the same grey image,
         // computed once.
-        let refs: Vec<Vec<f32>> = (0..freqs.len())
-            .flat_map(|f| (0..t_count).map(move |t| (f, t)))
-            .map(|(f, t)| gratings.grey(f, t, reference))
-            .collect();
-        let (ref_first, ref_second, n) = self.projections(&refs, &w_first, &w_second)?;
-        (shown, computed) = (shown + refs.len(), computed + n);
-        drop(refs);
+        let refs: Vec<(usize, f64)> = (0..freqs.len()).map(|f| (f, reference)).collect();
+        let (ref_first, ref_second, n) =
+            self.level_projections(&gratings, &refs, t_count, &w_first, &w_second)?;
+        (shown, computed) = (shown + refs.len() * t_count, computed + n);
         let target_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
         let target_first = Tensor::from_slice(&target_first)
             .to_device(self.device)
@@ -685,14 +715,9 @@ impl<'a> Interpreter<'a> {
                 .collect();
             // Trials differing only in interval (and gratings equal to the last bit, such as
             // 0° and 180° at phase 0) share one image.
-            let images: Vec<Vec<f32>> = level
-                .iter()
-                .flat_map(|&(f, c)| (0..t_count).map(move |t| (f, t, c)))
-                .map(|(f, t, c)| gratings.grey(f, t, c))
-                .collect();
-            let (t_first, t_second, n) = self.projections(&images, &w_first, &w_second)?;
-            (shown, computed) = (shown + images.len(), computed + n);
-            drop(images);
+            let (t_first, t_second, n) =
+                self.level_projections(&gratings, &level, t_count, &w_first, &w_second)?;
+            (shown, computed) = (shown + level.len() * t_count, computed + n);
             for (k, &(f, contrast)) in level.iter().enumerate() {
                 let rows =
                     |t: &Tensor, base: usize| t.narrow(0, (base * t_count) as i64, t_count as i64);
@@ -734,6 +759,67 @@ impl<'a> Interpreter<'a> {
         )));
         self.phase_done("testing", t0);
         Ok(())
+    }
+
+    /// Projections of every trial's grey image at each `(frequency index, contrast)` of
+    /// `level`, in that order (rows `k·t_count + t`), rendered where the stimuli are.
+    fn level_projections(
+        &self,
+        gratings: &Gratings,
+        level: &[(usize, f64)],
+        t_count: usize,
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        match gratings {
+            Gratings::Host(g) => {
+                let images: Vec<Vec<f32>> = level
+                    .iter()
+                    .flat_map(|&(f, c)| (0..t_count).map(move |t| (f, t, c)))
+                    .map(|(f, t, c)| g.grey(f, t, c))
+                    .collect();
+                self.projections(&images, w_first, w_second)
+            }
+            Gratings::Device(g) => {
+                let grey: Vec<Tensor> = level
+                    .iter()
+                    .map(|&(f, c)| g.grey(f, 0..t_count, c))
+                    .collect();
+                self.device_projections(g, &Tensor::cat(&grey, 0), w_first, w_second)
+            }
+        }
+    }
+
+    /// [`projections`](Self::projections) for images rendered on the device (`[N, H, W]`):
+    /// the same distinct images in the same order (first occurrences), so the same batches.
+    fn device_projections(
+        &self,
+        gratings: &DeviceGratings,
+        grey: &Tensor,
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        let n = grey.size()[0];
+        // Equal rows share an id (float equality; the images hold no NaN and no −0).
+        let (_, inverse, _) = grey.view([n, -1]).unique_dim(0, true, true, false);
+        let ids = Vec::<i64>::try_from(inverse.to_device(Device::Cpu))
+            .map_err(|e| self.torch_failure(&e.to_string()))?;
+        let (unique, index) = first_occurrences(&ids);
+        let mut p_first = Vec::new();
+        let mut p_second = Vec::new();
+        for chunk in unique.chunks(TEST_CHUNK) {
+            self.check_stop()?;
+            let rows: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+            let rows = Tensor::from_slice(&rows).to_device(gratings.device());
+            let x = gratings.normalize_grey(&grey.index_select(0, &rows));
+            let feats = self.features(&x);
+            p_first.push(feats.matmul(&w_first.tr()));
+            p_second.push(feats.matmul(&w_second.tr()));
+        }
+        let index: Vec<i64> = index.iter().map(|&i| i as i64).collect();
+        let index = Tensor::from_slice(&index).to_device(self.device);
+        let gather = |p: Vec<Tensor>| Tensor::cat(&p, 0).index_select(0, &index);
+        Ok((gather(p_first), gather(p_second), unique.len()))
     }
 
     /// Projections of grey test images onto the two halves of the probe's weight,
@@ -850,6 +936,80 @@ impl<'a> Interpreter<'a> {
 
 /// Distinct images (exactly equal `f32` buffers): `(indices of the first of each, for every
 /// image the position of its distinct image in that list)`.
+/// Where stimuli are rendered: on the host (rayon), or as tensor operations on the device
+/// (`device_stimuli`, identical images). The device when it is CUDA; `PSYRUN_STIMULI=host`
+/// or `device` overrides (to compare the two, or to test the device path on a CPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StimuliOn {
+    Host,
+    Device,
+}
+
+impl StimuliOn {
+    fn name(self) -> &'static str {
+        match self {
+            StimuliOn::Host => "host",
+            StimuliOn::Device => "device",
+        }
+    }
+}
+
+/// The environment variable that overrides where stimuli are rendered.
+pub const STIMULI_VAR: &str = "PSYRUN_STIMULI";
+
+fn stimuli_on(device: Device) -> Result<StimuliOn, Failure> {
+    match std::env::var(STIMULI_VAR).ok().as_deref() {
+        None | Some("") => Ok(if device.is_cuda() {
+            StimuliOn::Device
+        } else {
+            StimuliOn::Host
+        }),
+        Some("host") => Ok(StimuliOn::Host),
+        Some("device") => Ok(StimuliOn::Device),
+        Some(other) => Err(Failure::new(
+            Diag::error(
+                Code::PlanUnknownValue,
+                format!("{STIMULI_VAR}={other} is not a place to render stimuli"),
+            )
+            .with_help(format!(
+                "set {STIMULI_VAR} to `host` or `device`, or unset it (the device when it is CUDA, else the host)"
+            )),
+            EXIT_USAGE,
+        )),
+    }
+}
+
+/// A training batch from the stimulus thread.
+enum TrainBatch {
+    Host(trials::TrainBatch),
+    Device(device_stimuli::DeviceTrainBatch),
+}
+
+/// The test gratings, where the stimuli are rendered.
+enum Gratings {
+    Host(TestGratings),
+    Device(DeviceGratings),
+}
+
+/// For ids of equal items (`ids[i]` the same exactly when items are equal): the index of
+/// each distinct item's first occurrence, in order, and for every item its distinct
+/// item's position in that list. The same result as [`dedupe`] on the items.
+fn first_occurrences(ids: &[i64]) -> (Vec<usize>, Vec<usize>) {
+    let mut position: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    let mut unique = Vec::new();
+    let index = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            *position.entry(*id).or_insert_with(|| {
+                unique.push(i);
+                unique.len() - 1
+            })
+        })
+        .collect();
+    (unique, index)
+}
+
 fn dedupe(images: &[Vec<f32>]) -> (Vec<usize>, Vec<usize>) {
     use std::collections::hash_map::{DefaultHasher, HashMap};
     use std::hash::{Hash, Hasher};
