@@ -2,7 +2,7 @@
 top-level children, in plain libtorch (PyTorch, inference mode, no autograd), contiguous and
 channels-last. No tool running the same network on the same machine can beat the better one.
 
-Usage: python bench/floor.py [ARCH] [CUT] [BATCH] [SIZE]   (default resnet50 6 32 224)
+Usage: python bench/floor.py [ARCH] [CUT] [BATCH] [SIZE] [DEVICE]   (default resnet50 6 32 224 cpu)
 Prints one JSON line.
 """
 import json
@@ -16,19 +16,23 @@ arch = sys.argv[1] if len(sys.argv) > 1 else "resnet50"
 cut = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 batch = int(sys.argv[3]) if len(sys.argv) > 3 else 32
 size = int(sys.argv[4]) if len(sys.argv) > 4 else 224
+device = torch.device(sys.argv[5] if len(sys.argv) > 5 else "cpu")
+sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 net = getattr(torchvision.models, arch)(weights=None)
-model = torch.nn.Sequential(*list(net.children())[:cut]).eval()
-result = {"arch": arch, "cut": cut, "batch": batch, "size": size,
+model = torch.nn.Sequential(*list(net.children())[:cut]).eval().to(device)
+result = {"arch": arch, "cut": cut, "batch": batch, "size": size, "device": str(device),
           "threads": torch.get_num_threads(), "torch": torch.__version__}
 for name, layout in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
     m = model.to(memory_format=layout)
-    x = torch.randn(batch, 3, size, size).to(memory_format=layout)
+    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=layout)
     with torch.inference_mode():
         m(x)  # warm-up
-        runs = 3
+        runs = 3 if device.type == "cpu" else 50
+        sync()
         t = time.perf_counter()
         for _ in range(runs):
             m(x)
+        sync()
         result[name] = batch * runs / (time.perf_counter() - t)
 print(json.dumps(result))

@@ -31,6 +31,7 @@ def parse():
     p.add_argument("--arch", default="resnet50")
     p.add_argument("--cut", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]; stimuli are made on the CPU, as in the tutorial")
     return p.parse_args()
 
 
@@ -89,18 +90,20 @@ def main():
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     net = getattr(torchvision.models, a.arch)(weights=None)
-    backbone = torch.nn.Sequential(*list(net.children())[: a.cut])
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    backbone = torch.nn.Sequential(*list(net.children())[: a.cut]).to(dev)
     for p in backbone.parameters():
         p.requires_grad = False
     with torch.no_grad():
-        features = backbone.eval()(torch.zeros(1, 3, a.size, a.size)).numel()
-    fc = torch.nn.Linear(2 * features, 2)
+        features = backbone.eval()(torch.zeros(1, 3, a.size, a.size, device=dev)).numel()
+    fc = torch.nn.Linear(2 * features, 2).to(dev)
     opt = torch.optim.SGD(fc.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def probe(x1, x2):
-        f1 = torch.flatten(backbone(x1), 1)
-        f2 = torch.flatten(backbone(x2), 1)
+        f1 = torch.flatten(backbone(x1.to(dev)), 1)
+        f2 = torch.flatten(backbone(x2.to(dev)), 1)
         return fc(torch.cat([f1, f2], 1))
 
     t0 = time.perf_counter()
@@ -110,11 +113,12 @@ def main():
         while done < a.train:
             count = min(a.batch, a.train - done)
             x1, x2, y = training_batch(rng, a.size, count)
-            loss = loss_fn(probe(x1, x2), y)
+            loss = loss_fn(probe(x1, x2), y.to(dev))
             opt.zero_grad()
             loss.backward()
             opt.step()
             done += count
+    sync()
     t_train = time.perf_counter() - t0
 
     backbone.eval()
@@ -139,6 +143,7 @@ def main():
             else:
                 low, mid, high = mid, (mid + high) / 2, high
         thresholds.append(mid)
+    sync()
     t_test = time.perf_counter() - t0
     print(json.dumps({
         "train_s": t_train,
@@ -147,6 +152,7 @@ def main():
         "test_images": images,
         "thresholds": thresholds,
         "threads": torch.get_num_threads(),
+        "device": str(dev),
         "torch": torch.__version__,
     }))
 

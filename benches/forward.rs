@@ -1,8 +1,8 @@
 //! psyrun's backbone forward throughput, for `bench/run`: the same network and batch as
 //! `bench/floor.py`, through psyrun's own backbone code (contiguous and channels-last).
 //!
-//! `cargo bench --bench forward -- [ARCH] [CUT] [BATCH] [SIZE] [RUNS]`
-//! (default resnet50 layer2 32 224 3). Prints one JSON line.
+//! `cargo bench --bench forward -- [ARCH] [CUT] [BATCH] [SIZE] [RUNS] [DEVICE]`
+//! (default resnet50 layer2 32 224 3 cpu; DEVICE `cpu` or `cuda:N`). Prints one JSON line.
 // The interpreter's modules are compiled in whole (with their unit tests, as `cargo bench`
 // sets cfg(test)); this program uses a few of them.
 #![allow(dead_code, unused_imports)]
@@ -34,6 +34,19 @@ fn main() {
     let batch = parse(arg(2, "32"));
     let size = parse(arg(3, "224"));
     let runs = parse(arg(4, "3"));
+    let device = match arg(5, "cpu").as_str() {
+        "cpu" => tch::Device::Cpu,
+        d => match d.strip_prefix("cuda").map(|n| n.trim_start_matches(':')) {
+            Some("") => tch::Device::Cuda(0),
+            Some(n) => tch::Device::Cuda(n.parse().unwrap_or_else(|_| std::process::exit(2))),
+            None => std::process::exit(2),
+        },
+    };
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
     let mut backbone = match torch::backbone::Backbone::new(arch, &cut, tch::Device::Cpu) {
         Ok(b) => b,
         Err(e) => {
@@ -42,18 +55,21 @@ fn main() {
         }
     };
     backbone.init_random(0);
-    let x = tch::Tensor::randn([batch, 3, size, size], (tch::Kind::Float, tch::Device::Cpu));
+    backbone.to_device(device);
+    let x = tch::Tensor::randn([batch, 3, size, size], (tch::Kind::Float, device));
     let mut out = format!(
-        "{{\"arch\": \"{arch_name}\", \"cut\": \"{cut}\", \"batch\": {batch}, \"size\": {size}, \"threads\": {}",
+        "{{\"arch\": \"{arch_name}\", \"cut\": \"{cut}\", \"batch\": {batch}, \"size\": {size}, \"device\": \"{device:?}\", \"threads\": {}",
         tch::get_num_threads()
     );
     for (name, channels_last) in [("contiguous", false), ("channels_last", true)] {
         backbone.set_channels_last(channels_last);
         let _ = backbone.forward(&x); // warm-up
+        sync();
         let t = Instant::now();
         for _ in 0..runs {
             let _ = backbone.forward(&x);
         }
+        sync();
         let ips = (batch * runs) as f64 / t.elapsed().as_secs_f64();
         out.push_str(&format!(", \"{name}\": {ips:.3}"));
     }
