@@ -283,6 +283,12 @@ fn backbone(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
     let script = match b.label.as_ref().map(|l| &l.kind) {
         Some(ValueKind::Tagged { tag, arg }) => {
             let ValueKind::Str(file) = &arg.kind else {
+                // The grammar only lets a string follow the name; kept total all the same.
+                cx.wrong_type(
+                    arg,
+                    "a quoted file path",
+                    "write `backbone torchscript \"net.pt\"`",
+                );
                 return None;
             };
             if tag.text != "torchscript" {

@@ -155,6 +155,9 @@ impl ScriptNet {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        // float32 parameters, whatever the module was saved in (half, double): psyrun's
+        // inputs are float32 (integer buffers such as BatchNorm's counters stay as they are).
+        module.to(Device::Cpu, Kind::Float, false);
         Ok(ScriptNet {
             module,
             path: path.to_path_buf(),
@@ -210,7 +213,8 @@ impl ScriptNet {
         let out = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(x)]))
             .map_err(|e| first_line(&e.to_string()).to_owned())?;
         match out {
-            IValue::Tensor(t) if self.bf16 && t.is_floating_point() => {
+            // The probe works in float32, whatever the module computes in.
+            IValue::Tensor(t) if t.is_floating_point() && t.kind() != Kind::Float => {
                 Ok(t.to_kind(Kind::Float).contiguous())
             }
             IValue::Tensor(t) => Ok(t.contiguous()),
@@ -283,6 +287,12 @@ impl ScriptNet {
             .iter()
             .map(|&d| u32::try_from(d).unwrap_or(u32::MAX))
             .collect();
+        if per_image.contains(&0) {
+            return Err(fail(
+                format!("it returned an empty tensor of shape {shape:?}"),
+                "return the feature map of the layer you want to probe",
+            ));
+        }
         let pooled = match pooling {
             Pooling::Off => per_image.clone(),
             Pooling::Avg { h, w } | Pooling::Max { h, w } => {
@@ -562,6 +572,27 @@ mod tests {
             e.to_string().contains("larger than its 4x4 feature map"),
             "{e}"
         );
+
+        // An empty output.
+        let path = traced("empty.pt", &example, &mut |x| vec![x.narrow(1, 0, 0)]);
+        let net = ScriptNet::load(&path).unwrap();
+        let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
+        assert!(
+            e.to_string()
+                .contains("an empty tensor of shape [2, 0, 16, 16]"),
+            "{e}"
+        );
+
+        // A module that computes in double precision (a double constant promotes the float
+        // input) hands float32 features to the probe.
+        let w = Tensor::full([3, 1, 1], 2.0, (Kind::Double, CPU));
+        let path = traced("double.pt", &example, &mut |x| vec![x * &w]);
+        let net = ScriptNet::load(&path).unwrap();
+        let (cut, _) = net.shapes(16, &Normalize::Off, Pooling::Off).unwrap();
+        assert_eq!(cut, vec![3, 16, 16]);
+        let y = net.forward(&Tensor::ones([1, 3, 16, 16], (Kind::Float, CPU)));
+        assert_eq!(y.kind(), Kind::Float);
+        assert_eq!(y.max().double_value(&[]), 2.0);
 
         // Integer output.
         let path = traced("int.pt", &example, &mut |x| {
