@@ -805,21 +805,12 @@ impl<'a> Interpreter<'a> {
         let ids = Vec::<i64>::try_from(inverse.to_device(Device::Cpu))
             .map_err(|e| self.torch_failure(&e.to_string()))?;
         let (unique, index) = first_occurrences(&ids);
-        let mut p_first = Vec::new();
-        let mut p_second = Vec::new();
-        for chunk in unique.chunks(TEST_CHUNK) {
-            self.check_stop()?;
+        let batch = |chunk: &[usize]| {
             let rows: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
             let rows = Tensor::from_slice(&rows).to_device(gratings.device());
-            let x = gratings.normalize_grey(&grey.index_select(0, &rows));
-            let feats = self.features(&x);
-            p_first.push(feats.matmul(&w_first.tr()));
-            p_second.push(feats.matmul(&w_second.tr()));
-        }
-        let index: Vec<i64> = index.iter().map(|&i| i as i64).collect();
-        let index = Tensor::from_slice(&index).to_device(self.device);
-        let gather = |p: Vec<Tensor>| Tensor::cat(&p, 0).index_select(0, &index);
-        Ok((gather(p_first), gather(p_second), unique.len()))
+            gratings.normalize_grey(&grey.index_select(0, &rows))
+        };
+        self.project_distinct(&unique, &index, batch, w_first, w_second)
     }
 
     /// Projections of grey test images onto the two halves of the probe's weight,
@@ -834,18 +825,35 @@ impl<'a> Interpreter<'a> {
         let (unique, index) = dedupe(images);
         let size = i64::from(self.plan.test.size);
         let image = 3 * images.first().map_or(0, Vec::len);
-        let mut p_first = Vec::new();
-        let mut p_second = Vec::new();
-        for chunk in unique.chunks(TEST_CHUNK) {
-            self.check_stop()?;
+        let batch = |chunk: &[usize]| {
             let mut buf = vec![0f32; chunk.len() * image];
             buf.par_chunks_mut(image.max(1))
                 .zip(chunk)
                 .for_each(|(dst, &i)| {
                     trials::grey_to_chw(&images[i], &self.plan.test.normalize, dst)
                 });
-            let x = Tensor::from_slice(&buf).reshape([chunk.len() as i64, 3, size, size]);
-            let feats = self.features(&x);
+            Tensor::from_slice(&buf).reshape([chunk.len() as i64, 3, size, size])
+        };
+        self.project_distinct(&unique, &index, batch, w_first, w_second)
+    }
+
+    /// The features of the distinct images `unique` (`batch` makes a chunk of them, at most
+    /// [`TEST_CHUNK`], as normalised `[n, 3, H, W]` images) projected onto both halves of
+    /// the probe's weight, then one row per image by `index` (its distinct image's
+    /// position): `([N, 2], [N, 2], distinct)`.
+    fn project_distinct(
+        &self,
+        unique: &[usize],
+        index: &[usize],
+        batch: impl Fn(&[usize]) -> Tensor,
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        let mut p_first = Vec::new();
+        let mut p_second = Vec::new();
+        for chunk in unique.chunks(TEST_CHUNK) {
+            self.check_stop()?;
+            let feats = self.features(&batch(chunk));
             p_first.push(feats.matmul(&w_first.tr()));
             p_second.push(feats.matmul(&w_second.tr()));
         }

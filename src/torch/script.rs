@@ -458,19 +458,23 @@ mod tests {
 
     #[test]
     fn files_that_are_not_torchscript_say_what_they_are() {
-        // A torch.save-style zip (data.pkl, no code).
-        let mut buf = std::io::Cursor::new(Vec::new());
-        {
+        // A zip archive of `names`, each holding `body`.
+        let zip_of = |names: &[&str], body: &[u8]| -> Vec<u8> {
+            let mut buf = std::io::Cursor::new(Vec::new());
             let mut w = zip::ZipWriter::new(&mut buf);
-            for name in ["net/data.pkl", "net/data/0", "net/version"] {
-                w.start_file(name, zip::write::FileOptions::default())
+            for name in names {
+                w.start_file(*name, zip::write::FileOptions::default())
                     .unwrap();
-                std::io::Write::write_all(&mut w, b"\x80\x02}q\x00.").unwrap();
+                std::io::Write::write_all(&mut w, body).unwrap();
             }
             w.finish().unwrap();
-        }
+            drop(w);
+            buf.into_inner()
+        };
+        // A torch.save-style zip (data.pkl, no code).
         let sd = temp("state_dict.pth");
-        std::fs::write(&sd, buf.into_inner()).unwrap();
+        let records = ["net/data.pkl", "net/data/0", "net/version"];
+        std::fs::write(&sd, zip_of(&records, b"\x80\x02}q\x00.")).unwrap();
         let e = err(ScriptNet::load(&sd));
         assert!(
             matches!(
@@ -501,18 +505,9 @@ mod tests {
         assert!(matches!(e, ScriptError::Io { .. }), "{e:?}");
 
         // A TorchScript archive whose records are damaged: libtorch refuses it, no panic.
-        let mut broken = std::io::Cursor::new(Vec::new());
-        {
-            let mut w = zip::ZipWriter::new(&mut broken);
-            for name in ["net/code/__torch__.py", "net/constants.pkl", "net/data.pkl"] {
-                w.start_file(name, zip::write::FileOptions::default())
-                    .unwrap();
-                std::io::Write::write_all(&mut w, b"garbage").unwrap();
-            }
-            w.finish().unwrap();
-        }
         let bad = temp("broken.pt");
-        std::fs::write(&bad, broken.into_inner()).unwrap();
+        let records = ["net/code/__torch__.py", "net/constants.pkl", "net/data.pkl"];
+        std::fs::write(&bad, zip_of(&records, b"garbage")).unwrap();
         let e = err(ScriptNet::load(&bad));
         assert!(matches!(e, ScriptError::Load { .. }), "{e:?}");
     }
