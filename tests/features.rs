@@ -691,5 +691,77 @@ fn torchscript_features_match_the_catalog_backbone() {
     assert_eq!(shape_c, [18, 64, 3, 3]);
     assert_eq!(shape_s, shape_c);
     assert_close("torchscript vs catalog", &script, &catalog);
+
+    // The same for PNG images, the module given with --torchscript.
+    let mut args = vec![
+        "features",
+        "--torchscript",
+        "resnet18_layer1.pt",
+        "--size",
+        "64",
+    ];
+    args.extend(["--out", "png_script.npy"]);
+    let inputs = images(&dir);
+    args.extend(inputs.iter().map(String::as_str));
+    ok(&torch(&dir, &args));
+    let mut args = vec![
+        "features",
+        "resnet18",
+        "--cut",
+        "layer1",
+        "--weights",
+        "resnet18.pth",
+    ];
+    args.extend(["--size", "64", "--out", "png_catalog.npy"]);
+    args.extend(inputs.iter().map(String::as_str));
+    ok(&torch(&dir, &args));
+    let (shape_s, script) = read_npy(&dir.join("png_script.npy"));
+    let (shape_c, catalog) = read_npy(&dir.join("png_catalog.npy"));
+    assert_eq!(shape_s, [4, 64, 16, 16]);
+    assert_eq!(shape_s, shape_c);
+    assert_close("torchscript vs catalog, PNG images", &script, &catalog);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `--torchscript` with PNG images and the committed scripted CNN: every positional argument
+/// is an image, the shape comes from running the module, pooling applies; a file that is not
+/// TorchScript is named as what it is.
+#[test]
+fn torchscript_features_of_png_images() {
+    let dir = scratch("torchscript-png");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    fs::copy(fixtures.join("torchscript/tiny_cnn.pt"), dir.join("cnn.pt")).unwrap();
+    fs::copy(fixtures.join("checkpoint/mixed.pth"), dir.join("sd.pth")).unwrap();
+    let inputs = images(&dir);
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec!["features", "--torchscript"];
+        args.extend(extra);
+        args.extend(["--size", "64", "--out", out]);
+        args.extend(inputs.iter().map(String::as_str));
+        torch(&dir, &args)
+    };
+    ok(&run(&["cnn.pt"], "full.safetensors"));
+    let (shape, full, meta) = read_safetensors(&dir.join("full.safetensors"));
+    // conv stride 2: 16 channels at 32 × 32, for all four images.
+    assert_eq!(shape, [4, 16, 32, 32]);
+    assert_eq!(names(&meta), inputs);
+    assert_eq!(meta["torchscript"], "cnn.pt");
+    assert!(full.iter().all(|v| v.is_finite()));
+    ok(&run(&["cnn.pt", "--pooling", "avg:1x1"], "pooled.npy"));
+    let (shape, pooled) = read_npy(&dir.join("pooled.npy"));
+    assert_eq!(shape, [4, 16, 1, 1]);
+    // Adaptive average pooling to 1×1 is the mean of each channel's map.
+    let mean: Vec<f32> = full
+        .chunks(32 * 32)
+        .map(|c| c.iter().sum::<f32>() / (32.0 * 32.0))
+        .collect();
+    assert_close("avg:1x1 against the mean", &pooled, &mean);
+
+    let o = run(&["sd.pth"], "bad.npy");
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("psy::run::torchscript"), "{err}");
+    assert!(err.contains("torch.save checkpoint"), "{err}");
+    assert!(!dir.join("bad.npy").exists());
     let _ = fs::remove_dir_all(&dir);
 }

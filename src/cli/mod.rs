@@ -137,16 +137,23 @@ pub struct RunArgs {
 #[command(after_help = FEATURES_AFTER_HELP)]
 pub struct FeaturesArgs {
     /// Architecture, e.g. resnet18, vgg16_bn, alexnet (`psyrun layers ARCH` lists its cuts).
-    #[arg(required_unless_present = "experiment", conflicts_with = "experiment")]
+    /// With --torchscript there is none: every positional argument is an image.
+    #[arg(
+        required_unless_present_any = ["experiment", "torchscript"],
+        conflicts_with = "experiment"
+    )]
     pub arch: Option<String>,
     /// PNG images, each exactly --size × --size pixels (grey, RGB or RGBA; alpha is dropped).
-    #[arg(required_unless_present = "experiment", conflicts_with = "experiment")]
+    #[arg(
+        required_unless_present_any = ["experiment", "torchscript"],
+        conflicts_with = "experiment"
+    )]
     pub inputs: Vec<PathBuf>,
     /// The layer to cut after: a torchvision module path such as `layer2` or `features.10`.
     #[arg(
         long,
-        required_unless_present = "experiment",
-        conflicts_with = "experiment"
+        required_unless_present_any = ["experiment", "torchscript"],
+        conflicts_with_all = ["experiment", "torchscript"]
     )]
     pub cut: Option<String>,
     /// Where the weights come from: `random` (seeded, see --seed), `imagenet`
@@ -154,10 +161,14 @@ pub struct FeaturesArgs {
     /// .safetensors/.pth file.
     #[arg(
         long,
-        required_unless_present = "experiment",
-        conflicts_with = "experiment"
+        required_unless_present_any = ["experiment", "torchscript"],
+        conflicts_with_all = ["experiment", "torchscript"]
     )]
     pub weights: Option<String>,
+    /// A TorchScript module (`torch.jit.save`, already cut) instead of ARCH, --cut and
+    /// --weights; its output for the images is the feature map.
+    #[arg(long, conflicts_with = "experiment")]
+    pub torchscript: Option<PathBuf>,
     /// Adaptive pooling of the cut's feature map: `none` (default), `avg:HxW` or `max:HxW`
     /// (`avg:N` is `avg:NxN`). The output keeps the map's shape, [N, C, H, W] or pooled
     /// [N, C, h, w].
@@ -203,6 +214,7 @@ Examples:
   psyrun features resnet18 --cut layer2 --weights imagenet --out f.safetensors cat.png dog.png
   psyrun features vgg16 --cut features.15 --weights random --seed 3 --size 64 --pooling avg:2x2 \\
       --out f.npy img/*.png
+  psyrun features --torchscript nets/cornet_v4.pt --pooling avg:4 --out f.npy img/*.png
   psyrun features --experiment experiments/quick_csf.psy --count 4 --out stim.safetensors
 
 Rows follow the inputs in order (with --experiment: training pairs 000_a, 000_b, 001_a, ...,

@@ -30,7 +30,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::backbone::{pool, Backbone};
-use super::script::Net;
+use super::script::{Net, ScriptError, ScriptNet};
 use super::weights::{self, WeightsError};
 use psyrun::cli::{FeaturesArgs, FeaturesNormalize, Ui};
 use psyrun::cli::{EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
@@ -248,6 +248,9 @@ fn output_format(out: &Path) -> Result<Format, Failure> {
 }
 
 fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failure> {
+    if let Some(module) = &args.torchscript {
+        return resolve_script_images(args, module, format);
+    }
     let name = args.arch.as_deref().unwrap_or_default();
     let arch = parse_arch(name)?;
     let cut = args.cut.as_deref().unwrap_or_default();
@@ -264,13 +267,7 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
         ));
     }
     check_images(&args.inputs, size)?;
-    let normalize = match args.normalize.unwrap_or(FeaturesNormalize::Imagenet) {
-        FeaturesNormalize::Imagenet => Normalize::MeanStd {
-            mean: plan::IMAGENET_MEAN,
-            std: plan::IMAGENET_STD,
-        },
-        FeaturesNormalize::None => Normalize::Off,
-    };
+    let normalize = images_normalize(args);
     Ok(Request {
         backbone: plan::Backbone {
             network: plan::Network::Catalog(plan::CatalogNet {
@@ -294,6 +291,61 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
         out: args.out.clone(),
         format,
     })
+}
+
+/// PNG images through a TorchScript module: no architecture, so every positional argument
+/// is an image (clap puts the first into `arch`).
+fn resolve_script_images(
+    args: &FeaturesArgs,
+    module: &Path,
+    format: Format,
+) -> Result<Request, Failure> {
+    let inputs: Vec<PathBuf> = args
+        .arch
+        .iter()
+        .map(PathBuf::from)
+        .chain(args.inputs.iter().cloned())
+        .collect();
+    if inputs.is_empty() {
+        return Err(usage(
+            Code::IoRead,
+            "no input images".into(),
+            "name the PNG images after the options",
+        ));
+    }
+    let size = args.size.unwrap_or(plan::DEFAULT_SIZE);
+    check_images(&inputs, size)?;
+    Ok(Request {
+        backbone: plan::Backbone {
+            network: plan::Network::TorchScript {
+                file: module.display().to_string(),
+            },
+            pooling: args.pooling.unwrap_or(Pooling::Off),
+            batchnorm: BatchNorm::Eval,
+        },
+        seed: args.seed.unwrap_or(0),
+        base_dir: PathBuf::new(),
+        device: args.device.unwrap_or(plan::Device::Auto),
+        precision: plan::Precision::Fp32,
+        inputs: Inputs::Images {
+            files: inputs,
+            size,
+            normalize: images_normalize(args),
+        },
+        feature_shape: None,
+        out: args.out.clone(),
+        format,
+    })
+}
+
+fn images_normalize(args: &FeaturesArgs) -> Normalize {
+    match args.normalize.unwrap_or(FeaturesNormalize::Imagenet) {
+        FeaturesNormalize::Imagenet => Normalize::MeanStd {
+            mean: plan::IMAGENET_MEAN,
+            std: plan::IMAGENET_STD,
+        },
+        FeaturesNormalize::None => Normalize::Off,
+    }
 }
 
 fn resolve_experiment(
@@ -725,10 +777,16 @@ fn extract_inner(
             };
             (Net::Script(script), shape)
         }
-        (plan::Network::TorchScript { .. }, Inputs::Images { .. }) => {
-            return Err(torch_failure(
-                "TorchScript backbones take their images from an experiment (--experiment)".into(),
-            ))
+        (
+            plan::Network::TorchScript { file },
+            Inputs::Images {
+                size, normalize, ..
+            },
+        ) => {
+            let fail = |e: ScriptError| Failure::new(super::run::script_diag(&e, None), EXIT_RUN);
+            let script = ScriptNet::load(&request.base_dir.join(file)).map_err(fail)?;
+            let (_, shape) = script.shapes(*size, normalize, b.pooling).map_err(fail)?;
+            (Net::Script(script), shape)
         }
     };
     if device != Device::Cpu {
