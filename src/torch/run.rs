@@ -2,8 +2,13 @@
 //!
 //! Order of work (each step fails with a diagnostic that points into the experiment where
 //! it can, and never leaves a half-written file):
-//! 1. choose the device; build the backbone up to the cut on the CPU; fill its weights
-//!    (seeded random or a file, relative to the experiment's folder); move it to the device;
+//! 0. for a TorchScript backbone: load the module and run it once on grey images to learn
+//!    its feature shape (`prepare`), so a file that does not fit fails before anything is
+//!    written;
+//! 1. choose the device (with TensorFloat-32 off on CUDA unless `precision tf32`) and where
+//!    stimuli are made (the device on CUDA, else the host); build the backbone up to the cut
+//!    on the CPU; fill its weights (seeded random or a file, relative to the experiment's
+//!    folder); move it to the device; set its precision;
 //! 2. create the run folder (`INCOMPLETE` first), write `plan.ron`, `manifest.json` and the
 //!    preview sheet;
 //! 3. train the linear probe: every epoch draws fresh training trials (seeded per trial);
