@@ -267,15 +267,36 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
         ));
     }
     check_images(&args.inputs, size)?;
-    let normalize = images_normalize(args);
-    Ok(Request {
+    let network = plan::Network::Catalog(plan::CatalogNet {
+        arch,
+        weights,
+        cut: cut.to_owned(),
+    });
+    let files = args.inputs.clone();
+    Ok(images_request(
+        args,
+        network,
+        files,
+        size,
+        Some(feature_shape),
+        format,
+    ))
+}
+
+/// The request for PNG `files` of `size` px through `network` (the command line's pooling,
+/// normalisation, seed and device; BatchNorm in eval mode, float32).
+fn images_request(
+    args: &FeaturesArgs,
+    network: plan::Network,
+    files: Vec<PathBuf>,
+    size: u32,
+    feature_shape: Option<Vec<u32>>,
+    format: Format,
+) -> Request {
+    Request {
         backbone: plan::Backbone {
-            network: plan::Network::Catalog(plan::CatalogNet {
-                arch,
-                weights,
-                cut: cut.to_owned(),
-            }),
-            pooling,
+            network,
+            pooling: args.pooling.unwrap_or(Pooling::Off),
             batchnorm: BatchNorm::Eval,
         },
         seed: args.seed.unwrap_or(0),
@@ -283,14 +304,14 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
         device: args.device.unwrap_or(plan::Device::Auto),
         precision: plan::Precision::Fp32,
         inputs: Inputs::Images {
-            files: args.inputs.clone(),
+            files,
             size,
-            normalize,
+            normalize: images_normalize(args),
         },
-        feature_shape: Some(feature_shape),
+        feature_shape,
         out: args.out.clone(),
         format,
-    })
+    }
 }
 
 /// PNG images through a TorchScript module: no architecture, so every positional argument
@@ -315,27 +336,10 @@ fn resolve_script_images(
     }
     let size = args.size.unwrap_or(plan::DEFAULT_SIZE);
     check_images(&inputs, size)?;
-    Ok(Request {
-        backbone: plan::Backbone {
-            network: plan::Network::TorchScript {
-                file: module.display().to_string(),
-            },
-            pooling: args.pooling.unwrap_or(Pooling::Off),
-            batchnorm: BatchNorm::Eval,
-        },
-        seed: args.seed.unwrap_or(0),
-        base_dir: PathBuf::new(),
-        device: args.device.unwrap_or(plan::Device::Auto),
-        precision: plan::Precision::Fp32,
-        inputs: Inputs::Images {
-            files: inputs,
-            size,
-            normalize: images_normalize(args),
-        },
-        feature_shape: None,
-        out: args.out.clone(),
-        format,
-    })
+    let network = plan::Network::TorchScript {
+        file: module.display().to_string(),
+    };
+    Ok(images_request(args, network, inputs, size, None, format))
 }
 
 fn images_normalize(args: &FeaturesArgs) -> Normalize {
