@@ -765,3 +765,79 @@ fn torchscript_features_of_png_images() {
     assert!(!dir.join("bad.npy").exists());
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// `max |a − b| / max |b|`.
+fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(scale > 0.0, "all zeros");
+    diff / scale
+}
+
+/// On a machine with CUDA: float32 on the GPU is float32. libtorch lets cuDNN compute
+/// float32 convolutions in TensorFloat-32 (10-bit mantissa, about 1e-3 relative error) unless
+/// told otherwise; psyrun forbids it unless `precision tf32`. Each configuration runs in its
+/// own process, because cuDNN reads `NVIDIA_TF32_OVERRIDE` once, when it starts. Checked for
+/// a catalog backbone (each convolution names its choice) and for a TorchScript module
+/// (only the process-wide switch reaches it): the GPU's float32 features equal the CPU's
+/// within 1e-4 of their range. `tf32` is printed, and must stay within 1e-2. Skipped, saying
+/// so, without CUDA.
+#[test]
+fn cuda_float32_is_float32_and_tf32_is_opt_in() {
+    let dir = scratch("cuda-tf32");
+    if !text(&torch(&dir, &["doctor"]).stdout).contains("CUDA available    yes") {
+        eprintln!("skipped cuda_float32_is_float32_and_tf32_is_opt_in: no CUDA");
+        let _ = fs::remove_dir_all(&dir);
+        return;
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    fs::copy(fixtures.join("torchscript/tiny_cnn.pt"), dir.join("cnn.pt")).unwrap();
+    // A deeper cut than EXPERIMENT's, so that rounding has many layers to accumulate over.
+    let catalog = EXPERIMENT.replace("cut layer1", "cut layer3");
+    let script = EXPERIMENT.replace(
+        "backbone resnet18 {\n    weights random\n    cut layer1\n",
+        "backbone torchscript \"cnn.pt\" {\n",
+    );
+    assert!(script.contains("torchscript"), "{script}");
+    for (name, body) in [("catalog", &catalog), ("script", &script)] {
+        for precision in ["fp32", "tf32"] {
+            let body = body.replace(
+                "device cpu",
+                &format!("device cpu\n  precision {precision}"),
+            );
+            fs::write(dir.join(format!("{name}_{precision}.psy")), body).unwrap();
+        }
+        let features = |precision: &str, device: &str| {
+            let out = format!("{name}_{precision}_{}.npy", device.replace(':', ""));
+            let psy = format!("{name}_{precision}.psy");
+            let args = [
+                "features",
+                "--experiment",
+                psy.as_str(),
+                "--device",
+                device,
+                "--out",
+                out.as_str(),
+            ];
+            ok(&torch(&dir, &args));
+            read_npy(&dir.join(&out))
+        };
+        let (shape, cpu) = features("fp32", "cpu");
+        let (shape32, gpu32) = features("fp32", "cuda:0");
+        let (shape_tf, gpu_tf) = features("tf32", "cuda:0");
+        assert_eq!(shape32, shape);
+        assert_eq!(shape_tf, shape);
+        let (d32, dtf) = (
+            relative_difference(&gpu32, &cpu),
+            relative_difference(&gpu_tf, &cpu),
+        );
+        eprintln!("{name}: CUDA against the CPU, fp32 {d32:.2e}, tf32 {dtf:.2e} of the range");
+        assert!(
+            d32 <= 1e-4,
+            "{name}: float32 on CUDA is off by {d32:e}: TF32 still on?"
+        );
+        assert!(dtf <= 1e-2, "{name}: tf32 on CUDA is off by {dtf:e}");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -1110,7 +1110,6 @@ pub(super) fn check_device(
     }
 }
 
-/// A weights error as a diagnostic pointing at the `weights` setting.
 /// Whether cuDNN and cuBLAS may use TensorFloat-32 (10-bit mantissa) for float32 work on
 /// CUDA. libtorch lets cuDNN use it by default, so a float32 experiment on an Ampere or later
 /// GPU would silently compute its convolutions in TF32. For `fp32` and `bf16`,
@@ -1189,6 +1188,7 @@ pub(super) fn script_diag(e: &ScriptError, file: Option<&SourceFile>) -> Diag {
     d
 }
 
+/// A weights error as a run failure, pointing at the `weights` setting.
 fn weights_failure(e: WeightsError, file: &SourceFile) -> Failure {
     let (diag, exit) = weights_diag(e, Some(file));
     Failure::new(diag, exit)
