@@ -580,20 +580,36 @@ fn torchvision_weights_not_cached_and_offline_say_where_to_put_the_file() {
 
 #[test]
 fn cuda_asked_for_on_a_machine_without_it() {
+    // cuda:63 exists nowhere; on a machine without CUDA, cuda:0 does not either.
     let dir = scratch("cuda");
-    if tch_cuda_available(&dir) {
-        eprintln!("skipped: this machine has CUDA");
-        return;
+    let with_cuda = tch_cuda_available(&dir);
+    for n in [0, 63] {
+        if n == 0 && with_cuda {
+            continue;
+        }
+        write(
+            &dir,
+            "t.psy",
+            &tiny("t", "", SGD).replace("device cpu", &format!("device cuda:{n}")),
+        );
+        let err = stderr_of_failure(&dir, "t.psy", 4);
+        // The message as one line (miette wraps it).
+        let flat = err
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(err.contains("psy::run::no_cuda"), "{err}");
+        assert!(flat.contains(&format!("`cuda:{n}` asked for")), "{err}");
+        let why = if with_cuda {
+            "CUDA device(s): cuda:0 to"
+        } else {
+            "no usable CUDA device"
+        };
+        assert!(flat.contains(why), "{err}");
+        assert!(err.contains("CUDA device asked for here"), "{err}");
+        assert!(err.contains("device auto"), "{err}");
     }
-    write(
-        &dir,
-        "t.psy",
-        &tiny("t", "", SGD).replace("device cpu", "device cuda:0"),
-    );
-    let err = stderr_of_failure(&dir, "t.psy", 4);
-    assert!(err.contains("psy::run::no_cuda"), "{err}");
-    assert!(err.contains("CUDA device asked for here"), "{err}");
-    assert!(err.contains("device auto"), "{err}");
     let _ = fs::remove_dir_all(&dir);
 }
 
