@@ -28,7 +28,7 @@ for name, layout in (("contiguous", torch.contiguous_format), ("channels_last", 
     x = torch.randn(batch, 3, size, size, device=device).to(memory_format=layout)
     with torch.inference_mode():
         m(x)  # warm-up
-        runs = 3 if device.type == "cpu" else 50
+        runs = 5 if device.type == "cpu" else 50
         sync()
         t = time.perf_counter()
         for _ in range(runs):

@@ -14,6 +14,7 @@ use psyrun::cli;
 mod torch;
 
 use psyrun::models::catalog::Arch;
+use psyrun::plan::Pooling;
 use std::time::Instant;
 
 fn main() {
@@ -61,18 +62,44 @@ fn main() {
         "{{\"arch\": \"{arch_name}\", \"cut\": \"{cut}\", \"batch\": {batch}, \"size\": {size}, \"device\": \"{device:?}\", \"threads\": {}",
         tch::get_num_threads()
     );
+    // What the interpreter does for every batch: the forward pass to the cut, its output
+    // flattened for the probe (a view in the backbone's feature order).
+    let probe_features = |b: &torch::backbone::Backbone| {
+        torch::backbone::flatten_features(&b.forward_raw(&x), Pooling::Off, b.feature_order())
+    };
     for (name, channels_last) in [("contiguous", false), ("channels_last", true)] {
         backbone.set_channels_last(channels_last);
-        let _ = backbone.forward(&x); // warm-up
+        let _ = probe_features(&backbone); // warm-up
         sync();
         let t = Instant::now();
         for _ in 0..runs {
-            let _ = backbone.forward(&x);
+            let _ = probe_features(&backbone);
         }
         sync();
         let ips = (batch * runs) as f64 / t.elapsed().as_secs_f64();
         out.push_str(&format!(", \"{name}\": {ips:.3}"));
     }
+    // Channels-last, in milliseconds per batch: the whole forward pass as above, the part
+    // of it that copies the input into NHWC, and what copying the output back into
+    // torchvision's order would add (`psyrun features` does; runs flatten without it).
+    let time_ms = |f: &dyn Fn() -> tch::Tensor| {
+        let _ = f();
+        sync();
+        let t = Instant::now();
+        for _ in 0..runs {
+            let _ = f();
+        }
+        sync();
+        t.elapsed().as_secs_f64() * 1e3 / runs as f64
+    };
+    let nhwc = |t: &tch::Tensor| t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+    let y = backbone.forward_raw(&x);
+    let input_ms = time_ms(&|| nhwc(&x));
+    let output_ms = time_ms(&|| y.contiguous());
+    let forward_ms = time_ms(&|| probe_features(&backbone));
+    out.push_str(&format!(
+        ", \"channels_last_ms\": {{\"forward\": {forward_ms:.2}, \"input_copy\": {input_ms:.2}, \"output_copy\": {output_ms:.2}}}"
+    ));
     out.push('}');
     println!("{out}");
     let _ = cli::EXIT_OK;

@@ -824,6 +824,26 @@ impl Backbone {
     /// [`try_features`](Self::try_features) without `no_grad`: autograd records the graph
     /// (gradients can flow to `x`; the variables stay frozen).
     pub fn features_with_grad(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
+        Ok(self.layer_output(x, cut)?.contiguous())
+    }
+
+    /// The output of the built cut as the layers leave it (channels-last strides when
+    /// channels-last is on), without autograd: no copy into torchvision's order. Flatten it
+    /// with [`flatten_features`] in [`feature_order`](Self::feature_order).
+    pub fn forward_raw(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| self.layer_output(x, &self.cut)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The order in which [`forward_raw`](Self::forward_raw)'s maps flatten without a copy.
+    pub fn feature_order(&self) -> FeatureOrder {
+        if self.channels_last {
+            FeatureOrder::Hwc
+        } else {
+            FeatureOrder::Chw
+        }
+    }
+
+    fn layer_output(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
         self.check_cut(cut)?;
         let x = if self.channels_last && x.dim() == 4 {
             to_channels_last(x)
@@ -834,8 +854,7 @@ impl Backbone {
         let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x };
         let (y, stopped) = self.run_seq(&self.stages, x, cut);
         debug_assert!(stopped, "cut {cut} not reached");
-        let y = if bf16 { y.to_kind(Kind::Float) } else { y };
-        Ok(y.contiguous())
+        Ok(if bf16 { y.to_kind(Kind::Float) } else { y })
     }
 
     /// The output of the built cut.
@@ -1041,8 +1060,34 @@ fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
 /// max pooling to h×w, or (`Off`) just the flattening. A flat [N, F] input is returned as it
 /// is with `Off`; pooling it panics (the plan rejects that).
 pub fn pool(x: &Tensor, p: Pooling) -> Tensor {
+    flatten_features(x, p, FeatureOrder::Chw)
+}
+
+/// How a `[N, C, H, W]` feature map is flattened into `[N, F]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureOrder {
+    /// torchvision's `flatten(1)`: by channel, then row, then column.
+    Chw,
+    /// By row, then column, then channel: a channels-last map flattens so without a copy.
+    Hwc,
+}
+
+/// [`pool`], flattening 4-D maps in `order` (2-D features are left as they are).
+pub fn flatten_features(x: &Tensor, p: Pooling, order: FeatureOrder) -> Tensor {
+    let y = pooled(x, p);
+    let size = y.size();
+    match (order, size.len()) {
+        (FeatureOrder::Hwc, 4) => y
+            .permute([0, 2, 3, 1])
+            .reshape([size[0], size[1..].iter().product::<i64>()]),
+        _ => y.flatten(1, -1),
+    }
+}
+
+/// `x` adaptively pooled, or `x` itself.
+fn pooled(x: &Tensor, p: Pooling) -> Tensor {
     match p {
-        Pooling::Off => x.flatten(1, -1),
+        Pooling::Off => x.shallow_clone(),
         Pooling::Avg { h, w } | Pooling::Max { h, w } => {
             assert_eq!(
                 x.dim(),
@@ -1051,11 +1096,10 @@ pub fn pool(x: &Tensor, p: Pooling) -> Tensor {
                 x.size()
             );
             let size = [i64::from(h), i64::from(w)];
-            let y = match p {
+            match p {
                 Pooling::Avg { .. } => x.adaptive_avg_pool2d(size),
                 _ => x.adaptive_max_pool2d(size).0,
-            };
-            y.flatten(1, -1)
+            }
         }
     }
 }

@@ -28,7 +28,7 @@
 // `Failure` carries a `Diag` (a few hundred bytes), returned on cold paths only.
 #![allow(clippy::result_large_err)]
 
-use super::backbone::{pool, Backbone};
+use super::backbone::{flatten_features, Backbone, FeatureOrder};
 use super::device_stimuli::{self, DeviceGratings};
 use super::script::{Net, ScriptError, ScriptNet};
 use super::weights::{self, WeightsError};
@@ -240,6 +240,12 @@ fn first_lines(s: &str, n: usize) -> String {
 }
 
 /// The linear probe: `logits = W·[f_first, f_second] + b`, `W` of shape [2, 2F].
+///
+/// Each half of `W` holds its weights in the order the features are flattened in
+/// ([`FeatureOrder`]): torchvision's (channel, row, column), or (row, column, channel) for a
+/// channels-last backbone, whose maps then flatten without a copy. Either way a feature gets
+/// the same initial weight, so the probe is the same function; only the order in which
+/// floating-point products are summed differs.
 struct Probe {
     vs: nn::VarStore,
     weight: Tensor,
@@ -249,8 +255,10 @@ struct Probe {
 
 impl Probe {
     /// nn.Linear's default initialisation, U(±1/√fan_in) for weight and bias, drawn from
-    /// psyrun's `probe-init` stream (identical on every device and thread count).
-    fn new(features: i64, seed: u64, device: Device) -> Self {
+    /// psyrun's `probe-init` stream (identical on every device and thread count) in
+    /// torchvision's feature order, then laid out in `order` for features of `shape`
+    /// (`[C, H, W]`; other shapes have one order).
+    fn new(features: i64, shape: &[u32], order: FeatureOrder, seed: u64, device: Device) -> Self {
         let fan_in = 2 * features;
         let bound = 1.0 / (fan_in as f64).sqrt();
         let mut r = rng::stream(seed, rng::PROBE_INIT, 0);
@@ -260,6 +268,16 @@ impl Probe {
                 .collect()
         };
         let w = Tensor::from_slice(&draw(2 * fan_in)).reshape([2, fan_in]);
+        let w = match (order, shape) {
+            (FeatureOrder::Hwc, &[c, h, wd]) => {
+                let dims = [2, 2, i64::from(c), i64::from(h), i64::from(wd)];
+                w.view(dims)
+                    .permute([0, 1, 3, 4, 2])
+                    .contiguous()
+                    .view([2, fan_in])
+            }
+            _ => w,
+        };
         let b = Tensor::from_slice(&draw(2));
         let vs = nn::VarStore::new(device);
         let weight = vs.root().var_copy("weight", &w);
@@ -477,10 +495,15 @@ impl<'a> Interpreter<'a> {
         Ok((finished, results))
     }
 
-    /// Features of a batch `[N, 3, H, W]` (on the CPU) after the cut and pooling: `[N, F]`.
+    /// Features of a batch `[N, 3, H, W]` after the cut and pooling: `[N, F]`, flattened in
+    /// the backbone's [`FeatureOrder`] (the probe's weights are laid out to match).
     fn features(&self, x: &Tensor) -> Tensor {
         let x = x.to_device(self.device);
-        pool(&self.backbone.forward(&x), self.plan.backbone.pooling)
+        flatten_features(
+            &self.backbone.forward_raw(&x),
+            self.plan.backbone.pooling,
+            self.backbone.feature_order(),
+        )
     }
 
     fn train(&mut self) -> Result<Probe, Failure> {
@@ -491,7 +514,9 @@ impl<'a> Interpreter<'a> {
             return Err(self.torch_failure("the feature shape is unknown"));
         };
         let features = i64::try_from(per_image).unwrap_or(i64::MAX);
-        let probe = Probe::new(features, plan.seed, self.device);
+        let shape = plan.derived.feature_shape.as_deref().unwrap_or_default();
+        let order = self.backbone.feature_order();
+        let probe = Probe::new(features, shape, order, plan.seed, self.device);
         let mut opt = match &plan.probe.optimizer {
             Optimizer::Sgd {
                 lr,
@@ -1288,7 +1313,41 @@ pub(super) fn weights_diag(e: WeightsError, file: Option<&SourceFile>) -> (Diag,
 
 #[cfg(test)]
 mod tests {
-    use super::dedupe;
+    use super::{dedupe, FeatureOrder, Probe};
+    use tch::{Device, Kind, Tensor};
+
+    /// A probe laid out for channels-last features is the same function as one in
+    /// torchvision's order: the same logits (to float rounding) for the same images.
+    #[test]
+    fn probe_weights_follow_the_feature_order() {
+        let (c, h, w) = (5i64, 3i64, 4i64);
+        let f = c * h * w;
+        let shape = [c as u32, h as u32, w as u32];
+        let chw = Probe::new(f, &shape, FeatureOrder::Chw, 7, Device::Cpu);
+        let hwc = Probe::new(f, &shape, FeatureOrder::Hwc, 7, Device::Cpu);
+        assert!(chw.bias.equal(&hwc.bias));
+        tch::manual_seed(1);
+        let maps = |n| Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu));
+        let (first, second) = (maps(6), maps(6));
+        let by_chw = |m: &Tensor| m.reshape([6, -1]);
+        let by_hwc = |m: &Tensor| m.permute([0, 2, 3, 1]).reshape([6, -1]);
+        let a = chw.forward(&by_chw(&first), &by_chw(&second));
+        let b = hwc.forward(&by_hwc(&first), &by_hwc(&second));
+        let diff = (&a - &b).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "logits differ by {diff}");
+        // Not the same layout: the weights really were permuted.
+        assert!(!chw.weight.equal(&hwc.weight));
+        // Feature (c=1, y=2, x=3) of the first image has one weight in both layouts.
+        let at_chw = h * w + 2 * w + 3; // (1·h + 2)·w + 3
+        let at_hwc = (2 * w + 3) * c + 1;
+        assert_eq!(
+            chw.weight.double_value(&[0, at_chw]),
+            hwc.weight.double_value(&[0, at_hwc])
+        );
+        // Flat features have one order.
+        let flat = Probe::new(f, &[f as u32], FeatureOrder::Hwc, 7, Device::Cpu);
+        assert!(flat.weight.equal(&chw.weight));
+    }
 
     #[test]
     fn dedupe_keeps_first_occurrences_and_maps_every_image() {

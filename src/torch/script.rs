@@ -19,7 +19,7 @@
 //! train` puts the whole module in training mode (`module.train()`, dropout included), as
 //! the tutorial's `model.train()` does.
 
-use super::backbone::Backbone;
+use super::backbone::{Backbone, FeatureOrder};
 use psyrun::checkpoint::{file_kind, FileKind};
 use psyrun::plan::{BatchNorm, Normalize, Pooling, Precision};
 use std::fmt;
@@ -350,6 +350,25 @@ impl Net {
         match self {
             Net::Catalog(b) => b.forward(x),
             Net::Script(s) => s.forward(x),
+        }
+    }
+
+    /// The output at the cut as the network leaves it, without autograd: for catalog
+    /// backbones with channels-last on, channels-last strides (no copy into torchvision's
+    /// order). Flatten it with [`flatten_features`](super::backbone::flatten_features) in
+    /// [`feature_order`](Self::feature_order).
+    pub fn forward_raw(&self, x: &Tensor) -> Tensor {
+        match self {
+            Net::Catalog(b) => b.forward_raw(x),
+            Net::Script(s) => s.forward(x),
+        }
+    }
+
+    /// The order in which [`forward_raw`](Self::forward_raw)'s maps flatten without a copy.
+    pub fn feature_order(&self) -> FeatureOrder {
+        match self {
+            Net::Catalog(b) => b.feature_order(),
+            Net::Script(_) => FeatureOrder::Chw,
         }
     }
 

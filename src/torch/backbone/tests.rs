@@ -466,6 +466,45 @@ fn pooling() {
 }
 
 #[test]
+fn channels_last_maps_flatten_by_row_column_channel_without_a_copy() {
+    let mut b = Backbone::new(Arch::Resnet18, "layer1", CPU).unwrap();
+    b.init_random(2);
+    let x = input(3, 32, 6);
+    let chw = pool(&b.forward(&x), Pooling::Off);
+    assert_eq!(b.feature_order(), FeatureOrder::Chw);
+    let raw = b.forward_raw(&x);
+    assert!(raw.is_contiguous());
+    assert!(flatten_features(&raw, Pooling::Off, FeatureOrder::Chw).equal(&chw));
+
+    b.set_channels_last(true);
+    assert_eq!(b.feature_order(), FeatureOrder::Hwc);
+    let raw = b.forward_raw(&x);
+    assert_eq!(raw.size(), [3, 64, 8, 8]);
+    assert!(!raw.is_contiguous(), "channels-last strides");
+    let hwc = flatten_features(&raw, Pooling::Off, FeatureOrder::Hwc);
+    assert_eq!(hwc.size(), [3, 64 * 8 * 8]);
+    assert_eq!(hwc.data_ptr(), raw.data_ptr(), "flattened without a copy");
+    // The same numbers as torchvision's order, permuted: feature (c, y, x) of the CHW
+    // flattening is (y, x, c) of the HWC one.
+    let want = chw
+        .view([3, 64, 8, 8])
+        .permute([0, 2, 3, 1])
+        .reshape([3, -1]);
+    assert!(rel_diff(&hwc, &want) < 1e-6);
+    // `forward` still gives torchvision's layout.
+    assert!(b.forward(&x).is_contiguous());
+    // Pooled maps and flat features.
+    let pooled = flatten_features(&raw, Pooling::Avg { h: 2, w: 2 }, FeatureOrder::Hwc);
+    let want = pool(&raw.contiguous(), Pooling::Avg { h: 2, w: 2 })
+        .view([3, 64, 2, 2])
+        .permute([0, 2, 3, 1])
+        .reshape([3, -1]);
+    assert!(rel_diff(&pooled, &want) < 1e-6);
+    let flat = Tensor::ones([2, 10], (Kind::Float, CPU));
+    assert!(flatten_features(&flat, Pooling::Off, FeatureOrder::Hwc).equal(&flat));
+}
+
+#[test]
 fn channels_last_matches() {
     let x = input(2, 64, 4);
     for (arch, cut) in [(Arch::Resnet18, "layer3"), (Arch::Vgg11Bn, "avgpool")] {
