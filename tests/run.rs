@@ -208,6 +208,48 @@ fn same_seed_gives_identical_results_and_another_seed_does_not() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// `--threads N` sets libtorch's threads (recorded in the manifest; the default is one per
+/// core), here through the front end's `psyrun FILE`, which hands the same command line to
+/// psyrun-torch; a count of 0 is refused before anything is written.
+#[test]
+fn threads_are_chosen_with_a_flag_and_recorded() {
+    let dir = scratch("threads");
+    write(&dir, "tiny.psy", &tiny("tiny", "", SGD));
+    let threads = |out: &str| {
+        let m = fs::read_to_string(dir.join(out).join("manifest.json")).unwrap();
+        let m: serde_json::Value = serde_json::from_str(&m).unwrap();
+        m["threads"].as_u64().unwrap()
+    };
+    let o = Command::new(env!("CARGO_BIN_EXE_psyrun"))
+        .args([
+            "tiny.psy",
+            "--threads",
+            "1",
+            "--out",
+            "front",
+            "--color",
+            "never",
+        ])
+        .current_dir(&dir)
+        .env("PSYRUN_TORCH_BIN", env!("CARGO_BIN_EXE_psyrun-torch"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(threads("front"), 1);
+    let o = run_in(
+        &dir,
+        &["run", "tiny.psy", "--out", "zero", "--threads", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not a thread count"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.join("zero").exists());
+    let _ = fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn default_folder_is_runs_experiment_timestamp() {
     let dir = scratch("default");

@@ -60,6 +60,10 @@ pub struct Cli {
     #[arg(long, requires = "file")]
     pub out: Option<PathBuf>,
 
+    /// CPU threads when running FILE directly (as `psyrun run --threads`).
+    #[arg(long, requires = "file", value_parser = parse_threads)]
+    pub threads: Option<u16>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -129,6 +133,20 @@ pub struct RunArgs {
     /// Folder for the results (default: `runs/<experiment>/<timestamp>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// CPU threads for libtorch and for making stimuli (default: one per core). The
+    /// manifest records it; results can differ in the last bits between thread counts.
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<u16>,
+}
+
+/// A thread count: 1 to 1024.
+fn parse_threads(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a thread count: use a whole number from 1 to 1024"
+        )),
+    }
 }
 
 /// Arguments of `psyrun features`: either `ARCH --cut LAYER --weights W INPUTS...` (PNG
@@ -188,6 +206,9 @@ pub struct FeaturesArgs {
     /// (default: auto, or the experiment's `device`).
     #[arg(long, value_parser = parse_device)]
     pub device: Option<crate::plan::Device>,
+    /// CPU threads for libtorch and for making stimuli (default: one per core).
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<u16>,
     /// BatchNorm mode. Only `eval` (running statistics): with batch statistics an image's
     /// features would depend on the other images of its batch.
     #[arg(long, value_enum, default_value_t = FeaturesBatchNorm::Eval)]
@@ -355,7 +376,14 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
     let ui = Ui::new(cli.color);
     match (cli.command, cli.file) {
         (Some(Command::Run(args)), _) => backend.run(&args, &ui),
-        (None, Some(file)) => backend.run(&RunArgs { file, out: cli.out }, &ui),
+        (None, Some(file)) => backend.run(
+            &RunArgs {
+                file,
+                out: cli.out,
+                threads: cli.threads,
+            },
+            &ui,
+        ),
         (Some(Command::Check { files }), _) => commands::check(&files, &ui),
         (Some(Command::Plan { file, format }), _) => commands::plan(&file, format, &ui),
         (Some(Command::Layers { arch, size }), _) => commands::layers(&arch, size, &ui),

@@ -21,6 +21,7 @@ pub struct TorchBackend;
 impl Backend for TorchBackend {
     fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode {
         tune_allocator();
+        set_threads(args.threads);
         run::command(args, ui)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {
@@ -29,7 +30,21 @@ impl Backend for TorchBackend {
     }
     fn features(&self, args: &FeaturesArgs, ui: &Ui) -> ExitCode {
         tune_allocator();
+        set_threads(args.threads);
         features::command(args, ui)
+    }
+}
+
+/// `--threads N`: libtorch's intra-op threads and rayon's pool (which renders stimuli) get
+/// `n` threads each, before either starts. Without it, both take one per core (libtorch
+/// also reads `OMP_NUM_THREADS`).
+pub fn set_threads(n: Option<u16>) {
+    if let Some(n) = n {
+        tch::set_num_threads(i32::from(n));
+        // Fails only if the pool already exists, which nothing before this creates.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(usize::from(n))
+            .build_global();
     }
 }
 
