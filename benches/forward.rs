@@ -62,26 +62,7 @@ fn main() {
         "{{\"arch\": \"{arch_name}\", \"cut\": \"{cut}\", \"batch\": {batch}, \"size\": {size}, \"device\": \"{device:?}\", \"threads\": {}",
         tch::get_num_threads()
     );
-    // What the interpreter does for every batch: the forward pass to the cut, its output
-    // flattened for the probe (a view in the backbone's feature order).
-    let probe_features = |b: &torch::backbone::Backbone| {
-        torch::backbone::flatten_features(&b.forward_raw(&x), Pooling::Off, b.feature_order())
-    };
-    for (name, channels_last) in [("contiguous", false), ("channels_last", true)] {
-        backbone.set_channels_last(channels_last);
-        let _ = probe_features(&backbone); // warm-up
-        sync();
-        let t = Instant::now();
-        for _ in 0..runs {
-            let _ = probe_features(&backbone);
-        }
-        sync();
-        let ips = (batch * runs) as f64 / t.elapsed().as_secs_f64();
-        out.push_str(&format!(", \"{name}\": {ips:.3}"));
-    }
-    // Channels-last, in milliseconds per batch: the whole forward pass as above, the part
-    // of it that copies the input into NHWC, and what copying the output back into
-    // torchvision's order would add (`psyrun features` does; runs flatten without it).
+    // The mean time of `runs` calls after one warm-up, in milliseconds.
     let time_ms = |f: &dyn Fn() -> tch::Tensor| {
         let _ = f();
         sync();
@@ -92,9 +73,22 @@ fn main() {
         sync();
         t.elapsed().as_secs_f64() * 1e3 / runs as f64
     };
-    let nhwc = |t: &tch::Tensor| t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+    // What the interpreter does for every batch: the forward pass to the cut, its output
+    // flattened for the probe (a view in the backbone's feature order).
+    let probe_features = |b: &torch::backbone::Backbone| {
+        torch::backbone::flatten_features(&b.forward_raw(&x), Pooling::Off, b.feature_order())
+    };
+    for (name, channels_last) in [("contiguous", false), ("channels_last", true)] {
+        backbone.set_channels_last(channels_last);
+        let ms = time_ms(&|| probe_features(&backbone));
+        let ips = batch as f64 * 1e3 / ms;
+        out.push_str(&format!(", \"{name}\": {ips:.3}"));
+    }
+    // Channels-last, in milliseconds per batch: the whole forward pass as above, the part
+    // of it that copies the input into NHWC, and what copying the output back into
+    // torchvision's order would add (`psyrun features` does; runs flatten without it).
     let y = backbone.forward_raw(&x);
-    let input_ms = time_ms(&|| nhwc(&x));
+    let input_ms = time_ms(&|| torch::backbone::to_channels_last(&x));
     let output_ms = time_ms(&|| y.contiguous());
     let forward_ms = time_ms(&|| probe_features(&backbone));
     out.push_str(&format!(

@@ -172,15 +172,21 @@ fn names(meta: &serde_json::Value) -> Vec<String> {
     serde_json::from_str(meta["names"].as_str().unwrap()).expect("names is a JSON array")
 }
 
-/// `max |a − b| ≤ 1e-4 · max |b|`.
-fn assert_close(what: &str, a: &[f32], b: &[f32]) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
+/// `max |a − b| / max |b|` (`b` must not be all zeros).
+fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths");
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(scale > 0.0, "{what}: all zeros");
+    assert!(scale > 0.0, "all zeros");
+    diff / scale
+}
+
+/// `max |a − b| ≤ 1e-4 · max |b|`.
+fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+    let d = relative_difference(a, b);
     assert!(
-        diff <= 1e-4 * scale,
-        "{what}: max difference {diff} against a scale of {scale}"
+        d <= 1e-4,
+        "{what}: max difference {d:e} of the largest value"
     );
 }
 
@@ -764,15 +770,6 @@ fn torchscript_features_of_png_images() {
     assert!(err.contains("torch.save checkpoint"), "{err}");
     assert!(!dir.join("bad.npy").exists());
     let _ = fs::remove_dir_all(&dir);
-}
-
-/// `max |a − b| / max |b|`.
-fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths");
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(scale > 0.0, "all zeros");
-    diff / scale
 }
 
 /// On a machine with CUDA: float32 on the GPU is float32. libtorch lets cuDNN compute

@@ -997,7 +997,7 @@ impl Backbone {
 }
 
 /// The same values in the channels-last (NHWC) memory layout.
-fn to_channels_last(x: &Tensor) -> Tensor {
+pub fn to_channels_last(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 

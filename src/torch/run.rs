@@ -256,9 +256,10 @@ struct Probe {
 impl Probe {
     /// nn.Linear's default initialisation, U(±1/√fan_in) for weight and bias, drawn from
     /// psyrun's `probe-init` stream (identical on every device and thread count) in
-    /// torchvision's feature order, then laid out in `order` for features of `shape`
-    /// (`[C, H, W]`; other shapes have one order).
-    fn new(features: i64, shape: &[u32], order: FeatureOrder, seed: u64, device: Device) -> Self {
+    /// torchvision's feature order, then laid out in `order` for one image's features of
+    /// `shape` (`[C, H, W]`; other shapes have one order).
+    fn new(shape: &[u32], order: FeatureOrder, seed: u64, device: Device) -> Self {
+        let features: i64 = shape.iter().map(|&d| i64::from(d)).product();
         let fan_in = 2 * features;
         let bound = 1.0 / (fan_in as f64).sqrt();
         let mut r = rng::stream(seed, rng::PROBE_INIT, 0);
@@ -510,13 +511,11 @@ impl<'a> Interpreter<'a> {
         let t0 = Instant::now();
         let plan = self.plan;
         // Filled by the planner, or by `prepare` for a TorchScript module.
-        let Some(per_image) = plan.derived.features_per_image else {
+        let Some(shape) = plan.derived.feature_shape.as_deref() else {
             return Err(self.torch_failure("the feature shape is unknown"));
         };
-        let features = i64::try_from(per_image).unwrap_or(i64::MAX);
-        let shape = plan.derived.feature_shape.as_deref().unwrap_or_default();
         let order = self.backbone.feature_order();
-        let probe = Probe::new(features, shape, order, plan.seed, self.device);
+        let probe = Probe::new(shape, order, plan.seed, self.device);
         let mut opt = match &plan.probe.optimizer {
             Optimizer::Sgd {
                 lr,
@@ -1321,10 +1320,9 @@ mod tests {
     #[test]
     fn probe_weights_follow_the_feature_order() {
         let (c, h, w) = (5i64, 3i64, 4i64);
-        let f = c * h * w;
         let shape = [c as u32, h as u32, w as u32];
-        let chw = Probe::new(f, &shape, FeatureOrder::Chw, 7, Device::Cpu);
-        let hwc = Probe::new(f, &shape, FeatureOrder::Hwc, 7, Device::Cpu);
+        let chw = Probe::new(&shape, FeatureOrder::Chw, 7, Device::Cpu);
+        let hwc = Probe::new(&shape, FeatureOrder::Hwc, 7, Device::Cpu);
         assert!(chw.bias.equal(&hwc.bias));
         tch::manual_seed(1);
         let maps = |n| Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu));
@@ -1345,7 +1343,7 @@ mod tests {
             hwc.weight.double_value(&[0, at_hwc])
         );
         // Flat features have one order.
-        let flat = Probe::new(f, &[f as u32], FeatureOrder::Hwc, 7, Device::Cpu);
+        let flat = Probe::new(&[(c * h * w) as u32], FeatureOrder::Hwc, 7, Device::Cpu);
         assert!(flat.weight.equal(&chw.weight));
     }
 
