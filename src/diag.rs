@@ -160,6 +160,8 @@ codes! {
     RunInterrupted => "psy::run::interrupted",
     /// libtorch reported an error (out of memory, …).
     RunTorch => "psy::run::torch",
+    /// A bug in psyrun caught at run time (a panic that is not a libtorch error).
+    RunBug => "psy::run::bug",
     /// Warning: the probe learnt the training task barely above chance.
     RunProbeAtChance => "psy::run::probe_at_chance",
 }

@@ -2,16 +2,17 @@
 //!
 //! The pipeline is a chain of stages, one module each:
 //! [`source`] → [`syntax`] (pest, shape only) → [`plan`] (all meaning, every error in one pass)
-//! → [`trials`] and [`stimuli`] (what the network sees) → run (libtorch, in the
-//! `psyrun-torch` binary, with [`staircase`] and [`progress`]) → [`report`].
-//! Nothing in this library prints; the CLI in [`cli`] renders diagnostics and output.
+//! → [`trials`] and [`stimuli`] (what the network sees) → the interpreter (libtorch, in the
+//! `psyrun-torch` crate, with [`staircase`] and [`progress`]) → [`report`].
+//! Nothing in this library prints and nothing here links libtorch; the `psyrun-cli` crate
+//! renders diagnostics and output.
 #![warn(missing_docs, unreachable_pub)]
 // `Diag` is the error type of every stage: a few hundred bytes, returned on cold paths only.
 #![allow(clippy::result_large_err)]
 
 pub mod checkpoint;
-pub mod cli;
 pub mod diag;
+pub mod exit;
 pub mod hub;
 pub mod models;
 pub mod plan;

@@ -97,7 +97,8 @@ fn every_code_is_documented() {
 #[test]
 fn every_code_is_exercised() {
     // psy::syntax and psy::plan codes by snapshot fixtures; psy::io by tests/robustness.rs;
-    // psy::run by tests/cli.rs and tests/run.rs.
+    // psy::run by tests/cli.rs and tests/run.rs (psy::run::bug, which no input can cause, by
+    // a unit test of the libtorch crate).
     let mut snaps = String::new();
     for entry in
         std::fs::read_dir(crate::root().join("tests/snapshots")).expect("tests/snapshots exists")
@@ -108,6 +109,7 @@ fn every_code_is_exercised() {
         include_str!("robustness.rs"),
         include_str!("cli.rs"),
         include_str!("run.rs"),
+        include_str!("../crates/psyrun-torch/src/failure.rs"),
     ]
     .concat();
     for c in Code::ALL {

@@ -218,7 +218,7 @@ fn png_features_match_torchvision() {
     };
     let dir = scratch("parity");
     let inputs = images(&dir);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/features_reference.py");
+    let script = crate::root().join("scripts/features_reference.py");
     let made = Command::new(&py)
         .arg(&script)
         .args(["checkpoint", "resnet18", "net.pth"])
@@ -655,7 +655,7 @@ fn torchscript_features_match_the_catalog_backbone() {
         return;
     };
     let dir = scratch("torchscript");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_fixtures.py");
+    let script = crate::root().join("scripts/checkpoint_fixtures.py");
     let made = Command::new(&py)
         .arg(&script)
         .args(["torchscript", "."])
@@ -735,7 +735,7 @@ fn torchscript_features_match_the_catalog_backbone() {
 #[test]
 fn torchscript_features_of_png_images() {
     let dir = scratch("torchscript-png");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixtures = crate::root().join("tests/fixtures");
     fs::copy(fixtures.join("torchscript/tiny_cnn.pt"), dir.join("cnn.pt")).unwrap();
     fs::copy(fixtures.join("checkpoint/mixed.pth"), dir.join("sd.pth")).unwrap();
     let inputs = images(&dir);
@@ -788,7 +788,7 @@ fn cuda_float32_is_float32_and_tf32_is_opt_in() {
         let _ = fs::remove_dir_all(&dir);
         return;
     }
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixtures = crate::root().join("tests/fixtures");
     fs::copy(fixtures.join("torchscript/tiny_cnn.pt"), dir.join("cnn.pt")).unwrap();
     // A deeper cut than EXPERIMENT's, so that rounding has many layers to accumulate over.
     let catalog = EXPERIMENT.replace("cut layer1", "cut layer3");

@@ -11,9 +11,11 @@ mod snapshots;
 
 use std::path::{Path, PathBuf};
 
-/// The repository root.
+/// The repository root (these tests belong to `crates/psyrun-cli`).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .canonicalize()
+        .expect("the repository root exists")
 }
 
 /// A path relative to the repository root, as diagnostics should show it.

@@ -370,7 +370,7 @@ fn pth_checkpoints_run_end_to_end_and_garbage_is_a_weights_file_error() {
 
     // A real `torch.save(resnet18().state_dict())`, made by the venv's python (first on PATH
     // under ./dev).
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_fixtures.py");
+    let script = crate::root().join("scripts/checkpoint_fixtures.py");
     let made = Command::new("python3")
         .arg(&script)
         .args(["save", "resnet18"])
@@ -404,9 +404,7 @@ fn tiny_script(name: &str, file: &str, extra_backbone: &str) -> String {
 
 /// A committed fixture (scripts/checkpoint_fixtures.py torchscript), copied into `dir`.
 fn fixture(dir: &Path, name: &str) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torchscript")
-        .join(name);
+    let src = crate::root().join("tests/fixtures/torchscript").join(name);
     fs::copy(src, dir.join(name)).unwrap();
 }
 
@@ -466,8 +464,7 @@ fn torchscript_files_that_do_not_fit_are_diagnosed_before_anything_is_written() 
     fixture(&dir, "tiny_cnn.pt");
     fs::write(
         dir.join("sd.pth"),
-        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint/mixed.pth"))
-            .unwrap(),
+        fs::read(crate::root().join("tests/fixtures/checkpoint/mixed.pth")).unwrap(),
     )
     .unwrap();
     let cases = [

@@ -10,9 +10,13 @@ use psyrun::source::SourceFile;
 use std::path::Path;
 
 fn read(path: &Path) -> SourceFile {
-    // Read through the same code path as the CLI, named as the user would name it
-    // (cargo runs tests from the package root).
-    SourceFile::read(&rel(path)).unwrap_or_else(|d| panic!("{}: {d}", path.display()))
+    // Read through the same code path as the CLI, named as a user in the repository's root
+    // would name it (cargo runs these tests from crates/psyrun-cli).
+    let file = SourceFile::read(path).unwrap_or_else(|d| panic!("{}: {d}", path.display()));
+    SourceFile {
+        name: rel(path).display().to_string(),
+        ..file
+    }
 }
 
 fn plan_snapshot(path: &Path) -> String {

@@ -5,7 +5,7 @@
 //! torchvision's `state_dict()` gives it (`conv1.weight`, `bn1.running_mean`,
 //! `bn1.num_batches_tracked`, `layer1.0.downsample.0.weight`, `features.0.bias`,
 //! `classifier.1.weight`, ...), so a torchvision checkpoint loads key by key
-//! (see [`super::weights`]).
+//! (see [`crate::weights`]).
 //!
 //! Only the modules up to the cut are built: a resnet50 cut after `layer2` allocates nothing
 //! of `layer3`, `layer4` or `fc`. [`state_keys`] still lists every torchvision key of the
@@ -653,7 +653,7 @@ impl std::fmt::Debug for Backbone {
 impl Backbone {
     /// Builds `arch` up to and including the module `cut` (a catalog path), on `device`.
     /// Weights are placeholders (convs and linears 0, BatchNorm identity) until
-    /// [`init_random`](Self::init_random) or [`super::weights`] fills them. BatchNorm starts
+    /// [`init_random`](Self::init_random) or [`crate::weights`] fills them. BatchNorm starts
     /// in `Eval` mode.
     pub fn new(arch: Arch, cut: &str, device: Device) -> Result<Self, BackboneError> {
         let unknown = || BackboneError::UnknownCut {
@@ -680,7 +680,7 @@ impl Backbone {
     }
 
     /// Builds the backbone a plan describes (weights still to be filled, see
-    /// [`super::weights::apply`]), with its BatchNorm mode.
+    /// [`crate::weights::apply`]), with its BatchNorm mode.
     pub fn from_plan(plan: &psyrun::plan::Backbone, device: Device) -> Result<Self, BackboneError> {
         let Some(net) = plan.catalog() else {
             return Err(BackboneError::NotCatalog);

@@ -12,7 +12,7 @@
 //! python (`python3` with torch and torchvision, first on PATH under `./dev`) and is skipped
 //! with a message otherwise.
 use super::*;
-use crate::torch::weights;
+use crate::weights;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -115,7 +115,8 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
     }
     let start = Instant::now();
     let dir = TempDir::new("parity-cuts");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/parity_reference.py");
+    let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("scripts/parity_reference.py");
     let specs: Vec<String> = CASES
         .iter()
         .map(|(arch, cuts)| format!("{arch}={}", cuts.join(",")))

@@ -19,9 +19,11 @@
 //! train` puts the whole module in training mode (`module.train()`, dropout included), as
 //! the tutorial's `model.train()` does.
 
-use super::backbone::{Backbone, FeatureOrder};
+use crate::backbone::{Backbone, FeatureOrder};
 use psyrun::checkpoint::{file_kind, FileKind};
-use psyrun::plan::{BatchNorm, Normalize, Pooling, Precision};
+use psyrun::diag::Diag;
+use psyrun::plan::{BatchNorm, Network, Normalize, Plan, Pooling, Precision};
+use psyrun::source::SourceFile;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, IValue, Kind, Tensor};
@@ -355,7 +357,7 @@ impl Net {
 
     /// The output at the cut as the network leaves it, without autograd: for catalog
     /// backbones with channels-last on, channels-last strides (no copy into torchvision's
-    /// order). Flatten it with [`flatten_features`](super::backbone::flatten_features) in
+    /// order). Flatten it with [`flatten_features`](crate::backbone::flatten_features) in
     /// [`feature_order`](Self::feature_order).
     pub fn forward_raw(&self, x: &Tensor) -> Tensor {
         match self {
@@ -403,6 +405,45 @@ impl Net {
             b.set_channels_last(on);
         }
     }
+}
+
+/// For a TorchScript backbone of `plan` (a path relative to `base`): loads the module, runs it on grey
+/// images of the train and test sizes, and returns the plan with the feature shapes filled
+/// in, and the module. A catalog backbone's plan comes back unchanged, with no module.
+pub fn resolve(
+    plan: &Plan,
+    base: &Path,
+    file: Option<&SourceFile>,
+) -> Result<(Plan, Option<ScriptNet>), Diag> {
+    let Network::TorchScript { file: module } = &plan.backbone.network else {
+        return Ok((plan.clone(), None));
+    };
+    let fail = |e: ScriptError| crate::failure::script_diag(&e, file);
+    let net = ScriptNet::load(&base.join(module)).map_err(fail)?;
+    let pooling = plan.backbone.pooling;
+    let (cut_shape, feature_shape) = net
+        .shapes(plan.train.size, &plan.train.normalize, pooling)
+        .map_err(fail)?;
+    if plan.test.size != plan.train.size {
+        let (test_shape, test_features) = net
+            .shapes(plan.test.size, &plan.test.normalize, pooling)
+            .map_err(fail)?;
+        if test_features != feature_shape {
+            return Err(fail(ScriptError::Output {
+                path: net.path().to_path_buf(),
+                message: format!(
+                    "train ({} px) and test ({} px) images give different feature shapes ({:?} vs {:?})",
+                    plan.train.size, plan.test.size, cut_shape, test_shape
+                ),
+                help: "use the same size for both, or adaptive pooling (`pooling avg 4x4`) so \
+                       the probe sees a fixed shape"
+                    .into(),
+            }));
+        }
+    }
+    let mut resolved = plan.clone();
+    resolved.derived.set_shapes(cut_shape, feature_shape);
+    Ok((resolved, Some(net)))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! The torchvision parity test needs the venv's python (`python3` with torch and
 //! torchvision, first on PATH under `./dev`); it is skipped with a message otherwise.
 use super::*;
-use crate::torch::weights::{self, WeightsError};
+use crate::weights::{self, WeightsError};
 use psyrun::models::catalog::ShapeError;
 use std::path::{Path, PathBuf};
 
@@ -74,7 +74,7 @@ fn features_shapes_match_catalog() {
 
 /// `<key> <dtype> <shape>` lines written by `scripts/backbone_reference.py keys`.
 fn fixture_keys(arch: Arch) -> Vec<(String, String, Vec<i64>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("tests/fixtures/backbone")
         .join(format!("{arch}.keys"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
@@ -781,7 +781,8 @@ fn parity_with_torchvision() {
         return;
     }
     let dir = temp_dir("parity");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/backbone_reference.py");
+    let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("scripts/backbone_reference.py");
     let t0 = std::time::Instant::now();
     let out = std::process::Command::new("python3")
         .arg(&script)
@@ -884,7 +885,8 @@ fn parity_with_torchvision_from_torch_save_checkpoints() {
         return;
     }
     let dir = temp_dir("parity-pth");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/checkpoint_fixtures.py");
+    let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("scripts/checkpoint_fixtures.py");
     let out = std::process::Command::new("python3")
         .arg(&script)
         .arg("parity")

@@ -3,11 +3,11 @@
 //! network, so what is written here is what the network sees (before normalisation).
 
 use super::{Ui, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_USAGE};
-use crate::diag::{Code, Diag};
-use crate::plan::{Plan, Staircase};
-use crate::report::{image_png, npy_f32, preview_sheet, write_atomic};
-use crate::stimuli::{training_pair, Grating};
-use crate::trials::{grating_spec, shape_kinds, test_trials, TestTrial};
+use psyrun::diag::{Code, Diag};
+use psyrun::plan::{Plan, Staircase};
+use psyrun::report::{image_png, npy_f32, preview_sheet, write_atomic};
+use psyrun::stimuli::{training_pair, Grating};
+use psyrun::trials::{grating_spec, shape_kinds, test_trials, TestTrial};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -142,7 +142,7 @@ pub fn write_stimuli(
     // One image per orientation × phase: the interval does not change the images.
     let conditions: Vec<TestTrial> = test_trials(test)
         .into_iter()
-        .filter(|t| !t.target_first || test.target_interval == crate::plan::TargetInterval::First)
+        .filter(|t| !t.target_first || test.target_interval == psyrun::plan::TargetInterval::First)
         .collect();
     let m = test.size as usize;
     let (mut target, mut reference) = (Vec::new(), Vec::new());
@@ -167,7 +167,7 @@ pub fn write_stimuli(
     write_atomic(dir.join("test_reference.npy"), &npy_f32(&shape, &reference))?;
     write_atomic(dir.join("test.csv"), csv.as_bytes())?;
     let sheet = preview_sheet(
-        &crate::trials::preview_images(plan, count.min(8), contrast),
+        &psyrun::trials::preview_images(plan, count.min(8), contrast),
         8,
     );
     write_atomic(dir.join("preview.png"), &sheet)?;

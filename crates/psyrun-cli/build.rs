@@ -1,7 +1,9 @@
-//! Build script: makes the libtorch-linked binaries run without `LD_LIBRARY_PATH`.
+//! Build script of `psyrun-cli` and `psyrun-torch` (both name this file): makes every
+//! libtorch-linked target run without `LD_LIBRARY_PATH`.
 //!
-//! Only does something with the `torch` feature. Then `torch-sys` (which has
-//! `links = "tch"`) hands us the libtorch library folder as `DEP_TCH_LIBTORCH_LIB`, and we
+//! For `psyrun-cli` it does something only with the `torch` feature. Then `torch-sys` (which
+//! has `links = "tch"`, a direct dependency of both crates) hands us the libtorch library
+//! folder as `DEP_TCH_LIBTORCH_LIB`, and we
 //!
 //! * add an rpath to that folder to every binary, so `psyrun-torch` and the tests find
 //!   `libtorch*.so` at run time (libtorch's own rpath then finds the CUDA libraries of a
@@ -13,23 +15,35 @@
 //!   `PSYRUN_LIBTORCH_LIB`) for `psyrun doctor`.
 //!
 //! The front end `psyrun` gets none of this: it never calls into libtorch, so `--as-needed`
-//! keeps libtorch out of its `DT_NEEDED` list.
+//! keeps libtorch out of its `DT_NEEDED` list. In `psyrun-torch` every target (unit tests,
+//! the forward benchmark) links libtorch, so each gets all of it.
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Targets that may load libtorch, as the suffix of `cargo:rustc-link-arg…`. (Cargo rejects
-/// `-benches=` while the package has no bench target; add it with the first bench.)
-const TORCH_TARGETS: [&str; 2] = ["-bin=psyrun-torch=", "-tests="];
+/// `psyrun-cli`'s targets that load libtorch, as the suffix of `cargo:rustc-link-arg…`.
+const CLI_TORCH_TARGETS: [&str; 2] = ["-bin=psyrun-torch=", "-tests="];
+/// `psyrun-torch`: all of its targets.
+const TORCH_CRATE_TARGETS: [&str; 1] = ["="];
+
+/// The libtorch version tch 0.26 binds (the one place a build states it; `./dev` reads it
+/// from here too).
+const LIBTORCH_VERSION: &str = "2.13.0";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     for var in ["LIBTORCH", "LIBTORCH_LIB", "LIBTORCH_USE_PYTORCH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    if env::var_os("CARGO_FEATURE_TORCH").is_none() {
-        return; // the libtorch-free build needs nothing from here
+    let torch_crate = env::var("CARGO_PKG_NAME").is_ok_and(|n| n == "psyrun-torch");
+    if !torch_crate && env::var_os("CARGO_FEATURE_TORCH").is_none() {
+        return; // the libtorch-free front end needs nothing from here
     }
+    let targets: &[&str] = if torch_crate {
+        &TORCH_CRATE_TARGETS
+    } else {
+        &CLI_TORCH_TARGETS
+    };
     let Some(lib) = env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         // torch-sys only reports its folder on Linux and macOS.
         println!("cargo:warning=torch-sys did not report a libtorch folder; no rpath set");
@@ -43,9 +57,9 @@ fn main() {
     println!("cargo:rustc-env=PSYRUN_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=PSYRUN_LIBTORCH_LIB={}", lib.display());
     let short = version.split('+').next().unwrap_or_default();
-    if short != "unknown" && short != "2.13.0" {
+    if short != "unknown" && short != LIBTORCH_VERSION {
         println!(
-            "cargo:warning=libtorch at {} is {version}; psyrun expects 2.13.0",
+            "cargo:warning=libtorch at {} is {version}; psyrun expects {LIBTORCH_VERSION}",
             lib.display()
         );
     }
@@ -56,7 +70,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }
     if os == "linux" && lib.join("libtorch_cuda.so").exists() {
-        for target in TORCH_TARGETS {
+        for target in targets {
             println!("cargo:rustc-link-arg{target}-Wl,--no-as-needed");
             println!("cargo:rustc-link-arg{target}-L{}", lib.display());
             println!("cargo:rustc-link-arg{target}-ltorch_cuda");

@@ -1,10 +1,10 @@
 //! The front-end commands: check, plan, layers, and the hand-over to `psyrun-torch`.
 
 use super::{PlanFormat, Ui, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE};
-use crate::diag::{Code, Diag};
-use crate::models::catalog::{self, Arch, ShapeError};
-use crate::plan::{compile, to_json, to_ron, Lowered};
-use crate::source::SourceFile;
+use psyrun::diag::{Code, Diag};
+use psyrun::models::catalog::{self, Arch, ShapeError};
+use psyrun::plan::{compile, to_json, to_ron, Lowered};
+use psyrun::source::SourceFile;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,13 +26,13 @@ pub fn check_files(paths: &[impl AsRef<Path>], color: bool) -> (String, String, 
         let p = p.as_ref();
         match load(p) {
             Err(d) => {
-                stderr.push_str(&crate::diag::render(&[d], color));
+                stderr.push_str(&psyrun::diag::render(&[d], color));
                 stdout.push_str(&format!("{}: unreadable\n", p.display()));
                 code = code.max(EXIT_USAGE);
             }
             Ok((_, lowered)) => {
-                stderr.push_str(&crate::diag::render(&lowered.diags, color));
-                let (errors, warnings) = crate::diag::summary(&lowered.diags);
+                stderr.push_str(&psyrun::diag::render(&lowered.diags, color));
+                let (errors, warnings) = psyrun::diag::summary(&lowered.diags);
                 let status = if errors > 0 {
                     code = code.max(EXIT_INVALID);
                     format!("{errors} error{}", plural(errors))
@@ -127,7 +127,7 @@ pub(super) fn layers(name: &str, size: u32, ui: &Ui) -> ExitCode {
     let Some(arch) = Arch::from_name(name) else {
         let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
         let mut help = format!("architectures: {}", names.join(", "));
-        if let Some(s) = crate::plan::suggest_name(name, &names) {
+        if let Some(s) = psyrun::plan::suggest_name(name, &names) {
             help = format!("did you mean `{s}`? {help}");
         }
         ui.report(&[Diag::error(

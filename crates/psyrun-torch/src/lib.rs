@@ -1,39 +1,55 @@
-//! The libtorch backend (only in builds with the `torch` feature).
+//! psyrun on libtorch: catalog and TorchScript backbones, their weights, stimuli as tensor
+//! operations for CUDA, the [`interpreter`] that runs a plan, and feature extraction.
+//!
+//! Everything in psyrun that links libtorch is here; the core crate `psyrun` (language,
+//! plans, stimuli, reports) never does, and neither does the `psyrun` binary. The
+//! `psyrun-torch` binary of `psyrun-cli` is a thin command-line adapter over this crate:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use psyrun::{plan, progress::Recorder, source::SourceFile};
+//! use psyrun_torch::interpreter::{execute, RunOptions};
+//! use std::path::Path;
+//! use std::sync::atomic::AtomicBool;
+//!
+//! let file = SourceFile::read(Path::new("experiments/quick_csf.psy"))?;
+//! let plan = plan::compile(&file).plan.expect("the experiment has no errors");
+//! let stop = AtomicBool::new(false);
+//! let options = RunOptions {
+//!     file: &file,
+//!     path: Path::new("experiments/quick_csf.psy"),
+//!     out: Some(Path::new("results")),
+//!     runs_root: Path::new("."),
+//!     command_line: vec!["example".into()],
+//!     stop: &stop,
+//! };
+//! let mut events = Recorder::default();
+//! let (folder, results) = execute(&plan, &options, &mut events).map_err(|f| f.diags[0].message.clone())?;
+//! println!("{} thresholds in {}", results.staircases.len(), folder.display());
+//! # Ok(())
+//! # }
+//! ```
+// `Failure` carries diagnostics (a few hundred bytes), returned on cold paths only.
+#![allow(clippy::result_large_err)]
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod backbone;
+pub mod device;
 pub mod device_stimuli;
+pub mod failure;
 pub mod features;
-pub mod run;
+pub mod interpreter;
 pub mod script;
 pub mod weights;
 
-use crate::cli::{Backend, FeaturesArgs, RunArgs, Ui};
+pub use failure::Failure;
+
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// libtorch's version as found at build time (`build.rs`, from `build-version` or `version.py`).
 pub const LIBTORCH_BUILD_VERSION: &str = env!("PSYRUN_LIBTORCH_VERSION");
 /// libtorch's library folder at build time (also the rpath of `psyrun-torch`).
 pub const LIBTORCH_BUILD_LIB: &str = env!("PSYRUN_LIBTORCH_LIB");
-
-/// Runs experiments and reports on libtorch in-process.
-pub struct TorchBackend;
-
-impl Backend for TorchBackend {
-    fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode {
-        tune_allocator();
-        set_threads(args.threads);
-        run::command(args, ui)
-    }
-    fn doctor(&self, _ui: &Ui) -> ExitCode {
-        print!("{}", Report::collect());
-        ExitCode::from(crate::cli::EXIT_OK)
-    }
-    fn features(&self, args: &FeaturesArgs, ui: &Ui) -> ExitCode {
-        tune_allocator();
-        set_threads(args.threads);
-        features::command(args, ui)
-    }
-}
 
 /// `--threads N`: libtorch's intra-op threads and rayon's pool (which renders stimuli) get
 /// `n` threads each, before either starts. Without it, both take one per core (libtorch

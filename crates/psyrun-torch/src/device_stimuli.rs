@@ -1045,13 +1045,13 @@ mod tests {
     }
 
     /// Host against device for a 64-image batch at 224 px, and a level of gratings:
-    /// `./dev cargo test --release --features torch --bin psyrun-torch device_stimuli_timing
+    /// `./dev cargo test --release -p psyrun-torch --lib device_stimuli_timing
     /// -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn device_stimuli_timing() {
         // As the psyrun-torch binary does (freed buffers stay in the process).
-        crate::torch::tune_allocator();
+        crate::tune_allocator();
         let t = train(
             224,
             &[Shape::Circle, Shape::Ellipse, Shape::Rectangle],

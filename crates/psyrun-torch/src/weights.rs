@@ -21,7 +21,7 @@
 //!
 //! Named torchvision weight sets (`weights imagenet`) are files of torch's hub cache, found or
 //! downloaded by [`psyrun::hub`] ([`load_torchvision`]), then loaded as any `.pth` file.
-use super::backbone::{state_keys, Backbone, StateKey};
+use crate::backbone::{state_keys, Backbone, StateKey};
 use psyrun::checkpoint::{Checkpoint, CheckpointError, Dtype};
 use psyrun::hub::{Fetch, Hub, HubError};
 use psyrun::models::catalog::Arch;

@@ -3,15 +3,7 @@
 //!
 //! `cargo bench --bench forward -- [ARCH] [CUT] [BATCH] [SIZE] [RUNS] [DEVICE]`
 //! (default resnet50 layer2 32 224 3 cpu; DEVICE `cpu` or `cuda:N`). Prints one JSON line.
-// The interpreter's modules are compiled in whole (with their unit tests, as `cargo bench`
-// sets cfg(test)); this program uses a few of them.
-#![allow(dead_code, unused_imports)]
-#![allow(clippy::result_large_err)]
-
-use psyrun::cli;
-
-#[path = "../src/torch/mod.rs"]
-mod torch;
+use psyrun_torch as torch;
 
 use psyrun::models::catalog::Arch;
 use psyrun::plan::Pooling;
@@ -96,5 +88,4 @@ fn main() {
     ));
     out.push('}');
     println!("{out}");
-    let _ = cli::EXIT_OK;
 }

@@ -29,15 +29,15 @@
 // `Failure` carries diagnostics (a few hundred bytes each), returned on cold paths only.
 #![allow(clippy::result_large_err)]
 
-use super::backbone::{pool, Backbone};
-use super::script::{Net, ScriptError, ScriptNet};
-use super::weights::{self, WeightsError};
-use psyrun::cli::{FeaturesArgs, FeaturesNormalize, Ui};
-use psyrun::cli::{EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
+use crate::backbone::{pool, Backbone};
+use crate::failure::{weights_failure, Failure};
+use crate::script::{Net, ScriptError, ScriptNet};
+use crate::weights::{self};
 use psyrun::diag::{Code, Diag};
+use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
 use psyrun::models::catalog::{self, Arch, ShapeError};
 use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Staircase, Weights};
-use psyrun::progress::{Event, Observer, Terminal};
+use psyrun::progress::{Event, Observer};
 use psyrun::report::{npy_f32, write_atomic};
 use psyrun::source::SourceFile;
 use psyrun::trials::{self, TestGratings};
@@ -45,7 +45,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use tch::{Device, Kind, Tensor};
 
@@ -55,22 +54,48 @@ const CHUNK: usize = 32;
 /// Bad input files reported one by one; the rest are counted.
 const LISTED_PROBLEMS: usize = 10;
 
-/// Why extraction stopped: the diagnostics to show and the exit code.
-#[derive(Debug)]
-pub struct Failure {
-    /// What went wrong (every problem found, errors first).
-    pub diags: Vec<Diag>,
-    /// The process exit code.
-    pub exit: u8,
+/// What `psyrun features` was asked for, as given on the command line (checked by
+/// [`resolve`]): either `arch`, `cut`, `weights` and PNG `inputs`, or a TorchScript module
+/// and `inputs`, or an `experiment` whose stimuli to use.
+#[derive(Clone, Debug, Default)]
+pub struct FeaturesOptions {
+    /// Architecture name (`resnet18`, …), for PNG inputs.
+    pub arch: Option<String>,
+    /// PNG images, each `size`×`size`.
+    pub inputs: Vec<PathBuf>,
+    /// The layer to cut after.
+    pub cut: Option<String>,
+    /// `random`, `imagenet`, a torchvision weight set or a file.
+    pub weights: Option<String>,
+    /// A TorchScript module, instead of `arch`, `cut` and `weights`.
+    pub torchscript: Option<PathBuf>,
+    /// Adaptive pooling of the feature map (default none).
+    pub pooling: Option<Pooling>,
+    /// Seed of random weights (default 0).
+    pub seed: Option<u64>,
+    /// Image size in pixels (default 224).
+    pub size: Option<u32>,
+    /// Normalisation of PNG images (default ImageNet's).
+    pub normalize: Option<ImageNormalize>,
+    /// Where to compute (default auto, or the experiment's device).
+    pub device: Option<plan::Device>,
+    /// The output file (`.safetensors` or `.npy`).
+    pub out: PathBuf,
+    /// An experiment whose stimuli to extract, with its backbone.
+    pub experiment: Option<PathBuf>,
+    /// With `experiment`: training pairs to include (default 8).
+    pub count: Option<u64>,
+    /// With `experiment`: contrast of the test gratings (default the staircase's start).
+    pub contrast: Option<f64>,
 }
 
-impl Failure {
-    fn new(diag: Diag, exit: u8) -> Self {
-        Failure {
-            diags: vec![diag],
-            exit,
-        }
-    }
+/// How PNG images are normalised after dividing by 255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageNormalize {
+    /// (x − mean) / std with ImageNet's channel means and standard deviations.
+    Imagenet,
+    /// None: the network sees pixel values in [0, 1].
+    None,
 }
 
 /// The output format, from the file's extension.
@@ -140,46 +165,6 @@ pub struct Features {
     pub data: Vec<f32>,
 }
 
-/// `psyrun features`: resolves the request, extracts, writes. Never panics on libtorch
-/// errors (they become `psy::run::torch`).
-pub fn command(args: &FeaturesArgs, ui: &Ui) -> ExitCode {
-    let (request, notes) = match resolve(args) {
-        Ok(r) => r,
-        Err(f) => {
-            ui.report(&f.diags);
-            return ExitCode::from(f.exit);
-        }
-    };
-    ui.report(&notes.diags);
-    let stop = AtomicBool::new(false);
-    let mut term = Terminal::new(ui.color);
-    let source = notes.file.as_ref();
-    let outcome = extract(&request, source, &mut term, &stop).and_then(|features| {
-        write(&request, &features)?;
-        Ok(features)
-    });
-    drop(term);
-    match outcome {
-        Ok(features) => {
-            let mut shape = vec![features.names.len()];
-            shape.extend(&features.shape);
-            println!(
-                "wrote features {shape:?} of {} image{} ({}, pooling {}) to {}",
-                features.names.len(),
-                if features.names.len() == 1 { "" } else { "s" },
-                request.backbone.describe(),
-                pooling_name(request.backbone.pooling),
-                request.out.display()
-            );
-            ExitCode::from(EXIT_OK)
-        }
-        Err(f) => {
-            ui.report(&f.diags);
-            ExitCode::from(f.exit)
-        }
-    }
-}
-
 /// Warnings to show before extracting, and the experiment's source (for spans).
 #[derive(Default)]
 pub struct Notes {
@@ -190,7 +175,7 @@ pub struct Notes {
 }
 
 /// Checks the command line (and the experiment or the images' headers) into a [`Request`].
-pub fn resolve(args: &FeaturesArgs) -> Result<(Request, Notes), Failure> {
+pub fn resolve(args: &FeaturesOptions) -> Result<(Request, Notes), Failure> {
     let format = output_format(&args.out)?;
     match &args.experiment {
         Some(path) => resolve_experiment(args, path, format),
@@ -247,7 +232,7 @@ fn output_format(out: &Path) -> Result<Format, Failure> {
     Ok(format)
 }
 
-fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failure> {
+fn resolve_images(args: &FeaturesOptions, format: Format) -> Result<Request, Failure> {
     if let Some(module) = &args.torchscript {
         return resolve_script_images(args, module, format);
     }
@@ -286,7 +271,7 @@ fn resolve_images(args: &FeaturesArgs, format: Format) -> Result<Request, Failur
 /// The request for PNG `files` of `size` px through `network` (the command line's pooling,
 /// normalisation, seed and device; BatchNorm in eval mode, float32).
 fn images_request(
-    args: &FeaturesArgs,
+    args: &FeaturesOptions,
     network: plan::Network,
     files: Vec<PathBuf>,
     size: u32,
@@ -317,7 +302,7 @@ fn images_request(
 /// PNG images through a TorchScript module: no architecture, so every positional argument
 /// is an image (clap puts the first into `arch`).
 fn resolve_script_images(
-    args: &FeaturesArgs,
+    args: &FeaturesOptions,
     module: &Path,
     format: Format,
 ) -> Result<Request, Failure> {
@@ -342,18 +327,18 @@ fn resolve_script_images(
     Ok(images_request(args, network, inputs, size, None, format))
 }
 
-fn images_normalize(args: &FeaturesArgs) -> Normalize {
-    match args.normalize.unwrap_or(FeaturesNormalize::Imagenet) {
-        FeaturesNormalize::Imagenet => Normalize::MeanStd {
+fn images_normalize(args: &FeaturesOptions) -> Normalize {
+    match args.normalize.unwrap_or(ImageNormalize::Imagenet) {
+        ImageNormalize::Imagenet => Normalize::MeanStd {
             mean: plan::IMAGENET_MEAN,
             std: plan::IMAGENET_STD,
         },
-        FeaturesNormalize::None => Normalize::Off,
+        ImageNormalize::None => Normalize::Off,
     }
 }
 
 fn resolve_experiment(
-    args: &FeaturesArgs,
+    args: &FeaturesOptions,
     path: &Path,
     format: Format,
 ) -> Result<(Request, Notes), Failure> {
@@ -363,6 +348,7 @@ fn resolve_experiment(
         return Err(Failure {
             diags: lowered.diags,
             exit: EXIT_INVALID,
+            folder: None,
         });
     };
     let mut notes = Notes {
@@ -595,6 +581,7 @@ fn check_images(files: &[PathBuf], size: u32) -> Result<(), Failure> {
     Err(Failure {
         diags,
         exit: EXIT_USAGE,
+        folder: None,
     })
 }
 
@@ -705,21 +692,8 @@ pub fn extract(
     observer: &mut dyn Observer,
     stop: &AtomicBool,
 ) -> Result<Features, Failure> {
-    super::run::catch_torch(|| extract_inner(request, source, observer, stop)).unwrap_or_else(
-        |(message, location)| {
-            let short: Vec<&str> = message.lines().take(12).collect();
-            Err(Failure::new(
-                Diag::error(
-                    Code::RunTorch,
-                    format!("libtorch failed: {}", short.join("\n")),
-                )
-                .with_help(format!(
-                    "if this says out of memory, use fewer or smaller images, pooling or an \
-                     earlier cut; otherwise please report it (raised at {location})"
-                )),
-                EXIT_RUN,
-            ))
-        },
+    crate::failure::guarded(|| extract_inner(request, source, observer, stop)).unwrap_or_else(
+        |caught| Err(caught.failure("use fewer or smaller images, pooling or an earlier cut")),
     )
 }
 
@@ -737,7 +711,7 @@ fn extract_inner(
     stop: &AtomicBool,
 ) -> Result<Features, Failure> {
     if request.device != plan::Device::Cpu {
-        super::run::set_tf32(request.precision);
+        crate::device::set_tf32(request.precision);
     }
     let device = select_device(request.device)?;
     let b = &request.backbone;
@@ -747,7 +721,7 @@ fn extract_inner(
                 "building {} up to `{}` on {}",
                 c.arch,
                 c.cut,
-                super::run::device_name(device)
+                crate::device::device_name(device)
             )));
             let mut backbone =
                 Backbone::from_plan(b, Device::Cpu).map_err(|e| torch_failure(e.to_string()))?;
@@ -772,7 +746,7 @@ fn extract_inner(
             (Net::Catalog(backbone), shape)
         }
         (plan::Network::TorchScript { .. }, Inputs::Stimuli { plan, .. }) => {
-            let (resolved, script) = super::run::resolve_script(plan, &request.base_dir, source)
+            let (resolved, script) = crate::script::resolve(plan, &request.base_dir, source)
                 .map_err(|d| Failure::new(d, EXIT_RUN))?;
             let (Some(script), Some(shape)) = (script, resolved.derived.feature_shape) else {
                 return Err(torch_failure(
@@ -787,7 +761,8 @@ fn extract_inner(
                 size, normalize, ..
             },
         ) => {
-            let fail = |e: ScriptError| Failure::new(super::run::script_diag(&e, None), EXIT_RUN);
+            let fail =
+                |e: ScriptError| Failure::new(crate::failure::script_diag(&e, None), EXIT_RUN);
             let script = ScriptNet::load(&request.base_dir.join(file)).map_err(fail)?;
             let (_, shape) = script.shapes(*size, normalize, b.pooling).map_err(fail)?;
             (Net::Script(script), shape)
@@ -952,14 +927,8 @@ impl Runner<'_> {
 
 /// The device asked for, checked against the machine.
 fn select_device(device: plan::Device) -> Result<Device, Failure> {
-    super::run::check_device(device, None, "use `--device auto` or `--device cpu`")
+    crate::device::check_device(device, None, "use `--device auto` or `--device cpu`")
         .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
-}
-
-/// A weights error as a diagnostic (pointing at the experiment's `weights` when there is one).
-fn weights_failure(e: WeightsError, source: Option<&SourceFile>) -> Failure {
-    let (diag, exit) = super::run::weights_diag(e, source);
-    Failure::new(diag, exit)
 }
 
 /// `none`, `avg:HxW` or `max:HxW`, as `--pooling` takes it.
@@ -1084,7 +1053,8 @@ pub fn safetensors_f32(
 }
 
 /// Writes the features atomically in the request's format.
-fn write(request: &Request, features: &Features) -> Result<(), Failure> {
+/// Writes the features to the request's file, in its format (atomically).
+pub fn write(request: &Request, features: &Features) -> Result<(), Failure> {
     let mut shape = vec![features.names.len()];
     shape.extend(&features.shape);
     let bytes = match request.format {

@@ -3,8 +3,12 @@
 //!
 //! Exit codes: 0 ok · 1 invalid experiment · 2 usage or I/O error · 3 run failed ·
 //! 4 not available in this build · 130 interrupted.
+#![warn(missing_docs, unreachable_pub)]
+// `Diag` is the error type of every stage: a few hundred bytes, returned on cold paths only.
+#![allow(clippy::result_large_err)]
 
 mod commands;
+pub mod progress;
 mod stimuli;
 
 use clap::{Parser, Subcommand};
@@ -15,18 +19,9 @@ use std::process::ExitCode;
 pub use commands::{check_files, layers_table};
 pub use stimuli::{write_stimuli, StimuliArgs};
 
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: the experiment file has errors.
-pub const EXIT_INVALID: u8 = 1;
-/// Exit code: bad command line, or a file that cannot be read or written.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: the run failed at run time.
-pub const EXIT_RUN: u8 = 3;
-/// Exit code: the command is not available in this build (e.g. no libtorch).
-pub const EXIT_UNAVAILABLE: u8 = 4;
-/// Exit code: interrupted (Ctrl-C).
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use psyrun::exit::{
+    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE,
+};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -191,7 +186,7 @@ pub struct FeaturesArgs {
     /// (`avg:N` is `avg:NxN`). The output keeps the map's shape, [N, C, H, W] or pooled
     /// [N, C, h, w].
     #[arg(long, value_parser = parse_pooling, conflicts_with = "experiment")]
-    pub pooling: Option<crate::plan::Pooling>,
+    pub pooling: Option<psyrun::plan::Pooling>,
     /// Seed of `--weights random`.
     #[arg(long, conflicts_with = "experiment")]
     pub seed: Option<u64>,
@@ -205,7 +200,7 @@ pub struct FeaturesArgs {
     /// Device: `auto` (CUDA when present, else the CPU), `cpu`, `cuda` or `cuda:N`
     /// (default: auto, or the experiment's `device`).
     #[arg(long, value_parser = parse_device)]
-    pub device: Option<crate::plan::Device>,
+    pub device: Option<psyrun::plan::Device>,
     /// CPU threads for libtorch and for making stimuli (default: one per core).
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
@@ -260,8 +255,8 @@ pub enum FeaturesBatchNorm {
 }
 
 /// Parses `none`, `avg:HxW`, `max:HxW` or `avg:N` / `max:N` (each side 1 to 4096).
-pub fn parse_pooling(s: &str) -> Result<crate::plan::Pooling, String> {
-    use crate::plan::Pooling;
+pub fn parse_pooling(s: &str) -> Result<psyrun::plan::Pooling, String> {
+    use psyrun::plan::Pooling;
     let usage = "pooling is `none`, `avg:HxW` or `max:HxW` (e.g. `avg:2x2`)";
     if s == "none" {
         return Ok(Pooling::Off);
@@ -289,8 +284,8 @@ pub fn parse_pooling(s: &str) -> Result<crate::plan::Pooling, String> {
 }
 
 /// Parses `auto`, `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
-pub fn parse_device(s: &str) -> Result<crate::plan::Device, String> {
-    use crate::plan::Device;
+pub fn parse_device(s: &str) -> Result<psyrun::plan::Device, String> {
+    use psyrun::plan::Device;
     match s {
         "auto" => Ok(Device::Auto),
         "cpu" => Ok(Device::Cpu),
@@ -325,9 +320,9 @@ impl Ui {
     }
 
     /// Writes diagnostics to stderr.
-    pub fn report(&self, diags: &[crate::diag::Diag]) {
+    pub fn report(&self, diags: &[psyrun::diag::Diag]) {
         if !diags.is_empty() {
-            eprint!("{}", crate::diag::render(diags, self.color));
+            eprint!("{}", psyrun::diag::render(diags, self.color));
         }
     }
 }
@@ -335,7 +330,7 @@ impl Ui {
 /// What the binary can do beyond the front end: run experiments and report on libtorch.
 ///
 /// `psyrun` uses [`ExecBackend`], which hands these commands to `psyrun-torch`;
-/// `psyrun-torch` uses the libtorch backend in `psyrun::torch`.
+/// `psyrun-torch` uses the libtorch backend of the `psyrun-torch` crate.
 pub trait Backend {
     /// `psyrun run FILE` (also `psyrun FILE`).
     fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode;

@@ -1,0 +1,200 @@
+//! The interpreter: runs a plan on libtorch and writes its run folder.
+//!
+//! [`execute`] takes a [`Plan`], the [`RunOptions`] (the experiment's source, where results
+//! go, the stop flag) and an [`Observer`] for progress, and returns the run folder and the
+//! [`Results`]. Each step is a module: `prepare` (device, backbone, weights, run folder),
+//! `train` (the probe), `test` (the staircases) and `write` (the result files); the probe
+//! itself is in `probe`. Nothing here prints or parses a command line.
+//!
+//! Order of work (each step fails with a diagnostic that points into the experiment where
+//! it can, and never leaves a half-written file):
+//! 0. for a TorchScript backbone: load the module and run it once on grey images to learn
+//!    its feature shape (`prepare`), so a file that does not fit fails before anything is
+//!    written;
+//! 1. choose the device (with TensorFloat-32 off on CUDA unless `precision tf32`) and where
+//!    stimuli are made (the device on CUDA, else the host); build the backbone up to the cut
+//!    on the CPU; fill its weights (seeded random or a file, relative to the experiment's
+//!    folder); move it to the device; set its precision;
+//! 2. create the run folder (`INCOMPLETE` first), write `plan.ron`, `manifest.json` and the
+//!    preview sheet;
+//! 3. train the linear probe: every epoch draws fresh training trials (seeded per trial);
+//!    the backbone runs without gradients; only the probe's weight and bias learn;
+//! 4. test: the staircases of every frequency advance in lockstep, one batch of gratings
+//!    per round. The probe is linear, so each image's features are projected once onto the
+//!    two halves of the probe's weight: the comparison images are projected once per
+//!    frequency, the gratings once per contrast level;
+//! 5. write every result file and remove `INCOMPLETE`.
+//!
+//! BatchNorm: with `batchnorm eval` (default) the backbone is frozen throughout. With
+//! `batchnorm train` (the tutorial) BatchNorm uses batch statistics and updates its running
+//! statistics while the probe trains, the first and the second images in separate forward
+//! passes as in the tutorial's `LinearProbe.forward`; testing then runs in eval mode with
+//! the drifted statistics, as the tutorial's `model.eval()` does.
+
+// `Failure` carries a `Diag` (a few hundred bytes), returned on cold paths only.
+
+// `Failure` carries diagnostics (a few hundred bytes), returned on cold paths only.
+#![allow(clippy::result_large_err)]
+
+mod prepare;
+mod probe;
+mod test;
+mod train;
+mod write;
+
+use crate::device::StimuliOn;
+use crate::failure::Failure;
+use crate::script::Net;
+use psyrun::diag::{Code, Diag};
+use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
+use psyrun::plan::{self, Plan};
+use psyrun::progress::Observer;
+use psyrun::report::{self, Results, RunFolder};
+use psyrun::source::SourceFile;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use tch::Device;
+
+/// Distinct images per forward pass when testing (bounds memory; results do not depend on
+/// it).
+const TEST_CHUNK: usize = 64;
+
+/// Training pairs shown on the preview sheet.
+const PREVIEW_PAIRS: u64 = 6;
+
+/// What to shrink when libtorch runs out of memory.
+const OOM_ADVICE: &str =
+    "use a smaller `batch`, a smaller image `size`, pooling, or an earlier cut";
+
+/// What the interpreter needs besides the plan.
+pub struct RunOptions<'a> {
+    /// The experiment's source (for spans and its hash).
+    pub file: &'a SourceFile,
+    /// The experiment file as given on the command line.
+    pub path: &'a Path,
+    /// The results folder (`--out`); `None` for `runs/<experiment>/<timestamp>/` below
+    /// `runs_root`.
+    pub out: Option<&'a Path>,
+    /// Where `runs/` goes when there is no `out` (the CLI passes the working directory).
+    pub runs_root: &'a Path,
+    /// The command line, for the manifest.
+    pub command_line: Vec<String>,
+    /// Stops the run when set (checked between batches).
+    pub stop: &'a AtomicBool,
+}
+
+/// Runs `plan`, catching libtorch exceptions (which tch raises as panics) as diagnostics.
+pub fn execute(
+    plan: &Plan,
+    options: &RunOptions<'_>,
+    observer: &mut dyn Observer,
+) -> Result<(PathBuf, Results), Failure> {
+    let folder_slot: Mutex<Option<PathBuf>> = Mutex::new(None);
+    crate::failure::guarded(|| {
+        let (resolved, script) = prepare::script(plan, options)?;
+        Interpreter::new(&resolved, options, observer, &folder_slot, script)
+            .and_then(Interpreter::run)
+    })
+    .unwrap_or_else(|caught| {
+        Err(caught
+            .failure(OOM_ADVICE)
+            .in_folder(folder_slot.lock().ok().and_then(|g| g.clone())))
+    })
+}
+
+struct Interpreter<'a> {
+    plan: &'a Plan,
+    options: &'a RunOptions<'a>,
+    observer: &'a mut dyn Observer,
+    device: Device,
+    /// Where stimuli are rendered.
+    stimuli: StimuliOn,
+    backbone: Net,
+    folder: RunFolder,
+    results: Results,
+}
+
+impl Interpreter<'_> {
+    /// The steps after `prepare`: train, test, write.
+    fn run(mut self) -> Result<(PathBuf, Results), Failure> {
+        let probe = self.train()?;
+        self.test(&probe)?;
+        self.write()
+    }
+
+    fn check_stop(&self) -> Result<(), Failure> {
+        if !self.options.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _ = self.folder.write_partial(&self.results);
+        Err(Failure::new(
+            Diag::error(
+                Code::RunInterrupted,
+                format!(
+                    "interrupted after {} of {} epochs and {} of {} staircases",
+                    self.results.training.len(),
+                    self.plan.probe.epochs,
+                    self.results.staircases.len(),
+                    self.plan.test.frequencies.len()
+                ),
+            )
+            .with_help(
+                "the run folder keeps everything measured so far and its INCOMPLETE marker; \
+                 run the experiment again for complete results",
+            ),
+            EXIT_INTERRUPTED,
+        )
+        .in_folder(Some(self.folder.path().to_path_buf())))
+    }
+
+    fn phase_done(&mut self, name: &str, t0: Instant) {
+        self.results
+            .manifest
+            .phase_seconds
+            .push((name.into(), t0.elapsed().as_secs_f64()));
+        self.results.manifest.peak_rss_bytes = report::peak_rss_bytes();
+    }
+
+    fn nan_failure(&self, epoch: u32, loss: f64) -> Failure {
+        let _ = self.folder.write_partial(&self.results);
+        let mut diag = Diag::error(
+            Code::RunNanLoss,
+            format!(
+                "the probe's training loss became {loss} in epoch {}",
+                epoch + 1
+            ),
+        )
+        .with_help(
+            "the optimiser diverged: lower the learning rate (`lr`), add pooling to shrink the \
+             feature vector, or use `optimizer adam`",
+        );
+        if let Some(s) = plan::locate(self.options.file, &["probe", "optimizer", "lr"]) {
+            diag = diag
+                .at(s, "this learning rate made the loss diverge")
+                .with_source(self.options.file);
+        }
+        Failure::new(diag, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf()))
+    }
+
+    fn io_failure(&self, e: &std::io::Error) -> Failure {
+        Failure::new(
+            Diag::error(
+                Code::RunOutputFolder,
+                format!("cannot write to `{}`: {e}", self.folder.path().display()),
+            )
+            .with_help("check the disk space and the folder's permissions"),
+            EXIT_RUN,
+        )
+        .in_folder(Some(self.folder.path().to_path_buf()))
+    }
+
+    fn torch_failure(&self, message: &str) -> Failure {
+        Failure::new(
+            Diag::error(Code::RunTorch, format!("libtorch failed: {message}")),
+            EXIT_RUN,
+        )
+        .in_folder(Some(self.folder.path().to_path_buf()))
+    }
+}

@@ -1,0 +1,300 @@
+//! The third step: the staircases of every frequency advance in lockstep; each distinct
+//! image is run through the backbone once and projected onto the probe's two halves.
+
+use super::probe::Probe;
+use super::{Interpreter, TEST_CHUNK};
+use crate::device::StimuliOn;
+use crate::device_stimuli::DeviceGratings;
+use crate::failure::Failure;
+use psyrun::plan::{BatchNorm, Staircase};
+use psyrun::progress::Event;
+use psyrun::report::FrequencyResult;
+use psyrun::staircase::Bisection;
+use psyrun::trials::{self, TestGratings};
+use rayon::prelude::*;
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+impl Interpreter<'_> {
+    pub(super) fn test(&mut self, probe: &Probe) -> Result<(), Failure> {
+        let t0 = Instant::now();
+        let plan = self.plan;
+        // The tutorial tests in eval mode (with whatever statistics training left).
+        self.backbone.set_batchnorm(BatchNorm::Eval);
+        let gratings = match self.stimuli {
+            StimuliOn::Host => Gratings::Host(TestGratings::new(plan)),
+            StimuliOn::Device => Gratings::Device(DeviceGratings::new(&plan.test, self.device)),
+        };
+        let trial_list = trials::test_trials(&plan.test);
+        let t_count = trial_list.len();
+        let reference = plan.test.reference;
+        let (w_first, w_second) = probe.halves();
+        let bias = probe.bias.detach();
+        let Staircase::Bisection {
+            start,
+            low,
+            high,
+            target,
+            tolerance,
+            max_steps,
+        } = plan.staircase;
+        let freqs = &plan.test.frequencies;
+        let mut stairs: Vec<Bisection> = freqs
+            .iter()
+            .map(|_| Bisection::new(start, low, high, target, tolerance, max_steps))
+            .collect();
+        self.observer.event(Event::Phase {
+            name: "testing",
+            total: (freqs.len() as u64) * u64::from(max_steps + 1),
+            unit: "levels",
+        });
+        let mut shown = 0usize;
+        let mut computed = 0usize;
+
+        // The comparison images of every frequency and trial, projected onto both halves of
+        // the probe: rows f·T + t. At reference contrast 0 they are all the same grey image,
+        // computed once.
+        let refs: Vec<(usize, f64)> = (0..freqs.len()).map(|f| (f, reference)).collect();
+        let (ref_first, ref_second, n) =
+            self.level_projections(&gratings, &refs, t_count, &w_first, &w_second)?;
+        (shown, computed) = (shown + refs.len() * t_count, computed + n);
+        let target_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
+        let target_first = Tensor::from_slice(&target_first)
+            .to_device(self.device)
+            .unsqueeze(1);
+
+        while stairs.iter().any(|s| !s.is_done()) {
+            self.check_stop()?;
+            let level: Vec<(usize, f64)> = stairs
+                .iter()
+                .enumerate()
+                .filter_map(|(f, s)| s.next_contrast().map(|c| (f, c)))
+                .collect();
+            // Trials differing only in interval (and gratings equal to the last bit, such as
+            // 0° and 180° at phase 0) share one image.
+            let (t_first, t_second, n) =
+                self.level_projections(&gratings, &level, t_count, &w_first, &w_second)?;
+            (shown, computed) = (shown + level.len() * t_count, computed + n);
+            for (k, &(f, contrast)) in level.iter().enumerate() {
+                let rows =
+                    |t: &Tensor, base: usize| t.narrow(0, (base * t_count) as i64, t_count as i64);
+                let (r_first, r_second) = (rows(&ref_first, f), rows(&ref_second, f));
+                // Grating first: W1·grating + W2·comparison; second: W1·comparison + W2·grating.
+                let logits = (rows(&t_first, k) + r_second)
+                    .where_self(&target_first, &(r_first + rows(&t_second, k)))
+                    + &bias;
+                let predicted =
+                    Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
+                        .map_err(|e| self.torch_failure(&e.to_string()))?;
+                let correct = trial_list
+                    .iter()
+                    .zip(&predicted)
+                    .filter(|(t, &p)| p == trials::test_label(t, contrast, reference))
+                    .count();
+                stairs[f].observe(correct as f64 / t_count as f64);
+                self.observer.event(Event::Advance(1));
+                if let Some(r) = FrequencyResult::from_bisection(freqs[f], &stairs[f]) {
+                    self.observer.event(Event::Threshold {
+                        frequency: r.frequency,
+                        threshold: r.threshold,
+                        steps: r.steps.len(),
+                    });
+                }
+            }
+            self.results.staircases = freqs
+                .iter()
+                .zip(&stairs)
+                .filter_map(|(&f, s)| FrequencyResult::from_bisection(f, s))
+                .collect();
+            self.folder
+                .write_partial(&self.results)
+                .map_err(|e| self.io_failure(&e))?;
+        }
+        self.observer.event(Event::PhaseDone);
+        self.observer.event(Event::Status(format!(
+            "testing showed {shown} images, {computed} of them distinct (each computed once)"
+        )));
+        self.phase_done("testing", t0);
+        Ok(())
+    }
+
+    /// Projections of every trial's grey image at each `(frequency index, contrast)` of
+    /// `level`, in that order (rows `k·t_count + t`), rendered where the stimuli are.
+    fn level_projections(
+        &self,
+        gratings: &Gratings,
+        level: &[(usize, f64)],
+        t_count: usize,
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        match gratings {
+            Gratings::Host(g) => {
+                let images: Vec<Vec<f32>> = level
+                    .iter()
+                    .flat_map(|&(f, c)| (0..t_count).map(move |t| (f, t, c)))
+                    .map(|(f, t, c)| g.grey(f, t, c))
+                    .collect();
+                self.projections(&images, w_first, w_second)
+            }
+            Gratings::Device(g) => {
+                let grey: Vec<Tensor> = level
+                    .iter()
+                    .map(|&(f, c)| g.grey(f, 0..t_count, c))
+                    .collect();
+                self.device_projections(g, &Tensor::cat(&grey, 0), w_first, w_second)
+            }
+        }
+    }
+
+    /// [`projections`](Self::projections) for images rendered on the device (`[N, H, W]`):
+    /// the same distinct images in the same order (first occurrences), so the same batches.
+    fn device_projections(
+        &self,
+        gratings: &DeviceGratings,
+        grey: &Tensor,
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        let n = grey.size()[0];
+        // Equal rows share an id (float equality; the images hold no NaN and no −0).
+        let (_, inverse, _) = grey.view([n, -1]).unique_dim(0, true, true, false);
+        let ids = Vec::<i64>::try_from(inverse.to_device(Device::Cpu))
+            .map_err(|e| self.torch_failure(&e.to_string()))?;
+        let (unique, index) = first_occurrences(&ids);
+        let batch = |chunk: &[usize]| {
+            let rows: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
+            let rows = Tensor::from_slice(&rows).to_device(gratings.device());
+            gratings.normalize_grey(&grey.index_select(0, &rows))
+        };
+        self.project_distinct(&unique, &index, batch, w_first, w_second)
+    }
+
+    /// Projections of grey test images onto the two halves of the probe's weight,
+    /// `([N, 2], [N, 2], distinct)`: the features of each distinct image are computed once
+    /// (in chunks of [`TEST_CHUNK`]), and rows of identical images are copies.
+    fn projections(
+        &self,
+        images: &[Vec<f32>],
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        let (unique, index) = dedupe(images);
+        let size = i64::from(self.plan.test.size);
+        let image = 3 * images.first().map_or(0, Vec::len);
+        let batch = |chunk: &[usize]| {
+            let mut buf = vec![0f32; chunk.len() * image];
+            buf.par_chunks_mut(image.max(1))
+                .zip(chunk)
+                .for_each(|(dst, &i)| {
+                    trials::grey_to_chw(&images[i], &self.plan.test.normalize, dst)
+                });
+            Tensor::from_slice(&buf).reshape([chunk.len() as i64, 3, size, size])
+        };
+        self.project_distinct(&unique, &index, batch, w_first, w_second)
+    }
+
+    /// The features of the distinct images `unique` (`batch` makes a chunk of them, at most
+    /// [`TEST_CHUNK`], as normalised `[n, 3, H, W]` images) projected onto both halves of
+    /// the probe's weight, then one row per image by `index` (its distinct image's
+    /// position): `([N, 2], [N, 2], distinct)`.
+    fn project_distinct(
+        &self,
+        unique: &[usize],
+        index: &[usize],
+        batch: impl Fn(&[usize]) -> Tensor,
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        let mut p_first = Vec::new();
+        let mut p_second = Vec::new();
+        for chunk in unique.chunks(TEST_CHUNK) {
+            self.check_stop()?;
+            let feats = self.features(&batch(chunk));
+            p_first.push(feats.matmul(&w_first.tr()));
+            p_second.push(feats.matmul(&w_second.tr()));
+        }
+        let index: Vec<i64> = index.iter().map(|&i| i as i64).collect();
+        let index = Tensor::from_slice(&index).to_device(self.device);
+        let gather = |p: Vec<Tensor>| Tensor::cat(&p, 0).index_select(0, &index);
+        Ok((gather(p_first), gather(p_second), unique.len()))
+    }
+}
+
+/// The test gratings, where the stimuli are rendered.
+enum Gratings {
+    Host(TestGratings),
+    Device(DeviceGratings),
+}
+
+/// For ids of equal items (`ids[i]` the same exactly when items are equal): the index of
+/// each distinct item's first occurrence, in order, and for every item its distinct
+/// item's position in that list. The same result as [`dedupe`] on the items.
+fn first_occurrences(ids: &[i64]) -> (Vec<usize>, Vec<usize>) {
+    let mut position: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+    let mut unique = Vec::new();
+    let index = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            *position.entry(*id).or_insert_with(|| {
+                unique.push(i);
+                unique.len() - 1
+            })
+        })
+        .collect();
+    (unique, index)
+}
+
+/// Distinct images (exactly equal `f32` buffers): `(indices of the first of each, for every
+/// image the position of its distinct image in that list)`.
+fn dedupe(images: &[Vec<f32>]) -> (Vec<usize>, Vec<usize>) {
+    use std::collections::hash_map::{DefaultHasher, HashMap};
+    use std::hash::{Hash, Hasher};
+    let hashes: Vec<u64> = images
+        .par_iter()
+        .map(|img| {
+            let mut h = DefaultHasher::new();
+            for v in img {
+                v.to_bits().hash(&mut h);
+            }
+            h.finish()
+        })
+        .collect();
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut unique = Vec::new();
+    let mut index = Vec::with_capacity(images.len());
+    for (i, (img, h)) in images.iter().zip(hashes).enumerate() {
+        let bucket = seen.entry(h).or_default();
+        let same = bucket.iter().copied().find(|&u| images[unique[u]] == *img);
+        match same {
+            Some(u) => index.push(u),
+            None => {
+                bucket.push(unique.len());
+                index.push(unique.len());
+                unique.push(i);
+            }
+        }
+    }
+    (unique, index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedupe;
+
+    #[test]
+    fn dedupe_keeps_first_occurrences_and_maps_every_image() {
+        let a = vec![0.5f32; 4];
+        let b = vec![0.25f32, 0.5, 0.5, 0.5];
+        let c = vec![0.5f32, 0.5, 0.5, 0.25];
+        let images = vec![a.clone(), b.clone(), a.clone(), c, b];
+        let (unique, index) = dedupe(&images);
+        assert_eq!(unique, [0, 1, 3]);
+        assert_eq!(index, [0, 1, 0, 2, 1]);
+        for (i, &u) in index.iter().enumerate() {
+            assert_eq!(images[unique[u]], images[i]);
+        }
+        assert_eq!(dedupe(&[]), (vec![], vec![]));
+    }
+}
