@@ -9,8 +9,6 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::source::SourceFile;
-
 /// A byte range in a source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
@@ -249,15 +247,26 @@ impl Diag {
         self.help = Some(help.into());
         self
     }
-    /// Attaches the source file, so that labels can be shown.
-    pub fn with_source(mut self, file: &SourceFile) -> Self {
-        self.source = Some(NamedSource::new(file.name.clone(), file.text.clone()));
+    /// Attaches the source file (a [`crate::source::SourceFile`]), so that labels can be
+    /// shown.
+    pub fn with_source(mut self, file: &impl SourceText) -> Self {
+        self.source = Some(NamedSource::new(file.source_name(), file.source_text()));
         self
     }
     /// True for errors.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+}
+
+/// A named text that diagnostics can point into. Implemented by
+/// [`SourceFile`](crate::source::SourceFile); defined here so that `diag`, which every stage
+/// uses, depends on no other module of psyrun.
+pub trait SourceText {
+    /// The name shown above the excerpt (the path as the user gave it).
+    fn source_name(&self) -> String;
+    /// The whole text.
+    fn source_text(&self) -> Arc<str>;
 }
 
 impl fmt::Display for Diag {

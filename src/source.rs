@@ -1,7 +1,7 @@
 //! Source files: reading an experiment file into memory, with every way that can fail
 //! turned into a diagnostic rather than a panic.
 
-use crate::diag::{Code, Diag};
+use crate::diag::{Code, Diag, SourceText};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,6 +16,15 @@ pub struct SourceFile {
     pub name: String,
     /// The whole text.
     pub text: Arc<str>,
+}
+
+impl SourceText for SourceFile {
+    fn source_name(&self) -> String {
+        self.name.clone()
+    }
+    fn source_text(&self) -> Arc<str> {
+        self.text.clone()
+    }
 }
 
 impl SourceFile {

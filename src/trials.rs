@@ -16,7 +16,9 @@
 //! `argmax` in the tutorial).
 
 use crate::plan::{Envelope, Normalize, Plan, TargetInterval, Test, Train};
-use crate::stimuli::{training_pair, Grating, GratingSpec, ShapeKind};
+use crate::stimuli::{
+    training_pair, training_params, Grating, GratingSpec, ShapeKind, ShapeParams, TrainingPair,
+};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -121,9 +123,69 @@ pub fn shape_kinds(train: &Train) -> Vec<ShapeKind> {
     train.shapes.iter().map(|&s| s.into()).collect()
 }
 
+/// An experiment's training stimuli: its seed and its `train` block. Trial `trial` of
+/// `epoch` is the same pair whoever asks (the interpreter, `psyrun stimuli`, the preview
+/// sheet, `psyrun features`), on any thread.
+#[derive(Clone, Debug)]
+pub struct TrainingStimuli<'a> {
+    seed: u64,
+    train: &'a Train,
+    kinds: Vec<ShapeKind>,
+}
+
+impl<'a> TrainingStimuli<'a> {
+    /// The stimuli of the plan's `train` block under its seed.
+    pub fn of(plan: &'a Plan) -> Self {
+        Self::new(plan.seed, &plan.train)
+    }
+
+    /// The stimuli of `train` under `seed`.
+    pub fn new(seed: u64, train: &'a Train) -> Self {
+        Self {
+            seed,
+            train,
+            kinds: shape_kinds(train),
+        }
+    }
+
+    /// The `train` block.
+    pub fn train(&self) -> &'a Train {
+        self.train
+    }
+
+    /// Trial `trial` of `epoch` (0-based): both images and the answer.
+    pub fn pair(&self, epoch: u32, trial: u64) -> TrainingPair {
+        let t = self.train;
+        training_pair(
+            self.seed,
+            epoch,
+            trial,
+            t.size,
+            &self.kinds,
+            t.background,
+            t.contrast.lo,
+            t.contrast.hi,
+        )
+    }
+
+    /// The shape and the two contrasts of that trial, without rendering it.
+    pub fn params(&self, epoch: u32, trial: u64) -> (ShapeParams, [f64; 2]) {
+        let t = self.train;
+        training_params(
+            self.seed,
+            epoch,
+            trial,
+            t.size,
+            &self.kinds,
+            t.contrast.lo,
+            t.contrast.hi,
+        )
+    }
+}
+
 /// Renders training trials `trials` of `epoch` (0-based) in parallel.
 pub fn train_batch(seed: u64, train: &Train, epoch: u32, trials: Range<u64>) -> TrainBatch {
-    let kinds = shape_kinds(train);
+    let stimuli = TrainingStimuli::new(seed, train);
     let n = (trials.end.saturating_sub(trials.start)) as usize;
     let image = 3 * (train.size as usize).pow(2);
     let mut first = vec![0f32; n * image];
@@ -135,16 +197,7 @@ pub fn train_batch(seed: u64, train: &Train, epoch: u32, trials: Range<u64>) -> 
         .zip(labels.par_iter_mut())
         .enumerate()
         .for_each(|(i, ((a, b), l))| {
-            let pair = training_pair(
-                seed,
-                epoch,
-                trials.start + i as u64,
-                train.size,
-                &kinds,
-                train.background,
-                train.contrast.lo,
-                train.contrast.hi,
-            );
+            let pair = stimuli.pair(epoch, trials.start + i as u64);
             rgb_to_chw(&pair.first, &train.normalize, a);
             rgb_to_chw(&pair.second, &train.normalize, b);
             *l = label(pair.contrasts[0], pair.contrasts[1]);
@@ -234,20 +287,11 @@ impl TestGratings {
 /// then for each frequency its first trial's grating at `contrast` and, once, a comparison
 /// image at the reference contrast.
 pub fn preview_images(plan: &Plan, pairs: u64, contrast: f64) -> Vec<(String, Vec<f32>, u32)> {
-    let kinds = shape_kinds(&plan.train);
+    let stimuli = TrainingStimuli::of(plan);
     let t = &plan.train;
     let mut out = Vec::new();
     for i in 0..pairs {
-        let p = training_pair(
-            plan.seed,
-            0,
-            i,
-            t.size,
-            &kinds,
-            t.background,
-            t.contrast.lo,
-            t.contrast.hi,
-        );
+        let p = stimuli.pair(0, i);
         let answer = if p.label == 1 { "2nd" } else { "1st" };
         out.push((format!("#{i} a c={:.2}", p.contrasts[0]), p.first, t.size));
         out.push((
@@ -401,6 +445,8 @@ mod tests {
                 p.train.contrast.lo,
                 p.train.contrast.hi,
             );
+            // The typed hand-off draws the same pair.
+            assert_eq!(TrainingStimuli::new(7, &p.train).pair(2, i as u64), pair);
             assert_eq!(l, label(pair.contrasts[0], pair.contrasts[1]));
         }
     }

@@ -3,8 +3,8 @@
 //! headers parsed here), and the errors.
 //!
 //! The torchvision parity test needs the project's venv python (torch, torchvision, Pillow,
-//! numpy): `$PSYRUN_CACHE/torch-2.13.0/bin/python` (default `~/.cache/psyrun`), else
-//! `python3`; it is skipped, saying so, when neither imports them.
+//! numpy): `$PSYRUN_PYTHON` (the venv's python under `./dev`), else `python3`; it is
+//! ignored where the build found no such python (see crates/psyrun-cli/build.rs).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -190,32 +190,19 @@ fn assert_close(what: &str, a: &[f32], b: &[f32]) {
     );
 }
 
-/// The venv's python if it has torch, torchvision, Pillow and numpy, else `python3` if it
-/// does.
-fn python() -> Option<PathBuf> {
-    let cache = std::env::var_os("PSYRUN_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/psyrun")));
-    let venv = cache.map(|c| c.join("torch-2.13.0/bin/python"));
-    venv.into_iter()
-        .chain([PathBuf::from("python3")])
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import torch, torchvision, PIL, numpy"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+/// The python with torch, torchvision, Pillow and numpy: `PSYRUN_PYTHON` (which `./dev` sets
+/// to its venv's), else `python3`.
+fn python() -> PathBuf {
+    std::env::var_os("PSYRUN_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
 }
 
 #[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch, torchvision and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
 fn png_features_match_torchvision() {
-    let Some(py) = python() else {
-        eprintln!(
-            "SKIPPED png_features_match_torchvision: no python with torch, torchvision, Pillow \
-             and numpy (the venv's ~/.cache/psyrun/torch-2.13.0/bin/python, or python3)"
-        );
-        return;
-    };
+    let py = python();
     let dir = scratch("parity");
     let inputs = images(&dir);
     let script = crate::root().join("scripts/features_reference.py");
@@ -646,14 +633,12 @@ fn features_errors_name_the_problem() {
 /// `torch.jit.trace` in Python, gives the features of psyrun's own resnet18 with the same
 /// weights, for an experiment's stimuli (train 32 px and test 48 px).
 #[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch, torchvision and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
 fn torchscript_features_match_the_catalog_backbone() {
-    let Some(py) = python() else {
-        eprintln!(
-            "SKIPPED torchscript_features_match_the_catalog_backbone: no python with torch and \
-             torchvision (the venv's ~/.cache/psyrun/torch-2.13.0/bin/python, or python3)"
-        );
-        return;
-    };
+    let py = python();
     let dir = scratch("torchscript");
     let script = crate::root().join("scripts/checkpoint_fixtures.py");
     let made = Command::new(&py)
@@ -778,16 +763,20 @@ fn torchscript_features_of_png_images() {
 /// own process, because cuDNN reads `NVIDIA_TF32_OVERRIDE` once, when it starts. Checked for
 /// a catalog backbone (each convolution names its choice) and for a TorchScript module
 /// (only the process-wide switch reaches it): the GPU's float32 features equal the CPU's
-/// within 1e-4 of their range. `tf32` is printed, and must stay within 1e-2. Skipped, saying
-/// so, without CUDA.
+/// within 1e-4 of their range. `tf32` is printed, and must stay within 1e-2. Ignored where
+/// the build found no GPU.
 #[test]
+#[cfg_attr(
+    not(psyrun_cuda_tests),
+    ignore = "needs a CUDA GPU (nvidia-smi at build time, or PSYRUN_TEST_CUDA=1)"
+)]
 fn cuda_float32_is_float32_and_tf32_is_opt_in() {
     let dir = scratch("cuda-tf32");
-    if !text(&torch(&dir, &["doctor"]).stdout).contains("CUDA available    yes") {
-        eprintln!("skipped cuda_float32_is_float32_and_tf32_is_opt_in: no CUDA");
-        let _ = fs::remove_dir_all(&dir);
-        return;
-    }
+    let doctor = text(&torch(&dir, &["doctor"]).stdout);
+    assert!(
+        doctor.contains("CUDA available    yes"),
+        "a GPU was found at build time, but libtorch sees no CUDA device:\n{doctor}"
+    );
     let fixtures = crate::root().join("tests/fixtures");
     fs::copy(fixtures.join("torchscript/tiny_cnn.pt"), dir.join("cnn.pt")).unwrap();
     // A deeper cut than EXPERIMENT's, so that rounding has many layers to accumulate over.

@@ -368,22 +368,24 @@ fn pth_checkpoints_run_end_to_end_and_garbage_is_a_weights_file_error() {
     assert!(err.contains("not a usable PyTorch checkpoint"), "{err}");
     assert!(!dir.join("out").exists(), "nothing written");
 
-    // A real `torch.save(resnet18().state_dict())`, made by the venv's python (first on PATH
-    // under ./dev).
-    let script = crate::root().join("scripts/checkpoint_fixtures.py");
-    let made = Command::new("python3")
-        .arg(&script)
-        .args(["save", "resnet18"])
-        .arg(dir.join("net.pth"))
-        .output();
-    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+    // A real `torch.save(resnet18().state_dict())`, made by the venv's python (PSYRUN_PYTHON
+    // under ./dev); only where the build found that python (else this half is left out).
+    if !cfg!(psyrun_python_tests) {
         eprintln!(
-            "SKIPPED the torch.save half of pth_checkpoints_run_end_to_end: python3 with torch \
-             and torchvision is not on PATH (run the tests under ./dev)"
+            "left out: the torch.save half of pth_checkpoints_run_end_to_end needs python with \
+             torch and torchvision (run the tests under ./dev)"
         );
         let _ = fs::remove_dir_all(&dir);
         return;
     }
+    let script = crate::root().join("scripts/checkpoint_fixtures.py");
+    let made = Command::new(std::env::var_os("PSYRUN_PYTHON").unwrap_or_else(|| "python3".into()))
+        .arg(&script)
+        .args(["save", "resnet18"])
+        .arg(dir.join("net.pth"))
+        .output()
+        .expect("python starts");
+    assert!(made.status.success(), "{}", text(&made.stderr));
     let net = tiny("t", "", SGD).replace("weights random", "weights \"net.pth\"");
     write(&dir, "net.psy", &net);
     let o = run_in(&dir, &["run", "net.psy", "--out", "out"]);
@@ -653,15 +655,18 @@ fn cuda_asked_for_on_a_machine_without_it() {
 }
 
 /// On a machine with CUDA: the tiny experiment on the GPU, with stimuli made there (the
-/// default) and made on the host, in every precision. Skipped, saying so, without CUDA.
+/// default) and made on the host, in every precision. Ignored where the build found no GPU.
 #[test]
+#[cfg_attr(
+    not(psyrun_cuda_tests),
+    ignore = "needs a CUDA GPU (nvidia-smi at build time, or PSYRUN_TEST_CUDA=1)"
+)]
 fn cuda_runs_complete_in_every_precision_when_a_gpu_exists() {
     let dir = scratch("cuda-run");
-    if !tch_cuda_available(&dir) {
-        eprintln!("skipped cuda_runs_complete_in_every_precision_when_a_gpu_exists: no CUDA");
-        let _ = fs::remove_dir_all(&dir);
-        return;
-    }
+    assert!(
+        tch_cuda_available(&dir),
+        "a GPU was found at build time, but libtorch sees no CUDA device"
+    );
     let cuda = |p: &str| {
         tiny("t", "", SGD).replace("device cpu", &format!("device cuda:0\n  precision {p}"))
     };
@@ -701,6 +706,29 @@ fn an_output_folder_with_files_is_refused() {
     assert!(err.contains("psy::run::output_folder"), "{err}");
     assert!(err.contains("not empty"), "{err}");
     assert_eq!(files(&dir.join("out")), ["keep.txt"], "nothing touched");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A file name that is not UTF-8 (clap accepts any path) is written into the manifest
+/// lossily; it used to panic (exit 101) when the run read its own command line.
+#[cfg(unix)]
+#[test]
+fn a_file_name_that_is_not_utf8_is_no_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("nonutf8");
+    let name = std::ffi::OsStr::from_bytes(b"t\xff.psy");
+    fs::write(dir.join(name), tiny("t", "", SGD)).unwrap();
+    // A folder that is refused: the run stops right after reading its command line.
+    fs::create_dir_all(dir.join("out")).unwrap();
+    fs::write(dir.join("out/keep.txt"), "a previous result").unwrap();
+    let o = torch_cmd(&dir, &["run"])
+        .arg(name)
+        .args(["--out", "out"])
+        .output()
+        .expect("psyrun-torch starts");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("psy::run::output_folder"), "{err}");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -1,5 +1,14 @@
-//! Build script of `psyrun-cli` and `psyrun-torch` (both name this file): makes every
-//! libtorch-linked target run without `LD_LIBRARY_PATH`.
+//! Build script of all three crates (each names this file): tells the tests what this machine
+//! can check, and makes every libtorch-linked target run without `LD_LIBRARY_PATH`.
+//!
+//! Tests that need a CUDA GPU or a Python with torch (parity with torchvision) are marked
+//! `#[cfg_attr(not(psyrun_cuda_tests), ignore = …)]` or `…psyrun_python_tests…`, so that a
+//! machine without them shows them as *ignored*, and a machine with them fails them when they
+//! fail (instead of a test that passes after printing "skipped"). This script sets the cfgs:
+//! `psyrun_cuda_tests` when `nvidia-smi -L` lists a GPU, `psyrun_python_tests` when
+//! `$PSYRUN_PYTHON` (else `python3`) imports numpy, torch and torchvision;
+//! `PSYRUN_TEST_CUDA=0|1` and `PSYRUN_TEST_PYTHON=0|1` override either (`./dev` sets
+//! `PSYRUN_PYTHON` to its venv's python and `PSYRUN_TEST_PYTHON=1`).
 //!
 //! For `psyrun-cli` it does something only with the `torch` feature. Then `torch-sys` (which
 //! has `links = "tch"`, a direct dependency of both crates) hands us the libtorch library
@@ -20,18 +29,19 @@
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// `psyrun-cli`'s targets that load libtorch, as the suffix of `cargo:rustc-link-arg…`.
 const CLI_TORCH_TARGETS: [&str; 2] = ["-bin=psyrun-torch=", "-tests="];
 /// `psyrun-torch`: all of its targets.
 const TORCH_CRATE_TARGETS: [&str; 1] = ["="];
 
-/// The libtorch version tch 0.26 binds (the one place a build states it; `./dev` reads it
-/// from here too).
-const LIBTORCH_VERSION: &str = "2.13.0";
-
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    test_cfgs();
+    if env::var("CARGO_PKG_NAME").is_ok_and(|n| n == "psyrun") {
+        return; // the core crate never links libtorch
+    }
     for var in ["LIBTORCH", "LIBTORCH_LIB", "LIBTORCH_USE_PYTORCH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -57,9 +67,10 @@ fn main() {
     println!("cargo:rustc-env=PSYRUN_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=PSYRUN_LIBTORCH_LIB={}", lib.display());
     let short = version.split('+').next().unwrap_or_default();
-    if short != "unknown" && short != LIBTORCH_VERSION {
+    let expected = expected_libtorch();
+    if short != "unknown" && short != expected {
         println!(
-            "cargo:warning=libtorch at {} is {version}; psyrun expects {LIBTORCH_VERSION}",
+            "cargo:warning=libtorch at {} is {version}; psyrun expects {expected}",
             lib.display()
         );
     }
@@ -77,6 +88,65 @@ fn main() {
             println!("cargo:rustc-link-arg{target}-Wl,--as-needed");
         }
     }
+}
+
+/// Sets `psyrun_cuda_tests` and `psyrun_python_tests` (see the top of this file).
+fn test_cfgs() {
+    println!("cargo:rustc-check-cfg=cfg(psyrun_cuda_tests)");
+    println!("cargo:rustc-check-cfg=cfg(psyrun_python_tests)");
+    for var in ["PSYRUN_TEST_CUDA", "PSYRUN_TEST_PYTHON", "PSYRUN_PYTHON"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let forced = |var: &str| match env::var(var).as_deref() {
+        Ok("1") => Some(true),
+        Ok("0") => Some(false),
+        _ => None,
+    };
+    let cuda = forced("PSYRUN_TEST_CUDA").unwrap_or_else(|| {
+        Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GPU"))
+    });
+    let python = forced("PSYRUN_TEST_PYTHON").unwrap_or_else(|| {
+        let python = env::var_os("PSYRUN_PYTHON").unwrap_or_else(|| "python3".into());
+        Command::new(python)
+            .args(["-c", "import numpy, torch, torchvision"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if cuda {
+        println!("cargo:rustc-cfg=psyrun_cuda_tests");
+    }
+    if python {
+        println!("cargo:rustc-cfg=psyrun_python_tests");
+    }
+}
+
+/// The libtorch version psyrun is built for: `[workspace.metadata.psyrun] libtorch` in the
+/// workspace's Cargo.toml, the one place that states it (`./dev` reads it too).
+fn expected_libtorch() -> String {
+    let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    for root in dir.ancestors() {
+        let manifest = root.join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if !text.contains("[workspace]") {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", manifest.display());
+        let version = text
+            .split("[workspace.metadata.psyrun]")
+            .nth(1)
+            .and_then(|rest| rest.lines().find_map(|l| l.trim().strip_prefix("libtorch")))
+            .and_then(|v| v.trim().strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_owned());
+        if let Some(v) = version {
+            return v;
+        }
+    }
+    "unknown".to_owned()
 }
 
 /// libtorch's version: `build-version` of a libtorch zip, or `version.py` of a PyPI wheel,

@@ -3,6 +3,7 @@
 //! independent problem is reported in one pass.
 
 mod lower;
+mod text;
 mod types;
 mod values;
 

@@ -3,6 +3,7 @@
 //! testable against synthetic observers without libtorch, and lets the interpreter advance
 //! the staircases of every frequency in lockstep (one batch per step).
 
+use crate::plan::Staircase;
 use serde::{Deserialize, Serialize};
 
 /// The tutorial's bisection (also osculari's `midpoint`).
@@ -46,6 +47,24 @@ pub enum Stop {
 }
 
 impl Bisection {
+    /// The staircase a plan's `staircase bisection { … }` block describes.
+    pub fn from_plan(staircase: &Staircase) -> Self {
+        let Staircase::Bisection {
+            start,
+            low,
+            high,
+            target,
+            tolerance,
+            max_steps,
+        } = *staircase;
+        Self::new(start, low, high, target, tolerance, max_steps)
+    }
+
+    /// The most measurements it can take (`max_steps` updates, so one more measurement).
+    pub fn max_measurements(&self) -> u32 {
+        self.max_steps.saturating_add(1)
+    }
+
     /// A new staircase. `low < start < high`, `tolerance > 0` (the planner guarantees it).
     pub fn new(
         start: f64,
@@ -136,6 +155,21 @@ mod tests {
     /// The tutorial's parameters.
     fn tutorial() -> Bisection {
         Bisection::new(0.5, 0.0, 1.0, 0.749, 1e-4, 20)
+    }
+
+    #[test]
+    fn built_from_the_plan_of_the_tutorial_file() {
+        let file = crate::source::SourceFile::new(
+            "contrast_csf.psy",
+            include_str!("../../experiments/contrast_csf.psy"),
+        );
+        let plan = crate::plan::compile(&file)
+            .plan
+            .expect("the tutorial file plans");
+        let s = Bisection::from_plan(&plan.staircase);
+        assert_eq!(s, tutorial());
+        assert_eq!(s.next_contrast(), Some(0.5));
+        assert_eq!(s.max_measurements(), 21);
     }
 
     /// A 2AFC Weibull observer: 0.5 + 0.5·(1 − exp(−(c/α)^β)).

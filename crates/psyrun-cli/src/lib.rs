@@ -254,48 +254,15 @@ pub enum FeaturesBatchNorm {
     Eval,
 }
 
-/// Parses `none`, `avg:HxW`, `max:HxW` or `avg:N` / `max:N` (each side 1 to 4096).
+/// Parses `--pooling`: `none`, `avg:HxW`, `max:HxW` or `avg:N` / `max:N` (each side 1 to
+/// 4096), as [`Pooling`](psyrun::plan::Pooling)'s `FromStr` does.
 pub fn parse_pooling(s: &str) -> Result<psyrun::plan::Pooling, String> {
-    use psyrun::plan::Pooling;
-    let usage = "pooling is `none`, `avg:HxW` or `max:HxW` (e.g. `avg:2x2`)";
-    if s == "none" {
-        return Ok(Pooling::Off);
-    }
-    let Some((kind, dims)) = s.split_once(':') else {
-        return Err(format!("`{s}`: {usage}"));
-    };
-    let (h, w) = dims.split_once(['x', 'X']).unwrap_or((dims, dims));
-    let side = |v: &str| {
-        v.trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=4096).contains(n))
-    };
-    let (Some(h), Some(w)) = (side(h), side(w)) else {
-        return Err(format!(
-            "`{s}`: the output size must be HxW with each side from 1 to 4096; {usage}"
-        ));
-    };
-    match kind {
-        "avg" => Ok(Pooling::Avg { h, w }),
-        "max" => Ok(Pooling::Max { h, w }),
-        _ => Err(format!("`{s}`: {usage}")),
-    }
+    s.parse()
 }
 
-/// Parses `auto`, `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+/// Parses `--device`: `auto`, `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
 pub fn parse_device(s: &str) -> Result<psyrun::plan::Device, String> {
-    use psyrun::plan::Device;
-    match s {
-        "auto" => Ok(Device::Auto),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<u32>().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| format!("`{s}`: the device is `auto`, `cpu`, `cuda` or `cuda:N`")),
-    }
+    s.parse()
 }
 
 /// Output settings shared by every command.

@@ -6,8 +6,8 @@ use super::{Ui, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_USAGE};
 use psyrun::diag::{Code, Diag};
 use psyrun::plan::{Plan, Staircase};
 use psyrun::report::{image_png, npy_f32, preview_sheet, write_atomic};
-use psyrun::stimuli::{training_pair, Grating};
-use psyrun::trials::{grating_spec, shape_kinds, test_trials, TestTrial};
+use psyrun::stimuli::Grating;
+use psyrun::trials::{grating_spec, test_trials, TestTrial, TrainingStimuli};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -89,21 +89,12 @@ pub fn write_stimuli(
     std::fs::create_dir_all(dir.join("train"))?;
     std::fs::create_dir_all(dir.join("test"))?;
     let t = &plan.train;
-    let kinds = shape_kinds(t);
+    let stimuli = TrainingStimuli::of(plan);
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut csv =
         String::from("trial,shape,colour_r,colour_g,colour_b,contrast_a,contrast_b,answer\n");
     for i in 0..count {
-        let p = training_pair(
-            plan.seed,
-            0,
-            i,
-            t.size,
-            &kinds,
-            t.background,
-            t.contrast.lo,
-            t.contrast.hi,
-        );
+        let p = stimuli.pair(0, i);
         write_atomic(
             dir.join(format!("train/{i:03}_a.png")),
             &image_png(&p.first, t.size)?,

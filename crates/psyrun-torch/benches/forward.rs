@@ -12,8 +12,9 @@ use std::time::Instant;
 fn main() {
     // As `psyrun run` does.
     torch::tune_allocator();
-    let args: Vec<String> = std::env::args()
+    let args: Vec<String> = std::env::args_os()
         .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
         .filter(|a| !a.starts_with("--"))
         .collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());

@@ -56,9 +56,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 use psyrun::plan::{Normalize, Test, Train};
-use psyrun::stimuli::{
-    adjust_contrast, training_params, EllipseRaster, Geometry, GratingFactors, ShapeParams,
-};
+use psyrun::stimuli::{adjust_contrast, EllipseRaster, Geometry, GratingFactors, ShapeParams};
 use psyrun::trials::{self, rgb_to_chw, TestTrial};
 use std::ops::Range;
 use tch::{Device, Kind, Tensor};
@@ -85,20 +83,8 @@ pub fn train_batch(
     trials: Range<u64>,
     device: Device,
 ) -> DeviceTrainBatch {
-    let kinds = trials::shape_kinds(train);
-    let drawn: Vec<(ShapeParams, [f64; 2])> = trials
-        .map(|t| {
-            training_params(
-                seed,
-                epoch,
-                t,
-                train.size,
-                &kinds,
-                train.contrast.lo,
-                train.contrast.hi,
-            )
-        })
-        .collect();
+    let stimuli = trials::TrainingStimuli::new(seed, train);
+    let drawn: Vec<(ShapeParams, [f64; 2])> = trials.map(|t| stimuli.params(epoch, t)).collect();
     let params: Vec<ShapeParams> = drawn.iter().map(|d| d.0).collect();
     let first_c: Vec<f64> = drawn.iter().map(|d| d.1[0]).collect();
     let second_c: Vec<f64> = drawn.iter().map(|d| d.1[1]).collect();
@@ -641,7 +627,9 @@ mod tests {
             let kinds = trials::shape_kinds(&t);
             let params: Vec<ShapeParams> = range
                 .clone()
-                .map(|i| training_params(seed, epoch, i, t.size, &kinds, 0.04, 1.0).0)
+                .map(|i| {
+                    psyrun::stimuli::training_params(seed, epoch, i, t.size, &kinds, 0.04, 1.0).0
+                })
                 .collect();
             let checked = assert_same_pixels(&what, &params, t.size, device);
             assert!(
@@ -1027,11 +1015,15 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(psyrun_cuda_tests),
+        ignore = "needs a CUDA GPU (nvidia-smi at build time, or PSYRUN_TEST_CUDA=1)"
+    )]
     fn device_stimuli_match_host_on_cuda() {
-        if !tch::Cuda::is_available() {
-            eprintln!("skipped: CUDA is not available");
-            return;
-        }
+        assert!(
+            tch::Cuda::is_available(),
+            "a GPU was found at build time, but libtorch sees no CUDA device"
+        );
         let gpu = Device::Cuda(0);
         let seen = check_train(gpu, 1e-6);
         let hand = check_hand_made(gpu, 1e-6);

@@ -931,22 +931,6 @@ fn select_device(device: plan::Device) -> Result<Device, Failure> {
         .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
 }
 
-/// `none`, `avg:HxW` or `max:HxW`, as `--pooling` takes it.
-pub fn pooling_name(p: Pooling) -> String {
-    match p {
-        Pooling::Off => "none".into(),
-        Pooling::Avg { h, w } => format!("avg:{h}x{w}"),
-        Pooling::Max { h, w } => format!("max:{h}x{w}"),
-    }
-}
-
-fn weights_name(w: &Weights) -> String {
-    match w {
-        Weights::Random => "random".into(),
-        Weights::Torchvision(s) | Weights::File(s) => s.clone(),
-    }
-}
-
 fn normalize_name(n: &Normalize) -> String {
     match n {
         Normalize::Off => "none".into(),
@@ -969,13 +953,13 @@ pub fn metadata(request: &Request, features: &Features) -> BTreeMap<String, Stri
         plan::Network::Catalog(c) => {
             m.insert("arch".into(), c.arch.name().into());
             m.insert("cut".into(), c.cut.clone());
-            m.insert("weights".into(), weights_name(&c.weights));
+            m.insert("weights".into(), c.weights.to_string());
         }
         plan::Network::TorchScript { file } => {
             m.insert("torchscript".into(), file.clone());
         }
     }
-    m.insert("pooling".into(), pooling_name(b.pooling));
+    m.insert("pooling".into(), b.pooling.to_string());
     m.insert("precision".into(), request.precision.name().into());
     m.insert("seed".into(), request.seed.to_string());
     m.insert("batchnorm".into(), "eval".into());

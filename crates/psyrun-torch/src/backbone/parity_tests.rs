@@ -9,8 +9,8 @@
 //!
 //! The files (about 950 MB, vgg16's 553 MB of it) are written at test time into a temporary
 //! directory that is removed afterwards, even when the test fails. The test needs the venv's
-//! python (`python3` with torch and torchvision, first on PATH under `./dev`) and is skipped
-//! with a message otherwise.
+//! python (`$PSYRUN_PYTHON` under `./dev`, else `python3`, with torch and torchvision) and
+//! is ignored where the build found none.
 use super::*;
 use crate::weights;
 use std::path::{Path, PathBuf};
@@ -76,13 +76,6 @@ impl Drop for TempDir {
     }
 }
 
-fn python_with_torch() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import torch, torchvision"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn max_abs(t: &Tensor) -> f64 {
     t.abs().max().double_value(&[])
 }
@@ -105,14 +98,11 @@ fn assert_randomised(arch: Arch, b: &Backbone) {
 }
 
 #[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch, torchvision and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
 fn parity_with_torchvision_from_torch_save_at_many_cuts() {
-    if !python_with_torch() {
-        eprintln!(
-            "SKIPPED parity_with_torchvision_from_torch_save_at_many_cuts: \
-             `python3 -c 'import torch, torchvision'` fails (run the tests under ./dev)"
-        );
-        return;
-    }
     let start = Instant::now();
     let dir = TempDir::new("parity-cuts");
     let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -121,7 +111,7 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
         .iter()
         .map(|(arch, cuts)| format!("{arch}={}", cuts.join(",")))
         .collect();
-    let out = std::process::Command::new("python3")
+    let out = super::tests::python()
         .arg(&script)
         .arg(&dir.0)
         .args(&specs)

@@ -1,7 +1,7 @@
 //! Tests of the backbones and the weights loader (CPU, small inputs).
 //!
-//! The torchvision parity test needs the venv's python (`python3` with torch and
-//! torchvision, first on PATH under `./dev`); it is skipped with a message otherwise.
+//! The torchvision parity tests need the venv's python (`$PSYRUN_PYTHON` under `./dev`, else
+//! `python3`, with torch and torchvision); they are ignored where the build found none.
 use super::*;
 use crate::weights::{self, WeightsError};
 use psyrun::models::catalog::ShapeError;
@@ -531,11 +531,15 @@ fn channels_last_matches() {
 }
 
 #[test]
+#[cfg_attr(
+    not(psyrun_cuda_tests),
+    ignore = "needs a CUDA GPU (nvidia-smi at build time, or PSYRUN_TEST_CUDA=1)"
+)]
 fn cuda_matches_cpu() {
-    if !tch::Cuda::is_available() {
-        eprintln!("skipped: no CUDA device");
-        return;
-    }
+    assert!(
+        tch::Cuda::is_available(),
+        "a GPU was found at build time, but libtorch sees no CUDA device"
+    );
     let x = input(2, 64, 5);
     for (arch, cut) in [
         (Arch::Resnet50, "layer3.1.conv2"),
@@ -757,11 +761,12 @@ fn load_safetensors_file_converts_half_types() {
 // ---------------------------------------------------------------------------------------------
 // Parity with torchvision.
 
-fn python_with_torch() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import torch, torchvision"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// The python with torch and torchvision that the Python-parity tests run: `PSYRUN_PYTHON`
+/// (which `./dev` sets to its venv's), else `python3`.
+pub(super) fn python() -> std::process::Command {
+    std::process::Command::new(
+        std::env::var_os("PSYRUN_PYTHON").unwrap_or_else(|| "python3".into()),
+    )
 }
 
 fn read_named(path: &Path) -> HashMap<String, Tensor> {
@@ -772,19 +777,16 @@ fn read_named(path: &Path) -> HashMap<String, Tensor> {
 }
 
 #[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch, torchvision and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
 fn parity_with_torchvision() {
-    if !python_with_torch() {
-        eprintln!(
-            "SKIPPED parity_with_torchvision: `python3 -c 'import torch, torchvision'` fails \
-             (run the tests under ./dev to use the venv's python)"
-        );
-        return;
-    }
     let dir = temp_dir("parity");
     let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("scripts/backbone_reference.py");
     let t0 = std::time::Instant::now();
-    let out = std::process::Command::new("python3")
+    let out = python()
         .arg(&script)
         .arg("parity")
         .arg(&dir)
@@ -876,18 +878,15 @@ fn parity_with_torchvision() {
 /// nested under `state_dict` with DataParallel's `module.` keys): read by psyrun's own
 /// checkpoint reader, it gives torchvision's features.
 #[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch, torchvision and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
 fn parity_with_torchvision_from_torch_save_checkpoints() {
-    if !python_with_torch() {
-        eprintln!(
-            "SKIPPED parity_with_torchvision_from_torch_save_checkpoints: \
-             `python3 -c 'import torch, torchvision'` fails (run the tests under ./dev)"
-        );
-        return;
-    }
     let dir = temp_dir("parity-pth");
     let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("scripts/checkpoint_fixtures.py");
-    let out = std::process::Command::new("python3")
+    let out = python()
         .arg(&script)
         .arg("parity")
         .arg(&dir)

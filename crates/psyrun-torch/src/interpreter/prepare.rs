@@ -123,11 +123,7 @@ impl<'a> Interpreter<'a> {
             experiment_file: options.path.display().to_string(),
             experiment_sha256: report::sha256_bytes(options.file.text.as_bytes()),
             weights: match &plan.backbone.network {
-                Network::Catalog(net) => match &net.weights {
-                    plan::Weights::Random => "random".into(),
-                    plan::Weights::Torchvision(n) => n.clone(),
-                    plan::Weights::File(f) => f.clone(),
-                },
+                Network::Catalog(net) => net.weights.to_string(),
                 Network::TorchScript { file } => format!("torchscript {file}"),
             },
             weights_sha256,

@@ -6,7 +6,7 @@ use super::{Interpreter, TEST_CHUNK};
 use crate::device::StimuliOn;
 use crate::device_stimuli::DeviceGratings;
 use crate::failure::Failure;
-use psyrun::plan::{BatchNorm, Staircase};
+use psyrun::plan::BatchNorm;
 use psyrun::progress::Event;
 use psyrun::report::FrequencyResult;
 use psyrun::staircase::Bisection;
@@ -30,22 +30,15 @@ impl Interpreter<'_> {
         let reference = plan.test.reference;
         let (w_first, w_second) = probe.halves();
         let bias = probe.bias.detach();
-        let Staircase::Bisection {
-            start,
-            low,
-            high,
-            target,
-            tolerance,
-            max_steps,
-        } = plan.staircase;
         let freqs = &plan.test.frequencies;
         let mut stairs: Vec<Bisection> = freqs
             .iter()
-            .map(|_| Bisection::new(start, low, high, target, tolerance, max_steps))
+            .map(|_| Bisection::from_plan(&plan.staircase))
             .collect();
+        let max_measurements = stairs.first().map_or(0, Bisection::max_measurements);
         self.observer.event(Event::Phase {
             name: "testing",
-            total: (freqs.len() as u64) * u64::from(max_steps + 1),
+            total: (freqs.len() as u64) * u64::from(max_measurements),
             unit: "levels",
         });
         let mut shown = 0usize;

@@ -3,9 +3,7 @@
 
 use psyrun_cli::progress::Terminal;
 use psyrun_cli::{FeaturesArgs, FeaturesNormalize, Ui, EXIT_OK};
-use psyrun_torch::features::{
-    extract, pooling_name, resolve, write, FeaturesOptions, ImageNormalize,
-};
+use psyrun_torch::features::{extract, resolve, write, FeaturesOptions, ImageNormalize};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -60,7 +58,7 @@ pub(crate) fn command(args: &FeaturesArgs, ui: &Ui) -> ExitCode {
                 features.names.len(),
                 if features.names.len() == 1 { "" } else { "s" },
                 request.backbone.describe(),
-                pooling_name(request.backbone.pooling),
+                request.backbone.pooling,
                 request.out.display()
             );
             ExitCode::from(EXIT_OK)
