@@ -13,9 +13,13 @@
 //! times per block, so a cut after it would be ambiguous. Shapes are given
 //! without the batch dimension.
 //!
-//! The nets are described as small trees of operations; the golden files in
-//! `tests/fixtures/catalog/` (written by `scripts/catalog_shapes.py` from
-//! torchvision itself) check every path, class and shape.
+//! Each architecture is described once, by [`network`]: a tree of [`Node`]s
+//! whose leaves are [`Op`]s with all their parameters, plus the [`Family`]
+//! that decides torchvision's weight initialisation. Cut points, classes and
+//! shapes are computed from that tree, and `psyrun-torch` builds its backbones
+//! from the same tree. The golden files in `tests/fixtures/catalog/` (written
+//! by `scripts/catalog_shapes.py` from torchvision itself) check every path,
+//! class and shape.
 
 use std::fmt;
 use std::sync::OnceLock;
