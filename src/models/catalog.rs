@@ -1062,6 +1062,58 @@ mod tests {
     }
 
     #[test]
+    fn one_description_serves_cuts_and_builders() {
+        let r50 = network(Arch::Resnet50);
+        assert_eq!(r50.family, Family::Resnet);
+        assert_eq!(family(Arch::Vgg16Bn), Family::Vgg);
+        assert_eq!(family(Arch::Alexnet), Family::Alexnet);
+        // The block-internal relu is in the tree but is no cut point.
+        assert!(r50.up_to("layer1.0.relu").is_none());
+        assert!(r50.up_to("layer5").is_none() && r50.up_to("conv1.weight").is_none());
+        let names = |nodes: &[Node]| nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+        let block = |nodes: &[Node]| match &nodes.last().unwrap().body {
+            Body::Seq(layer) => match &layer.last().unwrap().body {
+                Body::Block {
+                    kind,
+                    main,
+                    downsample,
+                } => (*kind, names(main), downsample.is_some()),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        // Cut inside the main branch: the branch up to the cut, no downsample.
+        let nodes = r50.up_to("layer4.0.conv2").unwrap();
+        assert_eq!(names(&nodes)[7], "layer4");
+        assert_eq!(
+            block(&nodes),
+            (
+                BlockKind::Bottleneck,
+                vec!["conv1".into(), "bn1".into(), "relu".into(), "conv2".into()],
+                false
+            )
+        );
+        // Cut inside the downsample: the whole main branch runs first.
+        let nodes = r50.up_to("layer4.0.downsample.0").unwrap();
+        let (_, main, ds) = block(&nodes);
+        assert_eq!((main.len(), ds), (8, true));
+        // A cut point's module comes whole.
+        let nodes = network(Arch::Vgg16).up_to("classifier").unwrap();
+        assert_eq!(names(&nodes), ["features", "avgpool", "classifier"]);
+        assert!(nodes[2].flatten);
+        assert!(matches!(&nodes[2].body, Body::Seq(c) if c.len() == 7));
+        let fc = network(Arch::Resnet18).modules.last().unwrap();
+        assert!(fc.flatten);
+        assert!(matches!(
+            fc.body,
+            Body::Leaf(Op::Linear {
+                fin: 512,
+                fout: 1000
+            })
+        ));
+    }
+
+    #[test]
     fn top_level_and_lookup() {
         assert_eq!(
             top_level(Arch::Resnet50),
