@@ -13,11 +13,16 @@
 //! times per block, so a cut after it would be ambiguous. Shapes are given
 //! without the batch dimension.
 //!
-//! The nets are described as small trees of operations; the golden files in
-//! `tests/fixtures/catalog/` (written by `scripts/catalog_shapes.py` from
-//! torchvision itself) check every path, class and shape.
+//! Each architecture is described once, by [`network`]: a tree of [`Node`]s
+//! whose leaves are [`Op`]s with all their parameters, plus the [`Family`]
+//! that decides torchvision's weight initialisation. Cut points, classes and
+//! shapes are computed from that tree, and `psyrun-torch` builds its backbones
+//! from the same tree. The golden files in `tests/fixtures/catalog/` (written
+//! by `scripts/catalog_shapes.py` from torchvision itself) check every path,
+//! class and shape.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A torchvision architecture known to the catalog.
 #[derive(
@@ -102,10 +107,21 @@ impl Arch {
     /// Whether the network contains BatchNorm layers (all ResNets and the
     /// `_bn` VGGs).
     pub fn has_batchnorm(self) -> bool {
-        !matches!(
-            self,
-            Arch::Vgg11 | Arch::Vgg13 | Arch::Vgg16 | Arch::Vgg19 | Arch::Alexnet
-        )
+        fn any_bn(nodes: &[Node]) -> bool {
+            nodes.iter().any(|n| match &n.body {
+                Body::Leaf(op) => matches!(op, Op::BatchNorm2d(_)),
+                Body::Seq(children) => any_bn(children),
+                Body::Block {
+                    main, downsample, ..
+                } => {
+                    any_bn(main)
+                        || downsample
+                            .as_deref()
+                            .is_some_and(|d| any_bn(std::slice::from_ref(d)))
+                }
+            })
+        }
+        any_bn(&network(self).modules)
     }
 
     /// The input size the network was trained at (224 for all of them).
@@ -172,13 +188,11 @@ pub fn cut_points(arch: Arch) -> Vec<CutPoint> {
 
 /// Names of the top-level modules of `arch`, in forward order.
 pub fn top_level(arch: Arch) -> Vec<&'static str> {
-    match family(arch) {
-        Family::Resnet(..) => vec![
-            "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool",
-            "fc",
-        ],
-        Family::Vgg(..) | Family::Alexnet => vec!["features", "avgpool", "classifier"],
-    }
+    network(arch)
+        .modules
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect()
 }
 
 /// Finds the cut point with exactly this path.
@@ -236,6 +250,500 @@ fn shape_at(arch: Arch, path: &str, input: u32) -> Result<Result<Vec<u32>, Strin
 // ---------------------------------------------------------------------------
 // Network descriptions.
 
+/// How torchvision initialises an architecture's weights: its model family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// ResNet: convs `kaiming_normal_(mode="fan_out", nonlinearity="relu")`, BatchNorm
+    /// weight 1 and bias 0, `fc` with nn.Linear's default.
+    Resnet,
+    /// VGG: convs `kaiming_normal_(mode="fan_out", nonlinearity="relu")` with bias 0,
+    /// BatchNorm weight 1 and bias 0, linears `normal_(0, 0.01)` with bias 0.
+    Vgg,
+    /// AlexNet: nn.Conv2d's and nn.Linear's defaults.
+    Alexnet,
+}
+
+/// A leaf module with every parameter a builder needs: square kernels, strides and
+/// paddings, dilation 1, one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `Conv2d(cin, cout, k, stride=s, padding=p, bias=bias)`.
+    Conv2d {
+        /// Input channels.
+        cin: u32,
+        /// Output channels.
+        cout: u32,
+        /// Kernel size.
+        k: u32,
+        /// Stride.
+        s: u32,
+        /// Zero padding on every side.
+        p: u32,
+        /// Whether the convolution has a bias.
+        bias: bool,
+    },
+    /// `BatchNorm2d(channels)` with torchvision's defaults (eps 1e-5, momentum 0.1, affine,
+    /// running statistics tracked).
+    BatchNorm2d(u32),
+    /// `ReLU`.
+    Relu,
+    /// `MaxPool2d(k, stride=s, padding=p)`, ceil_mode=False, dilation 1.
+    MaxPool2d {
+        /// Window size.
+        k: u32,
+        /// Stride.
+        s: u32,
+        /// Implicit −∞ padding on every side.
+        p: u32,
+    },
+    /// `AdaptiveAvgPool2d((n, n))`.
+    AdaptiveAvgPool2d(u32),
+    /// `Dropout` (p = 0.5): the identity for a frozen network.
+    Dropout,
+    /// `Linear(fin, fout)` with bias, on a flattened input.
+    Linear {
+        /// Input features.
+        fin: u32,
+        /// Output features.
+        fout: u32,
+    },
+}
+
+impl Op {
+    /// The torchvision class of the module: `"Conv2d"`, `"ReLU"`, ...
+    pub fn class(self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "Conv2d",
+            Op::BatchNorm2d(_) => "BatchNorm2d",
+            Op::Relu => "ReLU",
+            Op::MaxPool2d { .. } => "MaxPool2d",
+            Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
+            Op::Dropout => "Dropout",
+            Op::Linear { .. } => "Linear",
+        }
+    }
+
+    /// The output shape, or `None` if it would be empty.
+    fn apply(self, x: Shape) -> Option<Shape> {
+        // floor((n + 2p - (k - 1) - 1) / s) + 1, computed without underflow.
+        let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
+        match (self, x) {
+            (Op::Relu | Op::Dropout, x) => Some(x),
+            (
+                Op::Conv2d {
+                    cin, cout, k, s, p, ..
+                },
+                Shape::Map(c, h, w),
+            ) => {
+                debug_assert_eq!(c, cin, "Conv2d input channels");
+                Some(Shape::Map(cout, window(h, k, s, p)?, window(w, k, s, p)?))
+            }
+            (Op::BatchNorm2d(n), Shape::Map(c, ..)) => {
+                debug_assert_eq!(c, n, "BatchNorm2d channels");
+                Some(x)
+            }
+            (Op::MaxPool2d { k, s, p }, Shape::Map(c, h, w)) => {
+                Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?))
+            }
+            (Op::AdaptiveAvgPool2d(o), Shape::Map(c, _, _)) => Some(Shape::Map(c, o, o)),
+            (Op::Linear { fin, fout }, Shape::Flat(f)) => {
+                debug_assert_eq!(f, fin, "Linear input features");
+                Some(Shape::Flat(fout))
+            }
+            (Op::Linear { .. }, Shape::Map(..)) => unreachable!("Linear on an unflattened input"),
+            (_, Shape::Flat(_)) => unreachable!("spatial op on a flat input"),
+        }
+    }
+}
+
+/// The two residual blocks of torchvision's ResNets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// `BasicBlock`: two 3×3 convs.
+    Basic,
+    /// `Bottleneck`: 1×1, 3×3 (carrying the stride, torchvision's "v1.5"), 1×1 convs.
+    Bottleneck,
+}
+
+impl BlockKind {
+    /// The torchvision class: `"BasicBlock"` or `"Bottleneck"`.
+    pub fn class(self) -> &'static str {
+        match self {
+            BlockKind::Basic => "BasicBlock",
+            BlockKind::Bottleneck => "Bottleneck",
+        }
+    }
+}
+
+/// What a module computes.
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// A leaf module.
+    Leaf(Op),
+    /// An `nn.Sequential`: the children one after the other.
+    Seq(Vec<Node>),
+    /// A ResNet block, `relu(main(x) + downsample(x))` (or `relu(main(x) + x)` without a
+    /// downsample). `main` lists the branch's modules in forward order, including the
+    /// block's `relu` wherever it is applied (not a cut point there).
+    Block {
+        /// BasicBlock or Bottleneck.
+        kind: BlockKind,
+        /// The main branch, run first.
+        main: Vec<Node>,
+        /// The `downsample` Sequential on the block input, if any.
+        downsample: Option<Box<Node>>,
+    },
+}
+
+/// A module of an architecture, named as in torchvision's `named_modules()`.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Local name (last path component): `layer2`, `conv1`, `3`, ...
+    pub name: String,
+    /// Whether the model calls `torch.flatten(x, 1)` right before this module (`fc` in
+    /// ResNets, `classifier` in VGG and AlexNet).
+    pub flatten: bool,
+    /// Whether the network can be cut after this module. False only for the `relu` inside a
+    /// ResNet block, which torchvision applies several times per forward.
+    pub cut_point: bool,
+    /// What it computes.
+    pub body: Body,
+}
+
+impl Node {
+    /// The torchvision class of the module: `"Conv2d"`, `"Sequential"`, `"Bottleneck"`, ...
+    pub fn class(&self) -> &'static str {
+        match &self.body {
+            Body::Leaf(op) => op.class(),
+            Body::Seq(_) => "Sequential",
+            Body::Block { kind, .. } => kind.class(),
+        }
+    }
+}
+
+/// The complete description of an architecture: the one source for the catalog's cut points
+/// and shapes and for the torch backbone builder.
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// How torchvision initialises its weights.
+    pub family: Family,
+    /// The top-level modules in forward order.
+    pub modules: Vec<Node>,
+}
+
+impl Network {
+    /// The modules needed for the output of cut point `cut`, in forward order: the modules
+    /// before it, the cut module whole, and the containers on the way to it cut short after
+    /// it. A block cut inside its main branch keeps no downsample; one cut inside its
+    /// downsample keeps its whole main branch (torchvision runs that first). `None` if `cut`
+    /// names no cut point.
+    pub fn up_to(&self, cut: &str) -> Option<Vec<Node>> {
+        up_to(&self.modules, "", cut)
+    }
+}
+
+fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let path = join(prefix, &node.name);
+        if path == cut {
+            if !node.cut_point {
+                return None;
+            }
+            out.push(node.clone());
+            return Some(out);
+        }
+        if cut.starts_with(&format!("{path}.")) {
+            let body = match &node.body {
+                Body::Leaf(_) => return None,
+                Body::Seq(children) => Body::Seq(up_to(children, &path, cut)?),
+                Body::Block {
+                    kind,
+                    main,
+                    downsample,
+                } => match up_to(main, &path, cut) {
+                    Some(main) => Body::Block {
+                        kind: *kind,
+                        main,
+                        downsample: None,
+                    },
+                    None => {
+                        let ds = up_to(std::slice::from_ref(downsample.as_deref()?), &path, cut)?;
+                        Body::Block {
+                            kind: *kind,
+                            main: main.clone(),
+                            downsample: ds.into_iter().next().map(Box::new),
+                        }
+                    }
+                },
+            };
+            out.push(Node {
+                body,
+                ..node.clone()
+            });
+            return Some(out);
+        }
+        out.push(node.clone());
+    }
+    None
+}
+
+/// `prefix.name`, or `name` at the top level.
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The description of `arch` (built once, then shared).
+pub fn network(arch: Arch) -> &'static Network {
+    static NETWORKS: [OnceLock<Network>; Arch::ALL.len()] =
+        [const { OnceLock::new() }; Arch::ALL.len()];
+    NETWORKS[arch as usize].get_or_init(|| describe(arch))
+}
+
+/// How torchvision initialises the weights of `arch`.
+pub fn family(arch: Arch) -> Family {
+    network(arch).family
+}
+
+/// The table of architectures: adding one means adding its line here (and its `Arch`
+/// variant).
+fn describe(arch: Arch) -> Network {
+    match arch {
+        Arch::Resnet18 => resnet(BlockKind::Basic, [2, 2, 2, 2]),
+        Arch::Resnet34 => resnet(BlockKind::Basic, [3, 4, 6, 3]),
+        Arch::Resnet50 => resnet(BlockKind::Bottleneck, [3, 4, 6, 3]),
+        Arch::Resnet101 => resnet(BlockKind::Bottleneck, [3, 4, 23, 3]),
+        Arch::Resnet152 => resnet(BlockKind::Bottleneck, [3, 8, 36, 3]),
+        Arch::Vgg11 => vgg(VGG_A, false),
+        Arch::Vgg13 => vgg(VGG_B, false),
+        Arch::Vgg16 => vgg(VGG_D, false),
+        Arch::Vgg19 => vgg(VGG_E, false),
+        Arch::Vgg11Bn => vgg(VGG_A, true),
+        Arch::Vgg13Bn => vgg(VGG_B, true),
+        Arch::Vgg16Bn => vgg(VGG_D, true),
+        Arch::Vgg19Bn => vgg(VGG_E, true),
+        Arch::Alexnet => alexnet(),
+    }
+}
+
+fn leaf(name: impl Into<String>, op: Op) -> Node {
+    Node {
+        name: name.into(),
+        flatten: false,
+        cut_point: true,
+        body: Body::Leaf(op),
+    }
+}
+
+fn seq(name: impl Into<String>, children: Vec<Node>) -> Node {
+    Node {
+        name: name.into(),
+        flatten: false,
+        cut_point: true,
+        body: Body::Seq(children),
+    }
+}
+
+/// Marks a node as preceded by `torch.flatten(x, 1)`.
+fn flattened(node: Node) -> Node {
+    Node {
+        flatten: true,
+        ..node
+    }
+}
+
+/// Numbers the children of a torchvision `nn.Sequential` 0, 1, 2, ...
+fn numbered(ops: Vec<Op>) -> Vec<Node> {
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| leaf(i.to_string(), op))
+        .collect()
+}
+
+fn conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, bias: bool) -> Op {
+    Op::Conv2d {
+        cin,
+        cout,
+        k,
+        s,
+        p,
+        bias,
+    }
+}
+
+fn linear(fin: u32, fout: u32) -> Op {
+    Op::Linear { fin, fout }
+}
+
+/// VGG configurations: conv output channels, 0 for a 2×2 max pool.
+const VGG_A: &[u32] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+const VGG_B: &[u32] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+];
+const VGG_D: &[u32] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+];
+const VGG_E: &[u32] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
+];
+
+/// torchvision's VGG with configuration `cfg`, with or without batch norm.
+fn vgg(cfg: &[u32], bn: bool) -> Network {
+    let mut features = Vec::new();
+    let mut cin = 3;
+    for &c in cfg {
+        if c == 0 {
+            features.push(Op::MaxPool2d { k: 2, s: 2, p: 0 });
+        } else {
+            features.push(conv(cin, c, 3, 1, 1, true));
+            if bn {
+                features.push(Op::BatchNorm2d(c));
+            }
+            features.push(Op::Relu);
+            cin = c;
+        }
+    }
+    Network {
+        family: Family::Vgg,
+        modules: vec![
+            seq("features", numbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(7)),
+            flattened(seq(
+                "classifier",
+                numbered(vec![
+                    linear(cin * 7 * 7, 4096),
+                    Op::Relu,
+                    Op::Dropout,
+                    linear(4096, 4096),
+                    Op::Relu,
+                    Op::Dropout,
+                    linear(4096, 1000),
+                ]),
+            )),
+        ],
+    }
+}
+
+/// torchvision's AlexNet (the "one weird trick" variant, 64 channels first).
+fn alexnet() -> Network {
+    let pool = Op::MaxPool2d { k: 3, s: 2, p: 0 };
+    Network {
+        family: Family::Alexnet,
+        modules: vec![
+            seq(
+                "features",
+                numbered(vec![
+                    conv(3, 64, 11, 4, 2, true),
+                    Op::Relu,
+                    pool,
+                    conv(64, 192, 5, 1, 2, true),
+                    Op::Relu,
+                    pool,
+                    conv(192, 384, 3, 1, 1, true),
+                    Op::Relu,
+                    conv(384, 256, 3, 1, 1, true),
+                    Op::Relu,
+                    conv(256, 256, 3, 1, 1, true),
+                    Op::Relu,
+                    pool,
+                ]),
+            ),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(6)),
+            flattened(seq(
+                "classifier",
+                numbered(vec![
+                    Op::Dropout,
+                    linear(256 * 6 * 6, 4096),
+                    Op::Relu,
+                    Op::Dropout,
+                    linear(4096, 4096),
+                    Op::Relu,
+                    linear(4096, 1000),
+                ]),
+            )),
+        ],
+    }
+}
+
+/// torchvision's ResNet with `blocks[i]` blocks of `kind` in `layer{i+1}`.
+fn resnet(kind: BlockKind, blocks: [usize; 4]) -> Network {
+    let expansion = match kind {
+        BlockKind::Basic => 1,
+        BlockKind::Bottleneck => 4,
+    };
+    let mut modules = vec![
+        leaf("conv1", conv(3, 64, 7, 2, 3, false)),
+        leaf("bn1", Op::BatchNorm2d(64)),
+        leaf("relu", Op::Relu),
+        leaf("maxpool", Op::MaxPool2d { k: 3, s: 2, p: 1 }),
+    ];
+    let mut inplanes = 64;
+    for (l, &count) in blocks.iter().enumerate() {
+        let planes = 64 << l;
+        let out = planes * expansion;
+        let mut layer = Vec::new();
+        for b in 0..count {
+            let stride = if l > 0 && b == 0 { 2 } else { 1 };
+            // The block's one `relu`, applied after every bn but the last (and after the
+            // sum): not a cut point.
+            let relu = || Node {
+                cut_point: false,
+                ..leaf("relu", Op::Relu)
+            };
+            let main = match kind {
+                BlockKind::Basic => vec![
+                    leaf("conv1", conv(inplanes, planes, 3, stride, 1, false)),
+                    leaf("bn1", Op::BatchNorm2d(planes)),
+                    relu(),
+                    leaf("conv2", conv(planes, planes, 3, 1, 1, false)),
+                    leaf("bn2", Op::BatchNorm2d(planes)),
+                ],
+                BlockKind::Bottleneck => vec![
+                    leaf("conv1", conv(inplanes, planes, 1, 1, 0, false)),
+                    leaf("bn1", Op::BatchNorm2d(planes)),
+                    relu(),
+                    leaf("conv2", conv(planes, planes, 3, stride, 1, false)),
+                    leaf("bn2", Op::BatchNorm2d(planes)),
+                    relu(),
+                    leaf("conv3", conv(planes, out, 1, 1, 0, false)),
+                    leaf("bn3", Op::BatchNorm2d(out)),
+                ],
+            };
+            let downsample = (stride != 1 || inplanes != out).then(|| {
+                Box::new(seq(
+                    "downsample",
+                    vec![
+                        leaf("0", conv(inplanes, out, 1, stride, 0, false)),
+                        leaf("1", Op::BatchNorm2d(out)),
+                    ],
+                ))
+            });
+            inplanes = out;
+            layer.push(Node {
+                name: b.to_string(),
+                flatten: false,
+                cut_point: true,
+                body: Body::Block {
+                    kind,
+                    main,
+                    downsample,
+                },
+            });
+        }
+        modules.push(seq(format!("layer{}", l + 1), layer));
+    }
+    modules.push(leaf("avgpool", Op::AdaptiveAvgPool2d(1)));
+    modules.push(flattened(leaf("fc", linear(inplanes, 1000))));
+    Network {
+        family: Family::Resnet,
+        modules,
+    }
+}
+
 /// A shape flowing through the net (batch dimension left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
@@ -252,285 +760,6 @@ impl Shape {
             Shape::Flat(f) => vec![f],
         }
     }
-}
-
-/// What a leaf module does to its input's shape.
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    /// Conv2d with `out` channels, square kernel/stride/padding, dilation 1.
-    Conv { out: u32, k: u32, s: u32, p: u32 },
-    /// MaxPool2d, ceil_mode=False, dilation 1.
-    MaxPool { k: u32, s: u32, p: u32 },
-    /// AdaptiveAvgPool2d to a square output.
-    Adaptive(u32),
-    /// Linear with `out` features (on an already flattened input).
-    Linear(u32),
-    /// Shape-preserving: BatchNorm2d, ReLU, Dropout.
-    Same,
-}
-
-impl Op {
-    /// The output shape, or `None` if it would be empty.
-    fn apply(self, x: Shape) -> Option<Shape> {
-        // floor((n + 2p - (k - 1) - 1) / s) + 1, computed without underflow.
-        let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
-        match (self, x) {
-            (Op::Same, x) => Some(x),
-            (Op::Linear(out), Shape::Flat(_)) => Some(Shape::Flat(out)),
-            (Op::Conv { out, k, s, p }, Shape::Map(_, h, w)) => {
-                Some(Shape::Map(out, window(h, k, s, p)?, window(w, k, s, p)?))
-            }
-            (Op::MaxPool { k, s, p }, Shape::Map(c, h, w)) => {
-                Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?))
-            }
-            (Op::Adaptive(o), Shape::Map(c, _, _)) => Some(Shape::Map(c, o, o)),
-            (Op::Linear(_), Shape::Map(..)) => unreachable!("Linear on an unflattened input"),
-            (_, Shape::Flat(_)) => unreachable!("spatial op on a flat input"),
-        }
-    }
-
-    fn class(self) -> &'static str {
-        match self {
-            Op::Conv { .. } => "Conv2d",
-            Op::MaxPool { .. } => "MaxPool2d",
-            Op::Adaptive(_) => "AdaptiveAvgPool2d",
-            Op::Linear(_) => "Linear",
-            Op::Same => unreachable!("shape-preserving leaves carry their own class"),
-        }
-    }
-}
-
-/// A module of the tree.
-#[derive(Debug)]
-struct Node {
-    /// Local name (last path component).
-    name: String,
-    /// torchvision class.
-    class: &'static str,
-    /// Whether the model calls `torch.flatten(x, 1)` right before this module
-    /// (`fc` in ResNets, `classifier` in VGG and AlexNet).
-    flatten: bool,
-    body: Body,
-}
-
-#[derive(Debug)]
-enum Body {
-    /// A leaf module.
-    Leaf(Op),
-    /// Children applied one after the other (Sequential, or the model itself).
-    Seq(Vec<Node>),
-    /// A residual block: `main` children in sequence, `downsample` applied to
-    /// the block input; the block output has the main branch's shape.
-    Block {
-        main: Vec<Node>,
-        downsample: Option<Box<Node>>,
-    },
-}
-
-fn leaf(name: impl Into<String>, op: Op) -> Node {
-    Node {
-        name: name.into(),
-        class: op.class(),
-        flatten: false,
-        body: Body::Leaf(op),
-    }
-}
-
-fn same(name: impl Into<String>, class: &'static str) -> Node {
-    Node {
-        name: name.into(),
-        class,
-        flatten: false,
-        body: Body::Leaf(Op::Same),
-    }
-}
-
-fn seq(name: impl Into<String>, children: Vec<Node>) -> Node {
-    Node {
-        name: name.into(),
-        class: "Sequential",
-        flatten: false,
-        body: Body::Seq(children),
-    }
-}
-
-/// Marks a node as preceded by `torch.flatten(x, 1)`.
-fn flattened(node: Node) -> Node {
-    Node {
-        flatten: true,
-        ..node
-    }
-}
-
-/// Numbers the children of a torchvision `nn.Sequential` 0, 1, 2, ...
-fn numbered(children: Vec<(Op, &'static str)>) -> Vec<Node> {
-    children
-        .into_iter()
-        .enumerate()
-        .map(|(i, (op, class))| match op {
-            Op::Same => same(i.to_string(), class),
-            op => leaf(i.to_string(), op),
-        })
-        .collect()
-}
-
-fn conv(out: u32, k: u32, s: u32, p: u32) -> Op {
-    Op::Conv { out, k, s, p }
-}
-
-enum Family {
-    /// Bottleneck blocks?, blocks per layer.
-    Resnet(bool, [usize; 4]),
-    /// Channel configuration (0 = max pool), batch norm?
-    Vgg(&'static [u32], bool),
-    Alexnet,
-}
-
-const VGG_A: &[u32] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
-const VGG_B: &[u32] = &[
-    64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
-];
-const VGG_D: &[u32] = &[
-    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
-];
-const VGG_E: &[u32] = &[
-    64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
-];
-
-fn family(arch: Arch) -> Family {
-    match arch {
-        Arch::Resnet18 => Family::Resnet(false, [2, 2, 2, 2]),
-        Arch::Resnet34 => Family::Resnet(false, [3, 4, 6, 3]),
-        Arch::Resnet50 => Family::Resnet(true, [3, 4, 6, 3]),
-        Arch::Resnet101 => Family::Resnet(true, [3, 4, 23, 3]),
-        Arch::Resnet152 => Family::Resnet(true, [3, 8, 36, 3]),
-        Arch::Vgg11 => Family::Vgg(VGG_A, false),
-        Arch::Vgg13 => Family::Vgg(VGG_B, false),
-        Arch::Vgg16 => Family::Vgg(VGG_D, false),
-        Arch::Vgg19 => Family::Vgg(VGG_E, false),
-        Arch::Vgg11Bn => Family::Vgg(VGG_A, true),
-        Arch::Vgg13Bn => Family::Vgg(VGG_B, true),
-        Arch::Vgg16Bn => Family::Vgg(VGG_D, true),
-        Arch::Vgg19Bn => Family::Vgg(VGG_E, true),
-        Arch::Alexnet => Family::Alexnet,
-    }
-}
-
-/// The top-level modules of `arch` as a tree.
-fn network(arch: Arch) -> Vec<Node> {
-    match family(arch) {
-        Family::Resnet(bottleneck, blocks) => resnet(bottleneck, blocks),
-        Family::Vgg(cfg, bn) => {
-            let mut features = Vec::new();
-            for &c in cfg {
-                if c == 0 {
-                    features.push((Op::MaxPool { k: 2, s: 2, p: 0 }, "MaxPool2d"));
-                } else {
-                    features.push((conv(c, 3, 1, 1), "Conv2d"));
-                    if bn {
-                        features.push((Op::Same, "BatchNorm2d"));
-                    }
-                    features.push((Op::Same, "ReLU"));
-                }
-            }
-            vec![
-                seq("features", numbered(features)),
-                leaf("avgpool", Op::Adaptive(7)),
-                flattened(seq("classifier", numbered(classifier(false)))),
-            ]
-        }
-        Family::Alexnet => {
-            let pool = (Op::MaxPool { k: 3, s: 2, p: 0 }, "MaxPool2d");
-            let relu = (Op::Same, "ReLU");
-            let features = vec![
-                (conv(64, 11, 4, 2), "Conv2d"),
-                relu,
-                pool,
-                (conv(192, 5, 1, 2), "Conv2d"),
-                relu,
-                pool,
-                (conv(384, 3, 1, 1), "Conv2d"),
-                relu,
-                (conv(256, 3, 1, 1), "Conv2d"),
-                relu,
-                (conv(256, 3, 1, 1), "Conv2d"),
-                relu,
-                pool,
-            ];
-            vec![
-                seq("features", numbered(features)),
-                leaf("avgpool", Op::Adaptive(6)),
-                flattened(seq("classifier", numbered(classifier(true)))),
-            ]
-        }
-    }
-}
-
-/// The classifier head: VGG is Linear, ReLU, Dropout, Linear, ReLU, Dropout,
-/// Linear; AlexNet puts each Dropout before its Linear instead.
-fn classifier(alexnet: bool) -> Vec<(Op, &'static str)> {
-    let (relu, drop) = ((Op::Same, "ReLU"), (Op::Same, "Dropout"));
-    let lin = |n| (Op::Linear(n), "Linear");
-    if alexnet {
-        vec![drop, lin(4096), relu, drop, lin(4096), relu, lin(1000)]
-    } else {
-        vec![lin(4096), relu, drop, lin(4096), relu, drop, lin(1000)]
-    }
-}
-
-fn resnet(bottleneck: bool, blocks: [usize; 4]) -> Vec<Node> {
-    let expansion = if bottleneck { 4 } else { 1 };
-    let mut nodes = vec![
-        leaf("conv1", conv(64, 7, 2, 3)),
-        same("bn1", "BatchNorm2d"),
-        same("relu", "ReLU"),
-        leaf("maxpool", Op::MaxPool { k: 3, s: 2, p: 1 }),
-    ];
-    let mut inplanes = 64;
-    for (l, &count) in blocks.iter().enumerate() {
-        let planes = 64 << l;
-        let mut layer = Vec::new();
-        for b in 0..count {
-            let stride = if l > 0 && b == 0 { 2 } else { 1 };
-            let out = planes * expansion;
-            // torchvision's main branch (the block-internal relu is left out).
-            let convs = if bottleneck {
-                vec![
-                    conv(planes, 1, 1, 0),
-                    conv(planes, 3, stride, 1),
-                    conv(out, 1, 1, 0),
-                ]
-            } else {
-                vec![conv(planes, 3, stride, 1), conv(planes, 3, 1, 1)]
-            };
-            let mut main = Vec::new();
-            for (i, op) in convs.into_iter().enumerate() {
-                main.push(leaf(format!("conv{}", i + 1), op));
-                main.push(same(format!("bn{}", i + 1), "BatchNorm2d"));
-            }
-            let downsample = (stride != 1 || inplanes != out).then(|| {
-                Box::new(seq(
-                    "downsample",
-                    vec![leaf("0", conv(out, 1, stride, 0)), same("1", "BatchNorm2d")],
-                ))
-            });
-            inplanes = out;
-            layer.push(Node {
-                name: b.to_string(),
-                class: if bottleneck {
-                    "Bottleneck"
-                } else {
-                    "BasicBlock"
-                },
-                flatten: false,
-                body: Body::Block { main, downsample },
-            });
-        }
-        nodes.push(seq(format!("layer{}", l + 1), layer));
-    }
-    nodes.push(leaf("avgpool", Op::Adaptive(1)));
-    nodes.push(flattened(leaf("fc", Op::Linear(1000))));
-    nodes
 }
 
 // ---------------------------------------------------------------------------
@@ -551,7 +780,12 @@ fn evaluate(arch: Arch, input: u32, stop: Option<&str>) -> Vec<(CutPoint, Outcom
     };
     // The model's own output is that of its last top-level cut point,
     // already recorded.
-    let _ = walk.sequence(&network(arch), "", 0, Ok(Shape::Map(3, input, input)));
+    let _ = walk.sequence(
+        &network(arch).modules,
+        "",
+        0,
+        Ok(Shape::Map(3, input, input)),
+    );
     walk.out
 }
 
@@ -577,47 +811,47 @@ impl Walk<'_> {
             Ok(Shape::Map(c, h, w)) if node.flatten => Ok(Shape::Flat(c * h * w)),
             x => x,
         };
-        let path = if prefix.is_empty() {
-            node.name.clone()
-        } else {
-            format!("{prefix}.{}", node.name)
-        };
-        // Reserve this node's slot so it precedes its children.
-        let slot = self.out.len();
-        let cut = CutPoint {
-            path: path.clone(),
-            module: node.class,
-            depth,
-        };
-        self.out.push((cut, Ok(Shape::Flat(0))));
+        let path = join(prefix, &node.name);
+        // Reserve a cut point's slot so it precedes its children.
+        let slot = node.cut_point.then(|| {
+            let cut = CutPoint {
+                path: path.clone(),
+                module: node.class(),
+                depth,
+            };
+            self.out.push((cut, Ok(Shape::Flat(0))));
+            self.out.len() - 1
+        });
         let y = match &node.body {
             Body::Leaf(op) => x.and_then(|s| op.apply(s).ok_or_else(|| path.clone())),
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
-            Body::Block { main, downsample } => {
+            Body::Block {
+                main, downsample, ..
+            } => {
                 let y = self.sequence(main, &path, depth + 1, x.clone());
-                match downsample {
+                let skip = match downsample {
                     // Stopped inside the main branch: the rest is not needed.
-                    Some(_) if self.done => y,
-                    Some(ds) => {
-                        let skip = self.node(ds, &path, depth + 1, x);
-                        // Both branches must agree; the main branch's first
-                        // failure wins, as it runs first in torchvision.
-                        match (y, skip) {
-                            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-                            (Ok(a), Ok(b)) => {
-                                debug_assert_eq!(a, b, "residual branches disagree at {path}");
-                                Ok(a)
-                            }
-                        }
+                    _ if self.done => return y,
+                    Some(ds) => self.node(ds, &path, depth + 1, x),
+                    None => x,
+                };
+                // Both branches must agree; the main branch's first failure
+                // wins, as it runs first in torchvision.
+                match (y, skip) {
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                    (Ok(a), Ok(b)) => {
+                        debug_assert_eq!(a, b, "residual branches disagree at {path}");
+                        Ok(a)
                     }
-                    None => y,
                 }
             }
         };
-        self.out[slot].1 = y.clone();
-        if self.stop == Some(path.as_str()) {
-            self.out.truncate(slot + 1);
-            self.done = true;
+        if let Some(slot) = slot {
+            self.out[slot].1 = y.clone();
+            if self.stop == Some(path.as_str()) {
+                self.out.truncate(slot + 1);
+                self.done = true;
+            }
         }
         y
     }
@@ -825,6 +1059,58 @@ mod tests {
             output_shape(Arch::Alexnet, "classifier.4", 224),
             Ok(vec![4096])
         );
+    }
+
+    #[test]
+    fn one_description_serves_cuts_and_builders() {
+        let r50 = network(Arch::Resnet50);
+        assert_eq!(r50.family, Family::Resnet);
+        assert_eq!(family(Arch::Vgg16Bn), Family::Vgg);
+        assert_eq!(family(Arch::Alexnet), Family::Alexnet);
+        // The block-internal relu is in the tree but is no cut point.
+        assert!(r50.up_to("layer1.0.relu").is_none());
+        assert!(r50.up_to("layer5").is_none() && r50.up_to("conv1.weight").is_none());
+        let names = |nodes: &[Node]| nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+        let block = |nodes: &[Node]| match &nodes.last().unwrap().body {
+            Body::Seq(layer) => match &layer.last().unwrap().body {
+                Body::Block {
+                    kind,
+                    main,
+                    downsample,
+                } => (*kind, names(main), downsample.is_some()),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        // Cut inside the main branch: the branch up to the cut, no downsample.
+        let nodes = r50.up_to("layer4.0.conv2").unwrap();
+        assert_eq!(names(&nodes)[7], "layer4");
+        assert_eq!(
+            block(&nodes),
+            (
+                BlockKind::Bottleneck,
+                vec!["conv1".into(), "bn1".into(), "relu".into(), "conv2".into()],
+                false
+            )
+        );
+        // Cut inside the downsample: the whole main branch runs first.
+        let nodes = r50.up_to("layer4.0.downsample.0").unwrap();
+        let (_, main, ds) = block(&nodes);
+        assert_eq!((main.len(), ds), (8, true));
+        // A cut point's module comes whole.
+        let nodes = network(Arch::Vgg16).up_to("classifier").unwrap();
+        assert_eq!(names(&nodes), ["features", "avgpool", "classifier"]);
+        assert!(nodes[2].flatten);
+        assert!(matches!(&nodes[2].body, Body::Seq(c) if c.len() == 7));
+        let fc = network(Arch::Resnet18).modules.last().unwrap();
+        assert!(fc.flatten);
+        assert!(matches!(
+            fc.body,
+            Body::Leaf(Op::Linear {
+                fin: 512,
+                fout: 1000
+            })
+        ));
     }
 
     #[test]

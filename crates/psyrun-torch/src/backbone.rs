@@ -1,6 +1,7 @@
 //! Frozen torchvision backbones, cut after any catalog module.
 //!
-//! A [`Backbone`] is an explicit tree of named stages that mirrors torchvision's module tree:
+//! A [`Backbone`] is an explicit tree of named stages that mirrors torchvision's module tree,
+//! built from the catalog's description of the architecture ([`catalog::network`]):
 //! every parameter and buffer lives in a [`tch::nn::VarStore`] under exactly the key that
 //! torchvision's `state_dict()` gives it (`conv1.weight`, `bn1.running_mean`,
 //! `bn1.num_batches_tracked`, `layer1.0.downsample.0.weight`, `features.0.bias`,
@@ -29,7 +30,7 @@
 //!   and increments `num_batches_tracked`. Only the BatchNorm layers up to the cut see the
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
-use psyrun::models::catalog::{self, Arch};
+use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Node, Op};
 use psyrun::plan::{BatchNorm, Pooling, Precision};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -72,291 +73,7 @@ pub enum BackboneError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Description of the networks (pure data).
-
-/// What a leaf module computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Conv {
-        cin: i64,
-        cout: i64,
-        k: i64,
-        s: i64,
-        p: i64,
-        bias: bool,
-    },
-    Bn(i64),
-    Relu,
-    MaxPool {
-        k: i64,
-        s: i64,
-        p: i64,
-    },
-    AdaptiveAvg(i64),
-    Dropout,
-    Linear {
-        fin: i64,
-        fout: i64,
-    },
-}
-
-#[derive(Clone, Debug)]
-struct Spec {
-    name: String,
-    /// torchvision calls `torch.flatten(x, 1)` right before this module.
-    flatten: bool,
-    body: SpecBody,
-}
-
-#[derive(Clone, Debug)]
-enum SpecBody {
-    Leaf(Op),
-    Seq(Vec<Spec>),
-    /// ResNet block: `main` (convs, bns and the inner relus) on the input, `downsample` on the
-    /// input, then `relu(main + identity)`.
-    Block {
-        main: Vec<Spec>,
-        downsample: Option<Box<Spec>>,
-    },
-}
-
-fn leaf(name: impl Into<String>, op: Op) -> Spec {
-    Spec {
-        name: name.into(),
-        flatten: false,
-        body: SpecBody::Leaf(op),
-    }
-}
-
-fn seq(name: impl Into<String>, children: Vec<Spec>) -> Spec {
-    Spec {
-        name: name.into(),
-        flatten: false,
-        body: SpecBody::Seq(children),
-    }
-}
-
-fn numbered(ops: Vec<Op>) -> Vec<Spec> {
-    ops.into_iter()
-        .enumerate()
-        .map(|(i, op)| leaf(i.to_string(), op))
-        .collect()
-}
-
-fn conv(cin: i64, cout: i64, k: i64, s: i64, p: i64, bias: bool) -> Op {
-    Op::Conv {
-        cin,
-        cout,
-        k,
-        s,
-        p,
-        bias,
-    }
-}
-
-/// How torchvision initialises the architecture's weights.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Family {
-    Resnet,
-    Vgg,
-    Alexnet,
-}
-
-fn family(arch: Arch) -> Family {
-    match arch {
-        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 | Arch::Resnet101 | Arch::Resnet152 => {
-            Family::Resnet
-        }
-        Arch::Alexnet => Family::Alexnet,
-        _ => Family::Vgg,
-    }
-}
-
-fn vgg_config(arch: Arch) -> (&'static [i64], bool) {
-    const A: &[i64] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
-    const B: &[i64] = &[
-        64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
-    ];
-    const D: &[i64] = &[
-        64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
-    ];
-    const E: &[i64] = &[
-        64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
-    ];
-    match arch {
-        Arch::Vgg11 => (A, false),
-        Arch::Vgg13 => (B, false),
-        Arch::Vgg16 => (D, false),
-        Arch::Vgg19 => (E, false),
-        Arch::Vgg11Bn => (A, true),
-        Arch::Vgg13Bn => (B, true),
-        Arch::Vgg16Bn => (D, true),
-        Arch::Vgg19Bn => (E, true),
-        _ => unreachable!("{arch} is no VGG"),
-    }
-}
-
-/// torchvision's module tree of `arch` (top-level modules in forward order).
-fn network(arch: Arch) -> Vec<Spec> {
-    match family(arch) {
-        Family::Resnet => {
-            let (bottleneck, blocks) = match arch {
-                Arch::Resnet18 => (false, [2, 2, 2, 2]),
-                Arch::Resnet34 => (false, [3, 4, 6, 3]),
-                Arch::Resnet50 => (true, [3, 4, 6, 3]),
-                Arch::Resnet101 => (true, [3, 4, 23, 3]),
-                Arch::Resnet152 => (true, [3, 8, 36, 3]),
-                _ => unreachable!(),
-            };
-            resnet(bottleneck, blocks)
-        }
-        Family::Vgg => {
-            let (cfg, bn) = vgg_config(arch);
-            let mut ops = Vec::new();
-            let mut cin = 3;
-            for &c in cfg {
-                if c == 0 {
-                    ops.push(Op::MaxPool { k: 2, s: 2, p: 0 });
-                } else {
-                    ops.push(conv(cin, c, 3, 1, 1, true));
-                    if bn {
-                        ops.push(Op::Bn(c));
-                    }
-                    ops.push(Op::Relu);
-                    cin = c;
-                }
-            }
-            let lin = |fin, fout| Op::Linear { fin, fout };
-            vec![
-                seq("features", numbered(ops)),
-                leaf("avgpool", Op::AdaptiveAvg(7)),
-                Spec {
-                    flatten: true,
-                    ..seq(
-                        "classifier",
-                        numbered(vec![
-                            lin(512 * 7 * 7, 4096),
-                            Op::Relu,
-                            Op::Dropout,
-                            lin(4096, 4096),
-                            Op::Relu,
-                            Op::Dropout,
-                            lin(4096, 1000),
-                        ]),
-                    )
-                },
-            ]
-        }
-        Family::Alexnet => {
-            let pool = Op::MaxPool { k: 3, s: 2, p: 0 };
-            let lin = |fin, fout| Op::Linear { fin, fout };
-            vec![
-                seq(
-                    "features",
-                    numbered(vec![
-                        conv(3, 64, 11, 4, 2, true),
-                        Op::Relu,
-                        pool,
-                        conv(64, 192, 5, 1, 2, true),
-                        Op::Relu,
-                        pool,
-                        conv(192, 384, 3, 1, 1, true),
-                        Op::Relu,
-                        conv(384, 256, 3, 1, 1, true),
-                        Op::Relu,
-                        conv(256, 256, 3, 1, 1, true),
-                        Op::Relu,
-                        pool,
-                    ]),
-                ),
-                leaf("avgpool", Op::AdaptiveAvg(6)),
-                Spec {
-                    flatten: true,
-                    ..seq(
-                        "classifier",
-                        numbered(vec![
-                            Op::Dropout,
-                            lin(256 * 6 * 6, 4096),
-                            Op::Relu,
-                            Op::Dropout,
-                            lin(4096, 4096),
-                            Op::Relu,
-                            lin(4096, 1000),
-                        ]),
-                    )
-                },
-            ]
-        }
-    }
-}
-
-/// torchvision v1.5 ResNet: the stride sits on the 3×3 conv (conv2) of a Bottleneck.
-fn resnet(bottleneck: bool, blocks: [usize; 4]) -> Vec<Spec> {
-    let expansion = if bottleneck { 4 } else { 1 };
-    let mut nodes = vec![
-        leaf("conv1", conv(3, 64, 7, 2, 3, false)),
-        leaf("bn1", Op::Bn(64)),
-        leaf("relu", Op::Relu),
-        leaf("maxpool", Op::MaxPool { k: 3, s: 2, p: 1 }),
-    ];
-    let mut inplanes = 64;
-    for (l, &count) in blocks.iter().enumerate() {
-        let planes = 64i64 << l;
-        let out = planes * expansion;
-        let mut layer = Vec::new();
-        for b in 0..count {
-            let stride = if l > 0 && b == 0 { 2 } else { 1 };
-            let main = if bottleneck {
-                vec![
-                    leaf("conv1", conv(inplanes, planes, 1, 1, 0, false)),
-                    leaf("bn1", Op::Bn(planes)),
-                    leaf("relu", Op::Relu),
-                    leaf("conv2", conv(planes, planes, 3, stride, 1, false)),
-                    leaf("bn2", Op::Bn(planes)),
-                    leaf("relu", Op::Relu),
-                    leaf("conv3", conv(planes, out, 1, 1, 0, false)),
-                    leaf("bn3", Op::Bn(out)),
-                ]
-            } else {
-                vec![
-                    leaf("conv1", conv(inplanes, planes, 3, stride, 1, false)),
-                    leaf("bn1", Op::Bn(planes)),
-                    leaf("relu", Op::Relu),
-                    leaf("conv2", conv(planes, planes, 3, 1, 1, false)),
-                    leaf("bn2", Op::Bn(planes)),
-                ]
-            };
-            let downsample = (stride != 1 || inplanes != out).then(|| {
-                Box::new(seq(
-                    "downsample",
-                    vec![
-                        leaf("0", conv(inplanes, out, 1, stride, 0, false)),
-                        leaf("1", Op::Bn(out)),
-                    ],
-                ))
-            });
-            inplanes = out;
-            layer.push(Spec {
-                name: b.to_string(),
-                flatten: false,
-                body: SpecBody::Block { main, downsample },
-            });
-        }
-        nodes.push(seq(format!("layer{}", l + 1), layer));
-    }
-    nodes.push(leaf("avgpool", Op::AdaptiveAvg(1)));
-    nodes.push(Spec {
-        flatten: true,
-        ..leaf(
-            "fc",
-            Op::Linear {
-                fin: 512 * expansion,
-                fout: 1000,
-            },
-        )
-    });
-    nodes
-}
+// State keys (the networks themselves are described by the catalog, see [`catalog::network`]).
 
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -364,46 +81,6 @@ fn join(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}.{name}")
     }
-}
-
-/// The specs up to and including `cut` (everything after it dropped); `None` if no module
-/// has that path.
-fn truncate(nodes: &[Spec], prefix: &str, cut: &str) -> Option<Vec<Spec>> {
-    let mut out = Vec::new();
-    for node in nodes {
-        let path = join(prefix, &node.name);
-        if path == cut {
-            out.push(node.clone());
-            return Some(out);
-        }
-        if cut.starts_with(&format!("{path}.")) {
-            let body = match &node.body {
-                SpecBody::Leaf(_) => return None,
-                SpecBody::Seq(children) => SpecBody::Seq(truncate(children, &path, cut)?),
-                SpecBody::Block { main, downsample } => match truncate(main, &path, cut) {
-                    Some(main) => SpecBody::Block {
-                        main,
-                        downsample: None,
-                    },
-                    None => {
-                        let ds = downsample.as_deref()?;
-                        let ds = truncate(std::slice::from_ref(ds), &path, cut)?;
-                        SpecBody::Block {
-                            main: main.clone(),
-                            downsample: ds.into_iter().next().map(Box::new),
-                        }
-                    }
-                },
-            };
-            out.push(Spec {
-                body,
-                ..node.clone()
-            });
-            return Some(out);
-        }
-        out.push(node.clone());
-    }
-    None
 }
 
 /// How a variable is initialised by [`Backbone::init_random`] (torchvision's schemes).
@@ -426,13 +103,16 @@ pub struct StateKey {
     init: Init,
 }
 
-fn state_keys_of(specs: &[Spec], prefix: &str, fam: Family, out: &mut Vec<StateKey>) {
-    for node in specs {
+/// The keys of `nodes` (under `prefix`) in torchvision's order.
+fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateKey>) {
+    for node in nodes {
         let path = join(prefix, &node.name);
         match &node.body {
-            SpecBody::Leaf(op) => op_keys(*op, &path, fam, out),
-            SpecBody::Seq(children) => state_keys_of(children, &path, fam, out),
-            SpecBody::Block { main, downsample } => {
+            Body::Leaf(op) => op_keys(*op, &path, fam, out),
+            Body::Seq(children) => state_keys_of(children, &path, fam, out),
+            Body::Block {
+                main, downsample, ..
+            } => {
                 state_keys_of(main, &path, fam, out);
                 if let Some(ds) = downsample {
                     state_keys_of(std::slice::from_ref(ds), &path, fam, out);
@@ -442,6 +122,7 @@ fn state_keys_of(specs: &[Spec], prefix: &str, fam: Family, out: &mut Vec<StateK
     }
 }
 
+/// The keys of leaf `op` at `path`, initialised as torchvision initialises `fam`.
 fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
     let mut push = |name: &str, shape: Vec<i64>, kind: Kind, init: Init| {
         out.push(StateKey {
@@ -452,9 +133,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         })
     };
     match op {
-        Op::Conv {
+        Op::Conv2d {
             cin, cout, k, bias, ..
         } => {
+            let (cin, cout, k) = (i64::from(cin), i64::from(cout), i64::from(k));
             let fan_in = (cin * k * k) as f64;
             let fan_out = (cout * k * k) as f64;
             // resnet, vgg: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
@@ -474,7 +156,8 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 push("bias", vec![cout], Kind::Float, b);
             }
         }
-        Op::Bn(c) => {
+        Op::BatchNorm2d(c) => {
+            let c = i64::from(c);
             push("weight", vec![c], Kind::Float, Init::Const(1.0));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
             push("running_mean", vec![c], Kind::Float, Init::Const(0.0));
@@ -482,6 +165,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             push("num_batches_tracked", vec![], Kind::Int64, Init::Const(0.0));
         }
         Op::Linear { fin, fout } => {
+            let (fin, fout) = (i64::from(fin), i64::from(fout));
             let bound = 1.0 / (fin as f64).sqrt();
             // resnet, alexnet: nn.Linear's reset_parameters; vgg: normal(0, 0.01), bias 0.
             let (w, b) = match fam {
@@ -491,14 +175,14 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
         }
-        Op::Relu | Op::MaxPool { .. } | Op::AdaptiveAvg(_) | Op::Dropout => {}
+        Op::Relu | Op::MaxPool2d { .. } | Op::AdaptiveAvgPool2d(_) | Op::Dropout => {}
     }
 }
 
 /// Every `state_dict()` key of the full torchvision `arch`, in torchvision's order.
 pub fn state_keys(arch: Arch) -> Vec<StateKey> {
     let mut out = Vec::new();
-    state_keys_of(&network(arch), "", family(arch), &mut out);
+    state_keys_of(&network(arch).modules, "", family(arch), &mut out);
     out
 }
 
@@ -525,6 +209,7 @@ struct Linear {
     bias: Tensor,
 }
 
+/// A built leaf module: a catalog [`Op`] with its variables.
 enum Layer {
     Conv(Conv2d),
     Bn(BatchNorm2d),
@@ -556,21 +241,24 @@ fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
     module.split('.').fold(vs.root(), |p, c| p / c)
 }
 
-fn build(vs: &nn::VarStore, specs: &[Spec], prefix: &str) -> Vec<Stage> {
+/// The stages of the catalog `nodes`, with placeholder variables in `vs`.
+fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
     let device = vs.device();
-    specs
+    nodes
         .iter()
-        .map(|spec| {
-            let path = join(prefix, &spec.name);
-            let body = match &spec.body {
-                SpecBody::Seq(children) => StageBody::Seq(build(vs, children, &path)),
-                SpecBody::Block { main, downsample } => StageBody::Block {
+        .map(|node| {
+            let path = join(prefix, &node.name);
+            let body = match &node.body {
+                Body::Seq(children) => StageBody::Seq(build(vs, children, &path)),
+                Body::Block {
+                    main, downsample, ..
+                } => StageBody::Block {
                     main: build(vs, main, &path),
                     downsample: downsample
                         .as_deref()
                         .map(|ds| Box::new(build(vs, std::slice::from_ref(ds), &path).remove(0))),
                 },
-                SpecBody::Leaf(op) => {
+                Body::Leaf(op) => {
                     let p = var_path(vs, &path);
                     let zeros = |name: &str, shape: &[i64]| {
                         p.add(name, Tensor::zeros(shape, (Kind::Float, device)), false)
@@ -579,44 +267,54 @@ fn build(vs: &nn::VarStore, specs: &[Spec], prefix: &str) -> Vec<Stage> {
                         p.add(name, Tensor::ones(shape, (Kind::Float, device)), false)
                     };
                     StageBody::Leaf(match *op {
-                        Op::Conv {
+                        Op::Conv2d {
                             cin,
                             cout,
                             k,
                             s,
                             p: pad,
                             bias,
-                        } => Layer::Conv(Conv2d {
-                            weight: zeros("weight", &[cout, cin, k, k]),
-                            bias: bias.then(|| zeros("bias", &[cout])),
-                            stride: s,
-                            padding: pad,
-                        }),
-                        Op::Bn(c) => Layer::Bn(BatchNorm2d {
-                            weight: ones("weight", &[c]),
-                            bias: zeros("bias", &[c]),
-                            running_mean: zeros("running_mean", &[c]),
-                            running_var: ones("running_var", &[c]),
-                            num_batches_tracked: p.add(
-                                "num_batches_tracked",
-                                Tensor::zeros(&[] as &[i64], (Kind::Int64, device)),
-                                false,
-                            ),
-                        }),
+                        } => {
+                            let (cin, cout, k) = (i64::from(cin), i64::from(cout), i64::from(k));
+                            Layer::Conv(Conv2d {
+                                weight: zeros("weight", &[cout, cin, k, k]),
+                                bias: bias.then(|| zeros("bias", &[cout])),
+                                stride: s.into(),
+                                padding: pad.into(),
+                            })
+                        }
+                        Op::BatchNorm2d(c) => {
+                            let c = i64::from(c);
+                            Layer::Bn(BatchNorm2d {
+                                weight: ones("weight", &[c]),
+                                bias: zeros("bias", &[c]),
+                                running_mean: zeros("running_mean", &[c]),
+                                running_var: ones("running_var", &[c]),
+                                num_batches_tracked: p.add(
+                                    "num_batches_tracked",
+                                    Tensor::zeros(&[] as &[i64], (Kind::Int64, device)),
+                                    false,
+                                ),
+                            })
+                        }
                         Op::Linear { fin, fout } => Layer::Linear(Linear {
-                            weight: zeros("weight", &[fout, fin]),
-                            bias: zeros("bias", &[fout]),
+                            weight: zeros("weight", &[fout.into(), fin.into()]),
+                            bias: zeros("bias", &[fout.into()]),
                         }),
                         Op::Relu => Layer::Relu,
-                        Op::MaxPool { k, s, p } => Layer::MaxPool { k, s, p },
-                        Op::AdaptiveAvg(n) => Layer::AdaptiveAvg(n),
+                        Op::MaxPool2d { k, s, p } => Layer::MaxPool {
+                            k: k.into(),
+                            s: s.into(),
+                            p: p.into(),
+                        },
+                        Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
                         Op::Dropout => Layer::Dropout,
                     })
                 }
             };
             Stage {
                 path,
-                flatten: spec.flatten,
+                flatten: node.flatten,
                 body,
             }
         })
@@ -660,12 +358,11 @@ impl Backbone {
             arch,
             cut: cut.to_owned(),
         };
-        catalog::find(arch, cut).ok_or_else(unknown)?;
-        let specs = truncate(&network(arch), "", cut).ok_or_else(unknown)?;
+        let nodes = network(arch).up_to(cut).ok_or_else(unknown)?;
         let vs = nn::VarStore::new(device);
-        let stages = build(&vs, &specs, "");
+        let stages = build(&vs, &nodes, "");
         let mut keys = Vec::new();
-        state_keys_of(&specs, "", family(arch), &mut keys);
+        state_keys_of(&nodes, "", family(arch), &mut keys);
         debug_assert_eq!(keys.len(), vs.len());
         Ok(Backbone {
             arch,
