@@ -3,10 +3,12 @@
 //! independent problem is reported in one pass.
 
 mod lower;
+mod spans;
 mod types;
 mod values;
 
 pub use lower::{lower, Lowered, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
+pub use spans::{Setting, Spans};
 pub use types::*;
 
 use crate::diag::Diag;

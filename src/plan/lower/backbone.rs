@@ -1,9 +1,10 @@
 //! The `backbone` block: a catalog network (architecture, `weights`, `cut`) or a
 //! TorchScript module, with `pooling` and `batchnorm`.
 
-use super::read::{reject_blocks, HOMES};
+use super::read::{header, reject_blocks, HOMES};
 use crate::diag::{Code, Diag, Span};
 use crate::models::catalog::{self, Arch};
+use crate::plan::spans::Setting;
 use crate::plan::types::{Backbone, BatchNorm, CatalogNet, Network, Pooling, Weights};
 use crate::plan::values::{missing, suggest, Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
@@ -46,6 +47,11 @@ enum Kind {
 pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
     let f = Fields::new(cx, b, BACKBONE_SETTINGS, HOMES);
     reject_blocks(cx, b, &[]);
+    cx.spans.record(Setting::Backbone, header(b));
+    cx.spans.record(
+        Setting::Weights,
+        f.get("weights").map_or(header(b), |v| v.span),
+    );
     let pooling = f
         .get("pooling")
         .map_or(Some(Pooling::Off), |v| pooling(cx, v));

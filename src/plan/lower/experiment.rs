@@ -1,9 +1,10 @@
 //! The experiment block: its name, the top-level settings (`seed`, `device`, `precision`),
 //! the blocks it holds, and the order in which they are lowered.
 
-use super::read::HOMES;
+use super::read::{header, HOMES};
 use super::{backbone, derive, probe, staircase, test, train, warnings};
 use crate::diag::{Code, Diag, Span};
+use crate::plan::spans::Setting;
 use crate::plan::types::{Device, Plan, Precision};
 use crate::plan::values::{suggest, Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
@@ -46,6 +47,7 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         test,
         staircase,
         derived,
+        spans: std::mem::take(&mut cx.spans),
     })
 }
 
@@ -72,9 +74,10 @@ fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
     let seed = f
         .get("seed")
         .map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX >> 11));
-    let device = f
-        .get("device")
-        .map_or(Some(Device::Auto), |v| device(cx, v));
+    let device_v = f.get("device");
+    cx.spans
+        .record(Setting::Device, device_v.map_or(header(exp), |v| v.span));
+    let device = device_v.map_or(Some(Device::Auto), |v| device(cx, v));
     let precision = f.get("precision").map_or(Some(Precision::Fp32), |v| {
         cx.choice(
             v,

@@ -10,6 +10,10 @@
 //!   and the checks across blocks;
 //! - `warnings`: settings that are valid but probably not meant;
 //! - `read`: the readers all blocks share.
+//!
+//! While reading a setting, a block records where it is written in `Cx::spans` (the
+//! value, or the block's header for a default); the plan carries them to the run time
+//! (see [`Spans`](crate::plan::Spans)).
 
 mod backbone;
 mod derive;
@@ -21,6 +25,9 @@ mod staircase;
 mod test;
 mod train;
 mod warnings;
+
+#[cfg(test)]
+mod tests;
 
 use super::types::*;
 use super::values::Cx;

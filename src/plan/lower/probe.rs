@@ -1,7 +1,8 @@
 //! The `probe` block (paradigm, epochs, batch) and its `optimizer` block.
 
-use super::read::{half_open_unit, label_choice, positive, reject_blocks, HOMES};
+use super::read::{half_open_unit, header, label_choice, positive, reject_blocks, HOMES};
 use crate::diag::{Code, Diag};
+use crate::plan::spans::Setting;
 use crate::plan::types::{Optimizer, Paradigm, Probe};
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, ValueKind};
@@ -14,6 +15,7 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Probe> {
     label_choice(cx, b, "probe kind", &[("linear", ())])?;
     let f = Fields::new(cx, b, PROBE_SETTINGS, HOMES);
     reject_blocks(cx, b, &["optimizer"]);
+    cx.spans.record(Setting::Probe, header(b));
     let paradigm = f.get("paradigm").map_or(Some(Paradigm::TwoAfc), |v| {
         cx.choice(v, "paradigm", &[("2afc", Paradigm::TwoAfc)])
     });
@@ -25,7 +27,11 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Probe> {
         .map_or(Some(32), |v| cx.whole(v, "batch", 1, 1_000_000));
     let mut optimizers = b.blocks().filter(|x| x.keyword.text == "optimizer");
     let optimizer = match optimizers.next() {
-        None => Some(default_sgd()),
+        None => {
+            // The probe took the default optimizer, and with it the default `lr`.
+            cx.spans.record(Setting::Lr, header(b));
+            Some(default_sgd())
+        }
         Some(o) => {
             if let Some(second) = optimizers.next() {
                 cx.push(
@@ -74,7 +80,10 @@ fn optimizer(cx: &mut Cx, b: &Block) -> Option<Optimizer> {
         OptKind::Adam => ADAM_SETTINGS,
     };
     let f = Fields::new(cx, b, allowed, &[]);
-    let lr = f.get("lr").map_or(
+    let lr_v = f.get("lr");
+    cx.spans
+        .record(Setting::Lr, lr_v.map_or(header(b), |v| v.span));
+    let lr = lr_v.map_or(
         Some(match kind {
             OptKind::Sgd => 0.1,
             OptKind::Adam => 1e-3,

@@ -39,6 +39,15 @@ pub(super) const HOMES: &[(&str, &str)] = &[
     ("max_steps", "`staircase`"),
 ];
 
+/// A block's header: its keyword and its label (`probe linear`, `experiment csf`), the span
+/// a setting the block left at its default points at.
+pub(super) fn header(b: &Block) -> Span {
+    match &b.label {
+        Some(label) => b.keyword.span.join(label.span),
+        None => b.keyword.span,
+    }
+}
+
 /// Nested blocks are allowed only where listed.
 pub(super) fn reject_blocks(cx: &mut Cx, b: &Block, allowed: &[&str]) {
     for inner in b.blocks() {
