@@ -2,6 +2,7 @@
 //! the interpreter: every value that changes a result is here, defaults written in, in a
 //! fixed order. It is printed by `psyrun plan`, snapshot-tested, and saved with every run.
 
+use super::spans::Spans;
 use crate::models::catalog::Arch;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,10 @@ pub struct Plan {
     pub staircase: Staircase,
     /// Quantities computed from the above (shapes, trial counts), for the reader.
     pub derived: Derived,
+    /// Where the settings run-time diagnostics point at are written (see
+    /// [`Spans`](super::Spans)). Not serialised: empty in a plan read back from RON.
+    #[serde(skip)]
+    pub spans: Spans,
 }
 
 /// Compute device.

@@ -2,13 +2,15 @@
 //! (with the value's span) and returns `None` when the value is unusable, so that lowering
 //! goes on and reports every independent problem in one pass.
 
+use super::spans::Spans;
 use crate::diag::{Code, Diag, Span};
 use crate::syntax::ast::{Arg, Block, Name, Setting, Value, ValueKind};
 
-/// Collected diagnostics.
+/// Collected diagnostics, and the spans the run time needs (see [`Spans`]).
 #[derive(Default)]
 pub(crate) struct Cx {
     pub(crate) diags: Vec<Diag>,
+    pub(crate) spans: Spans,
 }
 
 impl Cx {

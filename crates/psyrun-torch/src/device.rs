@@ -4,7 +4,7 @@
 use crate::failure::Failure;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
-use psyrun::plan::{self, Plan};
+use psyrun::plan::{self, Plan, Setting};
 use psyrun::source::SourceFile;
 use tch::Device;
 
@@ -67,17 +67,17 @@ pub fn device_name(d: Device) -> String {
 pub fn select_device(plan: &Plan, file: &SourceFile) -> Result<Device, Failure> {
     check_device(
         plan.device,
-        Some(file),
+        Some((plan, file)),
         "use `device auto` (CUDA when present, else the CPU) or `device cpu`",
     )
     .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
 }
 
-/// `device` checked against the machine; the error points at the experiment's `device`
-/// setting when there is a file, with `advice` as the first part of its help.
+/// `device` checked against the machine; the error points at the `device` setting of the
+/// plan's source when there is one, with `advice` as the first part of its help.
 pub fn check_device(
     device: plan::Device,
-    file: Option<&SourceFile>,
+    source: Option<(&Plan, &SourceFile)>,
     advice: &str,
 ) -> Result<Device, Diag> {
     let cuda = tch::Cuda::is_available();
@@ -100,10 +100,10 @@ pub fn check_device(
                 .with_help(format!(
                     "{advice}; `psyrun doctor` shows what libtorch sees"
                 ));
-            if let Some(file) = file {
-                if let Some(s) = plan::locate(file, &["device"]) {
-                    d = d.at(s, "CUDA device asked for here").with_source(file);
-                }
+            if let Some((plan, file)) = source {
+                d = plan
+                    .spans
+                    .label(d, Setting::Device, file, "CUDA device asked for here");
             }
             Err(d)
         }

@@ -9,7 +9,7 @@ use crate::script::ScriptError;
 use crate::weights::WeightsError;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
-use psyrun::plan;
+use psyrun::plan::{Plan, Setting};
 use psyrun::source::SourceFile;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -143,32 +143,31 @@ fn first_lines(s: &str, n: usize) -> String {
     }
 }
 
-/// A TorchScript error as a diagnostic pointing at the `backbone torchscript "…"` line.
-pub fn script_diag(e: &ScriptError, file: Option<&SourceFile>) -> Diag {
-    let mut d = Diag::error(Code::RunTorchScript, e.to_string()).with_help(e.help());
-    if let Some(file) = file {
-        if let Some(span) = plan::locate(file, &["backbone"]) {
-            let label = match e {
-                ScriptError::Io { .. } => "this file cannot be read",
-                ScriptError::NotTorchScript { .. } => "not a TorchScript module",
-                ScriptError::Load { .. } => "libtorch cannot load this module",
-                ScriptError::Output { .. } => "this module's output does not fit",
-            };
-            d = d.at(span, label).with_source(file);
-        }
-    }
-    d
+/// A TorchScript error as a diagnostic pointing at the `backbone torchscript "…"` line of
+/// the plan's source, when there is one.
+pub fn script_diag(e: &ScriptError, source: Option<(&Plan, &SourceFile)>) -> Diag {
+    let d = Diag::error(Code::RunTorchScript, e.to_string()).with_help(e.help());
+    let Some((plan, file)) = source else {
+        return d;
+    };
+    let label = match e {
+        ScriptError::Io { .. } => "this file cannot be read",
+        ScriptError::NotTorchScript { .. } => "not a TorchScript module",
+        ScriptError::Load { .. } => "libtorch cannot load this module",
+        ScriptError::Output { .. } => "this module's output does not fit",
+    };
+    plan.spans.label(d, Setting::Backbone, file, label)
 }
 
 /// A weights error as a run failure, pointing at the `weights` setting.
-pub fn weights_failure(e: WeightsError, file: Option<&SourceFile>) -> Failure {
-    let (diag, exit) = weights_diag(e, file);
+pub fn weights_failure(e: WeightsError, source: Option<(&Plan, &SourceFile)>) -> Failure {
+    let (diag, exit) = weights_diag(e, source);
     Failure::new(diag, exit)
 }
 
-/// A weights error as a diagnostic and an exit code, pointing at the experiment's `weights`
-/// setting when there is a file.
-pub fn weights_diag(e: WeightsError, file: Option<&SourceFile>) -> (Diag, u8) {
+/// A weights error as a diagnostic and an exit code, pointing at the `weights` setting of
+/// the plan's source when there is one.
+pub fn weights_diag(e: WeightsError, source: Option<(&Plan, &SourceFile)>) -> (Diag, u8) {
     use psyrun::checkpoint::CheckpointError;
     use psyrun::hub::{HubError, BASE_URL_VAR, DEFAULT_BASE_URL};
     let (code, label, help, exit) = match &e {
@@ -250,10 +249,8 @@ pub fn weights_diag(e: WeightsError, file: Option<&SourceFile>) -> (Diag, u8) {
         ),
     };
     let mut d = Diag::error(code, e.to_string()).with_help(help);
-    if let Some(file) = file {
-        if let Some(s) = plan::locate(file, &["backbone", "weights"]) {
-            d = d.at(s, label).with_source(file);
-        }
+    if let Some((plan, file)) = source {
+        d = plan.spans.label(d, Setting::Weights, file, label);
     }
     (d, exit)
 }

@@ -714,6 +714,11 @@ fn extract_inner(
         crate::device::set_tf32(request.precision);
     }
     let device = select_device(request.device)?;
+    // The experiment's plan and source, for diagnostics that point into it.
+    let experiment = match (&request.inputs, source) {
+        (Inputs::Stimuli { plan, .. }, Some(file)) => Some((&**plan, file)),
+        _ => None,
+    };
     let b = &request.backbone;
     let (mut net, feature_shape) = match (&b.network, &request.inputs) {
         (plan::Network::Catalog(c), _) => {
@@ -733,7 +738,7 @@ fn extract_inner(
                 &mut *observer,
                 stop,
             )
-            .map_err(|e| weights_failure(e, source))?;
+            .map_err(|e| weights_failure(e, experiment))?;
             if let Some(report) = &loaded {
                 observer.event(Event::Status(format!(
                     "loaded {} tensors ({} past the cut ignored)",

@@ -418,7 +418,7 @@ pub fn resolve(
     let Network::TorchScript { file: module } = &plan.backbone.network else {
         return Ok((plan.clone(), None));
     };
-    let fail = |e: ScriptError| crate::failure::script_diag(&e, file);
+    let fail = |e: ScriptError| crate::failure::script_diag(&e, file.map(|f| (plan, f)));
     let net = ScriptNet::load(&base.join(module)).map_err(fail)?;
     let pooling = plan.backbone.pooling;
     let (cut_shape, feature_shape) = net

@@ -47,7 +47,7 @@ use crate::failure::Failure;
 use crate::script::Net;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
-use psyrun::plan::{self, Plan};
+use psyrun::plan::{Plan, Setting};
 use psyrun::progress::Observer;
 use psyrun::report::{self, Results, RunFolder};
 use psyrun::source::SourceFile;
@@ -170,11 +170,12 @@ impl Interpreter<'_> {
             "the optimiser diverged: lower the learning rate (`lr`), add pooling to shrink the \
              feature vector, or use `optimizer adam`",
         );
-        if let Some(s) = plan::locate(self.options.file, &["probe", "optimizer", "lr"]) {
-            diag = diag
-                .at(s, "this learning rate made the loss diverge")
-                .with_source(self.options.file);
-        }
+        diag = self.plan.spans.label(
+            diag,
+            Setting::Lr,
+            self.options.file,
+            "this learning rate made the loss diverge",
+        );
         Failure::new(diag, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf()))
     }
 

@@ -60,7 +60,7 @@ impl<'a> Interpreter<'a> {
                     &mut *observer,
                     options.stop,
                 )
-                .map_err(|e| weights_failure(e, Some(options.file)))?;
+                .map_err(|e| weights_failure(e, Some((plan, options.file))))?;
                 if let Some(report) = &loaded {
                     observer.event(Event::Status(format!(
                         "loaded {} tensors ({} past the cut ignored)",

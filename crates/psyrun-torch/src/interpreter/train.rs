@@ -8,7 +8,7 @@ use crate::device::StimuliOn;
 use crate::device_stimuli::{self};
 use crate::failure::Failure;
 use psyrun::diag::{Code, Diag};
-use psyrun::plan::{self, BatchNorm, Optimizer};
+use psyrun::plan::{BatchNorm, Optimizer, Setting};
 use psyrun::progress::Event;
 use psyrun::report::EpochRecord;
 use psyrun::trials::{self};
@@ -185,8 +185,7 @@ impl Interpreter<'_> {
         self.phase_done("training", t0);
         if let Some(last) = self.results.training.last() {
             if trials::near_chance(last.accuracy, samples) {
-                let span = plan::locate(self.options.file, &["probe"]);
-                let mut d = Diag::warning(
+                let d = Diag::warning(
                     Code::RunProbeAtChance,
                     format!(
                         "the probe ends training at {:.1} % correct, barely above chance (50 %)",
@@ -198,11 +197,12 @@ impl Interpreter<'_> {
                      linearly decodable at this cut, or the probe has not learnt yet: try more \
                      `epochs` or `samples`, another `lr`, or pooling",
                 );
-                if let Some(s) = span {
-                    d = d
-                        .at(s, "this probe stays near chance")
-                        .with_source(self.options.file);
-                }
+                let d = self.plan.spans.label(
+                    d,
+                    Setting::Probe,
+                    self.options.file,
+                    "this probe stays near chance",
+                );
                 self.observer.event(Event::Warning(Box::new(d)));
             }
         }

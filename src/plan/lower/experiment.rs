@@ -1,0 +1,215 @@
+//! The experiment block: its name, the top-level settings (`seed`, `device`, `precision`),
+//! the blocks it holds, and the order in which they are lowered.
+
+use super::read::{header, HOMES};
+use super::{backbone, derive, probe, staircase, test, train, warnings};
+use crate::diag::{Code, Diag, Span};
+use crate::plan::spans::Setting;
+use crate::plan::types::{Device, Plan, Precision};
+use crate::plan::values::{suggest, Cx, Fields};
+use crate::syntax::ast::{Block, Value, ValueKind};
+
+/// The blocks of an experiment, all required, in the order they are documented.
+const SECTIONS: &[&str] = &["backbone", "probe", "train", "test", "staircase"];
+const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision"];
+
+/// Lowers the one experiment of a file (`psy` is the file's language version).
+pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
+    let top = top_level(cx, exp);
+    let sections = Sections::collect(cx, exp);
+    sections.require_all(cx);
+
+    // In the order the sections are documented and usually written, so that independent
+    // errors come out top to bottom.
+    let backbone = sections
+        .get("backbone")
+        .and_then(|b| backbone::lower(cx, b));
+    let probe = sections.get("probe").and_then(|b| probe::lower(cx, b));
+    let train = sections.get("train").and_then(|b| train::lower(cx, b));
+    let test = sections.get("test").and_then(|b| test::lower(cx, b));
+    let staircase = sections
+        .get("staircase")
+        .and_then(|b| staircase::lower(cx, b));
+
+    let (seed, device, precision) = (top.seed?, top.device?, top.precision?);
+    let (backbone, probe, train, test, staircase) = (backbone?, probe?, train?, test?, staircase?);
+    let derived = derive::lower(cx, &sections, &backbone, &train, &test, &staircase)?;
+    warnings::check(cx, &sections, &test, &staircase, &derived);
+    Some(Plan {
+        psy,
+        experiment: name(exp),
+        seed,
+        device,
+        precision,
+        backbone: backbone.plan,
+        probe,
+        train,
+        test,
+        staircase,
+        derived,
+        spans: std::mem::take(&mut cx.spans),
+    })
+}
+
+/// `experiment NAME` → "NAME" (empty when the label is not a name).
+fn name(exp: &Block) -> String {
+    match &exp.label {
+        Some(Value {
+            kind: ValueKind::Ident(n),
+            ..
+        }) => n.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The experiment's own settings, each `None` when unusable (already reported).
+struct TopLevel {
+    seed: Option<u64>,
+    device: Option<Device>,
+    precision: Option<Precision>,
+}
+
+fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
+    let f = Fields::new(cx, exp, EXPERIMENT_SETTINGS, HOMES);
+    let seed = f
+        .get("seed")
+        .map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX >> 11));
+    let device_v = f.get("device");
+    cx.spans
+        .record(Setting::Device, device_v.map_or(header(exp), |v| v.span));
+    let device = device_v.map_or(Some(Device::Auto), |v| device(cx, v));
+    let precision = f.get("precision").map_or(Some(Precision::Fp32), |v| {
+        cx.choice(
+            v,
+            "precision",
+            &[
+                ("fp32", Precision::Fp32),
+                ("tf32", Precision::Tf32),
+                ("bf16", Precision::Bf16),
+            ],
+        )
+    });
+    TopLevel {
+        seed,
+        device,
+        precision,
+    }
+}
+
+fn device(cx: &mut Cx, v: &Value) -> Option<Device> {
+    let help = "device is `auto`, `cpu`, `cuda` or `cuda:N`";
+    let word = cx.ident(v, help)?;
+    match word {
+        "auto" => Some(Device::Auto),
+        "cpu" => Some(Device::Cpu),
+        "cuda" => Some(Device::Cuda(0)),
+        _ => {
+            if let Some(n) = word
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                return Some(Device::Cuda(n));
+            }
+            cx.unknown_value(v.span, "device", word, &["auto", "cpu", "cuda", "cuda:N"]);
+            None
+        }
+    }
+}
+
+/// The blocks of an experiment, each found once; later steps look them up by keyword to
+/// point at their settings.
+pub(super) struct Sections<'a> {
+    exp: &'a Block,
+    found: Vec<(&'a str, &'a Block)>,
+}
+
+impl<'a> Sections<'a> {
+    /// The known blocks of `exp`, reporting unknown and repeated ones.
+    fn collect(cx: &mut Cx, exp: &'a Block) -> Self {
+        let mut found: Vec<(&'a str, &'a Block)> = Vec::new();
+        for b in exp.blocks() {
+            let kw = b.keyword.text.as_str();
+            if !SECTIONS.contains(&kw) {
+                unknown_section(cx, b);
+                continue;
+            }
+            if let Some((_, first)) = found.iter().find(|(k, _)| *k == kw) {
+                cx.push(
+                    Diag::error(Code::PlanDuplicateBlock, format!("`{kw}` appears twice"))
+                        .at(b.keyword.span, "second block")
+                        .also(first.keyword.span, "first block")
+                        .with_help("merge them into one block"),
+                );
+                continue;
+            }
+            found.push((kw, b));
+        }
+        Sections { exp, found }
+    }
+
+    /// Reports every required block that is missing.
+    fn require_all(&self, cx: &mut Cx) {
+        for s in SECTIONS {
+            if self.get(s).is_none() {
+                cx.push(
+                    Diag::error(
+                        Code::PlanMissingBlock,
+                        format!("the experiment has no `{s}` block"),
+                    )
+                    .at(
+                        self.exp.keyword.span,
+                        format!("`{s}` missing in this experiment"),
+                    )
+                    .with_help(section_example(s)),
+                );
+            }
+        }
+    }
+
+    /// The block with this keyword, if written.
+    pub(super) fn get(&self, keyword: &str) -> Option<&'a Block> {
+        self.found
+            .iter()
+            .find(|(k, _)| *k == keyword)
+            .map(|(_, b)| *b)
+    }
+
+    /// The span of `key`'s value in the block `keyword`, else that block's keyword, else
+    /// (no such block) `None`.
+    pub(super) fn setting_span(&self, keyword: &str, key: &str) -> Option<Span> {
+        let b = self.get(keyword)?;
+        b.settings()
+            .find(|s| s.key.text == key)
+            .map(|s| s.value.span)
+            .or(Some(b.keyword.span))
+    }
+
+    /// The `experiment` keyword.
+    pub(super) fn experiment_keyword(&self) -> Span {
+        self.exp.keyword.span
+    }
+}
+
+fn unknown_section(cx: &mut Cx, b: &Block) {
+    let kw = b.keyword.text.as_str();
+    let mut help = format!("an experiment has the blocks: {}", SECTIONS.join(", "));
+    if let Some(s) = suggest(kw, SECTIONS.iter().copied()) {
+        help = format!("did you mean `{s}`? {help}");
+    }
+    cx.push(
+        Diag::error(Code::PlanUnknownBlock, format!("unknown block `{kw}`"))
+            .at(b.keyword.span, "unknown block")
+            .with_help(help),
+    );
+}
+
+fn section_example(s: &str) -> String {
+    let ex = match s {
+        "backbone" => "backbone resnet50 { weights imagenet  cut layer2 }",
+        "probe" => "probe linear { epochs 10 }",
+        "train" => "train shapes { size 224 }",
+        "test" => "test gratings { size 224 }",
+        _ => "staircase bisection { target 0.75 }",
+    };
+    format!("add e.g. `{ex}` (omitted settings take their documented defaults)")
+}

@@ -1,0 +1,254 @@
+//! The generators of the test's lists: plain lists, `divisors`, `steps` and `logspace`
+//! for numbers, lists and `steps` for angles.
+
+use super::read::{empty_list, fmt_num, positive, unknown_function};
+use crate::diag::{Code, Diag, Span};
+use crate::plan::values::Cx;
+use crate::syntax::ast::{Arg, Name, Value, ValueKind};
+
+/// Longest list a generator may produce.
+const MAX_VALUES: usize = 10_000;
+
+/// A list of plain numbers, or a generator (`divisors`, `steps`, `logspace`).
+pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
+    let out = match &v.kind {
+        ValueKind::List(items) => {
+            let xs: Vec<Option<f64>> = items
+                .iter()
+                .map(|i| cx.number(i, &format!("{what} are numbers ({unit})")))
+                .collect();
+            xs.into_iter().collect::<Option<Vec<f64>>>()?
+        }
+        ValueKind::Call { name, args } => generator(cx, v, name, args, what, unit)?,
+        ValueKind::Number(x) => vec![*x],
+        _ => {
+            cx.wrong_type(
+                v,
+                "a list of numbers or a generator",
+                &format!("e.g. `{what} [1, 2, 4, 8]` or `{what} divisors(224, max: 112)`"),
+            );
+            return None;
+        }
+    };
+    if out.is_empty() {
+        empty_list(cx, v, what, &format!("give at least one value ({unit})"));
+        return None;
+    }
+    Some(out)
+}
+
+/// A list of angles, or `steps` over angles.
+pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
+    let help = format!(
+        "{what} are angles with a unit, e.g. `[0deg, 90deg]` or `steps(0deg, 180deg, 15deg)`"
+    );
+    let out = match &v.kind {
+        ValueKind::List(items) => {
+            let mut xs = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for i in items {
+                match i.kind {
+                    ValueKind::Angle(a) => xs.push(a),
+                    ValueKind::Number(_) => {
+                        cx.push(
+                            Diag::error(Code::PlanWrongType, "an angle needs a unit")
+                                .at(i.span, "add `deg` or `rad`")
+                                .with_help(help.clone()),
+                        );
+                        ok = false;
+                    }
+                    _ => {
+                        cx.wrong_type(i, "an angle", &help);
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                return None;
+            }
+            xs
+        }
+        ValueKind::Angle(a) => vec![*a],
+        ValueKind::Call { name, args } if name.text == "steps" => {
+            match steps(cx, name, v.span, args)? {
+                (xs, true) => xs,
+                (_, false) => {
+                    cx.push(
+                        Diag::error(Code::PlanWrongType, "an angle needs a unit")
+                            .at(v.span, "these are plain numbers")
+                            .with_help(help),
+                    );
+                    return None;
+                }
+            }
+        }
+        ValueKind::Call { name, .. } => {
+            unknown_function(cx, name, &["steps"]);
+            return None;
+        }
+        _ => {
+            cx.wrong_type(v, "a list of angles", &help);
+            return None;
+        }
+    };
+    if out.is_empty() {
+        empty_list(cx, v, what, &help);
+        return None;
+    }
+    Some(out)
+}
+
+/// `steps(start, stop, step)` and `steps(start, stop, step, inclusive)`: start, start+step,
+/// … up to stop (excluded, or included with `inclusive`). Returns the values and whether
+/// they are angles.
+fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>, bool)> {
+    let pos = ["start", "stop", "step", "inclusive"];
+    let slots = cx.args(name, args, &pos, &[])?;
+    let (Some(a), Some(b), Some(s)) = (slots[0], slots[1], slots[2]) else {
+        cx.missing_arg(name, span, "start, stop, step", &pos, &[]);
+        return None;
+    };
+    let inclusive = match slots[3] {
+        None => false,
+        Some(v) => cx.choice(
+            v,
+            "steps flag",
+            &[("inclusive", true), ("exclusive", false)],
+        )?,
+    };
+    let q = |v: &Value| match v.kind {
+        ValueKind::Number(x) => Some((x, false)),
+        ValueKind::Angle(x) => Some((x, true)),
+        _ => None,
+    };
+    let (Some((a0, ua)), Some((b0, ub)), Some((s0, us))) = (q(a), q(b), q(s)) else {
+        for v in [a, b, s] {
+            if q(v).is_none() {
+                cx.wrong_type(
+                    v,
+                    "a number or an angle",
+                    "usage: `steps(start, stop, step[, inclusive])`",
+                );
+            }
+        }
+        return None;
+    };
+    if ua != ub || ua != us {
+        cx.push(
+            Diag::error(
+                Code::PlanWrongType,
+                "`steps` mixes angles and plain numbers",
+            )
+            .at(span, "give all three the same unit")
+            .with_help("e.g. `steps(0deg, 180deg, 15deg)`"),
+        );
+        return None;
+    }
+    if s0 == 0.0 || (b0 - a0) * s0 < 0.0 {
+        cx.out_of_range(
+            s.span,
+            format!(
+                "a step of {} never goes from {} to {}",
+                fmt_num(s0),
+                fmt_num(a0),
+                fmt_num(b0)
+            ),
+            "wrong step",
+            "the step must be non-zero and point from start to stop",
+        );
+        return None;
+    }
+    // Count with a relative tolerance so that 0..180 by 15 inclusive gives 13 values
+    // whatever the rounding.
+    let ratio = (b0 - a0) / s0;
+    let eps = 1e-9 * ratio.abs().max(1.0);
+    let n = if inclusive {
+        (ratio + eps).floor() as i64 + 1
+    } else {
+        (ratio - eps).ceil() as i64
+    };
+    if n < 1 || n as usize > MAX_VALUES {
+        cx.out_of_range(
+            span,
+            format!("`steps` would make {n} values"),
+            "too many values",
+            &format!("at most {MAX_VALUES} values"),
+        );
+        return None;
+    }
+    Some(((0..n).map(|i| a0 + s0 * i as f64).collect(), ua))
+}
+
+/// Divisors of n up to max, ascending.
+pub(super) fn divisors(n: u64, max: u64) -> Vec<u64> {
+    (1..=n.min(max)).filter(|d| n % d == 0).collect()
+}
+
+/// `divisors(…)`, `steps(…)` or `logspace(…)` as a list of plain numbers.
+fn generator(
+    cx: &mut Cx,
+    v: &Value,
+    name: &Name,
+    args: &[Arg],
+    what: &str,
+    unit: &str,
+) -> Option<Vec<f64>> {
+    match name.text.as_str() {
+        "divisors" => divisors_call(cx, v, name, args),
+        "steps" => match steps(cx, name, v.span, args)? {
+            (xs, false) => Some(xs),
+            (_, true) => {
+                cx.wrong_type(
+                    v,
+                    "numbers",
+                    &format!("{what} are plain numbers ({unit}), without a unit"),
+                );
+                None
+            }
+        },
+        "logspace" => logspace(cx, v, name, args),
+        _ => {
+            unknown_function(cx, name, &["divisors", "steps", "logspace"]);
+            None
+        }
+    }
+}
+
+/// `divisors(n, max: m)`: the divisors of n up to m (default n), ascending.
+fn divisors_call(cx: &mut Cx, v: &Value, name: &Name, args: &[Arg]) -> Option<Vec<f64>> {
+    let slots = cx.args(name, args, &["n"], &["max"])?;
+    let Some(n_v) = slots[0] else {
+        cx.missing_arg(name, v.span, "n", &["n"], &["max"]);
+        return None;
+    };
+    let n = cx.whole(n_v, "n", 1, 1_000_000)?;
+    let max = match slots[1] {
+        None => n,
+        Some(m) => cx.whole(m, "max", 1, 1_000_000)?,
+    };
+    Some(divisors(n, max).into_iter().map(|x| x as f64).collect())
+}
+
+/// `logspace(lo, hi, n)`: n numbers evenly spaced in log from lo to hi.
+fn logspace(cx: &mut Cx, v: &Value, name: &Name, args: &[Arg]) -> Option<Vec<f64>> {
+    let slots = cx.args(name, args, &["lo", "hi", "n"], &[])?;
+    let (Some(lo), Some(hi), Some(n)) = (slots[0], slots[1], slots[2]) else {
+        cx.missing_arg(name, v.span, "lo, hi, n", &["lo", "hi", "n"], &[]);
+        return None;
+    };
+    let lo_x = positive(cx, lo, "logspace's lower end");
+    let hi_x = positive(cx, hi, "logspace's upper end");
+    let n = cx.whole(n, "n", 2, MAX_VALUES as u64);
+    let (lo_x, hi_x, n) = (lo_x?, hi_x?, n?);
+    let (a, b) = (lo_x.ln(), hi_x.ln());
+    // The ends exactly as written: exp(ln(112)) is 111.99999999999996.
+    Some(
+        (0..n)
+            .map(|i| match i {
+                0 => lo_x,
+                _ if i == n - 1 => hi_x,
+                _ => (a + (b - a) * i as f64 / (n - 1) as f64).exp(),
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,96 @@
+//! The lowering pass itself, one module per block. Defaults live in these modules and
+//! nowhere else; `docs/language.md` documents each one (a test checks the documented
+//! examples against this code).
+//!
+//! - `experiment`: the top level (name, `seed`, `device`, `precision`), the blocks it
+//!   holds, and the order in which the others run;
+//! - `backbone`, `probe` (with its `optimizer`), `train`, `test` and `staircase`: one
+//!   block each; `generators` reads the test's lists (`divisors`, `steps`, `logspace`);
+//! - `derive`: the quantities computed from several blocks (feature shapes, trial counts)
+//!   and the checks across blocks;
+//! - `warnings`: settings that are valid but probably not meant;
+//! - `read`: the readers all blocks share.
+//!
+//! While reading a setting, a block records where it is written in `Cx::spans` (the
+//! value, or the block's header for a default); the plan carries them to the run time
+//! (see [`Spans`](crate::plan::Spans)).
+
+mod backbone;
+mod derive;
+mod experiment;
+mod generators;
+mod probe;
+mod read;
+mod staircase;
+mod test;
+mod train;
+mod warnings;
+
+#[cfg(test)]
+mod tests;
+
+use super::types::*;
+use super::values::Cx;
+use crate::diag::{Code, Diag};
+use crate::syntax::ast::Ast;
+
+/// The result of lowering: a plan when there is no error, and every diagnostic.
+#[derive(Debug)]
+pub struct Lowered {
+    /// The plan, present only when no error was found.
+    pub plan: Option<Plan>,
+    /// Errors and warnings, in source order of discovery.
+    pub diags: Vec<Diag>,
+}
+
+impl Lowered {
+    /// True if any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diags.iter().any(Diag::is_error)
+    }
+}
+
+/// Default image size (torchvision ImageNet models).
+pub const DEFAULT_SIZE: u32 = 224;
+/// ImageNet channel means.
+pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations.
+pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+/// Lowers a syntax tree to a plan, collecting every error and warning.
+pub fn lower(ast: &Ast) -> Lowered {
+    let mut cx = Cx::default();
+    let plan = match ast.experiments.as_slice() {
+        [] => {
+            cx.push(
+                Diag::error(Code::PlanNoExperiment, "the file has no `experiment` block")
+                    .with_help(
+                        "add `experiment NAME { … }` after `psy 1`; see experiments/quick_csf.psy",
+                    ),
+            );
+            None
+        }
+        [one] => experiment::lower(&mut cx, ast.header.as_ref().map_or(1, |h| h.version), one),
+        [first, second, ..] => {
+            cx.push(
+                Diag::error(
+                    Code::PlanMultipleExperiments,
+                    "one file holds one experiment",
+                )
+                .at(second.keyword.span, "a second experiment")
+                .also(first.keyword.span, "the first experiment")
+                .with_help("put each experiment in its own file"),
+            );
+            None
+        }
+    };
+    let plan = if cx.diags.iter().any(Diag::is_error) {
+        None
+    } else {
+        plan
+    };
+    Lowered {
+        plan,
+        diags: cx.diags,
+    }
+}
