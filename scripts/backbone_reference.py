@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference data for src/torch/backbone.rs and src/torch/weights.rs, from torchvision.
+"""Reference data for crates/psyrun-torch/src/backbone.rs and weights.rs, from torchvision.
 
 Two jobs:
 

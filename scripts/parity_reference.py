@@ -20,7 +20,7 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            in-place ReLU runs).
 
 The Rust test `parity_with_torchvision_from_torch_save_at_many_cuts`
-(src/torch/backbone/parity_tests.rs) calls this script with its own list of cuts, into a
+(crates/psyrun-torch/src/backbone/parity_tests.rs) calls this script with its own list of cuts, into a
 temporary directory. The files are large (vgg16.pth is 553 MB, about 950 MB for the
 default set), so they are never committed.
 """
