@@ -22,7 +22,7 @@
 //!
 //! The network is frozen: no variable requires a gradient, [`Backbone::features`] runs under
 //! `tch::no_grad`, and Dropout is always the identity. BatchNorm follows
-//! [`BatchNorm`](psyrun::plan::BatchNorm):
+//! [`psyrun::plan::BatchNorm`]:
 //! - `Eval` (default): running statistics are used and never updated (torchvision `eval()`).
 //! - `Train`: exactly torchvision's BatchNorm2d in `train()` mode: every forward normalises
 //!   with the batch's own statistics (biased variance) and updates the running statistics in

@@ -116,7 +116,7 @@ pub fn check_device(
 /// `NVIDIA_TF32_OVERRIDE=0`, which cuDNN and cuBLAS read when they start (before this
 /// process's first CUDA operation, hence here), switches it off for every operation,
 /// TorchScript modules included; catalog backbones also pass the choice to each convolution
-/// ([`Backbone::set_precision`]). A value the user set is left alone.
+/// ([`Backbone::set_precision`](crate::backbone::Backbone::set_precision)). A value the user set is left alone.
 pub fn set_tf32(precision: plan::Precision) {
     const VAR: &str = "NVIDIA_TF32_OVERRIDE";
     if precision != plan::Precision::Tf32 && std::env::var_os(VAR).is_none() {
