@@ -56,7 +56,11 @@ pub fn file_kind(path: &Path) -> io::Result<FileKind> {
         let Ok(zip) = ZipArchive::new(File::open(path)?) else {
             return Ok(FileKind::Unknown);
         };
-        return Ok(zip_kind(zip.file_names()));
+        // A name that cannot be decoded makes the directory as unreadable as a broken one.
+        let Ok(names) = zip.file_names().collect::<Result<Vec<_>, _>>() else {
+            return Ok(FileKind::Unknown);
+        };
+        return Ok(zip_kind(names.iter().map(|n| n.as_ref())));
     }
     // Pickle protocol 2+ starts with PROTO (0x80) and the protocol number.
     if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
@@ -104,12 +108,11 @@ mod tests {
         let mut buf = io::Cursor::new(Vec::new());
         let mut w = zip::ZipWriter::new(&mut buf);
         for n in names {
-            w.start_file(*n, zip::write::FileOptions::default())
+            w.start_file(*n, zip::write::SimpleFileOptions::default())
                 .unwrap();
             w.write_all(b"x").unwrap();
         }
         w.finish().unwrap();
-        drop(w);
         buf.into_inner()
     }
 

@@ -503,7 +503,11 @@ fn open_zip(
     let mut archive = ZipArchive::new(file)
         .map_err(|e| malformed(format!("not a readable zip archive ({e}); truncated?")))?;
     // The records are `<prefix>/data.pkl`, `<prefix>/data/<key>`, …
-    let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| malformed(format!("an entry name cannot be read ({e})")))?;
     let torchscript = |prefix: Option<&str>| {
         names.iter().any(|n| {
             let n = match prefix {
@@ -576,7 +580,14 @@ fn zip_records<'k>(
             ))
         })?;
         let stored = zf.compression() == zip::CompressionMethod::Stored;
-        let end = zf.data_start().checked_add(zf.compressed_size());
+        // Known once the entry is opened (its local header is read then); `None` would mean a
+        // header the library could not place, so the record cannot be read in place.
+        let Some(data_start) = zf.data_start() else {
+            return Err(malformed(format!(
+                "storage record `{name}` has no readable local header"
+            )));
+        };
+        let end = data_start.checked_add(zf.compressed_size());
         if stored && (zf.size() != zf.compressed_size() || end.is_none_or(|e| e > file_len)) {
             return Err(malformed(format!(
                 "storage record `{name}` runs past the end of the file (truncated?)"
@@ -591,7 +602,7 @@ fn zip_records<'k>(
         let record = Record {
             name,
             size: zf.size(),
-            stored_at: stored.then(|| zf.data_start()),
+            stored_at: stored.then_some(data_start),
         };
         records.insert(key.to_owned(), record);
     }

@@ -3,7 +3,7 @@
 use super::pickle::{self, PickleError};
 use super::*;
 use std::io::{Cursor, Write};
-use zip::write::FileOptions;
+use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 fn fixture(name: &str) -> PathBuf {
@@ -281,13 +281,13 @@ impl P {
 /// A zip archive `archive/data.pkl` + records, written to a temp file.
 fn archive(name: &str, pkl: &[u8], records: &[(&str, &[u8], CompressionMethod)]) -> PathBuf {
     let mut w = ZipWriter::new(Cursor::new(Vec::new()));
-    let stored = FileOptions::default().compression_method(CompressionMethod::Stored);
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
     w.start_file("archive/data.pkl", stored).unwrap();
     w.write_all(pkl).unwrap();
     for (n, data, method) in records {
         w.start_file(
             format!("archive/{n}"),
-            FileOptions::default().compression_method(*method),
+            SimpleFileOptions::default().compression_method(*method),
         )
         .unwrap();
         w.write_all(data).unwrap();

@@ -519,12 +519,11 @@ mod tests {
             let mut buf = std::io::Cursor::new(Vec::new());
             let mut w = zip::ZipWriter::new(&mut buf);
             for name in names {
-                w.start_file(*name, zip::write::FileOptions::default())
+                w.start_file(*name, zip::write::SimpleFileOptions::default())
                     .unwrap();
                 std::io::Write::write_all(&mut w, body).unwrap();
             }
             w.finish().unwrap();
-            drop(w);
             buf.into_inner()
         };
         // A torch.save-style zip (data.pkl, no code).
