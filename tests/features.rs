@@ -4,7 +4,7 @@
 //!
 //! The torchvision parity test needs the project's venv python (torch, torchvision, Pillow,
 //! numpy): `$PSYRUN_PYTHON` (the venv's python under `./dev`), else `python3`; it is
-//! ignored where the build found no such python (see crates/psyrun-cli/build.rs).
+//! ignored where the build found no such python (see crates/psyrun-build).
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -475,7 +475,7 @@ impl Machine<'_> {
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
         let at = self.at;
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return bad(at, "SETITEMS with an odd number of values");
         }
         let Object::Dict(d) = self.top_obj()? else {

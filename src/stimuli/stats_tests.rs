@@ -147,7 +147,7 @@ fn measure(t: u64, size: u32, buf: &mut [f32]) -> Option<Measured> {
         );
     }
     let m = measure_box(buf, n, (bx0, bx1), (by0, by1))?;
-    if t % FULL_SCAN_EVERY == 0 {
+    if t.is_multiple_of(FULL_SCAN_EVERY) {
         let full = measure_box(buf, n, (0, n - 1), (0, n - 1));
         assert_eq!(full, Some(m), "shape {t} {params:?}: stray pixels");
     }

@@ -181,7 +181,7 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
 
 /// Divisors of n up to max, ascending.
 pub(super) fn divisors(n: u64, max: u64) -> Vec<u64> {
-    (1..=n.min(max)).filter(|d| n % d == 0).collect()
+    (1..=n.min(max)).filter(|&d| n.is_multiple_of(d)).collect()
 }
 
 /// `divisors(…)`, `steps(…)` or `logspace(…)` as a list of plain numbers.

@@ -1,0 +1,186 @@
+//! The build scripts of psyrun's three crates, shared: each crate's `build.rs` is one call of
+//! [`run`] (a build-dependency rather than one file named by all three, because cargo
+//! fingerprints a build script outside its package by absolute path, and clones sharing a
+//! target dir would then reuse each other's scripts). It tells the tests what this machine
+//! can check, and makes every libtorch-linked target run without `LD_LIBRARY_PATH`.
+//!
+//! Tests that need a CUDA GPU or a Python with torch (parity with torchvision) are marked
+//! `#[cfg_attr(not(psyrun_cuda_tests), ignore = …)]` or `…psyrun_python_tests…`, so that a
+//! machine without them shows them as *ignored*, and a machine with them fails them when they
+//! fail (instead of a test that passes after printing "skipped"). This script sets the cfgs:
+//! `psyrun_cuda_tests` when `nvidia-smi -L` lists a GPU, `psyrun_python_tests` when
+//! `$PSYRUN_PYTHON` (else `python3`) imports numpy, torch and torchvision;
+//! `PSYRUN_TEST_CUDA=0|1` and `PSYRUN_TEST_PYTHON=0|1` override either (`./dev` sets
+//! `PSYRUN_PYTHON` to its venv's python and `PSYRUN_TEST_PYTHON=1`).
+//!
+//! For `psyrun-cli` it does something only with the `torch` feature. Then `torch-sys` (which
+//! has `links = "tch"`, a direct dependency of both crates) hands us the libtorch library
+//! folder as `DEP_TCH_LIBTORCH_LIB`, and we
+//!
+//! * add an rpath to that folder to every binary, so `psyrun-torch` and the tests find
+//!   `libtorch*.so` at run time (libtorch's own rpath then finds the CUDA libraries of a
+//!   PyPI wheel); it loads nothing by itself;
+//! * re-add `libtorch_cuda` (when present) after `-Wl,--no-as-needed` for the same targets:
+//!   nothing references its symbols directly, so the default `--as-needed` would drop it and
+//!   CUDA would never register (`tch::Cuda::is_available()` false on a GPU machine);
+//! * bake libtorch's version and library folder into the crate (`PSYRUN_LIBTORCH_VERSION`,
+//!   `PSYRUN_LIBTORCH_LIB`) for `psyrun doctor`.
+//!
+//! The front end `psyrun` gets none of this: it never calls into libtorch, so `--as-needed`
+//! keeps libtorch out of its `DT_NEEDED` list. In `psyrun-torch` every target (unit tests,
+//! the forward benchmark) links libtorch, so each gets all of it.
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `psyrun-cli`'s targets that load libtorch, as the suffix of `cargo:rustc-link-arg…`.
+const CLI_TORCH_TARGETS: [&str; 2] = ["-bin=psyrun-torch=", "-tests="];
+/// `psyrun-torch`: all of its targets.
+const TORCH_CRATE_TARGETS: [&str; 1] = ["="];
+
+/// Everything a crate's build script does (the crate is told apart by `CARGO_PKG_NAME`).
+pub fn run() {
+    println!("cargo:rerun-if-changed=build.rs");
+    test_cfgs();
+    if env::var("CARGO_PKG_NAME").is_ok_and(|n| n == "psyrun") {
+        return; // the core crate never links libtorch
+    }
+    for var in ["LIBTORCH", "LIBTORCH_LIB", "LIBTORCH_USE_PYTORCH"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let torch_crate = env::var("CARGO_PKG_NAME").is_ok_and(|n| n == "psyrun-torch");
+    if !torch_crate && env::var_os("CARGO_FEATURE_TORCH").is_none() {
+        return; // the libtorch-free front end needs nothing from here
+    }
+    let targets: &[&str] = if torch_crate {
+        &TORCH_CRATE_TARGETS
+    } else {
+        &CLI_TORCH_TARGETS
+    };
+    let Some(lib) = env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
+        // torch-sys only reports its folder on Linux and macOS.
+        println!("cargo:warning=torch-sys did not report a libtorch folder; no rpath set");
+        println!("cargo:rustc-env=PSYRUN_LIBTORCH_VERSION=unknown");
+        println!("cargo:rustc-env=PSYRUN_LIBTORCH_LIB=unknown");
+        return;
+    };
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+
+    let version = libtorch_version(&lib).unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=PSYRUN_LIBTORCH_VERSION={version}");
+    println!("cargo:rustc-env=PSYRUN_LIBTORCH_LIB={}", lib.display());
+    let short = version.split('+').next().unwrap_or_default();
+    let expected = expected_libtorch();
+    if short != "unknown" && short != expected {
+        println!(
+            "cargo:warning=libtorch at {} is {version}; psyrun expects {expected}",
+            lib.display()
+        );
+    }
+
+    if os == "linux" || os == "macos" {
+        // For every target, including the library's unit tests (which `-tests=` misses). An
+        // rpath alone loads nothing: `psyrun` still does not load libtorch.
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    }
+    if os == "linux" && lib.join("libtorch_cuda.so").exists() {
+        for target in targets {
+            println!("cargo:rustc-link-arg{target}-Wl,--no-as-needed");
+            println!("cargo:rustc-link-arg{target}-L{}", lib.display());
+            println!("cargo:rustc-link-arg{target}-ltorch_cuda");
+            println!("cargo:rustc-link-arg{target}-Wl,--as-needed");
+        }
+    }
+}
+
+/// Sets `psyrun_cuda_tests` and `psyrun_python_tests` (see the top of this file).
+fn test_cfgs() {
+    println!("cargo:rustc-check-cfg=cfg(psyrun_cuda_tests)");
+    println!("cargo:rustc-check-cfg=cfg(psyrun_python_tests)");
+    for var in ["PSYRUN_TEST_CUDA", "PSYRUN_TEST_PYTHON", "PSYRUN_PYTHON"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let forced = |var: &str| match env::var(var).as_deref() {
+        Ok("1") => Some(true),
+        Ok("0") => Some(false),
+        _ => None,
+    };
+    let cuda = forced("PSYRUN_TEST_CUDA").unwrap_or_else(|| {
+        Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GPU"))
+    });
+    let python = forced("PSYRUN_TEST_PYTHON").unwrap_or_else(|| {
+        let python = env::var_os("PSYRUN_PYTHON").unwrap_or_else(|| "python3".into());
+        Command::new(python)
+            .args(["-c", "import numpy, torch, torchvision"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if cuda {
+        println!("cargo:rustc-cfg=psyrun_cuda_tests");
+    }
+    if python {
+        println!("cargo:rustc-cfg=psyrun_python_tests");
+    }
+}
+
+/// The libtorch version psyrun is built for: `[workspace.metadata.psyrun] libtorch` in the
+/// workspace's Cargo.toml, the one place that states it (`./dev` reads it too).
+fn expected_libtorch() -> String {
+    let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    for root in dir.ancestors() {
+        let manifest = root.join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if !text.contains("[workspace]") {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", manifest.display());
+        let version = text
+            .split("[workspace.metadata.psyrun]")
+            .nth(1)
+            .and_then(|rest| rest.lines().find_map(|l| l.trim().strip_prefix("libtorch")))
+            .and_then(|v| v.trim().strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_owned());
+        if let Some(v) = version {
+            return v;
+        }
+    }
+    "unknown".to_owned()
+}
+
+/// libtorch's version: `build-version` of a libtorch zip, or `version.py` of a PyPI wheel,
+/// both in the folder above `lib/`.
+fn libtorch_version(lib: &Path) -> Option<String> {
+    let root = lib.parent()?;
+    let build_version = root.join("build-version");
+    let version_py = root.join("version.py");
+    for file in [&build_version, &version_py] {
+        // (a missing file would make cargo rerun this script on every build)
+        if file.exists() {
+            println!("cargo:rerun-if-changed={}", file.display());
+        }
+    }
+    if let Ok(text) = fs::read_to_string(&build_version) {
+        let v = text.trim();
+        if !v.is_empty() {
+            return Some(v.to_owned());
+        }
+    }
+    let text = fs::read_to_string(&version_py).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line
+            .strip_prefix("__version__")?
+            .trim_start()
+            .strip_prefix('=')?;
+        Some(
+            rest.trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_owned(),
+        )
+    })
+}
