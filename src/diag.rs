@@ -135,6 +135,10 @@ codes! {
     PlanToleranceUnreachable => "psy::plan::tolerance_unreachable",
     /// Warning: two test conditions draw the same stimulus.
     PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
+    /// `batchnorm train` with a BatchNorm layer that would normalise one value per channel
+    /// (batch × height × width = 1): its variance is undefined and turns the running
+    /// statistics into NaN.
+    PlanBatchnormSingleValue => "psy::plan::batchnorm_single_value",
     /// `run` or `doctor` in a build without libtorch.
     RunUnavailable => "psy::run::unavailable",
     /// A weights file that is missing, unreadable or of an unknown format.
