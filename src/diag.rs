@@ -166,6 +166,12 @@ codes! {
     RunBug => "psy::run::bug",
     /// Warning: the probe learnt the training task barely above chance.
     RunProbeAtChance => "psy::run::probe_at_chance",
+    /// After training, the backbone's BatchNorm running statistics or the probe's
+    /// parameters are not finite (NaN or infinite), or test features are: every result
+    /// would be meaningless.
+    RunNonFinite => "psy::run::non_finite",
+    /// Warning: a frequency's test accuracy stays at chance at every contrast tested.
+    RunTestAtChance => "psy::run::test_at_chance",
 }
 
 impl fmt::Display for Code {

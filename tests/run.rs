@@ -761,6 +761,83 @@ fn a_probe_that_learns_nothing_gets_the_chance_warning() {
     assert_eq!(o.status.code(), Some(0), "a warning, not an error: {err}");
     assert!(err.contains("psy::run::probe_at_chance"), "{err}");
     assert!(err.contains("barely above chance"), "{err}");
+    // Its test accuracy is flat at chance too: the thresholds are the staircase's fallback.
+    assert!(err.contains("psy::run::test_at_chance"), "{err}");
+    assert!(
+        err.contains("stays at chance at every contrast tested"),
+        "{err}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_learning_probe_gets_no_test_at_chance_warning() {
+    let dir = scratch("not-chance");
+    write(&dir, "t.psy", &tiny("t", "", SGD));
+    let o = run_in(&dir, &["run", "t.psy", "--out", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("psy::run::test_at_chance"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// resnet18 weights up to `layer1` (conv weights small, BatchNorm the identity), with
+/// `bn1.running_var` set to `bn1_var`.
+fn resnet18_layer1_weights(bn1_var: f32) -> Vec<u8> {
+    let conv = |n: usize| -> Vec<f32> { (0..n).map(|i| 0.05 * (i as f32 * 0.37).sin()).collect() };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        vec![("conv1.weight".into(), vec![64, 3, 7, 7], conv(64 * 3 * 49))];
+    let bn = |tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: &str, var: f32| {
+        tensors.push((format!("{name}.weight"), vec![64], vec![1.0; 64]));
+        tensors.push((format!("{name}.bias"), vec![64], vec![0.0; 64]));
+        tensors.push((format!("{name}.running_mean"), vec![64], vec![0.0; 64]));
+        tensors.push((format!("{name}.running_var"), vec![64], vec![var; 64]));
+    };
+    bn(&mut tensors, "bn1", bn1_var);
+    for block in 0..2 {
+        for (conv_name, bn_name) in [("conv1", "bn1"), ("conv2", "bn2")] {
+            tensors.push((
+                format!("layer1.{block}.{conv_name}.weight"),
+                vec![64, 64, 3, 3],
+                conv(64 * 64 * 9),
+            ));
+            bn(&mut tensors, &format!("layer1.{block}.{bn_name}"), 1.0);
+        }
+    }
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
+        .collect();
+    safetensors(&refs)
+}
+
+/// A NaN in a BatchNorm's running statistics survives `batchnorm train` (0.9 · NaN + …) and
+/// would make every test level score chance with exit 0; the run stops after training with
+/// `psy::run::non_finite` instead, and keeps what it measured.
+#[test]
+fn nan_batchnorm_statistics_stop_the_run_before_testing() {
+    let dir = scratch("nan-bn");
+    fs::write(dir.join("w.safetensors"), resnet18_layer1_weights(f32::NAN)).unwrap();
+    let body =
+        tiny("t", "batchnorm train", SGD).replace("weights random", "weights \"w.safetensors\"");
+    write(&dir, "t.psy", &body);
+    let err = stderr_of_failure(&dir, "t.psy", 3);
+    assert!(err.contains("psy::run::non_finite"), "{err}");
+    assert!(err.contains("bn1.running_var"), "{err}");
+    assert!(err.contains("not finite after training"), "{err}");
+    let out = dir.join("out");
+    assert!(out.join("INCOMPLETE").is_file());
+    let csf = fs::read_to_string(out.join("csf.csv")).unwrap_or_default();
+    assert!(
+        csf.lines().count() <= 1,
+        "no CSF of NaN-driven numbers: {csf}"
+    );
+    let t = fs::read_to_string(out.join("training.csv")).unwrap();
+    assert_eq!(t.lines().count(), 3, "both epochs kept: {t}");
+    // The same weights with a finite variance run to the end.
+    fs::write(dir.join("w.safetensors"), resnet18_layer1_weights(1.0)).unwrap();
+    let o = run_in(&dir, &["run", "t.psy", "--out", "ok"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let _ = fs::remove_dir_all(&dir);
 }
 
