@@ -135,6 +135,10 @@ codes! {
     PlanToleranceUnreachable => "psy::plan::tolerance_unreachable",
     /// Warning: two test conditions draw the same stimulus.
     PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
+    /// `batchnorm train` with a BatchNorm layer that would normalise one value per channel
+    /// (batch × height × width = 1): its variance is undefined and turns the running
+    /// statistics into NaN.
+    PlanBatchnormSingleValue => "psy::plan::batchnorm_single_value",
     /// `run` or `doctor` in a build without libtorch.
     RunUnavailable => "psy::run::unavailable",
     /// A weights file that is missing, unreadable or of an unknown format.
@@ -162,6 +166,12 @@ codes! {
     RunBug => "psy::run::bug",
     /// Warning: the probe learnt the training task barely above chance.
     RunProbeAtChance => "psy::run::probe_at_chance",
+    /// After training, the backbone's BatchNorm running statistics or the probe's
+    /// parameters are not finite (NaN or infinite), or test features are: every result
+    /// would be meaningless.
+    RunNonFinite => "psy::run::non_finite",
+    /// Warning: a frequency's test accuracy stays at chance at every contrast tested.
+    RunTestAtChance => "psy::run::test_at_chance",
 }
 
 impl fmt::Display for Code {

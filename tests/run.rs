@@ -761,40 +761,152 @@ fn a_probe_that_learns_nothing_gets_the_chance_warning() {
     assert_eq!(o.status.code(), Some(0), "a warning, not an error: {err}");
     assert!(err.contains("psy::run::probe_at_chance"), "{err}");
     assert!(err.contains("barely above chance"), "{err}");
+    // Its test accuracy is flat at chance too: the thresholds are the staircase's fallback.
+    assert!(err.contains("psy::run::test_at_chance"), "{err}");
+    assert!(
+        err.contains("stays at chance at every contrast tested"),
+        "{err}"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
-#[cfg(unix)]
 #[test]
-fn ctrl_c_stops_with_130_and_leaves_an_incomplete_folder_of_whole_files() {
-    let dir = scratch("sigint");
-    // Long enough to be interrupted: many epochs of a bigger training set.
+fn a_learning_probe_gets_no_test_at_chance_warning() {
+    let dir = scratch("not-chance");
+    write(&dir, "t.psy", &tiny("t", "", SGD));
+    let o = run_in(&dir, &["run", "t.psy", "--out", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("psy::run::test_at_chance"), "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// resnet18 weights up to `layer1` (conv weights small, BatchNorm the identity), with
+/// `bn1.running_var` set to `bn1_var`.
+fn resnet18_layer1_weights(bn1_var: f32) -> Vec<u8> {
+    let conv = |n: usize| -> Vec<f32> { (0..n).map(|i| 0.05 * (i as f32 * 0.37).sin()).collect() };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        vec![("conv1.weight".into(), vec![64, 3, 7, 7], conv(64 * 3 * 49))];
+    let bn = |tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: &str, var: f32| {
+        tensors.push((format!("{name}.weight"), vec![64], vec![1.0; 64]));
+        tensors.push((format!("{name}.bias"), vec![64], vec![0.0; 64]));
+        tensors.push((format!("{name}.running_mean"), vec![64], vec![0.0; 64]));
+        tensors.push((format!("{name}.running_var"), vec![64], vec![var; 64]));
+    };
+    bn(&mut tensors, "bn1", bn1_var);
+    for block in 0..2 {
+        for (conv_name, bn_name) in [("conv1", "bn1"), ("conv2", "bn2")] {
+            tensors.push((
+                format!("layer1.{block}.{conv_name}.weight"),
+                vec![64, 64, 3, 3],
+                conv(64 * 64 * 9),
+            ));
+            bn(&mut tensors, &format!("layer1.{block}.{bn_name}"), 1.0);
+        }
+    }
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
+        .collect();
+    safetensors(&refs)
+}
+
+/// A NaN in a BatchNorm's running statistics survives `batchnorm train` (0.9 · NaN + …) and
+/// would make every test level score chance with exit 0; the run stops after training with
+/// `psy::run::non_finite` instead, and keeps what it measured.
+#[test]
+fn nan_batchnorm_statistics_stop_the_run_before_testing() {
+    let dir = scratch("nan-bn");
+    fs::write(dir.join("w.safetensors"), resnet18_layer1_weights(f32::NAN)).unwrap();
+    let body =
+        tiny("t", "batchnorm train", SGD).replace("weights random", "weights \"w.safetensors\"");
+    write(&dir, "t.psy", &body);
+    let err = stderr_of_failure(&dir, "t.psy", 3);
+    assert!(err.contains("psy::run::non_finite"), "{err}");
+    assert!(err.contains("bn1.running_var"), "{err}");
+    assert!(err.contains("not finite after training"), "{err}");
+    let out = dir.join("out");
+    assert!(out.join("INCOMPLETE").is_file());
+    let csf = fs::read_to_string(out.join("csf.csv")).unwrap_or_default();
+    assert!(
+        csf.lines().count() <= 1,
+        "no CSF of NaN-driven numbers: {csf}"
+    );
+    let t = fs::read_to_string(out.join("training.csv")).unwrap();
+    assert_eq!(t.lines().count(), 3, "both epochs kept: {t}");
+    // The same weights with a finite variance run to the end.
+    fs::write(dir.join("w.safetensors"), resnet18_layer1_weights(1.0)).unwrap();
+    let o = run_in(&dir, &["run", "t.psy", "--out", "ok"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A run long enough to be interrupted: many epochs of a bigger training set.
+#[cfg(unix)]
+fn long_run(dir: &Path) -> std::process::Child {
     let body = tiny("t", "", SGD)
         .replace("epochs 2", "epochs 1000")
         .replace("samples 64", "samples 512");
-    write(&dir, "t.psy", &body);
-    let child = torch_cmd(&dir, &["run", "t.psy", "--out", "out"])
+    write(dir, "t.psy", &body);
+    torch_cmd(dir, &["run", "t.psy", "--out", "out"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // Wait for the first epoch to be written.
+        .unwrap()
+}
+
+/// Waits until the first epoch of [`long_run`] is written.
+#[cfg(unix)]
+fn wait_for_first_epoch(dir: &Path) {
     let training = dir.join("out/training.csv");
     let t0 = Instant::now();
     while fs::read_to_string(&training).map_or(true, |t| t.lines().count() < 2) {
         assert!(t0.elapsed() < Duration::from_secs(120), "no epoch finished");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until [`long_run`] has written its preview (the last file before training).
+#[cfg(unix)]
+fn wait_for_training(dir: &Path) {
+    let preview = dir.join("out/preview.png");
+    let t0 = Instant::now();
+    while !preview.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `signal` (`INT`, `TERM`, `HUP`) to the process `pid`.
+#[cfg(unix)]
+fn kill(signal: &str, pid: u32) {
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .unwrap();
-    assert!(status.success());
-    let o = child.wait_with_output().unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// An interrupted run: its exit status (a code, not death by a signal), `psy::run::interrupted`,
+/// and a run folder that keeps `INCOMPLETE`, whole files and no temporary ones.
+#[cfg(unix)]
+fn assert_stopped_cleanly(dir: &Path, o: &Output, code: i32) {
+    use std::os::unix::process::ExitStatusExt;
     let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert_eq!(
+        (o.status.code(), o.status.signal()),
+        (Some(code), None),
+        "{err}"
+    );
     assert!(err.contains("psy::run::interrupted"), "{err}");
     let out = dir.join("out");
+    if !out.exists() {
+        // Stopped before the run folder was made: nothing was written.
+        return;
+    }
     let names = files(&out);
     assert!(names.contains(&"INCOMPLETE".to_string()), "{names:?}");
     assert!(
@@ -803,14 +915,103 @@ fn ctrl_c_stops_with_130_and_leaves_an_incomplete_folder_of_whole_files() {
             .all(|n| !n.contains("tmp") && !n.starts_with('.')),
         "no temporary files left: {names:?}"
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["complete"], false);
-    assert!(m["finished"].is_null());
-    // What was measured is kept, whole.
-    let t = fs::read_to_string(out.join("training.csv")).unwrap();
-    assert!(t.starts_with("epoch,loss,accuracy\n1,"), "{t}");
-    assert!(t.ends_with('\n'));
+    if names.contains(&"training.csv".to_string()) {
+        let t = fs::read_to_string(out.join("training.csv")).unwrap();
+        assert!(t.starts_with("epoch,loss,accuracy\n"), "{t}");
+        assert!(t.ends_with('\n'));
+    }
+    if names.contains(&"manifest.json".to_string()) {
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(m["complete"], false);
+        assert!(m["finished"].is_null());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_sigterm_and_sighup_stop_cleanly_with_130_143_and_129() {
+    for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        let dir = scratch(&format!("sig{signal}"));
+        let child = long_run(&dir);
+        wait_for_first_epoch(&dir);
+        kill(signal, child.id());
+        let o = child.wait_with_output().unwrap();
+        assert_stopped_cleanly(&dir, &o, code);
+        // What was measured is kept, whole.
+        let t = fs::read_to_string(dir.join("out/training.csv")).unwrap();
+        assert!(t.starts_with("epoch,loss,accuracy\n1,"), "{signal}: {t}");
+        let err = text(&o.stderr);
+        assert!(err.contains(&format!("SIG{signal}")), "{signal}: {err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// A second (and third) signal while the run stops must not end the process from the
+/// signal handler: the old handler called `exit`, whose static destructors raced libtorch's
+/// running kernels (a segfault in 13 of 35 trials).
+#[cfg(unix)]
+#[test]
+fn repeated_signals_still_stop_cleanly() {
+    for trial in 0..12 {
+        let dir = scratch(&format!("repeat{trial}"));
+        let child = long_run(&dir);
+        wait_for_training(&dir);
+        let pid = child.id();
+        kill("INT", pid);
+        kill(if trial % 2 == 0 { "INT" } else { "TERM" }, pid);
+        let o = child.wait_with_output().unwrap();
+        // The first signal decides the exit status.
+        assert_stopped_cleanly(&dir, &o, 130);
+        let _ = fs::remove_dir_all(&dir);
+    }
+    // A third signal ends the process at once by its default action (no destructors run,
+    // so nothing races libtorch): killed by SIGINT, or stopped cleanly if the run got to
+    // its safe point first; never a crash.
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("repeat-third");
+    let child = long_run(&dir);
+    wait_for_training(&dir);
+    let pid = child.id();
+    for _ in 0..3 {
+        kill("INT", pid);
+    }
+    let o = child.wait_with_output().unwrap();
+    if o.status.signal().is_some() {
+        assert_eq!(o.status.signal(), Some(2), "{}", text(&o.stderr));
+    } else {
+        assert_stopped_cleanly(&dir, &o, 130);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The handlers are installed first thing in `main`: a signal as soon as the process
+/// catches SIGINT (before the experiment is even read) still stops it with a diagnostic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_signal_right_at_the_start_is_an_interruption() {
+    let dir = scratch("early");
+    let child = long_run(&dir);
+    let pid = child.id();
+    let status = format!("/proc/{pid}/status");
+    let t0 = Instant::now();
+    // SigCgt: the signals the process catches, a hexadecimal mask (SIGINT is bit 1).
+    let catches_sigint = || {
+        fs::read_to_string(&status).ok().and_then(|s| {
+            let mask = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+    };
+    while catches_sigint().is_none_or(|m| m & 2 == 0) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "SIGINT never caught"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    kill("INT", pid);
+    let o = child.wait_with_output().unwrap();
+    assert_stopped_cleanly(&dir, &o, 130);
     let _ = fs::remove_dir_all(&dir);
 }
 

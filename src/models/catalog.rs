@@ -212,6 +212,25 @@ pub fn output_shape(arch: Arch, path: &str, input: u32) -> Result<Vec<u32>, Shap
     }
 }
 
+/// The output shapes of the BatchNorm layers that a network cut after `path` runs, for a
+/// `3×input×input` image, in forward order: `(path, [C, H, W])`. Empty for an unknown path
+/// or an input too small to reach the cut.
+pub fn batchnorm_shapes(arch: Arch, path: &str, input: u32) -> Vec<(String, Vec<u32>)> {
+    let all = evaluate(arch, input, None);
+    let Some(at) = all.iter().position(|(cut, _)| cut.path == path) else {
+        return Vec::new();
+    };
+    let inside = format!("{path}.");
+    // Forward order lists a container before its children: what runs is everything before
+    // the cut and everything inside it.
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, (cut, _))| *i <= at || cut.path.starts_with(&inside))
+        .filter(|(_, (cut, _))| cut.module == "BatchNorm2d")
+        .map_while(|(_, (cut, shape))| Some((cut.path, shape.ok()?.dims())))
+        .collect()
+}
+
 /// Smallest input size for which cutting after `path` works; `None` if the
 /// path names no cut point.
 pub fn min_input_size(arch: Arch, path: &str) -> Option<u32> {

@@ -2,7 +2,7 @@
 //! `doctor` to the libtorch-linked binary.
 //!
 //! Exit codes: 0 ok · 1 invalid experiment · 2 usage or I/O error · 3 run failed ·
-//! 4 not available in this build · 130 interrupted.
+//! 4 not available in this build · 130 interrupted (SIGINT) · 143 SIGTERM · 129 SIGHUP.
 #![warn(missing_docs, unreachable_pub)]
 // `Diag` is the error type of every stage: a few hundred bytes, returned on cold paths only.
 #![allow(clippy::result_large_err)]
@@ -20,7 +20,8 @@ pub use commands::{check_files, layers_table};
 pub use stimuli::{write_stimuli, StimuliArgs};
 
 pub use psyrun::exit::{
-    EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE,
+    EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_TERMINATED,
+    EXIT_UNAVAILABLE, EXIT_USAGE,
 };
 
 const AFTER_HELP: &str = "\
@@ -37,7 +38,7 @@ Exit codes:
   0  ok (warnings allowed)      1  the experiment has errors
   2  usage or I/O error         3  the run failed
   4  not available in this build (e.g. psyrun-torch missing)
-  130 interrupted";
+  130 interrupted (Ctrl-C)     143 stopped by SIGTERM      129 stopped by SIGHUP";
 
 /// psyrun: psychophysics on deep neural networks.
 #[derive(Debug, Parser)]

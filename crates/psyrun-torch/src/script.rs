@@ -399,12 +399,34 @@ impl Net {
         }
     }
 
+    /// The names of the parameters and buffers (BatchNorm running statistics included) that
+    /// hold a NaN or an infinity, in key order. A TorchScript module's buffers are not
+    /// reachable through libtorch's C API here: only its parameters are checked (its
+    /// features are checked when testing).
+    pub fn non_finite(&self) -> Vec<String> {
+        let mut named: Vec<(String, Tensor)> = match self {
+            Net::Catalog(b) => b.variables().into_iter().collect(),
+            Net::Script(s) => s.module.named_parameters().unwrap_or_default(),
+        };
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+            .into_iter()
+            .filter(|(_, t)| !all_finite(t))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// Channels-last activations where psyrun controls the layout (catalog backbones).
     pub fn set_channels_last(&mut self, on: bool) {
         if let Net::Catalog(b) = self {
             b.set_channels_last(on);
         }
     }
+}
+
+/// Whether every value of `t` is finite (integer tensors always are).
+pub fn all_finite(t: &Tensor) -> bool {
+    !t.is_floating_point() || t.numel() == 0 || t.isfinite().all().int64_value(&[]) != 0
 }
 
 /// For a TorchScript backbone of `plan` (a path relative to `base`): loads the module, runs it on grey
@@ -452,6 +474,32 @@ mod tests {
     use psyrun::models::catalog::Arch;
 
     const CPU: Device = Device::Cpu;
+
+    #[test]
+    fn non_finite_names_a_nan_batchnorm_statistic() {
+        let mut b = Backbone::new(Arch::Resnet18, "layer1", CPU).unwrap();
+        b.init_random(1);
+        let net = Net::Catalog(b);
+        assert!(net.non_finite().is_empty());
+        let Net::Catalog(b) = &net else {
+            unreachable!()
+        };
+        let vars = b.variables();
+        tch::no_grad(|| {
+            let _ = vars["layer1.0.bn2.running_var"]
+                .narrow(0, 3, 1)
+                .fill_(f64::NAN);
+            let _ = vars["bn1.running_mean"]
+                .narrow(0, 0, 1)
+                .fill_(f64::INFINITY);
+        });
+        assert_eq!(
+            net.non_finite(),
+            ["bn1.running_mean", "layer1.0.bn2.running_var"]
+        );
+        assert!(all_finite(&Tensor::from_slice(&[1i64, 2])));
+        assert!(!all_finite(&Tensor::from_slice(&[1f32, f32::NAN])));
+    }
     const IMAGENET: Normalize = Normalize::MeanStd {
         mean: psyrun::plan::IMAGENET_MEAN,
         std: psyrun::plan::IMAGENET_STD,

@@ -1,13 +1,16 @@
 //! Derived values: the quantities computed from several blocks (trial counts, a catalog
 //! backbone's cut and feature shapes), and the checks that need more than one block (images
 //! too small for the cut, pooling larger than the feature map, train and test images that
-//! give different feature shapes).
+//! give different feature shapes, a reference contrast above the staircase's range, and
+//! `batchnorm train` meeting a BatchNorm layer that would see one value per channel).
 
 use super::backbone::BackboneOut;
 use super::experiment::Sections;
 use crate::diag::{Code, Diag, Span};
 use crate::models::catalog::{self, Arch, ShapeError};
-use crate::plan::types::{Derived, Network, Pooling, Staircase, TargetInterval, Test, Train};
+use crate::plan::types::{
+    BatchNorm, Derived, Network, Pooling, Probe, Staircase, TargetInterval, Test, Train,
+};
 use crate::plan::values::Cx;
 
 /// The derived values, or `None` when the blocks do not fit together (reported).
@@ -15,14 +18,16 @@ pub(super) fn lower(
     cx: &mut Cx,
     sections: &Sections<'_>,
     bb: &BackboneOut,
+    probe: &Probe,
     train: &Train,
     test: &Test,
     staircase: &Staircase,
 ) -> Option<Derived> {
+    let reference_fits = reference_in_range(cx, sections, test, staircase);
     let mut derived = counts(train, test, staircase);
     // A TorchScript module's shapes are known only once it is loaded (at run time).
     let Network::Catalog(net) = &bb.plan.network else {
-        return Some(derived);
+        return reference_fits.then_some(derived);
     };
     let shapes = Shapes {
         sections,
@@ -48,8 +53,44 @@ pub(super) fn lower(
         shapes.different_features(cx, train, test, &feature_shape, &test_features);
         return None;
     }
+    if bb.plan.batchnorm == BatchNorm::Train && !shapes.batchnorm_defined(cx, probe, train) {
+        return None;
+    }
     derived.set_shapes(cut_shape, feature_shape);
-    Some(derived)
+    reference_fits.then_some(derived)
+}
+
+/// The comparison image's contrast must leave room for a target of higher contrast inside
+/// the staircase's range: with `reference` at or above its upper end every level the
+/// staircase can test is at most the reference, and the accuracies mean nothing.
+fn reference_in_range(
+    cx: &mut Cx,
+    sections: &Sections<'_>,
+    test: &Test,
+    staircase: &Staircase,
+) -> bool {
+    let Staircase::Bisection { low, high, .. } = *staircase;
+    if test.reference < high {
+        return true;
+    }
+    let mut d = Diag::error(
+        Code::PlanIncompatible,
+        format!(
+            "the reference contrast {} leaves no room for a target: the staircase searches {}..{}",
+            test.reference, low, high
+        ),
+    )
+    .with_help(format!(
+        "the target must have a higher contrast than the comparison image; use a `reference` below {high} (0 is a grey comparison, the tutorial's), or raise the staircase's `range`"
+    ));
+    if let Some(s) = sections.setting_span("test", "reference") {
+        d = d.at(s, "the comparison image's contrast");
+    }
+    if let Some(s) = sections.setting_span("staircase", "range") {
+        d = d.also(s, format!("targets searched up to {high}"));
+    }
+    cx.push(d);
+    false
 }
 
 /// The counts every backbone has; the shapes are filled in later.
@@ -161,6 +202,71 @@ impl Shapes<'_> {
         Some(vec![shape[0], h, w])
     }
 
+    /// With `batchnorm train`, each BatchNorm normalises every channel over the batch and the
+    /// map (`batch × H × W` values; the two images of a trial go through in separate
+    /// passes, so a batch of `n` trials is `n` images). One value has no variance: libtorch
+    /// then makes the running variance NaN and every test level scores chance. The smallest
+    /// batch is the last one of an epoch when `samples` is not a multiple of `batch`.
+    fn batchnorm_defined(&self, cx: &mut Cx, probe: &Probe, train: &Train) -> bool {
+        let (samples, batch) = (train.samples, probe.batch.max(1));
+        let smallest = match samples % batch {
+            0 => batch.min(samples),
+            last => last,
+        };
+        if smallest != 1 {
+            return true;
+        }
+        let layers = catalog::batchnorm_shapes(self.arch, self.cut, train.size);
+        let Some((layer, shape)) = layers
+            .iter()
+            .find(|(_, s)| s.len() == 3 && u64::from(s[1]) * u64::from(s[2]) == 1)
+        else {
+            return true;
+        };
+        let last_batch = if samples <= batch {
+            format!("every batch holds {samples} trial")
+        } else {
+            format!("{samples} trials in batches of {batch} leave a last batch of 1")
+        };
+        let mut d = Diag::error(
+            Code::PlanBatchnormSingleValue,
+            format!(
+                "with `batchnorm train`, `{layer}` would normalise a single value per channel: {last_batch}, and its map is {}x{} at {} px",
+                shape[1], shape[2], train.size
+            ),
+        )
+        .with_help(format!(
+            "the variance of one value is undefined: libtorch makes the running variance NaN and every test level scores chance. Use `samples` that leave no batch of one trial ({}), larger images, an earlier cut, or `batchnorm eval`",
+            if samples > batch {
+                format!("e.g. {} or {}", samples - 1, samples + 1)
+            } else {
+                "and `batch` above 1".to_string()
+            }
+        ));
+        d = match self.sections.setting_span("backbone", "batchnorm") {
+            Some(s) => d.at(
+                s,
+                format!(
+                    "`{layer}` would see 1 trial × {}x{}: one value",
+                    shape[1], shape[2]
+                ),
+            ),
+            None => d,
+        };
+        if let Some(s) = self.sections.setting_span("train", "samples") {
+            d = d.also(s, format!("{samples} trials per epoch"));
+        }
+        if let Some(s) = self.sections.setting_span("probe", "batch") {
+            d = d.also(s, format!("batches of {batch}"));
+        }
+        d = d.also(
+            self.bb.cut_span,
+            format!("{}x{} maps before this cut", shape[1], shape[2]),
+        );
+        cx.push(d);
+        false
+    }
+
     fn different_features(
         &self,
         cx: &mut Cx,
@@ -183,4 +289,92 @@ impl Shapes<'_> {
 
 fn dims(s: &[u32]) -> String {
     s.iter().map(u32::to_string).collect::<Vec<_>>().join("×")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::Code;
+    use crate::models::catalog::{batchnorm_shapes, Arch};
+    use crate::plan::compile;
+    use crate::source::SourceFile;
+
+    /// The codes of the errors for a resnet18 experiment with these settings.
+    fn errors(cut: &str, batchnorm: &str, batch: u32, samples: u32, extra: &str) -> Vec<Code> {
+        let text = format!(
+            "psy 1\nexperiment t {{\n  backbone resnet18 {{ weights random  cut {cut}  batchnorm {batchnorm} }}\n  \
+             probe linear {{ batch {batch} }}\n  train shapes {{ size 32  samples {samples} }}\n  \
+             test gratings {{ size 32 {extra} }}\n  staircase bisection {{}}\n}}\n"
+        );
+        compile(&SourceFile::new("t.psy", text.as_str()))
+            .diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.code)
+            .collect()
+    }
+
+    #[test]
+    fn batchnorm_shapes_lists_the_batchnorms_a_cut_runs() {
+        let layer1 = batchnorm_shapes(Arch::Resnet18, "layer1", 32);
+        assert_eq!(
+            layer1.first().unwrap(),
+            &("bn1".to_string(), vec![64, 16, 16])
+        );
+        assert_eq!(
+            layer1.last().unwrap(),
+            &("layer1.1.bn2".to_string(), vec![64, 8, 8])
+        );
+        assert_eq!(layer1.len(), 5);
+        let layer4 = batchnorm_shapes(Arch::Resnet18, "layer4", 32);
+        assert_eq!(
+            layer4.last().unwrap(),
+            &("layer4.1.bn2".to_string(), vec![512, 1, 1])
+        );
+        // Cut inside a block: its downsample does not run.
+        let inside = batchnorm_shapes(Arch::Resnet18, "layer2.0.bn1", 32);
+        assert_eq!(inside.last().unwrap().0, "layer2.0.bn1");
+        assert!(inside.iter().all(|(p, _)| !p.contains("downsample")));
+        assert!(batchnorm_shapes(Arch::Resnet18, "nope", 32).is_empty());
+    }
+
+    #[test]
+    fn a_batchnorm_that_would_see_one_value_is_refused() {
+        let single = [Code::PlanBatchnormSingleValue];
+        // The reported case: 257 = 16·16 + 1 leaves a last batch of one trial, 1×1 maps.
+        assert_eq!(errors("layer4", "train", 16, 257, ""), single);
+        // A batch of one trial throughout.
+        assert_eq!(errors("layer4", "train", 1, 64, ""), single);
+        assert_eq!(errors("layer4", "train", 16, 1, ""), single);
+        // Neighbours, maps larger than 1×1, and frozen BatchNorm are fine.
+        for (cut, bn, batch, samples) in [
+            ("layer4", "train", 16, 256),
+            ("layer4", "train", 16, 258),
+            ("layer3", "train", 16, 257),
+            ("layer4", "eval", 16, 257),
+        ] {
+            assert!(
+                errors(cut, bn, batch, samples, "").is_empty(),
+                "{cut} {bn} {batch} {samples}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reference_at_or_above_the_staircase_range_is_refused() {
+        let incompatible = [Code::PlanIncompatible];
+        assert_eq!(
+            errors("layer1", "eval", 16, 64, "reference 1.0"),
+            incompatible
+        );
+        assert!(errors("layer1", "eval", 16, 64, "reference 0.99").is_empty());
+        let text = "psy 1\nexperiment t {\n  backbone resnet18 { weights random  cut layer1 }\n  \
+                    probe linear {}\n  train shapes { size 32 }\n  test gratings { size 32  reference 0.5 }\n  \
+                    staircase bisection { range 0.0..0.5 }\n}\n";
+        let diags = compile(&SourceFile::new("t.psy", text)).diags;
+        let d = diags.iter().find(|d| d.is_error()).expect("an error");
+        assert_eq!(d.code, Code::PlanIncompatible);
+        let p = d.primary.as_ref().expect("points at the reference");
+        assert_eq!(&text[p.span.start..p.span.end], "0.5");
+        assert_eq!(d.secondary.len(), 1);
+    }
 }

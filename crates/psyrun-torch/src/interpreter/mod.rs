@@ -19,6 +19,8 @@
 //!    preview sheet;
 //! 3. train the linear probe: every epoch draws fresh training trials (seeded per trial);
 //!    the backbone runs without gradients; only the probe's weight and bias learn;
+//!    then the backbone's BatchNorm running statistics and the probe's parameters must be
+//!    finite (`psy::run::non_finite`);
 //! 4. test: the staircases of every frequency advance in lockstep, one batch of gratings
 //!    per round. The probe is linear, so each image's features are projected once onto the
 //!    two halves of the probe's weight: the comparison images are projected once per
@@ -120,6 +122,7 @@ impl Interpreter<'_> {
     /// The steps after `prepare`: train, test, write.
     fn run(mut self) -> Result<(PathBuf, Results), Failure> {
         let probe = self.train()?;
+        self.check_finite(&probe)?;
         self.test(&probe)?;
         self.write()
     }
@@ -176,6 +179,77 @@ impl Interpreter<'_> {
             self.options.file,
             "this learning rate made the loss diverge",
         );
+        Failure::new(diag, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf()))
+    }
+
+    /// After training: the backbone's parameters and BatchNorm running statistics and the
+    /// probe's weight and bias must be finite. A NaN there (a BatchNorm that normalised a
+    /// single value with `batchnorm train`, a weights file holding one) would make every
+    /// test image score chance without any error.
+    fn check_finite(&self, probe: &probe::Probe) -> Result<(), Failure> {
+        let backbone = self.backbone.non_finite();
+        let probe_bad: Vec<&str> = [("weight", &probe.weight), ("bias", &probe.bias)]
+            .into_iter()
+            .filter(|(_, t)| !crate::script::all_finite(t))
+            .map(|(name, _)| name)
+            .collect();
+        if backbone.is_empty() && probe_bad.is_empty() {
+            return Ok(());
+        }
+        let mut what = Vec::new();
+        if !backbone.is_empty() {
+            let shown: Vec<&str> = backbone.iter().take(4).map(String::as_str).collect();
+            let more = backbone.len().saturating_sub(shown.len());
+            what.push(format!(
+                "the backbone's {}{}",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if !probe_bad.is_empty() {
+            what.push(format!("the probe's {}", probe_bad.join(" and ")));
+        }
+        let verb = if backbone.len() + probe_bad.len() == 1 {
+            "holds"
+        } else {
+            "hold"
+        };
+        let message = format!(
+            "after training, {} {verb} NaN or infinite values: no test result could mean anything",
+            what.join("; ")
+        );
+        Err(self.non_finite_failure(message, !backbone.is_empty()))
+    }
+
+    /// `psy::run::non_finite`, labelled on the backbone (its statistics or weights) or the
+    /// probe.
+    fn non_finite_failure(&self, message: String, backbone: bool) -> Failure {
+        let _ = self.folder.write_partial(&self.results);
+        let diag = Diag::error(Code::RunNonFinite, message).with_help(
+            "with `batchnorm train`, a BatchNorm layer that normalises a single value per channel \
+             (a batch of one trial and a 1x1 map) gets a NaN running variance: change `samples` so \
+             that no batch holds one trial, use larger images or an earlier cut, or `batchnorm eval`. \
+             Otherwise check the weights file for NaN, or lower the learning rate",
+        );
+        let diag = if backbone {
+            self.plan.spans.label(
+                diag,
+                Setting::Backbone,
+                self.options.file,
+                "not finite after training",
+            )
+        } else {
+            self.plan.spans.label(
+                diag,
+                Setting::Probe,
+                self.options.file,
+                "not finite after training",
+            )
+        };
         Failure::new(diag, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf()))
     }
 

@@ -6,10 +6,13 @@ use super::{Interpreter, TEST_CHUNK};
 use crate::device::StimuliOn;
 use crate::device_stimuli::DeviceGratings;
 use crate::failure::Failure;
-use psyrun::plan::BatchNorm;
+use crate::script::all_finite;
+use psyrun::diag::{Code, Diag};
+use psyrun::plan::{BatchNorm, Setting};
 use psyrun::progress::Event;
 use psyrun::report::FrequencyResult;
 use psyrun::staircase::Bisection;
+use psyrun::staircase::Stop;
 use psyrun::trials::{self, TestGratings};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -104,11 +107,53 @@ impl Interpreter<'_> {
                 .map_err(|e| self.io_failure(&e))?;
         }
         self.observer.event(Event::PhaseDone);
+        self.warn_test_at_chance();
         self.observer.event(Event::Status(format!(
             "testing showed {shown} images, {computed} of them distinct (each computed once)"
         )));
         self.phase_done("testing", t0);
         Ok(())
+    }
+
+    /// `psy::run::test_at_chance`: the frequencies whose staircase ran to `max_steps` with
+    /// every level's accuracy inside the 99 % band of guessing (0.5 ± 2.33 · 0.5/√n for n
+    /// trials per level): the probe told nothing apart at any contrast, so their thresholds
+    /// are the staircase's fallback, not a measurement.
+    fn warn_test_at_chance(&mut self) {
+        let n = self.plan.derived.trials_per_level.max(1);
+        let band = 2.33 * 0.5 / f64::from(n).sqrt();
+        let flat: Vec<String> = self
+            .results
+            .staircases
+            .iter()
+            .filter(|r| {
+                r.stop == Stop::MaxSteps
+                    && !r.steps.is_empty()
+                    && r.steps.iter().all(|s| (s.accuracy - 0.5).abs() <= band)
+            })
+            .map(|r| format!("{}", r.frequency))
+            .collect();
+        if flat.is_empty() {
+            return;
+        }
+        let d = Diag::warning(
+            Code::RunTestAtChance,
+            format!(
+                "test accuracy stays at chance at every contrast tested for {} {}",
+                if flat.len() == 1 { "frequency" } else { "frequencies" },
+                flat.join(", ")
+            ),
+        )
+        .with_help(format!(
+            "no level's accuracy differs from guessing (0.5 ± {band:.2} with {n} trials per level), so these thresholds only say where the staircase gave up. The probe may not read contrast at this cut, or may not have learnt: see the training accuracy, try more `epochs` or `samples`, another `lr`, pooling, or another cut"
+        ));
+        let d = self.plan.spans.label(
+            d,
+            Setting::Probe,
+            self.options.file,
+            "this probe's answers look like guesses",
+        );
+        self.observer.event(Event::Warning(Box::new(d)));
     }
 
     /// Projections of every trial's grey image at each `(frequency index, contrast)` of
@@ -204,8 +249,18 @@ impl Interpreter<'_> {
         for chunk in unique.chunks(TEST_CHUNK) {
             self.check_stop()?;
             let feats = self.features(&batch(chunk));
-            p_first.push(feats.matmul(&w_first.tr()));
-            p_second.push(feats.matmul(&w_second.tr()));
+            let (first, second) = (feats.matmul(&w_first.tr()), feats.matmul(&w_second.tr()));
+            // NaN would compare as "first" everywhere and score chance without an error.
+            if !all_finite(&first) || !all_finite(&second) {
+                return Err(self.non_finite_failure(
+                    "the test images' features are NaN or infinite: no test result could mean \
+                     anything"
+                        .into(),
+                    true,
+                ));
+            }
+            p_first.push(first);
+            p_second.push(second);
         }
         let index: Vec<i64> = index.iter().map(|&i| i as i64).collect();
         let index = Tensor::from_slice(&index).to_device(self.device);

@@ -2,12 +2,13 @@
 //! which hands these commands over to this binary (it sits next to `psyrun`).
 //!
 //! This is a thin adapter: it turns the command line into the `psyrun-torch` crate's
-//! options, installs the Ctrl-C handler, renders progress and diagnostics, and maps failures
-//! to exit codes. Only this binary depends on `psyrun-torch`; the `psyrun` binary and the
+//! options, catches SIGINT, SIGTERM and SIGHUP (first thing in `main`, see `signals`),
+//! renders progress and diagnostics, and maps failures to exit codes. Only this binary depends on `psyrun-torch`; the `psyrun` binary and the
 //! `psyrun_cli` library do not, so `check`, `plan`, `layers` and `stimuli` never link
 //! libtorch (the dependency graph says so, and `./dev test` checks it with `ldd`).
 mod features;
 mod run;
+mod signals;
 
 use psyrun_cli::{Backend, FeaturesArgs, RunArgs, Ui, EXIT_OK};
 use std::process::ExitCode;
@@ -22,10 +23,12 @@ impl Backend for TorchBackend {
         run::command(args, ui)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {
+        signals::immediate();
         print!("{}", psyrun_torch::Report::collect());
         ExitCode::from(EXIT_OK)
     }
     fn features(&self, args: &FeaturesArgs, ui: &Ui) -> ExitCode {
+        signals::immediate();
         psyrun_torch::tune_allocator();
         psyrun_torch::set_threads(args.threads);
         features::command(args, ui)
@@ -33,5 +36,8 @@ impl Backend for TorchBackend {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, so that a signal while the command line or the experiment is
+    // read still stops the run cleanly (`run`) rather than killing it unannounced.
+    signals::install();
     psyrun_cli::main(&TorchBackend)
 }

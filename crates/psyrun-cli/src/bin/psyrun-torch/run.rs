@@ -1,5 +1,7 @@
 //! `psyrun run FILE`: loads, plans, runs (through `psyrun_torch::interpreter`), reports.
 
+use crate::signals::{self, STOP};
+use psyrun::diag::{Code, Diag};
 use psyrun::plan;
 use psyrun::report::csf_table;
 use psyrun::source::SourceFile;
@@ -8,10 +10,7 @@ use psyrun_cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAG
 use psyrun_torch::interpreter::{execute, RunOptions};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by Ctrl-C (SIGINT) or SIGTERM; the run stops at the next batch.
-static STOP: AtomicBool = AtomicBool::new(false);
+use std::sync::atomic::Ordering;
 
 /// `psyrun run FILE`. Never panics on libtorch errors.
 pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
@@ -27,7 +26,13 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
     let Some(plan) = lowered.plan else {
         return ExitCode::from(EXIT_INVALID);
     };
-    install_signal_handler();
+    if STOP.load(Ordering::SeqCst) {
+        // Stopped while the experiment was read: nothing has been made yet.
+        let d = Diag::error(Code::RunInterrupted, "interrupted before the run started")
+            .with_help("nothing was written; run the experiment again");
+        ui.report(&[named(d)]);
+        return ExitCode::from(signals::exit_code());
+    }
     let mut term = Terminal::new(ui.color);
     let options = RunOptions {
         file: &file,
@@ -49,24 +54,30 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
         }
         Err(f) => {
             drop(term);
-            ui.report(&f.diags);
+            let diags: Vec<Diag> = f.diags.into_iter().map(named).collect();
+            ui.report(&diags);
             if let Some(folder) = f.folder {
                 eprintln!("partial results (marked INCOMPLETE): {}", folder.display());
             }
-            ExitCode::from(f.exit)
+            // 128 + the signal's number: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+            let exit = if f.exit == EXIT_INTERRUPTED {
+                signals::exit_code()
+            } else {
+                f.exit
+            };
+            ExitCode::from(exit)
         }
     }
 }
 
-/// The first Ctrl-C (or SIGTERM) asks the run to stop after the current batch and write
-/// what it has; a second one exits at once (files already written stay whole: every file is
-/// written to a temporary name and renamed).
-fn install_signal_handler() {
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted again: stopping now");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
+/// `psy::run::interrupted` names the signal that stopped the run.
+fn named(mut d: Diag) -> Diag {
+    if d.code == Code::RunInterrupted {
+        if let Some(signal) = signals::received_name() {
+            d.message = d
+                .message
+                .replacen("interrupted", &format!("interrupted by {signal}"), 1);
         }
-        eprintln!("\ninterrupted: stopping after this batch (Ctrl-C again to stop now)");
-    });
+    }
+    d
 }
