@@ -162,15 +162,20 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
     // whatever the rounding.
     let ratio = (b0 - a0) / s0;
     let eps = 1e-9 * ratio.abs().max(1.0);
+    // `as i64` saturates; the + 1 must too (a huge range with a tiny step, found by fuzzing).
     let n = if inclusive {
-        (ratio + eps).floor() as i64 + 1
+        ((ratio + eps).floor() as i64).saturating_add(1)
     } else {
         (ratio - eps).ceil() as i64
     };
     if n < 1 || n as usize > MAX_VALUES {
         cx.out_of_range(
             span,
-            format!("`steps` would make {n} values"),
+            if n < 1 {
+                format!("`steps` would make {n} values")
+            } else {
+                format!("`steps` would make more than {MAX_VALUES} values")
+            },
             "too many values",
             &format!("at most {MAX_VALUES} values"),
         );
