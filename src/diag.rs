@@ -65,6 +65,8 @@ codes! {
     IoTooLarge => "psy::io::too_large",
     /// A file that is not UTF-8 text.
     IoNotUtf8 => "psy::io::not_utf8",
+    /// A FIFO, socket or device where a file was expected.
+    IoNotAFile => "psy::io::not_a_file",
     /// A file with nothing but whitespace and comments.
     SyntaxEmpty => "psy::syntax::empty_file",
     /// A token the grammar does not allow here.
