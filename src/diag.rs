@@ -334,7 +334,10 @@ pub fn render(diags: &[Diag], color: bool) -> String {
 /// "3 errors and 1 warning", with `more` after each number.
 fn counted(errors: usize, warnings: usize, more: &str) -> String {
     let e = format!("{errors}{more} error{}", if errors == 1 { "" } else { "s" });
-    let w = format!("{warnings}{more} warning{}", if warnings == 1 { "" } else { "s" });
+    let w = format!(
+        "{warnings}{more} warning{}",
+        if warnings == 1 { "" } else { "s" }
+    );
     match (errors, warnings) {
         (_, 0) => e,
         (0, _) => w,
@@ -448,13 +451,16 @@ pub fn summary(diags: &[Diag]) -> (usize, usize) {
 }
 
 fn summary_of<'a>(diags: impl Iterator<Item = &'a Diag>) -> (usize, usize) {
-    diags.fold((0, 0), |(e, w), d| {
-        if d.is_error() {
-            (e + 1, w)
-        } else {
-            (e, w + 1)
-        }
-    })
+    diags.fold(
+        (0, 0),
+        |(e, w), d| {
+            if d.is_error() {
+                (e + 1, w)
+            } else {
+                (e, w + 1)
+            }
+        },
+    )
 }
 
 #[cfg(test)]

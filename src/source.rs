@@ -72,10 +72,7 @@ impl SourceFile {
             )));
         }
         if meta.len() > MAX_FILE_BYTES {
-            return Err(too_large(
-                &name,
-                &format!("{} bytes", meta.len()),
-            ));
+            return Err(too_large(&name, &format!("{} bytes", meta.len())));
         }
         let file = std::fs::File::open(path).map_err(|e| io_error(&name, &e))?;
         Self::read_stream(name, file)
@@ -90,7 +87,10 @@ impl SourceFile {
             .read_to_end(&mut bytes)
             .map_err(|e| io_error(&name, &e))?;
         if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(too_large(&name, &format!("more than {MAX_FILE_BYTES} bytes")));
+            return Err(too_large(
+                &name,
+                &format!("more than {MAX_FILE_BYTES} bytes"),
+            ));
         }
         Self::from_bytes(name, bytes)
     }

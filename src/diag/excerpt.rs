@@ -46,7 +46,9 @@ impl LineIndex {
 
     /// The 0-based line holding byte `offset`.
     fn line_of(&self, offset: usize) -> usize {
-        self.starts.partition_point(|&s| s <= offset).saturating_sub(1)
+        self.starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
     }
 }
 
@@ -222,7 +224,10 @@ impl Excerpt {
     /// end of the chunk).
     fn line_at(&self, chunk: &std::ops::Range<usize>, at: usize) -> usize {
         let lines = &self.lines[chunk.clone()];
-        chunk.start + lines.partition_point(|l| l.ex_end <= at).min(lines.len() - 1)
+        chunk.start
+            + lines
+                .partition_point(|l| l.ex_end <= at)
+                .min(lines.len() - 1)
     }
 }
 
@@ -298,7 +303,11 @@ fn window(line: &str, focus: Option<usize>) -> (usize, usize) {
     let focus = focus.unwrap_or(0).min(line.len());
     let mut start = focus;
     let mut cols = 0;
-    for (i, c, w) in line[..focus].char_indices().rev().map(|(i, c)| (i, c, width(c))) {
+    for (i, c, w) in line[..focus]
+        .char_indices()
+        .rev()
+        .map(|(i, c)| (i, c, width(c)))
+    {
         if cols + w > WINDOW_BEFORE {
             break;
         }

@@ -30,7 +30,10 @@ fn a_label_beyond_column_65535_renders_a_window() {
 
 #[test]
 fn a_label_longer_than_the_window_is_cut_at_its_end() {
-    let text = format!("psy 1\nexperiment e {{ seed \"{}\" }}\n", "漢".repeat(40_000));
+    let text = format!(
+        "psy 1\nexperiment e {{ seed \"{}\" }}\n",
+        "漢".repeat(40_000)
+    );
     let s = text.find('"').unwrap();
     let e = text.rfind('"').unwrap() + 1;
     let f = file(text);
@@ -81,7 +84,15 @@ fn huge_words_in_messages_are_cut() {
 #[test]
 fn labels_out_of_the_text_or_inside_a_character_do_not_panic() {
     let f = file("psy 1\nexperiment é {\n".to_string());
-    for (s, e) in [(0, 0), (18, 18), (17, 18), (16, 17), (5, 100), (100, 200), (3, 1)] {
+    for (s, e) in [
+        (0, 0),
+        (18, 18),
+        (17, 18),
+        (16, 17),
+        (5, 100),
+        (100, 200),
+        (3, 1),
+    ] {
         render(&[at(&f, s, e).also(Span::new(e, s), "x")], false);
     }
     let empty = file(String::new());
