@@ -768,7 +768,9 @@ fn special_files_are_refused_before_opening() {
     let _ = std::fs::remove_file(&fifo);
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     if made.is_ok_and(|s| s.success()) {
-        let e = Checkpoint::open(&fifo).err().expect("a FIFO is refused");
+        let Err(e) = Checkpoint::open(&fifo) else {
+            panic!("a FIFO is refused")
+        };
         assert!(
             e.to_string()
                 .contains("is a FIFO (named pipe), not a regular file"),
@@ -777,8 +779,8 @@ fn special_files_are_refused_before_opening() {
         let e = kind::file_kind(&fifo).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
-    let e = Checkpoint::open(Path::new("/dev/zero"))
-        .err()
-        .expect("a device is refused");
+    let Err(e) = Checkpoint::open(Path::new("/dev/zero")) else {
+        panic!("a device is refused")
+    };
     assert!(e.to_string().contains("a character device"), "{e}");
 }

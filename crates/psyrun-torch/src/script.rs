@@ -520,7 +520,9 @@ mod tests {
         if !made.is_ok_and(|s| s.success()) {
             return;
         }
-        let e = ScriptNet::load(&path).err().expect("a FIFO is not loaded");
+        let Err(e) = ScriptNet::load(&path) else {
+            panic!("a FIFO is not loaded")
+        };
         assert!(matches!(e, ScriptError::Io { .. }), "{e}");
         assert!(
             e.to_string()
