@@ -284,9 +284,11 @@ impl std::error::Error for Diag {}
 
 /// Most diagnostics [`render`] shows; the others are counted on one line after them.
 pub const MAX_SHOWN: usize = 50;
-/// Longest message, label or help shown, in characters (a message may quote a word of the
-/// file, and a file may hold a word of megabytes).
-const MAX_TEXT: usize = 500;
+/// Longest line of a message, label or help shown, in characters (a message may quote a
+/// word of the file, and a file may hold a word of megabytes).
+const MAX_TEXT_LINE: usize = 1_000;
+/// Longest message, label or help shown, in characters (a list of weight keys is long).
+const MAX_TEXT: usize = 100_000;
 
 /// Renders diagnostics as the user sees them: miette's graphical report, Unicode, with or
 /// without colour. Snapshot tests use `color = false`, the same path as `--color never`.
@@ -389,12 +391,15 @@ impl<'d> View<'d> {
     }
 }
 
-/// `text` cut to [`MAX_TEXT`] characters, with `…` where it was cut.
+/// `text` with each line cut to [`MAX_TEXT_LINE`] characters and the whole to
+/// [`MAX_TEXT`], with `…` where it was cut.
 fn clip(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
+    let cut = |s: &str, max: usize| match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    };
+    let lines: Vec<String> = text.split('\n').map(|l| cut(l, MAX_TEXT_LINE)).collect();
+    cut(&lines.join("\n"), MAX_TEXT)
 }
 
 impl fmt::Display for View<'_> {
