@@ -5,7 +5,9 @@
 //! (with or without colour: snapshots use the colourless rendering the user sees with
 //! `--color never`).
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+mod excerpt;
+
+use miette::{Diagnostic, LabeledSpan, SourceSpan};
 use std::fmt;
 use std::sync::Arc;
 
@@ -63,6 +65,8 @@ codes! {
     IoTooLarge => "psy::io::too_large",
     /// A file that is not UTF-8 text.
     IoNotUtf8 => "psy::io::not_utf8",
+    /// A FIFO, socket or device where a file was expected.
+    IoNotAFile => "psy::io::not_a_file",
     /// A file with nothing but whitespace and comments.
     SyntaxEmpty => "psy::syntax::empty_file",
     /// A token the grammar does not allow here.
@@ -213,7 +217,8 @@ pub struct Diag {
     pub secondary: Vec<Label>,
     /// What to do about it.
     pub help: Option<String>,
-    source: Option<NamedSource<Arc<str>>>,
+    /// The file's name and text, once attached.
+    source: Option<(String, Arc<str>)>,
 }
 
 impl Diag {
@@ -260,7 +265,7 @@ impl Diag {
     /// Attaches the source file (a [`crate::source::SourceFile`]), so that labels can be
     /// shown.
     pub fn with_source(mut self, file: &impl SourceText) -> Self {
-        self.source = Some(NamedSource::new(file.source_name(), file.source_text()));
+        self.source = Some((file.source_name(), file.source_text()));
         self
     }
     /// True for errors.
@@ -287,12 +292,140 @@ impl fmt::Display for Diag {
 
 impl std::error::Error for Diag {}
 
-impl Diagnostic for Diag {
+/// Most diagnostics [`render`] shows; the others are counted on one line after them.
+pub const MAX_SHOWN: usize = 50;
+/// Longest line of a message, label or help shown, in characters (a message may quote a
+/// word of the file, and a file may hold a word of megabytes).
+const MAX_TEXT_LINE: usize = 1_000;
+/// Longest message, label or help shown, in characters (a list of weight keys is long).
+const MAX_TEXT: usize = 100_000;
+
+/// Renders diagnostics as the user sees them: miette's graphical report, Unicode, with or
+/// without colour. Snapshot tests use `color = false`, the same path as `--color never`.
+///
+/// The cost does not grow with the file: at most [`MAX_SHOWN`] diagnostics are shown (the
+/// first in source order; one line counts the rest), each shows only the lines around its
+/// labels, and a long line only a window around the label (see `excerpt`).
+pub fn render(diags: &[Diag], color: bool) -> String {
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut shown: Vec<&Diag> = diags.iter().collect();
+    if shown.len() > MAX_SHOWN {
+        // Stable: diagnostics at the same place (or without one) keep their order.
+        shown.sort_by_key(|d| d.primary.as_ref().map_or(0, |l| l.span.start));
+        shown.truncate(MAX_SHOWN);
+    }
+    let mut out = String::new();
+    // One line index per file, shared by its diagnostics.
+    let mut index: Option<(Arc<str>, excerpt::LineIndex)> = None;
+    for d in &shown {
+        let view = View::new(d, &mut index);
+        // Rendering into a String cannot fail for our own Diagnostic impl; if miette ever
+        // reports an error, fall back to the plain message rather than lose the diagnostic.
+        if handler.render_report(&mut out, &view).is_err() {
+            out.push_str(&format!("{}[{}]: {}\n", sev_word(d), d.code, view.message));
+        }
+    }
+    if diags.len() > shown.len() {
+        let (errors, warnings) = summary(diags);
+        let (shown_errors, shown_warnings) = summary_of(shown.iter().copied());
+        out.push_str(&format!(
+            "… and {} not shown (psyrun shows the first {MAX_SHOWN} in source order)\n",
+            counted(errors - shown_errors, warnings - shown_warnings, " more")
+        ));
+    }
+    out
+}
+
+/// "3 errors and 1 warning", with `more` after each number.
+fn counted(errors: usize, warnings: usize, more: &str) -> String {
+    let e = format!("{errors}{more} error{}", if errors == 1 { "" } else { "s" });
+    let w = format!(
+        "{warnings}{more} warning{}",
+        if warnings == 1 { "" } else { "s" }
+    );
+    match (errors, warnings) {
+        (_, 0) => e,
+        (0, _) => w,
+        _ => format!("{e} and {w}"),
+    }
+}
+
+/// What miette renders for one diagnostic: its texts clipped to [`MAX_TEXT`] and, when it
+/// has labels, an [`excerpt::Excerpt`] of its file with the labels moved into it.
+#[derive(Debug)]
+struct View<'d> {
+    diag: &'d Diag,
+    message: String,
+    help: Option<String>,
+    excerpt: Option<(excerpt::Excerpt, Vec<excerpt::Mark>)>,
+}
+
+impl<'d> View<'d> {
+    fn new(diag: &'d Diag, index: &mut Option<(Arc<str>, excerpt::LineIndex)>) -> Self {
+        let excerpt = diag.source.as_ref().and_then(|(name, text)| {
+            let mut marks: Vec<excerpt::Mark> = diag
+                .primary
+                .iter()
+                .map(|l| (l, true))
+                .chain(diag.secondary.iter().map(|l| (l, false)))
+                .map(|(l, primary)| excerpt::Mark {
+                    start: l.span.start,
+                    end: l.span.end,
+                    text: clip(&l.text),
+                    primary,
+                })
+                .collect();
+            if marks.is_empty() {
+                return None;
+            }
+            if !matches!(index, Some((t, _)) if Arc::ptr_eq(t, text)) {
+                *index = Some((text.clone(), excerpt::LineIndex::new(text)));
+            }
+            let (_, lines) = index.as_ref()?;
+            let excerpt = excerpt::Excerpt::new(name, text, lines, &mut marks);
+            Some((excerpt, marks))
+        });
+        View {
+            diag,
+            message: clip(&diag.message),
+            help: diag.help.as_deref().map(clip),
+            excerpt,
+        }
+    }
+}
+
+/// `text` with each line cut to [`MAX_TEXT_LINE`] characters and the whole to
+/// [`MAX_TEXT`], with `…` where it was cut.
+fn clip(text: &str) -> String {
+    let cut = |s: &str, max: usize| match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    };
+    let lines: Vec<String> = text.split('\n').map(|l| cut(l, MAX_TEXT_LINE)).collect();
+    cut(&lines.join("\n"), MAX_TEXT)
+}
+
+impl fmt::Display for View<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for View<'_> {}
+
+impl Diagnostic for View<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code.as_str()))
+        Some(Box::new(self.diag.code.as_str()))
     }
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.severity {
+        Some(match self.diag.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
         })
@@ -303,44 +436,21 @@ impl Diagnostic for Diag {
             .map(|h| Box::new(h) as Box<dyn fmt::Display + 'a>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        if self.primary.is_none() && self.secondary.is_empty() {
-            return None;
-        }
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+        self.excerpt
+            .as_ref()
+            .map(|(e, _)| e as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.source.as_ref()?;
-        let primary = self.primary.iter().map(|l| {
-            LabeledSpan::new_primary_with_span(Some(l.text.clone()), SourceSpan::from(l.span))
-        });
-        let secondary = self
-            .secondary
-            .iter()
-            .map(|l| LabeledSpan::new_with_span(Some(l.text.clone()), SourceSpan::from(l.span)));
-        Some(Box::new(primary.chain(secondary)))
+        let (_, marks) = self.excerpt.as_ref()?;
+        Some(Box::new(marks.iter().map(|m| {
+            let span = SourceSpan::new(m.start.into(), m.end - m.start);
+            if m.primary {
+                LabeledSpan::new_primary_with_span(Some(m.text.clone()), span)
+            } else {
+                LabeledSpan::new_with_span(Some(m.text.clone()), span)
+            }
+        })))
     }
-}
-
-/// Renders diagnostics as the user sees them: miette's graphical report, Unicode, with or
-/// without colour. Snapshot tests use `color = false`, the same path as `--color never`.
-pub fn render(diags: &[Diag], color: bool) -> String {
-    let theme = if color {
-        miette::GraphicalTheme::unicode()
-    } else {
-        miette::GraphicalTheme::unicode_nocolor()
-    };
-    let handler = miette::GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_links(false);
-    let mut out = String::new();
-    for d in diags {
-        // Rendering into a String cannot fail for our own Diagnostic impl; if miette ever
-        // reports an error, fall back to the plain message rather than lose the diagnostic.
-        if handler.render_report(&mut out, d).is_err() {
-            out.push_str(&format!("{}[{}]: {}\n", sev_word(d), d.code, d.message));
-        }
-    }
-    out
 }
 
 fn sev_word(d: &Diag) -> &'static str {
@@ -352,6 +462,21 @@ fn sev_word(d: &Diag) -> &'static str {
 
 /// Counts errors and warnings for the summary line.
 pub fn summary(diags: &[Diag]) -> (usize, usize) {
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    (errors, diags.len() - errors)
+    summary_of(diags.iter())
 }
+
+fn summary_of<'a>(diags: impl Iterator<Item = &'a Diag>) -> (usize, usize) {
+    diags.fold(
+        (0, 0),
+        |(e, w), d| {
+            if d.is_error() {
+                (e + 1, w)
+            } else {
+                (e, w + 1)
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests;

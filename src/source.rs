@@ -2,12 +2,17 @@
 //! turned into a diagnostic rather than a panic.
 
 use crate::diag::{Code, Diag, SourceText};
+use std::fs::{File, Metadata};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Largest experiment file psyrun reads. Real files are a few kilobytes; the limit keeps a
 /// wrong path (a dataset, a checkpoint) from being read and parsed.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The path that reads standard input rather than a file (`psyrun check /dev/stdin`).
+pub const STDIN_PATH: &str = "/dev/stdin";
 
 /// An experiment file's name (as given by the user) and its text.
 #[derive(Clone, Debug)]
@@ -36,10 +41,19 @@ impl SourceFile {
         }
     }
 
-    /// Reads a file: refuses directories, unreadable paths, files over
-    /// [`MAX_FILE_BYTES`] and text that is not UTF-8, each with its own diagnostic.
+    /// Reads a file: refuses directories, special files (FIFOs, sockets, devices), unreadable
+    /// paths, files over [`MAX_FILE_BYTES`] and text that is not UTF-8, each with its own
+    /// diagnostic.
+    ///
+    /// [`STDIN_PATH`] reads standard input, whatever it is (a redirected file, a pipe, a
+    /// terminal until end of input), with the same size limit. Other paths must name a
+    /// regular file: the type is checked before opening, so a FIFO is refused rather than
+    /// waited on forever.
     pub fn read(path: &Path) -> Result<Self, Diag> {
         let name = path.display().to_string();
+        if path == Path::new(STDIN_PATH) {
+            return Self::read_stream(name, std::io::stdin().lock());
+        }
         let meta = std::fs::metadata(path).map_err(|e| io_error(&name, &e))?;
         if meta.is_dir() {
             return Err(Diag::error(
@@ -48,18 +62,36 @@ impl SourceFile {
             )
             .with_help("give the path of a `.psy` file, e.g. `experiments/contrast_csf.psy`"));
         }
-        if meta.len() > MAX_FILE_BYTES {
+        if let Some(kind) = special_kind(&meta) {
             return Err(Diag::error(
-                Code::IoTooLarge,
-                format!(
-                    "`{name}` is {} bytes; experiment files are at most {} bytes",
-                    meta.len(),
-                    MAX_FILE_BYTES
-                ),
+                Code::IoNotAFile,
+                format!("`{name}` is {kind}, not a regular file"),
             )
-            .with_help("is this the right file? `.psy` files are short text files"));
+            .with_help(format!(
+                "give the path of a `.psy` file; to read a pipe, give it as standard input: `… | psyrun check {STDIN_PATH}`"
+            )));
         }
-        let bytes = std::fs::read(path).map_err(|e| io_error(&name, &e))?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(too_large(&name, &format!("{} bytes", meta.len())));
+        }
+        let file = std::fs::File::open(path).map_err(|e| io_error(&name, &e))?;
+        Self::read_stream(name, file)
+    }
+
+    /// Reads at most [`MAX_FILE_BYTES`] from `input` (one byte more tells that it is too
+    /// large, without reading the rest), then decodes it.
+    pub fn read_stream(name: String, input: impl Read) -> Result<Self, Diag> {
+        let mut bytes = Vec::new();
+        input
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(&name, &e))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(too_large(
+                &name,
+                &format!("more than {MAX_FILE_BYTES} bytes"),
+            ));
+        }
         Self::from_bytes(name, bytes)
     }
 
@@ -85,6 +117,56 @@ impl SourceFile {
             }
         }
     }
+}
+
+fn too_large(name: &str, size: &str) -> Diag {
+    Diag::error(
+        Code::IoTooLarge,
+        format!("`{name}` is {size}; experiment files are at most {MAX_FILE_BYTES} bytes"),
+    )
+    .with_help("is this the right file? `.psy` files are short text files")
+}
+
+/// What a path is when it is neither a regular file nor a directory ("a FIFO (named
+/// pipe)", "a socket", "a character device", "a block device"), from its metadata: reading
+/// one may block forever (a FIFO without a writer) or never end (`/dev/zero`).
+pub fn special_kind(meta: &Metadata) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+        if t.is_char_device() {
+            return Some("a character device");
+        }
+        if t.is_block_device() {
+            return Some("a block device");
+        }
+    }
+    if meta.is_file() || meta.is_dir() {
+        None
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Opens a file to read, refusing special files ([`special_kind`]) before opening them:
+/// opening a FIFO blocks until something writes to it. The weights and checkpoint readers
+/// open through this; the error is `InvalidInput` and names the kind.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let meta = std::fs::metadata(path)?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is {kind}, not a regular file", path.display()),
+        ));
+    }
+    File::open(path)
 }
 
 fn io_error(name: &str, e: &std::io::Error) -> Diag {

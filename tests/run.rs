@@ -1018,11 +1018,16 @@ fn a_signal_right_at_the_start_is_an_interruption() {
 #[test]
 fn a_libtorch_error_is_a_diagnostic_not_a_panic() {
     let dir = scratch("torch");
-    // libtorch keeps learning rates in float32: 1e300 overflows inside the optimiser.
-    write(&dir, "t.psy", &tiny("t", "", "optimizer sgd { lr 1e300 }"));
+    // libtorch's SGD refuses Nesterov momentum without momentum. (A learning rate beyond
+    // float32, which libtorch used to refuse here, is now the planner's error.)
+    write(
+        &dir,
+        "t.psy",
+        &tiny("t", "", "optimizer sgd { momentum 0  nesterov true }"),
+    );
     let err = stderr_of_failure(&dir, "t.psy", 3);
     assert!(err.contains("psy::run::torch"), "{err}");
-    assert!(err.contains("overflow"), "{err}");
+    assert!(err.contains("Nesterov"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(dir.join("out/INCOMPLETE").is_file());
     let _ = fs::remove_dir_all(&dir);

@@ -2,7 +2,6 @@
 //! entry names: used to tell a user who gives a state dict where a TorchScript module is
 //! expected (or the other way round) what they have and what to do.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use zip::ZipArchive;
@@ -42,7 +41,7 @@ impl FileKind {
 
 /// Classifies the file at `path` (reads its first bytes and, for a zip, its directory).
 pub fn file_kind(path: &Path) -> io::Result<FileKind> {
-    let mut f = File::open(path)?;
+    let mut f = crate::source::open_regular(path)?;
     let mut head = [0u8; 16];
     let mut n = 0;
     while n < head.len() {
@@ -53,7 +52,7 @@ pub fn file_kind(path: &Path) -> io::Result<FileKind> {
     }
     let head = &head[..n];
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        let Ok(zip) = ZipArchive::new(File::open(path)?) else {
+        let Ok(zip) = ZipArchive::new(crate::source::open_regular(path)?) else {
             return Ok(FileKind::Unknown);
         };
         // A name that cannot be decoded makes the directory as unreadable as a broken one.

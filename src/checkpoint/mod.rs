@@ -422,7 +422,7 @@ impl Checkpoint {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(io)?;
+        let mut file = crate::source::open_regular(path).map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
         let mut head = Vec::with_capacity(512);
         (&mut file).take(512).read_to_end(&mut head).map_err(io)?;
@@ -478,7 +478,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             path: path.to_owned(),
             archive: archive.map(|(a, _)| a),
-            file: File::open(path).map_err(io)?,
+            file: crate::source::open_regular(path).map_err(io)?,
             tensors,
             records,
             nested_under,

@@ -760,3 +760,27 @@ fn legacy_files_of_python_2_and_pytorch_0_3_read() {
         assert!(read_state_dict(&cut).is_err(), "truncated to {len} bytes");
     }
 }
+
+#[test]
+fn special_files_are_refused_before_opening() {
+    // A FIFO without a writer would block `open` forever; /dev/zero never ends.
+    let fifo = temp("w-fifo.pth");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let Err(e) = Checkpoint::open(&fifo) else {
+            panic!("a FIFO is refused")
+        };
+        assert!(
+            e.to_string()
+                .contains("is a FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+        let e = kind::file_kind(&fifo).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    }
+    let Err(e) = Checkpoint::open(Path::new("/dev/zero")) else {
+        panic!("a device is refused")
+    };
+    assert!(e.to_string().contains("a character device"), "{e}");
+}

@@ -37,10 +37,14 @@ impl Cx {
         );
     }
 
-    /// A number (not an angle).
+    /// A number (not an angle), finite as a float32 ([`Cx::float32`]): the run time
+    /// stores the numbers of a plan as float32 (learning rates, contrasts, normalisation).
     pub(crate) fn number(&mut self, v: &Value, help: &str) -> Option<f64> {
         match v.kind {
-            ValueKind::Number(x) => Some(x),
+            ValueKind::Number(_) | ValueKind::Integer(_) => {
+                let x = v.kind.as_number()?;
+                self.float32(v.span, x, help).then_some(x)
+            }
             ValueKind::Angle(_) => {
                 self.push(
                     Diag::error(
@@ -57,6 +61,25 @@ impl Cx {
                 None
             }
         }
+    }
+
+    /// False (and an error at `span`) if `x` is beyond float32's range, where the run
+    /// time would turn it into infinity.
+    pub(crate) fn float32(&mut self, span: Span, x: f64, help: &str) -> bool {
+        let max = f64::from(f32::MAX);
+        if x.abs() <= max {
+            return true;
+        }
+        self.out_of_range(
+            span,
+            format!(
+                "{x:e} is beyond the range of float32 (±{:e}), in which psyrun computes",
+                f32::MAX
+            ),
+            &format!("outside ±{:e}", f32::MAX),
+            help,
+        );
+        false
     }
 
     /// A number within [lo, hi].
@@ -81,9 +104,22 @@ impl Cx {
         Some(x)
     }
 
-    /// A whole number ≥ `min`.
+    /// A whole number from `min` to `max`, exact over the whole `u64` range when written
+    /// as digits ([`ValueKind::Integer`]).
     pub(crate) fn whole(&mut self, v: &Value, what: &str, min: u64, max: u64) -> Option<u64> {
         let help = format!("{what} is a whole number from {min} to {max}");
+        if let ValueKind::Integer(n) = v.kind {
+            if n < min || n > max {
+                self.out_of_range(
+                    v.span,
+                    format!("{what} must be from {min} to {max}, got {n}"),
+                    &format!("outside {min}..={max}"),
+                    &help,
+                );
+                return None;
+            }
+            return Some(n);
+        }
         let x = self.number(v, &help)?;
         if x.fract() != 0.0 {
             self.push(
@@ -96,7 +132,8 @@ impl Cx {
             );
             return None;
         }
-        if x < min as f64 || x > max as f64 {
+        // `max as f64` may round up (u64::MAX to 2^64): no float at or above 2^64 fits.
+        if x < min as f64 || x > max as f64 || x >= 18_446_744_073_709_551_616.0 {
             let label = if x <= 0.0 && min > 0 {
                 "must be positive".to_string()
             } else {
@@ -104,13 +141,15 @@ impl Cx {
             };
             self.out_of_range(
                 v.span,
-                format!("{what} must be from {min} to {max}, got {x}"),
+                format!("{what} must be from {min} to {max}, got {}", whole_text(x)),
                 &label,
                 &help,
             );
             return None;
         }
-        Some(x as u64)
+        // Exact: below 2^53 every whole float is its own digits, and above, a float is
+        // what arithmetic made (digits written out are `ValueKind::Integer`).
+        Some((x as u64).clamp(min, max))
     }
 
     /// A name (identifier).
@@ -243,20 +282,40 @@ impl Cx {
     }
 }
 
+/// A whole float as written: digits, or with an exponent where the digits would not be
+/// the ones written (above 2^53).
+fn whole_text(x: f64) -> String {
+    if x.abs() < 9_007_199_254_740_992.0 {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 fn signature(f: &str, positional: &[&str], named: &[&str]) -> String {
     let mut parts: Vec<String> = positional.iter().map(|s| s.to_string()).collect();
     parts.extend(named.iter().map(|s| format!("{s}: …")));
     format!("usage: `{f}({})`", parts.join(", "))
 }
 
-/// The closest candidate, if it is close enough to be a likely typo.
+/// Longest word [`suggest`] compares: names are short, and comparing costs the product of
+/// the lengths.
+const MAX_SUGGEST_LEN: usize = 64;
+
+/// The closest candidate, if it is close enough to be a likely typo. Words over
+/// [`MAX_SUGGEST_LEN`] characters get no suggestion.
 pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
+    let len = word.chars().count();
+    if len > MAX_SUGGEST_LEN {
+        return None;
+    }
+    let limit = (len / 3).clamp(1, 3);
     candidates
         .into_iter()
+        .filter(|c| c.len() <= 4 * (len + limit))
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

@@ -76,6 +76,10 @@ pub struct Value {
 pub enum ValueKind {
     /// `0.1`, `1e-4`, `224 / 6`
     Number(f64),
+    /// A whole number written with more digits than a float keeps exactly (above 2^53),
+    /// e.g. a seed `18446744073709551615`: kept exact for whole-number settings, read as
+    /// the nearest float elsewhere.
+    Integer(u64),
     /// `15deg`, `0.5rad`, stored in degrees.
     Angle(f64),
     /// `2x2`
@@ -114,10 +118,19 @@ pub struct Arg {
 }
 
 impl ValueKind {
+    /// The value of a plain number ([`ValueKind::Number`] or [`ValueKind::Integer`]).
+    pub fn as_number(&self) -> Option<f64> {
+        match *self {
+            ValueKind::Number(x) => Some(x),
+            ValueKind::Integer(n) => Some(n as f64),
+            _ => None,
+        }
+    }
+
     /// How the type is called in messages: "a number", "a list", …
     pub fn describe(&self) -> &'static str {
         match self {
-            ValueKind::Number(_) => "a number",
+            ValueKind::Number(_) | ValueKind::Integer(_) => "a number",
             ValueKind::Angle(_) => "an angle",
             ValueKind::Dims(..) => "a size (HxW)",
             ValueKind::Ident(_) => "a name",

@@ -21,6 +21,10 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// Deepest bracket nesting accepted (`{`, `[`, `(` together). Real files need 4.
 pub const MAX_DEPTH: usize = 32;
 
+/// Most values a written list may hold, as many as a generator may make (`steps`,
+/// `logspace`). The pre-scan refuses a longer list before the parser builds a tree for it.
+pub const MAX_LIST_VALUES: usize = 10_000;
+
 mod grammar {
     //! The pest parser generated from `grammar/psy.pest`.
     #![allow(missing_docs, unreachable_pub)]
@@ -417,7 +421,7 @@ fn open_brace_before(text: &str, at: usize) -> Option<usize> {
         Bracket::Close(b'}') => {
             stack.pop();
         }
-        _ => {}
+        Bracket::Open(_) | Bracket::Close(_) | Bracket::Comma => {}
     });
     stack.last().copied()
 }
@@ -425,6 +429,7 @@ fn open_brace_before(text: &str, at: usize) -> Option<usize> {
 enum Bracket {
     Open(u8),
     Close(u8),
+    Comma,
 }
 
 /// Calls `f` for every bracket outside strings and comments.
@@ -452,23 +457,49 @@ fn walk_brackets(text: &str, mut f: impl FnMut(Bracket, usize)) {
             }
             c @ (b'{' | b'[' | b'(') => f(Bracket::Open(c), i),
             c @ (b'}' | b']' | b')') => f(Bracket::Close(c), i),
+            b',' => f(Bracket::Comma, i),
             _ => {}
         }
         i += 1;
     }
 }
 
-/// Bounds nesting and finds a closing bracket that matches nothing, before pest runs.
+/// Bounds nesting and list lengths, and finds a closing bracket that matches nothing,
+/// before pest runs.
 fn scan_brackets(text: &str) -> Option<Diag> {
+    // Each open bracket with the commas seen directly inside it.
     let mut stack: Vec<(u8, usize)> = Vec::new();
+    let mut commas: Vec<usize> = Vec::new();
     let mut found = None;
     walk_brackets(text, |kind, pos| {
         if found.is_some() {
             return;
         }
         match kind {
+            Bracket::Comma => {
+                let (Some(&(b'[', open)), Some(n)) = (stack.last(), commas.last_mut()) else {
+                    return;
+                };
+                *n += 1;
+                // n commas hold at least n values (a trailing comma is allowed); the
+                // planner checks the exact count of the lists it reads.
+                if *n > MAX_LIST_VALUES {
+                    found = Some(
+                        Diag::error(
+                            Code::PlanOutOfRange,
+                            format!("a list holds at most {MAX_LIST_VALUES} values"),
+                        )
+                        .at(Span::new(pos, pos + 1), format!("more than {MAX_LIST_VALUES} values by here"))
+                        .also(Span::new(open, open + 1), "the list starts here")
+                        .with_help(format!(
+                            "lists hold at most {MAX_LIST_VALUES} values, as generators make; is a `]` missing?"
+                        )),
+                    );
+                }
+            }
             Bracket::Open(c) => {
                 stack.push((c, pos));
+                commas.push(0);
                 if stack.len() > MAX_DEPTH {
                     found = Some(
                         Diag::error(Code::SyntaxTooDeep, format!("brackets nested more than {MAX_DEPTH} deep"))
@@ -486,6 +517,7 @@ fn scan_brackets(text: &str) -> Option<Diag> {
                 match stack.last() {
                     Some(&(o, _)) if o == want => {
                         stack.pop();
+                        commas.pop();
                     }
                     Some(&(o, opos)) => {
                         found = Some(

@@ -16,6 +16,8 @@ pub(super) fn classify(text: &str, span: Span, errors: &mut Vec<Diag>) -> Value 
         ValueKind::Dims(h, w)
     } else if let Some(deg) = angle(text) {
         ValueKind::Angle(deg)
+    } else if let Some(n) = text.parse::<u64>().ok().filter(|&n| n > 1 << 53) {
+        ValueKind::Integer(n)
     } else if let Some(x) = number(text) {
         ValueKind::Number(x)
     } else if is_word(text) {
@@ -213,6 +215,7 @@ fn factor(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
                 let v = classify(q.as_str(), span_of(&q), errors);
                 return match v.kind {
                     ValueKind::Number(x) => Some(Q::Num(x)),
+                    ValueKind::Integer(n) => Some(Q::Num(n as f64)),
                     ValueKind::Angle(x) => Some(Q::Deg(x)),
                     other => {
                         if !errors

@@ -586,7 +586,7 @@ fn check_images(files: &[PathBuf], size: u32) -> Result<(), Failure> {
 }
 
 fn open_png(path: &Path, transform: bool) -> Result<png::Reader<BufReader<File>>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let file = psyrun::source::open_regular(path).map_err(|e| e.to_string())?;
     let mut decoder =
         png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes: 1 << 30 });
     if transform {

@@ -561,6 +561,25 @@ mod tests {
     }
 
     #[test]
+    fn script_from_a_fifo_is_refused_without_blocking() {
+        let path = temp("net-fifo.pt");
+        let _ = std::fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return;
+        }
+        let Err(e) = ScriptNet::load(&path) else {
+            panic!("a FIFO is not loaded")
+        };
+        assert!(matches!(e, ScriptError::Io { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("is a FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn files_that_are_not_torchscript_say_what_they_are() {
         // A zip archive of `names`, each holding `body`.
         let zip_of = |names: &[&str], body: &[u8]| -> Vec<u8> {

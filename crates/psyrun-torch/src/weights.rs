@@ -566,7 +566,7 @@ impl SafetensorsFile {
             path: path.to_owned(),
             reason,
         };
-        let mut file = File::open(path).map_err(io)?;
+        let mut file = psyrun::source::open_regular(path).map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
         let mut len = [0u8; 8];
         file.read_exact(&mut len)

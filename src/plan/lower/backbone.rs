@@ -404,7 +404,10 @@ fn pooling(cx: &mut Cx, v: &Value) -> Option<Pooling> {
         ValueKind::Tagged { tag, arg } => {
             let (h, w) = match arg.kind {
                 ValueKind::Dims(h, w) => (h, w),
-                ValueKind::Number(n) if n.fract() == 0.0 && n >= 0.0 => (n as u64, n as u64),
+                ref k if k.as_number().is_some_and(|n| n.fract() == 0.0 && n >= 0.0) => {
+                    let n = k.as_number().unwrap_or(0.0) as u64;
+                    (n, n)
+                }
                 _ => {
                     cx.wrong_type(arg, "an output size like 2x2", help);
                     return None;

@@ -73,7 +73,7 @@ fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
     let f = Fields::new(cx, exp, EXPERIMENT_SETTINGS, HOMES);
     let seed = f
         .get("seed")
-        .map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX >> 11));
+        .map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX));
     let device_v = f.get("device");
     cx.spans
         .record(Setting::Device, device_v.map_or(header(exp), |v| v.span));

@@ -6,8 +6,8 @@ use crate::diag::{Code, Diag, Span};
 use crate::plan::values::Cx;
 use crate::syntax::ast::{Arg, Name, Value, ValueKind};
 
-/// Longest list a generator may produce.
-const MAX_VALUES: usize = 10_000;
+/// Longest list a generator may produce, or a list may hold.
+const MAX_VALUES: usize = crate::syntax::MAX_LIST_VALUES;
 
 /// A list of plain numbers, or a generator (`divisors`, `steps`, `logspace`).
 pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
@@ -20,7 +20,9 @@ pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<
             xs.into_iter().collect::<Option<Vec<f64>>>()?
         }
         ValueKind::Call { name, args } => generator(cx, v, name, args, what, unit)?,
-        ValueKind::Number(x) => vec![*x],
+        ValueKind::Number(_) | ValueKind::Integer(_) => {
+            vec![cx.number(v, &format!("{what} are numbers ({unit})"))?]
+        }
         _ => {
             cx.wrong_type(
                 v,
@@ -34,6 +36,8 @@ pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<
         empty_list(cx, v, what, &format!("give at least one value ({unit})"));
         return None;
     }
+    too_many(cx, v, out.len())?;
+    float32(cx, v, &out, &format!("{what} are numbers ({unit})"))?;
     Some(out)
 }
 
@@ -49,7 +53,7 @@ pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
             for i in items {
                 match i.kind {
                     ValueKind::Angle(a) => xs.push(a),
-                    ValueKind::Number(_) => {
+                    ValueKind::Number(_) | ValueKind::Integer(_) => {
                         cx.push(
                             Diag::error(Code::PlanWrongType, "an angle needs a unit")
                                 .at(i.span, "add `deg` or `rad`")
@@ -95,7 +99,34 @@ pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
         empty_list(cx, v, what, &help);
         return None;
     }
+    too_many(cx, v, out.len())?;
+    float32(cx, v, &out, &help)?;
     Some(out)
+}
+
+/// A written list longer than a generator may make (the syntax pre-scan already refuses
+/// far longer ones).
+fn too_many(cx: &mut Cx, v: &Value, n: usize) -> Option<()> {
+    if n <= MAX_VALUES {
+        return Some(());
+    }
+    cx.out_of_range(
+        v.span,
+        format!("a list holds at most {MAX_VALUES} values, this one {n}"),
+        "too many values",
+        &format!("at most {MAX_VALUES} values"),
+    );
+    None
+}
+
+/// Every value of a list finite as a float32 (a generator's, or angles, which are not
+/// read by `Cx::number`): one error at the list otherwise.
+fn float32(cx: &mut Cx, v: &Value, xs: &[f64], help: &str) -> Option<()> {
+    let max = f64::from(f32::MAX);
+    match xs.iter().find(|x| x.abs() > max) {
+        Some(&x) => cx.float32(v.span, x, help).then_some(()),
+        None => Some(()),
+    }
 }
 
 /// `steps(start, stop, step)` and `steps(start, stop, step, inclusive)`: start, start+step,
@@ -118,6 +149,7 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
     };
     let q = |v: &Value| match v.kind {
         ValueKind::Number(x) => Some((x, false)),
+        ValueKind::Integer(n) => Some((n as f64, false)),
         ValueKind::Angle(x) => Some((x, true)),
         _ => None,
     };

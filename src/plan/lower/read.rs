@@ -212,6 +212,15 @@ fn channels(
             );
             return None;
         }
+        if min_excl.is_some() && x as f32 == 0.0 {
+            cx.out_of_range(
+                item.span,
+                format!("std {x:e} is 0 as a float32, in which psyrun computes"),
+                "rounds to 0",
+                "a standard deviation is at least about 1e-45 (float32's smallest)",
+            );
+            return None;
+        }
         *o = x;
     }
     Some(out)

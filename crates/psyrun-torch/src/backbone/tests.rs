@@ -958,3 +958,33 @@ fn precision_bf16_is_close_to_fp32_and_tf32_is_fp32_on_the_cpu() {
     let rel = rel_diff(&bf16, &fp32);
     assert!(rel > 1e-5 && rel < 5e-2, "bf16 vs fp32: {rel}");
 }
+
+/// A FIFO at `path` (false where `mkfifo` is missing).
+fn mkfifo(path: &std::path::Path) -> bool {
+    let _ = std::fs::remove_file(path);
+    std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn weights_from_fifos_are_refused_without_blocking() {
+    // Opening a FIFO blocks until something writes to it: the readers check the type first.
+    let dir = temp_dir("fifo");
+    let mut b = Backbone::new(Arch::Vgg11Bn, "features.4", CPU).unwrap();
+    for name in ["w.safetensors", "w.pth"] {
+        let path = dir.join(name);
+        if !mkfifo(&path) {
+            return;
+        }
+        let e = weights::load_file(&mut b, &path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is a FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+    }
+    let e = weights::load_file(&mut b, std::path::Path::new("/dev/zero.safetensors"));
+    assert!(e.is_err());
+}
