@@ -398,13 +398,11 @@ impl Backbone {
     }
 
     /// The top-level stages that were built (the last one contains the cut).
-    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn stages(&self) -> &[Stage] {
         &self.stages
     }
 
     /// The variable store; its `variables()` keys are torchvision `state_dict()` keys.
-    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
@@ -420,7 +418,6 @@ impl Backbone {
     }
 
     /// Every torchvision key of the full architecture, built or not.
-    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn full_state_keys(&self) -> Vec<StateKey> {
         state_keys(self.arch)
     }
@@ -431,7 +428,6 @@ impl Backbone {
     }
 
     /// Current BatchNorm behaviour.
-    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn batchnorm(&self) -> BatchNorm {
         self.batchnorm
     }
@@ -451,7 +447,6 @@ impl Backbone {
     }
 
     /// Whether 4-d weights and inputs use the channels-last (NHWC) memory layout.
-    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn channels_last(&self) -> bool {
         self.channels_last
     }
@@ -576,7 +571,6 @@ impl Backbone {
     }
 
     /// The arithmetic of the forward pass.
-    #[cfg_attr(not(test), allow(dead_code))] // inspection API, used by the tests
     pub fn precision(&self) -> Precision {
         self.precision
     }

@@ -50,10 +50,9 @@
 //!   order. Mean and std are device tensors, not scalars: libtorch's CUDA division by a
 //!   CPU scalar multiplies by the reciprocal, which can differ in the last bit.
 
-// The interpreter (`run.rs`) uses `train_batch`, `DeviceGratings::grey` and
-// `normalize_grey`; the rest of the API (whole normalised images, the uniform grey) is what
-// the tests compare with the host path.
-#![cfg_attr(not(test), allow(dead_code))]
+// The interpreter uses `train_batch`, `DeviceGratings::grey` and `normalize_grey`; the rest
+// of the public API (whole normalised images, the uniform grey) is what the tests compare
+// with the host path.
 
 use psyrun::plan::{Normalize, Test, Train};
 use psyrun::stimuli::{adjust_contrast, EllipseRaster, Geometry, GratingFactors, ShapeParams};

@@ -388,9 +388,8 @@ fn kind_of_dtype(d: Dtype) -> Kind {
 }
 
 /// Loads named tensors held in memory (e.g. from `Tensor::read_safetensors`).
-// Checkpoints go through `load_with` directly (only the tensors the cut needs are read), so
-// this is used by the tests only.
-#[cfg_attr(not(test), allow(dead_code))]
+// Checkpoints go through `load_with` directly (only the tensors the cut needs are read);
+// this is for callers that already hold the tensors (the tests, other programs).
 pub fn load_tensors(
     backbone: &mut Backbone,
     source: &str,
