@@ -249,23 +249,27 @@ impl Interpreter<'_> {
         for chunk in unique.chunks(TEST_CHUNK) {
             self.check_stop()?;
             let feats = self.features(&batch(chunk));
-            let (first, second) = (feats.matmul(&w_first.tr()), feats.matmul(&w_second.tr()));
-            // NaN would compare as "first" everywhere and score chance without an error.
-            if !all_finite(&first) || !all_finite(&second) {
-                return Err(self.non_finite_failure(
-                    "the test images' features are NaN or infinite: no test result could mean \
-                     anything"
-                        .into(),
-                    true,
-                ));
-            }
-            p_first.push(first);
-            p_second.push(second);
+            p_first.push(feats.matmul(&w_first.tr()));
+            p_second.push(feats.matmul(&w_second.tr()));
+        }
+        let (first, second) = (Tensor::cat(&p_first, 0), Tensor::cat(&p_second, 0));
+        // NaN would compare as "first" everywhere and score chance without an error. Checked
+        // once per level, not per chunk (each check waits for the device).
+        if !all_finite(&first) || !all_finite(&second) {
+            return Err(self.non_finite_failure(
+                "the test images' features are NaN or infinite: no test result could mean \
+                 anything"
+                    .into(),
+                true,
+            ));
         }
         let index: Vec<i64> = index.iter().map(|&i| i as i64).collect();
         let index = Tensor::from_slice(&index).to_device(self.device);
-        let gather = |p: Vec<Tensor>| Tensor::cat(&p, 0).index_select(0, &index);
-        Ok((gather(p_first), gather(p_second), unique.len()))
+        Ok((
+            first.index_select(0, &index),
+            second.index_select(0, &index),
+            unique.len(),
+        ))
     }
 }
 
