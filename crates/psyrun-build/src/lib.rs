@@ -153,25 +153,30 @@ fn expected_libtorch() -> String {
     "unknown".to_owned()
 }
 
-/// libtorch's version: `build-version` of a libtorch zip, or `version.py` of a PyPI wheel,
-/// both in the folder above `lib/`.
+/// libtorch's version in the folder above `lib/`, telling cargo to rerun when it changes.
 fn libtorch_version(lib: &Path) -> Option<String> {
     let root = lib.parent()?;
-    let build_version = root.join("build-version");
-    let version_py = root.join("version.py");
-    for file in [&build_version, &version_py] {
+    for name in ["build-version", "version.py"] {
+        let file = root.join(name);
         // (a missing file would make cargo rerun this script on every build)
         if file.exists() {
             println!("cargo:rerun-if-changed={}", file.display());
         }
     }
-    if let Ok(text) = fs::read_to_string(&build_version) {
+    libtorch_version_in(root)
+}
+
+/// libtorch's version in its root folder (the one above `lib/`): `build-version` of a
+/// libtorch zip, or `__version__` in `version.py` of a PyPI wheel. Also used at run time by
+/// `psyrun doctor` (`psyrun-torch` depends on this crate for it).
+pub fn libtorch_version_in(root: &Path) -> Option<String> {
+    if let Ok(text) = fs::read_to_string(root.join("build-version")) {
         let v = text.trim();
         if !v.is_empty() {
             return Some(v.to_owned());
         }
     }
-    let text = fs::read_to_string(&version_py).ok()?;
+    let text = fs::read_to_string(root.join("version.py")).ok()?;
     text.lines().find_map(|line| {
         let rest = line
             .strip_prefix("__version__")?

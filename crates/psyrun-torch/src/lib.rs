@@ -119,7 +119,11 @@ impl Report {
             .cloned()
             .unwrap_or_else(|| Path::new(LIBTORCH_BUILD_LIB).join("libtorch_cpu.so"));
         let libtorch_version = cpu
-            .and_then(|p| p.parent()?.parent().and_then(version_in))
+            .and_then(|p| {
+                p.parent()?
+                    .parent()
+                    .and_then(psyrun_build::libtorch_version_in)
+            })
             .unwrap_or_else(|| LIBTORCH_BUILD_VERSION.to_owned());
         Report {
             psyrun_version: env!("CARGO_PKG_VERSION"),
@@ -190,26 +194,4 @@ fn loaded_libraries() -> Vec<PathBuf> {
         .collect();
     libs.dedup();
     libs
-}
-
-/// libtorch's version in its root folder: `build-version` (libtorch zip) or `version.py`
-/// (PyPI wheel).
-fn version_in(root: &Path) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(root.join("build-version")) {
-        if !text.trim().is_empty() {
-            return Some(text.trim().to_owned());
-        }
-    }
-    let text = std::fs::read_to_string(root.join("version.py")).ok()?;
-    text.lines().find_map(|line| {
-        let rest = line
-            .strip_prefix("__version__")?
-            .trim_start()
-            .strip_prefix('=')?;
-        Some(
-            rest.trim()
-                .trim_matches(|c| c == '\'' || c == '"')
-                .to_owned(),
-        )
-    })
 }
