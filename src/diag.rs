@@ -133,6 +133,8 @@ codes! {
     PlanAboveNyquist => "psy::plan::above_nyquist",
     /// Settings that each make sense but not together.
     PlanIncompatible => "psy::plan::incompatible",
+    /// Warning: `decision deterministic` (the tutorial's noiseless observer).
+    PlanDeterministicObserver => "psy::plan::deterministic_observer",
     /// Warning: the target is always in the same interval.
     PlanConstantTarget => "psy::plan::constant_target",
     /// Warning: the staircase tolerance can never be met with this many trials.

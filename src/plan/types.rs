@@ -29,6 +29,16 @@ pub struct Plan {
     pub test: Test,
     /// The adaptive procedure that finds each threshold.
     pub staircase: Staircase,
+    /// How the probe's decision variable becomes a response, and what varies between
+    /// trials (`observer { … }`).
+    #[serde(default)]
+    pub observer: Observer,
+    /// The psychometric function fitted to each frequency's trials (`fit … { … }`).
+    #[serde(default)]
+    pub fit: Fit,
+    /// Independent probes (seeds) trained and tested; thresholds are summarised over them.
+    #[serde(default = "one")]
+    pub repeats: u32,
     /// Quantities computed from the above (shapes, trial counts), for the reader.
     pub derived: Derived,
     /// Where the settings run-time diagnostics point at are written (see
@@ -372,4 +382,158 @@ impl Derived {
         self.probe_inputs = Some(2 * per_image);
         self.probe_parameters = Some(2 * (2 * per_image) + 2);
     }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The observer: how the probe's decision variable becomes a response on each trial, and
+/// what varies from trial to trial. The decision variable of a trial is
+/// `d = logit(second) − logit(first)`; the observer answers "second" when `d + ε > 0`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observer {
+    /// The late (decision) noise ε.
+    pub decision: Decision,
+    /// Standard deviation of independent Gaussian noise added to every pixel of both
+    /// images of every test trial, in grey levels of [0, 1] (before normalisation); 0 = none.
+    pub pixel_noise: f64,
+    /// Each test trial's grating phase is its condition's phase plus a uniform draw in
+    /// ±`phase_jitter` degrees (180 = a random phase); 0 = none.
+    pub phase_jitter: f64,
+    /// Each test trial's images are shifted by whole pixels drawn uniformly in
+    /// ±`position_jitter` horizontally and vertically (the uncovered border is the
+    /// background grey); 0 = none.
+    pub position_jitter: u32,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Observer {
+            decision: Decision::Softmax { temperature: 1.0 },
+            pixel_noise: 0.0,
+            phase_jitter: 0.0,
+            position_jitter: 0,
+        }
+    }
+}
+
+impl Observer {
+    /// True when test images differ from trial to trial (pixel noise or jitter), so every
+    /// trial is rendered and computed on its own.
+    pub fn stimulus_noise(&self) -> bool {
+        self.pixel_noise > 0.0 || self.phase_jitter > 0.0 || self.position_jitter > 0
+    }
+}
+
+/// Decision noise ε added to the decision variable.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Decision {
+    /// ε = 0: the probe's argmax (ties answer "first"), the tutorial's observer.
+    Deterministic,
+    /// ε ~ N(0, σ²).
+    Gaussian {
+        /// σ in logit units.
+        sigma: f64,
+    },
+    /// ε ~ Logistic(0, T): the answer is sampled from the softmax of the logits divided by
+    /// the temperature T (T = 1: the probe's own probabilities).
+    Softmax {
+        /// Temperature T.
+        temperature: f64,
+    },
+    /// Gaussian or logistic noise whose scale is set after training so that the observer's
+    /// expected accuracy on fresh training trials equals `accuracy`.
+    Calibrated {
+        /// `Gaussian` or `Softmax` noise.
+        noise: NoiseKind,
+        /// Expected proportion correct on the training task.
+        accuracy: f64,
+    },
+}
+
+/// The distribution of a calibrated decision noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoiseKind {
+    /// Normal.
+    Gaussian,
+    /// Logistic (a softmax at a temperature).
+    Logistic,
+}
+
+/// The psychometric function fitted to each frequency's trials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    /// The sigmoid, or `None` for no fit (`fit none`).
+    pub function: Option<Sigmoid>,
+    /// Bounds of the lapse rate λ (the upper asymptote is 1 − λ).
+    pub lapse: (f64, f64),
+    /// The likelihood of the counts.
+    pub likelihood: Likelihood,
+    /// Maximum likelihood or maximum a posteriori (psignifit's priors).
+    pub estimate: Estimation,
+    /// Parametric-bootstrap samples for confidence intervals (0 = none).
+    pub bootstrap: u32,
+    /// Confidence level of the intervals.
+    pub ci: f64,
+    /// The proportion correct at which the threshold is read off the fitted function.
+    pub level: f64,
+    /// Which threshold `csf.csv` reports: the fit's or the procedure's own estimate.
+    pub threshold: ThresholdFrom,
+}
+
+impl Default for Fit {
+    fn default() -> Self {
+        Fit {
+            function: Some(Sigmoid::Weibull),
+            lapse: (0.0, 0.05),
+            likelihood: Likelihood::Binomial,
+            estimate: Estimation::Ml,
+            bootstrap: 1000,
+            ci: 0.95,
+            level: 0.75,
+            threshold: ThresholdFrom::Fit,
+        }
+    }
+}
+
+/// A psychometric function's sigmoid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sigmoid {
+    /// Weibull in contrast (a Gumbel in log contrast), Quick's classic for detection.
+    Weibull,
+    /// Logistic in contrast.
+    Logistic,
+    /// Cumulative Gaussian in contrast.
+    Gaussian,
+    /// Gumbel in contrast.
+    Gumbel,
+}
+
+/// Likelihood of the counts at each level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Likelihood {
+    /// Binomial.
+    Binomial,
+    /// Beta-binomial (overdispersion, psignifit's η).
+    BetaBinomial,
+}
+
+/// Point estimate of a fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Estimation {
+    /// Maximum likelihood (bounded).
+    Ml,
+    /// Maximum a posteriori with psignifit's standard priors.
+    Map,
+}
+
+/// Where the reported threshold comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThresholdFrom {
+    /// The fitted psychometric function at the fit's `level`.
+    Fit,
+    /// The procedure's own estimate (bisection: the last contrast; up/down: the mean of the
+    /// last reversals; QUEST: the posterior).
+    Procedure,
 }

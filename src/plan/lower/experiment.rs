@@ -2,16 +2,26 @@
 //! the blocks it holds, and the order in which they are lowered.
 
 use super::read::{header, HOMES};
-use super::{backbone, derive, probe, staircase, test, train, warnings};
+use super::{backbone, derive, fit, observer, probe, staircase, test, train, warnings};
 use crate::diag::{Code, Diag, Span};
 use crate::plan::spans::Setting;
-use crate::plan::types::{Device, Plan, Precision};
+use crate::plan::types::{Device, Fit, Observer, Plan, Precision};
 use crate::plan::values::{suggest, Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-/// The blocks of an experiment, all required, in the order they are documented.
-const SECTIONS: &[&str] = &["backbone", "probe", "train", "test", "staircase"];
-const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision"];
+/// The blocks of an experiment, in the order they are documented.
+const SECTIONS: &[&str] = &[
+    "backbone",
+    "probe",
+    "train",
+    "test",
+    "staircase",
+    "observer",
+    "fit",
+];
+/// The blocks an experiment must have (the others take their defaults when left out).
+const REQUIRED: &[&str] = &["backbone", "probe", "train", "test", "staircase"];
+const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision", "repeats"];
 
 /// Lowers the one experiment of a file (`psy` is the file's language version).
 pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
@@ -30,9 +40,17 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     let staircase = sections
         .get("staircase")
         .and_then(|b| staircase::lower(cx, b));
+    let observer = sections
+        .get("observer")
+        .map_or(Some(Observer::default()), |b| observer::lower(cx, b));
+    let fit = sections
+        .get("fit")
+        .map_or(Some(Fit::default()), |b| fit::lower(cx, b));
 
-    let (seed, device, precision) = (top.seed?, top.device?, top.precision?);
+    let (seed, device, precision, repeats) =
+        (top.seed?, top.device?, top.precision?, top.repeats?);
     let (backbone, probe, train, test, staircase) = (backbone?, probe?, train?, test?, staircase?);
+    let (observer, fit) = (observer?, fit?);
     let derived = derive::lower(cx, &sections, &backbone, &probe, &train, &test, &staircase)?;
     warnings::check(cx, &sections, &test, &staircase, &derived);
     Some(Plan {
@@ -46,6 +64,9 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         train,
         test,
         staircase,
+        observer,
+        fit,
+        repeats,
         derived,
         spans: std::mem::take(&mut cx.spans),
     })
@@ -67,6 +88,7 @@ struct TopLevel {
     seed: Option<u64>,
     device: Option<Device>,
     precision: Option<Precision>,
+    repeats: Option<u32>,
 }
 
 fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
@@ -89,10 +111,14 @@ fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
             ],
         )
     });
+    let repeats = f
+        .get("repeats")
+        .map_or(Some(1), |v| cx.whole(v, "repeats", 1, 1000).map(|x| x as u32));
     TopLevel {
         seed,
         device,
         precision,
+        repeats,
     }
 }
 
@@ -149,7 +175,7 @@ impl<'a> Sections<'a> {
 
     /// Reports every required block that is missing.
     fn require_all(&self, cx: &mut Cx) {
-        for s in SECTIONS {
+        for s in REQUIRED {
             if self.get(s).is_none() {
                 cx.push(
                     Diag::error(

@@ -18,7 +18,9 @@
 mod backbone;
 mod derive;
 mod experiment;
+mod fit;
 mod generators;
+mod observer;
 mod probe;
 mod read;
 mod staircase;
