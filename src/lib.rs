@@ -15,6 +15,7 @@ pub mod diag;
 pub mod exit;
 pub mod hub;
 pub mod models;
+pub mod observer;
 pub mod plan;
 pub mod progress;
 pub mod report;
