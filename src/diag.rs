@@ -178,6 +178,8 @@ codes! {
     RunNonFinite => "psy::run::non_finite",
     /// Warning: a frequency's test accuracy stays at chance at every contrast tested.
     RunTestAtChance => "psy::run::test_at_chance",
+    /// The observer's noise cannot be calibrated to the accuracy asked for.
+    RunCalibration => "psy::run::calibration",
 }
 
 impl fmt::Display for Code {

@@ -330,7 +330,15 @@ impl RunFolder {
             "staircase.csv",
             super::staircase_csv(&results.staircases).as_bytes(),
         )?;
-        self.write("csf.csv", super::csf_csv(&results.staircases).as_bytes())?;
+        self.write("csf.csv", super::csf_csv(&results.csf).as_bytes())?;
+        self.write(
+            "thresholds.csv",
+            super::thresholds_csv(&results.staircases).as_bytes(),
+        )?;
+        self.write(
+            "psychometric.csv",
+            super::psychometric_csv(&results.staircases).as_bytes(),
+        )?;
         for (stem, plot) in [
             ("csf", plot::csf_plot(results)),
             ("csf_linear", plot::csf_linear_plot(results)),

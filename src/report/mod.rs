@@ -7,9 +7,11 @@
 //! | `INCOMPLETE` | present from the start until [`RunFolder::finish`]; says the run has not finished |
 //! | `plan.ron` | the resolved plan ([`crate::plan::to_ron`]) |
 //! | `manifest.json` | versions, device, seed, hashes, times, command line ([`Manifest`]) |
-//! | `training.csv` | `epoch,loss,accuracy` |
-//! | `staircase.csv` | `frequency,step,contrast,accuracy`, one row per measurement |
-//! | `csf.csv` | `frequency_cpi,threshold_contrast,sensitivity,steps,stopped` |
+//! | `training.csv` | `epoch,loss,accuracy,repeat` |
+//! | `staircase.csv` | `frequency,step,contrast,accuracy,trials,correct,repeat`, one row per measurement |
+//! | `csf.csv` | `frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials` |
+//! | `thresholds.csv` | one row per frequency and repeat: the procedure's and the fit's thresholds |
+//! | `psychometric.csv` | `frequency_cpi,repeat,level,trials,correct`: the trials pooled by contrast |
 //! | `csf.png`, `csf.svg` | sensitivity against spatial frequency, log–log |
 //! | `csf_linear.png`, `csf_linear.svg` | the same on linear axes (the tutorial's figure) |
 //! | `training.png`, `training.svg` | loss and accuracy per epoch |
@@ -29,6 +31,8 @@
 //! arrays), [`csf_table`] (the CLI's final table).
 
 mod csv;
+mod summary;
+mod analysis;
 mod folder;
 mod image;
 mod plot;
@@ -36,14 +40,16 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use csv::{csf_csv, staircase_csv, training_csv};
+pub use csv::{csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv};
+pub use analysis::analyse;
+pub use summary::{summarize, t_quantile};
 pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
 pub use image::{image_png, npy_f32, preview_sheet};
 pub use plot::{csf_linear_plot, csf_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH};
 pub use table::csf_table;
 
 use crate::plan::Plan;
-use crate::staircase::{Bisection, Step, Stop};
+use crate::staircase::{Censor, Procedure, Step, Stop};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
@@ -61,8 +67,12 @@ pub struct Results {
     pub manifest: Manifest,
     /// One record per training epoch.
     pub training: Vec<EpochRecord>,
-    /// One staircase per test frequency, in the plan's order.
+    /// One result per repeat and test frequency: repeat 0's frequencies in the plan's
+    /// order, then repeat 1's, ….
     pub staircases: Vec<FrequencyResult>,
+    /// The CSF: one point per frequency measured in every repeat, in the plan's order.
+    #[serde(default)]
+    pub csf: Vec<CsfPoint>,
 }
 
 /// Provenance of a run, saved as `manifest.json`.
@@ -108,6 +118,10 @@ pub struct Manifest {
     /// the compute device, the default on CUDA). The images are the same.
     #[serde(default)]
     pub stimuli: String,
+    /// The decision noise's scale found by calibration (`decision gaussian(accuracy: …)` or
+    /// `softmax(accuracy: …)`), of the last repeat; `None` otherwise.
+    #[serde(default)]
+    pub decision_noise: Option<f64>,
 }
 
 /// The process's peak resident set size in bytes (`VmHWM` in `/proc/self/status`), or
@@ -130,6 +144,9 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 /// One training epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
+    /// Which repeat's probe, from 0.
+    #[serde(default)]
+    pub repeat: u32,
     /// Epoch number as the interpreter counts it (1-based by convention).
     pub epoch: u32,
     /// Mean training loss over the epoch.
@@ -138,43 +155,132 @@ pub struct EpochRecord {
     pub accuracy: f64,
 }
 
-/// The staircase of one spatial frequency and its outcome.
+/// The trials of one spatial frequency in one repeat, and its threshold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FrequencyResult {
     /// Spatial frequency in cycles per image.
     pub frequency: f64,
+    /// Which repeat (independent probe) this is, from 0.
+    #[serde(default)]
+    pub repeat: u32,
+    /// The procedure (`bisection`, `updown`, `quest`, `questplus`, `constant`).
+    #[serde(default)]
+    pub procedure: String,
     /// Every measurement, in order.
     pub steps: Vec<Step>,
-    /// Why the staircase stopped.
+    /// Why the procedure stopped.
     pub stop: Stop,
-    /// Threshold contrast (the last contrast measured).
+    /// The procedure's own threshold estimate and how it was made.
+    #[serde(default)]
+    pub procedure_threshold: f64,
+    /// The procedure's own interval for it, where it has one (QUEST's posterior).
+    #[serde(default)]
+    pub procedure_interval: Option<(f64, f64)>,
+    /// The psychometric function fitted to the trials, when the plan asks for one and the
+    /// data allow it.
+    #[serde(default)]
+    pub fit: Option<FitSummary>,
+    /// The reported threshold contrast (the fit's or the procedure's, as the plan says).
     pub threshold: f64,
-    /// Contrast sensitivity, `1 / threshold` (infinite when the threshold is 0).
+    /// Its confidence interval (bootstrap for a fit, the procedure's otherwise).
+    #[serde(default)]
+    pub ci: Option<(f64, f64)>,
+    /// Contrast sensitivity, `1 / threshold` (of the increment over a pedestal).
     pub sensitivity: f64,
+    /// When the threshold is not a measurement inside the tested range.
+    #[serde(default)]
+    pub censored: Option<Censor>,
+}
+
+/// A fitted psychometric function, as stored with the results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    /// The sigmoid's name.
+    pub function: String,
+    /// Threshold at the plan's level.
+    pub threshold: f64,
+    /// Its bootstrap confidence interval.
+    pub ci: Option<(f64, f64)>,
+    /// Parameters for drawing ψ: threshold m, width w, lapse λ, guess γ (psignifit's
+    /// parameterisation, see [`crate::psychometric`]).
+    pub params: [f64; 4],
+    /// Deviance against the saturated model.
+    pub deviance: f64,
+    /// Bootstrap p-value of the deviance, where a bootstrap ran.
+    pub deviance_p: Option<f64>,
 }
 
 impl FrequencyResult {
-    /// The result of a finished staircase: threshold = last contrast measured,
-    /// sensitivity = 1 / threshold. `None` if it has not stopped or measured nothing.
-    pub fn from_bisection(frequency: f64, staircase: &Bisection) -> Option<Self> {
-        let stop = staircase.stop_reason()?;
-        let threshold = staircase.threshold()?;
+    /// The result of a finished procedure, with the procedure's own threshold. `None` if it
+    /// has not stopped or measured nothing. `reference` is the pedestal (0: detection).
+    pub fn from_procedure(
+        frequency: f64,
+        repeat: u32,
+        procedure: &Procedure,
+        reference: f64,
+    ) -> Option<Self> {
+        let stop = procedure.stop_reason()?;
+        let estimate = procedure.estimate()?;
         Some(Self {
             frequency,
-            steps: staircase.trace().to_vec(),
+            repeat,
+            procedure: procedure.name().to_string(),
+            steps: procedure.trace().to_vec(),
             stop,
-            threshold,
-            sensitivity: 1.0 / threshold,
+            procedure_threshold: estimate.threshold,
+            procedure_interval: estimate.interval,
+            fit: None,
+            threshold: estimate.threshold,
+            ci: estimate.interval,
+            sensitivity: sensitivity(estimate.threshold, reference),
+            censored: procedure.censoring(),
         })
+    }
+
+    /// Trials run.
+    pub fn trials(&self) -> u64 {
+        self.steps.iter().map(|s| u64::from(s.trials)).sum()
     }
 }
 
-/// `converged` or `max_steps`, as written in `csf.csv` and the table.
+/// Contrast sensitivity of a threshold contrast: `1 / threshold` (infinite at 0).
+pub fn sensitivity(threshold: f64, _reference: f64) -> f64 {
+    1.0 / threshold
+}
+
+/// One point of the CSF: a frequency's threshold summarised over repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CsfPoint {
+    /// Spatial frequency in cycles per image.
+    pub frequency: f64,
+    /// Threshold contrast: the repeat's own with one repeat, else the geometric mean.
+    pub threshold: f64,
+    /// Confidence interval of the threshold: the repeat's own with one repeat, else a
+    /// t interval of the mean log threshold across repeats.
+    pub ci: Option<(f64, f64)>,
+    /// Sensitivity, `1 / threshold`.
+    pub sensitivity: f64,
+    /// The sensitivity's interval (the threshold's, inverted).
+    pub sensitivity_ci: Option<(f64, f64)>,
+    /// `procedure name` + `fit` or the procedure's estimator, e.g. `bisection+weibull`.
+    pub method: String,
+    /// The censoring of the repeats, if any was censored (the first kind met).
+    pub censored: Option<Censor>,
+    /// How many repeats were censored.
+    pub censored_repeats: u32,
+    /// Repeats summarised.
+    pub repeats: u32,
+    /// Trials over all repeats.
+    pub trials: u64,
+    /// Measurements (procedure steps) over all repeats.
+    pub steps: u64,
+    /// Why the procedure stopped (the first repeat's reason).
+    pub stop: Stop,
+}
+
+/// `converged`, `max_steps`, …, as written in `csf.csv` and the table.
 pub fn stop_name(stop: Stop) -> &'static str {
-    match stop {
-        Stop::Converged => "converged",
-        Stop::MaxSteps => "max_steps",
-    }
+    stop.name()
 }
 
 /// SHA-256 of bytes, lowercase hex.

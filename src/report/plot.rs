@@ -6,6 +6,7 @@
 //! [`Plot::notes`].
 
 use super::Results;
+use crate::staircase::Censor;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -118,17 +119,25 @@ pub fn training_plot(results: &Results) -> io::Result<Plot> {
 struct CsfFigure {
     title: String,
     log: bool,
+    /// Measured points.
     points: Vec<(f64, f64)>,
+    /// Censored points (drawn hollow, with a triangle pointing where the truth lies).
+    censored: Vec<(f64, f64, Censor)>,
+    /// Error bars: frequency, low and high sensitivity.
+    bars: Vec<(f64, f64, f64)>,
     notes: Vec<String>,
 }
 
 impl CsfFigure {
     fn new(results: &Results, log: bool) -> Self {
         let mut points = Vec::new();
+        let mut notes = Vec::new();
         let mut not_finite = Vec::new();
         let mut not_positive = Vec::new();
         let mut outside = Vec::new();
-        for f in &results.staircases {
+        let mut censored = Vec::new();
+        let mut bars = Vec::new();
+        for f in &results.csf {
             let (x, y) = (f.frequency, f.sensitivity);
             if !x.is_finite() || !y.is_finite() {
                 not_finite.push(x);
@@ -137,11 +146,37 @@ impl CsfFigure {
             } else if !within(x, log) || !within(y, log) {
                 outside.push(x);
             } else {
-                points.push((x, y));
+                match f.censored {
+                    Some(c) => censored.push((x, y, c)),
+                    None => points.push((x, y)),
+                }
+                if let Some((lo, hi)) = f.sensitivity_ci {
+                    let ok = |v: f64| v.is_finite() && within(v, log) && (!log || v > 0.0);
+                    if ok(lo) && ok(hi) {
+                        bars.push((x, lo, hi));
+                    }
+                }
             }
         }
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut notes = Vec::new();
+        if !censored.is_empty() {
+            notes.push(format!(
+                "hollow triangles: censored thresholds (a bound, not a measurement) at {} c/img",
+                censored
+                    .iter()
+                    .map(|c| format!("{} ({})", c.0, c.2.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !bars.is_empty() {
+            let repeats = results.csf.iter().map(|p| p.repeats).max().unwrap_or(1);
+            notes.push(if repeats > 1 {
+                format!("error bars: {:.0} % t interval over {repeats} repeats", 100.0 * results.plan.fit.ci)
+            } else {
+                format!("error bars: {:.0} % confidence interval", 100.0 * results.plan.fit.ci)
+            });
+        }
         let list = |xs: &[f64]| {
             xs.iter()
                 .map(|x| format!("{x}"))
@@ -166,13 +201,15 @@ impl CsfFigure {
                 list(&outside)
             ));
         }
-        if results.staircases.is_empty() {
+        if results.csf.is_empty() {
             notes.push("no frequencies measured".to_string());
         }
         Self {
             title: format!("CSF: {}", subject(results)),
             log,
             points,
+            censored,
+            bars,
             notes,
         }
     }
@@ -218,6 +255,22 @@ impl CsfFigure {
                     .map(|&p| Circle::new(p, 5, colour.filled())),
             )
             .map_err(err)?;
+        chart
+            .draw_series(self.bars.iter().map(|&(x, lo, hi)| {
+                ErrorBar::new_vertical(x, lo, (lo + hi) / 2.0, hi, colour.stroke_width(1), 8)
+            }))
+            .map_err(err)?;
+        let red = RGBColor(214, 39, 40);
+        chart
+            .draw_series(self.censored.iter().map(|&(x, y, c)| {
+                // Below range: the true threshold is lower, the sensitivity higher: ▲.
+                let up = c == Censor::BelowRange;
+                let (dy, tip) = if up { (6, -8) } else { (-6, 8) };
+                EmptyElement::at((x, y))
+                    + Polygon::new(vec![(-6, dy), (6, dy), (0, tip)], red.mix(0.15))
+                    + PathElement::new(vec![(-6, dy), (6, dy), (0, tip), (-6, dy)], red.stroke_width(2))
+            }))
+            .map_err(err)?;
         draw_notes(root, &self.notes)
     }
 }
@@ -225,8 +278,19 @@ impl CsfFigure {
 impl Figure for CsfFigure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
-        let xs: Vec<f64> = self.points.iter().map(|p| p.0).collect();
-        let ys: Vec<f64> = self.points.iter().map(|p| p.1).collect();
+        let xs: Vec<f64> = self
+            .points
+            .iter()
+            .map(|p| p.0)
+            .chain(self.censored.iter().map(|c| c.0))
+            .collect();
+        let ys: Vec<f64> = self
+            .points
+            .iter()
+            .map(|p| p.1)
+            .chain(self.censored.iter().map(|c| c.1))
+            .chain(self.bars.iter().flat_map(|b| [b.1, b.2]))
+            .collect();
         if self.log {
             let (x0, x1) = log_range(&xs);
             let (y0, y1) = log_range(&ys);

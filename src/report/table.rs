@@ -8,20 +8,32 @@ pub fn csf_table(results: &Results) -> String {
     let header = [
         "frequency (c/img)",
         "threshold",
+        "95% CI",
         "sensitivity",
-        "steps",
+        "trials",
         "stop",
     ];
-    let rows: Vec<[String; 5]> = results
-        .staircases
+    let rows: Vec<[String; 6]> = results
+        .csf
         .iter()
         .map(|f| {
+            let stop = match f.censored {
+                Some(c) => format!("{} ({})", stop_name(f.stop), c.name()),
+                None => stop_name(f.stop).to_string(),
+            };
             [
                 general(f.frequency),
-                significant(f.threshold),
+                match f.censored {
+                    Some(crate::staircase::Censor::BelowRange) => format!("<{}", significant(f.threshold)),
+                    Some(crate::staircase::Censor::AboveRange) => format!(">{}", significant(f.threshold)),
+                    _ => significant(f.threshold),
+                },
+                f.ci.map_or("-".to_string(), |(lo, hi)| {
+                    format!("{}–{}", significant(lo), significant(hi))
+                }),
                 significant(f.sensitivity),
-                f.steps.len().to_string(),
-                stop_name(f.stop).to_string(),
+                f.trials.to_string(),
+                stop,
             ]
         })
         .collect();
@@ -32,14 +44,14 @@ pub fn csf_table(results: &Results) -> String {
         }
     }
     let mut out = String::new();
-    let mut line = |cells: [&str; 5]| {
+    let mut line = |cells: [&str; 6]| {
         let mut l = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i > 0 {
                 l.push_str("  ");
             }
             // Numbers right-aligned, the stop reason left-aligned.
-            if i < 4 {
+            if i < 5 {
                 l.push_str(&format!("{cell:>w$}"));
             } else {
                 l.push_str(&format!("{cell:<w$}"));

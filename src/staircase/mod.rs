@@ -33,6 +33,12 @@ pub struct Step {
     pub step: u32,
     /// Contrast tested.
     pub contrast: f64,
+    /// Trials run there.
+    #[serde(default)]
+    pub trials: u32,
+    /// Of which correct.
+    #[serde(default)]
+    pub correct: u32,
     /// Proportion correct measured there.
     pub accuracy: f64,
 }
@@ -101,6 +107,8 @@ impl Bisection {
         self.trace.push(Step {
             step,
             contrast: self.mid,
+            trials: 0,
+            correct: 0,
             accuracy,
         });
         let diff = accuracy - self.target;
@@ -145,6 +153,128 @@ impl Bisection {
             self.observe(accuracy(c));
         }
         self
+    }
+}
+
+// --- Interface shim (replaced by the procedures branch) ---
+
+/// What a procedure asks for next: `trials` trials at `contrast`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Request {
+    /// Contrast.
+    pub contrast: f64,
+    /// Trials.
+    pub trials: u32,
+}
+
+/// Why a threshold is not a measurement inside the range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Censor {
+    /// Below the lowest contrast tested.
+    BelowRange,
+    /// Above the range.
+    AboveRange,
+    /// Did not converge.
+    NotConverged,
+}
+
+impl Censor {
+    /// Name in csf.csv.
+    pub fn name(self) -> &'static str {
+        match self {
+            Censor::BelowRange => "below_range",
+            Censor::AboveRange => "above_range",
+            Censor::NotConverged => "not_converged",
+        }
+    }
+}
+
+impl Stop {
+    /// Name in csf.csv.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Converged => "converged",
+            Stop::MaxSteps => "max_steps",
+        }
+    }
+}
+
+/// A procedure's own threshold estimate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// Threshold contrast.
+    pub threshold: f64,
+    /// Standard deviation, where the procedure has one.
+    pub sd: Option<f64>,
+    /// Interval, where the procedure has one.
+    pub interval: Option<(f64, f64)>,
+    /// How it was computed.
+    pub method: &'static str,
+}
+
+/// Any procedure.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Procedure {
+    /// Bisection.
+    Bisection(Bisection, u32),
+}
+
+impl Procedure {
+    /// From the plan.
+    pub fn from_plan(s: &Staircase, trials_per_level: u32) -> Self {
+        Procedure::Bisection(Bisection::from_plan(s), trials_per_level)
+    }
+    /// Next request.
+    pub fn next(&self) -> Option<Request> {
+        let Procedure::Bisection(b, t) = self;
+        b.next_contrast().map(|c| Request { contrast: c, trials: *t })
+    }
+    /// Records the last request's outcome.
+    pub fn record(&mut self, correct: u32) {
+        let Procedure::Bisection(b, t) = self;
+        b.observe(f64::from(correct) / f64::from((*t).max(1)));
+        if let Some(s) = b.trace.last_mut() {
+            s.trials = *t;
+            s.correct = correct;
+        }
+    }
+    /// Done.
+    pub fn is_done(&self) -> bool {
+        let Procedure::Bisection(b, _) = self;
+        b.is_done()
+    }
+    /// Stop.
+    pub fn stop_reason(&self) -> Option<Stop> {
+        let Procedure::Bisection(b, _) = self;
+        b.stop_reason()
+    }
+    /// Trace.
+    pub fn trace(&self) -> &[Step] {
+        let Procedure::Bisection(b, _) = self;
+        b.trace()
+    }
+    /// Estimate.
+    pub fn estimate(&self) -> Option<Estimate> {
+        let Procedure::Bisection(b, _) = self;
+        b.threshold().map(|t| Estimate {
+            threshold: t,
+            sd: None,
+            interval: None,
+            method: "last_contrast",
+        })
+    }
+    /// Censoring.
+    pub fn censoring(&self) -> Option<Censor> {
+        None
+    }
+    /// Most trials.
+    pub fn max_trials(&self) -> u64 {
+        let Procedure::Bisection(b, t) = self;
+        u64::from(b.max_measurements()) * u64::from(*t)
+    }
+    /// Name.
+    pub fn name(&self) -> &'static str {
+        "bisection"
     }
 }
 

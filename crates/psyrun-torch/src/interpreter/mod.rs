@@ -39,6 +39,7 @@
 #![allow(clippy::result_large_err)]
 
 mod prepare;
+mod observe;
 mod probe;
 mod test;
 mod train;
@@ -49,6 +50,7 @@ use crate::failure::Failure;
 use crate::script::Net;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
+use psyrun::observer;
 use psyrun::plan::{Plan, Setting};
 use psyrun::progress::Observer;
 use psyrun::report::{self, Results, RunFolder};
@@ -121,9 +123,15 @@ struct Interpreter<'a> {
 impl Interpreter<'_> {
     /// The steps after `prepare`: train, test, write.
     fn run(mut self) -> Result<(PathBuf, Results), Failure> {
-        let probe = self.train()?;
-        self.check_finite(&probe)?;
-        self.test(&probe)?;
+        for repeat in 0..self.plan.repeats.max(1) {
+            let seed = observer::repeat_seed(self.plan.seed, repeat);
+            let probe = self.train(repeat, seed)?;
+            self.check_finite(&probe)?;
+            let rule = self.decision_rule(&probe, seed)?;
+            self.test(&probe, repeat, seed, rule)?;
+            self.analyse(repeat);
+        }
+        self.results.csf = report::summarize(self.plan, &self.results.staircases);
         self.write()
     }
 

@@ -136,12 +136,14 @@ impl<'a> Interpreter<'a> {
             precision: plan.precision.name().into(),
             peak_rss_bytes: report::peak_rss_bytes(),
             stimuli: stimuli.name().into(),
+            decision_noise: None,
         };
         let results = Results {
             plan: plan.clone(),
             manifest,
             training: Vec::new(),
             staircases: Vec::new(),
+            csf: Vec::new(),
         };
         let it = Interpreter {
             plan,

@@ -10,23 +10,37 @@ use crate::script::all_finite;
 use psyrun::diag::{Code, Diag};
 use psyrun::plan::{BatchNorm, Setting};
 use psyrun::progress::Event;
+use psyrun::observer::{self, Conditions, DecisionRule};
 use psyrun::report::FrequencyResult;
-use psyrun::staircase::Bisection;
-use psyrun::staircase::Stop;
+use psyrun::staircase::{Procedure, Request, Stop};
+use psyrun::stimuli::Grating;
 use psyrun::trials::{self, TestGratings};
+use std::collections::HashMap;
 use rayon::prelude::*;
 use std::time::Instant;
 use tch::{Device, Tensor};
 
 impl Interpreter<'_> {
-    pub(super) fn test(&mut self, probe: &Probe) -> Result<(), Failure> {
+    /// Tests repeat `repeat`'s probe (trained under `seed`) with the observer's decision
+    /// `rule`: every frequency's procedure advances in lockstep, one round of requests at a
+    /// time.
+    pub(super) fn test(
+        &mut self,
+        probe: &Probe,
+        repeat: u32,
+        seed: u64,
+        rule: DecisionRule,
+    ) -> Result<(), Failure> {
         let t0 = Instant::now();
         let plan = self.plan;
         // The tutorial tests in eval mode (with whatever statistics training left).
         self.backbone.set_batchnorm(BatchNorm::Eval);
-        let gratings = match self.stimuli {
-            StimuliOn::Host => Gratings::Host(TestGratings::new(plan)),
-            StimuliOn::Device => Gratings::Device(DeviceGratings::new(&plan.test, self.device)),
+        let noisy = plan.observer.stimulus_noise();
+        let gratings = match (self.stimuli, noisy) {
+            (StimuliOn::Device, false) => {
+                Gratings::Device(DeviceGratings::new(&plan.test, self.device))
+            }
+            _ => Gratings::Host(TestGratings::new(plan)),
         };
         let trial_list = trials::test_trials(&plan.test);
         let t_count = trial_list.len();
@@ -34,62 +48,149 @@ impl Interpreter<'_> {
         let (w_first, w_second) = probe.halves();
         let bias = probe.bias.detach();
         let freqs = &plan.test.frequencies;
-        let mut stairs: Vec<Bisection> = freqs
+        let mut procs: Vec<Procedure> = freqs
             .iter()
-            .map(|_| Bisection::from_plan(&plan.staircase))
+            .map(|_| Procedure::from_plan(&plan.staircase, t_count as u32))
             .collect();
-        let max_measurements = stairs.first().map_or(0, Bisection::max_measurements);
+        let mut conditions: Vec<Conditions> = (0..freqs.len())
+            .map(|f| Conditions::new(seed, repeat, f as u32, t_count))
+            .collect();
+        let mut decisions: Vec<_> = (0..freqs.len())
+            .map(|f| observer::decision_stream(seed, repeat, f as u32))
+            .collect();
         self.observer.event(Event::Phase {
             name: "testing",
-            total: (freqs.len() as u64) * u64::from(max_measurements),
-            unit: "levels",
+            total: procs.iter().map(Procedure::max_trials).sum(),
+            unit: "trials",
         });
         let mut shown = 0usize;
         let mut computed = 0usize;
 
-        // The comparison images of every frequency and trial, projected onto both halves of
-        // the probe: rows f·T + t. At reference contrast 0 they are all the same grey image,
-        // computed once.
+        // Without stimulus noise every trial of a condition shows the same two images:
+        // the comparison images of every frequency and trial are projected once (rows
+        // f·T + t; at reference 0 they are all one grey image), and each (frequency,
+        // contrast) level's decision variables once, whatever procedure asks for it again.
         let refs: Vec<(usize, f64)> = (0..freqs.len()).map(|f| (f, reference)).collect();
-        let (ref_first, ref_second, n) =
-            self.level_projections(&gratings, &refs, t_count, &w_first, &w_second)?;
-        (shown, computed) = (shown + refs.len() * t_count, computed + n);
+        let (ref_first, ref_second) = if noisy {
+            (Tensor::new(), Tensor::new())
+        } else {
+            let (a, b, n) =
+                self.level_projections(&gratings, &refs, t_count, &w_first, &w_second)?;
+            (shown, computed) = (shown + refs.len() * t_count, computed + n);
+            (a, b)
+        };
         let target_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
-        let target_first = Tensor::from_slice(&target_first)
+        let target_first_t = Tensor::from_slice(&target_first)
             .to_device(self.device)
             .unsqueeze(1);
+        let mut cache: HashMap<(usize, u64), Vec<f32>> = HashMap::new();
+        let mut last_write = Instant::now();
+        let first_row = self.results.staircases.len();
 
-        while stairs.iter().any(|s| !s.is_done()) {
+        while procs.iter().any(|p| !p.is_done()) {
             self.check_stop()?;
-            let level: Vec<(usize, f64)> = stairs
+            let requests: Vec<(usize, Request)> = procs
                 .iter()
                 .enumerate()
-                .filter_map(|(f, s)| s.next_contrast().map(|c| (f, c)))
+                .filter_map(|(f, p)| p.next().map(|r| (f, r)))
                 .collect();
-            // Trials differing only in interval (and gratings equal to the last bit, such as
-            // 0° and 180° at phase 0) share one image.
-            let (t_first, t_second, n) =
-                self.level_projections(&gratings, &level, t_count, &w_first, &w_second)?;
-            (shown, computed) = (shown + level.len() * t_count, computed + n);
-            for (k, &(f, contrast)) in level.iter().enumerate() {
-                let rows =
-                    |t: &Tensor, base: usize| t.narrow(0, (base * t_count) as i64, t_count as i64);
-                let (r_first, r_second) = (rows(&ref_first, f), rows(&ref_second, f));
-                // Grating first: W1·grating + W2·comparison; second: W1·comparison + W2·grating.
-                let logits = (rows(&t_first, k) + r_second)
-                    .where_self(&target_first, &(r_first + rows(&t_second, k)))
-                    + &bias;
-                let predicted =
-                    Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
+            let mut outcomes: Vec<u32> = Vec::with_capacity(requests.len());
+            if noisy {
+                let (images, n) = self.noisy_round(
+                    &gratings,
+                    &requests,
+                    &mut conditions,
+                    &trial_list,
+                    repeat,
+                    seed,
+                )?;
+                let (p_first, p_second, distinct) =
+                    self.projections(&images.grey, &w_first, &w_second)?;
+                (shown, computed) = (shown + 2 * n, computed + distinct);
+                // Rows 2i (target) and 2i + 1 (comparison) of trial i.
+                let pf = Vec::<f32>::try_from(p_first.to_device(Device::Cpu).reshape([-1]))
+                    .map_err(|e| self.torch_failure(&e.to_string()))?;
+                let ps = Vec::<f32>::try_from(p_second.to_device(Device::Cpu).reshape([-1]))
+                    .map_err(|e| self.torch_failure(&e.to_string()))?;
+                let b = Vec::<f32>::try_from(bias.to_device(Device::Cpu))
+                    .map_err(|e| self.torch_failure(&e.to_string()))?;
+                let mut i = 0;
+                for &(f, req) in &requests {
+                    let mut correct = 0;
+                    for _ in 0..req.trials {
+                        let t = images.conditions[i];
+                        let (tg, cm) = (2 * i, 2 * i + 1);
+                        let (a, c) = if trial_list[t].target_first {
+                            (tg, cm)
+                        } else {
+                            (cm, tg)
+                        };
+                        // logits = W1·first + W2·second + b, per class.
+                        let l0 = pf[2 * a] + ps[2 * c] + b[0];
+                        let l1 = pf[2 * a + 1] + ps[2 * c + 1] + b[1];
+                        let second = rule.respond(f64::from(l1 - l0), &mut decisions[f]);
+                        let label = trials::test_label(&trial_list[t], req.contrast, reference);
+                        correct += u32::from(i64::from(second) == label);
+                        i += 1;
+                    }
+                    outcomes.push(correct);
+                }
+            } else {
+                let mut missing: Vec<(usize, f64)> = Vec::new();
+                for &(f, req) in &requests {
+                    let key = (f, req.contrast.to_bits());
+                    if !cache.contains_key(&key) && !missing.iter().any(|m| (m.0, m.1.to_bits()) == key) {
+                        missing.push((f, req.contrast));
+                    }
+                }
+                if !missing.is_empty() {
+                    // Trials differing only in interval (and gratings equal to the last bit,
+                    // such as 0° and 180° at phase 0) share one image.
+                    let (t_first, t_second, n) = self.level_projections(
+                        &gratings, &missing, t_count, &w_first, &w_second,
+                    )?;
+                    (shown, computed) = (shown + missing.len() * t_count, computed + n);
+                    let mut dvs = Vec::with_capacity(missing.len());
+                    for (k, &(f, _)) in missing.iter().enumerate() {
+                        let rows = |t: &Tensor, base: usize| {
+                            t.narrow(0, (base * t_count) as i64, t_count as i64)
+                        };
+                        let (r_first, r_second) = (rows(&ref_first, f), rows(&ref_second, f));
+                        // Grating first: W1·grating + W2·comparison; second: W1·comparison +
+                        // W2·grating.
+                        let logits = (rows(&t_first, k) + r_second)
+                            .where_self(&target_first_t, &(r_first + rows(&t_second, k)))
+                            + &bias;
+                        dvs.push(logits.select(1, 1) - logits.select(1, 0));
+                    }
+                    let dvs = Vec::<f32>::try_from(Tensor::cat(&dvs, 0).to_device(Device::Cpu))
                         .map_err(|e| self.torch_failure(&e.to_string()))?;
-                let correct = trial_list
-                    .iter()
-                    .zip(&predicted)
-                    .filter(|(t, &p)| p == trials::test_label(t, contrast, reference))
-                    .count();
-                stairs[f].observe(correct as f64 / t_count as f64);
-                self.observer.event(Event::Advance(1));
-                if let Some(r) = FrequencyResult::from_bisection(freqs[f], &stairs[f]) {
+                    for (k, &(f, c)) in missing.iter().enumerate() {
+                        cache.insert(
+                            (f, c.to_bits()),
+                            dvs[k * t_count..(k + 1) * t_count].to_vec(),
+                        );
+                    }
+                }
+                for &(f, req) in &requests {
+                    let dvs = &cache[&(f, req.contrast.to_bits())];
+                    let mut correct = 0;
+                    for _ in 0..req.trials {
+                        let (_, t) = conditions[f].next_trial();
+                        let second = rule.respond(f64::from(dvs[t]), &mut decisions[f]);
+                        let label = trials::test_label(&trial_list[t], req.contrast, reference);
+                        correct += u32::from(i64::from(second) == label);
+                    }
+                    outcomes.push(correct);
+                }
+            }
+            let mut trials_run = 0u64;
+            for (&(f, req), &correct) in requests.iter().zip(&outcomes) {
+                procs[f].record(correct);
+                trials_run += u64::from(req.trials);
+                if let Some(r) =
+                    FrequencyResult::from_procedure(freqs[f], repeat, &procs[f], reference)
+                {
                     self.observer.event(Event::Threshold {
                         frequency: r.frequency,
                         threshold: r.threshold,
@@ -97,14 +198,23 @@ impl Interpreter<'_> {
                     });
                 }
             }
-            self.results.staircases = freqs
-                .iter()
-                .zip(&stairs)
-                .filter_map(|(&f, s)| FrequencyResult::from_bisection(f, s))
-                .collect();
-            self.folder
-                .write_partial(&self.results)
-                .map_err(|e| self.io_failure(&e))?;
+            self.observer.event(Event::Advance(trials_run));
+            self.results.staircases.truncate(first_row);
+            self.results.staircases.extend(
+                freqs
+                    .iter()
+                    .zip(&procs)
+                    .filter_map(|(&f, p)| FrequencyResult::from_procedure(f, repeat, p, reference)),
+            );
+            let done = procs.iter().all(Procedure::is_done);
+            // Per-trial procedures take hundreds of rounds: the partial files (with their
+            // figures) are rewritten at most every two seconds, and at the end.
+            if done || last_write.elapsed().as_secs_f64() > 2.0 {
+                self.folder
+                    .write_partial(&self.results)
+                    .map_err(|e| self.io_failure(&e))?;
+                last_write = Instant::now();
+            }
         }
         self.observer.event(Event::PhaseDone);
         self.warn_test_at_chance();
@@ -113,6 +223,59 @@ impl Interpreter<'_> {
         )));
         self.phase_done("testing", t0);
         Ok(())
+    }
+
+    /// The images of one round of requests under stimulus noise: for each requested trial,
+    /// its condition's grating at the requested contrast and the comparison, each with the
+    /// trial's phase and position jitter and its own pixel noise (target first, then
+    /// comparison, from the trial's stream). Returns the images (rows 2i and 2i + 1 for
+    /// trial i) and the trial count.
+    fn noisy_round(
+        &self,
+        gratings: &Gratings,
+        requests: &[(usize, Request)],
+        conditions: &mut [Conditions],
+        trial_list: &[trials::TestTrial],
+        repeat: u32,
+        seed: u64,
+    ) -> Result<(NoisyImages, usize), Failure> {
+        let Gratings::Host(_) = gratings else {
+            return Err(self.torch_failure("noisy trials are rendered on the host"));
+        };
+        let plan = self.plan;
+        let obs = &plan.observer;
+        let size = plan.test.size as usize;
+        let mut jobs = Vec::new();
+        for &(f, req) in requests {
+            for _ in 0..req.trials {
+                let (k, t) = conditions[f].next_trial();
+                jobs.push((f, k, t, req.contrast));
+            }
+        }
+        let reference = plan.test.reference;
+        let rendered: Vec<[Vec<f32>; 2]> = jobs
+            .par_iter()
+            .map(|&(f, k, t, c)| {
+                let mut r = observer::stimulus_stream(seed, repeat, f as u32, k);
+                let j = observer::draw_jitter(&mut r, obs.phase_jitter, obs.position_jitter);
+                let mut trial = trial_list[t];
+                trial.phase += j.phase;
+                let g = Grating::new(&trials::grating_spec(&plan.test, plan.test.frequencies[f], &trial));
+                let mut target = observer::shift_image(&g.render(c), size, j.shift, 0.5);
+                let mut comparison = observer::shift_image(&g.render(reference), size, j.shift, 0.5);
+                observer::add_pixel_noise(&mut target, obs.pixel_noise, &mut r);
+                observer::add_pixel_noise(&mut comparison, obs.pixel_noise, &mut r);
+                [target, comparison]
+            })
+            .collect();
+        let n = jobs.len();
+        Ok((
+            NoisyImages {
+                grey: rendered.into_iter().flatten().collect(),
+                conditions: jobs.iter().map(|j| j.2).collect(),
+            },
+            n,
+        ))
     }
 
     /// `psy::run::test_at_chance`: the frequencies whose staircase ran to `max_steps` with
@@ -271,6 +434,14 @@ impl Interpreter<'_> {
             unique.len(),
         ))
     }
+}
+
+/// The images of a round of noisy trials.
+struct NoisyImages {
+    /// Target and comparison of each trial, grey `size²` values each.
+    grey: Vec<Vec<f32>>,
+    /// Each trial's condition.
+    conditions: Vec<usize>,
 }
 
 /// The test gratings, where the stimuli are rendered.

@@ -28,7 +28,7 @@ impl Interpreter<'_> {
         )
     }
 
-    pub(super) fn train(&mut self) -> Result<Probe, Failure> {
+    pub(super) fn train(&mut self, repeat: u32, seed: u64) -> Result<Probe, Failure> {
         let t0 = Instant::now();
         let plan = self.plan;
         // Filled by the planner, or by `prepare` for a TorchScript module.
@@ -36,7 +36,7 @@ impl Interpreter<'_> {
             return Err(self.torch_failure("the feature shape is unknown"));
         };
         let order = self.backbone.feature_order();
-        let probe = Probe::new(shape, order, plan.seed, self.device);
+        let probe = Probe::new(shape, order, seed, self.device);
         let mut opt = match &plan.probe.optimizer {
             Optimizer::Sgd {
                 lr,
@@ -89,13 +89,13 @@ impl Interpreter<'_> {
                 for (epoch, range) in jobs {
                     let batch = match stimuli {
                         StimuliOn::Host => TrainBatch::Host(trials::train_batch(
-                            plan.seed,
+                            seed,
                             &plan.train,
                             epoch,
                             range,
                         )),
                         StimuliOn::Device => TrainBatch::Device(device_stimuli::train_batch(
-                            plan.seed,
+                            seed,
                             &plan.train,
                             epoch,
                             range,
@@ -165,6 +165,7 @@ impl Interpreter<'_> {
                     start = end;
                 }
                 let record = EpochRecord {
+                    repeat,
                     epoch: epoch + 1,
                     loss: loss_sum / seen.max(1) as f64,
                     accuracy: correct as f64 / seen.max(1) as f64,
