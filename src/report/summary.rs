@@ -4,8 +4,8 @@
 use super::{CsfPoint, FrequencyResult};
 use crate::plan::{Plan, ThresholdFrom};
 
-/// One [`CsfPoint`] per frequency of the plan that every repeat in `results` measured, in
-/// the plan's order.
+/// One [`CsfPoint`] per frequency in `results`, in the order they first appear (the plan's
+/// order: repeat 0's results come first).
 ///
 /// With one repeat a point is that repeat's threshold and interval. With several, the
 /// threshold is the geometric mean of the repeats' thresholds and the interval is the
@@ -21,7 +21,13 @@ pub fn summarize(plan: &Plan, results: &[FrequencyResult]) -> Vec<CsfPoint> {
         }
     };
     let mut out = Vec::new();
-    for &f in &plan.test.frequencies {
+    let mut frequencies: Vec<f64> = Vec::new();
+    for r in results {
+        if !frequencies.iter().any(|f| f.to_bits() == r.frequency.to_bits()) {
+            frequencies.push(r.frequency);
+        }
+    }
+    for f in frequencies {
         let rs: Vec<&FrequencyResult> = results
             .iter()
             .filter(|r| r.frequency.to_bits() == f.to_bits())

@@ -1,7 +1,7 @@
 use super::*;
 use crate::plan::{compile, Plan};
 use crate::source::SourceFile;
-use crate::staircase::Bisection;
+use crate::staircase::Procedure;
 use chrono::{TimeZone, Utc};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,36 +61,51 @@ fn manifest(plan: &Plan) -> Manifest {
         precision: "fp32".into(),
         peak_rss_bytes: Some(2 << 30),
         stimuli: "host".into(),
+        decision_noise: None,
     }
 }
 
 /// A 2AFC Weibull observer whose threshold rises with frequency.
 fn results() -> Results {
     let plan = plan();
-    let staircases = plan
+    let staircases: Vec<FrequencyResult> = plan
         .test
         .frequencies
         .iter()
         .map(|&f| {
             let alpha = 0.01 * f;
-            let s = Bisection::new(0.5, 0.0, 1.0, 0.75, 0.01, 8)
-                .run(|c| 0.5 + 0.5 * (1.0 - (-(c / alpha).powf(2.0)).exp()));
-            FrequencyResult::from_bisection(f, &s).unwrap()
+            run_procedure(&plan, f, |c| {
+                0.5 + 0.5 * (1.0 - (-(c / alpha).powf(2.0)).exp())
+            })
         })
         .collect();
     let training = (1..=3)
         .map(|epoch| EpochRecord {
+            repeat: 0,
             epoch,
             loss: 0.7 / epoch as f64,
             accuracy: 0.5 + 0.1 * epoch as f64,
         })
         .collect();
+    let csf = summarize(&plan, &staircases);
     Results {
         manifest: manifest(&plan),
         plan,
         training,
         staircases,
+        csf,
     }
+}
+
+/// The plan's procedure run to its end against an observer with expected accuracy
+/// `accuracy(contrast)`, counts rounded.
+fn run_procedure(plan: &Plan, frequency: f64, accuracy: impl Fn(f64) -> f64) -> FrequencyResult {
+    let mut p = Procedure::from_plan(&plan.staircase, 16);
+    while let Some(r) = p.next() {
+        let k = (accuracy(r.contrast) * f64::from(r.trials)).round() as u32;
+        p.record(k.min(r.trials));
+    }
+    FrequencyResult::from_procedure(frequency, 0, &p, 0.0).unwrap()
 }
 
 fn png_size(bytes: &[u8]) -> (u32, u32) {
@@ -148,7 +163,7 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
     assert!(m.complete);
     assert_eq!(m.finished.as_deref(), Some("2025-01-31T12:35:57Z"));
 
-    let training = csv_rows(&dir.join("training.csv"), "epoch,loss,accuracy");
+    let training = csv_rows(&dir.join("training.csv"), "epoch,loss,accuracy,repeat");
     assert_eq!(training.len(), 3);
     assert_eq!(
         training[2][1].parse::<f64>().unwrap(),
@@ -159,7 +174,7 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
     let steps: usize = results.staircases.iter().map(|f| f.steps.len()).sum();
     let staircase = csv_rows(
         &dir.join("staircase.csv"),
-        "frequency,step,contrast,accuracy",
+        "frequency,step,contrast,accuracy,trials,correct,repeat",
     );
     assert_eq!(staircase.len(), steps);
     let first = &results.staircases[0].steps[1];
@@ -167,7 +182,8 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
 
     let csf = csv_rows(
         &dir.join("csf.csv"),
-        "frequency_cpi,threshold_contrast,sensitivity,steps,stopped",
+        "frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,\
+         sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials",
     );
     assert_eq!(csf.len(), results.staircases.len());
     for (row, f) in csf.iter().zip(&results.staircases) {
@@ -176,7 +192,22 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
         assert_eq!(row[2].parse::<f64>().unwrap(), f.sensitivity);
         assert_eq!(row[3].parse::<usize>().unwrap(), f.steps.len());
         assert!(row[4] == "converged" || row[4] == "max_steps");
+        assert_eq!(row[12], "1", "one repeat");
+        assert_eq!(row[13].parse::<u64>().unwrap(), f.trials());
     }
+    let pooled = csv_rows(
+        &dir.join("psychometric.csv"),
+        "frequency_cpi,repeat,level,trials,correct",
+    );
+    let trials: u64 = pooled.iter().map(|r| r[3].parse::<u64>().unwrap()).sum();
+    assert_eq!(trials, results.staircases.iter().map(|f| f.trials()).sum::<u64>());
+    let per_repeat = csv_rows(
+        &dir.join("thresholds.csv"),
+        "frequency_cpi,repeat,procedure,procedure_threshold,fit,fit_threshold,fit_ci_low,\
+         fit_ci_high,deviance,deviance_p,threshold_contrast,ci_low,ci_high,sensitivity,censored,\
+         stopped,trials",
+    );
+    assert_eq!(per_repeat.len(), results.staircases.len());
 
     for stem in ["csf", "csf_linear", "training"] {
         let png = fs::read(dir.join(format!("{stem}.png"))).unwrap();
@@ -311,15 +342,30 @@ fn folder_write_accepts_plain_names_only() {
 fn freq(frequency: f64, threshold: f64) -> FrequencyResult {
     FrequencyResult {
         frequency,
+        repeat: 0,
+        procedure: "bisection".into(),
         steps: vec![crate::staircase::Step {
             step: 0,
             contrast: threshold,
+            trials: 16,
+            correct: 12,
             accuracy: 0.75,
         }],
         stop: crate::staircase::Stop::Converged,
+        procedure_threshold: threshold,
+        procedure_interval: None,
+        fit: None,
         threshold,
+        ci: None,
         sensitivity: 1.0 / threshold,
+        censored: None,
     }
+}
+
+/// `r` with these results and its CSF summarised again.
+fn with(r: &mut Results, staircases: Vec<FrequencyResult>) {
+    r.staircases = staircases;
+    r.csf = summarize(&r.plan, &r.staircases);
 }
 
 fn all_plots(r: &Results) -> Vec<Plot> {
@@ -340,20 +386,22 @@ fn plots_survive_edge_cases() {
     let base = results();
     // One frequency, one epoch.
     let mut r = base.clone();
-    r.staircases.truncate(1);
+    let mut first = r.staircases.clone();
+    first.truncate(1);
+    with(&mut r, first);
     r.training.truncate(1);
     let p = all_plots(&r);
     assert!(p.iter().all(|p| p.notes.is_empty()), "{:?}", p[0].notes);
 
     // Non-finite and non-positive values.
     let mut r = base.clone();
-    r.staircases = vec![
+    with(&mut r, vec![
         freq(2.0, 0.1),
         freq(4.0, 0.0),
         freq(8.0, f64::NAN),
         freq(16.0, -0.5),
         freq(f64::INFINITY, 0.2),
-    ];
+    ]);
     r.training[1].loss = f64::NAN;
     r.training[2].accuracy = f64::INFINITY;
     let p = all_plots(&r);
@@ -377,12 +425,12 @@ fn plots_survive_edge_cases() {
 
     // Every sensitivity non-finite: an empty chart.
     let mut r = base.clone();
-    r.staircases = vec![freq(2.0, 0.0), freq(4.0, f64::NAN)];
+    with(&mut r, vec![freq(2.0, 0.0), freq(4.0, f64::NAN)]);
     all_plots(&r);
 
     // All-equal values.
     let mut r = base.clone();
-    r.staircases = vec![freq(2.0, 0.5), freq(2.0, 0.5), freq(2.0, 0.5)];
+    with(&mut r, vec![freq(2.0, 0.5), freq(2.0, 0.5), freq(2.0, 0.5)]);
     for t in &mut r.training {
         t.loss = 0.0;
         t.accuracy = 0.5;
@@ -391,12 +439,12 @@ fn plots_survive_edge_cases() {
 
     // Nothing at all; huge and tiny numbers.
     let mut r = base.clone();
-    r.staircases.clear();
+    with(&mut r, Vec::new());
     r.training.clear();
     let p = all_plots(&r);
     assert!(!p[0].notes.is_empty() && !p[2].notes.is_empty());
     let mut r = base;
-    r.staircases = vec![freq(1e-300, 1e-300), freq(1e300, 1e300), freq(3.0, 0.5)];
+    with(&mut r, vec![freq(1e-300, 1e-300), freq(1e300, 1e300), freq(3.0, 0.5)]);
     r.training[0].loss = 1e300;
     let p = all_plots(&r);
     assert!(
@@ -536,7 +584,7 @@ fn csf_table_lists_every_frequency() {
     assert!(lines[1].trim_start().starts_with('2'));
     assert!(lines.iter().all(|l| l == &l.trim_end()));
     let mut r = r;
-    r.staircases = vec![freq(2.0, 0.0), freq(4.0, 1e-7)];
+    with(&mut r, vec![freq(2.0, 0.0), freq(4.0, 1e-7)]);
     let table = csf_table(&r);
     assert!(
         table.contains("inf") && table.contains("1.000e7"),
@@ -556,13 +604,15 @@ fn sha256_of_bytes_and_files() {
 }
 
 #[test]
-fn from_bisection_needs_a_finished_staircase() {
-    let s = Bisection::new(0.5, 0.0, 1.0, 0.75, 0.01, 8);
-    assert!(FrequencyResult::from_bisection(2.0, &s).is_none());
-    let s = s.run(|_| 0.75);
-    let f = FrequencyResult::from_bisection(2.0, &s).unwrap();
-    assert_eq!((f.threshold, f.sensitivity, f.steps.len()), (0.5, 2.0, 1));
-    assert_eq!(stop_name(f.stop), "converged");
+fn from_procedure_needs_a_finished_procedure() {
+    let plan = plan();
+    let p = Procedure::from_plan(&plan.staircase, 16);
+    assert!(FrequencyResult::from_procedure(2.0, 0, &p, 0.0).is_none());
+    let f = run_procedure(&plan, 2.0, |_| 0.75);
+    assert_eq!(f.steps[0].trials, 16);
+    assert_eq!(f.steps[0].correct, 12);
+    assert_eq!(f.trials(), 16 * f.steps.len() as u64);
+    assert!(f.sensitivity > 0.0 && (f.sensitivity * f.threshold - 1.0).abs() < 1e-12);
 }
 
 #[test]
