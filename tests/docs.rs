@@ -5,7 +5,15 @@ use psyrun::diag::{render, Code};
 use psyrun::plan::compile;
 use psyrun::source::SourceFile;
 
-const SECTIONS: [&str; 5] = ["backbone", "probe", "train", "test", "staircase"];
+const SECTIONS: [&str; 7] = [
+    "backbone",
+    "probe",
+    "train",
+    "test",
+    "staircase",
+    "observer",
+    "fit",
+];
 
 /// The ```psy blocks of a markdown file.
 fn psy_blocks(md: &str) -> Vec<String> {
@@ -172,4 +180,23 @@ fn every_documented_setting_default_matches_the_plan() {
         }
     );
     assert_eq!(plan.derived.trials_per_level, 24);
+    assert_eq!(plan.repeats, 1);
+    assert_eq!(
+        plan.observer.decision,
+        Decision::Softmax { temperature: 1.0 }
+    );
+    assert_eq!(
+        (
+            plan.observer.pixel_noise,
+            plan.observer.phase_jitter,
+            plan.observer.position_jitter
+        ),
+        (0.0, 0.0, 0)
+    );
+    assert_eq!(plan.fit.function, Some(Sigmoid::Weibull));
+    assert_eq!(plan.fit.lapse, (0.0, 0.05));
+    assert_eq!(plan.fit.likelihood, Likelihood::Binomial);
+    assert_eq!(plan.fit.estimate, Estimation::Ml);
+    assert_eq!((plan.fit.bootstrap, plan.fit.ci, plan.fit.level), (1000, 0.95, 0.75));
+    assert_eq!(plan.fit.threshold, ThresholdFrom::Fit);
 }

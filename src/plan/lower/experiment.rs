@@ -51,6 +51,24 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         (top.seed?, top.device?, top.precision?, top.repeats?);
     let (backbone, probe, train, test, staircase) = (backbone?, probe?, train?, test?, staircase?);
     let (observer, fit) = (observer?, fit?);
+    if repeats > 1 && backbone.plan.batchnorm == crate::plan::types::BatchNorm::Train {
+        let mut d = Diag::error(
+            Code::PlanIncompatible,
+            "`repeats` needs a frozen backbone, but `batchnorm train` changes it while a probe trains",
+        )
+        .with_help(
+            "each repeat's probe would start from the statistics the previous one left; use \
+             `batchnorm eval` (the default), or run the tutorial's setting once per seed",
+        );
+        if let Some(span) = top.repeats_span {
+            d = d.at(span, "several probes");
+        }
+        if let Some(span) = sections.setting_span("backbone", "batchnorm") {
+            d = d.also(span, "BatchNorm statistics drift while training");
+        }
+        cx.push(d);
+        return None;
+    }
     let derived = derive::lower(cx, &sections, &backbone, &probe, &train, &test, &staircase)?;
     warnings::check(cx, &sections, &test, &staircase, &derived);
     Some(Plan {
@@ -89,6 +107,7 @@ struct TopLevel {
     device: Option<Device>,
     precision: Option<Precision>,
     repeats: Option<u32>,
+    repeats_span: Option<Span>,
 }
 
 fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
@@ -119,6 +138,7 @@ fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
         device,
         precision,
         repeats,
+        repeats_span: f.get("repeats").map(|v| v.span),
     }
 }
 
