@@ -362,11 +362,8 @@ fn brackets(csv: &str, freqs: &[f64], target: f64) -> Vec<(f64, f64)> {
         .iter()
         .map(|&f| {
             let (mut low, mut high) = (0.0f64, f64::INFINITY);
-            for i in 0..cols[0].len() {
-                if cols[0][i] != f {
-                    continue;
-                }
-                let (c, a) = (cols[1][i], cols[2][i]);
+            let levels = cols[0].iter().zip(&cols[1]).zip(&cols[2]);
+            for ((_, &c), &a) in levels.filter(|((&g, _), _)| g == f) {
                 if a < target {
                     low = low.max(c);
                 } else {
