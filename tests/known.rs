@@ -169,8 +169,8 @@ fn columns(csv: &str, names: &[&str]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("psyrun-known-{}", std::process::id()));
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("psyrun-known-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
@@ -215,10 +215,37 @@ fn the_fixture_kernel_is_the_documented_dog() {
 }
 
 #[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
+fn the_script_makes_the_committed_fixture() {
+    let dir = scratch("script");
+    let py = std::env::var_os("PSYRUN_PYTHON").unwrap_or_else(|| "python3".into());
+    let made = Command::new(py)
+        .arg(crate::root().join("scripts/known_answer_fixture.py"))
+        .arg(&dir)
+        .output()
+        .expect("python starts");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for name in ["dog_energy.pt", "dog_energy.json"] {
+        assert!(
+            fs::read(dir.join(name)).unwrap() == fs::read(fixture_dir().join(name)).unwrap(),
+            "{name}: run scripts/known_answer_fixture.py and commit what it writes"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_csf_of_a_dog_energy_backbone_is_its_frequency_response() {
     let started = Instant::now();
     let dog = dog();
-    let dir = scratch();
+    let dir = scratch("run");
     fs::copy(
         fixture_dir().join("dog_energy.pt"),
         dir.join("dog_energy.pt"),
