@@ -3,10 +3,11 @@
 //!
 //! The backbone, `tests/fixtures/known/dog_energy.pt` (made by
 //! `scripts/known_answer_fixture.py`, committed with its kernel in `dog_energy.json`, so
-//! no Python runs here), is one isotropic difference-of-Gaussians filter applied with
+//! the main test runs no Python), is one isotropic difference-of-Gaussians filter applied with
 //! circular padding, squared and averaged: one feature per image, the energy
-//! `E(c, f) = gain·(c/2)²·H(f/size)²/2` of a full-field grating of contrast `c` at `f`
-//! cycles per image, with `H` the kernel's discrete frequency response. The probe's decision
+//! `E(c, f) = gain·(c/(2·std))²·H(f/size)²/2` of a full-field grating of contrast `c` at
+//! `f` cycles per image (`std` the test images' normalisation), with `H` the kernel's
+//! discrete frequency response. The probe's decision
 //! depends on the image only through `E` and the comparison image (uniform grey) has `E = 0`,
 //! so whatever weights and bias the probe learns, the threshold contrast `c_t(f)` solves
 //! `c_t(f)·|H(f)| = const`: sensitivities are proportional to `|H(f)|`. The test compares
