@@ -4,6 +4,8 @@ mod cli;
 mod docs;
 #[cfg(feature = "torch")]
 mod features;
+#[cfg(feature = "torch")]
+mod known;
 mod robustness;
 #[cfg(feature = "torch")]
 mod run;
