@@ -48,6 +48,8 @@ experiment known {
     normalize custom(mean: [0.5, 0.5, 0.5], std: [40, 40, 40])
   }
   staircase bisection { target 0.75  tolerance 0.01  max_steps 15 }
+  observer { decision deterministic }
+  fit none {}
 }
 ";
 
