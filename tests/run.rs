@@ -1032,3 +1032,97 @@ fn a_libtorch_error_is_a_diagnostic_not_a_panic() {
     assert!(dir.join("out/INCOMPLETE").is_file());
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// `tiny` with these blocks added to the experiment (before its last `}`) and `repeats`.
+fn tiny_with(name: &str, repeats: u32, blocks: &str) -> String {
+    let body = tiny(name, "", SGD);
+    let cut = body.trim_end().strip_suffix('}').expect("ends in }").to_string();
+    let body = cut.replacen("  seed 3\n", &format!("  seed 3\n  repeats {repeats}\n"), 1);
+    format!("{body}{blocks}\n}}\n")
+}
+
+/// The rows of a CSV file as maps from header to cell.
+fn csv_maps(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect())
+        .collect()
+}
+
+#[test]
+fn a_noisy_observer_with_repeats_reports_intervals_and_is_reproducible() {
+    let dir = scratch("noisy");
+    let blocks = "  observer { decision softmax(temperature: 1)  pixel_noise 0.02  phase_jitter 180deg  position_jitter 1 }\n  fit weibull { bootstrap 100 }";
+    write(&dir, "noisy.psy", &tiny_with("noisy", 3, blocks));
+    for out in ["a", "b"] {
+        let o = run_in(&dir, &["run", "noisy.psy", "--out", out]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let a = fs::read(dir.join("a/csf.csv")).unwrap();
+    assert_eq!(a, fs::read(dir.join("b/csf.csv")).unwrap(), "same seed, same CSF");
+    assert_eq!(
+        fs::read(dir.join("a/staircase.csv")).unwrap(),
+        fs::read(dir.join("b/staircase.csv")).unwrap()
+    );
+    let csf = csv_maps(&dir.join("a/csf.csv"));
+    assert_eq!(csf.len(), 3);
+    for row in &csf {
+        assert_eq!(row["repeats"], "3");
+        let t: f64 = row["threshold_contrast"].parse().unwrap();
+        let (lo, hi): (f64, f64) = (row["ci_low"].parse().unwrap(), row["ci_high"].parse().unwrap());
+        assert!(lo <= t && t <= hi, "{row:?}");
+        let s: f64 = row["sensitivity"].parse().unwrap();
+        assert!((s * t - 1.0).abs() < 1e-9);
+    }
+    // Three repeats of three frequencies; every request's trials pooled by level.
+    let per_repeat = csv_maps(&dir.join("a/thresholds.csv"));
+    assert_eq!(per_repeat.len(), 9);
+    let repeats: std::collections::BTreeSet<&str> =
+        per_repeat.iter().map(|r| r["repeat"].as_str()).collect();
+    assert_eq!(repeats.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
+    // The repeats are independent probes: not all the same thresholds.
+    let t: Vec<&str> = per_repeat
+        .iter()
+        .filter(|r| r["frequency_cpi"] == "2")
+        .map(|r| r["procedure_threshold"].as_str())
+        .collect();
+    assert!(t.iter().any(|x| *x != t[0]), "{t:?}");
+    let pooled = csv_maps(&dir.join("a/psychometric.csv"));
+    let steps = csv_maps(&dir.join("a/staircase.csv"));
+    let sum = |rows: &[std::collections::HashMap<String, String>]| -> u64 {
+        rows.iter().map(|r| r["trials"].parse::<u64>().unwrap()).sum()
+    };
+    assert_eq!(sum(&pooled), sum(&steps));
+    let training = csv_maps(&dir.join("a/training.csv"));
+    assert_eq!(training.len(), 6, "2 epochs × 3 repeats");
+}
+
+#[test]
+fn an_observer_that_cannot_be_calibrated_is_a_diagnostic() {
+    let dir = scratch("calibration");
+    // Random weights and 2 epochs: the probe is nowhere near 99.9 % correct.
+    let blocks = "  observer { decision gaussian(accuracy: 0.999) }";
+    write(&dir, "cal.psy", &tiny_with("cal", 1, blocks));
+    let o = run_in(&dir, &["run", "cal.psy", "--out", "r"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("psy::run::calibration"), "{err}");
+    assert!(err.contains("cannot be calibrated to 99.9 % correct"), "{err}");
+    assert!(dir.join("r/INCOMPLETE").exists());
+    assert_eq!(csv_maps(&dir.join("r/training.csv")).len(), 2);
+}
+
+#[test]
+fn a_calibrated_observer_reaches_its_accuracy_and_says_so() {
+    let dir = scratch("calibrated");
+    let blocks = "  observer { decision softmax(accuracy: 0.6) }";
+    write(&dir, "cal.psy", &tiny_with("cal", 1, blocks));
+    let o = run_in(&dir, &["run", "cal.psy", "--out", "r"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let manifest = fs::read_to_string(dir.join("r/manifest.json")).unwrap();
+    assert!(manifest.contains("\"decision_noise\": "), "{manifest}");
+    assert!(!manifest.contains("\"decision_noise\": null"), "{manifest}");
+    assert!(text(&o.stderr).contains("observer calibrated"), "{}", text(&o.stderr));
+}
