@@ -23,8 +23,8 @@ enum Dir {
 /// before the step is taken. Each step is clamped to `low..=high`. `reversals` is raised
 /// to at least the number of step sizes. Up steps are `up_factor` times the down step
 /// (Kaernbach's weighted up/down; 1 is PsychoPy). It stops when both (`All`, PsychoPy) or
-/// either (`Any`) of `trials` and `reversals` are reached, and in any case after
-/// `max_trials`.
+/// either (`Any`; `trials` 0 is then no criterion) of `trials` and `reversals` are
+/// reached, and in any case after `max_trials`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpDown {
     s: UpDownSettings,
@@ -135,7 +135,7 @@ impl UpDown {
                 Stop::Trials
             }),
             StopWhen::Any if r_ok => Some(Stop::Reversals),
-            StopWhen::Any if t_ok => Some(Stop::Trials),
+            StopWhen::Any if t_ok && self.s.trials > 0 => Some(Stop::Trials),
             _ if trials >= self.s.max_trials => Some(Stop::MaxSteps),
             _ => None,
         };

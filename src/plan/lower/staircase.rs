@@ -185,7 +185,7 @@ fn updown(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
     });
     let log = scale != Some(StepScale::Lin);
     let range = range(cx, f, (0.0001, 1.0), log);
-    let start = start(cx, f, range, |(_, h)| h.min(0.5), false);
+    let start = start(cx, f, range, |(l, h)| 0.5_f64.clamp(l, h), false);
     let steps = match f.get("steps") {
         None => Some(vec![4.0, 4.0, 2.0, 2.0, 1.0]),
         Some(v) => numbers(cx, v, "steps", "step sizes").and_then(|xs| {
@@ -794,6 +794,21 @@ mod tests {
         let plan = compile(&SourceFile::new("t.psy", text)).plan.unwrap();
         let back: Plan = ron::from_str(&to_ron(&plan)).unwrap();
         assert_eq!(back.staircase, plan.staircase);
+    }
+
+    /// Every `staircase` example of docs/language.md plans.
+    #[test]
+    fn the_documented_examples_plan() {
+        let doc = include_str!("../../../docs/language.md");
+        let mut n = 0;
+        for block in doc.split("```psy\n").skip(1) {
+            let snippet = block.split("```").next().unwrap();
+            if snippet.starts_with("staircase ") {
+                ok(snippet);
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n}");
     }
 
     /// A plan written before the stop rule existed reads back as the tutorial's rule.
