@@ -48,10 +48,16 @@ pub struct Bisection {
 }
 
 impl Bisection {
-    /// The staircase a plan's `staircase bisection { … }` block describes, measuring one
-    /// trial per step through [`observe`](Self::observe). `None` for other procedures.
+    /// The staircase a plan's `staircase bisection { … }` block describes, fed
+    /// accuracies through [`observe`](Self::observe) (its trace does not count trials).
+    /// `None` for other procedures. [`Procedure::from_plan`](super::Procedure::from_plan)
+    /// builds one that requests and counts the test's trials.
     pub fn from_plan(staircase: &Staircase) -> Option<Self> {
-        matches!(staircase, Staircase::Bisection { .. }).then(|| Self::from_settings(staircase, 1))
+        matches!(staircase, Staircase::Bisection { .. }).then(|| {
+            let mut s = Self::from_settings(staircase, 1);
+            s.trials = 0;
+            s
+        })
     }
 
     /// As [`from_plan`](Self::from_plan), requesting `trials` trials per step.
@@ -98,7 +104,7 @@ impl Bisection {
             low2: low,
             high2: high,
             range: (low, high),
-            trials: 1,
+            trials: 0,
             trace: Vec::new(),
             stop: None,
         }
@@ -127,7 +133,7 @@ impl Bisection {
 
     /// The most trials it can run.
     pub fn max_trials(&self) -> u64 {
-        u64::from(self.max_measurements()) * u64::from(self.trials)
+        u64::from(self.max_measurements()) * u64::from(self.trials.max(1))
     }
 
     /// The contrast to measure next, or `None` when finished.
@@ -139,7 +145,7 @@ impl Bisection {
     pub fn next(&self) -> Option<Request> {
         self.next_contrast().map(|contrast| Request {
             contrast,
-            trials: self.trials,
+            trials: self.trials.max(1),
         })
     }
 
@@ -153,7 +159,8 @@ impl Bisection {
         );
     }
 
-    /// Records the accuracy measured at [`next_contrast`](Self::next_contrast).
+    /// Records the accuracy measured at [`next_contrast`](Self::next_contrast) (the
+    /// trace's `trials` and `correct` stay 0 unless the staircase counts trials).
     /// Ignored once finished.
     pub fn observe(&mut self, accuracy: f64) {
         let correct = (accuracy * f64::from(self.trials)).round().max(0.0) as u32;

@@ -208,13 +208,13 @@ pub struct Quest {
 }
 
 impl Quest {
-    /// The procedure `settings` describe (validated by the planner).
-    pub fn from_plan(settings: &QuestSettings) -> Self {
-        let s = settings.clone();
+    /// The engine `settings` describe: `None` when its psychometric function does not
+    /// cross the target on the grid (the planner refuses those settings).
+    pub fn core_for(s: &QuestSettings) -> Option<QuestCore> {
         let (lo, hi) = (s.low.log10(), s.high.log10());
         let tg = s.start.clamp(s.low, s.high).log10();
         let range = 2.0 * ((tg - lo).abs().max((hi - tg).abs()) + 1.0);
-        let core = QuestCore::new(
+        QuestCore::new(
             tg,
             s.start_sd,
             s.target,
@@ -225,10 +225,17 @@ impl Quest {
             Some(range),
             true,
         )
-        .expect("the planner checks that the psychometric function crosses the target");
+    }
+
+    /// The procedure `settings` describe (validated by the planner: see
+    /// [`core_for`](Self::core_for)).
+    pub fn from_plan(settings: &QuestSettings) -> Self {
+        let s = settings.clone();
+        let core = Self::core_for(&s)
+            .expect("the planner checks that the psychometric function crosses the target");
         Self {
+            next: 10f64.powf(core.t_guess),
             core,
-            next: 10f64.powf(tg),
             s,
             trace: Vec::new(),
             stop: None,

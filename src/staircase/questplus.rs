@@ -363,6 +363,84 @@ mod tests {
         assert_eq!((t, b), (-20.0, 3.0));
     }
 
+    /// Watson (2017), Example 2: threshold, slope and lapse, 128 trials.
+    #[test]
+    fn watson_example_2() {
+        let lapses: Vec<f64> = (0..5).map(|i| f64::from(i) * 0.01).collect();
+        let mut q = watson(vec![2.0, 3.0, 4.0, 5.0], lapses, 128);
+        let expected = [
+            -18, -22, -25, -28, -30, -21, -12, -14, -15, -16, -18, -19, -20, -22, -23, -18, -19,
+            -16, -17, -17, -18, -18, -18, -19, -19, -17, -17, -18, -18, -18, -18, -19, -19, -20,
+            -18, -18, -18, -18, -18, -19, -19, -19, -19, -20, -18, -18, -18, -18, -18, -18, -18,
+            -18, -18, -19, -19, -19, -20, -18, -18, -18, -18, -19, -19, -19, -18, -18, -18, -18,
+            -19, -19, -19, -19, -19, -19, -19, -19, -20, -21, -19, -19, -19, -19, -19, -19, -19,
+            -18, -19, -19, -16, -16, -16, -16, -16, -16, 0, 0, -19, -19, -19, -19, -19, -19, -19,
+            -19, -19, -19, -19, -19, -19, -19, -21, -21, -19, -19, -19, -19, -19, -19, -19, -19,
+            -19, -19, -19, -19, -19, -19, -19, -19,
+        ];
+        replay(
+            &mut q,
+            &expected,
+            "C C C C I I C C C C C C C C I C I C C C C C C C I C C C C C C C C I C C C C C C \
+             C C C I C C C I C C C C C C C C I C C C C C C I C C C C C C C C C C C C C I C I \
+             C C C C I C C I C C C C C C C I C C C C C C C C C C C C C C C I C C C I C I I C \
+             C C C I C C C C",
+        );
+        assert_eq!(q.mode(), (-20.0, 5.0, 0.04));
+    }
+
+    /// Watson (2017), Example 4: a contrast sensitivity function over contrast × spatial
+    /// frequency, with the generic engine. The log threshold is
+    /// `max(min_thresh, c0 + cf·f)`; Weibull on dB, slope 3, γ 0.5, λ 0.01.
+    #[test]
+    fn watson_example_4_csf() {
+        let contrasts: Vec<f64> = (0..26).map(|i| -50.0 + 2.0 * f64::from(i)).collect();
+        let freqs: Vec<f64> = (0..21).map(|i| 2.0 * f64::from(i)).collect();
+        let min_thresh: Vec<f64> = (0..11).map(|i| -50.0 + 2.0 * f64::from(i)).collect();
+        let c0s: Vec<f64> = (0..11).map(|i| -60.0 + 2.0 * f64::from(i)).collect();
+        // As NumPy's arange(0.8, 1.6 + 0.2, 0.2) fills it.
+        let step = (0.8 + 0.2) - 0.8;
+        let cfs: Vec<f64> = (0..5).map(|i| 0.8 + f64::from(i) * step).collect();
+        let mut like = Vec::new();
+        for &x in &contrasts {
+            for &f in &freqs {
+                for &m in &min_thresh {
+                    for &c0 in &c0s {
+                        for &cf in &cfs {
+                            let t = f64::max(m, c0 + cf * f);
+                            like.push(weibull_db(x, t, 3.0, 0.5, 0.01));
+                        }
+                    }
+                }
+            }
+        }
+        let n_param = min_thresh.len() * c0s.len() * cfs.len();
+        let mut e = QuestPlusEngine::new(contrasts.len() * freqs.len(), n_param, like);
+        let want_c = [
+            0, -4, 0, 0, -38, 0, -40, 0, -26, -26, 0, -36, -36, 0, -26, -26, -2, -26, -6, -26, 0,
+            -26, 0, -26, -32, -32, -34, -34, 0, -26, 0, -26,
+        ];
+        let want_f = [
+            40, 40, 34, 36, 0, 38, 0, 38, 18, 18, 40, 0, 0, 40, 20, 20, 40, 22, 40, 20, 40, 18, 40,
+            18, 0, 0, 0, 0, 40, 18, 38, 18,
+        ];
+        let responses = "C I C C C C I C C C C C I C C C C C I I C C C C C C C I I C C C";
+        let mut got = Vec::new();
+        for r in responses.split_whitespace() {
+            let s = e.next_stimulus();
+            let (ci, fi) = (s / freqs.len(), s % freqs.len());
+            got.push((contrasts[ci] as i32, freqs[fi] as i32));
+            e.update(s, r == "C");
+        }
+        let want: Vec<(i32, i32)> = want_c.iter().copied().zip(want_f).collect();
+        assert_eq!(got, want);
+        let m = e.mode();
+        let (nc, nf) = (c0s.len(), cfs.len());
+        assert_eq!(min_thresh[m / (nc * nf)], -32.0);
+        assert_eq!(c0s[(m / nf) % nc], -56.0);
+        assert!((cfs[m % nf] - 1.4).abs() < 1e-9);
+    }
+
     /// The entropy shortcut equals the direct formula.
     #[test]
     fn expected_entropy_matches_the_definition() {

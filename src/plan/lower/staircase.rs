@@ -310,7 +310,7 @@ fn quest(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
     let (delta, gamma) = (delta?, gamma?);
     let target = target_between(cx, f, gamma, 1.0 - delta * (1.0 - gamma), 0.75)?;
     let (low, high) = range?;
-    Some(Staircase::Quest(QuestSettings {
+    let settings = QuestSettings {
         start: start?,
         start_sd: start_sd?,
         low,
@@ -323,7 +323,23 @@ fn quest(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
         method: method?,
         trials: trials? as u32,
         stop_interval: stop_interval?,
-    }))
+    };
+    if crate::staircase::Quest::core_for(&settings).is_none() {
+        let mut d = Diag::error(
+            Code::PlanOutOfRange,
+            format!(
+                "with beta {} the psychometric function does not cross the target {target} on QUEST's grid",
+                settings.beta
+            ),
+        )
+        .with_help("raise `beta` (3.5 is typical) or move `target` away from chance");
+        if let Some(v) = f.get("beta").or(f.get("target")) {
+            d = d.at(v.span, "no crossing");
+        }
+        cx.push(d);
+        return None;
+    }
+    Some(Staircase::Quest(settings))
 }
 
 fn questplus(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
