@@ -175,8 +175,10 @@ fn every_documented_setting_default_matches_the_plan() {
             low: 0.0,
             high: 1.0,
             target: 0.75,
-            tolerance: 1e-4,
-            max_steps: 20
+            tolerance: 0.0,
+            max_steps: 30,
+            stop: BisectionStop::Bracket,
+            bracket: 0.01
         }
     );
     assert_eq!(plan.derived.trials_per_level, 24);

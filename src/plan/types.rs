@@ -327,12 +327,16 @@ pub enum TargetInterval {
     Both,
 }
 
-/// Adaptive procedure.
+/// Adaptive procedure: how the contrasts tested at one frequency are chosen and how the
+/// threshold is read off. `src/staircase` runs it; `docs/language.md` describes every setting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Staircase {
-    /// The tutorial's bisection: test at `mid`; if accuracy is within `tolerance` of
-    /// `target` stop; if above, move toward `low`; else toward `high`. Stops after
-    /// `max_steps` updates (so at most `max_steps + 1` evaluations). Threshold = last mid.
+    /// Bisection of a contrast interval (`staircase bisection { … }`). Test at `mid`; above
+    /// the target move halfway toward `low`, below it halfway toward `high`. With
+    /// `stop: Tolerance` (the tutorial's rule) it stops when |accuracy − target| <
+    /// `tolerance` and the threshold is the last mid; with `stop: Bracket` it brackets the
+    /// crossing of the target until the bracket is narrower than `bracket` (log10 units).
+    /// Either stops after `max_steps` updates (at most `max_steps + 1` evaluations).
     Bisection {
         /// First contrast tested.
         start: f64,
@@ -342,11 +346,228 @@ pub enum Staircase {
         high: f64,
         /// Target proportion correct.
         target: f64,
-        /// Stop when |accuracy − target| < tolerance.
+        /// Stop when |accuracy − target| < tolerance (`stop: Tolerance`; 0 otherwise).
         tolerance: f64,
         /// Most updates of the contrast.
         max_steps: u32,
+        /// The stop rule (plans written before it existed used the tutorial's rule).
+        #[serde(default)]
+        stop: BisectionStop,
+        /// Width of the final bracket in log10 contrast (`stop: Bracket`; 0 otherwise).
+        #[serde(default)]
+        bracket: f64,
     },
+    /// Transformed (and weighted) up/down staircase, PsychoPy's `StairHandler`.
+    UpDown(UpDownSettings),
+    /// QUEST (Watson & Pelli 1983) on log10 contrast.
+    Quest(QuestSettings),
+    /// QUEST+ (Watson 2017) over a Weibull's threshold × slope × lapse, stimuli in dB.
+    QuestPlus(QuestPlusSettings),
+    /// The method of constant stimuli: fixed levels, ascending, a fixed number of trials each.
+    Constant(ConstantSettings),
+}
+
+/// When a bisection stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BisectionStop {
+    /// The tutorial's rule: as soon as accuracy is within `tolerance` of the target.
+    #[default]
+    Tolerance,
+    /// When the bracket around the target's crossing is narrower than `bracket` (log10).
+    Bracket,
+}
+
+/// How an up/down step changes the contrast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepScale {
+    /// `c ± s`.
+    Lin,
+    /// `c · 10^(±s)`.
+    Log,
+    /// `c · 10^(±s/20)`.
+    Db,
+}
+
+/// How several stop criteria combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopWhen {
+    /// Stop when every criterion is met (PsychoPy's `StairHandler`).
+    All,
+    /// Stop when any criterion is met.
+    Any,
+}
+
+/// `staircase updown { … }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpDownSettings {
+    /// First contrast tested.
+    pub start: f64,
+    /// Contrasts are clamped to `low..=high`.
+    pub low: f64,
+    /// Upper clamp.
+    pub high: f64,
+    /// Step sizes: the k-th reversal switches to `steps[k]` (the last one stays).
+    pub steps: Vec<f64>,
+    /// Units of the steps.
+    pub scale: StepScale,
+    /// Consecutive incorrect responses that make the contrast go up.
+    pub up: u32,
+    /// Consecutive correct responses that make the contrast go down.
+    pub down: u32,
+    /// Size of an up step relative to a down step (Kaernbach's weighted up/down; 1 = equal).
+    pub up_factor: f64,
+    /// 1-up/1-down until the first reversal.
+    pub initial_rule: bool,
+    /// Trials criterion.
+    pub trials: u32,
+    /// Reversals criterion (at least `steps.len()`).
+    pub reversals: u32,
+    /// How the two criteria combine.
+    pub stop: StopWhen,
+    /// Hard cap on trials, whatever the criteria.
+    pub max_trials: u32,
+    /// The threshold is the mean of the last `average_last` reversals.
+    pub average_last: u32,
+}
+
+/// Where QUEST places the next trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuestMethod {
+    /// Pelli's quantile of the posterior (the ideal sweat factor's).
+    Quantile,
+    /// The posterior mean (King-Smith et al. 1994).
+    Mean,
+    /// The posterior mode (Watson & Pelli's original).
+    Mode,
+}
+
+/// `staircase quest { … }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuestSettings {
+    /// Prior mean, as a contrast.
+    pub start: f64,
+    /// Prior standard deviation in log10 units.
+    pub start_sd: f64,
+    /// Lowest contrast tested (> 0).
+    pub low: f64,
+    /// Highest contrast tested.
+    pub high: f64,
+    /// Proportion correct at threshold.
+    pub target: f64,
+    /// Weibull slope on log10 contrast.
+    pub beta: f64,
+    /// Lapse proportion.
+    pub delta: f64,
+    /// Guess rate (chance).
+    pub gamma: f64,
+    /// Grid step in log10 units.
+    pub grain: f64,
+    /// Placement rule.
+    pub method: QuestMethod,
+    /// Number of trials.
+    pub trials: u32,
+    /// Also stop when the 5–95 % posterior interval is narrower than this (log10 units).
+    pub stop_interval: Option<f64>,
+}
+
+/// `staircase questplus { … }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuestPlusSettings {
+    /// Stimulus grid: contrasts in dB (20·log10 c), ascending.
+    pub contrasts_db: Vec<f64>,
+    /// Threshold grid, dB.
+    pub thresholds_db: Vec<f64>,
+    /// Weibull slope grid (on dB/20, i.e. per log10 unit).
+    pub slopes: Vec<f64>,
+    /// Lapse grid.
+    pub lapses: Vec<f64>,
+    /// Guess rate (chance).
+    pub gamma: f64,
+    /// Proportion correct the reported threshold contrast gives, from the estimated curve.
+    pub target: f64,
+    /// Number of trials.
+    pub trials: u32,
+}
+
+/// `staircase constant { … }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConstantSettings {
+    /// Contrasts tested, ascending.
+    pub levels: Vec<f64>,
+    /// Each level is tested `repeats` times over every condition of the test
+    /// (`repeats × trials_per_level` trials), so conditions stay balanced.
+    pub repeats: u32,
+    /// Proportion correct whose crossing is the threshold.
+    pub target: f64,
+}
+
+impl Staircase {
+    /// The lowest and highest contrast it can request.
+    pub fn range(&self) -> (f64, f64) {
+        match self {
+            Staircase::Bisection { low, high, .. } => (*low, *high),
+            Staircase::UpDown(u) => (u.low, u.high),
+            Staircase::Quest(q) => (q.low, q.high),
+            Staircase::QuestPlus(q) => {
+                let c = |db: f64| 10f64.powf(db / 20.0);
+                let lo = q.contrasts_db.first().copied().unwrap_or(0.0);
+                let hi = q.contrasts_db.last().copied().unwrap_or(0.0);
+                (c(lo), c(hi))
+            }
+            Staircase::Constant(k) => (
+                k.levels.first().copied().unwrap_or(0.0),
+                k.levels.last().copied().unwrap_or(0.0),
+            ),
+        }
+    }
+
+    /// The first contrast it requests.
+    pub fn start(&self) -> f64 {
+        match self {
+            Staircase::Bisection { start, .. } => *start,
+            Staircase::UpDown(u) => u.start,
+            Staircase::Quest(q) => q.start.clamp(q.low, q.high),
+            Staircase::QuestPlus(q) => {
+                let mid = q.contrasts_db[q.contrasts_db.len() / 2];
+                10f64.powf(mid / 20.0)
+            }
+            Staircase::Constant(k) => k.levels.first().copied().unwrap_or(0.0),
+        }
+    }
+
+    /// The most requests (contrast levels) it makes.
+    pub fn max_levels(&self) -> u32 {
+        match self {
+            Staircase::Bisection { max_steps, .. } => max_steps.saturating_add(1),
+            Staircase::UpDown(u) => u.max_trials,
+            Staircase::Quest(q) => q.trials,
+            Staircase::QuestPlus(q) => q.trials,
+            Staircase::Constant(k) => u32::try_from(k.levels.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The most trials it runs, given the test's trials per level (conditions).
+    pub fn max_trials(&self, trials_per_level: u32) -> u64 {
+        let n = u64::from(trials_per_level.max(1));
+        match self {
+            Staircase::Bisection { .. } => u64::from(self.max_levels()) * n,
+            Staircase::UpDown(_) | Staircase::Quest(_) | Staircase::QuestPlus(_) => {
+                u64::from(self.max_levels())
+            }
+            Staircase::Constant(k) => k.levels.len() as u64 * u64::from(k.repeats) * n,
+        }
+    }
+
+    /// The keyword of its block label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Staircase::Bisection { .. } => "bisection",
+            Staircase::UpDown(_) => "updown",
+            Staircase::Quest(_) => "quest",
+            Staircase::QuestPlus(_) => "questplus",
+            Staircase::Constant(_) => "constant",
+        }
+    }
 }
 
 /// Quantities derived from the plan.
@@ -365,7 +586,8 @@ pub struct Derived {
     pub probe_parameters: Option<u64>,
     /// Test trials per contrast level: orientations × phases × intervals.
     pub trials_per_level: u32,
-    /// Most test evaluations per frequency (`max_steps + 1`).
+    /// Most contrast levels tested per frequency (`max_steps + 1` for bisection; for up/down,
+    /// QUEST and QUEST+ one trial per level).
     pub max_levels_per_frequency: u32,
     /// Training images per epoch (two per trial).
     pub train_images_per_epoch: u64,

@@ -1,185 +1,117 @@
 //! Adaptive procedures that find a threshold contrast. Pure code: a procedure proposes a
-//! contrast, the caller measures accuracy there, and the procedure updates. That keeps it
+//! contrast and a number of trials ([`Request`]), the caller measures how many were
+//! correct, and the procedure updates ([`Procedure::record`]). That keeps every procedure
 //! testable against synthetic observers without libtorch, and lets the interpreter advance
-//! the staircases of every frequency in lockstep (one batch per step).
+//! the procedures of every frequency in lockstep (one batch per step).
+//!
+//! Contrasts are linear in requests and traces; procedures work internally on whatever axis
+//! their method defines (log10 contrast for QUEST, dB for QUEST+, the step scale for
+//! up/down).
+
+mod bisection;
+mod constant;
+mod quest;
+mod questplus;
+mod updown;
+
+pub use bisection::Bisection;
+pub use constant::ConstantStimuli;
+pub use quest::{Quest, QuestCore};
+pub use questplus::{weibull_db, QuestPlus, QuestPlusEngine};
+pub use updown::UpDown;
 
 use crate::plan::Staircase;
 use serde::{Deserialize, Serialize};
 
-/// The tutorial's bisection (also osculari's `midpoint`).
-///
-/// Starting with `low`, `high` and `mid = start`: measure accuracy at `mid`;
-/// if `|accuracy − target| < tolerance`, stop; if accuracy is above the target, the
-/// threshold is lower: `(low, mid, high) ← (low, (low + mid)/2, mid)`; otherwise
-/// `(low, mid, high) ← (mid, (mid + high)/2, high)`. After `max_steps` updates it stops
-/// (the tutorial's `attempt_i == 20`: at most `max_steps + 1` measurements). The threshold
-/// is the last contrast measured.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Bisection {
-    low: f64,
-    mid: f64,
-    high: f64,
-    target: f64,
-    tolerance: f64,
-    max_steps: u32,
-    trace: Vec<Step>,
-    stop: Option<Stop>,
+/// What a procedure wants measured next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Request {
+    /// Contrast of the target (linear).
+    pub contrast: f64,
+    /// Trials to run there.
+    pub trials: u32,
 }
 
-/// One measurement of a staircase.
+/// One measurement of a procedure.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// 0-based index of the measurement.
     pub step: u32,
     /// Contrast tested.
     pub contrast: f64,
-    /// Trials run there.
+    /// Trials run there (0 in results written before it was recorded).
     #[serde(default)]
     pub trials: u32,
-    /// Of which correct.
+    /// How many were correct (0 in results written before it was recorded).
     #[serde(default)]
     pub correct: u32,
-    /// Proportion correct measured there.
+    /// `correct / trials`.
     pub accuracy: f64,
 }
 
-/// Why a staircase stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Stop {
-    /// Accuracy came within the tolerance of the target.
-    Converged,
-    /// The step cap was reached first.
-    MaxSteps,
-}
-
-impl Bisection {
-    /// The staircase a plan's `staircase bisection { … }` block describes.
-    pub fn from_plan(staircase: &Staircase) -> Self {
-        let Staircase::Bisection {
-            start,
-            low,
-            high,
-            target,
-            tolerance,
-            max_steps,
-        } = *staircase;
-        Self::new(start, low, high, target, tolerance, max_steps)
-    }
-
-    /// The most measurements it can take (`max_steps` updates, so one more measurement).
-    pub fn max_measurements(&self) -> u32 {
-        self.max_steps.saturating_add(1)
-    }
-
-    /// A new staircase. `low < start < high`, `tolerance > 0` (the planner guarantees it).
-    pub fn new(
-        start: f64,
-        low: f64,
-        high: f64,
-        target: f64,
-        tolerance: f64,
-        max_steps: u32,
-    ) -> Self {
+impl Step {
+    fn new(step: usize, contrast: f64, trials: u32, correct: u32) -> Self {
         Self {
-            low,
-            mid: start,
-            high,
-            target,
-            tolerance,
-            max_steps,
-            trace: Vec::new(),
-            stop: None,
+            step: u32::try_from(step).unwrap_or(u32::MAX),
+            contrast,
+            trials,
+            correct,
+            accuracy: f64::from(correct) / f64::from(trials.max(1)),
         }
-    }
-
-    /// The contrast to measure next, or `None` when finished.
-    pub fn next_contrast(&self) -> Option<f64> {
-        self.stop.is_none().then_some(self.mid)
-    }
-
-    /// Records the accuracy measured at [`next_contrast`](Self::next_contrast).
-    /// Ignored once finished.
-    pub fn observe(&mut self, accuracy: f64) {
-        if self.stop.is_some() {
-            return;
-        }
-        let step = self.trace.len() as u32;
-        self.trace.push(Step {
-            step,
-            contrast: self.mid,
-            trials: 0,
-            correct: 0,
-            accuracy,
-        });
-        let diff = accuracy - self.target;
-        if diff.abs() < self.tolerance {
-            self.stop = Some(Stop::Converged);
-        } else if step >= self.max_steps {
-            self.stop = Some(Stop::MaxSteps);
-        } else if diff > 0.0 {
-            let new_mid = (self.low + self.mid) / 2.0;
-            self.high = self.mid;
-            self.mid = new_mid;
-        } else {
-            let new_mid = (self.high + self.mid) / 2.0;
-            self.low = self.mid;
-            self.mid = new_mid;
-        }
-    }
-
-    /// True once stopped.
-    pub fn is_done(&self) -> bool {
-        self.stop.is_some()
-    }
-
-    /// Why it stopped, if it has.
-    pub fn stop_reason(&self) -> Option<Stop> {
-        self.stop
-    }
-
-    /// Every measurement so far.
-    pub fn trace(&self) -> &[Step] {
-        &self.trace
-    }
-
-    /// The threshold: the last contrast measured (`None` before the first measurement).
-    pub fn threshold(&self) -> Option<f64> {
-        self.trace.last().map(|s| s.contrast)
-    }
-
-    /// Runs to the end against an observer `accuracy(contrast)`.
-    pub fn run(mut self, mut accuracy: impl FnMut(f64) -> f64) -> Self {
-        while let Some(c) = self.next_contrast() {
-            self.observe(accuracy(c));
-        }
-        self
     }
 }
 
-// --- Interface shim (replaced by the procedures branch) ---
-
-/// What a procedure asks for next: `trials` trials at `contrast`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Request {
-    /// Contrast.
-    pub contrast: f64,
-    /// Trials.
-    pub trials: u32,
-}
-
-/// Why a threshold is not a measurement inside the range.
+/// Why a procedure stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// Accuracy came within the tolerance of the target (bisection, tutorial rule).
+    Converged,
+    /// The cap on steps or trials was reached first.
+    MaxSteps,
+    /// The bracket around the target's crossing became narrow enough (bisection).
+    Bracket,
+    /// The planned number of trials was run.
+    Trials,
+    /// The planned number of reversals was reached (up/down).
+    Reversals,
+    /// The posterior interval became narrow enough (QUEST).
+    Precision,
+    /// Every level was measured (constant stimuli).
+    Completed,
+}
+
+impl Stop {
+    /// The name written into result files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Converged => "converged",
+            Stop::MaxSteps => "max_steps",
+            Stop::Bracket => "bracket",
+            Stop::Trials => "trials",
+            Stop::Reversals => "reversals",
+            Stop::Precision => "precision",
+            Stop::Completed => "completed",
+        }
+    }
+}
+
+/// Why a threshold is only a bound, or unreliable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Censor {
-    /// Below the lowest contrast tested.
+    /// Performance stayed above the target down to the lowest contrast: the threshold is
+    /// at most that contrast.
     BelowRange,
-    /// Above the range.
+    /// Performance never reached the target up to the highest contrast: the threshold is
+    /// above the range (or does not exist).
     AboveRange,
-    /// Did not converge.
+    /// The procedure ran out of steps before its own convergence criterion.
     NotConverged,
 }
 
 impl Censor {
-    /// Name in csf.csv.
+    /// The name written into result files.
     pub fn name(self) -> &'static str {
         match self {
             Censor::BelowRange => "below_range",
@@ -189,226 +121,177 @@ impl Censor {
     }
 }
 
-impl Stop {
-    /// Name in csf.csv.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stop::Converged => "converged",
-            Stop::MaxSteps => "max_steps",
-        }
-    }
-}
-
 /// A procedure's own threshold estimate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Estimate {
-    /// Threshold contrast.
+    /// Threshold contrast (linear).
     pub threshold: f64,
-    /// Standard deviation, where the procedure has one.
+    /// Spread of the estimate in the procedure's working units (log10 contrast, except
+    /// a `lin` up/down staircase: linear contrast).
     pub sd: Option<f64>,
-    /// Interval, where the procedure has one.
+    /// An interval for the threshold, in linear contrast (QUEST and QUEST+: the central 95 %
+    /// of the posterior).
     pub interval: Option<(f64, f64)>,
-    /// How it was computed.
+    /// How it was computed, e.g. `last_contrast`, `mean_last_reversals`, `posterior_mean`.
     pub method: &'static str,
 }
 
-/// Any procedure.
+/// Any adaptive procedure a plan can describe.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Procedure {
-    /// Bisection.
-    Bisection(Bisection, u32),
+    /// `staircase bisection`.
+    Bisection(Bisection),
+    /// `staircase updown`.
+    UpDown(UpDown),
+    /// `staircase quest`.
+    Quest(Quest),
+    /// `staircase questplus`.
+    QuestPlus(QuestPlus),
+    /// `staircase constant`.
+    Constant(ConstantStimuli),
+}
+
+macro_rules! each {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            Procedure::Bisection($p) => $e,
+            Procedure::UpDown($p) => $e,
+            Procedure::Quest($p) => $e,
+            Procedure::QuestPlus($p) => $e,
+            Procedure::Constant($p) => $e,
+        }
+    };
 }
 
 impl Procedure {
-    /// From the plan.
+    /// The procedure a plan's `staircase` block describes. `trials_per_level` is the
+    /// test's number of conditions (orientations × phases × intervals): bisection and
+    /// constant stimuli run every condition at each level they test.
     pub fn from_plan(s: &Staircase, trials_per_level: u32) -> Self {
-        Procedure::Bisection(Bisection::from_plan(s), trials_per_level)
-    }
-    /// Next request.
-    pub fn next(&self) -> Option<Request> {
-        let Procedure::Bisection(b, t) = self;
-        b.next_contrast().map(|c| Request { contrast: c, trials: *t })
-    }
-    /// Records the last request's outcome.
-    pub fn record(&mut self, correct: u32) {
-        let Procedure::Bisection(b, t) = self;
-        b.observe(f64::from(correct) / f64::from((*t).max(1)));
-        if let Some(s) = b.trace.last_mut() {
-            s.trials = *t;
-            s.correct = correct;
+        let n = trials_per_level.max(1);
+        match s {
+            Staircase::Bisection { .. } => Procedure::Bisection(Bisection::from_settings(s, n)),
+            Staircase::UpDown(u) => Procedure::UpDown(UpDown::from_plan(u)),
+            Staircase::Quest(q) => Procedure::Quest(Quest::from_plan(q)),
+            Staircase::QuestPlus(q) => Procedure::QuestPlus(QuestPlus::from_plan(q)),
+            Staircase::Constant(c) => Procedure::Constant(ConstantStimuli::from_plan(c, n)),
         }
     }
-    /// Done.
+
+    /// What to measure next, `None` when done.
+    pub fn next(&self) -> Option<Request> {
+        each!(self, p => p.next())
+    }
+
+    /// Records the outcome of the last request: `correct` of its `trials`. Ignored when done.
+    pub fn record(&mut self, correct: u32) {
+        each!(self, p => p.record(correct))
+    }
+
+    /// True once stopped.
     pub fn is_done(&self) -> bool {
-        let Procedure::Bisection(b, _) = self;
-        b.is_done()
+        self.stop_reason().is_some()
     }
-    /// Stop.
+
+    /// Why it stopped, if it has.
     pub fn stop_reason(&self) -> Option<Stop> {
-        let Procedure::Bisection(b, _) = self;
-        b.stop_reason()
+        each!(self, p => p.stop_reason())
     }
-    /// Trace.
+
+    /// Every measurement so far.
     pub fn trace(&self) -> &[Step] {
-        let Procedure::Bisection(b, _) = self;
-        b.trace()
+        each!(self, p => p.trace())
     }
-    /// Estimate.
+
+    /// The procedure's own threshold estimate (`None` before any data, or where the
+    /// procedure has none).
     pub fn estimate(&self) -> Option<Estimate> {
-        let Procedure::Bisection(b, _) = self;
-        b.threshold().map(|t| Estimate {
-            threshold: t,
-            sd: None,
-            interval: None,
-            method: "last_contrast",
-        })
+        each!(self, p => p.estimate())
     }
-    /// Censoring.
+
+    /// Whether the estimate is only a bound or unreliable.
     pub fn censoring(&self) -> Option<Censor> {
-        None
+        each!(self, p => p.censoring())
     }
-    /// Most trials.
+
+    /// The most trials it can run (for progress bars).
     pub fn max_trials(&self) -> u64 {
-        let Procedure::Bisection(b, t) = self;
-        u64::from(b.max_measurements()) * u64::from(*t)
+        each!(self, p => p.max_trials())
     }
-    /// Name.
+
+    /// The block label that names it.
     pub fn name(&self) -> &'static str {
-        "bisection"
+        match self {
+            Procedure::Bisection(_) => "bisection",
+            Procedure::UpDown(_) => "updown",
+            Procedure::Quest(_) => "quest",
+            Procedure::QuestPlus(_) => "questplus",
+            Procedure::Constant(_) => "constant",
+        }
+    }
+
+    /// Runs to the end against an observer `correct(contrast, trials)`.
+    pub fn run(mut self, mut correct: impl FnMut(f64, u32) -> u32) -> Self {
+        while let Some(r) = self.next() {
+            let k = correct(r.contrast, r.trials);
+            self.record(k);
+        }
+        self
     }
 }
 
+/// Linear interpolation on tabulated `(xs, ys)` with `xs` ascending; clamps outside, like
+/// NumPy's `interp`.
+pub(crate) fn interp(x: f64, xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if x <= xs[0] {
+        return ys[0];
+    }
+    if x >= xs[n - 1] {
+        return ys[n - 1];
+    }
+    // The last j with xs[j] <= x.
+    let j = xs.partition_point(|&v| v <= x) - 1;
+    let (x0, x1, y0, y1) = (xs[j], xs[j + 1], ys[j], ys[j + 1]);
+    y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+}
+
+/// Observers and random numbers shared by the procedures' tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The tutorial's parameters.
-    fn tutorial() -> Bisection {
-        Bisection::new(0.5, 0.0, 1.0, 0.749, 1e-4, 20)
+pub(crate) mod testing {
+    /// A 2AFC Weibull observer on linear contrast with lapse `lambda`.
+    pub(crate) fn weibull(alpha: f64, beta: f64, lambda: f64) -> impl Fn(f64) -> f64 {
+        move |c: f64| 0.5 + (0.5 - lambda) * (1.0 - (-(c / alpha).powf(beta)).exp())
     }
 
-    #[test]
-    fn built_from_the_plan_of_the_tutorial_file() {
-        let file = crate::source::SourceFile::new(
-            "contrast_csf.psy",
-            include_str!("../../experiments/contrast_csf.psy"),
-        );
-        let plan = crate::plan::compile(&file)
-            .plan
-            .expect("the tutorial file plans");
-        let s = Bisection::from_plan(&plan.staircase);
-        assert_eq!(s, tutorial());
-        assert_eq!(s.next_contrast(), Some(0.5));
-        assert_eq!(s.max_measurements(), 21);
-    }
-
-    /// A 2AFC Weibull observer: 0.5 + 0.5·(1 − exp(−(c/α)^β)).
-    fn weibull(alpha: f64, beta: f64) -> impl Fn(f64) -> f64 {
-        move |c: f64| 0.5 + 0.5 * (1.0 - (-(c / alpha).powf(beta)).exp())
-    }
-
-    fn weibull_inverse(alpha: f64, beta: f64, p: f64) -> f64 {
+    /// The contrast where [`weibull`] (without lapse) gives `p`.
+    pub(crate) fn weibull_inverse(alpha: f64, beta: f64, p: f64) -> f64 {
         alpha * (-(1.0 - (p - 0.5) / 0.5).ln()).powf(1.0 / beta)
     }
 
-    /// The tutorial's `midpoint` and loop, transcribed literally, for comparison.
-    fn reference(acc: impl Fn(f64) -> f64, th: f64, ep: f64, cap: u32) -> Vec<(f64, f64)> {
-        let (mut low, mut high) = (0.0_f64, 1.0_f64);
-        let mut mid = (low + high) / 2.0;
-        let mut res = Vec::new();
-        let mut attempt = 0;
-        loop {
-            let a = acc(mid);
-            res.push((mid, a));
-            let d = a - th;
-            let new = if d.abs() < ep {
-                None
-            } else if d > 0.0 {
-                Some((low, (low + mid) / 2.0, mid))
-            } else {
-                Some((mid, (high + mid) / 2.0, high))
-            };
-            match new {
-                Some(n) if attempt != cap => (low, mid, high) = n,
-                _ => break,
-            }
-            attempt += 1;
+    /// SplitMix64: a small seeded generator for simulated responses.
+    pub(crate) struct Rng(pub(crate) u64);
+
+    impl Rng {
+        pub(crate) fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
         }
-        res
-    }
 
-    #[test]
-    fn equals_the_tutorial_loop_for_many_observers() {
-        for (alpha, beta) in [(0.003, 2.0), (0.05, 3.5), (0.4, 1.2), (0.9, 5.0)] {
-            for n in [13u32, 16, 24, 1000] {
-                // Quantised to n trials as a real test set is.
-                let obs = |c: f64| (weibull(alpha, beta)(c) * f64::from(n)).round() / f64::from(n);
-                let ours = tutorial().run(obs);
-                let theirs = reference(obs, 0.749, 1e-4, 20);
-                let got: Vec<(f64, f64)> = ours
-                    .trace()
-                    .iter()
-                    .map(|s| (s.contrast, s.accuracy))
-                    .collect();
-                assert_eq!(got, theirs, "α={alpha} β={beta} n={n}");
-                assert_eq!(ours.threshold(), theirs.last().map(|t| t.0));
-            }
+        /// Uniform in [0, 1).
+        pub(crate) fn uniform(&mut self) -> f64 {
+            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
         }
-    }
 
-    #[test]
-    fn converges_on_a_continuous_observer() {
-        for (alpha, beta) in [(0.01, 2.0), (0.2, 3.0), (0.6, 1.5)] {
-            let s = Bisection::new(0.5, 0.0, 1.0, 0.75, 1e-6, 60).run(weibull(alpha, beta));
-            let truth = weibull_inverse(alpha, beta, 0.75);
-            assert_eq!(s.stop_reason(), Some(Stop::Converged));
-            let t = s.threshold().unwrap();
-            assert!(
-                (t - truth).abs() / truth < 1e-3,
-                "α={alpha}: {t} vs {truth}"
-            );
+        /// Correct responses out of `n` with probability `p` each.
+        pub(crate) fn binomial(&mut self, n: u32, p: f64) -> u32 {
+            (0..n).filter(|_| self.uniform() < p).count() as u32
         }
-    }
-
-    #[test]
-    fn thirteen_trials_never_meet_0_749_and_take_21_steps() {
-        // k/13 is never within 1e-4 of 0.749, the tutorial's quirk.
-        let obs = |c: f64| (weibull(0.05, 3.0)(c) * 13.0).round() / 13.0;
-        let s = tutorial().run(obs);
-        assert_eq!(s.trace().len(), 21);
-        assert_eq!(s.stop_reason(), Some(Stop::MaxSteps));
-    }
-
-    #[test]
-    fn perfect_and_chance_observers_walk_to_the_ends() {
-        let s = tutorial().run(|_| 1.0);
-        assert_eq!(s.threshold(), Some(0.5_f64.powi(21)));
-        let s = tutorial().run(|_| 0.5);
-        let t = s.threshold().unwrap();
-        assert!((t - (1.0 - 0.5_f64.powi(21))).abs() < 1e-15, "{t}");
-    }
-
-    #[test]
-    fn stops_immediately_on_target_and_ignores_later_observations() {
-        let mut s = Bisection::new(0.5, 0.0, 1.0, 0.75, 1e-4, 20);
-        assert_eq!(s.next_contrast(), Some(0.5));
-        s.observe(0.75);
-        assert!(s.is_done());
-        assert_eq!(s.next_contrast(), None);
-        s.observe(0.1);
-        assert_eq!(s.trace().len(), 1);
-        assert_eq!(s.threshold(), Some(0.5));
-    }
-
-    #[test]
-    fn a_known_sequence_by_hand() {
-        let mut s = tutorial();
-        for acc in [1.0, 0.5, 0.5, 1.0] {
-            s.observe(acc);
-        }
-        let mids: Vec<f64> = s.trace().iter().map(|t| t.contrast).collect();
-        // 0.5 → above → 0.25 → below → (0.25+0.5)/2 = 0.375 → below → 0.4375
-        assert_eq!(mids, [0.5, 0.25, 0.375, 0.4375]);
-        assert_eq!(s.next_contrast(), Some((0.4375 + 0.375) / 2.0));
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{Ui, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_USAGE};
 use psyrun::diag::{Code, Diag};
-use psyrun::plan::{Plan, Staircase};
+use psyrun::plan::Plan;
 use psyrun::report::{image_png, npy_f32, preview_sheet, write_atomic};
 use psyrun::stimuli::Grating;
 use psyrun::trials::{grating_spec, test_trials, TestTrial, TrainingStimuli};
@@ -49,9 +49,7 @@ pub(super) fn stimuli(args: &StimuliArgs, ui: &Ui) -> ExitCode {
             )]);
             return ExitCode::from(EXIT_USAGE);
         }
-        None => match plan.staircase {
-            Staircase::Bisection { start, .. } => start,
-        },
+        None => plan.staircase.start(),
     };
     match write_stimuli(&plan, args.count, contrast, &args.out) {
         Ok(summary) => {

@@ -36,7 +36,7 @@ use crate::weights::{self};
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
 use psyrun::models::catalog::{self, Arch, ShapeError};
-use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Staircase, Weights};
+use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Weights};
 use psyrun::progress::{Event, Observer};
 use psyrun::report::{npy_f32, write_atomic};
 use psyrun::source::SourceFile;
@@ -364,9 +364,7 @@ fn resolve_experiment(
                 "the contrast of the test gratings, e.g. --contrast 0.1",
             ))
         }
-        None => match plan.staircase {
-            Staircase::Bisection { start, .. } => start,
-        },
+        None => plan.staircase.start(),
     };
     if plan.backbone.batchnorm == BatchNorm::Train {
         eprintln!(

@@ -69,7 +69,7 @@ fn reference_in_range(
     test: &Test,
     staircase: &Staircase,
 ) -> bool {
-    let Staircase::Bisection { low, high, .. } = *staircase;
+    let (low, high) = staircase.range();
     if test.reference < high {
         return true;
     }
@@ -101,7 +101,6 @@ fn counts(train: &Train, test: &Test, staircase: &Staircase) -> Derived {
         1
     };
     let trials = (test.orientations.len() * test.phases.len()) as u64 * u64::from(intervals);
-    let Staircase::Bisection { max_steps, .. } = staircase;
     Derived {
         cut_shape: None,
         feature_shape: None,
@@ -109,7 +108,7 @@ fn counts(train: &Train, test: &Test, staircase: &Staircase) -> Derived {
         probe_inputs: None,
         probe_parameters: None,
         trials_per_level: u32::try_from(trials).unwrap_or(u32::MAX),
-        max_levels_per_frequency: max_steps.saturating_add(1),
+        max_levels_per_frequency: staircase.max_levels(),
         train_images_per_epoch: 2 * u64::from(train.samples),
     }
 }

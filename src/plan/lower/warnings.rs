@@ -4,7 +4,7 @@
 use super::experiment::Sections;
 use super::read::fmt_num;
 use crate::diag::{Code, Diag};
-use crate::plan::types::{Derived, Staircase, TargetInterval, Test};
+use crate::plan::types::{BisectionStop, Derived, Staircase, TargetInterval, Test};
 use crate::plan::values::Cx;
 
 /// Pushes every warning about this experiment.
@@ -49,8 +49,12 @@ fn unreachable_tolerance(
         target,
         tolerance,
         max_steps,
+        stop: BisectionStop::Tolerance,
         ..
-    } = *staircase;
+    } = *staircase
+    else {
+        return;
+    };
     let n = derived.trials_per_level.max(1);
     let (best_k, gap) = (0..=n)
         .map(|k| (k, (f64::from(k) / f64::from(n) - target).abs()))

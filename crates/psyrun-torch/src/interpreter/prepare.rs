@@ -11,7 +11,7 @@ use crate::script::{Net, ScriptNet};
 use crate::weights;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_RUN, EXIT_USAGE};
-use psyrun::plan::{self, Network, Plan, Staircase};
+use psyrun::plan::{self, Network, Plan};
 use psyrun::progress::{Event, Observer};
 use psyrun::report::{self, preview_sheet, Manifest, Results, RunFolder};
 use psyrun::trials::{self};
@@ -158,9 +158,7 @@ impl<'a> Interpreter<'a> {
         it.folder
             .begin(plan, &it.results.manifest)
             .map_err(|e| it.io_failure(&e))?;
-        let contrast = match plan.staircase {
-            Staircase::Bisection { start, .. } => start,
-        };
+        let contrast = plan.staircase.start();
         let sheet = preview_sheet(
             &trials::preview_images(plan, PREVIEW_PAIRS, contrast),
             (2 * PREVIEW_PAIRS as usize).max(4),
