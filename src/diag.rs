@@ -139,6 +139,9 @@ codes! {
     PlanToleranceUnreachable => "psy::plan::tolerance_unreachable",
     /// Warning: two test conditions draw the same stimulus.
     PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
+    /// Warning: the training contrast pivots at a grey level other than the background, so
+    /// the background's grey changes with the contrast (a cue to the label outside the shape).
+    PlanContrastPivot => "psy::plan::contrast_pivot",
     /// `batchnorm train` with a BatchNorm layer that would normalise one value per channel
     /// (batch × height × width = 1): its variance is undefined and turns the running
     /// statistics into NaN.

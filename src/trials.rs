@@ -180,6 +180,7 @@ impl<'a> TrainingStimuli<'a> {
             t.size,
             &self.kinds,
             t.background,
+            t.pivot,
             t.contrast.lo,
             t.contrast.hi,
         )
@@ -497,6 +498,7 @@ mod tests {
                 32,
                 &shape_kinds(&p.train),
                 p.train.background,
+                p.train.pivot,
                 p.train.contrast.lo,
                 p.train.contrast.hi,
             );

@@ -4,20 +4,49 @@
 use super::experiment::Sections;
 use super::read::fmt_num;
 use crate::diag::{Code, Diag};
-use crate::plan::types::{Derived, Staircase, TargetInterval, Test};
+use crate::plan::types::{Derived, Staircase, TargetInterval, Test, Train};
 use crate::plan::values::Cx;
 
 /// Pushes every warning about this experiment.
 pub(super) fn check(
     cx: &mut Cx,
     sections: &Sections<'_>,
+    train: &Train,
     test: &Test,
     staircase: &Staircase,
     derived: &Derived,
 ) {
+    contrast_pivot(cx, sections, train);
     constant_target(cx, sections, test);
     unreachable_tolerance(cx, sections, staircase, derived);
     duplicate_orientations(cx, sections, test);
+}
+
+/// A training contrast that pivots away from the background: the background's grey then
+/// moves by `c·(background − pivot)` with each image's contrast, so the probe can read the
+/// label off the background instead of the shape.
+fn contrast_pivot(cx: &mut Cx, sections: &Sections<'_>, train: &Train) {
+    if train.pivot == train.background {
+        return;
+    }
+    let (b, p) = (train.background, train.pivot);
+    let step = (b - p).abs();
+    let mut d = Diag::warning(
+        Code::PlanContrastPivot,
+        format!(
+            "the training contrast pivots at {}, not at the background {}",
+            fmt_num(p),
+            fmt_num(b)
+        ),
+    )
+    .with_help(format!(
+        "x ← {p} + c·(x − {p}) moves the background's grey by c·{step:.4} (up to {:.2} levels of 255 between contrasts 0 and 1), a cue to which image has the higher contrast that lies outside the shape; remove `pivot` (the default is `pivot background`), or keep `pivot 0.5` only to reproduce the tutorial",
+        step * 255.0
+    ));
+    if let Some(s) = sections.setting_span("train", "pivot") {
+        d = d.at(s, "not the background");
+    }
+    cx.push(d);
 }
 
 /// The grating always in the same interval: a constant answer scores 100 %.
@@ -105,4 +134,57 @@ fn duplicate_orientations(cx: &mut Cx, sections: &Sections<'_>, test: &Test) {
         d = d.at(s, "duplicate orientations");
     }
     cx.push(d);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::{Code, Diag};
+    use crate::plan::{compile, Plan};
+    use crate::source::SourceFile;
+
+    /// The plan and diagnostics of an experiment with `train` and `test` blocks' settings.
+    fn lower(train: &str, test: &str) -> (Option<Plan>, Vec<Diag>) {
+        let text = format!(
+            "psy 1\nexperiment t {{\n  backbone resnet18 {{ weights random  cut layer1 }}\n  \
+             probe linear {{}}\n  train shapes {{ size 32 {train} }}\n  \
+             test gratings {{ size 32 {test} }}\n  staircase bisection {{}}\n}}\n"
+        );
+        let l = compile(&SourceFile::new("t.psy", text));
+        (l.plan, l.diags)
+    }
+
+    fn warned(train: &str, test: &str, code: Code) -> Option<Diag> {
+        let (plan, diags) = lower(train, test);
+        assert!(plan.is_some(), "{diags:?}");
+        diags.into_iter().find(|d| d.code == code)
+    }
+
+    #[test]
+    fn the_contrast_pivots_at_the_background_by_default() {
+        let (plan, _) = lower("background 0.8", "");
+        assert_eq!(plan.unwrap().train.pivot, 0.8);
+        let (plan, _) = lower("", "");
+        assert_eq!(plan.unwrap().train.pivot, 128.0 / 255.0);
+        let (plan, _) = lower("background 0.3  pivot background", "");
+        assert_eq!(plan.unwrap().train.pivot, 0.3);
+        let (plan, _) = lower("pivot 0.5", "");
+        assert_eq!(plan.unwrap().train.pivot, 0.5);
+        for bad in ["pivot 1.5", "pivot grey"] {
+            let (plan, diags) = lower(bad, "");
+            assert!(plan.is_none() && diags.iter().any(Diag::is_error), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_pivot_away_from_the_background_is_warned_about() {
+        let code = Code::PlanContrastPivot;
+        // The tutorial's: 0.5 on a background of 128/255.
+        let d = warned("pivot 0.5", "", code).expect("warned");
+        assert!(d.message.contains("pivots at 0.5"), "{}", d.message);
+        assert!(d.primary.is_some(), "points at the pivot");
+        assert!(warned("background 0.8  pivot 0.5", "", code).is_some());
+        for quiet in ["", "pivot background", "background 0.5  pivot 0.5"] {
+            assert!(warned(quiet, "", code).is_none(), "{quiet}");
+        }
+    }
 }
