@@ -131,6 +131,9 @@ codes! {
     PlanPoolingTooLarge => "psy::plan::pooling_too_large",
     /// A grating frequency above the Nyquist limit (size / 2 cycles per image).
     PlanAboveNyquist => "psy::plan::above_nyquist",
+    /// A grating whose samples are all zero: at size / 2 cycles per image, orientation 0° or
+    /// 90° (or 180°, 270°) and phase 90° or 270°, `cos(π·x + φ)` vanishes at every pixel.
+    PlanBlankGrating => "psy::plan::blank_grating",
     /// Settings that each make sense but not together.
     PlanIncompatible => "psy::plan::incompatible",
     /// Warning: the target is always in the same interval.
