@@ -145,6 +145,9 @@ codes! {
     /// Warning: the training contrast pivots at a grey level other than the background, so
     /// the background's grey changes with the contrast (a cue to the label outside the shape).
     PlanContrastPivot => "psy::plan::contrast_pivot",
+    /// Warning: the training and test images are normalised differently, so the probe is
+    /// tested on inputs whose mean and scale differ from those it learnt on.
+    PlanNormalizeMismatch => "psy::plan::normalize_mismatch",
     /// `batchnorm train` with a BatchNorm layer that would normalise one value per channel
     /// (batch × height × width = 1): its variance is undefined and turns the running
     /// statistics into NaN.

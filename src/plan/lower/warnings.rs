@@ -4,7 +4,7 @@
 use super::experiment::Sections;
 use super::read::fmt_num;
 use crate::diag::{Code, Diag};
-use crate::plan::types::{Derived, Staircase, TargetInterval, Test, Train};
+use crate::plan::types::{Derived, Normalize, Staircase, TargetInterval, Test, Train};
 use crate::plan::values::Cx;
 
 /// Pushes every warning about this experiment.
@@ -17,6 +17,7 @@ pub(super) fn check(
     derived: &Derived,
 ) {
     contrast_pivot(cx, sections, train);
+    normalize_mismatch(cx, sections, train, test);
     constant_target(cx, sections, test);
     unreachable_tolerance(cx, sections, staircase, derived);
     duplicate_orientations(cx, sections, test);
@@ -45,6 +46,39 @@ fn contrast_pivot(cx: &mut Cx, sections: &Sections<'_>, train: &Train) {
     ));
     if let Some(s) = sections.setting_span("train", "pivot") {
         d = d.at(s, "not the background");
+    }
+    cx.push(d);
+}
+
+/// Training and test images normalised differently: the probe learnt on one input scale
+/// and is tested on another, so a threshold measures the mismatch as much as the network.
+fn normalize_mismatch(cx: &mut Cx, sections: &Sections<'_>, train: &Train, test: &Test) {
+    if train.normalize == test.normalize {
+        return;
+    }
+    let name = |n: &Normalize| match n {
+        Normalize::Off => "none".to_string(),
+        Normalize::MeanStd { mean, std } => {
+            let list = |v: &[f64; 3]| v.iter().map(|x| fmt_num(*x)).collect::<Vec<_>>().join(", ");
+            format!("mean [{}], std [{}]", list(mean), list(std))
+        }
+    };
+    let mut d = Diag::warning(
+        Code::PlanNormalizeMismatch,
+        "the training and test images are normalised differently",
+    )
+    .with_help(format!(
+        "the probe is trained on images normalised with {} and tested on images normalised with {}: the test features come from inputs of another mean and scale than those it learnt on. Use the same `normalize` in `train` and `test` (the default, `imagenet`, in both)",
+        name(&train.normalize),
+        name(&test.normalize)
+    ));
+    let test_span = sections.setting_span("test", "normalize");
+    let train_span = sections.setting_span("train", "normalize");
+    if let Some(s) = test_span.or(train_span) {
+        d = d.at(s, "normalised differently");
+    }
+    if let (Some(_), Some(s)) = (test_span, train_span) {
+        d = d.also(s, "from the training images'");
     }
     cx.push(d);
 }
@@ -172,6 +206,26 @@ mod tests {
         for bad in ["pivot 1.5", "pivot grey"] {
             let (plan, diags) = lower(bad, "");
             assert!(plan.is_none() && diags.iter().any(Diag::is_error), "{bad}");
+        }
+    }
+
+    #[test]
+    fn different_train_and_test_normalisation_is_warned_about() {
+        let code = Code::PlanNormalizeMismatch;
+        let d = warned("normalize imagenet", "normalize none", code).expect("warned");
+        assert!(d.primary.is_some() && d.secondary.len() == 1, "{d:?}");
+        assert!(d.help.as_deref().unwrap_or("").contains("none"), "{d:?}");
+        // Only one block written: the other took the default (imagenet).
+        let d = warned("normalize none", "", code).expect("warned");
+        assert!(d.primary.is_some());
+        let custom = "normalize custom(mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])";
+        assert!(warned(custom, "", code).is_some());
+        for (train, test) in [
+            ("", ""),
+            ("normalize none", "normalize none"),
+            (custom, custom),
+        ] {
+            assert!(warned(train, test, code).is_none(), "{train} / {test}");
         }
     }
 
