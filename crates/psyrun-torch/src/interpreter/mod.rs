@@ -49,7 +49,7 @@ use crate::failure::Failure;
 use crate::script::Net;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
-use psyrun::plan::{Plan, Setting};
+use psyrun::plan::{Plan, Precision, Setting};
 use psyrun::progress::Observer;
 use psyrun::report::{self, Results, RunFolder};
 use psyrun::source::SourceFile;
@@ -123,8 +123,21 @@ impl Interpreter<'_> {
     fn run(mut self) -> Result<(PathBuf, Results), Failure> {
         let probe = self.train()?;
         self.check_finite(&probe)?;
+        self.full_precision_for_testing();
         self.test(&probe)?;
         self.write()
+    }
+
+    /// Reduced precision (`bf16`, `tf32`) is for training the probe, on contrasts of 0.04 and
+    /// more. Testing shows gratings near threshold, whose pixels differ from grey by less
+    /// than bfloat16's resolution (normalised values around 0.1–2 are 2e-4 to 8e-3 apart in
+    /// bfloat16): the backbone goes back to float32 with its exact float32 weights
+    /// ([`Net::set_precision`]) before the first test image. (A TorchScript module under
+    /// `tf32` keeps libtorch's process-wide TensorFloat-32 setting.)
+    fn full_precision_for_testing(&mut self) {
+        if self.plan.precision != Precision::Fp32 {
+            self.backbone.set_precision(Precision::Fp32);
+        }
     }
 
     fn check_stop(&self) -> Result<(), Failure> {
