@@ -148,6 +148,9 @@ codes! {
     /// Warning: the training and test images are normalised differently, so the probe is
     /// tested on inputs whose mean and scale differ from those it learnt on.
     PlanNormalizeMismatch => "psy::plan::normalize_mismatch",
+    /// Warning: `batchnorm train` on a TorchScript backbone puts the whole module in
+    /// training mode, Dropout included (libtorch's C API switches a module's mode as a whole).
+    PlanTorchscriptTrainMode => "psy::plan::torchscript_train_mode",
     /// `batchnorm train` with a BatchNorm layer that would normalise one value per channel
     /// (batch × height × width = 1): its variance is undefined and turns the running
     /// statistics into NaN.

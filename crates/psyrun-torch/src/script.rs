@@ -16,8 +16,11 @@
 //!
 //! Differences from catalog backbones: the module's parameters keep their layout (psyrun
 //! cannot make them channels-last, so the input stays NCHW as exported), and `batchnorm
-//! train` puts the whole module in training mode (`module.train()`, dropout included), as
-//! the tutorial's `model.train()` does.
+//! train` puts the whole module in training mode (`module.train()`, Dropout included),
+//! where a catalog backbone keeps Dropout off: tch's C API (`atm_train`/`atm_eval`) switches
+//! a module's mode only as a whole, with no access to a submodule's `training` flag, so
+//! BatchNorm cannot be put in training mode alone. The planner warns about it
+//! (`psy::plan::torchscript_train_mode`).
 
 use crate::backbone::{Backbone, FeatureOrder};
 use psyrun::checkpoint::{file_kind, FileKind};
@@ -227,6 +230,7 @@ impl ScriptNet {
     }
 
     /// Eval mode (frozen) or training mode (the tutorial's drifting BatchNorm statistics).
+    /// Training mode is the whole module's, Dropout included (see the module docs).
     pub fn set_batchnorm(&mut self, mode: BatchNorm) {
         match mode {
             BatchNorm::Eval => self.module.set_eval(),

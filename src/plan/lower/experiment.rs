@@ -34,7 +34,15 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     let (seed, device, precision) = (top.seed?, top.device?, top.precision?);
     let (backbone, probe, train, test, staircase) = (backbone?, probe?, train?, test?, staircase?);
     let derived = derive::lower(cx, &sections, &backbone, &probe, &train, &test, &staircase)?;
-    warnings::check(cx, &sections, &train, &test, &staircase, &derived);
+    warnings::check(
+        cx,
+        &sections,
+        &backbone.plan,
+        &train,
+        &test,
+        &staircase,
+        &derived,
+    );
     Some(Plan {
         psy,
         experiment: name(exp),

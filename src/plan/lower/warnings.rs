@@ -4,23 +4,50 @@
 use super::experiment::Sections;
 use super::read::fmt_num;
 use crate::diag::{Code, Diag};
-use crate::plan::types::{Derived, Normalize, Staircase, TargetInterval, Test, Train};
+use crate::plan::types::{
+    Backbone, BatchNorm, Derived, Network, Normalize, Staircase, TargetInterval, Test, Train,
+};
 use crate::plan::values::Cx;
 
 /// Pushes every warning about this experiment.
 pub(super) fn check(
     cx: &mut Cx,
     sections: &Sections<'_>,
+    backbone: &Backbone,
     train: &Train,
     test: &Test,
     staircase: &Staircase,
     derived: &Derived,
 ) {
+    torchscript_train_mode(cx, sections, backbone);
     contrast_pivot(cx, sections, train);
     normalize_mismatch(cx, sections, train, test);
     constant_target(cx, sections, test);
     unreachable_tolerance(cx, sections, staircase, derived);
     duplicate_orientations(cx, sections, test);
+}
+
+/// `batchnorm train` on a TorchScript module: a catalog backbone puts only its BatchNorm
+/// layers in training mode (Dropout stays off), but libtorch's C API, which psyrun uses,
+/// switches a TorchScript module's mode only as a whole (`module.train()`), so a scripted
+/// module's Dropout layers drop features at random while the probe trains.
+fn torchscript_train_mode(cx: &mut Cx, sections: &Sections<'_>, backbone: &Backbone) {
+    if backbone.batchnorm != BatchNorm::Train
+        || !matches!(backbone.network, Network::TorchScript { .. })
+    {
+        return;
+    }
+    let mut d = Diag::warning(
+        Code::PlanTorchscriptTrainMode,
+        "`batchnorm train` puts the whole TorchScript module in training mode, Dropout included",
+    )
+    .with_help(
+        "a catalog backbone keeps Dropout off and trains only BatchNorm's statistics, but a TorchScript module's mode can only be switched as a whole: a scripted module's Dropout layers then drop features at random while the probe trains (a traced module keeps the mode it was traced in, so `batchnorm train` changes nothing in it). Export the module without Dropout (replace each `nn.Dropout` by `nn.Identity` before `torch.jit.script`, or cut before it), or use `batchnorm eval`",
+    );
+    if let Some(s) = sections.setting_span("backbone", "batchnorm") {
+        d = d.at(s, "the whole module in training mode");
+    }
+    cx.push(d);
 }
 
 /// A training contrast that pivots away from the background: the background's grey then
@@ -226,6 +253,28 @@ mod tests {
             (custom, custom),
         ] {
             assert!(warned(train, test, code).is_none(), "{train} / {test}");
+        }
+    }
+
+    #[test]
+    fn batchnorm_train_on_a_torchscript_module_is_warned_about() {
+        let code = Code::PlanTorchscriptTrainMode;
+        let lower = |backbone: &str| {
+            let text = format!(
+                "psy 1\nexperiment t {{\n  {backbone}\n  probe linear {{}}\n  \
+                 train shapes {{ size 32 }}\n  test gratings {{ size 32 }}\n  staircase bisection {{}}\n}}\n"
+            );
+            compile(&SourceFile::new("t.psy", text)).diags
+        };
+        let diags = lower("backbone torchscript \"net.pt\" { batchnorm train }");
+        let d = diags.iter().find(|d| d.code == code).expect("warned");
+        assert!(d.primary.is_some(), "points at batchnorm");
+        for quiet in [
+            "backbone torchscript \"net.pt\" { batchnorm eval }",
+            "backbone torchscript \"net.pt\" {}",
+            "backbone resnet18 { weights random  cut layer1  batchnorm train }",
+        ] {
+            assert!(lower(quiet).iter().all(|d| d.code != code), "{quiet}");
         }
     }
 
