@@ -131,6 +131,9 @@ codes! {
     PlanPoolingTooLarge => "psy::plan::pooling_too_large",
     /// A grating frequency above the Nyquist limit (size / 2 cycles per image).
     PlanAboveNyquist => "psy::plan::above_nyquist",
+    /// A grating whose samples are all zero: at size / 2 cycles per image, orientation 0° or
+    /// 90° (or 180°, 270°) and phase 90° or 270°, `cos(π·x + φ)` vanishes at every pixel.
+    PlanBlankGrating => "psy::plan::blank_grating",
     /// Settings that each make sense but not together.
     PlanIncompatible => "psy::plan::incompatible",
     /// Warning: `decision deterministic` (the tutorial's noiseless observer).
@@ -141,6 +144,15 @@ codes! {
     PlanToleranceUnreachable => "psy::plan::tolerance_unreachable",
     /// Warning: two test conditions draw the same stimulus.
     PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
+    /// Warning: the training contrast pivots at a grey level other than the background, so
+    /// the background's grey changes with the contrast (a cue to the label outside the shape).
+    PlanContrastPivot => "psy::plan::contrast_pivot",
+    /// Warning: the training and test images are normalised differently, so the probe is
+    /// tested on inputs whose mean and scale differ from those it learnt on.
+    PlanNormalizeMismatch => "psy::plan::normalize_mismatch",
+    /// Warning: `batchnorm train` on a TorchScript backbone puts the whole module in
+    /// training mode, Dropout included (libtorch's C API switches a module's mode as a whole).
+    PlanTorchscriptTrainMode => "psy::plan::torchscript_train_mode",
     /// `batchnorm train` with a BatchNorm layer that would normalise one value per channel
     /// (batch × height × width = 1): its variance is undefined and turns the running
     /// statistics into NaN.

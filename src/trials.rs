@@ -14,6 +14,12 @@
 //! Labels follow the task the probe is trained on, "which image has the higher contrast":
 //! 1 when the second image's contrast is higher, else 0 (ties go to the first, as numpy's
 //! `argmax` in the tutorial).
+//!
+//! With a pedestal (`reference` > 0) the experiment is contrast *increment* discrimination:
+//! the grating is the pedestal plus an increment Δc, and the planner refuses a staircase range
+//! that starts below the pedestal, so the grating is always the higher-contrast image and
+//! the correct answer is always the grating's interval. The threshold is then the grating's
+//! contrast at threshold, pedestal included; [`sensitivity`] turns it into 1/Δc.
 
 use crate::plan::{Envelope, Normalize, Plan, TargetInterval, Test, Train};
 use crate::stimuli::{
@@ -69,6 +75,17 @@ pub fn test_label(trial: &TestTrial, contrast: f64, reference: f64) -> i64 {
     } else {
         label(reference, contrast)
     }
+}
+
+/// The sensitivity at a threshold found against a comparison at contrast `reference`: the
+/// inverse of the contrast the grating needs *above* the comparison, `1 / (threshold −
+/// reference)`. Without a pedestal (`reference` 0) that is the usual `1 / c`; with one it is
+/// the inverse of the increment threshold Δc, not of the grating's total contrast.
+///
+/// A threshold at or below the reference (which a valid plan never produces: the
+/// staircase's range starts at or above the pedestal) gives infinity or a negative value.
+pub fn sensitivity(threshold: f64, reference: f64) -> f64 {
+    1.0 / (threshold - reference)
 }
 
 /// Writes an HWC RGB image as CHW into `out` (`3·size²` values), normalised.
@@ -163,6 +180,7 @@ impl<'a> TrainingStimuli<'a> {
             t.size,
             &self.kinds,
             t.background,
+            t.pivot,
             t.contrast.lo,
             t.contrast.hi,
         )
@@ -389,6 +407,44 @@ mod tests {
     }
 
     #[test]
+    fn sensitivity_is_the_inverse_of_the_increment() {
+        assert_eq!(sensitivity(0.01, 0.0), 100.0);
+        assert_eq!(sensitivity(0.25, 0.0), 4.0);
+        // A pedestal of 0.5: a threshold of 0.52 is an increment of 0.02.
+        assert!((sensitivity(0.52, 0.5) - 50.0).abs() < 1e-9);
+        assert!((sensitivity(0.75, 0.5) - 4.0).abs() < 1e-12);
+        assert_eq!(sensitivity(0.5, 0.5), f64::INFINITY);
+    }
+
+    #[test]
+    fn with_a_pedestal_the_grating_is_the_higher_contrast_image() {
+        // A plan with a pedestal refuses a range below it; one from the pedestal up plans,
+        // and every contrast its bisection can test (strictly inside the range) labels the
+        // grating's interval as correct.
+        let f = SourceFile::new(
+            "t.psy",
+            format!(
+                "psy 1\nexperiment t {{\n{BASE}\ntest gratings {{ size 32 frequencies [1] reference 0.3 }}\n}}\n"
+            ),
+        );
+        assert!(compile(&f).plan.is_none(), "range 0..1 starts below 0.3");
+        let text = "backbone resnet18 { weights random cut layer1 }
+             probe linear { epochs 1 }
+             staircase bisection { target 0.75 range 0.3..1.0 }
+             train shapes { size 32 samples 10 }
+             test gratings { size 32 frequencies [1] reference 0.3 }";
+        let p = plan(text);
+        let (low, high) = (0.3, 1.0);
+        for t in test_trials(&p.test) {
+            let want = i64::from(!t.target_first);
+            for i in 1..100 {
+                let c = low + (high - low) * f64::from(i) / 100.0;
+                assert_eq!(test_label(&t, c, p.test.reference), want, "{c} {t:?}");
+            }
+        }
+    }
+
+    #[test]
     fn chw_layout_and_normalisation() {
         let norm = Normalize::MeanStd {
             mean: [0.5, 0.25, 0.0],
@@ -442,6 +498,7 @@ mod tests {
                 32,
                 &shape_kinds(&p.train),
                 p.train.background,
+                p.train.pivot,
                 p.train.contrast.lo,
                 p.train.contrast.hi,
             );

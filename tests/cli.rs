@@ -299,6 +299,7 @@ fn stimuli_writes_pngs_and_exact_arrays_of_what_the_network_sees() {
             64,
             &kinds,
             plan.train.background,
+            plan.train.pivot,
             0.04,
             1.0,
         );

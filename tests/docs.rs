@@ -156,6 +156,7 @@ fn every_documented_setting_default_matches_the_plan() {
     assert_eq!((plan.probe.epochs, plan.probe.batch), (10, 32));
     assert_eq!((plan.train.size, plan.train.samples), (224, 1000));
     assert_eq!(plan.train.background, 128.0 / 255.0);
+    assert_eq!(plan.train.pivot, plan.train.background);
     assert_eq!(plan.train.contrast, Uniform { lo: 0.04, hi: 1.0 });
     assert_eq!(
         plan.test.frequencies,

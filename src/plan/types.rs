@@ -243,10 +243,20 @@ pub struct Train {
     pub shapes: Vec<Shape>,
     /// Background grey level in [0, 1].
     pub background: f64,
+    /// The grey level the contrast manipulation pivots about, `x ← p + c·(x − p)`: by
+    /// default the background (`pivot background`); the tutorial's is 0.5. Plans written
+    /// before the setting existed pivoted at 0.5.
+    #[serde(default = "tutorial_pivot")]
+    pub pivot: f64,
     /// Distribution of each image's contrast.
     pub contrast: Uniform,
     /// Input normalisation after the contrast manipulation.
     pub normalize: Normalize,
+}
+
+/// The tutorial's contrast pivot, `(1 − c)/2 + c·x`.
+fn tutorial_pivot() -> f64 {
+    0.5
 }
 
 /// A training shape.

@@ -1,12 +1,112 @@
 //! Psychometric fits of a frequency's trials, and the threshold the results report.
 
-use super::FrequencyResult;
-use crate::plan::Plan;
+use super::{pooled, sensitivity, FitSummary, FrequencyResult};
+use crate::plan::{self, Estimation, Likelihood, Plan, ThresholdFrom};
+use crate::psychometric::{
+    bootstrap, fit, Block, BootstrapOptions, Estimate, FitOptions, FitWarning, Guess, Lapse,
+    Sigmoid,
+};
+use crate::staircase::Censor;
+use crate::stimuli::rng;
+use rand::RngCore;
+
+/// The fit options of a plan's `fit` block (`None` for `fit none`): 2AFC, so the guess
+/// rate is fixed at 0.5.
+pub fn fit_options(f: &plan::Fit) -> Option<FitOptions> {
+    let sigmoid = match f.function? {
+        plan::Sigmoid::Weibull => Sigmoid::Weibull,
+        plan::Sigmoid::Logistic => Sigmoid::Logistic,
+        plan::Sigmoid::Gaussian => Sigmoid::Norm,
+        plan::Sigmoid::Gumbel => Sigmoid::Gumbel,
+    };
+    Some(FitOptions {
+        sigmoid,
+        guess: Guess::Fixed(0.5),
+        lapse: if f.lapse.0 == f.lapse.1 {
+            Lapse::Fixed(f.lapse.0)
+        } else {
+            Lapse::Free { max: f.lapse.1 }
+        },
+        overdispersion: f.likelihood == Likelihood::BetaBinomial,
+        estimate: match f.estimate {
+            Estimation::Ml => Estimate::MaxLikelihood,
+            Estimation::Map => Estimate::Map,
+        },
+        ..FitOptions::default()
+    })
+}
 
 /// Fits the plan's psychometric function to `r`'s trials (pooled by contrast) and sets the
 /// reported threshold, interval and censoring from the fit or the procedure, as the plan's
-/// `fit` block says.
+/// `fit` block says. The bootstrap is seeded by the plan's seed, the frequency and the
+/// repeat. Data a function cannot be fitted to (fewer than two levels) leave the
+/// procedure's threshold in place.
 pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
-    let _ = plan;
-    let _ = r;
+    let Some(options) = fit_options(&plan.fit) else {
+        return;
+    };
+    let blocks: Vec<Block> = pooled(r)
+        .into_iter()
+        .filter(|&(level, trials, _)| trials > 0 && (level > 0.0 || !options.sigmoid.log_axis()))
+        .map(|(level, trials, correct)| Block {
+            level,
+            trials,
+            correct,
+        })
+        .collect();
+    let Ok(f) = fit(&blocks, &options) else {
+        return;
+    };
+    let level = plan.fit.level;
+    let threshold = f.threshold_at(level).unwrap_or(f64::INFINITY);
+    let boot = (plan.fit.bootstrap > 0)
+        .then(|| {
+            let seed = rng::stream(
+                plan.seed,
+                "fit-bootstrap",
+                (u64::from(r.repeat) << 32) ^ r.frequency.to_bits(),
+            )
+            .next_u64();
+            bootstrap(
+                &blocks,
+                &options,
+                &f,
+                &BootstrapOptions {
+                    samples: plan.fit.bootstrap,
+                    ci: plan.fit.ci,
+                    pc: Some(level),
+                    seed,
+                },
+            )
+            .ok()
+        })
+        .flatten();
+    let censored = if f.warnings.contains(&FitWarning::AllCorrect)
+        || f.warnings.contains(&FitWarning::ThresholdBelowRange)
+    {
+        Some(Censor::BelowRange)
+    } else if f.warnings.contains(&FitWarning::NoneAboveChance)
+        || f.warnings.contains(&FitWarning::ThresholdAboveRange)
+        || !threshold.is_finite()
+    {
+        Some(Censor::AboveRange)
+    } else {
+        None
+    };
+    let summary = FitSummary {
+        function: format!("{:?}", plan.fit.function.unwrap_or(plan::Sigmoid::Weibull))
+            .to_lowercase(),
+        threshold,
+        ci: boot.as_ref().map(|b| (b.threshold_ci[0], b.threshold_ci[1])),
+        params: [f.m, f.width, f.lapse, f.guess],
+        deviance: f.deviance,
+        deviance_p: boot.as_ref().map(|b| b.deviance_p),
+    };
+    if plan.fit.threshold == ThresholdFrom::Fit {
+        r.threshold = threshold;
+        r.ci = summary.ci;
+        r.sensitivity = sensitivity(threshold, plan.test.reference);
+        r.censored = r.censored.or(censored);
+    }
+    r.fit = Some(summary);
 }

@@ -343,6 +343,7 @@ impl RunFolder {
             ("csf", plot::csf_plot(results)),
             ("csf_linear", plot::csf_linear_plot(results)),
             ("training", plot::training_plot(results)),
+            ("psychometric", plot::psychometric_plot(results)),
         ] {
             let plot = plot?;
             self.write(&format!("{stem}.png"), &plot.png)?;

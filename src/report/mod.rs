@@ -15,6 +15,7 @@
 //! | `csf.png`, `csf.svg` | sensitivity against spatial frequency, log–log |
 //! | `csf_linear.png`, `csf_linear.svg` | the same on linear axes (the tutorial's figure) |
 //! | `training.png`, `training.svg` | loss and accuracy per epoch |
+//! | `psychometric.png`, `psychometric.svg` | each frequency's pooled trials with the fitted function |
 //!
 //! Every file goes through [`write_atomic`], so a file that exists is whole. Plain CSV
 //! (no comment lines), floats printed with Rust's shortest round-trip formatting.
@@ -45,7 +46,7 @@ pub use analysis::analyse;
 pub use summary::{summarize, t_quantile};
 pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
 pub use image::{image_png, npy_f32, preview_sheet};
-pub use plot::{csf_linear_plot, csf_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH};
+pub use plot::{csf_linear_plot, csf_plot, psychometric_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH};
 pub use table::csf_table;
 
 use crate::plan::Plan;

@@ -111,6 +111,13 @@ pub fn csf_linear_plot(results: &Results) -> io::Result<Plot> {
     render(&CsfFigure::new(results, false))
 }
 
+/// Every frequency's trials (first repeat) pooled by contrast, with the fitted psychometric
+/// function, the threshold level and the threshold, one panel per frequency
+/// (`psychometric.png`, `psychometric.svg`).
+pub fn psychometric_plot(results: &Results) -> io::Result<Plot> {
+    render(&PsychometricFigure::new(results))
+}
+
 /// Loss and accuracy per epoch, in two panels (`training.png`, `training.svg`).
 pub fn training_plot(results: &Results) -> io::Result<Plot> {
     render(&TrainingFigure::new(results))
@@ -323,8 +330,11 @@ impl TrainingFigure {
         let mut accuracy = Vec::new();
         let mut bad_loss = Vec::new();
         let mut bad_accuracy = Vec::new();
-        let epochs: Vec<f64> = results.training.iter().map(|r| r.epoch as f64).collect();
-        for r in &results.training {
+        // With repeats, the first repeat's probe (the others train the same way).
+        let first: Vec<&super::EpochRecord> =
+            results.training.iter().filter(|r| r.repeat == 0).collect();
+        let epochs: Vec<f64> = first.iter().map(|r| r.epoch as f64).collect();
+        for r in first {
             let e = r.epoch as f64;
             if r.loss.is_finite() && within(r.loss, false) {
                 loss.push((e, r.loss));
@@ -551,5 +561,168 @@ fn tick(v: f64) -> String {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
+    }
+}
+
+/// One panel per frequency: proportion correct against contrast (log axis).
+struct PsychometricFigure {
+    title: String,
+    level: f64,
+    panels: Vec<PsyPanel>,
+    notes: Vec<String>,
+}
+
+struct PsyPanel {
+    frequency: f64,
+    /// (contrast, proportion correct, trials).
+    points: Vec<(f64, f64, u32)>,
+    curve: Vec<(f64, f64)>,
+    threshold: Option<f64>,
+}
+
+/// ψ of a stored fit, with the default threshold and width conventions of
+/// [`crate::psychometric::FitOptions`].
+fn psi_of(f: &super::FitSummary, x: f64) -> Option<f64> {
+    use crate::psychometric::{FitOptions, Sigmoid};
+    let sigmoid = match f.function.as_str() {
+        "weibull" => Sigmoid::Weibull,
+        "logistic" => Sigmoid::Logistic,
+        "gaussian" => Sigmoid::Norm,
+        "gumbel" => Sigmoid::Gumbel,
+        _ => return None,
+    };
+    let d = FitOptions::default();
+    let [m, w, lapse, guess] = f.params;
+    let xs = if sigmoid.log_axis() { x.ln() } else { x };
+    let s = sigmoid.eval(xs, m, w, d.thresh_pc, d.width_alpha);
+    Some(guess + (1.0 - guess - lapse) * s)
+}
+
+impl PsychometricFigure {
+    fn new(results: &Results) -> Self {
+        let mut panels = Vec::new();
+        let mut notes = Vec::new();
+        for r in results.staircases.iter().filter(|r| r.repeat == 0) {
+            let points: Vec<(f64, f64, u32)> = super::pooled(r)
+                .into_iter()
+                .filter(|&(c, n, _)| n > 0 && c > 0.0 && c.is_finite() && within(c, true))
+                .map(|(c, n, k)| (c, f64::from(k) / f64::from(n), n))
+                .collect();
+            let mut curve = Vec::new();
+            if let (Some(f), Some(lo), Some(hi)) = (
+                &r.fit,
+                points.first().map(|p| p.0),
+                points.last().map(|p| p.0),
+            ) {
+                let (a, b) = ((lo / 2.0).ln(), (hi * 2.0).ln());
+                for i in 0..=120 {
+                    let x = (a + (b - a) * f64::from(i) / 120.0).exp();
+                    if let Some(y) = psi_of(f, x).filter(|y| y.is_finite()) {
+                        curve.push((x, y));
+                    }
+                }
+            }
+            let threshold = Some(r.threshold).filter(|t| t.is_finite() && *t > 0.0);
+            panels.push(PsyPanel {
+                frequency: r.frequency,
+                points,
+                curve,
+                threshold,
+            });
+        }
+        if panels.is_empty() {
+            notes.push("no frequencies measured".to_string());
+        }
+        let repeats = results.plan.repeats;
+        if repeats > 1 {
+            notes.push(format!(
+                "the first of {repeats} repeats; every repeat's trials are in psychometric.csv"
+            ));
+        }
+        notes.push(format!(
+            "dots: proportion correct per contrast (area ∝ trials); line: fitted function; dashed: {:.0} % correct; red: reported threshold",
+            100.0 * results.plan.fit.level
+        ));
+        Self {
+            title: format!("Psychometric functions: {}", subject(results)),
+            level: results.plan.fit.level,
+            panels,
+            notes,
+        }
+    }
+}
+
+impl Figure for PsychometricFigure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let bottom = 10 + 18 * self.notes.len() as u32;
+        let (w, h) = root.dim_in_pixel();
+        let body = root.margin(0, bottom, 0, 0);
+        let body = body.titled(&self.title, (FONT, 20)).map_err(err)?;
+        let n = self.panels.len().max(1);
+        let cols = (n as f64).sqrt().ceil() as usize;
+        let rows = n.div_ceil(cols);
+        let areas = body.split_evenly((rows, cols));
+        let xs: Vec<f64> = self
+            .panels
+            .iter()
+            .flat_map(|p| p.points.iter().map(|q| q.0))
+            .collect();
+        let (x0, x1) = log_range(&xs);
+        let colour = RGBColor(31, 119, 180);
+        let red = RGBColor(214, 39, 40);
+        let max_trials = self
+            .panels
+            .iter()
+            .flat_map(|p| p.points.iter().map(|q| q.2))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        for (p, area) in self.panels.iter().zip(areas) {
+            let mut chart = ChartBuilder::on(&area)
+                .caption(format!("{} c/img", tick(p.frequency)), (FONT, 13))
+                .margin(6)
+                .x_label_area_size(22)
+                .y_label_area_size(32)
+                .build_cartesian_2d((x0..x1).log_scale(), 0.4..1.02)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_labels(4)
+                .y_labels(4)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
+                .label_style((FONT, 10))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x0, self.level), (x1, self.level)],
+                    5,
+                    4,
+                    RGBColor(150, 150, 150).stroke_width(1),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(LineSeries::new(p.curve.iter().copied(), colour.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(p.points.iter().map(|&(c, y, n)| {
+                    let r = 2.0 + 5.0 * (f64::from(n) / f64::from(max_trials)).sqrt();
+                    Circle::new((c, y.clamp(0.4, 1.02)), r as i32, colour.mix(0.6).filled())
+                }))
+                .map_err(err)?;
+            if let Some(t) = p.threshold.filter(|t| *t >= x0 && *t <= x1) {
+                chart
+                    .draw_series(LineSeries::new([(t, 0.4), (t, 1.02)], red.stroke_width(1)))
+                    .map_err(err)?;
+            }
+        }
+        let _ = (w, h);
+        draw_notes(root, &self.notes)
+    }
+
+    fn notes(&self) -> &[String] {
+        &self.notes
     }
 }

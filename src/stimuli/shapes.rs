@@ -326,9 +326,18 @@ pub fn render(params: &ShapeParams, size: u32, background: f64) -> Vec<f32> {
     out
 }
 
-/// The contrast manipulation, in place: `x ← (1 − c)/2 + c·x` (computed in f64).
-pub fn adjust_contrast(img: &mut [f32], c: f64) {
-    let offset = (1.0 - c) / 2.0;
+/// The contrast manipulation, in place: `x ← (1 − c)·p + c·x = p + c·(x − p)`, computed in
+/// f64, with the pivot `p` taken at the image's f32 precision.
+///
+/// A pixel at the pivot keeps its value at every contrast, so with the pivot at the
+/// background (`train shapes { pivot background }`, the default) only the shape changes with
+/// the contrast: the background of both images of a pair is the same grey (bit for bit, as
+/// `(1 − c)·p + c·p` is within an f64 rounding of the f32 value `p`). The tutorial pivots at
+/// 0.5, `(1 − amount)/2 + amount·image`, whatever its background (128/255), so its
+/// background grey moves by `c·(128/255 − 0.5)` with the contrast; `pivot 0.5` reproduces it
+/// bit for bit (`(1 − c)·0.5` is exactly `(1 − c)/2`).
+pub fn adjust_contrast(img: &mut [f32], c: f64, pivot: f64) {
+    let offset = (1.0 - c) * f64::from(pivot as f32);
     for x in img {
         *x = (offset + c * f64::from(*x)) as f32;
     }
@@ -374,7 +383,8 @@ pub fn training_params(
 }
 
 /// Training trial `trial` of `epoch`: the shape and contrasts of [`training_params`], the
-/// shape rendered by [`render`], then each contrast applied by [`adjust_contrast`].
+/// shape rendered by [`render`] on `background`, then each contrast applied by
+/// [`adjust_contrast`] about `pivot`.
 #[allow(clippy::too_many_arguments)]
 pub fn training_pair(
     master_seed: u64,
@@ -383,6 +393,7 @@ pub fn training_pair(
     size: u32,
     kinds: &[ShapeKind],
     background: f64,
+    pivot: f64,
     contrast_lo: f64,
     contrast_hi: f64,
 ) -> TrainingPair {
@@ -397,8 +408,8 @@ pub fn training_pair(
     );
     let mut first = render(&params, size, background);
     let mut second = first.clone();
-    adjust_contrast(&mut first, contrasts[0]);
-    adjust_contrast(&mut second, contrasts[1]);
+    adjust_contrast(&mut first, contrasts[0], pivot);
+    adjust_contrast(&mut second, contrasts[1], pivot);
     TrainingPair {
         first,
         second,
@@ -434,17 +445,17 @@ mod tests {
 
     #[test]
     fn reproducible_and_distinct() {
-        let a = training_pair(42, 3, 17, 224, &ShapeKind::ALL, BG, 0.04, 1.0);
-        let b = training_pair(42, 3, 17, 224, &ShapeKind::ALL, BG, 0.04, 1.0);
+        let a = training_pair(42, 3, 17, 224, &ShapeKind::ALL, BG, 0.5, 0.04, 1.0);
+        let b = training_pair(42, 3, 17, 224, &ShapeKind::ALL, BG, 0.5, 0.04, 1.0);
         assert_eq!(a, b);
         assert!(a
             .first
             .iter()
             .zip(&b.first)
             .all(|(x, y)| x.to_bits() == y.to_bits()));
-        let c = training_pair(42, 3, 18, 224, &ShapeKind::ALL, BG, 0.04, 1.0);
-        let d = training_pair(42, 4, 17, 224, &ShapeKind::ALL, BG, 0.04, 1.0);
-        let e = training_pair(43, 3, 17, 224, &ShapeKind::ALL, BG, 0.04, 1.0);
+        let c = training_pair(42, 3, 18, 224, &ShapeKind::ALL, BG, 0.5, 0.04, 1.0);
+        let d = training_pair(42, 4, 17, 224, &ShapeKind::ALL, BG, 0.5, 0.04, 1.0);
+        let e = training_pair(43, 3, 17, 224, &ShapeKind::ALL, BG, 0.5, 0.04, 1.0);
         for other in [c, d, e] {
             assert_ne!(a.params, other.params);
             assert_ne!(a.contrasts, other.contrasts);
@@ -666,9 +677,12 @@ mod tests {
     #[test]
     fn contrast_and_labels() {
         let mut img = vec![0.0f32, 0.5, 1.0];
-        adjust_contrast(&mut img, 0.25);
+        adjust_contrast(&mut img, 0.25, 0.5);
         assert_eq!(img, vec![0.375, 0.5, 0.625]);
-        let pair = training_pair(1, 0, 0, 64, &ShapeKind::ALL, BG, 0.04, 1.0);
+        let mut img = vec![0.0f32, 0.8, 1.0];
+        adjust_contrast(&mut img, 0.25, 0.8);
+        assert_eq!(img, vec![0.6, 0.8, 0.85]);
+        let pair = training_pair(1, 0, 0, 64, &ShapeKind::ALL, BG, 0.5, 0.04, 1.0);
         let base = render(&pair.params, 64, BG);
         for (img, c) in [
             (&pair.first, pair.contrasts[0]),
@@ -679,8 +693,47 @@ mod tests {
             }
         }
         assert_eq!(pair.label, u8::from(pair.contrasts[1] > pair.contrasts[0]));
+        // The tutorial's pivot 0.5 is its formula `(1 − c)/2 + c·x`, bit for bit (above).
         // Equal contrasts: label 0, as numpy's argmax.
-        let tie = training_pair(1, 0, 0, 64, &ShapeKind::ALL, BG, 0.5, 0.5);
+        let tie = training_pair(1, 0, 0, 64, &ShapeKind::ALL, BG, 0.5, 0.5, 0.5);
         assert_eq!((tie.contrasts, tie.label), ([0.5, 0.5], 0));
+    }
+
+    #[test]
+    fn contrast_pivots_at_the_background() {
+        // Away from 0.5 the tutorial's pivot moves the background with the contrast, a
+        // luminance cue to the label outside the shape; a pivot at the background keeps
+        // every background pixel at the background grey, in both images of every pair.
+        for bg in [0.2, 128.0 / 255.0, 0.8] {
+            let mut moved = 0;
+            for trial in 0..40 {
+                let pair = training_pair(3, 0, trial, 64, &ShapeKind::ALL, bg, bg, 0.04, 1.0);
+                let inside = mask(&render(&pair.params, 64, bg), bg);
+                for img in [&pair.first, &pair.second] {
+                    for (px, &shape) in img.chunks_exact(3).zip(&inside) {
+                        if !shape {
+                            assert_eq!(px, [bg as f32; 3], "bg {bg} trial {trial}");
+                        }
+                    }
+                }
+                // The pixels outside the shape have the same mean luminance in both
+                // images whatever the two contrasts; at pivot 0.5 they differ by
+                // (c₁ − c₀)·(bg − 0.5).
+                let tutorial = training_pair(3, 0, trial, 64, &ShapeKind::ALL, bg, 0.5, 0.04, 1.0);
+                let outside = |img: &[f32]| -> f64 {
+                    img.chunks_exact(3)
+                        .zip(&inside)
+                        .filter(|(_, &s)| !s)
+                        .map(|(p, _)| f64::from(p[0]))
+                        .sum()
+                };
+                if (outside(&tutorial.first) - outside(&tutorial.second)).abs() > 1e-3 {
+                    moved += 1;
+                }
+            }
+            if bg != 128.0 / 255.0 {
+                assert!(moved > 30, "pivot 0.5 moves the background at bg {bg}");
+            }
+        }
     }
 }

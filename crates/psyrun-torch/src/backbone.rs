@@ -332,6 +332,10 @@ pub struct Backbone {
     batchnorm: BatchNorm,
     channels_last: bool,
     precision: Precision,
+    /// While the precision is `Bf16`: float32 copies of the floating-point variables as
+    /// they were before the conversion, so that going back to float32 (for testing)
+    /// restores them exactly.
+    fp32_copy: Option<HashMap<String, Tensor>>,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -373,6 +377,7 @@ impl Backbone {
             batchnorm: BatchNorm::Eval,
             channels_last: false,
             precision: Precision::Fp32,
+            fp32_copy: None,
         })
     }
 
@@ -558,16 +563,52 @@ impl Backbone {
     /// bfloat16 (call it after the weights are loaded and the backbone is on its device);
     /// inputs are converted on the way in and features back to float32 on the way out.
     /// `Tf32` lets cuDNN convolutions use TensorFloat-32 (CUDA only); `Fp32` forbids it.
-    /// Going back from `Bf16` converts the variables to float32 again, but their values
-    /// stay rounded to bfloat16: reload the weights for exact float32.
+    ///
+    /// Going to `Bf16` keeps a float32 copy of every floating-point variable (as many bytes
+    /// as the float32 weights up to the cut, on their device), and going back from `Bf16`
+    /// restores those exact float32 values: the weights are frozen, so they are what they
+    /// were before. BatchNorm running statistics that changed meanwhile (`batchnorm train`
+    /// drifts them while the probe trains) keep their drifted values, converted to float32.
+    /// The interpreter uses this to train the probe in bfloat16 and test in float32.
     pub fn set_precision(&mut self, precision: Precision) {
         match (self.precision, precision) {
             (Precision::Bf16, Precision::Bf16) => {}
-            (_, Precision::Bf16) => self.vs.bfloat16(),
-            (Precision::Bf16, _) => self.vs.float(),
+            (_, Precision::Bf16) => {
+                let copy = tch::no_grad(|| {
+                    self.vs
+                        .variables()
+                        .into_iter()
+                        .filter(|(_, v)| v.kind() == Kind::Float)
+                        .map(|(k, v)| (k, v.copy()))
+                        .collect()
+                });
+                self.fp32_copy = Some(copy);
+                self.vs.bfloat16();
+            }
+            (Precision::Bf16, _) => {
+                self.vs.float();
+                if let Some(copy) = self.fp32_copy.take() {
+                    self.restore_fp32(&copy);
+                }
+            }
             _ => {}
         }
         self.precision = precision;
+    }
+
+    /// Writes the float32 values of `copy` back into the (float32 again) variables, except
+    /// running statistics that moved away from their bfloat16 rounding while in bfloat16.
+    fn restore_fp32(&self, copy: &HashMap<String, Tensor>) {
+        tch::no_grad(|| {
+            for (k, mut v) in self.vs.variables() {
+                let Some(saved) = copy.get(&k) else { continue };
+                let statistic = k.ends_with("running_mean") || k.ends_with("running_var");
+                if statistic && !v.equal(&saved.to_kind(Kind::BFloat16).to_kind(Kind::Float)) {
+                    continue;
+                }
+                v.copy_(saved);
+            }
+        });
     }
 
     /// The arithmetic of the forward pass.

@@ -92,7 +92,16 @@ pub fn train_batch(
         .map(|d| trials::label(d.1[0], d.1[1]))
         .collect();
     let masks = shape_masks(&params, train.size, device);
-    let paint = |c: &[f64]| paint_shapes(&masks, &params, c, train.background, &train.normalize);
+    let paint = |c: &[f64]| {
+        paint_shapes(
+            &masks,
+            &params,
+            c,
+            train.background,
+            train.pivot,
+            &train.normalize,
+        )
+    };
     DeviceTrainBatch {
         len: params.len(),
         first: paint(&first_c),
@@ -214,19 +223,21 @@ struct Ellipses {
 }
 
 /// The two pixel values, per channel, of a training image of `params` at `contrast`:
-/// `(shape, background)`, after the contrast manipulation and the normalisation, computed
-/// by the host's functions exactly as [`trials::train_batch`] computes every pixel.
+/// `(shape, background)`, after the contrast manipulation (about `pivot`) and the
+/// normalisation, computed by the host's functions exactly as [`trials::train_batch`]
+/// computes every pixel.
 pub fn shape_colours(
     params: &ShapeParams,
     contrast: f64,
     background: f64,
+    pivot: f64,
     normalize: &Normalize,
 ) -> ([f32; 3], [f32; 3]) {
     let bg = background as f32;
     let [r, g, b] = params.rgb();
     // A two-pixel HWC image: the shape's colour, then the background.
     let mut hwc = [r, g, b, bg, bg, bg];
-    adjust_contrast(&mut hwc, contrast);
+    adjust_contrast(&mut hwc, contrast, pivot);
     let mut chw = [0f32; 6];
     rgb_to_chw(&hwc, normalize, &mut chw);
     ([chw[0], chw[2], chw[4]], [chw[1], chw[3], chw[5]])
@@ -243,6 +254,7 @@ pub fn paint_shapes(
     params: &[ShapeParams],
     contrasts: &[f64],
     background: f64,
+    pivot: f64,
     normalize: &Normalize,
 ) -> Tensor {
     let n = params.len();
@@ -254,7 +266,7 @@ pub fn paint_shapes(
     );
     let (mut fg, mut bg) = (Vec::with_capacity(3 * n), Vec::with_capacity(3 * n));
     for (p, &c) in params.iter().zip(contrasts) {
-        let (inside, outside) = shape_colours(p, c, background, normalize);
+        let (inside, outside) = shape_colours(p, c, background, pivot, normalize);
         fg.extend(inside);
         bg.extend(outside);
     }
@@ -576,6 +588,7 @@ mod tests {
             samples: 1000,
             shapes: shapes.to_vec(),
             background: BG,
+            pivot: BG,
             contrast: Uniform { lo: 0.04, hi: 1.0 },
             normalize,
         }
@@ -741,6 +754,7 @@ mod tests {
                 &params,
                 &contrasts,
                 BG,
+                BG,
                 &normalize,
             );
             let plane = 3 * (size * size) as usize;
@@ -751,7 +765,7 @@ mod tests {
                 .zip(want.chunks_exact_mut(plane))
             {
                 let mut img = render(p, size, BG);
-                adjust_contrast(&mut img, c);
+                adjust_contrast(&mut img, c, BG);
                 rgb_to_chw(&img, &normalize, out);
             }
             max = max.max(assert_same(&what, &got, &want, tol));

@@ -16,8 +16,11 @@
 //!
 //! Differences from catalog backbones: the module's parameters keep their layout (psyrun
 //! cannot make them channels-last, so the input stays NCHW as exported), and `batchnorm
-//! train` puts the whole module in training mode (`module.train()`, dropout included), as
-//! the tutorial's `model.train()` does.
+//! train` puts the whole module in training mode (`module.train()`, Dropout included),
+//! where a catalog backbone keeps Dropout off: tch's C API (`atm_train`/`atm_eval`) switches
+//! a module's mode only as a whole, with no access to a submodule's `training` flag, so
+//! BatchNorm cannot be put in training mode alone. The planner warns about it
+//! (`psy::plan::torchscript_train_mode`).
 
 use crate::backbone::{Backbone, FeatureOrder};
 use psyrun::checkpoint::{file_kind, FileKind};
@@ -35,6 +38,9 @@ pub struct ScriptNet {
     device: Device,
     /// bfloat16 weights and inputs (features come back as float32).
     bf16: bool,
+    /// While `bf16`: float32 copies of the parameters from before the conversion, restored
+    /// when going back to float32.
+    fp32_params: Option<Vec<(String, Tensor)>>,
 }
 
 impl fmt::Debug for ScriptNet {
@@ -165,6 +171,7 @@ impl ScriptNet {
             path: path.to_path_buf(),
             device: Device::Cpu,
             bf16: false,
+            fp32_params: None,
         })
     }
 
@@ -184,9 +191,34 @@ impl ScriptNet {
     /// its inputs, on the way in; features come back as float32). `Tf32` and `Fp32` keep
     /// float32: whether cuDNN may use TensorFloat-32 inside a TorchScript module is
     /// libtorch's global setting, see `run::set_tf32`.
+    ///
+    /// Going to `Bf16` keeps float32 copies of the parameters, and going back restores them
+    /// exactly. The module's buffers (BatchNorm running statistics) are not reachable
+    /// through libtorch's C API here: they come back as float32 with their bfloat16 rounding
+    /// (about three significant digits; the arithmetic is float32 again).
     pub fn set_precision(&mut self, precision: Precision) {
-        self.bf16 = precision == Precision::Bf16;
+        let bf16 = precision == Precision::Bf16;
+        if bf16 && !self.bf16 {
+            self.fp32_params = self.module.named_parameters().ok().map(|named| {
+                tch::no_grad(|| named.into_iter().map(|(k, t)| (k, t.copy())).collect())
+            });
+        }
+        let back = self.bf16 && !bf16;
+        self.bf16 = bf16;
         self.module.to(self.device, self.kind(), false);
+        if back {
+            if let (Some(saved), Ok(now)) =
+                (self.fp32_params.take(), self.module.named_parameters())
+            {
+                tch::no_grad(|| {
+                    for ((k, mut t), (k0, s)) in now.into_iter().zip(&saved) {
+                        if k == *k0 && t.size() == s.size() {
+                            t.copy_(s);
+                        }
+                    }
+                });
+            }
+        }
     }
 
     fn kind(&self) -> Kind {
@@ -198,6 +230,7 @@ impl ScriptNet {
     }
 
     /// Eval mode (frozen) or training mode (the tutorial's drifting BatchNorm statistics).
+    /// Training mode is the whole module's, Dropout included (see the module docs).
     pub fn set_batchnorm(&mut self, mode: BatchNorm) {
         match mode {
             BatchNorm::Eval => self.module.set_eval(),
@@ -474,6 +507,38 @@ mod tests {
     use psyrun::models::catalog::Arch;
 
     const CPU: Device = Device::Cpu;
+
+    #[test]
+    fn a_torchscript_module_gets_its_float32_parameters_back_after_bf16() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .join("tests/fixtures/torchscript/tiny_cnn.pt");
+        let mut s = ScriptNet::load(&path).unwrap();
+        let params = || -> Vec<(String, Tensor)> {
+            s.module
+                .named_parameters()
+                .unwrap()
+                .into_iter()
+                .map(|(k, t)| (k, t.copy()))
+                .collect()
+        };
+        let before = params();
+        assert!(!before.is_empty());
+        tch::manual_seed(4);
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, CPU));
+        let fp32 = s.forward(&x);
+        s.set_precision(Precision::Bf16);
+        s.set_precision(Precision::Fp32);
+        let after: Vec<(String, Tensor)> = s.module.named_parameters().unwrap();
+        for ((k, a), (_, b)) in after.iter().zip(&before) {
+            assert_eq!(a.kind(), Kind::Float, "{k}");
+            assert!(a.equal(b), "{k} not restored exactly");
+        }
+        // The buffers (BatchNorm statistics) keep their bfloat16 rounding.
+        let rel = (&s.forward(&x) - &fp32).abs().max().double_value(&[])
+            / fp32.abs().max().double_value(&[]);
+        eprintln!("tiny_cnn after bf16 vs float32: {rel:.3e}");
+        assert!(rel < 1e-2, "{rel}");
+    }
 
     #[test]
     fn non_finite_names_a_nan_batchnorm_statistic() {

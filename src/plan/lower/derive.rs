@@ -71,7 +71,7 @@ fn reference_in_range(
 ) -> bool {
     let (low, high) = staircase.range();
     if test.reference < high {
-        return true;
+        return pedestal_within_range(cx, sections, test.reference, low);
     }
     let mut d = Diag::error(
         Code::PlanIncompatible,
@@ -88,6 +88,34 @@ fn reference_in_range(
     }
     if let Some(s) = sections.setting_span("staircase", "range") {
         d = d.also(s, format!("targets searched up to {high}"));
+    }
+    cx.push(d);
+    false
+}
+
+/// A pedestal (`reference` > 0) is an increment experiment: the grating is the pedestal
+/// plus an increment, always the image of higher contrast. A staircase whose range starts
+/// below the pedestal would test gratings of lower contrast than the comparison, where the
+/// correct answer flips to the comparison image and accuracy is V-shaped in the contrast
+/// (a bisection can then walk to 0). So the range must start at or above the pedestal.
+fn pedestal_within_range(cx: &mut Cx, sections: &Sections<'_>, reference: f64, low: f64) -> bool {
+    if low >= reference {
+        return true;
+    }
+    let mut d = Diag::error(
+        Code::PlanIncompatible,
+        format!(
+            "the staircase's range starts at {low}, below the pedestal {reference}"
+        ),
+    )
+    .with_help(format!(
+        "with a pedestal the grating must always have the higher contrast (pedestal + increment); below {reference} the comparison image would be the higher-contrast one and accuracy would rise again as the contrast falls. Write `range {reference}..1.0`: the threshold is then a contrast above the pedestal, and its increment Δc = threshold − {reference} gives the sensitivity 1/Δc"
+    ));
+    if let Some(s) = sections.setting_span("test", "reference") {
+        d = d.at(s, "the pedestal");
+    }
+    if let Some(s) = sections.setting_span("staircase", "range") {
+        d = d.also(s, format!("starts at {low}"));
     }
     cx.push(d);
     false
@@ -365,7 +393,6 @@ mod tests {
             errors("layer1", "eval", 16, 64, "reference 1.0"),
             incompatible
         );
-        assert!(errors("layer1", "eval", 16, 64, "reference 0.99").is_empty());
         let text = "psy 1\nexperiment t {\n  backbone resnet18 { weights random  cut layer1 }\n  \
                     probe linear {}\n  train shapes { size 32 }\n  test gratings { size 32  reference 0.5 }\n  \
                     staircase bisection { range 0.0..0.5 }\n}\n";
@@ -375,5 +402,46 @@ mod tests {
         let p = d.primary.as_ref().expect("points at the reference");
         assert_eq!(&text[p.span.start..p.span.end], "0.5");
         assert_eq!(d.secondary.len(), 1);
+    }
+
+    fn diags_of(test: &str, staircase: &str) -> Vec<crate::diag::Diag> {
+        let text = format!(
+            "psy 1\nexperiment t {{\n  backbone resnet18 {{ weights random  cut layer1 }}\n  \
+             probe linear {{}}\n  train shapes {{ size 32 }}\n  test gratings {{ size 32  {test} }}\n  \
+             staircase bisection {{ {staircase} }}\n}}\n"
+        );
+        compile(&SourceFile::new("t.psy", text)).diags
+    }
+
+    #[test]
+    fn a_staircase_range_below_the_pedestal_is_refused() {
+        // The default range 0..1 with a pedestal of 0.5 would test gratings below the
+        // pedestal, where the comparison image is the higher-contrast one.
+        let codes = |t: &str, s: &str| -> Vec<Code> {
+            diags_of(t, s)
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.code)
+                .collect()
+        };
+        assert_eq!(codes("reference 0.5", ""), [Code::PlanIncompatible]);
+        assert_eq!(codes("reference 0.99", ""), [Code::PlanIncompatible]);
+        assert_eq!(
+            codes("reference 0.5", "range 0.25..1.0"),
+            [Code::PlanIncompatible]
+        );
+        let diags = diags_of("reference 0.5", "range 0.25..1.0");
+        let d = &diags[0];
+        assert!(
+            d.message.contains("below the pedestal 0.5"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.secondary.len(), 1, "points at the range too");
+        // A range from the pedestal up (an increment staircase) is fine, as is no pedestal.
+        assert!(codes("reference 0.5", "range 0.5..1.0").is_empty());
+        assert!(codes("reference 0.99", "range 0.99..1.0").is_empty());
+        assert!(codes("reference 0.0", "").is_empty());
+        assert!(codes("", "range 0.1..1.0").is_empty());
     }
 }

@@ -70,7 +70,15 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         return None;
     }
     let derived = derive::lower(cx, &sections, &backbone, &probe, &train, &test, &staircase)?;
-    warnings::check(cx, &sections, &test, &staircase, &derived);
+    warnings::check(
+        cx,
+        &sections,
+        &backbone.plan,
+        &train,
+        &test,
+        &staircase,
+        &derived,
+    );
     Some(Plan {
         psy,
         experiment: name(exp),

@@ -34,6 +34,7 @@ pub(super) const HOMES: &[(&str, &str)] = &[
     ("samples", "`train`"),
     ("shapes", "`train`"),
     ("background", "`train`"),
+    ("pivot", "`train`"),
     ("contrast", "`train`"),
     ("frequencies", "`test`"),
     ("orientations", "`test`"),

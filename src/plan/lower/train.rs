@@ -13,6 +13,7 @@ const TRAIN_SETTINGS: &[&str] = &[
     "samples",
     "shapes",
     "background",
+    "pivot",
     "contrast",
     "normalize",
 ];
@@ -35,6 +36,10 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Train> {
             "the background grey level is in [0, 1]; the tutorial's is 128/255",
         )
     });
+    let pivot = match (f.get("pivot"), background) {
+        (None, b) => b,
+        (Some(v), b) => pivot(cx, v, b),
+    };
     let contrast = match f.get("contrast") {
         None => Some(Uniform { lo: 0.04, hi: 1.0 }),
         Some(v) => uniform(cx, v),
@@ -45,9 +50,23 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Train> {
         samples: samples? as u32,
         shapes: shapes?,
         background: background?,
+        pivot: pivot?,
         contrast: contrast?,
         normalize: normalize?,
     })
+}
+
+/// `pivot background` (the background's grey level, resolved) or a grey level in [0, 1].
+fn pivot(cx: &mut Cx, v: &Value, background: Option<f64>) -> Option<f64> {
+    let help = "the grey level that keeps its value at every contrast: `background` (the default) or a number in [0, 1]; the tutorial's is 0.5";
+    match &v.kind {
+        ValueKind::Ident(w) if w == "background" => background,
+        ValueKind::Ident(w) => {
+            cx.unknown_value(v.span, "pivot", w, &["background", "a number in [0, 1]"]);
+            None
+        }
+        _ => cx.number_in(v, "pivot", 0.0, 1.0, help),
+    }
 }
 
 /// `contrast uniform(lo, hi)`: the training contrasts.

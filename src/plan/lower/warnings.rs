@@ -4,20 +4,111 @@
 use super::experiment::Sections;
 use super::read::fmt_num;
 use crate::diag::{Code, Diag};
-use crate::plan::types::{BisectionStop, Derived, Staircase, TargetInterval, Test};
+use crate::plan::types::{
+    Backbone, BatchNorm, BisectionStop, Derived, Network, Normalize, Staircase, TargetInterval,
+    Test, Train,
+};
 use crate::plan::values::Cx;
 
 /// Pushes every warning about this experiment.
 pub(super) fn check(
     cx: &mut Cx,
     sections: &Sections<'_>,
+    backbone: &Backbone,
+    train: &Train,
     test: &Test,
     staircase: &Staircase,
     derived: &Derived,
 ) {
+    torchscript_train_mode(cx, sections, backbone);
+    contrast_pivot(cx, sections, train);
+    normalize_mismatch(cx, sections, train, test);
     constant_target(cx, sections, test);
     unreachable_tolerance(cx, sections, staircase, derived);
     duplicate_orientations(cx, sections, test);
+}
+
+/// `batchnorm train` on a TorchScript module: a catalog backbone puts only its BatchNorm
+/// layers in training mode (Dropout stays off), but libtorch's C API, which psyrun uses,
+/// switches a TorchScript module's mode only as a whole (`module.train()`), so a scripted
+/// module's Dropout layers drop features at random while the probe trains.
+fn torchscript_train_mode(cx: &mut Cx, sections: &Sections<'_>, backbone: &Backbone) {
+    if backbone.batchnorm != BatchNorm::Train
+        || !matches!(backbone.network, Network::TorchScript { .. })
+    {
+        return;
+    }
+    let mut d = Diag::warning(
+        Code::PlanTorchscriptTrainMode,
+        "`batchnorm train` puts the whole TorchScript module in training mode, Dropout included",
+    )
+    .with_help(
+        "a catalog backbone keeps Dropout off and trains only BatchNorm's statistics, but a TorchScript module's mode can only be switched as a whole: a scripted module's Dropout layers then drop features at random while the probe trains (a traced module keeps the mode it was traced in, so `batchnorm train` changes nothing in it). Export the module without Dropout (replace each `nn.Dropout` by `nn.Identity` before `torch.jit.script`, or cut before it), or use `batchnorm eval`",
+    );
+    if let Some(s) = sections.setting_span("backbone", "batchnorm") {
+        d = d.at(s, "the whole module in training mode");
+    }
+    cx.push(d);
+}
+
+/// A training contrast that pivots away from the background: the background's grey then
+/// moves by `c·(background − pivot)` with each image's contrast, so the probe can read the
+/// label off the background instead of the shape.
+fn contrast_pivot(cx: &mut Cx, sections: &Sections<'_>, train: &Train) {
+    if train.pivot == train.background {
+        return;
+    }
+    let (b, p) = (train.background, train.pivot);
+    let step = (b - p).abs();
+    let mut d = Diag::warning(
+        Code::PlanContrastPivot,
+        format!(
+            "the training contrast pivots at {}, not at the background {}",
+            fmt_num(p),
+            fmt_num(b)
+        ),
+    )
+    .with_help(format!(
+        "x ← {p} + c·(x − {p}) moves the background's grey by c·{step:.4} (up to {:.2} levels of 255 between contrasts 0 and 1), a cue to which image has the higher contrast that lies outside the shape; remove `pivot` (the default is `pivot background`), or keep `pivot 0.5` only to reproduce the tutorial",
+        step * 255.0
+    ));
+    if let Some(s) = sections.setting_span("train", "pivot") {
+        d = d.at(s, "not the background");
+    }
+    cx.push(d);
+}
+
+/// Training and test images normalised differently: the probe learnt on one input scale
+/// and is tested on another, so a threshold measures the mismatch as much as the network.
+fn normalize_mismatch(cx: &mut Cx, sections: &Sections<'_>, train: &Train, test: &Test) {
+    if train.normalize == test.normalize {
+        return;
+    }
+    let name = |n: &Normalize| match n {
+        Normalize::Off => "none".to_string(),
+        Normalize::MeanStd { mean, std } => {
+            let list = |v: &[f64; 3]| v.iter().map(|x| fmt_num(*x)).collect::<Vec<_>>().join(", ");
+            format!("mean [{}], std [{}]", list(mean), list(std))
+        }
+    };
+    let mut d = Diag::warning(
+        Code::PlanNormalizeMismatch,
+        "the training and test images are normalised differently",
+    )
+    .with_help(format!(
+        "the probe is trained on images normalised with {} and tested on images normalised with {}: the test features come from inputs of another mean and scale than those it learnt on. Use the same `normalize` in `train` and `test` (the default, `imagenet`, in both)",
+        name(&train.normalize),
+        name(&test.normalize)
+    ));
+    let test_span = sections.setting_span("test", "normalize");
+    let train_span = sections.setting_span("train", "normalize");
+    if let Some(s) = test_span.or(train_span) {
+        d = d.at(s, "normalised differently");
+    }
+    if let (Some(_), Some(s)) = (test_span, train_span) {
+        d = d.also(s, "from the training images'");
+    }
+    cx.push(d);
 }
 
 /// The grating always in the same interval: a constant answer scores 100 %.
@@ -109,4 +200,99 @@ fn duplicate_orientations(cx: &mut Cx, sections: &Sections<'_>, test: &Test) {
         d = d.at(s, "duplicate orientations");
     }
     cx.push(d);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::{Code, Diag};
+    use crate::plan::{compile, Plan};
+    use crate::source::SourceFile;
+
+    /// The plan and diagnostics of an experiment with `train` and `test` blocks' settings.
+    fn lower(train: &str, test: &str) -> (Option<Plan>, Vec<Diag>) {
+        let text = format!(
+            "psy 1\nexperiment t {{\n  backbone resnet18 {{ weights random  cut layer1 }}\n  \
+             probe linear {{}}\n  train shapes {{ size 32 {train} }}\n  \
+             test gratings {{ size 32 {test} }}\n  staircase bisection {{}}\n}}\n"
+        );
+        let l = compile(&SourceFile::new("t.psy", text));
+        (l.plan, l.diags)
+    }
+
+    fn warned(train: &str, test: &str, code: Code) -> Option<Diag> {
+        let (plan, diags) = lower(train, test);
+        assert!(plan.is_some(), "{diags:?}");
+        diags.into_iter().find(|d| d.code == code)
+    }
+
+    #[test]
+    fn the_contrast_pivots_at_the_background_by_default() {
+        let (plan, _) = lower("background 0.8", "");
+        assert_eq!(plan.unwrap().train.pivot, 0.8);
+        let (plan, _) = lower("", "");
+        assert_eq!(plan.unwrap().train.pivot, 128.0 / 255.0);
+        let (plan, _) = lower("background 0.3  pivot background", "");
+        assert_eq!(plan.unwrap().train.pivot, 0.3);
+        let (plan, _) = lower("pivot 0.5", "");
+        assert_eq!(plan.unwrap().train.pivot, 0.5);
+        for bad in ["pivot 1.5", "pivot grey"] {
+            let (plan, diags) = lower(bad, "");
+            assert!(plan.is_none() && diags.iter().any(Diag::is_error), "{bad}");
+        }
+    }
+
+    #[test]
+    fn different_train_and_test_normalisation_is_warned_about() {
+        let code = Code::PlanNormalizeMismatch;
+        let d = warned("normalize imagenet", "normalize none", code).expect("warned");
+        assert!(d.primary.is_some() && d.secondary.len() == 1, "{d:?}");
+        assert!(d.help.as_deref().unwrap_or("").contains("none"), "{d:?}");
+        // Only one block written: the other took the default (imagenet).
+        let d = warned("normalize none", "", code).expect("warned");
+        assert!(d.primary.is_some());
+        let custom = "normalize custom(mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])";
+        assert!(warned(custom, "", code).is_some());
+        for (train, test) in [
+            ("", ""),
+            ("normalize none", "normalize none"),
+            (custom, custom),
+        ] {
+            assert!(warned(train, test, code).is_none(), "{train} / {test}");
+        }
+    }
+
+    #[test]
+    fn batchnorm_train_on_a_torchscript_module_is_warned_about() {
+        let code = Code::PlanTorchscriptTrainMode;
+        let lower = |backbone: &str| {
+            let text = format!(
+                "psy 1\nexperiment t {{\n  {backbone}\n  probe linear {{}}\n  \
+                 train shapes {{ size 32 }}\n  test gratings {{ size 32 }}\n  staircase bisection {{}}\n}}\n"
+            );
+            compile(&SourceFile::new("t.psy", text)).diags
+        };
+        let diags = lower("backbone torchscript \"net.pt\" { batchnorm train }");
+        let d = diags.iter().find(|d| d.code == code).expect("warned");
+        assert!(d.primary.is_some(), "points at batchnorm");
+        for quiet in [
+            "backbone torchscript \"net.pt\" { batchnorm eval }",
+            "backbone torchscript \"net.pt\" {}",
+            "backbone resnet18 { weights random  cut layer1  batchnorm train }",
+        ] {
+            assert!(lower(quiet).iter().all(|d| d.code != code), "{quiet}");
+        }
+    }
+
+    #[test]
+    fn a_pivot_away_from_the_background_is_warned_about() {
+        let code = Code::PlanContrastPivot;
+        // The tutorial's: 0.5 on a background of 128/255.
+        let d = warned("pivot 0.5", "", code).expect("warned");
+        assert!(d.message.contains("pivots at 0.5"), "{}", d.message);
+        assert!(d.primary.is_some(), "points at the pivot");
+        assert!(warned("background 0.8  pivot 0.5", "", code).is_some());
+        for quiet in ["", "pivot background", "background 0.5  pivot 0.5"] {
+            assert!(warned(quiet, "", code).is_none(), "{quiet}");
+        }
+    }
 }

@@ -988,3 +988,79 @@ fn weights_from_fifos_are_refused_without_blocking() {
     let e = weights::load_file(&mut b, std::path::Path::new("/dev/zero.safetensors"));
     assert!(e.is_err());
 }
+
+/// A grating at contrast `c` next to grey (`c` = 0), ImageNet-normalised, `[2, 3, s, s]`.
+fn grating_pair(size: u32, c: f64) -> Tensor {
+    let norm = psyrun::plan::Normalize::MeanStd {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+    let spec = psyrun::stimuli::GratingSpec::tutorial(size, 4.0, 0.0);
+    let s = i64::from(size);
+    let image = |c: f64| {
+        let grey = psyrun::stimuli::grating(&spec, c);
+        let mut chw = vec![0f32; 3 * grey.len()];
+        psyrun::trials::grey_to_chw(&grey, &norm, &mut chw);
+        Tensor::from_slice(&chw).reshape([1, 3, s, s])
+    };
+    Tensor::cat(&[image(c), image(0.0)], 0)
+}
+
+#[test]
+fn after_bf16_the_backbone_tests_in_exact_float32() {
+    // A threshold-level grating (c = 3e-4) differs from grey by ~1.5e-4 per pixel before
+    // normalisation: below bfloat16's resolution of the normalised values. Training may run
+    // in bfloat16; testing must see float32's feature difference.
+    let x = grating_pair(64, 3e-4);
+    let mut b = Backbone::new(Arch::Resnet18, "layer2", CPU).unwrap();
+    b.init_random(5);
+    b.set_channels_last(true);
+    let diff = |b: &Backbone| {
+        let f = b.forward(&x);
+        f.get(0) - f.get(1)
+    };
+    let fp32 = b.forward(&x);
+    let d32 = diff(&b);
+    assert!(d32.abs().max().double_value(&[]) > 0.0);
+    b.set_precision(Precision::Bf16);
+    // Testing in bfloat16 (what the interpreter did): the difference is mostly rounding.
+    let in_bf16 = rel_diff(&diff(&b), &d32);
+    // The interpreter's step before testing: back to float32, with the exact weights.
+    b.set_precision(Precision::Fp32);
+    assert!(b.variables().values().all(|v| v.kind() != Kind::BFloat16));
+    let after = b.forward(&x);
+    assert_eq!(
+        (&after - &fp32).abs().max().double_value(&[]),
+        0.0,
+        "float32 after bf16 differs from float32"
+    );
+    let rel = rel_diff(&diff(&b), &d32);
+    eprintln!(
+        "grating c=3e-4 minus grey, relative error: in bf16 {in_bf16:.3e}, float32 after bf16 {rel:.3e}"
+    );
+    assert!(rel < 1e-3, "{rel}");
+    assert!(in_bf16 > 1e-2, "bf16 should have destroyed it: {in_bf16}");
+}
+
+#[test]
+fn after_bf16_drifted_batchnorm_statistics_are_kept() {
+    // `batchnorm train` in bfloat16: the running statistics drift; going back to float32
+    // keeps the drifted values and restores the weights exactly.
+    let mut b = Backbone::new(Arch::Resnet18, "layer1", CPU).unwrap();
+    b.init_random(2);
+    let weight = b.variables()["conv1.weight"].copy();
+    let before = b.variables()["bn1.running_mean"].copy();
+    b.set_precision(Precision::Bf16);
+    b.set_batchnorm(BatchNorm::Train);
+    let _ = b.forward(&input(4, 32, 3));
+    b.set_batchnorm(BatchNorm::Eval);
+    let drifted = b.variables()["bn1.running_mean"].to_kind(Kind::Float);
+    b.set_precision(Precision::Fp32);
+    let vars = b.variables();
+    assert!(
+        vars["conv1.weight"].equal(&weight),
+        "weights restored exactly"
+    );
+    assert!(vars["bn1.running_mean"].equal(&drifted), "drift kept");
+    assert!(!vars["bn1.running_mean"].equal(&before));
+}

@@ -51,7 +51,7 @@ use crate::script::Net;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
 use psyrun::observer;
-use psyrun::plan::{Plan, Setting};
+use psyrun::plan::{Plan, Precision, Setting};
 use psyrun::progress::Observer;
 use psyrun::report::{self, Results, RunFolder};
 use psyrun::source::SourceFile;
@@ -127,12 +127,25 @@ impl Interpreter<'_> {
             let seed = observer::repeat_seed(self.plan.seed, repeat);
             let probe = self.train(repeat, seed)?;
             self.check_finite(&probe)?;
+            self.full_precision_for_testing();
             let rule = self.decision_rule(&probe, seed)?;
             self.test(&probe, repeat, seed, rule)?;
             self.analyse(repeat);
         }
         self.results.csf = report::summarize(self.plan, &self.results.staircases);
         self.write()
+    }
+
+    /// Reduced precision (`bf16`, `tf32`) is for training the probe, on contrasts of 0.04 and
+    /// more. Testing shows gratings near threshold, whose pixels differ from grey by less
+    /// than bfloat16's resolution (normalised values around 0.1–2 are 2e-4 to 8e-3 apart in
+    /// bfloat16): the backbone goes back to float32 with its exact float32 weights
+    /// ([`Net::set_precision`]) before the first test image. (A TorchScript module under
+    /// `tf32` keeps libtorch's process-wide TensorFloat-32 setting.)
+    fn full_precision_for_testing(&mut self) {
+        if self.plan.precision != Precision::Fp32 {
+            self.backbone.set_precision(Precision::Fp32);
+        }
     }
 
     fn check_stop(&self) -> Result<(), Failure> {
