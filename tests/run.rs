@@ -80,7 +80,7 @@ fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-const RESULT_FILES: [&str; 12] = [
+const RESULT_FILES: [&str; 16] = [
     "csf.csv",
     "csf.png",
     "csf.svg",
@@ -89,7 +89,11 @@ const RESULT_FILES: [&str; 12] = [
     "manifest.json",
     "plan.ron",
     "preview.png",
+    "psychometric.csv",
+    "psychometric.png",
+    "psychometric.svg",
     "staircase.csv",
+    "thresholds.csv",
     "training.csv",
     "training.png",
     "training.svg",
@@ -917,7 +921,7 @@ fn assert_stopped_cleanly(dir: &Path, o: &Output, code: i32) {
     );
     if names.contains(&"training.csv".to_string()) {
         let t = fs::read_to_string(out.join("training.csv")).unwrap();
-        assert!(t.starts_with("epoch,loss,accuracy\n"), "{t}");
+        assert!(t.starts_with("epoch,loss,accuracy,repeat\n"), "{t}");
         assert!(t.ends_with('\n'));
     }
     if names.contains(&"manifest.json".to_string()) {

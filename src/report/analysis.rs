@@ -81,13 +81,16 @@ pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
             .ok()
         })
         .flatten();
-    let censored = if f.warnings.contains(&FitWarning::AllCorrect)
-        || f.warnings.contains(&FitWarning::ThresholdBelowRange)
-    {
+    // Censored: the data carry no crossing (every trial right, or none above chance), or
+    // the crossing lies outside the contrasts the procedure could test. A threshold a
+    // little outside the levels actually tested but inside that range is an extrapolation
+    // of the fitted function, not a bound.
+    let (low, high) = plan.staircase.range();
+    let censored = if f.warnings.contains(&FitWarning::AllCorrect) || threshold < low {
         Some(Censor::BelowRange)
     } else if f.warnings.contains(&FitWarning::NoneAboveChance)
-        || f.warnings.contains(&FitWarning::ThresholdAboveRange)
         || !threshold.is_finite()
+        || threshold > high
     {
         Some(Censor::AboveRange)
     } else {

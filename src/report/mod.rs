@@ -42,7 +42,7 @@ mod table;
 mod tests;
 
 pub use csv::{csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv};
-pub use analysis::analyse;
+pub use analysis::{analyse, fit_options};
 pub use summary::{summarize, t_quantile};
 pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
 pub use image::{image_png, npy_f32, preview_sheet};
@@ -244,9 +244,11 @@ impl FrequencyResult {
     }
 }
 
-/// Contrast sensitivity of a threshold contrast: `1 / threshold` (infinite at 0).
-pub fn sensitivity(threshold: f64, _reference: f64) -> f64 {
-    1.0 / threshold
+/// Contrast sensitivity of a threshold contrast over a pedestal `reference`: the inverse
+/// of the increment, `1 / (threshold − reference)` (`1 / threshold` for detection,
+/// infinite at 0); see [`crate::trials::sensitivity`].
+pub fn sensitivity(threshold: f64, reference: f64) -> f64 {
+    crate::trials::sensitivity(threshold, reference)
 }
 
 /// One point of the CSF: a frequency's threshold summarised over repeats.

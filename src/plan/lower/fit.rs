@@ -128,7 +128,7 @@ fn level(cx: &mut Cx, v: &Value) -> Option<f64> {
     Some(x)
 }
 
-/// `lapse lo..hi`: bounds of the lapse rate within [0, 0.5).
+/// `lapse lo..hi`: a free lapse rate in [0, hi] (`lo` = 0), or a fixed one (`lo` = `hi`).
 fn lapse(cx: &mut Cx, v: &Value) -> Option<(f64, f64)> {
     let help = "write the lapse rate's bounds, e.g. `lapse 0.0..0.05` (or `0.0..0.0` for none)";
     let ValueKind::Range(lo, hi) = &v.kind else {
@@ -143,6 +143,15 @@ fn lapse(cx: &mut Cx, v: &Value) -> Option<(f64, f64)> {
             Diag::error(Code::PlanEmptyRange, format!("the lapse range {l}..{h} is empty"))
                 .at(v.span, "lower bound above the upper")
                 .with_help(help),
+        );
+        return None;
+    }
+    if l > 0.0 && l < h {
+        cx.out_of_range(
+            lo.span,
+            format!("a free lapse rate starts at 0, got a lower bound of {l}"),
+            "must be 0 (or equal to the upper bound, to fix the rate)",
+            "write `lapse 0.0..0.05` for a free rate up to 0.05, or `lapse 0.02..0.02` to fix it",
         );
         return None;
     }

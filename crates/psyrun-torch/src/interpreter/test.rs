@@ -11,8 +11,8 @@ use psyrun::diag::{Code, Diag};
 use psyrun::plan::{BatchNorm, Setting};
 use psyrun::progress::Event;
 use psyrun::observer::{self, Conditions, DecisionRule};
-use psyrun::report::FrequencyResult;
-use psyrun::staircase::{Procedure, Request, Stop};
+use psyrun::report::{self, FrequencyResult};
+use psyrun::staircase::{Procedure, Request};
 use psyrun::stimuli::Grating;
 use psyrun::trials::{self, TestGratings};
 use std::collections::HashMap;
@@ -217,7 +217,7 @@ impl Interpreter<'_> {
             }
         }
         self.observer.event(Event::PhaseDone);
-        self.warn_test_at_chance();
+        self.warn_test_at_chance(repeat);
         self.observer.event(Event::Status(format!(
             "testing showed {shown} images, {computed} of them distinct (each computed once)"
         )));
@@ -278,21 +278,30 @@ impl Interpreter<'_> {
         ))
     }
 
-    /// `psy::run::test_at_chance`: the frequencies whose staircase ran to `max_steps` with
-    /// every level's accuracy inside the 99 % band of guessing (0.5 ± 2.33 · 0.5/√n for n
-    /// trials per level): the probe told nothing apart at any contrast, so their thresholds
-    /// are the staircase's fallback, not a measurement.
-    fn warn_test_at_chance(&mut self) {
+    /// `psy::run::test_at_chance`: the frequencies of this repeat whose every contrast
+    /// level (with 8 or more trials, at least 3 levels) scored inside the 99 % band of
+    /// guessing (0.5 ± 2.33 · 0.5/√n for n trials): the probe told nothing apart at any
+    /// contrast, so their thresholds are the procedure's fallback, not a measurement.
+    fn warn_test_at_chance(&mut self, repeat: u32) {
         let n = self.plan.derived.trials_per_level.max(1);
         let band = 2.33 * 0.5 / f64::from(n).sqrt();
         let flat: Vec<String> = self
             .results
             .staircases
             .iter()
+            .filter(|r| r.repeat == repeat)
             .filter(|r| {
-                r.stop == Stop::MaxSteps
-                    && !r.steps.is_empty()
-                    && r.steps.iter().all(|s| (s.accuracy - 0.5).abs() <= band)
+                // Trials pooled by contrast; levels with at least 8 trials judge, and there
+                // must be 3 of them (a per-trial procedure rarely has that many).
+                let levels: Vec<(f64, u32, u32)> = report::pooled(r)
+                    .into_iter()
+                    .filter(|l| l.1 >= 8)
+                    .collect();
+                levels.len() >= 3
+                    && levels.iter().all(|&(_, n, k)| {
+                        let p = f64::from(k) / f64::from(n);
+                        (p - 0.5).abs() <= 2.33 * 0.5 / f64::from(n).sqrt()
+                    })
             })
             .map(|r| format!("{}", r.frequency))
             .collect();
@@ -308,7 +317,7 @@ impl Interpreter<'_> {
             ),
         )
         .with_help(format!(
-            "no level's accuracy differs from guessing (0.5 ± {band:.2} with {n} trials per level), so these thresholds only say where the staircase gave up. The probe may not read contrast at this cut, or may not have learnt: see the training accuracy, try more `epochs` or `samples`, another `lr`, pooling, or another cut"
+            "no level's accuracy differs from guessing (0.5 ± {band:.2} with {n} trials per level, pooled over repeated contrasts), so these thresholds only say where the staircase gave up. The probe may not read contrast at this cut, or may not have learnt: see the training accuracy, try more `epochs` or `samples`, another `lr`, pooling, or another cut"
         ));
         let d = self.plan.spans.label(
             d,
