@@ -725,3 +725,61 @@ fn timing() {
         );
     }
 }
+
+#[test]
+fn yes_no_thresholds_scaled_and_unscaled() {
+    let c = &CASES[8]; // YesNo_Weibull
+    let data = blocks(&case_levels(c.sigmoid), &c.ks, 10);
+    let f = fit(&data, &opts(c.sigmoid, c.guess)).unwrap();
+    assert!((f.threshold_unscaled(0.5).unwrap() - f.threshold).abs() < 1e-12 * f.threshold);
+    assert!((f.threshold - f.m.exp()).abs() < 1e-12 * f.threshold);
+    for pc in [0.2, 0.5, 0.8, 0.9] {
+        let x = f.threshold_at(pc).unwrap();
+        assert!((f.psi(x) - pc).abs() < 1e-9, "pc {pc}");
+        assert!(f.slope_at(x) > 0.0);
+    }
+    // Above 1 − λ (λ ≈ 0.046 here) ψ never gets there.
+    assert!(f.threshold_at(0.97).is_none());
+    assert!(f.threshold_unscaled(0.0).is_none() && f.threshold_unscaled(1.0).is_none());
+    let json = serde_json::to_string(&f).unwrap();
+    let back: Fit = serde_json::from_str(&json).unwrap();
+    // serde_json's float parsing may differ in the last bit.
+    assert!((back.log_likelihood - f.log_likelihood).abs() < 1e-12);
+    assert_eq!(
+        (back.sigmoid, back.m, back.warnings),
+        (f.sigmoid, f.m, f.warnings)
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Any legal data set fits to finite values or returns a typed error; nothing panics.
+    #[test]
+    fn arbitrary_data_never_panic_or_nan(
+        raw in proptest::collection::vec((0.001f64..10.0, 0u32..25, 0.0f64..=1.0), 0..12),
+        sigmoid in 0usize..7,
+        guess in 0usize..3,
+        overdispersion in proptest::bool::ANY,
+        ml in proptest::bool::ANY,
+    ) {
+        let data: Vec<Block> = raw
+            .iter()
+            .map(|&(level, trials, p)| Block::from_accuracy(level, p, trials))
+            .collect();
+        let o = FitOptions {
+            sigmoid: Sigmoid::ALL[sigmoid],
+            guess: [AFC, YN, EA][guess],
+            overdispersion,
+            estimate: if ml { Estimate::MaxLikelihood } else { Estimate::Map },
+            ..FitOptions::default()
+        };
+        match fit(&data, &o) {
+            Ok(f) => {
+                assert_finite(&f);
+                proptest::prop_assert!(f.psi(f.threshold).is_finite());
+            }
+            Err(FitError::NoTrials | FitError::TooFewLevels(_)) => {}
+            Err(e) => proptest::prop_assert!(false, "{e}"),
+        }
+    }
+}
