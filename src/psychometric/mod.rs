@@ -26,7 +26,7 @@
 //! (`PAL_CumulativeNormal`, `PAL_Logistic`, `PAL_Gumbel` on log10 levels, `PAL_Weibull`),
 //! and [`Palamedes::psi`] evaluates Palamedes' own closed forms. For the Weibull,
 //! β = C/w and α = exp(m − F⁻¹(pc)·w/C), with F⁻¹(pc) = ln(−ln(1 − pc)) and
-//! C = ln(−ln α) − ln(−ln(1 − α)) ≈ 4.05 at α = 0.05.
+//! C = ln(−ln α) − ln(−ln(1 − α)) ≈ 4.067 at α = 0.05.
 //!
 //! The guess rate is fixed for nAFC tasks ([`Guess::Fixed`], ½ for 2AFC, the default),
 //! free for yes/no tasks ([`Guess::Free`], in [0, ½]) or tied to the lapse rate
@@ -66,9 +66,15 @@
 //! keeps the borders. A fit of 10–30 blocks takes of the order of a millisecond.
 //!
 //! Against psignifit's published MAP fits (its demo data and 22 of its 23 MATLAB
-//! consistency cases: every sigmoid, 2AFC, yes/no and equal asymptote) the thresholds and widths agree
-//! within rtol 1e-2 / atol 1e-3, the tolerance python-psignifit itself uses against MATLAB;
-//! the largest relative difference is 6e-3 (see the tests).
+//! consistency cases: every sigmoid, 2AFC, yes/no and equal asymptote) the thresholds and
+//! widths agree within rtol 1e-2 / atol 1e-3, the tolerance python-psignifit itself uses
+//! against MATLAB; the largest relative difference is 6e-3 (see the tests). Where they
+//! differ, psyrun's point has the higher posterior under the priors above (psignifit's
+//! simplex stops on a flat ridge a little short of the maximum).
+//!
+//! Two defaults differ from psignifit's, because psyrun measures contrast thresholds in
+//! 2AFC: the sigmoid is the Weibull (psignifit: `norm`) and the guess rate is fixed at ½
+//! (psignifit: yes/no).
 //!
 //! # Derived quantities and checks
 //!

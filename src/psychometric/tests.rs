@@ -783,3 +783,20 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn our_maximum_scores_at_least_psignifits_point() {
+    // Where the fits differ, psyrun's point has the higher log posterior (the published
+    // points are rounded to six digits, which costs far less than the margins here).
+    for c in &CASES {
+        let data = blocks(&case_levels(c.sigmoid), &c.ks, 10);
+        let o = opts(c.sigmoid, c.guess);
+        let problem = Problem::new(&data, &o).unwrap();
+        let f = fit(&data, &o).unwrap();
+        let ours = problem.objective(&[f.m, f.width, f.lapse, f.guess, f.eta]);
+        let theirs = problem.objective(&c.fit);
+        assert!((ours - f.log_objective).abs() < 1e-12);
+        println!("{:16} ours − psignifit's: {:+.2e}", c.name, ours - theirs);
+        assert!(ours >= theirs - 1e-6, "{}: {ours} < {theirs}", c.name);
+    }
+}
