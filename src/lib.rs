@@ -18,8 +18,6 @@ pub mod models;
 pub mod observer;
 pub mod plan;
 pub mod progress;
-/// Psychometric-function fitting (psignifit-style MAP or maximum likelihood, parametric
-/// bootstrap): thresholds at any proportion correct from blocks of binary trials.
 pub mod psychometric;
 pub mod report;
 pub mod source;

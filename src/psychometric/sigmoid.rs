@@ -47,7 +47,15 @@ impl Base {
     /// (F(z), 1 − F(z)), each computed without cancellation.
     fn cdf_pair(self, z: f64) -> (f64, f64) {
         match self {
-            Base::Norm => (norm_cdf(z), norm_cdf(-z)),
+            Base::Norm => {
+                // One evaluation: the smaller tail, precise; the other is its complement.
+                let tail = norm_cdf(-z.abs());
+                if z >= 0.0 {
+                    (1.0 - tail, tail)
+                } else {
+                    (tail, 1.0 - tail)
+                }
+            }
             Base::Logistic => {
                 let e = (-z.abs()).exp();
                 let small = e / (1.0 + e);
@@ -66,7 +74,14 @@ impl Base {
                 let t = (-z).exp();
                 ((-t).exp(), -(-t).exp_m1())
             }
-            Base::Cauchy => (cauchy_cdf(z), cauchy_cdf(-z)),
+            Base::Cauchy => {
+                let tail = cauchy_cdf(-z.abs());
+                if z >= 0.0 {
+                    (1.0 - tail, tail)
+                } else {
+                    (tail, 1.0 - tail)
+                }
+            }
         }
     }
 

@@ -53,7 +53,22 @@ pub(crate) fn ln_rising(a: f64, k: u32) -> f64 {
             return prod.ln();
         }
     }
+    if a >= 10.0 {
+        // Stirling's series, differenced by hand so that no large terms cancel:
+        // (a − ½)·ln(1 + k/a) + k·ln(a + k) − k + the difference of the tail series.
+        let kf = f64::from(k);
+        let b = a + kf;
+        return (a - 0.5) * (kf / a).ln_1p() + kf * b.ln() - kf + stirling_tail(b)
+            - stirling_tail(a);
+    }
     ln_gamma(a + f64::from(k)) - ln_gamma(a)
+}
+
+/// lnΓ(z) − ((z − ½)·ln z − z + ½·ln 2π) for z ≥ 10 (the first omitted term is below 1e-12).
+fn stirling_tail(z: f64) -> f64 {
+    let r = 1.0 / z;
+    let r2 = r * r;
+    r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 / 1680.0)))
 }
 
 /// ln of the binomial coefficient C(n, k).
