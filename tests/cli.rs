@@ -32,7 +32,7 @@ fn check_valid_experiments_exits_0_and_lists_each_file() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(
-        out.contains("experiments/contrast_csf.psy: ok, 3 warnings"),
+        out.contains("experiments/contrast_csf.psy: ok, 5 warnings"),
         "{out}"
     );
     assert!(out.contains("experiments/quick_csf.psy: ok\n"), "{out}");
@@ -42,6 +42,8 @@ fn check_valid_experiments_exits_0_and_lists_each_file() {
         "psy::plan::constant_target",
         "psy::plan::tolerance_unreachable",
         "psy::plan::duplicate_stimuli",
+        "psy::plan::deterministic_observer",
+        "psy::plan::contrast_pivot",
     ] {
         assert!(err.contains(code), "missing {code} in:\n{err}");
     }

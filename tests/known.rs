@@ -235,12 +235,34 @@ fn the_script_makes_the_committed_fixture() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    for name in ["dog_energy.pt", "dog_energy.json"] {
-        assert!(
-            fs::read(dir.join(name)).unwrap() == fs::read(fixture_dir().join(name)).unwrap(),
-            "{name}: run scripts/known_answer_fixture.py and commit what it writes"
-        );
-    }
+    let json = "dog_energy.json";
+    assert!(
+        fs::read(dir.join(json)).unwrap() == fs::read(fixture_dir().join(json)).unwrap(),
+        "{json}: run scripts/known_answer_fixture.py and commit what it writes"
+    );
+    // A TorchScript archive holds a random `serialization_id` and debug pickles that record
+    // where the script ran; every other entry (code, constants, weights) must be the same.
+    let compare = "import sys, zipfile\n\
+        def entries(p):\n\
+        \x20   z = zipfile.ZipFile(p)\n\
+        \x20   return {n.split('/', 1)[1]: z.read(n) for n in z.namelist()\n\
+        \x20           if not n.endswith(('serialization_id', '.debug_pkl'))}\n\
+        a, b = entries(sys.argv[1]), entries(sys.argv[2])\n\
+        diff = sorted(set(a) ^ set(b)) + sorted(k for k in set(a) & set(b) if a[k] != b[k])\n\
+        print(diff)\n\
+        sys.exit(1 if diff else 0)\n";
+    let py = std::env::var_os("PSYRUN_PYTHON").unwrap_or_else(|| "python3".into());
+    let same = Command::new(py)
+        .args(["-c", compare])
+        .arg(dir.join("dog_energy.pt"))
+        .arg(fixture_dir().join("dog_energy.pt"))
+        .output()
+        .expect("python starts");
+    assert!(
+        same.status.success(),
+        "dog_energy.pt differs in {}: run scripts/known_answer_fixture.py and commit what it writes",
+        String::from_utf8_lossy(&same.stdout)
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
