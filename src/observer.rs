@@ -47,32 +47,9 @@ pub fn standard_logistic<R: RngCore + ?Sized>(r: &mut R) -> f64 {
     (u / (1.0 - u)).ln()
 }
 
-/// Standard normal CDF (via [`erfc`], absolute error below 1e-7).
+/// Standard normal CDF.
 pub fn normal_cdf(x: f64) -> f64 {
-    0.5 * erfc(-x / std::f64::consts::SQRT_2)
-}
-
-/// Complementary error function: the classic Chebyshev-fitted exponential approximation
-/// (fractional error below 1.2e-7 everywhere), ample for noise scales and calibration.
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
+    crate::psychometric::special::norm_cdf(x)
 }
 
 /// The decision rule with its noise scale resolved.
@@ -152,7 +129,11 @@ pub fn calibrate(margins: &[f64], noise: NoiseKind, target: f64) -> Result<f64, 
         return Err(err);
     }
     // Bracket: the scale of the margins sets where to look.
-    let spread = margins.iter().map(|m| m.abs()).fold(0.0_f64, f64::max).max(1e-30);
+    let spread = margins
+        .iter()
+        .map(|m| m.abs())
+        .fold(0.0_f64, f64::max)
+        .max(1e-30);
     let (mut lo, mut hi) = ((spread * 1e-9).ln(), (spread * 1e9).ln());
     if accuracy(lo.exp()) < target || accuracy(hi.exp()) > target {
         return Err(err);
@@ -257,7 +238,11 @@ pub struct Jitter {
 
 /// Draws a trial's phase offset (uniform in ±`phase_jitter`) and shift (uniform whole pixels
 /// in ±`position_jitter`), in that order, from `r`. Nothing is drawn for a zero jitter.
-pub fn draw_jitter<R: RngCore + ?Sized>(r: &mut R, phase_jitter: f64, position_jitter: u32) -> Jitter {
+pub fn draw_jitter<R: RngCore + ?Sized>(
+    r: &mut R,
+    phase_jitter: f64,
+    position_jitter: u32,
+) -> Jitter {
     let phase = if phase_jitter > 0.0 {
         rng::uniform_f64(r, -phase_jitter, phase_jitter)
     } else {
@@ -329,13 +314,19 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| standard_normal(&mut r)).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.01,
+            "{mean} {var}"
+        );
         let below = xs.iter().filter(|&&x| x < 1.0).count() as f64 / n as f64;
         assert!((below - 0.8413).abs() < 0.005, "{below}");
         // Logistic: variance π²/3, P(x < 1) = 1/(1 + e^-1).
         let ls: Vec<f64> = (0..n).map(|_| standard_logistic(&mut r)).collect();
         let var = ls.iter().map(|x| x * x).sum::<f64>() / n as f64;
-        assert!((var - std::f64::consts::PI.powi(2) / 3.0).abs() < 0.05, "{var}");
+        assert!(
+            (var - std::f64::consts::PI.powi(2) / 3.0).abs() < 0.05,
+            "{var}"
+        );
         let below = ls.iter().filter(|&&x| x < 1.0).count() as f64 / n as f64;
         assert!((below - 0.731_058_6).abs() < 0.005, "{below}");
     }
@@ -425,7 +416,9 @@ mod tests {
         assert_eq!(s[0], -1.0);
         assert_eq!(s[2 * 4], -1.0);
         assert_eq!(shift_image(&img, size, (0, 0), 0.0), img);
-        assert!(shift_image(&img, size, (5, 0), 0.5).iter().all(|&v| v == 0.5));
+        assert!(shift_image(&img, size, (5, 0), 0.5)
+            .iter()
+            .all(|&v| v == 0.5));
     }
 
     #[test]
@@ -437,13 +430,27 @@ mod tests {
             assert!(j.shift.0.abs() <= 3 && j.shift.1.abs() <= 3);
         }
         let j = draw_jitter(&mut r, 0.0, 0);
-        assert_eq!(j, Jitter { phase: 0.0, shift: (0, 0) });
+        assert_eq!(
+            j,
+            Jitter {
+                phase: 0.0,
+                shift: (0, 0)
+            }
+        );
         assert_eq!(repeat_seed(77, 0), 77);
         assert_ne!(repeat_seed(77, 1), repeat_seed(77, 2));
         let mut img = vec![0.5f32; 10_000];
         add_pixel_noise(&mut img, 0.1, &mut r);
         let mean = img.iter().map(|&v| f64::from(v)).sum::<f64>() / 1e4;
-        let sd = (img.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / 1e4).sqrt();
-        assert!((mean - 0.5).abs() < 0.005 && (sd - 0.1).abs() < 0.005, "{mean} {sd}");
+        let sd = (img
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / 1e4)
+            .sqrt();
+        assert!(
+            (mean - 0.5).abs() < 0.005 && (sd - 0.1).abs() < 0.005,
+            "{mean} {sd}"
+        );
     }
 }

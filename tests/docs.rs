@@ -200,6 +200,9 @@ fn every_documented_setting_default_matches_the_plan() {
     assert_eq!(plan.fit.lapse, (0.0, 0.05));
     assert_eq!(plan.fit.likelihood, Likelihood::Binomial);
     assert_eq!(plan.fit.estimate, Estimation::Ml);
-    assert_eq!((plan.fit.bootstrap, plan.fit.ci, plan.fit.level), (1000, 0.95, 0.75));
+    assert_eq!(
+        (plan.fit.bootstrap, plan.fit.ci, plan.fit.level),
+        (1000, 0.95, 0.75)
+    );
     assert_eq!(plan.fit.threshold, ThresholdFrom::Fit);
 }

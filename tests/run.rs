@@ -951,7 +951,10 @@ fn sigint_sigterm_and_sighup_stop_cleanly_with_130_143_and_129() {
         assert_stopped_cleanly(&dir, &o, code);
         // What was measured is kept, whole.
         let t = fs::read_to_string(dir.join("out/training.csv")).unwrap();
-        assert!(t.starts_with("epoch,loss,accuracy,repeat\n1,"), "{signal}: {t}");
+        assert!(
+            t.starts_with("epoch,loss,accuracy,repeat\n1,"),
+            "{signal}: {t}"
+        );
         let err = text(&o.stderr);
         assert!(err.contains(&format!("SIG{signal}")), "{signal}: {err}");
         let _ = fs::remove_dir_all(&dir);
@@ -1047,7 +1050,11 @@ fn a_libtorch_error_is_a_diagnostic_not_a_panic() {
 /// `tiny` with these blocks added to the experiment (before its last `}`) and `repeats`.
 fn tiny_with(name: &str, repeats: u32, blocks: &str) -> String {
     let body = tiny(name, "", SGD);
-    let cut = body.trim_end().strip_suffix('}').expect("ends in }").to_string();
+    let cut = body
+        .trim_end()
+        .strip_suffix('}')
+        .expect("ends in }")
+        .to_string();
     let body = cut.replacen("  seed 3\n", &format!("  seed 3\n  repeats {repeats}\n"), 1);
     format!("{body}{blocks}\n}}\n")
 }
@@ -1058,7 +1065,13 @@ fn csv_maps(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut lines = text.lines();
     let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
     lines
-        .map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect())
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
         .collect()
 }
 
@@ -1072,7 +1085,11 @@ fn a_noisy_observer_with_repeats_reports_intervals_and_is_reproducible() {
         assert!(o.status.success(), "{}", text(&o.stderr));
     }
     let a = fs::read(dir.join("a/csf.csv")).unwrap();
-    assert_eq!(a, fs::read(dir.join("b/csf.csv")).unwrap(), "same seed, same CSF");
+    assert_eq!(
+        a,
+        fs::read(dir.join("b/csf.csv")).unwrap(),
+        "same seed, same CSF"
+    );
     assert_eq!(
         fs::read(dir.join("a/staircase.csv")).unwrap(),
         fs::read(dir.join("b/staircase.csv")).unwrap()
@@ -1082,7 +1099,10 @@ fn a_noisy_observer_with_repeats_reports_intervals_and_is_reproducible() {
     for row in &csf {
         assert_eq!(row["repeats"], "3");
         let t: f64 = row["threshold_contrast"].parse().unwrap();
-        let (lo, hi): (f64, f64) = (row["ci_low"].parse().unwrap(), row["ci_high"].parse().unwrap());
+        let (lo, hi): (f64, f64) = (
+            row["ci_low"].parse().unwrap(),
+            row["ci_high"].parse().unwrap(),
+        );
         assert!(lo <= t && t <= hi, "{row:?}");
         let s: f64 = row["sensitivity"].parse().unwrap();
         assert!((s * t - 1.0).abs() < 1e-9);
@@ -1103,7 +1123,9 @@ fn a_noisy_observer_with_repeats_reports_intervals_and_is_reproducible() {
     let pooled = csv_maps(&dir.join("a/psychometric.csv"));
     let steps = csv_maps(&dir.join("a/staircase.csv"));
     let sum = |rows: &[std::collections::HashMap<String, String>]| -> u64 {
-        rows.iter().map(|r| r["trials"].parse::<u64>().unwrap()).sum()
+        rows.iter()
+            .map(|r| r["trials"].parse::<u64>().unwrap())
+            .sum()
     };
     assert_eq!(sum(&pooled), sum(&steps));
     let training = csv_maps(&dir.join("a/training.csv"));
@@ -1120,7 +1142,10 @@ fn an_observer_that_cannot_be_calibrated_is_a_diagnostic() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(err.contains("psy::run::calibration"), "{err}");
-    assert!(err.contains("cannot be calibrated to 99.9 % correct"), "{err}");
+    assert!(
+        err.contains("cannot be calibrated to 99.9 % correct"),
+        "{err}"
+    );
     assert!(dir.join("r/INCOMPLETE").exists());
     assert_eq!(csv_maps(&dir.join("r/training.csv")).len(), 2);
 }
@@ -1135,5 +1160,9 @@ fn a_calibrated_observer_reaches_its_accuracy_and_says_so() {
     let manifest = fs::read_to_string(dir.join("r/manifest.json")).unwrap();
     assert!(manifest.contains("\"decision_noise\": "), "{manifest}");
     assert!(!manifest.contains("\"decision_noise\": null"), "{manifest}");
-    assert!(text(&o.stderr).contains("observer calibrated"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("observer calibrated"),
+        "{}",
+        text(&o.stderr)
+    );
 }

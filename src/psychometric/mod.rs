@@ -90,7 +90,7 @@
 mod bootstrap;
 mod optimize;
 mod sigmoid;
-mod special;
+pub(crate) mod special;
 #[cfg(test)]
 mod tests;
 

@@ -100,7 +100,9 @@ pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
         function: format!("{:?}", plan.fit.function.unwrap_or(plan::Sigmoid::Weibull))
             .to_lowercase(),
         threshold,
-        ci: boot.as_ref().map(|b| (b.threshold_ci[0], b.threshold_ci[1])),
+        ci: boot
+            .as_ref()
+            .map(|b| (b.threshold_ci[0], b.threshold_ci[1])),
         params: [f.m, f.width, f.lapse, f.guess],
         deviance: f.deviance,
         deviance_p: boot.as_ref().map(|b| b.deviance_p),

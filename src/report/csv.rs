@@ -115,7 +115,10 @@ pub fn thresholds_csv(staircases: &[FrequencyResult]) -> String {
 pub fn pooled(r: &FrequencyResult) -> Vec<(f64, u32, u32)> {
     let mut levels: Vec<(f64, u32, u32)> = Vec::new();
     for s in &r.steps {
-        match levels.iter_mut().find(|l| l.0.to_bits() == s.contrast.to_bits()) {
+        match levels
+            .iter_mut()
+            .find(|l| l.0.to_bits() == s.contrast.to_bits())
+        {
             Some(l) => {
                 l.1 += s.trials;
                 l.2 += s.correct;
@@ -133,7 +136,11 @@ pub fn psychometric_csv(staircases: &[FrequencyResult]) -> String {
     let mut s = String::from("frequency_cpi,repeat,level,trials,correct\n");
     for r in staircases {
         for (level, trials, correct) in pooled(r) {
-            let _ = writeln!(s, "{},{},{},{},{}", r.frequency, r.repeat, level, trials, correct);
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{}",
+                r.frequency, r.repeat, level, trials, correct
+            );
         }
     }
     s

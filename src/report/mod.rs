@@ -31,22 +31,24 @@
 //! Independent helpers: [`preview_sheet`] (PNG grid of stimuli), [`npy_f32`] (NumPy
 //! arrays), [`csf_table`] (the CLI's final table).
 
-mod csv;
-mod summary;
 mod analysis;
+mod csv;
 mod folder;
 mod image;
 mod plot;
+mod summary;
 mod table;
 #[cfg(test)]
 mod tests;
 
-pub use csv::{csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv};
 pub use analysis::{analyse, fit_options};
-pub use summary::{summarize, t_quantile};
+pub use csv::{csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv};
 pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
 pub use image::{image_png, npy_f32, preview_sheet};
-pub use plot::{csf_linear_plot, csf_plot, psychometric_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH};
+pub use plot::{
+    csf_linear_plot, csf_plot, psychometric_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH,
+};
+pub use summary::{summarize, t_quantile};
 pub use table::csf_table;
 
 use crate::plan::Plan;

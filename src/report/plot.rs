@@ -179,9 +179,15 @@ impl CsfFigure {
         if !bars.is_empty() {
             let repeats = results.csf.iter().map(|p| p.repeats).max().unwrap_or(1);
             notes.push(if repeats > 1 {
-                format!("error bars: {:.0} % t interval over {repeats} repeats", 100.0 * results.plan.fit.ci)
+                format!(
+                    "error bars: {:.0} % t interval over {repeats} repeats",
+                    100.0 * results.plan.fit.ci
+                )
             } else {
-                format!("error bars: {:.0} % confidence interval", 100.0 * results.plan.fit.ci)
+                format!(
+                    "error bars: {:.0} % confidence interval",
+                    100.0 * results.plan.fit.ci
+                )
             });
         }
         let list = |xs: &[f64]| {
@@ -275,7 +281,10 @@ impl CsfFigure {
                 let (dy, tip) = if up { (6, -8) } else { (-6, 8) };
                 EmptyElement::at((x, y))
                     + Polygon::new(vec![(-6, dy), (6, dy), (0, tip)], red.mix(0.15))
-                    + PathElement::new(vec![(-6, dy), (6, dy), (0, tip), (-6, dy)], red.stroke_width(2))
+                    + PathElement::new(
+                        vec![(-6, dy), (6, dy), (0, tip), (-6, dy)],
+                        red.stroke_width(2),
+                    )
             }))
             .map_err(err)?;
         draw_notes(root, &self.notes)
@@ -704,7 +713,10 @@ impl Figure for PsychometricFigure {
                 ))
                 .map_err(err)?;
             chart
-                .draw_series(LineSeries::new(p.curve.iter().copied(), colour.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    p.curve.iter().copied(),
+                    colour.stroke_width(2),
+                ))
                 .map_err(err)?;
             chart
                 .draw_series(p.points.iter().map(|&(c, y, n)| {

@@ -24,8 +24,12 @@ pub fn csf_table(results: &Results) -> String {
             [
                 general(f.frequency),
                 match f.censored {
-                    Some(crate::staircase::Censor::BelowRange) => format!("<{}", significant(f.threshold)),
-                    Some(crate::staircase::Censor::AboveRange) => format!(">{}", significant(f.threshold)),
+                    Some(crate::staircase::Censor::BelowRange) => {
+                        format!("<{}", significant(f.threshold))
+                    }
+                    Some(crate::staircase::Censor::AboveRange) => {
+                        format!(">{}", significant(f.threshold))
+                    }
                     _ => significant(f.threshold),
                 },
                 f.ci.map_or("-".to_string(), |(lo, hi)| {

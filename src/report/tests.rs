@@ -200,7 +200,10 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
         "frequency_cpi,repeat,level,trials,correct",
     );
     let trials: u64 = pooled.iter().map(|r| r[3].parse::<u64>().unwrap()).sum();
-    assert_eq!(trials, results.staircases.iter().map(|f| f.trials()).sum::<u64>());
+    assert_eq!(
+        trials,
+        results.staircases.iter().map(|f| f.trials()).sum::<u64>()
+    );
     let per_repeat = csv_rows(
         &dir.join("thresholds.csv"),
         "frequency_cpi,repeat,procedure,procedure_threshold,fit,fit_threshold,fit_ci_low,\
@@ -395,13 +398,16 @@ fn plots_survive_edge_cases() {
 
     // Non-finite and non-positive values.
     let mut r = base.clone();
-    with(&mut r, vec![
-        freq(2.0, 0.1),
-        freq(4.0, 0.0),
-        freq(8.0, f64::NAN),
-        freq(16.0, -0.5),
-        freq(f64::INFINITY, 0.2),
-    ]);
+    with(
+        &mut r,
+        vec![
+            freq(2.0, 0.1),
+            freq(4.0, 0.0),
+            freq(8.0, f64::NAN),
+            freq(16.0, -0.5),
+            freq(f64::INFINITY, 0.2),
+        ],
+    );
     r.training[1].loss = f64::NAN;
     r.training[2].accuracy = f64::INFINITY;
     let p = all_plots(&r);
@@ -444,7 +450,10 @@ fn plots_survive_edge_cases() {
     let p = all_plots(&r);
     assert!(!p[0].notes.is_empty() && !p[2].notes.is_empty());
     let mut r = base;
-    with(&mut r, vec![freq(1e-300, 1e-300), freq(1e300, 1e300), freq(3.0, 0.5)]);
+    with(
+        &mut r,
+        vec![freq(1e-300, 1e-300), freq(1e300, 1e300), freq(3.0, 0.5)],
+    );
     r.training[0].loss = 1e300;
     let p = all_plots(&r);
     assert!(

@@ -47,7 +47,15 @@ fn tutorial_file_has_the_expected_tree() {
     let sections: Vec<&str> = e.blocks().map(|b| b.keyword.text.as_str()).collect();
     assert_eq!(
         sections,
-        ["backbone", "probe", "train", "test", "staircase", "observer", "fit"]
+        [
+            "backbone",
+            "probe",
+            "train",
+            "test",
+            "staircase",
+            "observer",
+            "fit"
+        ]
     );
     let probe = e.blocks().nth(1).unwrap();
     let opt = probe.blocks().next().unwrap();

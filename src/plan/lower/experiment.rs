@@ -47,8 +47,7 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         .get("fit")
         .map_or(Some(Fit::default()), |b| fit::lower(cx, b));
 
-    let (seed, device, precision, repeats) =
-        (top.seed?, top.device?, top.precision?, top.repeats?);
+    let (seed, device, precision, repeats) = (top.seed?, top.device?, top.precision?, top.repeats?);
     let (backbone, probe, train, test, staircase) = (backbone?, probe?, train?, test?, staircase?);
     let (observer, fit) = (observer?, fit?);
     if repeats > 1 && backbone.plan.batchnorm == crate::plan::types::BatchNorm::Train {
@@ -138,9 +137,9 @@ fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
             ],
         )
     });
-    let repeats = f
-        .get("repeats")
-        .map_or(Some(1), |v| cx.whole(v, "repeats", 1, 1000).map(|x| x as u32));
+    let repeats = f.get("repeats").map_or(Some(1), |v| {
+        cx.whole(v, "repeats", 1, 1000).map(|x| x as u32)
+    });
     TopLevel {
         seed,
         device,

@@ -66,15 +66,22 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Fit> {
         )
     });
     let estimate = f.get("estimate").map_or(Some(d.estimate), |v| {
-        cx.choice(v, "estimate", &[("ml", Estimation::Ml), ("map", Estimation::Map)])
+        cx.choice(
+            v,
+            "estimate",
+            &[("ml", Estimation::Ml), ("map", Estimation::Map)],
+        )
     });
-    let bootstrap = f
-        .get("bootstrap")
-        .map_or(Some(d.bootstrap), |v| {
-            cx.whole(v, "bootstrap", 0, 100_000).map(|x| x as u32)
-        });
+    let bootstrap = f.get("bootstrap").map_or(Some(d.bootstrap), |v| {
+        cx.whole(v, "bootstrap", 0, 100_000).map(|x| x as u32)
+    });
     let ci = f.get("ci").map_or(Some(d.ci), |v| {
-        open_unit(cx, v, "ci", "the confidence level of the intervals, e.g. 0.95")
+        open_unit(
+            cx,
+            v,
+            "ci",
+            "the confidence level of the intervals, e.g. 0.95",
+        )
     });
     let level = f.get("level").map_or(Some(d.level), |v| level(cx, v));
     let threshold = f.get("threshold").map_or(Some(d.threshold), |v| {
@@ -140,9 +147,12 @@ fn lapse(cx: &mut Cx, v: &Value) -> Option<(f64, f64)> {
     let (l, h) = (l?, h?);
     if l > h {
         cx.push(
-            Diag::error(Code::PlanEmptyRange, format!("the lapse range {l}..{h} is empty"))
-                .at(v.span, "lower bound above the upper")
-                .with_help(help),
+            Diag::error(
+                Code::PlanEmptyRange,
+                format!("the lapse range {l}..{h} is empty"),
+            )
+            .at(v.span, "lower bound above the upper")
+            .with_help(help),
         );
         return None;
     }

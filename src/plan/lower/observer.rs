@@ -28,7 +28,9 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Observer> {
     let f = Fields::new(cx, b, OBSERVER_SETTINGS, HOMES);
     reject_blocks(cx, b, &[]);
     let d = Observer::default();
-    let decision = f.get("decision").map_or(Some(d.decision), |v| decision(cx, v));
+    let decision = f
+        .get("decision")
+        .map_or(Some(d.decision), |v| decision(cx, v));
     if let (Some(Decision::Deterministic), Some(v)) = (decision, f.get("decision")) {
         cx.push(
             Diag::warning(
@@ -57,10 +59,12 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Observer> {
     let phase_jitter = f
         .get("phase_jitter")
         .map_or(Some(d.phase_jitter), |v| jitter_angle(cx, v));
-    let position_jitter = f.get("position_jitter").map_or(Some(d.position_jitter), |v| {
-        cx.whole(v, "position_jitter (pixels)", 0, 4096)
-            .map(|x| x as u32)
-    });
+    let position_jitter = f
+        .get("position_jitter")
+        .map_or(Some(d.position_jitter), |v| {
+            cx.whole(v, "position_jitter (pixels)", 0, 4096)
+                .map(|x| x as u32)
+        });
     Some(Observer {
         decision: decision?,
         pixel_noise: pixel_noise?,

@@ -38,8 +38,8 @@
 // `Failure` carries diagnostics (a few hundred bytes), returned on cold paths only.
 #![allow(clippy::result_large_err)]
 
-mod prepare;
 mod observe;
+mod prepare;
 mod probe;
 mod test;
 mod train;

@@ -18,7 +18,11 @@ impl Interpreter<'_> {
     /// decision variables on `samples` fresh training trials (an epoch the probe never
     /// saw: index `epochs` of the training stream) and sets the noise so that the expected
     /// accuracy there is the plan's.
-    pub(super) fn decision_rule(&mut self, probe: &Probe, seed: u64) -> Result<DecisionRule, Failure> {
+    pub(super) fn decision_rule(
+        &mut self,
+        probe: &Probe,
+        seed: u64,
+    ) -> Result<DecisionRule, Failure> {
         let plan = self.plan;
         let Decision::Calibrated { noise, accuracy } = plan.observer.decision else {
             return Ok(DecisionRule::new(&plan.observer.decision, None));
@@ -37,13 +41,17 @@ impl Interpreter<'_> {
             let f1 = self.features(&Tensor::from_slice(&b.first).reshape(shape));
             let f2 = self.features(&Tensor::from_slice(&b.second).reshape(shape));
             let logits = probe.forward(&f1, &f2).detach();
-            let dv = Vec::<f32>::try_from((logits.select(1, 1) - logits.select(1, 0)).to_device(Device::Cpu))
-                .map_err(|e| self.torch_failure(&e.to_string()))?;
-            margins.extend(
-                dv.iter()
-                    .zip(&b.labels)
-                    .map(|(&d, &l)| if l == 1 { f64::from(d) } else { -f64::from(d) }),
-            );
+            let dv = Vec::<f32>::try_from(
+                (logits.select(1, 1) - logits.select(1, 0)).to_device(Device::Cpu),
+            )
+            .map_err(|e| self.torch_failure(&e.to_string()))?;
+            margins.extend(dv.iter().zip(&b.labels).map(|(&d, &l)| {
+                if l == 1 {
+                    f64::from(d)
+                } else {
+                    -f64::from(d)
+                }
+            }));
             start = end;
         }
         match observer::calibrate(&margins, noise, accuracy) {
@@ -69,7 +77,9 @@ impl Interpreter<'_> {
                 .with_help(
                     "noise only lowers accuracy: ask for an accuracy below the probe's own, or train the probe longer (more `epochs` or `samples`)",
                 );
-                let d = plan.spans.label(d, Setting::Probe, self.options.file, "this probe");
+                let d = plan
+                    .spans
+                    .label(d, Setting::Probe, self.options.file, "this probe");
                 Err(Failure::new(d, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf())))
             }
         }
@@ -78,7 +88,12 @@ impl Interpreter<'_> {
     /// Fits the psychometric function of the plan to each of repeat `repeat`'s results.
     pub(super) fn analyse(&mut self, repeat: u32) {
         let plan = self.plan;
-        for r in self.results.staircases.iter_mut().filter(|r| r.repeat == repeat) {
+        for r in self
+            .results
+            .staircases
+            .iter_mut()
+            .filter(|r| r.repeat == repeat)
+        {
             report::analyse(plan, r);
         }
     }

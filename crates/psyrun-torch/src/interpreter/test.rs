@@ -8,15 +8,15 @@ use crate::device_stimuli::DeviceGratings;
 use crate::failure::Failure;
 use crate::script::all_finite;
 use psyrun::diag::{Code, Diag};
+use psyrun::observer::{self, Conditions, DecisionRule};
 use psyrun::plan::{BatchNorm, Setting};
 use psyrun::progress::Event;
-use psyrun::observer::{self, Conditions, DecisionRule};
 use psyrun::report::{self, FrequencyResult};
 use psyrun::staircase::{Procedure, Request};
 use psyrun::stimuli::Grating;
 use psyrun::trials::{self, TestGratings};
-use std::collections::HashMap;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::time::Instant;
 use tch::{Device, Tensor};
 
@@ -139,16 +139,17 @@ impl Interpreter<'_> {
                 let mut missing: Vec<(usize, f64)> = Vec::new();
                 for &(f, req) in &requests {
                     let key = (f, req.contrast.to_bits());
-                    if !cache.contains_key(&key) && !missing.iter().any(|m| (m.0, m.1.to_bits()) == key) {
+                    if !cache.contains_key(&key)
+                        && !missing.iter().any(|m| (m.0, m.1.to_bits()) == key)
+                    {
                         missing.push((f, req.contrast));
                     }
                 }
                 if !missing.is_empty() {
                     // Trials differing only in interval (and gratings equal to the last bit,
                     // such as 0° and 180° at phase 0) share one image.
-                    let (t_first, t_second, n) = self.level_projections(
-                        &gratings, &missing, t_count, &w_first, &w_second,
-                    )?;
+                    let (t_first, t_second, n) =
+                        self.level_projections(&gratings, &missing, t_count, &w_first, &w_second)?;
                     (shown, computed) = (shown + missing.len() * t_count, computed + n);
                     let mut dvs = Vec::with_capacity(missing.len());
                     for (k, &(f, _)) in missing.iter().enumerate() {
@@ -260,9 +261,14 @@ impl Interpreter<'_> {
                 let j = observer::draw_jitter(&mut r, obs.phase_jitter, obs.position_jitter);
                 let mut trial = trial_list[t];
                 trial.phase += j.phase;
-                let g = Grating::new(&trials::grating_spec(&plan.test, plan.test.frequencies[f], &trial));
+                let g = Grating::new(&trials::grating_spec(
+                    &plan.test,
+                    plan.test.frequencies[f],
+                    &trial,
+                ));
                 let mut target = observer::shift_image(&g.render(c), size, j.shift, 0.5);
-                let mut comparison = observer::shift_image(&g.render(reference), size, j.shift, 0.5);
+                let mut comparison =
+                    observer::shift_image(&g.render(reference), size, j.shift, 0.5);
                 observer::add_pixel_noise(&mut target, obs.pixel_noise, &mut r);
                 observer::add_pixel_noise(&mut comparison, obs.pixel_noise, &mut r);
                 [target, comparison]
@@ -293,10 +299,8 @@ impl Interpreter<'_> {
             .filter(|r| {
                 // Trials pooled by contrast; levels with at least 8 trials judge, and there
                 // must be 3 of them (a per-trial procedure rarely has that many).
-                let levels: Vec<(f64, u32, u32)> = report::pooled(r)
-                    .into_iter()
-                    .filter(|l| l.1 >= 8)
-                    .collect();
+                let levels: Vec<(f64, u32, u32)> =
+                    report::pooled(r).into_iter().filter(|l| l.1 >= 8).collect();
                 levels.len() >= 3
                     && levels.iter().all(|&(_, n, k)| {
                         let p = f64::from(k) / f64::from(n);

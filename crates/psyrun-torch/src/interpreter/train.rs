@@ -88,12 +88,9 @@ impl Interpreter<'_> {
             scope.spawn(move || {
                 for (epoch, range) in jobs {
                     let batch = match stimuli {
-                        StimuliOn::Host => TrainBatch::Host(trials::train_batch(
-                            seed,
-                            &plan.train,
-                            epoch,
-                            range,
-                        )),
+                        StimuliOn::Host => {
+                            TrainBatch::Host(trials::train_batch(seed, &plan.train, epoch, range))
+                        }
                         StimuliOn::Device => TrainBatch::Device(device_stimuli::train_batch(
                             seed,
                             &plan.train,
