@@ -130,8 +130,8 @@ struct CsfFigure {
     points: Vec<(f64, f64)>,
     /// Censored points (drawn hollow, with a triangle pointing where the truth lies).
     censored: Vec<(f64, f64, Censor)>,
-    /// Error bars: frequency, low and high sensitivity.
-    bars: Vec<(f64, f64, f64)>,
+    /// Error bars: frequency, low and high sensitivity, and the point's sensitivity.
+    bars: Vec<(f64, f64, f64, f64)>,
     notes: Vec<String>,
 }
 
@@ -160,7 +160,7 @@ impl CsfFigure {
                 if let Some((lo, hi)) = f.sensitivity_ci {
                     let ok = |v: f64| v.is_finite() && within(v, log) && (!log || v > 0.0);
                     if ok(lo) && ok(hi) {
-                        bars.push((x, lo, hi));
+                        bars.push((x, lo, hi, y));
                     }
                 }
             }
@@ -269,8 +269,8 @@ impl CsfFigure {
             )
             .map_err(err)?;
         chart
-            .draw_series(self.bars.iter().map(|&(x, lo, hi)| {
-                ErrorBar::new_vertical(x, lo, (lo + hi) / 2.0, hi, colour.stroke_width(1), 8)
+            .draw_series(self.bars.iter().map(|&(x, lo, hi, y)| {
+                ErrorBar::new_vertical(x, lo, y, hi, colour.stroke_width(1), 8)
             }))
             .map_err(err)?;
         let red = RGBColor(214, 39, 40);
