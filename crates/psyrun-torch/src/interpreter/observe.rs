@@ -87,6 +87,7 @@ impl Interpreter<'_> {
 
     /// Fits the psychometric function of the plan to each of repeat `repeat`'s results.
     pub(super) fn analyse(&mut self, repeat: u32) {
+        let t0 = std::time::Instant::now();
         let plan = self.plan;
         for r in self
             .results
@@ -96,5 +97,6 @@ impl Interpreter<'_> {
         {
             report::analyse(plan, r);
         }
+        self.phase_done("fitting", t0);
     }
 }

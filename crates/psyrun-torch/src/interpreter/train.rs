@@ -104,6 +104,7 @@ impl Interpreter<'_> {
                     }
                 }
             });
+            let mut last_write = Instant::now();
             for epoch in 0..plan.probe.epochs {
                 let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0u64);
                 let mut start = 0;
@@ -173,9 +174,17 @@ impl Interpreter<'_> {
                     accuracy: record.accuracy,
                 });
                 self.results.training.push(record);
-                self.folder
-                    .write_partial(&self.results)
-                    .map_err(|e| self.io_failure(&e))?;
+                // The files (with their figures) are rewritten after the first epoch (unless
+                // it is the last: testing follows at once) and then at most every two seconds:
+                // on small networks an epoch takes less than drawing them. An interruption or
+                // a failure writes them anyway.
+                let last = epoch + 1 == plan.probe.epochs;
+                if (epoch == 0 && !last) || last_write.elapsed().as_secs_f64() > 2.0 {
+                    self.folder
+                        .write_partial(&self.results)
+                        .map_err(|e| self.io_failure(&e))?;
+                    last_write = Instant::now();
+                }
             }
             Ok(())
         })?;
