@@ -109,7 +109,7 @@ pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
     };
     if plan.fit.threshold == ThresholdFrom::Fit {
         r.threshold = threshold;
-        r.ci = summary.ci;
+        r.ci = if censored.is_some() { None } else { summary.ci };
         r.sensitivity = sensitivity(threshold, plan.test.reference);
         r.censored = r.censored.or(censored);
     }

@@ -12,7 +12,8 @@ use crate::plan::{Plan, ThresholdFrom};
 /// t interval (at the fit's `ci` level) of the mean log threshold: thresholds are positive
 /// and their spread scales with them, so logs are the scale on which they are averaged.
 /// Censored repeats are counted in `censored_repeats` and the point takes the first
-/// censoring met: their thresholds are bounds, and a mean that includes them is one too.
+/// censoring met: their thresholds are bounds, and a mean that includes them is one too, so
+/// such a point has no interval.
 pub fn summarize(plan: &Plan, results: &[FrequencyResult]) -> Vec<CsfPoint> {
     let method = |r: &FrequencyResult| -> String {
         match (plan.fit.threshold, &r.fit) {
@@ -50,6 +51,8 @@ pub fn summarize(plan: &Plan, results: &[FrequencyResult]) -> Vec<CsfPoint> {
             (mean.exp(), ci)
         };
         let censored_repeats = rs.iter().filter(|r| r.censored.is_some()).count() as u32;
+        // A bound has no sampling interval, and an interval over bounds is not one either.
+        let ci = if censored_repeats > 0 { None } else { ci };
         out.push(CsfPoint {
             frequency: f,
             threshold,
