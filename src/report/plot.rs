@@ -591,7 +591,7 @@ struct PsyPanel {
 
 /// ψ of a stored fit, with the default threshold and width conventions of
 /// [`crate::psychometric::FitOptions`].
-fn psi_of(f: &super::FitSummary, x: f64) -> Option<f64> {
+pub(super) fn psi_of(f: &super::FitSummary, x: f64) -> Option<f64> {
     use crate::psychometric::{FitOptions, Sigmoid};
     let sigmoid = match f.function.as_str() {
         "weibull" => Sigmoid::Weibull,
@@ -602,8 +602,9 @@ fn psi_of(f: &super::FitSummary, x: f64) -> Option<f64> {
     };
     let d = FitOptions::default();
     let [m, w, lapse, guess] = f.params;
-    let xs = if sigmoid.log_axis() { x.ln() } else { x };
-    let s = sigmoid.eval(xs, m, w, d.thresh_pc, d.width_alpha);
+    // `eval` takes the stimulus level (it takes the logarithm itself for the log-axis
+    // families, whose m and w are in ln units).
+    let s = sigmoid.eval(x, m, w, d.thresh_pc, d.width_alpha);
     Some(guess + (1.0 - guess - lapse) * s)
 }
 

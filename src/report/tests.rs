@@ -637,3 +637,35 @@ fn peak_memory_is_read_from_vm_hwm() {
         assert!(own > 1 << 20 && own < 1 << 40, "{own}");
     }
 }
+
+#[test]
+fn a_fitted_function_crosses_its_level_at_the_reported_threshold() {
+    // The default fit (Weibull, ML) on a procedure run against a Weibull observer.
+    let plan = plan();
+    let mut r = run_procedure(&plan, 4.0, |c| {
+        0.5 + 0.49 * (1.0 - (-(c / 0.08_f64).powf(2.5)).exp())
+    });
+    analyse(&plan, &mut r);
+    let fit = r.fit.clone().expect("the default plan fits a Weibull");
+    assert_eq!(fit.function, "weibull");
+    assert_eq!(r.threshold, fit.threshold, "threshold from the fit by default");
+    // ψ as stored (and drawn) passes through the plan's level at the threshold...
+    let at = super::plot::psi_of(&fit, fit.threshold).unwrap();
+    assert!((at - plan.fit.level).abs() < 1e-6, "ψ(threshold) = {at}");
+    // ...rises with contrast, from near chance to near 1.
+    let lo = super::plot::psi_of(&fit, fit.threshold / 10.0).unwrap();
+    let hi = super::plot::psi_of(&fit, (fit.threshold * 10.0).min(1.0)).unwrap();
+    assert!(lo < at && at < hi, "{lo} {at} {hi}");
+    assert!(lo < 0.6 && hi > 0.9, "{lo} {hi}");
+    // The bootstrap interval holds the threshold, and the truth (0.08·ln(2 / 0.98·…)) is
+    // near: the observer's 75 % point.
+    let (a, b) = r.ci.expect("a bootstrap interval");
+    assert!(a <= r.threshold && r.threshold <= b, "{a} {} {b}", r.threshold);
+    let truth = 0.08 * (-(1.0 - 0.25 / 0.49_f64).ln()).powf(1.0 / 2.5);
+    assert!((r.threshold / truth - 1.0).abs() < 0.3, "{} vs {truth}", r.threshold);
+    // And the figure draws that curve.
+    let mut results = results();
+    results.staircases = vec![r];
+    let fig = psychometric_plot(&results).unwrap();
+    assert!(fig.svg.contains("<polyline") || fig.svg.contains("<path"), "a curve");
+}
