@@ -49,7 +49,9 @@ Run with the project's venv (torch 2.13, torchvision 0.28):
                                (conv-BN-ReLU, a residual branch, conv stride 2),
                                scripted with torch.jit.script so that train()
                                and eval() reach its BatchNorm;
-          tuple.pt             a scripted module returning (features, logits).
+          tuple.pt             a scripted module returning (features, logits);
+          refuses_batches.pt   a scripted module that raises for batches of more than
+                               4 images (a libtorch error in the middle of a run).
 """
 import collections
 import json
@@ -240,6 +242,16 @@ class WithLogits(torch.nn.Module):
         return f, self.fc(f.mean(dim=(2, 3)))
 
 
+class RefusesLargeBatches(torch.nn.Module):
+    """A scripted module that raises inside libtorch for batches of more than 4 images: it
+    loads and runs on psyrun's one-image shape probe, then fails while the probe trains."""
+
+    def forward(self, x):
+        if x.shape[0] > 4:
+            raise RuntimeError("this module refuses batches of more than 4 images")
+        return x[:, :, ::4, ::4]
+
+
 def torchscript(out):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
@@ -255,6 +267,7 @@ def torchscript(out):
         tiny.bn1.running_var.uniform_(0.5, 2.0)
     torch.jit.script(tiny).save(os.path.join(out, "tiny_cnn.pt"))
     torch.jit.script(WithLogits().eval()).save(os.path.join(out, "tuple.pt"))
+    torch.jit.script(RefusesLargeBatches().eval()).save(os.path.join(out, "refuses_batches.pt"))
     print(f"torchscript: {', '.join(sorted(os.listdir(out)))} in {out}")
 
 

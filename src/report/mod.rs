@@ -240,6 +240,37 @@ impl FrequencyResult {
         })
     }
 
+    /// What a procedure has measured so far, finished or not (for the files of a run that
+    /// may be interrupted): [`from_procedure`](Self::from_procedure) once it has stopped, else
+    /// its trace with the stop reason [`Stop::Unfinished`], its current estimate (or its last
+    /// contrast) as the threshold, and no interval. `None` before the first measurement.
+    pub fn so_far(
+        frequency: f64,
+        repeat: u32,
+        procedure: &Procedure,
+        reference: f64,
+    ) -> Option<Self> {
+        if let Some(r) = Self::from_procedure(frequency, repeat, procedure, reference) {
+            return Some(r);
+        }
+        let last = procedure.trace().last()?;
+        let threshold = procedure.estimate().map_or(last.contrast, |e| e.threshold);
+        Some(Self {
+            frequency,
+            repeat,
+            procedure: procedure.name().to_string(),
+            steps: procedure.trace().to_vec(),
+            stop: Stop::Unfinished,
+            procedure_threshold: threshold,
+            procedure_interval: None,
+            fit: None,
+            threshold,
+            ci: None,
+            sensitivity: sensitivity(threshold, reference),
+            censored: Some(Censor::NotConverged),
+        })
+    }
+
     /// Trials run.
     pub fn trials(&self) -> u64 {
         self.steps.iter().map(|s| u64::from(s.trials)).sum()

@@ -648,7 +648,10 @@ fn a_fitted_function_crosses_its_level_at_the_reported_threshold() {
     analyse(&plan, &mut r);
     let fit = r.fit.clone().expect("the default plan fits a Weibull");
     assert_eq!(fit.function, "weibull");
-    assert_eq!(r.threshold, fit.threshold, "threshold from the fit by default");
+    assert_eq!(
+        r.threshold, fit.threshold,
+        "threshold from the fit by default"
+    );
     // ψ as stored (and drawn) passes through the plan's level at the threshold...
     let at = super::plot::psi_of(&fit, fit.threshold).unwrap();
     assert!((at - plan.fit.level).abs() < 1e-6, "ψ(threshold) = {at}");
@@ -660,12 +663,23 @@ fn a_fitted_function_crosses_its_level_at_the_reported_threshold() {
     // The bootstrap interval holds the threshold, and the truth (0.08·ln(2 / 0.98·…)) is
     // near: the observer's 75 % point.
     let (a, b) = r.ci.expect("a bootstrap interval");
-    assert!(a <= r.threshold && r.threshold <= b, "{a} {} {b}", r.threshold);
+    assert!(
+        a <= r.threshold && r.threshold <= b,
+        "{a} {} {b}",
+        r.threshold
+    );
     let truth = 0.08 * (-(1.0 - 0.25 / 0.49_f64).ln()).powf(1.0 / 2.5);
-    assert!((r.threshold / truth - 1.0).abs() < 0.3, "{} vs {truth}", r.threshold);
+    assert!(
+        (r.threshold / truth - 1.0).abs() < 0.3,
+        "{} vs {truth}",
+        r.threshold
+    );
     // And the figure draws that curve.
     let mut results = results();
     results.staircases = vec![r];
     let fig = psychometric_plot(&results).unwrap();
-    assert!(fig.svg.contains("<polyline") || fig.svg.contains("<path"), "a curve");
+    assert!(
+        fig.svg.contains("<polyline") || fig.svg.contains("<path"),
+        "a curve"
+    );
 }

@@ -79,6 +79,9 @@ pub enum Stop {
     Precision,
     /// Every level was measured (constant stimuli).
     Completed,
+    /// Not stopped: the run was interrupted or failed while it was measuring (only in the
+    /// files of an incomplete run).
+    Unfinished,
 }
 
 impl Stop {
@@ -92,6 +95,7 @@ impl Stop {
             Stop::Reversals => "reversals",
             Stop::Precision => "precision",
             Stop::Completed => "completed",
+            Stop::Unfinished => "unfinished",
         }
     }
 }

@@ -246,7 +246,7 @@ impl ScriptNet {
             x.shallow_clone()
         };
         let out = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(x)]))
-            .map_err(|e| first_line(&e.to_string()).to_owned())?;
+            .map_err(|e| script_error(&e.to_string()))?;
         match out {
             // The probe works in float32, whatever the module computes in.
             IValue::Tensor(t) if t.is_floating_point() && t.kind() != Kind::Float => {
@@ -260,7 +260,10 @@ impl ScriptNet {
     /// As [`try_forward`](Self::try_forward); a failure panics (caught as a libtorch error by
     /// the interpreter). The output was checked to be a tensor by [`shapes`](Self::shapes).
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+        // Raised as tch raises libtorch's exceptions, so the interpreter reports it as
+        // libtorch's failure (`psy::run::torch`), not as a bug in psyrun.
+        self.try_forward(x)
+            .unwrap_or_else(|e| panic!("{:?}", tch::TchError::Torch(e)))
     }
 
     /// Runs the module (in eval mode) on two grey images of `size` (normalised as given)
@@ -783,5 +786,20 @@ mod tests {
         let net = ScriptNet::load(&path).unwrap();
         let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
         assert!(e.to_string().contains("floating point"), "{e}");
+    }
+}
+
+/// A TorchScript interpreter error in a few lines: its first line and, when the module's
+/// own code raised, the exception it raised (the last line of the TorchScript traceback).
+fn script_error(message: &str) -> String {
+    let first = first_line(message);
+    let raised = message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.contains("Error: ") || l.contains("Exception: "));
+    match raised {
+        Some(r) if r != first => format!("{first} {r}"),
+        _ => first.to_owned(),
     }
 }

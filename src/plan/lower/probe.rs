@@ -99,6 +99,21 @@ fn optimizer(cx: &mut Cx, b: &Block) -> Option<Optimizer> {
             let nesterov = f.get("nesterov").map_or(Some(false), |v| {
                 cx.choice(v, "nesterov flag", &[("false", false), ("true", true)])
             });
+            // Nesterov's look-ahead is a momentum step: without momentum libtorch refuses it
+            // when the run starts, after the run folder exists.
+            if let (Some(0.0), Some(true), Some(nv)) = (momentum, nesterov, f.get("nesterov")) {
+                let mut d = Diag::error(
+                    Code::PlanIncompatible,
+                    "Nesterov momentum needs momentum, but `momentum` is 0",
+                )
+                .at(nv.span, "Nesterov's look-ahead is a momentum step")
+                .with_help("set `momentum` above 0 (0.9 is usual), or remove `nesterov true`");
+                if let Some(m) = f.get("momentum") {
+                    d = d.also(m.span, "no momentum");
+                }
+                cx.push(d);
+                return None;
+            }
             Some(Optimizer::Sgd {
                 lr: lr?,
                 momentum: momentum?,

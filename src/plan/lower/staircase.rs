@@ -229,10 +229,13 @@ fn updown(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
     let steps = steps?;
     let reversals = reversals?.max(steps.len() as u32);
     let average_last = average_last?;
+    // Left at its default, `average_last` is at most the reversals run (6 or fewer).
+    let average_last = match f.get("average_last") {
+        None => average_last.min(reversals.max(1)),
+        Some(_) => average_last,
+    };
     if average_last > reversals {
-        let v = f
-            .get("average_last")
-            .expect("the default is below the default reversals");
+        let v = f.get("average_last")?;
         cx.out_of_range(
             v.span,
             format!("average_last {average_last} is more than the {reversals} reversals run"),
@@ -639,6 +642,21 @@ mod tests {
         let (s, codes) = lowered(block);
         assert!(s.is_none(), "{block} planned");
         codes
+    }
+
+    #[test]
+    fn average_last_left_at_its_default_follows_fewer_reversals() {
+        // Used to panic: the default 6 is more than 4 reversals.
+        let Staircase::UpDown(u) = ok("staircase updown { trials 24  reversals 5  stop any }")
+        else {
+            panic!()
+        };
+        assert_eq!((u.reversals, u.average_last), (5, 5));
+        // Written out, more than the reversals is still an error.
+        assert_eq!(
+            err("staircase updown { reversals 5  average_last 8 }"),
+            [Code::PlanOutOfRange]
+        );
     }
 
     #[test]

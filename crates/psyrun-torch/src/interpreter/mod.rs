@@ -159,9 +159,13 @@ impl Interpreter<'_> {
                 format!(
                     "interrupted after {} of {} epochs and {} of {} staircases",
                     self.results.training.len(),
-                    self.plan.probe.epochs,
-                    self.results.staircases.len(),
-                    self.plan.test.frequencies.len()
+                    self.plan.probe.epochs * self.plan.repeats.max(1),
+                    self.results
+                        .staircases
+                        .iter()
+                        .filter(|r| r.stop != psyrun::staircase::Stop::Unfinished)
+                        .count(),
+                    self.plan.test.frequencies.len() * self.plan.repeats.max(1) as usize
                 ),
             )
             .with_help(

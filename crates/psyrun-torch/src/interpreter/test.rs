@@ -79,11 +79,7 @@ impl Interpreter<'_> {
             (shown, computed) = (shown + refs.len() * t_count, computed + n);
             (a, b)
         };
-        let target_first: Vec<bool> = trial_list.iter().map(|t| t.target_first).collect();
-        let target_first_t = Tensor::from_slice(&target_first)
-            .to_device(self.device)
-            .unsqueeze(1);
-        let mut cache: HashMap<(usize, u64), Vec<f32>> = HashMap::new();
+        let mut cache: HashMap<(usize, u64), Vec<Option<f32>>> = HashMap::new();
         let mut last_write = Instant::now();
         let first_row = self.results.staircases.len();
 
@@ -136,49 +132,73 @@ impl Interpreter<'_> {
                     outcomes.push(correct);
                 }
             } else {
-                let mut missing: Vec<(usize, f64)> = Vec::new();
-                for &(f, req) in &requests {
-                    let key = (f, req.contrast.to_bits());
-                    if !cache.contains_key(&key)
-                        && !missing.iter().any(|m| (m.0, m.1.to_bits()) == key)
-                    {
-                        missing.push((f, req.contrast));
+                // Each request's conditions, drawn now; then the images not yet computed at
+                // that frequency and contrast, for exactly those conditions (a whole level for
+                // bisection and constant stimuli, one condition per trial for up/down and
+                // QUEST, whose contrasts rarely repeat).
+                let drawn: Vec<Vec<usize>> = requests
+                    .iter()
+                    .map(|&(f, req)| {
+                        (0..req.trials)
+                            .map(|_| conditions[f].next_trial().1)
+                            .collect()
+                    })
+                    .collect();
+                let mut missing: Vec<(usize, f64, usize)> = Vec::new();
+                for (&(f, req), ts) in requests.iter().zip(&drawn) {
+                    let entry = cache
+                        .entry((f, req.contrast.to_bits()))
+                        .or_insert_with(|| vec![None; t_count]);
+                    for &t in ts {
+                        if entry[t].is_none() && !missing.contains(&(f, req.contrast, t)) {
+                            missing.push((f, req.contrast, t));
+                        }
                     }
                 }
                 if !missing.is_empty() {
                     // Trials differing only in interval (and gratings equal to the last bit,
                     // such as 0° and 180° at phase 0) share one image.
                     let (t_first, t_second, n) =
-                        self.level_projections(&gratings, &missing, t_count, &w_first, &w_second)?;
-                    (shown, computed) = (shown + missing.len() * t_count, computed + n);
-                    let mut dvs = Vec::with_capacity(missing.len());
-                    for (k, &(f, _)) in missing.iter().enumerate() {
-                        let rows = |t: &Tensor, base: usize| {
-                            t.narrow(0, (base * t_count) as i64, t_count as i64)
-                        };
-                        let (r_first, r_second) = (rows(&ref_first, f), rows(&ref_second, f));
-                        // Grating first: W1·grating + W2·comparison; second: W1·comparison +
-                        // W2·grating.
-                        let logits = (rows(&t_first, k) + r_second)
-                            .where_self(&target_first_t, &(r_first + rows(&t_second, k)))
-                            + &bias;
-                        dvs.push(logits.select(1, 1) - logits.select(1, 0));
-                    }
-                    let dvs = Vec::<f32>::try_from(Tensor::cat(&dvs, 0).to_device(Device::Cpu))
-                        .map_err(|e| self.torch_failure(&e.to_string()))?;
-                    for (k, &(f, c)) in missing.iter().enumerate() {
-                        cache.insert(
-                            (f, c.to_bits()),
-                            dvs[k * t_count..(k + 1) * t_count].to_vec(),
-                        );
+                        self.item_projections(&gratings, &missing, &w_first, &w_second)?;
+                    (shown, computed) = (shown + missing.len(), computed + n);
+                    let rows: Vec<i64> = missing
+                        .iter()
+                        .map(|&(f, _, t)| (f * t_count + t) as i64)
+                        .collect();
+                    let rows = Tensor::from_slice(&rows).to_device(self.device);
+                    let (r_first, r_second) = (
+                        ref_first.index_select(0, &rows),
+                        ref_second.index_select(0, &rows),
+                    );
+                    let first: Vec<bool> = missing
+                        .iter()
+                        .map(|&(_, _, t)| trial_list[t].target_first)
+                        .collect();
+                    let first = Tensor::from_slice(&first)
+                        .to_device(self.device)
+                        .unsqueeze(1);
+                    // Grating first: W1·grating + W2·comparison; second: W1·comparison +
+                    // W2·grating.
+                    let logits =
+                        (t_first + r_second).where_self(&first, &(r_first + t_second)) + &bias;
+                    let dvs = Vec::<f32>::try_from(
+                        (logits.select(1, 1) - logits.select(1, 0)).to_device(Device::Cpu),
+                    )
+                    .map_err(|e| self.torch_failure(&e.to_string()))?;
+                    for (&(f, c, t), &d) in missing.iter().zip(&dvs) {
+                        if let Some(entry) = cache.get_mut(&(f, c.to_bits())) {
+                            entry[t] = Some(d);
+                        }
                     }
                 }
-                for &(f, req) in &requests {
+                for (&(f, req), ts) in requests.iter().zip(&drawn) {
                     let dvs = &cache[&(f, req.contrast.to_bits())];
                     let mut correct = 0;
-                    for _ in 0..req.trials {
-                        let (_, t) = conditions[f].next_trial();
-                        let second = rule.respond(f64::from(dvs[t]), &mut decisions[f]);
+                    for &t in ts {
+                        let Some(d) = dvs[t] else {
+                            return Err(self.torch_failure("a decision variable was not computed"));
+                        };
+                        let second = rule.respond(f64::from(d), &mut decisions[f]);
                         let label = trials::test_label(&trial_list[t], req.contrast, reference);
                         correct += u32::from(i64::from(second) == label);
                     }
@@ -201,12 +221,15 @@ impl Interpreter<'_> {
             }
             self.observer.event(Event::Advance(trials_run));
             self.results.staircases.truncate(first_row);
+            // Every frequency's measurements so far, finished or not, so that an interrupted
+            // run keeps them (unfinished ones say `unfinished`).
             self.results.staircases.extend(
                 freqs
                     .iter()
                     .zip(&procs)
-                    .filter_map(|(&f, p)| FrequencyResult::from_procedure(f, repeat, p, reference)),
+                    .filter_map(|(&f, p)| FrequencyResult::so_far(f, repeat, p, reference)),
             );
+            self.results.csf = report::summarize(plan, &self.results.staircases);
             let done = procs.iter().all(Procedure::is_done);
             // Per-trial procedures take hundreds of rounds: the partial files (with their
             // figures) are rewritten at most every two seconds, and at the end.
@@ -355,6 +378,31 @@ impl Interpreter<'_> {
                 let grey: Vec<Tensor> = level
                     .iter()
                     .map(|&(f, c)| g.grey(f, 0..t_count, c))
+                    .collect();
+                self.device_projections(g, &Tensor::cat(&grey, 0), w_first, w_second)
+            }
+        }
+    }
+
+    /// Projections of the grey images of `(frequency index, contrast, condition)` items,
+    /// in that order, rendered where the stimuli are.
+    fn item_projections(
+        &self,
+        gratings: &Gratings,
+        items: &[(usize, f64, usize)],
+        w_first: &Tensor,
+        w_second: &Tensor,
+    ) -> Result<(Tensor, Tensor, usize), Failure> {
+        match gratings {
+            Gratings::Host(g) => {
+                let images: Vec<Vec<f32>> =
+                    items.par_iter().map(|&(f, c, t)| g.grey(f, t, c)).collect();
+                self.projections(&images, w_first, w_second)
+            }
+            Gratings::Device(g) => {
+                let grey: Vec<Tensor> = items
+                    .iter()
+                    .map(|&(f, c, t)| g.grey(f, t..t + 1, c))
                     .collect();
                 self.device_projections(g, &Tensor::cat(&grey, 0), w_first, w_second)
             }
