@@ -137,6 +137,21 @@ impl ScriptError {
 /// How [`ScriptNet::try_forward`] starts its message when the output is not a tensor.
 const NOT_ONE_TENSOR: &str = "not one tensor: ";
 
+/// A TorchScript interpreter error in a few lines: its first line and, when the module's
+/// own code raised, the exception it raised (the last line of the TorchScript traceback).
+fn script_error(message: &str) -> String {
+    let first = first_line(message);
+    let raised = message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.contains("Error: ") || l.contains("Exception: "));
+    match raised {
+        Some(r) if r != first => format!("{first} {r}"),
+        _ => first.to_owned(),
+    }
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
 }
@@ -786,20 +801,5 @@ mod tests {
         let net = ScriptNet::load(&path).unwrap();
         let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
         assert!(e.to_string().contains("floating point"), "{e}");
-    }
-}
-
-/// A TorchScript interpreter error in a few lines: its first line and, when the module's
-/// own code raised, the exception it raised (the last line of the TorchScript traceback).
-fn script_error(message: &str) -> String {
-    let first = first_line(message);
-    let raised = message
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.contains("Error: ") || l.contains("Exception: "));
-    match raised {
-        Some(r) if r != first => format!("{first} {r}"),
-        _ => first.to_owned(),
     }
 }
