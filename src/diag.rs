@@ -136,6 +136,10 @@ codes! {
     PlanBlankGrating => "psy::plan::blank_grating",
     /// Settings that each make sense but not together.
     PlanIncompatible => "psy::plan::incompatible",
+    /// The run's estimated peak memory is past the hard limit (1 TiB).
+    PlanMemoryLimit => "psy::plan::memory_limit",
+    /// Warning: the run's estimated peak memory exceeds this machine's memory.
+    PlanMemory => "psy::plan::memory",
     /// Warning: `decision deterministic` (the tutorial's noiseless observer).
     PlanDeterministicObserver => "psy::plan::deterministic_observer",
     /// Warning: the target is always in the same interval.

@@ -19,7 +19,13 @@ fn read(path: &Path) -> SourceFile {
     }
 }
 
+/// The memory plans are checked against (`psy::plan::memory`), the same on every machine.
+fn fixed_memory() {
+    std::env::set_var("PSYRUN_MEMORY", "25000000000");
+}
+
 fn plan_snapshot(path: &Path) -> String {
+    fixed_memory();
     let file = read(path);
     let lowered = compile(&file);
     let errors: Vec<_> = lowered
@@ -66,6 +72,7 @@ fn err_fixtures_diagnostics() {
     let mut count = 0;
     insta::glob!("fixtures/err/**/*.psy", |path| {
         count += 1;
+        fixed_memory();
         let file = read(path);
         let lowered = compile(&file);
         assert!(

@@ -231,6 +231,26 @@ pub fn batchnorm_shapes(arch: Arch, path: &str, input: u32) -> Vec<(String, Vec<
         .collect()
 }
 
+/// The largest output (values per image, batch dimension excluded) of any module a network
+/// cut after `path` runs, for a `3×input×input` image: what bounds the activations held at
+/// once in a forward pass without gradients (that output and its input). `None` for an
+/// unknown path or an input too small to reach the cut.
+pub fn largest_activation(arch: Arch, path: &str, input: u32) -> Option<u64> {
+    let all = evaluate(arch, input, None);
+    let at = all.iter().position(|(cut, _)| cut.path == path)?;
+    let inside = format!("{path}.");
+    let image = 3 * u64::from(input) * u64::from(input);
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, (cut, _))| *i <= at || cut.path.starts_with(&inside))
+        .map(|(_, (_, shape))| {
+            shape
+                .ok()
+                .map(|s| s.dims().iter().map(|&d| u64::from(d)).product::<u64>())
+        })
+        .try_fold(image, |m, n| n.map(|n| m.max(n)))
+}
+
 /// Smallest input size for which cutting after `path` works; `None` if the
 /// path names no cut point.
 pub fn min_input_size(arch: Arch, path: &str) -> Option<u32> {

@@ -601,6 +601,11 @@ pub struct Derived {
     pub max_levels_per_frequency: u32,
     /// Training images per epoch (two per trial).
     pub train_images_per_epoch: u64,
+    /// Estimated peak memory of the run in bytes (the probe with its optimiser state, a
+    /// training batch's activations and stimuli, a test chunk, libtorch's runtime; not the
+    /// backbone's weights). `None` for a TorchScript backbone.
+    #[serde(default)]
+    pub estimated_peak_bytes: Option<u64>,
 }
 
 impl Derived {

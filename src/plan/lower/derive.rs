@@ -57,6 +57,14 @@ pub(super) fn lower(
         return None;
     }
     derived.set_shapes(cut_shape, feature_shape);
+    let per_image = derived.features_per_image.unwrap_or(0);
+    derived.estimated_peak_bytes =
+        super::memory::estimate(net.arch, &net.cut, per_image, probe, train, test);
+    if let Some(bytes) = derived.estimated_peak_bytes {
+        if !super::memory::check(cx, sections, bytes, super::memory::machine_memory()) {
+            return None;
+        }
+    }
     reference_fits.then_some(derived)
 }
 
@@ -138,6 +146,7 @@ fn counts(train: &Train, test: &Test, staircase: &Staircase) -> Derived {
         trials_per_level: u32::try_from(trials).unwrap_or(u32::MAX),
         max_levels_per_frequency: staircase.max_levels(),
         train_images_per_epoch: 2 * u64::from(train.samples),
+        estimated_peak_bytes: None,
     }
 }
 

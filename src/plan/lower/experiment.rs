@@ -178,7 +178,7 @@ pub(super) struct Sections<'a> {
 
 impl<'a> Sections<'a> {
     /// The known blocks of `exp`, reporting unknown and repeated ones.
-    fn collect(cx: &mut Cx, exp: &'a Block) -> Self {
+    pub(super) fn collect(cx: &mut Cx, exp: &'a Block) -> Self {
         let mut found: Vec<(&'a str, &'a Block)> = Vec::new();
         for b in exp.blocks() {
             let kw = b.keyword.text.as_str();

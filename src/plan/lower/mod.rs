@@ -20,6 +20,7 @@ mod derive;
 mod experiment;
 mod fit;
 mod generators;
+mod memory;
 mod observer;
 mod probe;
 mod read;
