@@ -284,8 +284,16 @@ fn logspace(cx: &mut Cx, v: &Value, name: &Name, args: &[Arg]) -> Option<Vec<f64
             .map(|i| match i {
                 0 => lo_x,
                 _ if i == n - 1 => hi_x,
-                _ => (a + (b - a) * i as f64 / (n - 1) as f64).exp(),
+                _ => clean((a + (b - a) * i as f64 / (n - 1) as f64).exp()),
             })
             .collect(),
     )
+}
+
+/// `x` rounded to 12 significant digits: the value the arithmetic meant, without its last
+/// bits of noise (`exp(ln 64 / 2)` is 7.999999999999998, which would reach tables, file
+/// names and labels; it becomes 8). Twelve digits keep every value a generator can mean
+/// apart while absorbing the few ulps that `exp` and `ln` lose.
+fn clean(x: f64) -> f64 {
+    format!("{x:.11e}").parse().unwrap_or(x)
 }

@@ -165,3 +165,26 @@ fn every_example_and_fixture_records_every_setting() {
         }
     }
 }
+
+#[test]
+fn logspace_gives_the_values_the_docs_promise() {
+    let (_, plan) = plan_of(
+        "psy 1\nexperiment t {\n  backbone resnet18 { weights random  cut layer1 }\n  probe {}\n  \
+         train shapes { size 128 samples 10 }\n  \
+         test gratings { size 128 frequencies logspace(1, 64, 7) }\n  staircase {}\n}\n",
+    );
+    // exp(ln 64 · k/6) is 7.999999999999998 and 15.999999999999998 for k = 3, 4.
+    assert_eq!(
+        plan.test.frequencies,
+        [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+    );
+    let (_, plan) = plan_of(
+        "psy 1\nexperiment t {\n  backbone resnet18 { weights random  cut layer1 }\n  probe {}\n  \
+         train shapes { size 128 samples 10 }\n  \
+         test gratings { size 128 frequencies logspace(1, 10, 4) }\n  staircase {}\n}\n",
+    );
+    // Values that are not round stay themselves to 12 digits: 10^(1/3) = 2.15443469003….
+    let f = &plan.test.frequencies;
+    assert!((f[1] - 10f64.powf(1.0 / 3.0)).abs() < 1e-11, "{f:?}");
+    assert_eq!(f[3], 10.0);
+}
