@@ -312,7 +312,15 @@ impl Figure for CsfFigure {
             let (y0, y1) = log_range(&ys);
             // Base 2 on the frequency axis: frequencies are usually powers or divisors of
             // the image size, and decades would leave most of them unlabelled.
-            self.chart(root, (x0..x1).log_scale().base(2.0), (y0..y1).log_scale())
+            let (bold, light) = log_ticks(y0, y1);
+            self.chart(
+                root,
+                (x0..x1).log_scale().base(2.0),
+                (y0..y1)
+                    .log_scale()
+                    .with_key_points(bold)
+                    .with_light_points(light),
+            )
         } else {
             let (x0, x1) = linear_range(&xs, true);
             let (y0, y1) = linear_range(&ys, true);
@@ -531,6 +539,44 @@ fn log_range(values: &[f64]) -> (f64, f64) {
     }
 }
 
+/// Tick values for a log axis over `lo..hi` (both > 0), as matplotlib chooses them: the
+/// labelled (bold) ticks are the decades in range, or 1-2-5 multiples of them when fewer
+/// than three decades fall in range, or every multiple 1…9 when even those are fewer than
+/// three; the light (grid) ticks are every multiple 1…9 of each decade in range. Whatever
+/// the range, at least two labelled ticks (the range's ends, rounded, in the worst case).
+pub(super) fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return (Vec::new(), Vec::new());
+    }
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let within = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
+    let multiples = |ms: &[f64]| -> Vec<f64> {
+        (k0..=k1)
+            .flat_map(|k| ms.iter().map(move |m| clean_tick(m * 10f64.powi(k))))
+            .filter(within)
+            .collect()
+    };
+    let light = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    for set in [
+        &[1.0][..],
+        &[1.0, 2.0, 5.0][..],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0][..],
+    ] {
+        let bold = multiples(set);
+        if bold.len() >= 3 {
+            return (bold, light);
+        }
+    }
+    // A range within one multiple: its ends.
+    let ends = vec![clean_tick(lo), clean_tick(hi)];
+    (ends, light)
+}
+
+/// A tick value without floating-point noise (3 significant digits).
+fn clean_tick(v: f64) -> f64 {
+    format!("{v:.2e}").parse().unwrap_or(v)
+}
+
 /// A padded range for linear axes over finite values, from 0 when `from_zero` and all
 /// values are ≥ 0; never empty.
 fn linear_range(values: &[f64], from_zero: bool) -> (f64, f64) {
@@ -694,7 +740,13 @@ impl Figure for PsychometricFigure {
                 .margin(6)
                 .x_label_area_size(22)
                 .y_label_area_size(32)
-                .build_cartesian_2d((x0..x1).log_scale(), 0.4..1.02)
+                .build_cartesian_2d(
+                    (x0..x1)
+                        .log_scale()
+                        .with_key_points(log_ticks(x0, x1).0)
+                        .with_light_points(log_ticks(x0, x1).1),
+                    0.4..1.02,
+                )
                 .map_err(err)?;
             chart
                 .configure_mesh()

@@ -683,3 +683,32 @@ fn a_fitted_function_crosses_its_level_at_the_reported_threshold() {
         "a curve"
     );
 }
+
+#[test]
+fn log_axes_get_enough_labelled_ticks_whatever_the_range() {
+    use super::plot::log_ticks;
+    // quick_csf's sensitivities (3 to 15): one decade alone would label only 10.
+    let (bold, light) = log_ticks(2.5, 16.0);
+    // Only 10 is a decade and 5, 10 the 1-2-5 values: every multiple is labelled.
+    assert_eq!(bold, [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
+    assert!(light.contains(&3.0) && light.contains(&10.0));
+    // Several decades: the decades.
+    assert_eq!(log_ticks(0.5, 2000.0).0, [1.0, 10.0, 100.0, 1000.0]);
+    // 1-2-5 when it gives three or more.
+    assert_eq!(log_ticks(0.9, 60.0).0, [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]);
+    // A narrow range (a pedestal run, 3.7 to 4.0) still has two labels.
+    assert!(log_ticks(3.7, 4.0).0.len() >= 2);
+    assert!(log_ticks(0.0, 1.0).0.is_empty());
+    // And the figure's SVG has those labels as text.
+    let mut r = results();
+    let svg = csf_plot(&r).unwrap().svg;
+    let labelled = [
+        "2", "3", "4", "5", "6", "7", "8", "9", "10", "20", "50", "100",
+    ]
+    .iter()
+    .filter(|t| svg.contains(&format!(">\n{t}\n</text>")))
+    .count();
+    assert!(labelled >= 3, "{labelled} tick labels");
+    r.csf.truncate(1);
+    assert!(csf_plot(&r).unwrap().svg.contains("</text>"));
+}
