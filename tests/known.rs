@@ -445,3 +445,70 @@ fn bracketed(brackets: &[(f64, f64)], h: &[f64]) -> (bool, f64) {
     let slack = hi / lo - 1.0;
     (slack >= -1e-5, slack)
 }
+
+/// The same backbone seen by a noisy observer: answers sampled from the probe's softmax,
+/// the method of constant stimuli, and a Weibull fitted to each frequency's trials. The
+/// probability of a correct answer depends on the grating only through its energy
+/// c²·|H(f)|², so each frequency's psychometric function is the same curve shifted along
+/// log contrast by log |H(f)|, and the fitted thresholds keep the ratios of |H|, up to the
+/// sampling error of the fits (16 levels × 1200 trials: 150 passes over 8 conditions).
+#[test]
+fn a_noisy_observer_with_fitted_thresholds_keeps_the_frequency_response() {
+    let dog = dog();
+    let dir = scratch("noisy");
+    fs::copy(
+        fixture_dir().join("dog_energy.pt"),
+        dir.join("dog_energy.pt"),
+    )
+    .unwrap();
+    let freqs = [4.0, 6.0, 8.0, 10.0, 12.0, 16.0];
+    let body = EXPERIMENT
+        .replace(
+            "frequencies [2, 4, 6, 8, 10, 12, 16, 20, 24]",
+            "frequencies [4, 6, 8, 10, 12, 16]",
+        )
+        .replace(
+            "staircase bisection { target 0.75  tolerance 0.01  max_steps 15 }",
+            "staircase constant { levels logspace(0.005, 1, 16)  repeats 150 }",
+        )
+        .replace(
+            "observer { decision deterministic }",
+            "observer { decision softmax(temperature: 1) }",
+        )
+        .replace("fit none {}", "fit weibull { bootstrap 200 }");
+    assert!(body.contains("staircase constant") && body.contains("fit weibull"));
+    fs::write(dir.join("known.psy"), &body).unwrap();
+    let _ = run(&dir);
+    let csf = fs::read_to_string(dir.join("out/csf.csv")).unwrap();
+    let cols = columns(&csf, &["frequency_cpi", "sensitivity"]);
+    assert_eq!(cols[0], freqs, "{csf}");
+    assert!(
+        !csf.contains("below_range") && !csf.contains("above_range"),
+        "every threshold measured inside the levels:\n{csf}"
+    );
+    let theory: Vec<f64> = freqs
+        .iter()
+        .map(|f| response(&dog.kernel, f / 64.0, true).abs())
+        .collect();
+    let (m, t) = (relative(&cols[1]), relative(&theory));
+    println!("noisy observer: sensitivity relative to the peak, measured and theory");
+    for i in 0..freqs.len() {
+        println!(
+            "  {:4}  {:.4}  {:.4}  {:+.3}",
+            freqs[i],
+            m[i],
+            t[i],
+            m[i] / t[i] - 1.0
+        );
+    }
+    let (ok, worst) = agrees(&cols[1], &theory, NOISY_TOLERANCE);
+    assert!(ok, "worst relative difference {worst}:\n{csf}");
+    assert_eq!(freqs[argmax(&cols[1])], 10.0, "{csf}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Tolerance of the noisy observer's sensitivity ratios: each threshold comes from a fit to
+/// 16 levels × 1200 sampled trials, whose standard error is about 2 %, and a ratio carries
+/// two of them (the peak's and its own). Measured: at most 4.1 % (6.6 % with a third of the
+/// trials, as sampling error predicts).
+const NOISY_TOLERANCE: f64 = 0.06;
