@@ -124,6 +124,10 @@ impl Interpreter<'_> {
     /// The steps after `prepare`: train, test, write.
     fn run(mut self) -> Result<(PathBuf, Results), Failure> {
         for repeat in 0..self.plan.repeats.max(1) {
+            // Every repeat's probe trains in the plan's precision (testing left float32).
+            if repeat > 0 && self.plan.precision != Precision::Fp32 {
+                self.backbone.set_precision(self.plan.precision);
+            }
             let seed = observer::repeat_seed(self.plan.seed, repeat);
             let probe = self.train(repeat, seed)?;
             self.check_finite(&probe)?;
