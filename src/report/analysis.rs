@@ -47,12 +47,7 @@ pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
     };
     let blocks: Vec<Block> = pooled(r)
         .into_iter()
-        .filter(|&(level, trials, _)| trials > 0 && (level > 0.0 || !options.sigmoid.log_axis()))
-        .map(|(level, trials, correct)| Block {
-            level,
-            trials,
-            correct,
-        })
+        .filter(|b| b.trials > 0 && (b.level > 0.0 || !options.sigmoid.log_axis()))
         .collect();
     let Ok(f) = fit(&blocks, &options) else {
         return;

@@ -4,6 +4,7 @@
 //! versions come after the earlier ones, so scripts that read by position keep working.
 
 use super::{stop_name, CsfPoint, EpochRecord, FrequencyResult};
+use crate::psychometric::{pool_blocks, Block};
 use std::fmt::Write;
 
 /// `training.csv`: `epoch,loss,accuracy,repeat`, one row per epoch and repeat.
@@ -111,23 +112,14 @@ pub fn thresholds_csv(staircases: &[FrequencyResult]) -> String {
     s
 }
 
-/// The trials of one result pooled by contrast: `(level, trials, correct)`, ascending.
-pub fn pooled(r: &FrequencyResult) -> Vec<(f64, u32, u32)> {
-    let mut levels: Vec<(f64, u32, u32)> = Vec::new();
-    for s in &r.steps {
-        match levels
-            .iter_mut()
-            .find(|l| l.0.to_bits() == s.contrast.to_bits())
-        {
-            Some(l) => {
-                l.1 += s.trials;
-                l.2 += s.correct;
-            }
-            None => levels.push((s.contrast, s.trials, s.correct)),
-        }
-    }
-    levels.sort_by(|a, b| a.0.total_cmp(&b.0));
-    levels
+/// The trials of one result pooled by contrast, ascending (what a psychometric function is
+/// fitted to).
+pub fn pooled(r: &FrequencyResult) -> Vec<Block> {
+    pool_blocks(r.steps.iter().map(|s| Block {
+        level: s.contrast,
+        trials: s.trials,
+        correct: s.correct,
+    }))
 }
 
 /// `psychometric.csv`: `frequency_cpi,repeat,level,trials,correct`, every frequency's
@@ -135,11 +127,11 @@ pub fn pooled(r: &FrequencyResult) -> Vec<(f64, u32, u32)> {
 pub fn psychometric_csv(staircases: &[FrequencyResult]) -> String {
     let mut s = String::from("frequency_cpi,repeat,level,trials,correct\n");
     for r in staircases {
-        for (level, trials, correct) in pooled(r) {
+        for b in pooled(r) {
             let _ = writeln!(
                 s,
                 "{},{},{},{},{}",
-                r.frequency, r.repeat, level, trials, correct
+                r.frequency, r.repeat, b.level, b.trials, b.correct
             );
         }
     }

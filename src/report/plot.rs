@@ -661,8 +661,8 @@ impl PsychometricFigure {
         for r in results.staircases.iter().filter(|r| r.repeat == 0) {
             let points: Vec<(f64, f64, u32)> = super::pooled(r)
                 .into_iter()
-                .filter(|&(c, n, _)| n > 0 && c > 0.0 && c.is_finite() && within(c, true))
-                .map(|(c, n, k)| (c, f64::from(k) / f64::from(n), n))
+                .filter_map(|b| Some((b.level, b.proportion()?, b.trials)))
+                .filter(|&(c, _, _)| c > 0.0 && c.is_finite() && within(c, true))
                 .collect();
             let mut curve = Vec::new();
             if let (Some(f), Some(lo), Some(hi)) = (

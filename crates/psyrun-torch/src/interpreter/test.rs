@@ -322,12 +322,14 @@ impl Interpreter<'_> {
             .filter(|r| {
                 // Trials pooled by contrast; levels with at least 8 trials judge, and there
                 // must be 3 of them (a per-trial procedure rarely has that many).
-                let levels: Vec<(f64, u32, u32)> =
-                    report::pooled(r).into_iter().filter(|l| l.1 >= 8).collect();
+                let levels: Vec<_> = report::pooled(r)
+                    .into_iter()
+                    .filter(|b| b.trials >= 8)
+                    .collect();
                 levels.len() >= 3
-                    && levels.iter().all(|&(_, n, k)| {
-                        let p = f64::from(k) / f64::from(n);
-                        (p - 0.5).abs() <= 2.33 * 0.5 / f64::from(n).sqrt()
+                    && levels.iter().all(|b| {
+                        let p = f64::from(b.correct) / f64::from(b.trials);
+                        (p - 0.5).abs() <= 2.33 * 0.5 / f64::from(b.trials).sqrt()
                     })
             })
             .map(|r| format!("{}", r.frequency))
