@@ -196,6 +196,9 @@ codes! {
     RunTestAtChance => "psy::run::test_at_chance",
     /// The observer's noise cannot be calibrated to the accuracy asked for.
     RunCalibration => "psy::run::calibration",
+    /// `psyrun run --resume DIR` cannot continue that run (a finished or foreign folder, an
+    /// experiment or plan that changed, a journal that does not match what the run does).
+    RunResume => "psy::run::resume",
 }
 
 impl fmt::Display for Code {

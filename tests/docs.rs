@@ -117,6 +117,7 @@ fn every_code_is_exercised() {
         include_str!("robustness.rs"),
         include_str!("cli.rs"),
         include_str!("run.rs"),
+        include_str!("run/resume.rs"),
         include_str!("../crates/psyrun-torch/src/failure.rs"),
     ]
     .concat();

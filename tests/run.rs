@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
+mod resume;
+
 /// A tiny experiment: every stage of contrast_csf.psy at 32 px.
 fn tiny(name: &str, extra_backbone: &str, probe: &str) -> String {
     format!(
@@ -80,12 +83,13 @@ fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-const RESULT_FILES: [&str; 16] = [
+const RESULT_FILES: [&str; 17] = [
     "csf.csv",
     "csf.png",
     "csf.svg",
     "csf_linear.png",
     "csf_linear.svg",
+    "journal.jsonl",
     "manifest.json",
     "plan.ron",
     "preview.png",
@@ -866,13 +870,22 @@ fn long_run(dir: &Path) -> std::process::Child {
         .unwrap()
 }
 
-/// Waits until the first epoch of [`long_run`] is written.
+/// Waits until the first epoch of [`long_run`] is in its journal.
 #[cfg(unix)]
 fn wait_for_first_epoch(dir: &Path) {
-    let training = dir.join("out/training.csv");
+    wait_for_journal(dir, "\"kind\":\"epoch\"", 1);
+}
+
+/// Waits until `out/journal.jsonl` holds `n` lines containing `what`.
+#[cfg(unix)]
+fn wait_for_journal(dir: &Path, what: &str, n: usize) {
+    let journal = dir.join("out/journal.jsonl");
     let t0 = Instant::now();
-    while fs::read_to_string(&training).map_or(true, |t| t.lines().count() < 2) {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no epoch finished");
+    while fs::read_to_string(&journal).map_or(true, |t| t.matches(what).count() < n) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the journal never held {n} lines with {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -1260,16 +1273,10 @@ fn an_interrupted_test_phase_keeps_every_frequency_measured_so_far() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The test phase's files are rewritten every two seconds: wait for the first.
+    // Measurements reach the journal as they are made; the result files are written when
+    // the run stops.
     let stairs = dir.join("out/staircase.csv");
-    let t0 = Instant::now();
-    while fs::read_to_string(&stairs).map_or(true, |t| t.lines().count() < 4) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(180),
-            "no staircase rows written"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_journal(&dir, "\"kind\":\"round\"", 3);
     kill("INT", child.id());
     let o = child.wait_with_output().unwrap();
     assert_stopped_cleanly(&dir, &o, 130);

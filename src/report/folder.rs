@@ -116,6 +116,27 @@ pub enum FolderError {
         /// The cause.
         source: io::Error,
     },
+    /// `--resume DIR`: the run in that folder finished (it has no `INCOMPLETE` marker).
+    #[error(
+        "the run in `{path}` is complete (it has no INCOMPLETE marker): there is nothing to resume",
+        path = .path.display()
+    )]
+    Finished {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// `--resume DIR`: the folder is not a psyrun run folder (no `plan.ron` or
+    /// `manifest.json`).
+    #[error(
+        "`{path}` is not a psyrun run folder (it has no {missing})",
+        path = .path.display()
+    )]
+    NotARun {
+        /// The folder.
+        path: PathBuf,
+        /// The file it lacks.
+        missing: &'static str,
+    },
     /// Every numbered variant of the default folder name is taken.
     #[error("cannot find a free run folder name next to `{path}`", path = .path.display())]
     NoFreeName {
@@ -133,7 +154,9 @@ impl FolderError {
             | FolderError::Create { path, .. }
             | FolderError::Read { path, .. }
             | FolderError::NotWritable { path, .. }
-            | FolderError::NoFreeName { path } => path,
+            | FolderError::NoFreeName { path }
+            | FolderError::Finished { path }
+            | FolderError::NotARun { path, .. } => path,
         }
     }
 }
@@ -142,7 +165,10 @@ impl From<FolderError> for io::Error {
     fn from(e: FolderError) -> Self {
         let kind = match &e {
             FolderError::NotEmpty { .. } => io::ErrorKind::AlreadyExists,
-            FolderError::NotAFolder { .. } => io::ErrorKind::InvalidInput,
+            FolderError::NotAFolder { .. } | FolderError::NotARun { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+            FolderError::Finished { .. } => io::ErrorKind::AlreadyExists,
             FolderError::Create { source, .. }
             | FolderError::Read { source, .. }
             | FolderError::NotWritable { source, .. } => source.kind(),
@@ -251,6 +277,36 @@ impl RunFolder {
                 Err(FolderError::NotWritable { path, source })
             }
         }
+    }
+
+    /// Reopens the folder of an interrupted run to resume it: it must hold `plan.ron`,
+    /// `manifest.json` and the `INCOMPLETE` marker (a finished run is refused with
+    /// [`FolderError::Finished`]), and be writable.
+    pub fn resume(dir: &Path) -> Result<RunFolder, FolderError> {
+        let path = dir.to_path_buf();
+        match fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => return Err(FolderError::NotAFolder { path }),
+            Ok(_) => {}
+            Err(source) => return Err(FolderError::Read { path, source }),
+        }
+        for missing in ["plan.ron", "manifest.json"] {
+            if !dir.join(missing).is_file() {
+                return Err(FolderError::NotARun { path, missing });
+            }
+        }
+        if !dir.join(INCOMPLETE).is_file() {
+            return Err(FolderError::Finished { path });
+        }
+        // The marker is rewritten, which also proves the folder writable.
+        let text = fs::read(dir.join(INCOMPLETE)).map_err(|source| FolderError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(dir.join(INCOMPLETE), &text).map_err(|source| FolderError::NotWritable {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(RunFolder { path })
     }
 
     /// The folder.

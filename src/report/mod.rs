@@ -35,6 +35,7 @@ mod analysis;
 mod csv;
 mod folder;
 mod image;
+pub mod journal;
 mod plot;
 mod summary;
 mod table;
@@ -125,6 +126,10 @@ pub struct Manifest {
     /// `softmax(accuracy: …)`), of the last repeat; `None` otherwise.
     #[serde(default)]
     pub decision_noise: Option<f64>,
+    /// When the run was resumed (`psyrun run --resume`), RFC 3339 UTC, oldest first; empty
+    /// for a run that ran in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<String>,
 }
 
 /// The process's peak resident set size in bytes (`VmHWM` in `/proc/self/status`), or

@@ -62,6 +62,7 @@ fn manifest(plan: &Plan) -> Manifest {
         peak_rss_bytes: Some(2 << 30),
         stimuli: "host".into(),
         decision_noise: None,
+        resumed: Vec::new(),
     }
 }
 

@@ -27,6 +27,7 @@ pub use psyrun::exit::{
 const AFTER_HELP: &str = "\
 Examples:
   psyrun experiments/quick_csf.psy       run an experiment (same as `psyrun run FILE`)
+  psyrun run --resume runs/quick_csf/20260101-120000   continue an interrupted run
   psyrun check experiments/*.psy         show every problem in the files
   psyrun plan experiments/contrast_csf.psy   print the resolved plan, defaults included
   psyrun layers resnet50 --size 224      list the cut points and their output shapes
@@ -124,11 +125,18 @@ pub enum PlanFormat {
 /// Arguments of `psyrun run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
-    /// The experiment file (`.psy`).
-    pub file: PathBuf,
+    /// The experiment file (`.psy`). With `--resume`, the one named in the run's manifest
+    /// unless given.
+    #[arg(required_unless_present = "resume")]
+    pub file: Option<PathBuf>,
     /// Folder for the results (default: `runs/<experiment>/<timestamp>/`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub out: Option<PathBuf>,
+    /// Continue the interrupted or killed run in DIR (the folder that holds INCOMPLETE):
+    /// what its journal recorded is replayed, the rest is measured, and the results equal
+    /// those of a run that was never stopped.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// CPU threads for libtorch and for making stimuli (default: one per core). The
     /// manifest records it; results can differ in the last bits between thread counts.
     #[arg(long, value_parser = parse_threads)]
@@ -341,8 +349,9 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
         (Some(Command::Run(args)), _) => backend.run(&args, &ui),
         (None, Some(file)) => backend.run(
             &RunArgs {
-                file,
+                file: Some(file),
                 out: cli.out,
+                resume: None,
                 threads: cli.threads,
             },
             &ui,

@@ -53,6 +53,7 @@ use psyrun::exit::{EXIT_INTERRUPTED, EXIT_RUN};
 use psyrun::observer;
 use psyrun::plan::{Plan, Precision, Setting};
 use psyrun::progress::Observer;
+use psyrun::report::journal::{Entry, JournalWriter, Replay};
 use psyrun::report::{self, Results, RunFolder};
 use psyrun::source::SourceFile;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,8 @@ pub struct RunOptions<'a> {
     pub command_line: Vec<String>,
     /// Stops the run when set (checked between batches).
     pub stop: &'a AtomicBool,
+    /// `--resume DIR`: continue the interrupted run in that folder (`out` is then ignored).
+    pub resume: Option<&'a Path>,
 }
 
 /// Runs `plan`, catching libtorch exceptions (which tch raises as panics) as diagnostics.
@@ -118,6 +121,20 @@ struct Interpreter<'a> {
     backbone: Net,
     folder: RunFolder,
     results: Results,
+    /// The append-only log of what is measured (`journal.jsonl`).
+    journal: JournalWriter,
+    /// When resuming: what the journal says was measured, to check and replay.
+    replay: Replay,
+    /// The procedures of the test phase while it runs.
+    live: Option<Live>,
+}
+
+/// A repeat's test while it runs: its procedures, and where its results go in
+/// `results.staircases`.
+struct Live {
+    repeat: u32,
+    first_row: usize,
+    procs: Vec<psyrun::staircase::Procedure>,
 }
 
 impl Interpreter<'_> {
@@ -136,8 +153,37 @@ impl Interpreter<'_> {
             self.test(&probe, repeat, seed, rule)?;
             self.analyse(repeat);
         }
+        if self.replay.remaining() > 0 {
+            return Err(self.resume_mismatch(format!(
+                "the journal holds {} entries more than this plan measures",
+                self.replay.remaining()
+            )));
+        }
         self.results.csf = report::summarize(self.plan, &self.results.staircases);
+        self.sync_journal()?;
         self.write()
+    }
+
+    /// Appends one entry to the journal.
+    fn journal(&mut self, entry: &Entry) -> Result<(), Failure> {
+        self.journal.append(entry).map_err(|e| self.io_failure(&e))
+    }
+
+    /// Flushes the journal to disk (at the end of a phase).
+    fn sync_journal(&mut self) -> Result<(), Failure> {
+        self.journal.sync().map_err(|e| self.io_failure(&e))
+    }
+
+    /// `psy::run::resume`: what a resumed run does differs from what its journal recorded.
+    fn resume_mismatch(&self, what: String) -> Failure {
+        Failure::new(
+            Diag::error(Code::RunResume, format!("cannot resume this run: {what}")).with_help(
+                "a run resumes only on the same psyrun, libtorch and thread count it started \
+                 with (see its manifest.json); run the experiment again into a new folder",
+            ),
+            EXIT_RUN,
+        )
+        .in_folder(Some(self.folder.path().to_path_buf()))
     }
 
     /// Reduced precision (`bf16`, `tf32`) is for training the probe, on contrasts of 0.04 and
@@ -152,11 +198,41 @@ impl Interpreter<'_> {
         }
     }
 
+    /// The results with the running test's measurements so far, finished or not (unfinished
+    /// ones say `unfinished`), as an interrupted or failed run writes them. Costs every
+    /// step measured: called when the run stops, not per round.
+    fn results_so_far(&self) -> Results {
+        let mut results = self.results.clone();
+        if let Some(live) = &self.live {
+            let test = &self.plan.test;
+            results.staircases.truncate(live.first_row);
+            results
+                .staircases
+                .extend(
+                    test.frequencies
+                        .iter()
+                        .zip(&live.procs)
+                        .filter_map(|(&f, p)| {
+                            report::FrequencyResult::so_far(f, live.repeat, p, test.reference)
+                        }),
+                );
+        }
+        results.csf = report::summarize(self.plan, &results.staircases);
+        results
+    }
+
+    /// Writes every result file for what was measured so far (best effort: on the way out
+    /// of an interruption or a failure).
+    fn write_so_far(&self) {
+        let _ = self.folder.write_partial(&self.results_so_far());
+    }
+
     fn check_stop(&self) -> Result<(), Failure> {
         if !self.options.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let _ = self.folder.write_partial(&self.results);
+        let results = self.results_so_far();
+        let _ = self.folder.write_partial(&results);
         Err(Failure::new(
             Diag::error(
                 Code::RunInterrupted,
@@ -164,7 +240,7 @@ impl Interpreter<'_> {
                     "interrupted after {} of {} epochs and {} of {} staircases",
                     self.results.training.len(),
                     self.plan.probe.epochs * self.plan.repeats.max(1),
-                    self.results
+                    results
                         .staircases
                         .iter()
                         .filter(|r| r.stop != psyrun::staircase::Stop::Unfinished)
@@ -172,10 +248,11 @@ impl Interpreter<'_> {
                     self.plan.test.frequencies.len() * self.plan.repeats.max(1) as usize
                 ),
             )
-            .with_help(
+            .with_help(format!(
                 "the run folder keeps everything measured so far and its INCOMPLETE marker; \
-                 run the experiment again for complete results",
-            ),
+                 `psyrun run --resume {}` continues where it stopped",
+                self.folder.path().display()
+            )),
             EXIT_INTERRUPTED,
         )
         .in_folder(Some(self.folder.path().to_path_buf())))
@@ -190,7 +267,7 @@ impl Interpreter<'_> {
     }
 
     fn nan_failure(&self, epoch: u32, loss: f64) -> Failure {
-        let _ = self.folder.write_partial(&self.results);
+        self.write_so_far();
         let mut diag = Diag::error(
             Code::RunNanLoss,
             format!(
@@ -257,7 +334,7 @@ impl Interpreter<'_> {
     /// `psy::run::non_finite`, labelled on the backbone (its statistics or weights) or the
     /// probe.
     fn non_finite_failure(&self, message: String, backbone: bool) -> Failure {
-        let _ = self.folder.write_partial(&self.results);
+        self.write_so_far();
         let diag = Diag::error(Code::RunNonFinite, message).with_help(
             "with `batchnorm train`, a BatchNorm layer that normalises a single value per channel \
              (a batch of one trial and a 1x1 map) gets a NaN running variance: change `samples` so \
@@ -295,6 +372,7 @@ impl Interpreter<'_> {
     }
 
     fn torch_failure(&self, message: &str) -> Failure {
+        self.write_so_far();
         Failure::new(
             Diag::error(Code::RunTorch, format!("libtorch failed: {message}")),
             EXIT_RUN,

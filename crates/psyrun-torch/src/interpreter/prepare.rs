@@ -11,8 +11,10 @@ use crate::script::{Net, ScriptNet};
 use crate::weights;
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_RUN, EXIT_USAGE};
+use psyrun::plan::to_ron;
 use psyrun::plan::{self, Network, Plan};
 use psyrun::progress::{Event, Observer};
+use psyrun::report::journal::{self, Entry, JournalWriter, Replay, JOURNAL, JOURNAL_VERSION};
 use psyrun::report::{self, preview_sheet, Manifest, Results, RunFolder};
 use psyrun::trials::{self};
 use std::path::{Path, PathBuf};
@@ -97,25 +99,38 @@ impl<'a> Interpreter<'a> {
         backbone.set_channels_last(true);
         backbone.set_precision(plan.precision);
 
-        let folder = match options.out {
-            Some(out) => RunFolder::create(Some(out), &plan.experiment, started_at),
-            None => RunFolder::create_default(
+        let folder = match (options.resume, options.out) {
+            (Some(dir), _) => RunFolder::resume(dir),
+            (None, Some(out)) => RunFolder::create(Some(out), &plan.experiment, started_at),
+            (None, None) => RunFolder::create_default(
                 &options.runs_root.join("runs"),
                 &plan.experiment,
                 started_at,
             ),
         }
         .map_err(|e| {
+            let help = if options.resume.is_some() {
+                "give the folder of a run that was interrupted or killed (it holds INCOMPLETE)"
+            } else {
+                "choose a writable, empty or new folder with --out DIR"
+            };
             Failure::new(
-                Diag::error(Code::RunOutputFolder, e.to_string())
-                    .with_help("choose a writable, empty or new folder with --out DIR"),
+                Diag::error(
+                    if options.resume.is_some() {
+                        Code::RunResume
+                    } else {
+                        Code::RunOutputFolder
+                    },
+                    e.to_string(),
+                )
+                .with_help(help),
                 EXIT_USAGE,
             )
         })?;
         if let Ok(mut slot) = folder_slot.lock() {
             *slot = Some(folder.path().to_path_buf());
         }
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             psyrun_version: report::PSYRUN_VERSION.to_string(),
             libtorch_version: crate::Report::collect().libtorch_version,
             device: device_name(device),
@@ -137,6 +152,31 @@ impl<'a> Interpreter<'a> {
             peak_rss_bytes: report::peak_rss_bytes(),
             stimuli: stimuli.name().into(),
             decision_noise: None,
+            resumed: Vec::new(),
+        };
+        let plan_ron = to_ron(plan);
+        let (journal, replay) = match options.resume {
+            Some(_) => {
+                let resumed = resume_journal(&folder, &plan_ron, &mut manifest, started_at)?;
+                folder
+                    .begin(plan, &manifest)
+                    .map_err(|e| output_failure(&folder, &e))?;
+                resumed
+            }
+            None => {
+                // plan.ron first: a folder with a journal is always one that can be resumed.
+                folder
+                    .begin(plan, &manifest)
+                    .map_err(|e| output_failure(&folder, &e))?;
+                let header = Entry::Header {
+                    version: JOURNAL_VERSION,
+                    plan_sha256: report::sha256_bytes(plan_ron.as_bytes()),
+                    seed: plan.seed,
+                };
+                let journal = JournalWriter::create(folder.path(), &header)
+                    .map_err(|e| output_failure(&folder, &e))?;
+                (journal, Replay::default())
+            }
         };
         let results = Results {
             plan: plan.clone(),
@@ -154,10 +194,10 @@ impl<'a> Interpreter<'a> {
             backbone,
             folder,
             results,
+            journal,
+            replay,
+            live: None,
         };
-        it.folder
-            .begin(plan, &it.results.manifest)
-            .map_err(|e| it.io_failure(&e))?;
         let contrast = plan.staircase.start();
         let sheet = preview_sheet(
             &trials::preview_images(plan, PREVIEW_PAIRS, contrast),
@@ -183,4 +223,138 @@ pub(super) fn script(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     crate::script::resolve(plan, &base, Some(options.file)).map_err(|d| Failure::new(d, EXIT_RUN))
+}
+
+/// `psy::run::output_folder` for a write that failed before the interpreter exists.
+fn output_failure(folder: &RunFolder, e: &std::io::Error) -> Failure {
+    Failure::new(
+        Diag::error(
+            Code::RunOutputFolder,
+            format!("cannot write to `{}`: {e}", folder.path().display()),
+        )
+        .with_help("check the disk space and the folder's permissions"),
+        EXIT_RUN,
+    )
+    .in_folder(Some(folder.path().to_path_buf()))
+}
+
+/// `psy::run::resume` for a run folder that cannot be continued.
+fn resume_failure(folder: &RunFolder, message: String, help: &str) -> Failure {
+    Failure::new(
+        Diag::error(Code::RunResume, message).with_help(help),
+        EXIT_USAGE,
+    )
+    .in_folder(Some(folder.path().to_path_buf()))
+}
+
+/// Resuming the run in `folder`: its plan must be this plan (`plan_ron`), its weights the
+/// same bytes, and its journal (when it has one: a run killed before its folder was
+/// complete has none) one this psyrun reads; the manifest keeps the first start and adds
+/// this one to `resumed`. Returns the journal, reopened for appending, and what to replay.
+fn resume_journal(
+    folder: &RunFolder,
+    plan_ron: &str,
+    manifest: &mut Manifest,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(JournalWriter, Replay), Failure> {
+    let dir = folder.path();
+    let same_plan_help = "resume with the experiment file, psyrun version and options the run \
+                          started with (its plan.ron and manifest.json say which), or run the \
+                          experiment again into a new folder";
+    let old_plan = std::fs::read_to_string(dir.join("plan.ron")).map_err(|e| {
+        resume_failure(
+            folder,
+            format!("cannot read `{}`: {e}", dir.join("plan.ron").display()),
+            same_plan_help,
+        )
+    })?;
+    if old_plan != plan_ron {
+        let line = old_plan
+            .lines()
+            .zip(plan_ron.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(
+                || old_plan.lines().count().min(plan_ron.lines().count()) + 1,
+                |i| i + 1,
+            );
+        return Err(resume_failure(
+            folder,
+            format!(
+                "the experiment plans differently from the run in `{}` (plan.ron differs from \
+                 line {line})",
+                dir.display()
+            ),
+            same_plan_help,
+        ));
+    }
+    let old: Manifest = std::fs::read(dir.join("manifest.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            resume_failure(
+                folder,
+                format!("cannot read `{}`: {e}", dir.join("manifest.json").display()),
+                same_plan_help,
+            )
+        })?;
+    if old.weights_sha256 != manifest.weights_sha256 {
+        return Err(resume_failure(
+            folder,
+            format!(
+                "the weights are not the bytes the run started with (SHA-256 {} then, {} now)",
+                old.weights_sha256.as_deref().unwrap_or("none"),
+                manifest.weights_sha256.as_deref().unwrap_or("none")
+            ),
+            "resume with the weights file the run started with",
+        ));
+    }
+    manifest.started = old.started;
+    manifest.command_line = old.command_line;
+    manifest.resumed = old.resumed;
+    manifest.resumed.push(report::rfc3339(now));
+    let path = dir.join(JOURNAL);
+    let sha = report::sha256_bytes(plan_ron.as_bytes());
+    if !path.exists() {
+        let header = Entry::Header {
+            version: JOURNAL_VERSION,
+            plan_sha256: sha,
+            seed: old.seed,
+        };
+        let journal =
+            JournalWriter::create(dir, &header).map_err(|e| output_failure(folder, &e))?;
+        return Ok((journal, Replay::default()));
+    }
+    let read = journal::read(&path).map_err(|e| {
+        resume_failure(
+            folder,
+            e.to_string(),
+            "the journal was changed or damaged; run the experiment again into a new folder",
+        )
+    })?;
+    if read.entries.is_empty() {
+        // Killed before the header reached the disk: start the journal again.
+        std::fs::remove_file(&path).map_err(|e| output_failure(folder, &e))?;
+        let header = Entry::Header {
+            version: JOURNAL_VERSION,
+            plan_sha256: sha,
+            seed: old.seed,
+        };
+        let journal =
+            JournalWriter::create(dir, &header).map_err(|e| output_failure(folder, &e))?;
+        return Ok((journal, Replay::default()));
+    }
+    if read.plan_sha256() != Some(sha.as_str()) {
+        return Err(resume_failure(
+            folder,
+            format!(
+                "`{}` belongs to another plan than this folder's plan.ron",
+                path.display()
+            ),
+            "the folder was changed by hand; run the experiment again into a new folder",
+        ));
+    }
+    let replay = Replay::new(&read.entries);
+    let journal =
+        JournalWriter::reopen(dir, read.valid_len).map_err(|e| output_failure(folder, &e))?;
+    Ok((journal, replay))
 }

@@ -2,7 +2,7 @@
 //! image is run through the backbone once and projected onto the probe's two halves.
 
 use super::probe::Probe;
-use super::{Interpreter, TEST_CHUNK};
+use super::{Interpreter, Live, TEST_CHUNK};
 use crate::device::StimuliOn;
 use crate::device_stimuli::DeviceGratings;
 use crate::failure::Failure;
@@ -11,6 +11,7 @@ use psyrun::diag::{Code, Diag};
 use psyrun::observer::{self, Conditions, DecisionRule};
 use psyrun::plan::{BatchNorm, Setting};
 use psyrun::progress::Event;
+use psyrun::report::journal::{DecisionValue, Entry, Measured, Round};
 use psyrun::report::{self, FrequencyResult};
 use psyrun::staircase::{Procedure, Request};
 use psyrun::stimuli::Grating;
@@ -48,7 +49,7 @@ impl Interpreter<'_> {
         let (w_first, w_second) = probe.halves();
         let bias = probe.bias.detach();
         let freqs = &plan.test.frequencies;
-        let mut procs: Vec<Procedure> = freqs
+        let procs: Vec<Procedure> = freqs
             .iter()
             .map(|_| Procedure::from_plan(&plan.staircase, t_count as u32))
             .collect();
@@ -62,6 +63,14 @@ impl Interpreter<'_> {
             name: "testing",
             total: procs.iter().map(Procedure::max_trials).sum(),
             unit: "trials",
+        });
+        // The procedures live in the interpreter while they run, so that an interruption
+        // or a failure at any point writes what they measured ([`Interpreter::results_so_far`]).
+        let first_row = self.results.staircases.len();
+        self.live = Some(Live {
+            repeat,
+            first_row,
+            procs,
         });
         let mut shown = 0usize;
         let mut computed = 0usize;
@@ -80,18 +89,33 @@ impl Interpreter<'_> {
             (a, b)
         };
         let mut cache: HashMap<(usize, u64), Vec<Option<f32>>> = HashMap::new();
-        let mut last_write = Instant::now();
-        let first_row = self.results.staircases.len();
 
-        while procs.iter().any(|p| !p.is_done()) {
+        while self.procs().iter().any(|p| !p.is_done()) {
             self.check_stop()?;
-            let requests: Vec<(usize, Request)> = procs
+            let requests: Vec<(usize, Request)> = self
+                .procs()
                 .iter()
                 .enumerate()
                 .filter_map(|(f, p)| p.next().map(|r| (f, r)))
                 .collect();
             let mut outcomes: Vec<u32> = Vec::with_capacity(requests.len());
-            if noisy {
+            // Resuming: the journal's round, which must ask exactly what this one asks.
+            let replayed = self.replay.next_round(repeat);
+            if let Some(round) = &replayed {
+                self.check_replayed(round, &requests)?;
+            }
+            let mut new_dvs: Vec<DecisionValue> = Vec::new();
+            if let (true, Some(round)) = (noisy, &replayed) {
+                // Under stimulus noise a replayed round only moves the random streams on, as
+                // the round did: one condition and one decision draw per trial.
+                for &(f, req) in &requests {
+                    for _ in 0..req.trials {
+                        conditions[f].next_trial();
+                        rule.respond(0.0, &mut decisions[f]);
+                    }
+                }
+                outcomes.extend(round.requests.iter().map(|m| m.correct));
+            } else if noisy {
                 let (images, n) = self.noisy_round(
                     &gratings,
                     &requests,
@@ -144,6 +168,15 @@ impl Interpreter<'_> {
                             .collect()
                     })
                     .collect();
+                // A replayed round's decision variables are the ones the first run computed.
+                for dv in replayed.iter().flat_map(|r| &r.dvs) {
+                    let entry = cache
+                        .entry((dv.frequency, dv.contrast.to_bits()))
+                        .or_insert_with(|| vec![None; t_count]);
+                    if let Some(slot) = entry.get_mut(dv.condition) {
+                        *slot = Some(dv.value as f32);
+                    }
+                }
                 let mut missing: Vec<(usize, f64, usize)> = Vec::new();
                 for (&(f, req), ts) in requests.iter().zip(&drawn) {
                     let entry = cache
@@ -189,6 +222,12 @@ impl Interpreter<'_> {
                         if let Some(entry) = cache.get_mut(&(f, c.to_bits())) {
                             entry[t] = Some(d);
                         }
+                        new_dvs.push(DecisionValue {
+                            frequency: f,
+                            contrast: c,
+                            condition: t,
+                            value: f64::from(d),
+                        });
                     }
                 }
                 for (&(f, req), ts) in requests.iter().zip(&drawn) {
@@ -205,12 +244,37 @@ impl Interpreter<'_> {
                     outcomes.push(correct);
                 }
             }
+            match &replayed {
+                Some(round) => {
+                    let journaled: Vec<u32> = round.requests.iter().map(|m| m.correct).collect();
+                    if journaled != outcomes {
+                        return Err(self.resume_mismatch(format!(
+                            "repeat {repeat}'s test answered {outcomes:?} correct where the \
+                             journal has {journaled:?}"
+                        )));
+                    }
+                }
+                None => self.journal(&Entry::Round(Round {
+                    repeat,
+                    requests: requests
+                        .iter()
+                        .zip(&outcomes)
+                        .map(|(&(f, req), &correct)| Measured {
+                            frequency: f,
+                            contrast: req.contrast,
+                            trials: req.trials,
+                            correct,
+                        })
+                        .collect(),
+                    dvs: new_dvs,
+                }))?,
+            }
             let mut trials_run = 0u64;
             for (&(f, req), &correct) in requests.iter().zip(&outcomes) {
-                procs[f].record(correct);
+                self.procs_mut()[f].record(correct);
                 trials_run += u64::from(req.trials);
                 if let Some(r) =
-                    FrequencyResult::from_procedure(freqs[f], repeat, &procs[f], reference)
+                    FrequencyResult::from_procedure(freqs[f], repeat, &self.procs()[f], reference)
                 {
                     self.observer.event(Event::Threshold {
                         frequency: r.frequency,
@@ -220,26 +284,15 @@ impl Interpreter<'_> {
                 }
             }
             self.observer.event(Event::Advance(trials_run));
-            self.results.staircases.truncate(first_row);
-            // Every frequency's measurements so far, finished or not, so that an interrupted
-            // run keeps them (unfinished ones say `unfinished`).
-            self.results.staircases.extend(
-                freqs
-                    .iter()
-                    .zip(&procs)
-                    .filter_map(|(&f, p)| FrequencyResult::so_far(f, repeat, p, reference)),
-            );
-            self.results.csf = report::summarize(plan, &self.results.staircases);
-            let done = procs.iter().all(Procedure::is_done);
-            // Per-trial procedures take hundreds of rounds: the partial files (with their
-            // figures) are rewritten at most every two seconds, and at the end.
-            if done || last_write.elapsed().as_secs_f64() > 2.0 {
-                self.folder
-                    .write_partial(&self.results)
-                    .map_err(|e| self.io_failure(&e))?;
-                last_write = Instant::now();
-            }
         }
+        self.results = self.results_so_far();
+        self.live = None;
+        // A round costs its journal line; the result files are rewritten once the repeat's
+        // test is done (and when the run is interrupted or fails).
+        self.sync_journal()?;
+        self.folder
+            .write_partial(&self.results)
+            .map_err(|e| self.io_failure(&e))?;
         self.observer.event(Event::PhaseDone);
         self.warn_test_at_chance(repeat);
         self.observer.event(Event::Status(format!(
@@ -247,6 +300,60 @@ impl Interpreter<'_> {
         )));
         self.phase_done("testing", t0);
         Ok(())
+    }
+
+    /// The procedures of the test that is running.
+    fn procs(&self) -> &[Procedure] {
+        self.live.as_ref().map_or(&[], |l| &l.procs)
+    }
+
+    fn procs_mut(&mut self) -> &mut [Procedure] {
+        self.live.as_mut().map_or(&mut [], |l| &mut l.procs)
+    }
+
+    /// `psy::run::resume` unless a journaled round asked what this round asks (the same
+    /// frequency, contrast and trial count per request, in order).
+    fn check_replayed(&self, round: &Round, requests: &[(usize, Request)]) -> Result<(), Failure> {
+        let same = round.requests.len() == requests.len()
+            && round.requests.iter().zip(requests).all(|(m, &(f, req))| {
+                m.frequency == f
+                    && m.contrast.to_bits() == req.contrast.to_bits()
+                    && m.trials == req.trials
+            });
+        if same {
+            return Ok(());
+        }
+        let asked: Vec<String> = requests
+            .iter()
+            .map(|&(f, r)| {
+                format!(
+                    "{} trials at contrast {} (frequency {})",
+                    r.trials, r.contrast, self.plan.test.frequencies[f]
+                )
+            })
+            .collect();
+        let had: Vec<String> = round
+            .requests
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} trials at contrast {} (frequency {})",
+                    m.trials,
+                    m.contrast,
+                    self.plan
+                        .test
+                        .frequencies
+                        .get(m.frequency)
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                )
+            })
+            .collect();
+        Err(self.resume_mismatch(format!(
+            "the procedures ask for {} where the journal has {}",
+            asked.join(", "),
+            had.join(", ")
+        )))
     }
 
     /// The images of one round of requests under stimulus noise: for each requested trial,

@@ -10,6 +10,7 @@ use crate::failure::Failure;
 use psyrun::diag::{Code, Diag};
 use psyrun::plan::{BatchNorm, Optimizer, Setting};
 use psyrun::progress::Event;
+use psyrun::report::journal::Entry;
 use psyrun::report::EpochRecord;
 use psyrun::trials::{self};
 use std::time::Instant;
@@ -104,7 +105,6 @@ impl Interpreter<'_> {
                     }
                 }
             });
-            let mut last_write = Instant::now();
             for epoch in 0..plan.probe.epochs {
                 let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0u64);
                 let mut start = 0;
@@ -174,22 +174,39 @@ impl Interpreter<'_> {
                     accuracy: record.accuracy,
                 });
                 self.results.training.push(record);
-                // The files (with their figures) are rewritten after the first epoch (unless
-                // it is the last: testing follows at once) and then at most every two seconds:
-                // on small networks an epoch takes less than drawing them. An interruption or
-                // a failure writes them anyway.
-                let last = epoch + 1 == plan.probe.epochs;
-                if (epoch == 0 && !last) || last_write.elapsed().as_secs_f64() > 2.0 {
-                    self.folder
-                        .write_partial(&self.results)
-                        .map_err(|e| self.io_failure(&e))?;
-                    last_write = Instant::now();
+                // The journal gets the epoch (a resumed run checks its retraining against it
+                // instead); the result files are written when the phase ends, or when the
+                // run is interrupted or fails.
+                match self.replay.next_epoch(repeat) {
+                    Some((e, loss, accuracy)) => {
+                        if e != record.epoch
+                            || loss.to_bits() != record.loss.to_bits()
+                            || accuracy.to_bits() != record.accuracy.to_bits()
+                        {
+                            return Err(self.resume_mismatch(format!(
+                                "retraining gave loss {} and accuracy {} in repeat {repeat}'s \
+                                 epoch {}, where the journal has loss {loss} and accuracy \
+                                 {accuracy} in epoch {e}",
+                                record.loss, record.accuracy, record.epoch
+                            )));
+                        }
+                    }
+                    None => self.journal(&Entry::Epoch {
+                        repeat,
+                        epoch: record.epoch,
+                        loss: record.loss,
+                        accuracy: record.accuracy,
+                    })?,
                 }
             }
             Ok(())
         })?;
         self.observer.event(Event::PhaseDone);
         self.phase_done("training", t0);
+        self.sync_journal()?;
+        self.folder
+            .write_partial(&self.results)
+            .map_err(|e| self.io_failure(&e))?;
         if let Some(last) = self.results.training.last() {
             if trials::near_chance(last.accuracy, samples) {
                 let d = Diag::warning(

@@ -19,7 +19,9 @@ struct TorchBackend;
 impl Backend for TorchBackend {
     fn run(&self, args: &RunArgs, ui: &Ui) -> ExitCode {
         psyrun_torch::tune_allocator();
-        psyrun_torch::set_threads(args.threads);
+        // A resumed run uses the thread count it started with (results can differ in the
+        // last bits between thread counts), unless told otherwise.
+        psyrun_torch::set_threads(args.threads.or_else(|| run::resumed_threads(args)));
         run::command(args, ui)
     }
     fn doctor(&self, _ui: &Ui) -> ExitCode {

@@ -8,13 +8,20 @@ use psyrun::source::SourceFile;
 use psyrun_cli::progress::Terminal;
 use psyrun_cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use psyrun_torch::interpreter::{execute, RunOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 /// `psyrun run FILE`. Never panics on libtorch errors.
 pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
-    let file = match SourceFile::read(&args.file) {
+    let path = match experiment_path(args) {
+        Ok(p) => p,
+        Err(d) => {
+            ui.report(&[*d]);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let file = match SourceFile::read(&path) {
         Ok(f) => f,
         Err(d) => {
             ui.report(&[d]);
@@ -36,8 +43,9 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
     let mut term = Terminal::new(ui.color);
     let options = RunOptions {
         file: &file,
-        path: &args.file,
+        path: &path,
         out: args.out.as_deref(),
+        resume: args.resume.as_deref(),
         runs_root: Path::new("."),
         // Arguments need not be UTF-8 (clap accepts any path): written lossily.
         command_line: std::env::args_os()
@@ -80,4 +88,82 @@ fn named(mut d: Diag) -> Diag {
         }
     }
     d
+}
+
+/// What `--resume DIR` needs of the run's `manifest.json`.
+struct ResumeManifest {
+    experiment_file: String,
+    threads: u64,
+}
+
+fn resume_manifest(dir: &Path) -> Result<ResumeManifest, Box<Diag>> {
+    let path = dir.join("manifest.json");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        Box::new(
+            Diag::error(
+                Code::RunResume,
+                format!("cannot read `{}`: {e}", path.display()),
+            )
+            .with_help("give the folder of a psyrun run that was interrupted or killed"),
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    match (
+        value.get("experiment_file").and_then(|v| v.as_str()),
+        value.get("threads").and_then(serde_json::Value::as_u64),
+    ) {
+        (Some(file), Some(threads)) => Ok(ResumeManifest {
+            experiment_file: file.to_string(),
+            threads,
+        }),
+        _ => Err(Box::new(
+            Diag::error(
+                Code::RunResume,
+                format!("`{}` is not a psyrun manifest", path.display()),
+            )
+            .with_help("give the folder of a psyrun run that was interrupted or killed"),
+        )),
+    }
+}
+
+/// The experiment file to read: FILE, or with `--resume DIR` alone the one the run's
+/// manifest names (as it was given, relative to the folder psyrun ran in).
+fn experiment_path(args: &RunArgs) -> Result<PathBuf, Box<Diag>> {
+    if let Some(file) = &args.file {
+        return Ok(file.clone());
+    }
+    let Some(dir) = &args.resume else {
+        return Err(Box::new(Diag::error(
+            Code::RunResume,
+            "no experiment file given",
+        )));
+    };
+    let manifest = resume_manifest(dir)?;
+    let path = PathBuf::from(&manifest.experiment_file);
+    if !path.exists() {
+        return Err(Box::new(
+            Diag::error(
+                Code::RunResume,
+                format!(
+                    "the run in `{}` was made from `{}`, which is not there from this folder",
+                    dir.display(),
+                    path.display()
+                ),
+            )
+            .with_help(format!(
+                "run from the folder the run started in, or name the experiment: \
+                 `psyrun run FILE --resume {}`",
+                dir.display()
+            )),
+        ));
+    }
+    Ok(path)
+}
+
+/// The thread count a resumed run started with, when its manifest says (1 to 1024).
+pub(crate) fn resumed_threads(args: &RunArgs) -> Option<u16> {
+    let manifest = resume_manifest(args.resume.as_deref()?).ok()?;
+    u16::try_from(manifest.threads)
+        .ok()
+        .filter(|n| (1..=1024).contains(n))
 }
