@@ -670,6 +670,17 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
 /// `None` for any other grammar error.
 fn slip(text: &str, pos: usize, token: Span) -> Option<Diag> {
     let b = text.as_bytes();
+    let is_name = |ch: u8| ch.is_ascii_alphanumeric() || ch == b'_';
+    // `weight-decay`: the parser may stop after the hyphen rather than at it.
+    let pos = if pos >= 2
+        && b[pos - 1] == b'-'
+        && is_name(b[pos - 2])
+        && b.get(pos).is_some_and(|&ch| is_name(ch))
+    {
+        pos - 1
+    } else {
+        pos
+    };
     let c = *b.get(pos)?;
     // The version line written otherwise (`psy1`, `PSY 1`, `Psy 1`, `psy: 1`): the error
     // is on the first line that holds anything, which starts with `psy` in any case.
@@ -737,7 +748,6 @@ fn slip(text: &str, pos: usize, token: Span) -> Option<Diag> {
         }
         b'-' => {
             // A hyphen inside a name (`experiment my-csf`): the name runs on both sides.
-            let is_name = |ch: u8| ch.is_ascii_alphanumeric() || ch == b'_';
             let before = pos.checked_sub(1).map(|i| b[i])?;
             let after = *b.get(pos + 1)?;
             if !is_name(before) || !is_name(after) {
@@ -786,9 +796,10 @@ fn slip(text: &str, pos: usize, token: Span) -> Option<Diag> {
                     } else {
                         ("arguments", None)
                     };
-                    let help = match example {
-                        Some(fixed) => format!("{what} are separated by commas: `{fixed}`"),
-                        None => format!("{what} are separated by commas, e.g. `[1, 2, 4, 8]`"),
+                    let help = match (example, open) {
+                        (Some(fixed), _) => format!("{what} are separated by commas: `{fixed}`"),
+                        (None, b'[') => format!("{what} are separated by commas, e.g. `[1, 2, 4, 8]`"),
+                        (None, _) => format!("{what} are separated by commas, e.g. `divisors(224, max: 112)`"),
                     };
                     Some(
                         Diag::error(Code::SyntaxUnexpected, format!("missing `,` between {what}"))

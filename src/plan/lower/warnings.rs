@@ -290,11 +290,22 @@ fn duplicate_orientations(cx: &mut Cx, sections: &Sections<'_>, test: &Test) {
     if !symmetric {
         return;
     }
-    let pairs: Vec<String> = test
+    // An orientation repeated modulo 360° is `duplicate_condition`'s: count it once here.
+    let mut again = vec![false; test.orientations.len()];
+    for (_, i) in repeated(&test.orientations, true).unwrap_or_default() {
+        again[i] = true;
+    }
+    let distinct: Vec<f64> = test
         .orientations
         .iter()
+        .zip(&again)
+        .filter(|(_, again)| !**again)
+        .map(|(a, _)| *a)
+        .collect();
+    let pairs: Vec<String> = distinct
+        .iter()
         .enumerate()
-        .flat_map(|(i, a)| test.orientations[i + 1..].iter().map(move |b| (*a, *b)))
+        .flat_map(|(i, a)| distinct[i + 1..].iter().map(move |b| (*a, *b)))
         // The same orientation twice is `duplicate_condition`'s.
         .filter(|(a, b)| close(*a + 180.0, *b) && !close(*a, *b))
         .map(|(a, b)| format!("{}° and {}°", fmt_num(a), fmt_num(b)))
@@ -401,6 +412,46 @@ mod tests {
         assert!(warned("background 0.8  pivot 0.5", "", code).is_some());
         for quiet in ["", "pivot background", "background 0.5  pivot 0.5"] {
             assert!(warned(quiet, "", code).is_none(), "{quiet}");
+        }
+    }
+
+    #[test]
+    fn repeated_test_conditions_are_warned_about_once_per_list() {
+        let code = Code::PlanDuplicateCondition;
+        let d = warned("", "frequencies [2, 4, 2, 4]", code).expect("warned");
+        assert!(
+            d.message.contains("2 is listed twice, 4 is listed twice"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.secondary.len(), 1, "points at the first occurrence too");
+        let d = warned("", "phases [0deg, 360deg]", code).expect("warned");
+        assert!(
+            d.message.contains("0° and 360° are the same"),
+            "{}",
+            d.message
+        );
+        assert!(warned("", "phases [-45deg, 315deg]", code).is_some());
+        // A generator that ends on its start: the whole setting is pointed at.
+        let d = warned("", "phases steps(0deg, 360deg, 180deg, inclusive)", code).expect("warned");
+        assert!(d.primary.is_some() && d.secondary.is_empty(), "{d:?}");
+        let (_, diags) = lower("", "orientations [0deg, 0deg, 90deg]  phases [0deg, 0deg]");
+        assert_eq!(
+            diags.iter().filter(|d| d.code == code).count(),
+            2,
+            "{diags:?}"
+        );
+        assert!(
+            diags.iter().all(|d| d.code != Code::PlanDuplicateStimuli),
+            "{diags:?}"
+        );
+        for quiet in [
+            "",
+            "frequencies [1, 2, 4]",
+            "phases [0deg, 180deg, 45deg]",
+            "orientations steps(0deg, 180deg, 15deg)",
+        ] {
+            assert!(warned("", quiet, code).is_none(), "{quiet}");
         }
     }
 }
