@@ -27,6 +27,10 @@ pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<
         ValueKind::Number(_) | ValueKind::Integer(_) => {
             vec![cx.number(v, &format!("{what} are numbers ({unit})"))?]
         }
+        // `frequencies 4cpd`: the number reader says what the unit means.
+        ValueKind::Ident(w) if unit_slip(w).is_some() => {
+            vec![cx.number(v, &format!("{what} are numbers ({unit})"))?]
+        }
         _ => {
             cx.wrong_type(
                 v,
@@ -85,6 +89,22 @@ pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
             match steps(cx, name, v.span, args)? {
                 (xs, true) => xs,
                 (_, false) => {
+                    // `steps(0, 180, 15)`: the call written in degrees.
+                    let fixed: Option<Vec<String>> = args
+                        .iter()
+                        .map(|a| match (&a.name, a.value.kind.as_number()) {
+                            (None, Some(x)) => Some(format!("{}deg", fmt_num(x))),
+                            (None, None) => match &a.value.kind {
+                                ValueKind::Ident(w) => Some(w.clone()),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .collect();
+                    let help = match fixed {
+                        Some(f) => format!("angles need `deg` or `rad`: `steps({})`", f.join(", ")),
+                        None => help,
+                    };
                     cx.push(
                         Diag::error(Code::PlanWrongType, "an angle needs a unit")
                             .at(v.span, "these are plain numbers")
