@@ -519,7 +519,6 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("pretrained", "weights"),
     ("checkpoint", "weights"),
     ("pool", "pooling"),
-    ("threshold_level", "target"),
     ("n_trials", "trials"),
     ("num_trials", "trials"),
     ("random_seed", "seed"),
