@@ -67,6 +67,8 @@ codes! {
     IoNotUtf8 => "psy::io::not_utf8",
     /// A FIFO, socket or device where a file was expected.
     IoNotAFile => "psy::io::not_a_file",
+    /// A binary file (a checkpoint, a model) where an experiment file was expected.
+    IoBinary => "psy::io::binary",
     /// A file with nothing but whitespace and comments.
     SyntaxEmpty => "psy::syntax::empty_file",
     /// A token the grammar does not allow here.
@@ -136,6 +138,9 @@ codes! {
     PlanBlankGrating => "psy::plan::blank_grating",
     /// Settings that each make sense but not together.
     PlanIncompatible => "psy::plan::incompatible",
+    /// A weights or TorchScript file that does not exist or cannot be read (`psyrun check`
+    /// and `plan`).
+    PlanMissingFile => "psy::plan::missing_file",
     /// The run's estimated peak memory is past the hard limit (1 TiB).
     PlanMemoryLimit => "psy::plan::memory_limit",
     /// Warning: the run's estimated peak memory exceeds this machine's memory.
@@ -148,6 +153,9 @@ codes! {
     PlanToleranceUnreachable => "psy::plan::tolerance_unreachable",
     /// Warning: two test conditions draw the same stimulus.
     PlanDuplicateStimuli => "psy::plan::duplicate_stimuli",
+    /// Warning: a frequency, orientation or phase listed twice (angles modulo 360°), whose
+    /// trials would run twice.
+    PlanDuplicateCondition => "psy::plan::duplicate_condition",
     /// Warning: the training contrast pivots at a grey level other than the background, so
     /// the background's grey changes with the contrast (a cue to the label outside the shape).
     PlanContrastPivot => "psy::plan::contrast_pivot",

@@ -95,28 +95,81 @@ impl SourceFile {
         Self::from_bytes(name, bytes)
     }
 
-    /// Decodes bytes as UTF-8, pointing at the first invalid byte otherwise.
+    /// Decodes bytes as UTF-8, pointing at the first invalid byte otherwise. A binary file
+    /// (a NUL byte in its first 8 KiB, the signature of a zip, pickle or safetensors file, or
+    /// the extension of a weights or model file) is refused first, with
+    /// [`Code::IoBinary`]: the usual mistake is passing the weights instead of the experiment.
     pub fn from_bytes(name: String, bytes: Vec<u8>) -> Result<Self, Diag> {
+        if let Some(what) = binary_kind(&name, &bytes) {
+            return Err(Diag::error(
+                Code::IoBinary,
+                format!("`{name}` is {what}, not an experiment file"),
+            )
+            .with_help(
+                "`psyrun check`, `plan` and `run` take a `.psy` experiment file (text); a weights file is named inside it, e.g. `backbone resnet50 { weights \"nets/my_resnet.pth\"  cut layer2 }`, and a TorchScript module as `backbone torchscript \"net.pt\" { }`",
+            ));
+        }
         match String::from_utf8(bytes) {
             Ok(text) => Ok(Self::new(name, text)),
             Err(e) => {
                 let at = e.utf8_error().valid_up_to();
                 let bytes = e.into_bytes();
                 let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-                let binary = bytes.iter().take(8192).any(|&b| b == 0);
-                let what = if binary {
-                    "a binary file"
-                } else {
-                    "not UTF-8 text"
-                };
                 Err(Diag::error(
                     Code::IoNotUtf8,
-                    format!("`{name}` is {what}: invalid UTF-8 at byte {at} (line {line})"),
+                    format!("`{name}` is not UTF-8 text: invalid UTF-8 at byte {at} (line {line})"),
                 )
                 .with_help("experiment files are UTF-8 text; re-save the file as UTF-8"))
             }
         }
     }
+}
+
+/// Extensions of weights and model files, which are never experiments.
+const MODEL_EXTENSIONS: &[&str] = &[
+    "pth",
+    "pt",
+    "ckpt",
+    "bin",
+    "safetensors",
+    "onnx",
+    "pkl",
+    "h5",
+    "npy",
+    "npz",
+];
+
+/// What a binary file looks like (`"a zip archive (a PyTorch checkpoint?)"`, …), or `None`
+/// for what may be text. Looks at the name's extension, the first bytes' signature, and a
+/// NUL byte in the first 8 KiB (never in text).
+fn binary_kind(name: &str, bytes: &[u8]) -> Option<String> {
+    let ext = std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let signature = if bytes.starts_with(b"PK\x03\x04") {
+        Some("a zip archive (a PyTorch checkpoint or TorchScript module?)")
+    } else if bytes.len() >= 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]) {
+        Some("a Python pickle (an old-format PyTorch checkpoint?)")
+    } else if bytes.len() >= 9
+        && bytes[8] == b'{'
+        && bytes[..8].iter().any(|&b| b != 0)
+        && bytes[3..8].iter().all(|&b| b == 0)
+    {
+        Some("a safetensors file")
+    } else {
+        None
+    };
+    if let Some(kind) = signature {
+        return Some(kind.to_string());
+    }
+    if let Some(ext) = ext.filter(|e| MODEL_EXTENSIONS.contains(&e.as_str())) {
+        return Some(format!("a `.{ext}` file (weights or a model)"));
+    }
+    if bytes.iter().take(8192).any(|&b| b == 0) {
+        return Some("a binary file".to_string());
+    }
+    None
 }
 
 fn too_large(name: &str, size: &str) -> Diag {

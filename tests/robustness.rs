@@ -60,16 +60,54 @@ fn binary_garbage_and_invalid_utf8() {
     let garbage: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let (code, err) = check_bytes("garbage.bin", &garbage);
+    let (code, err) = check_bytes("garbage.dat", &garbage);
     assert_eq!(code, 2);
-    assert!(err.contains("psy::io::not_utf8"), "{err}");
+    assert!(
+        err.contains("psy::io::not_utf8") || err.contains("psy::io::binary"),
+        "{err}"
+    );
     let (code, err) = check_bytes("latin1.psy", b"psy 1\n// caf\xe9\nexperiment x {}\n");
     assert_eq!(code, 2);
     assert!(err.contains("invalid UTF-8 at byte 12 (line 2)"), "{err}");
     // Valid UTF-8 that is still nonsense: a syntax error, not a crash.
-    let (code, err) = check_bytes("nul.psy", b"psy 1\n\0\0\0experiment");
+    let (code, err) = check_bytes("nonsense.psy", b"psy 1\n\x01\x02\x03experiment");
     assert_eq!(code, 1);
     assert!(err.contains("psy::syntax::"), "{err}");
+}
+
+#[test]
+fn binary_files_are_refused_as_not_experiments() {
+    // A NUL byte is never in text, even when the rest is valid UTF-8.
+    let (code, err) = check_bytes("nul.psy", b"psy 1\n\0\0\0experiment");
+    assert_eq!(code, 2);
+    assert!(err.contains("psy::io::binary"), "{err}");
+    assert!(err.contains("a binary file"), "{err}");
+    // The usual slip: the weights instead of the experiment. Zip (torch.save), pickle (old
+    // torch.save) and safetensors signatures, and the extension alone.
+    for (name, bytes, what) in [
+        (
+            "net.pth",
+            &b"PK\x03\x04\x14\x00\x00\x00"[..],
+            "a zip archive",
+        ),
+        ("old.bin", &b"\x80\x02}q\x00(X"[..], "a Python pickle"),
+        (
+            "model.safetensors",
+            &b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}"[..],
+            "a safetensors file",
+        ),
+        ("empty.onnx", &b"text"[..], "a `.onnx` file"),
+    ] {
+        let (code, err) = check_bytes(name, bytes);
+        assert_eq!(code, 2, "{name}");
+        assert!(err.contains("psy::io::binary"), "{name}: {err}");
+        assert!(err.contains(what), "{name}: {err}");
+        assert!(err.contains("`.psy` experiment file"), "{name}: {err}");
+        assert!(
+            err.contains("weights \"nets/my_resnet.pth\""),
+            "{name}: {err}"
+        );
+    }
 }
 
 #[test]

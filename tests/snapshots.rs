@@ -3,9 +3,9 @@
 //! a file under `fixtures/err/` that yields a plan fails outright; so does a file under
 //! `fixtures/ok/` or `experiments/` with an error.
 
-use crate::rel;
-use psyrun::diag::render;
-use psyrun::plan::{compile, to_ron};
+use crate::{rel, root};
+use psyrun::diag::{render, Diag};
+use psyrun::plan::{compile_checked, to_ron, Lowered};
 use psyrun::source::SourceFile;
 use std::path::Path;
 
@@ -19,6 +19,30 @@ fn read(path: &Path) -> SourceFile {
     }
 }
 
+/// Compiles as `psyrun check` does, the files the experiment names checked where a run
+/// looks for them (next to the fixture), with paths shown from the repository's root.
+fn compile(file: &SourceFile, path: &Path) -> Lowered {
+    let lowered = compile_checked(file, path);
+    let prefix = format!("{}/", root().display());
+    let strip = |s: &mut String| *s = s.replace(&prefix, "");
+    let diags = lowered
+        .diags
+        .into_iter()
+        .map(|mut d: Diag| {
+            strip(&mut d.message);
+            if let Some(l) = d.primary.as_mut() {
+                strip(&mut l.text);
+            }
+            d.secondary.iter_mut().for_each(|l| strip(&mut l.text));
+            if let Some(h) = d.help.as_mut() {
+                strip(h);
+            }
+            d
+        })
+        .collect();
+    Lowered { diags, ..lowered }
+}
+
 /// The memory plans are checked against (`psy::plan::memory`), the same on every machine.
 fn fixed_memory() {
     std::env::set_var("PSYRUN_MEMORY", "25000000000");
@@ -27,7 +51,7 @@ fn fixed_memory() {
 fn plan_snapshot(path: &Path) -> String {
     fixed_memory();
     let file = read(path);
-    let lowered = compile(&file);
+    let lowered = compile(&file, path);
     let errors: Vec<_> = lowered
         .diags
         .iter()
@@ -74,7 +98,7 @@ fn err_fixtures_diagnostics() {
         count += 1;
         fixed_memory();
         let file = read(path);
-        let lowered = compile(&file);
+        let lowered = compile(&file, path);
         assert!(
             lowered.plan.is_none(),
             "{} is under err/ but yields a plan",

@@ -14,12 +14,33 @@ pub use types::*;
 
 use crate::diag::Diag;
 use crate::source::SourceFile;
+use std::path::Path;
+use values::FileBase;
 
 /// Parses and lowers a source file. Diagnostics come back with the source attached,
 /// warnings included; `plan` is `Some` only when there is no error.
 pub fn compile(file: &SourceFile) -> Lowered {
+    compile_with(file, None)
+}
+
+/// [`compile`], and checks that the files the experiment names (`weights "…"`, `backbone
+/// torchscript "…"`) are regular files psyrun can open, resolved as a run resolves them:
+/// relative to the folder of `path`, the experiment file's path as given. A file that is not
+/// is an error, `psy::plan::missing_file`, naming the resolved path. For
+/// [`STDIN_PATH`](crate::source::STDIN_PATH) only absolute paths are checked (a relative one
+/// would be taken from `/dev`). `psyrun check` and `psyrun plan` compile this way; a run
+/// reports an unreadable file itself (`psy::run::weights_file`, `psy::run::torchscript`).
+pub fn compile_checked(file: &SourceFile, path: &Path) -> Lowered {
+    let base = FileBase {
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        relative: path != Path::new(crate::source::STDIN_PATH),
+    };
+    compile_with(file, Some(base))
+}
+
+fn compile_with(file: &SourceFile, files: Option<FileBase>) -> Lowered {
     let lowered = match crate::syntax::parse(file) {
-        Ok(ast) => lower(&ast),
+        Ok(ast) => lower::lower_with(&ast, files),
         Err(diags) => Lowered { plan: None, diags },
     };
     Lowered {

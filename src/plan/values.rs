@@ -5,17 +5,79 @@
 use super::spans::Spans;
 use crate::diag::{Code, Diag, Span};
 use crate::syntax::ast::{Arg, Block, Name, Setting, Value, ValueKind};
+use std::path::{Path, PathBuf};
 
 /// Collected diagnostics, and the spans the run time needs (see [`Spans`]).
 #[derive(Default)]
 pub(crate) struct Cx {
     pub(crate) diags: Vec<Diag>,
     pub(crate) spans: Spans,
+    /// Where the files the experiment names are looked for, when they are checked (see
+    /// [`crate::plan::compile_checked`]).
+    pub(crate) files: Option<FileBase>,
+}
+
+/// The folder that relative paths in an experiment are taken from (the experiment file's
+/// folder, as a run resolves them), and whether relative paths are checked at all (not for
+/// standard input, whose "folder" is `/dev`).
+#[derive(Clone, Debug)]
+pub(crate) struct FileBase {
+    pub(crate) dir: PathBuf,
+    pub(crate) relative: bool,
 }
 
 impl Cx {
     pub(crate) fn push(&mut self, d: Diag) {
         self.diags.push(d);
+    }
+
+    /// False (and a `psy::plan::missing_file` error at `span`) when files are checked and
+    /// `file`, resolved as a run resolves it (relative to the experiment file's folder), is
+    /// not a regular file psyrun can open. Checks only that: the format is the run's.
+    pub(crate) fn file_readable(&mut self, span: Span, file: &str, what: &str) -> bool {
+        // Lowering goes on either way: the error makes the plan fail.
+        let Some(base) = &self.files else {
+            return true;
+        };
+        let given = Path::new(file);
+        if given.is_relative() && !base.relative {
+            return true;
+        }
+        let resolved = base.dir.join(given);
+        let shown = resolved.display().to_string();
+        let (problem, label) = match std::fs::metadata(&resolved) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ("does not exist".to_string(), "no such file")
+            }
+            Err(e) => (format!("cannot be read: {e}"), "cannot be read"),
+            Ok(m) if m.is_dir() => ("is a directory".to_string(), "a directory"),
+            Ok(m) => match crate::source::special_kind(&m) {
+                Some(kind) => (
+                    format!("is {kind}, not a regular file"),
+                    "not a regular file",
+                ),
+                None => match std::fs::File::open(&resolved) {
+                    Ok(_) => return true,
+                    Err(e) => (format!("cannot be read: {e}"), "cannot be read"),
+                },
+            },
+        };
+        let relative = if given.is_relative() {
+            " (a relative path is taken from the experiment file's folder)"
+        } else {
+            ""
+        };
+        self.push(
+            Diag::error(
+                Code::PlanMissingFile,
+                format!("the {what} `{shown}` {problem}"),
+            )
+            .at(span, label)
+            .with_help(format!(
+                "check the path{relative}; `psyrun check` looks for the file where a run will"
+            )),
+        );
+        false
     }
 
     pub(crate) fn wrong_type(&mut self, v: &Value, want: &str, help: &str) {
@@ -54,6 +116,10 @@ impl Cx {
                     .at(v.span, "remove the unit")
                     .with_help(help.to_string()),
                 );
+                None
+            }
+            ValueKind::Ident(ref w) if unit_slip(w).is_some() => {
+                self.push(unit_diag(v, w, help));
                 None
             }
             _ => {
@@ -337,9 +403,15 @@ impl<'a> Fields<'a> {
         elsewhere: &[(&str, &str)],
     ) -> Self {
         let mut found: Vec<(&'static str, &'a Setting)> = Vec::new();
+        let mut previous: Option<&Setting> = None;
         for s in block.settings() {
             let key = s.key.text.as_str();
+            let before = previous.replace(s);
             let Some(&name) = allowed.iter().find(|a| **a == key) else {
+                if let Some(d) = spaced_size(before, s) {
+                    cx.push(d);
+                    continue;
+                }
                 let what = block_title(block);
                 let mut d = Diag::error(
                     Code::PlanUnknownSetting,
@@ -348,6 +420,28 @@ impl<'a> Fields<'a> {
                 .at(s.key.span, "unknown setting")
                 .also(block.keyword.span, "in this block");
                 let home = elsewhere.iter().find(|(k, _)| *k == key);
+                let synonym = SYNONYMS
+                    .iter()
+                    .find(|(w, _)| w.eq_ignore_ascii_case(key))
+                    .map(|(_, right)| *right);
+                let synonym_home = synonym
+                    .filter(|r| !allowed.contains(r))
+                    .and_then(|r| elsewhere.iter().find(|(k, _)| *k == r));
+                d = match (home, synonym, synonym_home) {
+                    (Some((_, home)), _, _) => d.with_help(format!("`{key}` belongs in {home}")),
+                    (None, Some(right), Some((_, home))) => d.with_help(format!(
+                        "psyrun calls it `{right}`, and it belongs in {home}"
+                    )),
+                    (None, Some(right), None) if allowed.contains(&right) => d.with_help(format!(
+                        "did you mean `{right}`? `{what}` has: {}",
+                        allowed.join(", ")
+                    )),
+                    _ => d,
+                };
+                if d.help.is_some() {
+                    cx.push(d);
+                    continue;
+                }
                 d = match (home, suggest(key, allowed.iter().copied())) {
                     (Some((_, home)), _) => d.with_help(format!("`{key}` belongs in {home}")),
                     (None, Some(s)) => d.with_help(format!(
@@ -385,6 +479,113 @@ impl<'a> Fields<'a> {
     pub(crate) fn setting(&self, name: &str) -> Option<&'a Setting> {
         self.found.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
     }
+}
+
+/// Names other tools and papers use for psyrun's settings, for did-you-mean: (what was
+/// written, psyrun's name). Compared without regard to case.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("learning_rate", "lr"),
+    ("learningrate", "lr"),
+    ("rate", "lr"),
+    ("eta", "lr"),
+    ("epoch", "epochs"),
+    ("n_epochs", "epochs"),
+    ("num_epochs", "epochs"),
+    ("max_epochs", "epochs"),
+    ("batch_size", "batch"),
+    ("batchsize", "batch"),
+    ("bs", "batch"),
+    ("wd", "weight_decay"),
+    ("weightdecay", "weight_decay"),
+    ("decay", "weight_decay"),
+    ("l2", "weight_decay"),
+    ("beta", "betas"),
+    ("frequency", "frequencies"),
+    ("freqs", "frequencies"),
+    ("freq", "frequencies"),
+    ("spatial_frequencies", "frequencies"),
+    ("sf", "frequencies"),
+    ("orientation", "orientations"),
+    ("angles", "orientations"),
+    ("thetas", "orientations"),
+    ("phase", "phases"),
+    ("image_size", "size"),
+    ("img_size", "size"),
+    ("resolution", "size"),
+    ("n_samples", "samples"),
+    ("num_samples", "samples"),
+    ("layer", "cut"),
+    ("cut_layer", "cut"),
+    ("pretrained", "weights"),
+    ("checkpoint", "weights"),
+    ("pool", "pooling"),
+    ("n_trials", "trials"),
+    ("num_trials", "trials"),
+    ("random_seed", "seed"),
+];
+
+/// `pooling avg 4 x 4`: a size written with spaces reads as `pooling avg 4` and a setting
+/// `x 4`. One error for the size, at the whole of it.
+fn spaced_size(before: Option<&Setting>, s: &Setting) -> Option<Diag> {
+    let before = before?;
+    if !(s.key.text == "x" || s.key.text == "X") {
+        return None;
+    }
+    let w = s.value.kind.as_number()?;
+    let (shown, h, first) = match &before.value.kind {
+        ValueKind::Tagged { tag, arg } => (
+            format!("{} {}", before.key.text, tag.text),
+            arg.kind.as_number()?,
+            arg.span,
+        ),
+        k => (before.key.text.clone(), k.as_number()?, before.value.span),
+    };
+    let (h, w) = (whole_text(h), whole_text(w));
+    Some(
+        Diag::error(
+            Code::PlanWrongType,
+            format!("a size is written `{h}x{w}`, without spaces"),
+        )
+        .at(first.join(s.value.span), "read as a number, then a setting `x`")
+        .with_help(format!(
+            "write `{shown} {h}x{w}` (height x width, no spaces), or `{shown} {h}` for a square of {h}x{h}"
+        )),
+    )
+}
+
+/// `32px`, `1cpd`: a number with a unit psyrun does not use. The number and the unit.
+pub(crate) fn unit_slip(word: &str) -> Option<(&str, &str)> {
+    let at = word.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = word.split_at(at);
+    (at > 0 && n.parse::<f64>().is_ok() && unit.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then_some((n, unit))
+}
+
+/// What a unit psyrun does not use means here, and how to write the number instead.
+pub(crate) fn unit_help(number: &str, unit: &str) -> String {
+    match unit.to_ascii_lowercase().as_str() {
+        "px" | "pix" | "pixel" | "pixels" => {
+            format!("sizes are in pixels, written as a bare number: `{number}`")
+        }
+        "cpd" | "cpi" | "cyc" | "cycles" | "c" | "hz" | "cpp" => format!(
+            "frequencies are in cycles per image, written as a bare number: `{number}` (cycles per degree would need a viewing distance, which a network does not have)"
+        ),
+        "ms" | "s" | "sec" => format!("psyrun has no durations; write the number alone: `{number}`"),
+        _ => format!(
+            "only angles take a unit here (`deg`, `rad`); write the number alone: `{number}`"
+        ),
+    }
+}
+
+/// The error for a number written with a unit (`32px`): one at the value.
+pub(crate) fn unit_diag(v: &Value, word: &str, help: &str) -> Diag {
+    let (n, unit) = unit_slip(word).unwrap_or((word, ""));
+    Diag::error(
+        Code::PlanWrongType,
+        format!("`{word}`: this number takes no unit `{unit}`"),
+    )
+    .at(v.span, format!("write `{n}`"))
+    .with_help(format!("{}; {help}", unit_help(n, unit)))
 }
 
 /// `backbone resnet50` → "backbone"; used in messages.

@@ -9,6 +9,13 @@
 pub mod ast;
 mod number;
 
+/// A number as a user would write it: `0.75`, not `0.7500000000000001` (12 significant
+/// digits at most).
+fn plan_number(x: f64) -> String {
+    let rounded: f64 = format!("{x:.12e}").parse().unwrap_or(x);
+    format!("{rounded}")
+}
+
 use crate::diag::{Code, Diag, Span};
 use crate::source::SourceFile;
 use ast::*;
@@ -613,6 +620,11 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
     } else {
         token
     };
+    if !at_eof {
+        if let Some(d) = slip(text, pos, token) {
+            return d;
+        }
+    }
     if (is_section || at_eof) && open_brace_before(text, pos).is_some() {
         let open = open_brace_before(text, pos).unwrap_or(0);
         let owner = line_head(text, open);
@@ -651,6 +663,196 @@ fn grammar_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
     Diag::error(Code::SyntaxUnexpected, format!("unexpected {found}"))
         .at(token, format!("expected {expected}"))
         .with_help(unexpected_help(word))
+}
+
+/// The slips everyone makes, each answered with its own message: `#` comments, commas
+/// between settings, lists without commas, `psy1` for `psy 1`, hyphens in names, `75%`.
+/// `None` for any other grammar error.
+fn slip(text: &str, pos: usize, token: Span) -> Option<Diag> {
+    let b = text.as_bytes();
+    let is_name = |ch: u8| ch.is_ascii_alphanumeric() || ch == b'_';
+    // `weight-decay`: the parser may stop after the hyphen rather than at it.
+    let pos = if pos >= 2
+        && b[pos - 1] == b'-'
+        && is_name(b[pos - 2])
+        && b.get(pos).is_some_and(|&ch| is_name(ch))
+    {
+        pos - 1
+    } else {
+        pos
+    };
+    let c = *b.get(pos)?;
+    // The version line written otherwise (`psy1`, `PSY 1`, `Psy 1`, `psy: 1`): the error
+    // is on the first line that holds anything, which starts with `psy` in any case.
+    if let Some(first) = first_token_at(text) {
+        let line_end = text[first..].find('\n').map_or(text.len(), |n| first + n);
+        let line = text[first..line_end].trim_end();
+        let header_ok = line.strip_prefix("psy").is_some_and(|r| {
+            r.starts_with([' ', '\t']) && r.trim_start().starts_with(|c: char| c.is_ascii_digit())
+        });
+        if !header_ok
+            && pos >= first
+            && pos <= line_end
+            && line.get(..3).is_some_and(|w| w.eq_ignore_ascii_case("psy"))
+        {
+            let shown: String = line.chars().take(MAX_TOKEN_SHOWN).collect();
+            return Some(
+                Diag::error(
+                    Code::SyntaxMissingVersion,
+                    "the first line must be exactly `psy 1`",
+                )
+                .at(
+                    Span::new(first, first + shown.len()),
+                    format!("found `{shown}`"),
+                )
+                .with_help(
+                    "write `psy 1`: `psy` in lower case, one space, then the language version",
+                ),
+            );
+        }
+    }
+    match c {
+        b'#' => {
+            let end = text[pos..].find('\n').map_or(text.len(), |n| pos + n);
+            if Some(pos) == first_token_at(text) && text[pos..].starts_with("#!") {
+                return Some(
+                    Diag::error(Code::SyntaxUnexpected, "a `#!` line is not allowed: the first line must be `psy 1`")
+                        .at(Span::new(pos, floor_boundary(text, end.min(pos + MAX_TOKEN_SHOWN))), "not part of the language")
+                        .with_help("experiment files are not scripts: remove this line and run the file with `psyrun FILE` (or make it a comment: `// …`)"),
+                );
+            }
+            Some(
+                Diag::error(Code::SyntaxUnexpected, "`#` does not start a comment")
+                    .at(token, "comments start with `//`")
+                    .with_help("comments are `// …` to the end of the line and `/* … */`; write `//` instead of `#`"),
+            )
+        }
+        b'%' => {
+            let start = text[..pos]
+                .rfind(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+                .map_or(0, |i| i + 1);
+            let number = text[start..pos].parse::<f64>().ok().filter(|_| start < pos);
+            let d = Diag::error(Code::SyntaxUnexpected, "`%` is not a unit psyrun knows");
+            Some(match number {
+                Some(x) => d
+                    .at(Span::new(start, pos + 1), "a percentage")
+                    .with_help(format!(
+                        "write proportions as numbers from 0 to 1: `{}` is `{}`",
+                        &text[start..=pos],
+                        plan_number(x / 100.0)
+                    )),
+                None => d
+                    .at(token, "not a unit")
+                    .with_help("write proportions as numbers from 0 to 1, e.g. `0.75` for 75 %"),
+            })
+        }
+        b'-' => {
+            // A hyphen inside a name (`experiment my-csf`): the name runs on both sides.
+            let before = pos.checked_sub(1).map(|i| b[i])?;
+            let after = *b.get(pos + 1)?;
+            if !is_name(before) || !is_name(after) {
+                return None;
+            }
+            let start = text[..pos]
+                .rfind(|ch: char| {
+                    !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || ch == '-')
+                })
+                .map_or(0, |i| i + 1);
+            if !b[start].is_ascii_alphabetic() && b[start] != b'_' {
+                return None;
+            }
+            let end = text[pos..]
+                .find(|ch: char| {
+                    !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || ch == '-')
+                })
+                .map_or(text.len(), |n| pos + n);
+            if end - start > MAX_TOKEN_SHOWN {
+                return None;
+            }
+            let word = &text[start..end];
+            let fixed = word.replace('-', "_");
+            Some(
+                Diag::error(
+                    Code::SyntaxUnexpected,
+                    format!("`{word}` is not a name: names cannot contain `-`"),
+                )
+                .at(Span::new(start, end), "`-` in a name")
+                .with_help(format!(
+                    "names are letters, digits and `_`: write `{fixed}`"
+                )),
+            )
+        }
+        _ => {
+            let (open, at) = innermost_open(text, pos)?;
+            match open {
+                b'{' if c == b',' => Some(
+                    Diag::error(Code::SyntaxUnexpected, "settings are not separated by commas")
+                        .at(token, "remove this `,`")
+                        .with_help("settings are separated by spaces or new lines, without commas: `lr 0.1  momentum 0.9`"),
+                ),
+                b'[' | b'(' if starts_value(c) => {
+                    let (what, example) = if open == b'[' {
+                        ("list items", fixed_list(text, at))
+                    } else {
+                        ("arguments", None)
+                    };
+                    let help = match (example, open) {
+                        (Some(fixed), _) => format!("{what} are separated by commas: `{fixed}`"),
+                        (None, b'[') => format!("{what} are separated by commas, e.g. `[1, 2, 4, 8]`"),
+                        (None, _) => format!("{what} are separated by commas, e.g. `divisors(224, max: 112)`"),
+                    };
+                    Some(
+                        Diag::error(Code::SyntaxUnexpected, format!("missing `,` between {what}"))
+                            .at(token, "expected `,` before this")
+                            .also(Span::new(at, at + 1), if open == b'[' { "in this list" } else { "in this call" })
+                            .with_help(help),
+                    )
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The largest char boundary of `text` at or before `at`.
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// True for a character that starts a value (a number, a name, a string, a list).
+fn starts_value(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'"' | b'.' | b'[' | b'-' | b'+')
+}
+
+/// The list opened at `open`, rewritten with commas (`[1 2 4 8]` → `[1, 2, 4, 8]`), when it
+/// is a simple list on one line: items without brackets, strings or commas.
+fn fixed_list(text: &str, open: usize) -> Option<String> {
+    let rest = &text[open + 1..];
+    let close = rest.find(']')?;
+    let inner = &rest[..close];
+    if inner.len() > 200 || inner.contains(['\n', '[', '(', '"', ',', '/']) {
+        return None;
+    }
+    let items: Vec<&str> = inner.split_whitespace().collect();
+    Some(format!("[{}]", items.join(", ")))
+}
+
+/// The innermost bracket open at `pos` (`{`, `[` or `(`) and where it is, skipping strings
+/// and comments.
+fn innermost_open(text: &str, pos: usize) -> Option<(u8, usize)> {
+    let mut stack = Vec::new();
+    walk_brackets(&text[..pos.min(text.len())], |kind, at| match kind {
+        Bracket::Open(c) => stack.push((c, at)),
+        Bracket::Close(_) => {
+            stack.pop();
+        }
+        Bracket::Comma => {}
+    });
+    stack.last().copied()
 }
 
 fn unexpected_help(word: &str) -> String {

@@ -207,3 +207,38 @@ fn header_rules() {
     );
     assert_eq!(errors("")[0].code, Code::SyntaxEmpty);
 }
+
+#[test]
+fn slips_get_their_own_messages_and_nothing_else_does() {
+    let one = |src: &str| {
+        let e = errors(src);
+        assert_eq!(e.len(), 1, "{src}: {e:?}");
+        e.into_iter().next().unwrap()
+    };
+    // A valid header followed by a slip on its own line is not a version error.
+    let d = one("psy 1 # the version\nexperiment e {}\n");
+    assert!(d.message.contains("`#` does not start a comment"), "{d:?}");
+    let d = one("  psy: 1\nexperiment e {}\n");
+    assert_eq!(d.code, Code::SyntaxMissingVersion, "{d:?}");
+    // The parser may stop after the hyphen: the name is still found whole.
+    let d = one(&wrap("probe { optimizer sgd { weight-decay 0 } }"));
+    assert!(
+        d.help.as_deref().unwrap().contains("`weight_decay`"),
+        "{d:?}"
+    );
+    // Arithmetic with a minus is not a hyphen.
+    assert!(parse(&SourceFile::new("t.psy", wrap("seed 4-2"))).is_ok());
+    let d = one(&wrap("test { frequencies [1 2\n 4] }"));
+    assert!(d.message.contains("between list items"), "{d:?}");
+    assert!(
+        !d.help.as_deref().unwrap().contains("[1, 2, 4]"),
+        "multi-line lists are not rewritten"
+    );
+    let d = one(&wrap("test { frequencies divisors(64 max: 32) }"));
+    assert!(d.message.contains("between arguments"), "{d:?}");
+    let d = one(&wrap("staircase { target 62.5% }"));
+    assert!(d.help.as_deref().unwrap().contains("`0.625`"), "{d:?}");
+    // Something else entirely keeps the generic message.
+    let d = one(&wrap("probe { epochs @ }"));
+    assert!(d.message.starts_with("unexpected"), "{d:?}");
+}

@@ -109,6 +109,9 @@ fn kind(cx: &mut Cx, b: &Block, label_span: Span) -> Option<Kind> {
                 );
                 return None;
             }
+            // A missing file is an error of its own; the block's other settings are still
+            // checked.
+            cx.file_readable(arg.span, file, "TorchScript file");
             Some(Kind::Script(file.clone()))
         }
         Some(ValueKind::Ident(w)) if w == "torchscript" => {
@@ -283,6 +286,23 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
             let ok = [".pth", ".pt", ".safetensors", ".ckpt", ".bin"]
                 .iter()
                 .any(|ext| path.to_ascii_lowercase().ends_with(ext));
+            let named = ["random", "imagenet"]
+                .iter()
+                .chain(sets)
+                .find(|n| n.eq_ignore_ascii_case(path));
+            if let Some(named) = named {
+                cx.push(
+                    Diag::error(
+                        Code::PlanUnknownValue,
+                        format!("`\"{path}\"` is quoted, so it is read as a file path"),
+                    )
+                    .at(v.span, "a file path, not a named weight set")
+                    .with_help(format!(
+                        "named weight sets are written without quotes: `weights {named}`; a quoted string is the path of a weights file (`weights \"nets/my_resnet.pth\"`)"
+                    )),
+                );
+                return None;
+            }
             if path.is_empty() || !ok {
                 cx.push(
                     Diag::error(
@@ -296,6 +316,7 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
                 );
                 return None;
             }
+            cx.file_readable(v.span, path, "weights file");
             Some(Weights::File(path.clone()))
         }
         ValueKind::Ident(w) => match w.as_str() {

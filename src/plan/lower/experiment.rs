@@ -174,16 +174,20 @@ fn device(cx: &mut Cx, v: &Value) -> Option<Device> {
 pub(super) struct Sections<'a> {
     exp: &'a Block,
     found: Vec<(&'a str, &'a Block)>,
+    /// The blocks that unknown blocks are likely typos of (`staircas` → `staircase`): a
+    /// missing block of that name is not reported again.
+    misspelt: Vec<&'static str>,
 }
 
 impl<'a> Sections<'a> {
     /// The known blocks of `exp`, reporting unknown and repeated ones.
     pub(super) fn collect(cx: &mut Cx, exp: &'a Block) -> Self {
         let mut found: Vec<(&'a str, &'a Block)> = Vec::new();
+        let mut misspelt = Vec::new();
         for b in exp.blocks() {
             let kw = b.keyword.text.as_str();
             if !SECTIONS.contains(&kw) {
-                unknown_section(cx, b);
+                misspelt.extend(unknown_section(cx, b));
                 continue;
             }
             if let Some((_, first)) = found.iter().find(|(k, _)| *k == kw) {
@@ -197,13 +201,17 @@ impl<'a> Sections<'a> {
             }
             found.push((kw, b));
         }
-        Sections { exp, found }
+        Sections {
+            exp,
+            found,
+            misspelt,
+        }
     }
 
     /// Reports every required block that is missing.
     fn require_all(&self, cx: &mut Cx) {
         for s in REQUIRED {
-            if self.get(s).is_none() {
+            if self.get(s).is_none() && !self.misspelt.contains(s) {
                 cx.push(
                     Diag::error(
                         Code::PlanMissingBlock,
@@ -243,10 +251,12 @@ impl<'a> Sections<'a> {
     }
 }
 
-fn unknown_section(cx: &mut Cx, b: &Block) {
+/// Reports an unknown block; returns the block it is likely a typo of, if any.
+fn unknown_section(cx: &mut Cx, b: &Block) -> Option<&'static str> {
     let kw = b.keyword.text.as_str();
     let mut help = format!("an experiment has the blocks: {}", SECTIONS.join(", "));
-    if let Some(s) = suggest(kw, SECTIONS.iter().copied()) {
+    let typo_of = suggest(kw, SECTIONS.iter().copied());
+    if let Some(s) = typo_of {
         help = format!("did you mean `{s}`? {help}");
     }
     cx.push(
@@ -254,6 +264,7 @@ fn unknown_section(cx: &mut Cx, b: &Block) {
             .at(b.keyword.span, "unknown block")
             .with_help(help),
     );
+    typo_of
 }
 
 fn section_example(s: &str) -> String {

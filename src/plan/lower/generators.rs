@@ -3,7 +3,7 @@
 
 use super::read::{empty_list, fmt_num, positive, unknown_function};
 use crate::diag::{Code, Diag, Span};
-use crate::plan::values::Cx;
+use crate::plan::values::{unit_help, unit_slip, Cx};
 use crate::syntax::ast::{Arg, Name, Value, ValueKind};
 
 /// Longest list a generator may produce, or a list may hold.
@@ -13,6 +13,10 @@ const MAX_VALUES: usize = crate::syntax::MAX_LIST_VALUES;
 pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<Vec<f64>> {
     let out = match &v.kind {
         ValueKind::List(items) => {
+            if let Some(d) = list_with_units(items, what, unit) {
+                cx.push(d);
+                return None;
+            }
             let xs: Vec<Option<f64>> = items
                 .iter()
                 .map(|i| cx.number(i, &format!("{what} are numbers ({unit})")))
@@ -21,6 +25,10 @@ pub(super) fn numbers(cx: &mut Cx, v: &Value, what: &str, unit: &str) -> Option<
         }
         ValueKind::Call { name, args } => generator(cx, v, name, args, what, unit)?,
         ValueKind::Number(_) | ValueKind::Integer(_) => {
+            vec![cx.number(v, &format!("{what} are numbers ({unit})"))?]
+        }
+        // `frequencies 4cpd`: the number reader says what the unit means.
+        ValueKind::Ident(w) if unit_slip(w).is_some() => {
             vec![cx.number(v, &format!("{what} are numbers ({unit})"))?]
         }
         _ => {
@@ -48,6 +56,10 @@ pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
     );
     let out = match &v.kind {
         ValueKind::List(items) => {
+            if let Some(d) = angles_without_unit(items, what, &help) {
+                cx.push(d);
+                return None;
+            }
             let mut xs = Vec::with_capacity(items.len());
             let mut ok = true;
             for i in items {
@@ -77,6 +89,22 @@ pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
             match steps(cx, name, v.span, args)? {
                 (xs, true) => xs,
                 (_, false) => {
+                    // `steps(0, 180, 15)`: the call written in degrees.
+                    let fixed: Option<Vec<String>> = args
+                        .iter()
+                        .map(|a| match (&a.name, a.value.kind.as_number()) {
+                            (None, Some(x)) => Some(format!("{}deg", fmt_num(x))),
+                            (None, None) => match &a.value.kind {
+                                ValueKind::Ident(w) => Some(w.clone()),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .collect();
+                    let help = match fixed {
+                        Some(f) => format!("angles need `deg` or `rad`: `steps({})`", f.join(", ")),
+                        None => help,
+                    };
                     cx.push(
                         Diag::error(Code::PlanWrongType, "an angle needs a unit")
                             .at(v.span, "these are plain numbers")
@@ -102,6 +130,94 @@ pub(super) fn angles(cx: &mut Cx, v: &Value, what: &str) -> Option<Vec<f64>> {
     too_many(cx, v, out.len())?;
     float32(cx, v, &out, &help)?;
     Some(out)
+}
+
+/// Most items a suggested corrected list shows.
+const MAX_FIXED_ITEMS: usize = 16;
+
+/// `[1cpd, 2cpd]`: several items of a list of numbers written with a unit psyrun does not
+/// use. One error for the list, at its first such item.
+fn list_with_units(items: &[Value], what: &str, unit: &str) -> Option<Diag> {
+    let slips: Vec<(&Value, (&str, &str))> = items
+        .iter()
+        .filter_map(|i| match &i.kind {
+            ValueKind::Ident(w) => unit_slip(w).map(|s| (i, s)),
+            _ => None,
+        })
+        .collect();
+    let (first, (n, u)) = *slips.first()?;
+    if slips.len() < 2 {
+        return None;
+    }
+    let mut d = Diag::error(
+        Code::PlanWrongType,
+        if slips.len() == items.len() {
+            format!("the {what} are written with a unit (`{u}`) they do not take")
+        } else {
+            format!(
+                "{} of the {} {what} are written with a unit (`{u}`) they do not take",
+                slips.len(),
+                items.len()
+            )
+        },
+    )
+    .at(first.span, format!("write `{n}`, and so on"));
+    let fixed = fixed_list(items, |i| match &i.kind {
+        ValueKind::Ident(w) => unit_slip(w).map(|(n, _)| n.to_string()),
+        k => k.as_number().map(fmt_num),
+    });
+    d = match fixed {
+        Some(fixed) => d.with_help(format!("{}; the list: `{fixed}`", unit_help(n, u))),
+        None => d.with_help(format!("{}; {what} are numbers ({unit})", unit_help(n, u))),
+    };
+    Some(d)
+}
+
+/// `[0, 45, 90, 135]` for angles: two or more items without a unit. One error for the list,
+/// at its first such item, with the list written with `deg`.
+fn angles_without_unit(items: &[Value], what: &str, help: &str) -> Option<Diag> {
+    let bare: Vec<&Value> = items
+        .iter()
+        .filter(|i| matches!(i.kind, ValueKind::Number(_) | ValueKind::Integer(_)))
+        .collect();
+    if bare.len() < 2 {
+        return None;
+    }
+    let all = bare.len() == items.len();
+    let message = if all {
+        format!(
+            "the {what} need a unit: none of the {} values has one",
+            items.len()
+        )
+    } else {
+        format!(
+            "the {what} need a unit: {} of the {} values have none",
+            bare.len(),
+            items.len()
+        )
+    };
+    let mut d = Diag::error(Code::PlanWrongType, message).at(
+        bare[0].span,
+        format!("no unit here, nor on {} more", bare.len() - 1),
+    );
+    let fixed = fixed_list(items, |i| match i.kind {
+        ValueKind::Angle(a) => Some(format!("{}deg", fmt_num(a))),
+        ref k => k.as_number().map(|x| format!("{}deg", fmt_num(x))),
+    });
+    d = match fixed {
+        Some(fixed) => d.with_help(format!("angles need `deg` or `rad`: `{fixed}`")),
+        None => d.with_help(help.to_string()),
+    };
+    Some(d)
+}
+
+/// The list `items` rewritten item by item, when every item can be and there are few.
+fn fixed_list(items: &[Value], f: impl Fn(&Value) -> Option<String>) -> Option<String> {
+    if items.len() > MAX_FIXED_ITEMS {
+        return None;
+    }
+    let parts: Option<Vec<String>> = items.iter().map(f).collect();
+    Some(format!("[{}]", parts?.join(", ")))
 }
 
 /// A written list longer than a generator may make (the syntax pre-scan already refuses

@@ -33,7 +33,7 @@ mod warnings;
 mod tests;
 
 use super::types::*;
-use super::values::Cx;
+use super::values::{Cx, FileBase};
 use crate::diag::{Code, Diag};
 use crate::syntax::ast::Ast;
 
@@ -62,7 +62,15 @@ pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 /// Lowers a syntax tree to a plan, collecting every error and warning.
 pub fn lower(ast: &Ast) -> Lowered {
-    let mut cx = Cx::default();
+    lower_with(ast, None)
+}
+
+/// [`lower`], checking that the files the experiment names exist when `files` says where.
+pub(crate) fn lower_with(ast: &Ast, files: Option<FileBase>) -> Lowered {
+    let mut cx = Cx {
+        files,
+        ..Cx::default()
+    };
     let plan = match ast.experiments.as_slice() {
         [] => {
             cx.push(

@@ -64,7 +64,7 @@ pub(super) fn reject_blocks(cx: &mut Cx, b: &Block, allowed: &[&str]) {
         if allowed.contains(&inner.keyword.text.as_str()) {
             continue;
         }
-        let help = if allowed.is_empty() {
+        let mut help = if allowed.is_empty() {
             format!("`{}` has no nested blocks", b.keyword.text)
         } else {
             format!(
@@ -73,6 +73,10 @@ pub(super) fn reject_blocks(cx: &mut Cx, b: &Block, allowed: &[&str]) {
                 allowed.join(", ")
             )
         };
+        // `optimiser` (British spelling) and other near misses.
+        if let Some(s) = suggest(&inner.keyword.text, allowed.iter().copied()) {
+            help = format!("did you mean `{s}`? {help}");
+        }
         cx.push(
             Diag::error(
                 Code::PlanUnknownBlock,

@@ -188,3 +188,45 @@ fn logspace_gives_the_values_the_docs_promise() {
     assert!((f[1] - 10f64.powf(1.0 / 3.0)).abs() < 1e-11, "{f:?}");
     assert_eq!(f[3], 10.0);
 }
+
+#[test]
+fn checked_compiles_look_for_files_where_a_run_would() {
+    use crate::diag::{Code, Diag};
+    use crate::plan::compile_checked;
+    use std::path::Path;
+    let dir = std::env::temp_dir().join(format!("psyrun-files-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("nets")).unwrap();
+    std::fs::write(dir.join("nets/w.pth"), b"x").unwrap();
+    let text = |w: &str| {
+        format!(
+            "psy 1\nexperiment t {{\n  backbone resnet18 {{ weights \"{w}\"  cut layer1 }}\n  \
+             probe {{}}\n  train {{ size 32 }}\n  test {{ size 32 }}\n  staircase {{}}\n}}\n"
+        )
+    };
+    let codes = |w: &str, path: &Path| -> Vec<Diag> {
+        compile_checked(&SourceFile::new("t.psy", text(w)), path).diags
+    };
+    let exp = dir.join("t.psy");
+    // Relative to the experiment file's folder, as the run resolves it.
+    assert!(codes("nets/w.pth", &exp).is_empty());
+    let d = codes("nets/absent.pth", &exp);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code, Code::PlanMissingFile);
+    let shown = dir.join("nets/absent.pth").display().to_string();
+    assert!(d[0].message.contains(&shown), "{}", d[0].message);
+    // A directory is not a weights file.
+    std::fs::create_dir_all(dir.join("dir.pth")).unwrap();
+    let d = codes("dir.pth", &exp);
+    assert!(d[0].message.contains("is a directory"), "{d:?}");
+    // An absolute path is checked as written, even from standard input; a relative one
+    // from standard input is not (it would be taken from /dev).
+    let stdin = Path::new(crate::source::STDIN_PATH);
+    assert!(codes("nets/absent.pth", stdin).is_empty());
+    let abs = dir.join("absent.pth").display().to_string();
+    assert_eq!(codes(&abs, stdin)[0].code, Code::PlanMissingFile);
+    // Plain `compile` checks no file.
+    assert!(compile(&SourceFile::new("t.psy", text("nets/absent.pth")))
+        .diags
+        .is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

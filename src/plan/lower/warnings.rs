@@ -3,12 +3,13 @@
 
 use super::experiment::Sections;
 use super::read::fmt_num;
-use crate::diag::{Code, Diag};
+use crate::diag::{Code, Diag, Span};
 use crate::plan::types::{
     Backbone, BatchNorm, BisectionStop, Derived, Network, Normalize, Staircase, TargetInterval,
     Test, Train,
 };
 use crate::plan::values::Cx;
+use crate::syntax::ast::ValueKind;
 
 /// Pushes every warning about this experiment.
 pub(super) fn check(
@@ -25,7 +26,113 @@ pub(super) fn check(
     normalize_mismatch(cx, sections, train, test);
     constant_target(cx, sections, test);
     unreachable_tolerance(cx, sections, staircase, derived);
+    duplicate_conditions(cx, sections, test);
     duplicate_orientations(cx, sections, test);
+}
+
+/// The same frequency, orientation or phase listed twice (angles modulo 360°: `0deg` and
+/// `360deg` are one phase): its trials would run twice. One warning per setting, at the
+/// first repeated value when the list is written out.
+fn duplicate_conditions(cx: &mut Cx, sections: &Sections<'_>, test: &Test) {
+    let lists: [(&str, &[f64], bool); 3] = [
+        ("frequencies", &test.frequencies, false),
+        ("orientations", &test.orientations, true),
+        ("phases", &test.phases, true),
+    ];
+    for (what, values, angle) in lists {
+        let Some(repeats) = repeated(values, angle) else {
+            continue;
+        };
+        let show = |i: usize| {
+            let x = values[i];
+            if angle {
+                format!("{}°", fmt_num(x))
+            } else {
+                fmt_num(x)
+            }
+        };
+        let shown: Vec<String> = repeats
+            .iter()
+            .take(4)
+            .map(|&(first, again)| {
+                if show(first) == show(again) {
+                    format!("{} is listed twice", show(first))
+                } else {
+                    format!("{} and {} are the same", show(first), show(again))
+                }
+            })
+            .collect();
+        let more = if repeats.len() > 4 {
+            format!(" (and {} more)", repeats.len() - 4)
+        } else {
+            String::new()
+        };
+        let singular = match what {
+            "frequencies" => "frequency",
+            "orientations" => "orientation",
+            _ => "phase",
+        };
+        let mut d = Diag::warning(
+            Code::PlanDuplicateCondition,
+            format!("{what}: {}{more}", shown.join(", ")),
+        )
+        .with_help(format!(
+            "each {singular} is a test condition, so a repeated one would run its trials twice{}; remove the repeat",
+            if angle { " (angles are the same modulo 360°)" } else { "" }
+        ));
+        let (first, again) = repeats[0];
+        match item_span(sections, what, values.len(), again) {
+            Some(at) => {
+                d = d.at(at, "the same again");
+                if let Some(f) = item_span(sections, what, values.len(), first) {
+                    d = d.also(f, "first here");
+                }
+            }
+            None => {
+                if let Some(at) = sections.setting_span("test", what) {
+                    d = d.at(at, format!("repeats a {singular}"));
+                }
+            }
+        }
+        cx.push(d);
+    }
+}
+
+/// The pairs (first index, repeated index) of equal values (angles modulo 360°), each
+/// repeat paired with the first of its value; `None` when all differ. Sorting keeps the
+/// cost at n log n for the longest lists.
+fn repeated(values: &[f64], angle: bool) -> Option<Vec<(usize, usize)>> {
+    let key = |x: f64| {
+        let x = if angle { x.rem_euclid(360.0) } else { x };
+        // 360 - ε folds onto 0; round off the last bits that arithmetic leaves.
+        let x = if angle && (360.0 - x) < 1e-9 { 0.0 } else { x };
+        (x * 1e9).round()
+    };
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| key(values[a]).total_cmp(&key(values[b])).then(a.cmp(&b)));
+    let mut out = Vec::new();
+    let mut first = None;
+    for &i in &order {
+        match first {
+            Some(f) if key(values[f]) == key(values[i]) => out.push((f, i)),
+            _ => first = Some(i),
+        }
+    }
+    out.sort_by_key(|&(_, again)| again);
+    (!out.is_empty()).then_some(out)
+}
+
+/// The span of the `index`-th item of the test's `what` when it is written as a list of
+/// `len` items.
+fn item_span(sections: &Sections<'_>, what: &str, len: usize, index: usize) -> Option<Span> {
+    let setting = sections
+        .get("test")?
+        .settings()
+        .find(|s| s.key.text == what)?;
+    match &setting.value.kind {
+        ValueKind::List(items) if items.len() == len => items.get(index).map(|i| i.span),
+        _ => None,
+    }
 }
 
 /// `batchnorm train` on a TorchScript module: a catalog backbone puts only its BatchNorm
@@ -183,12 +290,24 @@ fn duplicate_orientations(cx: &mut Cx, sections: &Sections<'_>, test: &Test) {
     if !symmetric {
         return;
     }
-    let pairs: Vec<String> = test
+    // An orientation repeated modulo 360° is `duplicate_condition`'s: count it once here.
+    let mut again = vec![false; test.orientations.len()];
+    for (_, i) in repeated(&test.orientations, true).unwrap_or_default() {
+        again[i] = true;
+    }
+    let distinct: Vec<f64> = test
         .orientations
         .iter()
+        .zip(&again)
+        .filter(|(_, again)| !**again)
+        .map(|(a, _)| *a)
+        .collect();
+    let pairs: Vec<String> = distinct
+        .iter()
         .enumerate()
-        .flat_map(|(i, a)| test.orientations[i + 1..].iter().map(move |b| (*a, *b)))
-        .filter(|(a, b)| close(*a + 180.0, *b) || close(*a, *b))
+        .flat_map(|(i, a)| distinct[i + 1..].iter().map(move |b| (*a, *b)))
+        // The same orientation twice is `duplicate_condition`'s.
+        .filter(|(a, b)| close(*a + 180.0, *b) && !close(*a, *b))
         .map(|(a, b)| format!("{}° and {}°", fmt_num(a), fmt_num(b)))
         .collect();
     if pairs.is_empty() {
@@ -293,6 +412,46 @@ mod tests {
         assert!(warned("background 0.8  pivot 0.5", "", code).is_some());
         for quiet in ["", "pivot background", "background 0.5  pivot 0.5"] {
             assert!(warned(quiet, "", code).is_none(), "{quiet}");
+        }
+    }
+
+    #[test]
+    fn repeated_test_conditions_are_warned_about_once_per_list() {
+        let code = Code::PlanDuplicateCondition;
+        let d = warned("", "frequencies [2, 4, 2, 4]", code).expect("warned");
+        assert!(
+            d.message.contains("2 is listed twice, 4 is listed twice"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.secondary.len(), 1, "points at the first occurrence too");
+        let d = warned("", "phases [0deg, 360deg]", code).expect("warned");
+        assert!(
+            d.message.contains("0° and 360° are the same"),
+            "{}",
+            d.message
+        );
+        assert!(warned("", "phases [-45deg, 315deg]", code).is_some());
+        // A generator that ends on its start: the whole setting is pointed at.
+        let d = warned("", "phases steps(0deg, 360deg, 180deg, inclusive)", code).expect("warned");
+        assert!(d.primary.is_some() && d.secondary.is_empty(), "{d:?}");
+        let (_, diags) = lower("", "orientations [0deg, 0deg, 90deg]  phases [0deg, 0deg]");
+        assert_eq!(
+            diags.iter().filter(|d| d.code == code).count(),
+            2,
+            "{diags:?}"
+        );
+        assert!(
+            diags.iter().all(|d| d.code != Code::PlanDuplicateStimuli),
+            "{diags:?}"
+        );
+        for quiet in [
+            "",
+            "frequencies [1, 2, 4]",
+            "phases [0deg, 180deg, 45deg]",
+            "orientations steps(0deg, 180deg, 15deg)",
+        ] {
+            assert!(warned("", quiet, code).is_none(), "{quiet}");
         }
     }
 }
