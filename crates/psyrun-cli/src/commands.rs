@@ -16,6 +16,14 @@ pub(crate) fn load(path: &Path) -> Result<(SourceFile, Lowered), Diag> {
     Ok((file, lowered))
 }
 
+/// As [`load`], also checking that the weights and TorchScript files the experiment names
+/// exist where a run would look (`psy::plan::missing_file`): for `check` and `plan`.
+fn load_checked(path: &Path) -> Result<(SourceFile, Lowered), Diag> {
+    let file = SourceFile::read(path)?;
+    let lowered = psyrun::plan::compile_checked(&file, path);
+    Ok((file, lowered))
+}
+
 /// Checks files; returns the rendered report (diagnostics, then one line per file) and
 /// the exit code. Used by `psyrun check` and by tests.
 pub fn check_files(paths: &[impl AsRef<Path>], color: bool) -> (String, String, u8) {
@@ -24,7 +32,7 @@ pub fn check_files(paths: &[impl AsRef<Path>], color: bool) -> (String, String, 
     let mut code = EXIT_OK;
     for p in paths {
         let p = p.as_ref();
-        match load(p) {
+        match load_checked(p) {
             Err(d) => {
                 stderr.push_str(&psyrun::diag::render(&[d], color));
                 stdout.push_str(&format!("{}: unreadable\n", p.display()));
@@ -74,7 +82,7 @@ pub(super) fn check(paths: &[std::path::PathBuf], ui: &Ui) -> ExitCode {
 }
 
 pub(super) fn plan(path: &Path, format: PlanFormat, ui: &Ui) -> ExitCode {
-    match load(path) {
+    match load_checked(path) {
         Err(d) => {
             ui.report(&[d]);
             ExitCode::from(EXIT_USAGE)
