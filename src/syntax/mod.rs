@@ -7,6 +7,7 @@
 //! first, as it must.
 
 pub mod ast;
+pub mod fmt;
 mod number;
 
 /// A number as a user would write it: `0.75`, not `0.7500000000000001` (12 significant
