@@ -137,6 +137,7 @@ impl<'a> Interpreter<'a> {
             peak_rss_bytes: report::peak_rss_bytes(),
             stimuli: stimuli.name().into(),
             decision_noise: None,
+            warnings: Vec::new(),
         };
         let results = Results {
             plan: plan.clone(),
