@@ -734,6 +734,10 @@ fn an_output_folder_with_files_is_refused() {
     let err = stderr_of_failure(&dir, "t.psy", 2);
     assert!(err.contains("psy::run::output_folder"), "{err}");
     assert!(err.contains("not empty"), "{err}");
+    assert!(
+        !err.contains("building"),
+        "refused before any work is announced: {err}"
+    );
     assert_eq!(files(&dir.join("out")), ["keep.txt"], "nothing touched");
     let _ = fs::remove_dir_all(&dir);
 }
@@ -796,6 +800,23 @@ fn a_probe_that_learns_nothing_gets_the_chance_warning() {
         err.contains("stays at chance at every contrast tested"),
         "{err}"
     );
+    // The warnings are kept with the results: manifest, results.json, report.html.
+    let read = |f: &str| fs::read_to_string(dir.join("out").join(f)).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&read("manifest.json")).unwrap();
+    let warnings: Vec<&str> = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("psy::run::probe_at_chance: ")),
+        "{warnings:?}"
+    );
+    assert!(read("results.json").contains("psy::run::test_at_chance"));
+    assert!(read("report.html").contains("psy::run::probe_at_chance"));
     let _ = fs::remove_dir_all(&dir);
 }
 

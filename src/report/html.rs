@@ -24,7 +24,8 @@ div.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.88rem}
 th,td{padding:.3rem .45rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{white-space:nowrap}
 tr.censored td{color:var(--bad)}
 figure{margin:1rem 0;break-inside:avoid;page-break-inside:avoid}
 figure svg,figure img{display:block;width:100%;height:auto;max-width:900px;border:1px solid var(--line)}
@@ -171,12 +172,12 @@ pub fn report_html(
     if points.is_empty() {
         h.push_str("<p>No frequency has been measured yet.</p>\n");
     } else {
-        let ci = format!("{:.0} % CI", 100.0 * results.plan.fit.ci);
+        let ci = format!("{:.0}&nbsp;%&nbsp;CI", 100.0 * results.plan.fit.ci);
         let _ = writeln!(
             h,
             "<div class=\"scroll\"><table>\n<thead><tr><th class=\"num\">frequency (c/img)</th><th class=\"num\">threshold contrast</th>\
              <th class=\"num\">{ci}</th><th class=\"num\">sensitivity</th><th class=\"num\">sensitivity {ci}</th>\
-             <th class=\"num\">trials</th><th class=\"num\">repeats</th><th>method</th><th>stop</th><th>censored</th></tr></thead>\n<tbody>"
+             <th class=\"num\">trials</th><th class=\"num\">repeats</th><th>method</th><th>stop (censoring)</th></tr></thead>\n<tbody>"
         );
         for p in points {
             let t = match p.censored {
@@ -189,15 +190,21 @@ pub fn report_html(
                     format!("{}–{}", display_number(lo), display_number(hi))
                 })
             };
-            let censored = match p.censored {
-                Some(c) => format!("{} ({} of {})", c.name(), p.censored_repeats, p.repeats),
-                None => String::new(),
+            let stop = match p.censored {
+                Some(c) => format!(
+                    "{} ({}, {} of {})",
+                    stop_name(p.stop),
+                    c.name(),
+                    p.censored_repeats,
+                    p.repeats
+                ),
+                None => stop_name(p.stop).to_string(),
             };
             let _ = writeln!(
                 h,
                 "<tr{}><td class=\"num\">{}</td><td class=\"num\">{t}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{}</td></tr>",
                 if p.censored.is_some() {
                     " class=\"censored\""
                 } else {
@@ -210,8 +217,7 @@ pub fn report_html(
                 p.trials,
                 p.repeats,
                 esc(&p.method),
-                stop_name(p.stop),
-                esc(&censored)
+                esc(&stop)
             );
         }
         h.push_str("</tbody>\n</table></div>\n");

@@ -72,6 +72,8 @@ mod style {
 /// A legend entry's symbol.
 #[derive(Clone, Copy)]
 enum Key {
+    /// A solid line.
+    Line(RGBColor),
     /// A solid line with a dot.
     LineDot(RGBColor),
     /// A dot.
@@ -103,6 +105,13 @@ fn header<DB: DrawingBackend>(
         for (key, label) in legend {
             let k = (x, y);
             match *key {
+                Key::Line(c) => {
+                    root.draw(&PathElement::new(
+                        vec![(k.0, k.1), (k.0 + 24, k.1)],
+                        c.stroke_width(style::LINE),
+                    ))
+                    .map_err(err)?;
+                }
                 Key::LineDot(c) => {
                     root.draw(&PathElement::new(
                         vec![(k.0, k.1), (k.0 + 24, k.1)],
@@ -949,7 +958,7 @@ impl PsychometricFigure {
                 "proportion correct (area ∝ trials)".to_string(),
             ));
             if let Some(f) = &function {
-                legend.push((Key::LineDot(style::BLUE), format!("fitted {f}")));
+                legend.push((Key::Line(style::BLUE), format!("fitted {f}")));
             }
             legend.push((Key::Vertical(style::RED), "reported threshold".to_string()));
         }

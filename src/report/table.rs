@@ -6,10 +6,11 @@ use super::{stop_name, Results};
 /// stop), one line per frequency in ascending frequency, ending in a newline. No colour, no
 /// trailing spaces. Numbers as [`display_number`] writes them (frequencies in full).
 pub fn csf_table(results: &Results) -> String {
+    let ci = format!("{:.0}% CI", 100.0 * results.plan.fit.ci);
     let header = [
         "frequency (c/img)",
         "threshold",
-        "95% CI",
+        ci.as_str(),
         "sensitivity",
         "trials",
         "stop",
