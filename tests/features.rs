@@ -574,7 +574,7 @@ fn features_errors_name_the_problem() {
     // A CUDA device that is not there.
     let mut args = base("layer1", "f.npy");
     args.extend(["--device", "cuda:63", inputs[0].as_str()]);
-    let err = failure(&dir, &args, 4);
+    let err = failure(&dir, &args, 3);
     assert!(err.contains("psy::run::no_cuda"), "{err}");
 
     // Command-line mistakes (clap): a bad pooling, both forms mixed, --batchnorm train.

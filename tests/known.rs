@@ -409,7 +409,7 @@ fn the_csf_of_a_dog_energy_backbone_is_its_frequency_response() {
 /// Per frequency, `(low, high)`: the highest contrast measured below `target` (0 if none)
 /// and the lowest at or above it, from `staircase.csv` (columns found by name).
 fn brackets(csv: &str, freqs: &[f64], target: f64) -> Vec<(f64, f64)> {
-    let cols = columns(csv, &["frequency", "contrast", "accuracy"]);
+    let cols = columns(csv, &["frequency_cpi", "contrast", "accuracy"]);
     freqs
         .iter()
         .map(|&f| {

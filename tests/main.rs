@@ -6,6 +6,8 @@ mod docs;
 mod features;
 #[cfg(feature = "torch")]
 mod known;
+#[cfg(feature = "torch")]
+mod outputs;
 mod robustness;
 #[cfg(feature = "torch")]
 mod run;

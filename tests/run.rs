@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 mod resume;
 
 /// A tiny experiment: every stage of contrast_csf.psy at 32 px.
-fn tiny(name: &str, extra_backbone: &str, probe: &str) -> String {
+pub(crate) fn tiny(name: &str, extra_backbone: &str, probe: &str) -> String {
     format!(
         "psy 1
 experiment {name} {{
@@ -41,9 +41,9 @@ experiment {name} {{
     )
 }
 
-const SGD: &str = "optimizer sgd { lr 0.01  momentum 0.9 }";
+pub(crate) const SGD: &str = "optimizer sgd { lr 0.01  momentum 0.9 }";
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("psyrun-run-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
@@ -60,21 +60,32 @@ fn torch_cmd(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn run_in(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run_in(dir: &Path, args: &[&str]) -> Output {
     torch_cmd(dir, args).output().expect("psyrun-torch starts")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     fs::write(&p, body).unwrap();
     p
 }
 
-fn files(dir: &Path) -> Vec<String> {
+/// A CSV file without its last eight columns (the run's identity: experiment, backbone,
+/// seed, …), to compare the numbers of runs that differ in a setting.
+pub(crate) fn without_identity(csv: &str) -> String {
+    csv.lines()
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            cells[..cells.len() - 8].join(",") + "\n"
+        })
+        .collect()
+}
+
+pub(crate) fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -83,7 +94,7 @@ fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-const RESULT_FILES: [&str; 17] = [
+const RESULT_FILES: [&str; 19] = [
     "csf.csv",
     "csf.png",
     "csf.svg",
@@ -96,6 +107,8 @@ const RESULT_FILES: [&str; 17] = [
     "psychometric.csv",
     "psychometric.png",
     "psychometric.svg",
+    "report.html",
+    "results.json",
     "staircase.csv",
     "thresholds.csv",
     "training.csv",
@@ -123,10 +136,14 @@ fn tiny_experiment_runs_end_to_end_and_writes_every_file() {
     // training.csv: a header and one row per epoch, accuracies in [0, 1].
     let training = fs::read_to_string(out.join("training.csv")).unwrap();
     let rows: Vec<&str> = training.lines().collect();
-    assert_eq!(rows[0], "epoch,loss,accuracy,repeat");
+    assert_eq!(
+        rows[0],
+        "epoch,loss,accuracy,repeat,\
+         experiment,architecture,cut,weights,pooling,precision,seed,reference"
+    );
     assert_eq!(rows.len(), 3, "{training}");
     for (i, row) in rows[1..].iter().enumerate() {
-        let v: Vec<f64> = row.split(',').map(|x| x.parse().unwrap()).collect();
+        let v: Vec<f64> = row.split(',').take(4).map(|x| x.parse().unwrap()).collect();
         assert_eq!(v[0], (i + 1) as f64);
         assert_eq!(v[3], 0.0, "one repeat");
         assert!(v[1].is_finite() && v[1] > 0.0);
@@ -213,7 +230,11 @@ fn same_seed_gives_identical_results_and_another_seed_does_not() {
         csv.push((read("training.csv"), read("staircase.csv"), read("csf.csv")));
     }
     assert_eq!(csv[0], csv[1], "same seed, same numbers");
-    assert_ne!(csv[0].0, csv[2].0, "another seed trains on other stimuli");
+    assert_ne!(
+        without_identity(&csv[0].0),
+        without_identity(&csv[2].0),
+        "another seed trains on other stimuli"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -534,7 +555,9 @@ fn precision_and_peak_memory_are_recorded_and_tf32_changes_nothing_on_the_cpu() 
             "{p}: peak {peak} bytes"
         );
     }
-    let read = |p: &str, f: &str| fs::read_to_string(dir.join(p).join(f)).unwrap();
+    // The numbers, without the identity (whose `precision` differs).
+    let read =
+        |p: &str, f: &str| without_identity(&fs::read_to_string(dir.join(p).join(f)).unwrap());
     // A CPU has no TensorFloat-32: identical numbers.
     assert_eq!(read("fp32", "training.csv"), read("tf32", "training.csv"));
     assert_eq!(read("fp32", "csf.csv"), read("tf32", "csf.csv"));
@@ -642,7 +665,8 @@ fn cuda_asked_for_on_a_machine_without_it() {
             "t.psy",
             &tiny("t", "", SGD).replace("device cpu", &format!("device cuda:{n}")),
         );
-        let err = stderr_of_failure(&dir, "t.psy", 4);
+        // A run failure (3): 4 is only for what this build cannot do.
+        let err = stderr_of_failure(&dir, "t.psy", 3);
         // The message as one line (miette wraps it).
         let flat = err
             .replace('│', " ")
@@ -714,6 +738,10 @@ fn an_output_folder_with_files_is_refused() {
     let err = stderr_of_failure(&dir, "t.psy", 2);
     assert!(err.contains("psy::run::output_folder"), "{err}");
     assert!(err.contains("not empty"), "{err}");
+    assert!(
+        !err.contains("building"),
+        "refused before any work is announced: {err}"
+    );
     assert_eq!(files(&dir.join("out")), ["keep.txt"], "nothing touched");
     let _ = fs::remove_dir_all(&dir);
 }
@@ -776,6 +804,23 @@ fn a_probe_that_learns_nothing_gets_the_chance_warning() {
         err.contains("stays at chance at every contrast tested"),
         "{err}"
     );
+    // The warnings are kept with the results: manifest, results.json, report.html.
+    let read = |f: &str| fs::read_to_string(dir.join("out").join(f)).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&read("manifest.json")).unwrap();
+    let warnings: Vec<&str> = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("psy::run::probe_at_chance: ")),
+        "{warnings:?}"
+    );
+    assert!(read("results.json").contains("psy::run::test_at_chance"));
+    assert!(read("report.html").contains("psy::run::probe_at_chance"));
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -941,7 +986,7 @@ fn assert_stopped_cleanly(dir: &Path, o: &Output, code: i32) {
     );
     if names.contains(&"training.csv".to_string()) {
         let t = fs::read_to_string(out.join("training.csv")).unwrap();
-        assert!(t.starts_with("epoch,loss,accuracy,repeat\n"), "{t}");
+        assert!(t.starts_with("epoch,loss,accuracy,repeat,"), "{t}");
         assert!(t.ends_with('\n'));
     }
     if names.contains(&"manifest.json".to_string()) {
@@ -965,7 +1010,7 @@ fn sigint_sigterm_and_sighup_stop_cleanly_with_130_143_and_129() {
         // What was measured is kept, whole.
         let t = fs::read_to_string(dir.join("out/training.csv")).unwrap();
         assert!(
-            t.starts_with("epoch,loss,accuracy,repeat\n1,"),
+            t.lines().nth(1).is_some_and(|l| l.starts_with("1,")),
             "{signal}: {t}"
         );
         let err = text(&o.stderr);
@@ -1063,7 +1108,7 @@ fn a_libtorch_error_is_a_diagnostic_not_a_panic() {
 }
 
 /// `tiny` with these blocks added to the experiment (before its last `}`) and `repeats`.
-fn tiny_with(name: &str, repeats: u32, blocks: &str) -> String {
+pub(crate) fn tiny_with(name: &str, repeats: u32, blocks: &str) -> String {
     let body = tiny(name, "", SGD);
     let cut = body
         .trim_end()
@@ -1240,14 +1285,14 @@ fn every_procedure_runs_end_to_end_with_its_own_trial_counts() {
         }
         if name != "constant" {
             for f in ["2", "4", "8"] {
-                let n = steps.iter().filter(|s| s["frequency"] == f).count();
+                let n = steps.iter().filter(|s| s["frequency_cpi"] == f).count();
                 assert!(n <= 24, "{name}: {n} trials at {f} c/img");
             }
         } else {
             // 5 levels per frequency, ascending.
             let levels: Vec<f64> = steps
                 .iter()
-                .filter(|s| s["frequency"] == "2")
+                .filter(|s| s["frequency_cpi"] == "2")
                 .map(|s| s["contrast"].parse().unwrap())
                 .collect();
             assert_eq!(levels.len(), 5);
@@ -1283,7 +1328,7 @@ fn an_interrupted_test_phase_keeps_every_frequency_measured_so_far() {
     // Every frequency's trials so far are kept, marked unfinished.
     let rows = csv_maps(&stairs);
     for f in ["2", "4", "8"] {
-        let n = rows.iter().filter(|r| r["frequency"] == f).count();
+        let n = rows.iter().filter(|r| r["frequency_cpi"] == f).count();
         assert!(n >= 1, "frequency {f}: no rows kept");
     }
     let csf = csv_maps(&dir.join("out/csf.csv"));

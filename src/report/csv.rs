@@ -1,31 +1,78 @@
 //! The CSV files: plain (no comments), `\n` line ends, floats in Rust's shortest
 //! round-trip form (`NaN`, `inf`, `-inf` for non-finite values), no locale. An empty cell
-//! is a value that does not exist (no interval, not censored). Columns added in later
-//! versions come after the earlier ones, so scripts that read by position keep working.
+//! is a value that does not exist (no interval, not censored). A cell holding a comma, a
+//! quote or a line break is quoted (RFC 4180). Columns added in later versions come after
+//! the earlier ones, so scripts that read by position keep working; every file ends with
+//! the run's [`Identity`] columns (`experiment,architecture,cut,weights,pooling,precision,
+//! seed,reference`). `docs/outputs.md` documents every column (a test checks it against
+//! what a run writes).
 
-use super::{stop_name, CsfPoint, EpochRecord, FrequencyResult};
+use super::{stop_name, Identity, Results};
 use crate::psychometric::{pool_blocks, Block};
 use std::fmt::Write;
 
+/// A function writing one CSV file of a run.
+pub type CsvWriter = fn(&Results) -> String;
+
+/// The CSV files of a run folder, with their functions.
+pub const CSV_FILES: [(&str, CsvWriter); 5] = [
+    ("training.csv", training_csv),
+    ("staircase.csv", staircase_csv),
+    ("csf.csv", csf_csv),
+    ("thresholds.csv", thresholds_csv),
+    ("psychometric.csv", psychometric_csv),
+];
+
+/// A cell as CSV writes it: quoted when it holds a comma, a quote or a line break.
+fn cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The header line: the file's own columns, then the identity's.
+fn header(own: &str) -> String {
+    format!("{own},{}\n", Identity::COLUMNS.join(","))
+}
+
+/// The identity's cells, with a leading comma.
+fn identity_cells(id: &Identity) -> String {
+    format!(
+        ",{},{},{},{},{},{},{},{}",
+        cell(&id.experiment),
+        cell(&id.architecture),
+        cell(&id.cut),
+        cell(&id.weights),
+        cell(&id.pooling),
+        cell(&id.precision),
+        id.seed,
+        id.reference
+    )
+}
+
 /// `training.csv`: `epoch,loss,accuracy,repeat`, one row per epoch and repeat.
-pub fn training_csv(training: &[EpochRecord]) -> String {
-    let mut s = String::from("epoch,loss,accuracy,repeat\n");
-    for r in training {
-        let _ = writeln!(s, "{},{},{},{}", r.epoch, r.loss, r.accuracy, r.repeat);
+pub fn training_csv(results: &Results) -> String {
+    let id = identity_cells(&Identity::of(&results.plan));
+    let mut s = header("epoch,loss,accuracy,repeat");
+    for r in &results.training {
+        let _ = writeln!(s, "{},{},{},{}{id}", r.epoch, r.loss, r.accuracy, r.repeat);
     }
     s
 }
 
-/// `staircase.csv`: `frequency,step,contrast,accuracy,trials,correct,repeat`, one row per
-/// measurement (a procedure's request: one trial for up/down and QUEST, a whole level for
-/// bisection and constant stimuli).
-pub fn staircase_csv(staircases: &[FrequencyResult]) -> String {
-    let mut s = String::from("frequency,step,contrast,accuracy,trials,correct,repeat\n");
-    for f in staircases {
+/// `staircase.csv`: `frequency_cpi,step,contrast,accuracy,trials,correct,repeat`, one row
+/// per measurement (a procedure's request: one trial for up/down and QUEST, a whole level
+/// for bisection and constant stimuli).
+pub fn staircase_csv(results: &Results) -> String {
+    let id = identity_cells(&Identity::of(&results.plan));
+    let mut s = header("frequency_cpi,step,contrast,accuracy,trials,correct,repeat");
+    for f in &results.staircases {
         for step in &f.steps {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{}{id}",
                 f.frequency,
                 step.step,
                 step.contrast,
@@ -45,18 +92,20 @@ fn opt(x: Option<f64>) -> String {
 
 /// `csf.csv`: one row per frequency, summarised over repeats:
 /// `frequency_cpi,threshold_contrast,sensitivity,steps,stopped` (the first version's
-/// columns), then `ci_low,ci_high,sensitivity_ci_low,sensitivity_ci_high,method,censored,
-/// censored_repeats,repeats,trials`. `censored` is empty for a measured threshold, else
-/// `below_range`, `above_range` or `not_converged`.
-pub fn csf_csv(csf: &[CsfPoint]) -> String {
-    let mut s = String::from(
+/// columns, in that order for scripts that read by position), then `ci_low,ci_high,
+/// sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials`.
+/// `censored` is empty for a measured threshold, else `below_range`, `above_range` or
+/// `not_converged`.
+pub fn csf_csv(results: &Results) -> String {
+    let id = identity_cells(&Identity::of(&results.plan));
+    let mut s = header(
         "frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,\
-         sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials\n",
+         sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials",
     );
-    for p in csf {
+    for p in &results.csf {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}{id}",
             p.frequency,
             p.threshold,
             p.sensitivity,
@@ -66,7 +115,7 @@ pub fn csf_csv(csf: &[CsfPoint]) -> String {
             opt(p.ci.map(|c| c.1)),
             opt(p.sensitivity_ci.map(|c| c.0)),
             opt(p.sensitivity_ci.map(|c| c.1)),
-            p.method,
+            cell(&p.method),
             p.censored.map_or("", |c| c.name()),
             p.censored_repeats,
             p.repeats,
@@ -79,22 +128,23 @@ pub fn csf_csv(csf: &[CsfPoint]) -> String {
 /// `thresholds.csv`: one row per frequency and repeat: `frequency_cpi,repeat,procedure,
 /// procedure_threshold,fit,fit_threshold,fit_ci_low,fit_ci_high,deviance,deviance_p,
 /// threshold_contrast,ci_low,ci_high,sensitivity,censored,stopped,trials`.
-pub fn thresholds_csv(staircases: &[FrequencyResult]) -> String {
-    let mut s = String::from(
+pub fn thresholds_csv(results: &Results) -> String {
+    let id = identity_cells(&Identity::of(&results.plan));
+    let mut s = header(
         "frequency_cpi,repeat,procedure,procedure_threshold,fit,fit_threshold,fit_ci_low,\
          fit_ci_high,deviance,deviance_p,threshold_contrast,ci_low,ci_high,sensitivity,censored,\
-         stopped,trials\n",
+         stopped,trials",
     );
-    for r in staircases {
+    for r in &results.staircases {
         let fit = r.fit.as_ref();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}{id}",
             r.frequency,
             r.repeat,
-            r.procedure,
+            cell(&r.procedure),
             r.procedure_threshold,
-            fit.map_or("", |f| f.function.as_str()),
+            fit.map_or(String::new(), |f| cell(&f.function)),
             opt(fit.map(|f| f.threshold)),
             opt(fit.and_then(|f| f.ci).map(|c| c.0)),
             opt(fit.and_then(|f| f.ci).map(|c| c.1)),
@@ -114,7 +164,7 @@ pub fn thresholds_csv(staircases: &[FrequencyResult]) -> String {
 
 /// The trials of one result pooled by contrast, ascending (what a psychometric function is
 /// fitted to).
-pub fn pooled(r: &FrequencyResult) -> Vec<Block> {
+pub fn pooled(r: &super::FrequencyResult) -> Vec<Block> {
     pool_blocks(r.steps.iter().map(|s| Block {
         level: s.contrast,
         trials: s.trials,
@@ -122,18 +172,31 @@ pub fn pooled(r: &FrequencyResult) -> Vec<Block> {
     }))
 }
 
-/// `psychometric.csv`: `frequency_cpi,repeat,level,trials,correct`, every frequency's
-/// trials pooled by contrast level (what a psychometric function is fitted to).
-pub fn psychometric_csv(staircases: &[FrequencyResult]) -> String {
-    let mut s = String::from("frequency_cpi,repeat,level,trials,correct\n");
-    for r in staircases {
+/// `psychometric.csv`: `frequency_cpi,repeat,contrast,trials,correct`, every frequency's
+/// trials pooled by contrast (what a psychometric function is fitted to).
+pub fn psychometric_csv(results: &Results) -> String {
+    let id = identity_cells(&Identity::of(&results.plan));
+    let mut s = header("frequency_cpi,repeat,contrast,trials,correct");
+    for r in &results.staircases {
         for b in pooled(r) {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{}",
+                "{},{},{},{},{}{id}",
                 r.frequency, r.repeat, b.level, b.trials, b.correct
             );
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn cells_with_commas_or_quotes_are_quoted() {
+        assert_eq!(cell("random"), "random");
+        assert_eq!(cell("w,1.pth"), "\"w,1.pth\"");
+        assert_eq!(cell("a\"b"), "\"a\"\"b\"");
+    }
 }

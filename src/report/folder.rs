@@ -378,34 +378,65 @@ impl RunFolder {
 
     fn write_files(&self, results: &Results, manifest: &Manifest) -> io::Result<()> {
         self.write("plan.ron", to_ron(&results.plan).as_bytes())?;
-        self.write(
-            "training.csv",
-            super::training_csv(&results.training).as_bytes(),
-        )?;
-        self.write(
-            "staircase.csv",
-            super::staircase_csv(&results.staircases).as_bytes(),
-        )?;
-        self.write("csf.csv", super::csf_csv(&results.csf).as_bytes())?;
-        self.write(
-            "thresholds.csv",
-            super::thresholds_csv(&results.staircases).as_bytes(),
-        )?;
-        self.write(
-            "psychometric.csv",
-            super::psychometric_csv(&results.staircases).as_bytes(),
-        )?;
+        for (name, csv) in super::CSV_FILES {
+            self.write(name, csv(results).as_bytes())?;
+        }
+        let mut plots = Vec::new();
         for (stem, plot) in [
             ("csf", plot::csf_plot(results)),
             ("csf_linear", plot::csf_linear_plot(results)),
-            ("training", plot::training_plot(results)),
             ("psychometric", plot::psychometric_plot(results)),
+            ("training", plot::training_plot(results)),
         ] {
             let plot = plot?;
             self.write(&format!("{stem}.png"), &plot.png)?;
             self.write(&format!("{stem}.svg"), plot.svg.as_bytes())?;
+            plots.push((stem, plot));
         }
+        self.write(
+            "results.json",
+            super::results_json(results, manifest)?.as_bytes(),
+        )?;
+        // The preview sheet is written once, when the run starts.
+        let preview = fs::read(self.path.join("preview.png")).ok();
+        let plots: Vec<(&str, &plot::Plot)> = plots.iter().map(|(s, p)| (*s, p)).collect();
+        self.write(
+            "report.html",
+            super::report_html(results, manifest, &plots, preview.as_deref()).as_bytes(),
+        )?;
         self.write_manifest(manifest)
+    }
+
+    /// After [`finish`](Self::finish), for what only the caller knows then (warnings it
+    /// collected): rewrites `manifest.json`, `results.json` and `report.html` of the finished
+    /// folder `dir` from `results`. Each file is replaced atomically.
+    pub fn amend(dir: &Path, results: &Results) -> io::Result<()> {
+        let folder = RunFolder {
+            path: dir.to_path_buf(),
+        };
+        folder.write_files(results, &results.manifest)
+    }
+}
+
+/// Checks that `--out DIR` can take a run's results, without creating anything: `Ok` when
+/// it does not exist or is an empty folder; the [`FolderError`] [`RunFolder::create`] would
+/// give otherwise (so a command can refuse before it builds a backbone).
+pub fn check_out(dir: &Path) -> Result<(), FolderError> {
+    let path = dir.to_path_buf();
+    match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(FolderError::NotAFolder { path }),
+        Ok(_) => {
+            let mut entries = fs::read_dir(dir).map_err(|source| FolderError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if entries.next().is_some() {
+                return Err(FolderError::NotEmpty { path });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(FolderError::Read { path, source }),
     }
 }
 

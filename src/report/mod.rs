@@ -1,24 +1,30 @@
 //! Results: what a run leaves on disk, and how it is shown.
 //!
-//! A run writes one folder (see [`RunFolder`]):
+//! A run writes one folder (see [`RunFolder`]; every file and column is described in
+//! `docs/outputs.md`, which a test checks against what a run writes):
 //!
 //! | file | content |
 //! |---|---|
 //! | `INCOMPLETE` | present from the start until [`RunFolder::finish`]; says the run has not finished |
 //! | `plan.ron` | the resolved plan ([`crate::plan::to_ron`]) |
-//! | `manifest.json` | versions, device, seed, hashes, times, command line ([`Manifest`]) |
+//! | `manifest.json` | versions, device, seed, hashes, times, command line, warnings ([`Manifest`]) |
+//! | `results.json` | the results for programs ([`results_json`]) |
+//! | `report.html` | one self-contained page: table, plots, preview, warnings, manifest, plan ([`report_html`]) |
 //! | `training.csv` | `epoch,loss,accuracy,repeat` |
-//! | `staircase.csv` | `frequency,step,contrast,accuracy,trials,correct,repeat`, one row per measurement |
+//! | `staircase.csv` | `frequency_cpi,step,contrast,accuracy,trials,correct,repeat`, one row per measurement |
 //! | `csf.csv` | `frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials` |
 //! | `thresholds.csv` | one row per frequency and repeat: the procedure's and the fit's thresholds |
-//! | `psychometric.csv` | `frequency_cpi,repeat,level,trials,correct`: the trials pooled by contrast |
+//! | `psychometric.csv` | `frequency_cpi,repeat,contrast,trials,correct`: the trials pooled by contrast |
 //! | `csf.png`, `csf.svg` | sensitivity against spatial frequency, log–log |
 //! | `csf_linear.png`, `csf_linear.svg` | the same on linear axes (the tutorial's figure) |
 //! | `training.png`, `training.svg` | loss and accuracy per epoch |
 //! | `psychometric.png`, `psychometric.svg` | each frequency's pooled trials with the fitted function |
 //!
+//! Every CSV file ends with the [`Identity`] columns.
+//!
 //! Every file goes through [`write_atomic`], so a file that exists is whole. Plain CSV
-//! (no comment lines), floats printed with Rust's shortest round-trip formatting.
+//! (no comment lines), floats printed with Rust's shortest round-trip formatting; numbers
+//! for people (terminal, `report.html`) with [`display_number`].
 //!
 //! Order of calls for the interpreter:
 //! 1. [`RunFolder::create`], which makes the folder and writes `INCOMPLETE` first;
@@ -34,8 +40,10 @@
 mod analysis;
 mod csv;
 mod folder;
+mod html;
 mod image;
 pub mod journal;
+mod json;
 mod plot;
 mod summary;
 mod table;
@@ -43,14 +51,19 @@ mod table;
 mod tests;
 
 pub use analysis::{analyse, fit_options};
-pub use csv::{csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv};
-pub use folder::{rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
+pub use csv::{
+    csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv, CsvWriter,
+    CSV_FILES,
+};
+pub use folder::{check_out, rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
+pub use html::report_html;
 pub use image::{image_png, npy_f32, preview_sheet};
+pub use json::{results_json, RESULTS_FORMAT};
 pub use plot::{
     csf_linear_plot, csf_plot, psychometric_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH,
 };
 pub use summary::{summarize, t_quantile};
-pub use table::csf_table;
+pub use table::{csf_table, display_number};
 
 use crate::plan::Plan;
 use crate::staircase::{Censor, Procedure, Step, Stop};
@@ -128,8 +141,74 @@ pub struct Manifest {
     pub decision_noise: Option<f64>,
     /// When the run was resumed (`psyrun run --resume`), RFC 3339 UTC, oldest first; empty
     /// for a run that ran in one go.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub resumed: Vec<String>,
+    /// The warnings of the run, one line each (`code: message`): the experiment's (found
+    /// when it was checked) and those found while it ran. Shown in `report.html`.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// What identifies a run's condition: the columns every CSV ends with (after its own
+/// columns, so that scripts reading by position keep working) and the `identity` of
+/// `results.json`. One experiment file is one condition: these are its variables.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The backbone's architecture (`resnet18`, …; `torchscript` for a TorchScript module).
+    pub architecture: String,
+    /// The layer the backbone is cut after (empty for a TorchScript module, cut already).
+    pub cut: String,
+    /// The weights as the plan names them (`random`, `imagenet`, a file).
+    pub weights: String,
+    /// The pooling of the cut's feature map (`none`, `avg 2x2`, …).
+    pub pooling: String,
+    /// The backbone's arithmetic while the probe trains (`fp32`, `tf32`, `bf16`).
+    pub precision: String,
+    /// The master seed.
+    pub seed: u64,
+    /// The comparison image's contrast: 0 for detection, the pedestal for an increment
+    /// threshold.
+    pub reference: f64,
+}
+
+impl Identity {
+    /// The column names, in order.
+    pub const COLUMNS: [&'static str; 8] = [
+        "experiment",
+        "architecture",
+        "cut",
+        "weights",
+        "pooling",
+        "precision",
+        "seed",
+        "reference",
+    ];
+
+    /// The identity of a plan.
+    pub fn of(plan: &Plan) -> Self {
+        let (architecture, cut, weights) = match &plan.backbone.network {
+            crate::plan::Network::Catalog(net) => (
+                net.arch.name().to_string(),
+                net.cut.clone(),
+                net.weights.to_string(),
+            ),
+            crate::plan::Network::TorchScript { file } => {
+                ("torchscript".to_string(), String::new(), file.clone())
+            }
+        };
+        Self {
+            experiment: plan.experiment.clone(),
+            architecture,
+            cut,
+            weights,
+            pooling: plan.backbone.pooling.to_string(),
+            precision: plan.precision.name().to_string(),
+            seed: plan.seed,
+            reference: plan.test.reference,
+        }
+    }
 }
 
 /// The process's peak resident set size in bytes (`VmHWM` in `/proc/self/status`), or

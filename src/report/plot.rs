@@ -22,6 +22,181 @@ pub const PLOT_HEIGHT: u32 = 600;
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
+/// The one look of every figure psyrun draws: the bundled DejaVu Sans at these sizes, these
+/// colours (matplotlib's `tab10`, so figures sit well beside Python ones) and line widths.
+mod style {
+    use plotters::style::RGBColor;
+    /// Figure title.
+    pub(super) const TITLE: u32 = 22;
+    /// The line under the title (what ran) and the legend.
+    pub(super) const SUBTITLE: u32 = 14;
+    /// Axis names.
+    pub(super) const AXIS: u32 = 15;
+    /// Tick labels.
+    pub(super) const TICKS: u32 = 13;
+    /// Panel titles in a grid of panels.
+    pub(super) const PANEL: u32 = 14;
+    /// Tick labels in a grid of small panels.
+    pub(super) const SMALL_TICKS: u32 = 11;
+    /// Notes at the bottom of a figure.
+    pub(super) const NOTE: u32 = 13;
+    /// Height of one note line.
+    pub(super) const NOTE_LINE: u32 = 18;
+    /// Data lines.
+    pub(super) const LINE: u32 = 2;
+    /// Marker radius.
+    pub(super) const MARKER: i32 = 5;
+    /// Measured data (the first series).
+    pub(super) const BLUE: RGBColor = RGBColor(31, 119, 180);
+    /// Reference lines (chance, the threshold level).
+    pub(super) const GREY: RGBColor = RGBColor(127, 127, 127);
+    /// Censored thresholds and the reported threshold.
+    pub(super) const RED: RGBColor = RGBColor(214, 39, 40);
+    /// Muted text (subtitles, legends).
+    pub(super) const MUTED: RGBColor = RGBColor(80, 80, 80);
+    /// Notes (what a figure leaves out).
+    pub(super) const NOTE_COLOUR: RGBColor = RGBColor(120, 60, 0);
+    /// One colour per overlaid series (repeats), in order.
+    pub(super) const SERIES: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+}
+
+/// A legend entry's symbol.
+#[derive(Clone, Copy)]
+enum Key {
+    /// A solid line.
+    Line(RGBColor),
+    /// A solid line with a dot.
+    LineDot(RGBColor),
+    /// A dot.
+    Dot(RGBColor),
+    /// A dashed line.
+    Dashed(RGBColor),
+    /// A thin vertical line.
+    Vertical(RGBColor),
+    /// A hollow triangle (a censored threshold).
+    Triangle(RGBColor),
+}
+
+/// Draws the title, the line under it and, when there are entries, a legend row; returns
+/// the area below them.
+fn header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+    legend: &[(Key, String)],
+) -> Result<DrawingArea<DB, Shift>, String> {
+    let title_style = TextStyle::from((FONT, style::TITLE).into_font()).color(&BLACK);
+    root.draw_text(title, &title_style, (15, 8)).map_err(err)?;
+    let sub = TextStyle::from((FONT, style::SUBTITLE).into_font()).color(&style::MUTED);
+    root.draw_text(subtitle, &sub, (15, 36)).map_err(err)?;
+    let mut top = 58;
+    if !legend.is_empty() {
+        let y = top + 8;
+        let mut x = 15;
+        for (key, label) in legend {
+            let k = (x, y);
+            match *key {
+                Key::Line(c) => {
+                    root.draw(&PathElement::new(
+                        vec![(k.0, k.1), (k.0 + 24, k.1)],
+                        c.stroke_width(style::LINE),
+                    ))
+                    .map_err(err)?;
+                }
+                Key::LineDot(c) => {
+                    root.draw(&PathElement::new(
+                        vec![(k.0, k.1), (k.0 + 24, k.1)],
+                        c.stroke_width(style::LINE),
+                    ))
+                    .map_err(err)?;
+                    root.draw(&Circle::new((k.0 + 12, k.1), 4, c.filled()))
+                        .map_err(err)?;
+                }
+                Key::Dot(c) => {
+                    root.draw(&Circle::new((k.0 + 12, k.1), 5, c.mix(0.6).filled()))
+                        .map_err(err)?;
+                }
+                Key::Dashed(c) => {
+                    for i in 0..3 {
+                        root.draw(&PathElement::new(
+                            vec![(k.0 + 9 * i, k.1), (k.0 + 9 * i + 5, k.1)],
+                            c.stroke_width(style::LINE),
+                        ))
+                        .map_err(err)?;
+                    }
+                }
+                Key::Vertical(c) => {
+                    root.draw(&PathElement::new(
+                        vec![(k.0 + 12, k.1 - 7), (k.0 + 12, k.1 + 7)],
+                        c.stroke_width(style::LINE),
+                    ))
+                    .map_err(err)?;
+                }
+                Key::Triangle(c) => {
+                    root.draw(&PathElement::new(
+                        vec![
+                            (k.0 + 6, k.1 + 5),
+                            (k.0 + 18, k.1 + 5),
+                            (k.0 + 12, k.1 - 7),
+                            (k.0 + 6, k.1 + 5),
+                        ],
+                        c.stroke_width(style::LINE),
+                    ))
+                    .map_err(err)?;
+                }
+            }
+            root.draw_text(label, &sub, (x + 30, y - 8)).map_err(err)?;
+            let (w, _) = root.estimate_text_size(label, &sub).map_err(err)?;
+            x += 30 + w as i32 + 22;
+        }
+        top += 20;
+    }
+    Ok(root.margin(top, 0, 0, 0))
+}
+
+/// What the run measured, for titles and axis names: (title, what a sensitivity is).
+fn measure(results: &Results) -> (String, &'static str) {
+    let reference = results.plan.test.reference;
+    if reference > 0.0 {
+        (
+            format!(
+                "Increment sensitivity on a pedestal of contrast {}",
+                tick(reference)
+            ),
+            "increment sensitivity (1 / (threshold − pedestal))",
+        )
+    } else {
+        (
+            "Contrast sensitivity function".to_string(),
+            "contrast sensitivity (1 / threshold contrast)",
+        )
+    }
+}
+
+/// The line under every title: the experiment, the backbone and the threshold criterion.
+fn subtitle(results: &Results) -> String {
+    let plan = &results.plan;
+    format!(
+        "{} · {} · threshold at {:.0} % correct ({})",
+        plan.experiment,
+        plan.backbone.describe(),
+        100.0 * plan.fit.level,
+        results
+            .csf
+            .first()
+            .map_or_else(|| plan.staircase.name().to_string(), |p| p.method.clone())
+    )
+}
+
 /// Registers the bundled font with plotters, once per process.
 pub(super) fn register_font() {
     static ONCE: Once = Once::new();
@@ -91,15 +266,6 @@ pub(super) fn encode_png(rgb: &[u8], width: u32, height: u32) -> io::Result<Vec<
     Ok(out)
 }
 
-/// The figure title's subject: experiment, backbone (weights) and cut.
-fn subject(results: &Results) -> String {
-    format!(
-        "{} — {}",
-        results.plan.experiment,
-        results.plan.backbone.describe()
-    )
-}
-
 /// Sensitivity against spatial frequency on log–log axes (`csf.png`, `csf.svg`).
 pub fn csf_plot(results: &Results) -> io::Result<Plot> {
     render(&CsfFigure::new(results, true))
@@ -125,6 +291,9 @@ pub fn training_plot(results: &Results) -> io::Result<Plot> {
 
 struct CsfFigure {
     title: String,
+    subtitle: String,
+    y_desc: &'static str,
+    legend: Vec<(Key, String)>,
     log: bool,
     /// Measured points.
     points: Vec<(f64, f64)>,
@@ -217,8 +386,36 @@ impl CsfFigure {
         if results.csf.is_empty() {
             notes.push("no frequencies measured".to_string());
         }
+        let (what, y_desc) = measure(results);
+        let mut legend = Vec::new();
+        if !points.is_empty() {
+            legend.push((
+                Key::LineDot(style::BLUE),
+                if bars.is_empty() {
+                    "measured threshold".to_string()
+                } else {
+                    format!(
+                        "measured threshold, {:.0} % interval",
+                        100.0 * results.plan.fit.ci
+                    )
+                },
+            ));
+        }
+        if !censored.is_empty() {
+            legend.push((
+                Key::Triangle(style::RED),
+                "censored: a bound, pointing to the true value".to_string(),
+            ));
+        }
         Self {
-            title: format!("CSF: {}", subject(results)),
+            title: if log {
+                what
+            } else {
+                format!("{what} (linear axes)")
+            },
+            subtitle: subtitle(results),
+            y_desc,
+            legend,
             log,
             points,
             censored,
@@ -235,10 +432,11 @@ impl CsfFigure {
         X::CoordDescType: ValueFormatter<f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
-        let bottom = 30 + 18 * self.notes.len() as u32;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FONT, 22))
+        let bottom = 10 + style::NOTE_LINE * self.notes.len() as u32;
+        let body = header(root, &self.title, &self.subtitle, &self.legend)?;
+        let mut chart = ChartBuilder::on(&body)
             .margin(15)
+            .margin_top(5)
             .margin_bottom(bottom)
             .x_label_area_size(45)
             .y_label_area_size(65)
@@ -247,25 +445,25 @@ impl CsfFigure {
         chart
             .configure_mesh()
             .x_desc("spatial frequency (cycles per image)")
-            .y_desc("contrast sensitivity (1 / threshold)")
+            .y_desc(self.y_desc)
             .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|v| tick(*v))
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
+            .label_style((FONT, style::TICKS))
+            .axis_desc_style((FONT, style::AXIS))
             .draw()
             .map_err(err)?;
-        let colour = RGBColor(31, 119, 180);
+        let colour = style::BLUE;
         chart
             .draw_series(LineSeries::new(
                 self.points.iter().copied(),
-                colour.stroke_width(2),
+                colour.stroke_width(style::LINE),
             ))
             .map_err(err)?;
         chart
             .draw_series(
                 self.points
                     .iter()
-                    .map(|&p| Circle::new(p, 5, colour.filled())),
+                    .map(|&p| Circle::new(p, style::MARKER, colour.filled())),
             )
             .map_err(err)?;
         chart
@@ -273,7 +471,7 @@ impl CsfFigure {
                 ErrorBar::new_vertical(x, lo, y, hi, colour.stroke_width(1), 8)
             }))
             .map_err(err)?;
-        let red = RGBColor(214, 39, 40);
+        let red = style::RED;
         chart
             .draw_series(self.censored.iter().map(|&(x, y, c)| {
                 // Below range: the true threshold is lower, the sensitivity higher: ▲.
@@ -283,7 +481,7 @@ impl CsfFigure {
                     + Polygon::new(vec![(-6, dy), (6, dy), (0, tip)], red.mix(0.15))
                     + PathElement::new(
                         vec![(-6, dy), (6, dy), (0, tip), (-6, dy)],
-                        red.stroke_width(2),
+                        red.stroke_width(style::LINE),
                     )
             }))
             .map_err(err)?;
@@ -333,39 +531,53 @@ impl Figure for CsfFigure {
     }
 }
 
+/// One repeat's training: (repeat, loss points, accuracy points).
+type RepeatSeries = (u32, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
 struct TrainingFigure {
     title: String,
-    loss: Vec<(f64, f64)>,
-    accuracy: Vec<(f64, f64)>,
+    subtitle: String,
+    /// Per repeat: (repeat, loss points, accuracy points), each sorted by epoch.
+    series: Vec<RepeatSeries>,
+    legend: Vec<(Key, String)>,
     epochs: Vec<f64>,
     notes: Vec<String>,
 }
 
 impl TrainingFigure {
     fn new(results: &Results) -> Self {
-        let mut loss = Vec::new();
-        let mut accuracy = Vec::new();
+        let mut repeats: Vec<u32> = results.training.iter().map(|r| r.repeat).collect();
+        repeats.sort_unstable();
+        repeats.dedup();
         let mut bad_loss = Vec::new();
         let mut bad_accuracy = Vec::new();
-        // With repeats, the first repeat's probe (the others train the same way).
-        let first: Vec<&super::EpochRecord> =
-            results.training.iter().filter(|r| r.repeat == 0).collect();
-        let epochs: Vec<f64> = first.iter().map(|r| r.epoch as f64).collect();
-        for r in first {
-            let e = r.epoch as f64;
-            if r.loss.is_finite() && within(r.loss, false) {
-                loss.push((e, r.loss));
-            } else {
-                bad_loss.push(r.epoch.to_string());
+        let mut series = Vec::new();
+        let epochs: Vec<f64> = results.training.iter().map(|r| r.epoch as f64).collect();
+        for &repeat in &repeats {
+            let mut loss = Vec::new();
+            let mut accuracy = Vec::new();
+            for r in results.training.iter().filter(|r| r.repeat == repeat) {
+                let e = r.epoch as f64;
+                let which = if repeats.len() > 1 {
+                    format!("{} (repeat {})", r.epoch, repeat + 1)
+                } else {
+                    r.epoch.to_string()
+                };
+                if r.loss.is_finite() && within(r.loss, false) {
+                    loss.push((e, r.loss));
+                } else {
+                    bad_loss.push(which.clone());
+                }
+                if r.accuracy.is_finite() && within(r.accuracy, false) {
+                    accuracy.push((e, r.accuracy));
+                } else {
+                    bad_accuracy.push(which);
+                }
             }
-            if r.accuracy.is_finite() && within(r.accuracy, false) {
-                accuracy.push((e, r.accuracy));
-            } else {
-                bad_accuracy.push(r.epoch.to_string());
-            }
+            loss.sort_by(|a, b| a.0.total_cmp(&b.0));
+            accuracy.sort_by(|a, b| a.0.total_cmp(&b.0));
+            series.push((repeat, loss, accuracy));
         }
-        loss.sort_by(|a, b| a.0.total_cmp(&b.0));
-        accuracy.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut notes = Vec::new();
         if results.training.is_empty() {
             notes.push("no epochs recorded".to_string());
@@ -382,10 +594,20 @@ impl TrainingFigure {
                 bad_accuracy.join(", ")
             ));
         }
+        let mut legend: Vec<(Key, String)> = if repeats.len() > 1 {
+            repeats
+                .iter()
+                .map(|&r| (Key::LineDot(series_colour(r)), format!("repeat {}", r + 1)))
+                .collect()
+        } else {
+            vec![(Key::LineDot(style::BLUE), "the probe".to_string())]
+        };
+        legend.push((Key::Dashed(style::GREY), "chance (0.5)".to_string()));
         Self {
-            title: format!("Training: {}", subject(results)),
-            loss,
-            accuracy,
+            title: "Training of the linear probe".to_string(),
+            subtitle: subtitle(results),
+            series,
+            legend,
             epochs,
             notes,
         }
@@ -398,12 +620,11 @@ impl TrainingFigure {
         y_desc: &str,
         x: (f64, f64),
         y: (f64, f64),
-        points: &[(f64, f64)],
-        colour: RGBColor,
+        series: &[(u32, &[(f64, f64)])],
         chance: Option<f64>,
     ) -> Result<(), String> {
         let mut chart = ChartBuilder::on(area)
-            .caption(caption, (FONT, 16))
+            .caption(caption, (FONT, style::PANEL))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -417,8 +638,8 @@ impl TrainingFigure {
             .x_labels(n_epochs.clamp(2, 10))
             .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|v| tick(*v))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT, style::TICKS))
+            .axis_desc_style((FONT, style::AXIS))
             .draw()
             .map_err(err)?;
         if let Some(c) = chance {
@@ -427,28 +648,40 @@ impl TrainingFigure {
                     [(x.0, c), (x.1, c)],
                     8,
                     6,
-                    RGBColor(255, 127, 14).stroke_width(2),
+                    style::GREY.stroke_width(style::LINE),
                 ))
                 .map_err(err)?;
         }
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                colour.stroke_width(2),
-            ))
-            .map_err(err)?;
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-            .map_err(err)?;
+        for &(repeat, points) in series {
+            let colour = series_colour(repeat);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(style::LINE),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, style::MARKER - 1, colour.filled())),
+                )
+                .map_err(err)?;
+        }
         Ok(())
     }
+}
+
+/// The colour of repeat `r` (from 0) in overlaid figures.
+fn series_colour(repeat: u32) -> RGBColor {
+    style::SERIES[repeat as usize % style::SERIES.len()]
 }
 
 impl Figure for TrainingFigure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
-        let bottom = 18 * self.notes.len() as u32 + 6;
-        let titled = root.titled(&self.title, (FONT, 22)).map_err(err)?;
+        let bottom = style::NOTE_LINE * self.notes.len() as u32 + 6;
+        let titled = header(root, &self.title, &self.subtitle, &self.legend)?;
         let (body, _) = titled.split_vertically(titled.dim_in_pixel().1.saturating_sub(bottom));
         let panels = body.split_evenly((1, 2));
         let x = match (
@@ -458,38 +691,35 @@ impl Figure for TrainingFigure {
             (Some(lo), Some(hi)) => (lo - 0.5, hi + 0.5),
             _ => (0.5, 1.5),
         };
-        let losses: Vec<f64> = self.loss.iter().map(|p| p.1).collect();
+        let losses: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.1))
+            .collect();
         let loss_y = linear_range(&losses, true);
+        let loss: Vec<(u32, &[(f64, f64)])> =
+            self.series.iter().map(|s| (s.0, s.1.as_slice())).collect();
         Self::panel(
             &panels[0],
             "loss",
-            "training loss",
+            "training loss (cross-entropy)",
             x,
             loss_y,
-            &self.loss,
-            RGBColor(214, 39, 40),
+            &loss,
             None,
         )?;
-        let top = self
-            .accuracy
-            .iter()
-            .map(|p| p.1)
-            .fold(1.0f64, f64::max)
-            .min(1e6);
-        let bottom_acc = self
-            .accuracy
-            .iter()
-            .map(|p| p.1)
-            .fold(0.0f64, f64::min)
-            .max(-1e6);
+        let accuracies = || self.series.iter().flat_map(|s| s.2.iter().map(|p| p.1));
+        let top = accuracies().fold(1.0f64, f64::max).min(1e6);
+        let bottom_acc = accuracies().fold(0.0f64, f64::min).max(-1e6);
+        let accuracy: Vec<(u32, &[(f64, f64)])> =
+            self.series.iter().map(|s| (s.0, s.2.as_slice())).collect();
         Self::panel(
             &panels[1],
-            "accuracy (dashed: chance)",
-            "proportion correct",
+            "accuracy",
+            "proportion correct (training trials)",
             x,
             (bottom_acc, top),
-            &self.accuracy,
-            RGBColor(31, 119, 180),
+            &accuracy,
             Some(0.5),
         )?;
         draw_notes(root, &self.notes)
@@ -506,10 +736,11 @@ fn draw_notes<DB: DrawingBackend>(
     notes: &[String],
 ) -> Result<(), String> {
     let (_, h) = root.dim_in_pixel();
-    let style = TextStyle::from((FONT, 14).into_font()).color(&RGBColor(120, 60, 0));
+    let text = TextStyle::from((FONT, style::NOTE).into_font()).color(&style::NOTE_COLOUR);
+    let line = style::NOTE_LINE as i32;
     for (i, note) in notes.iter().enumerate() {
-        let y = h as i32 - 18 * (notes.len() - i) as i32;
-        root.draw_text(note, &style, (15, y)).map_err(err)?;
+        let y = h as i32 - line * (notes.len() - i) as i32;
+        root.draw_text(note, &text, (15, y)).map_err(err)?;
     }
     Ok(())
 }
@@ -622,13 +853,22 @@ fn tick(v: f64) -> String {
 /// One panel per frequency: proportion correct against contrast (log axis).
 struct PsychometricFigure {
     title: String,
+    subtitle: String,
+    x_desc: String,
+    legend: Vec<(Key, String)>,
     level: f64,
     panels: Vec<PsyPanel>,
     notes: Vec<String>,
 }
 
+/// One frequency's panel: every repeat's trials and fit, overlaid.
 struct PsyPanel {
     frequency: f64,
+    curves: Vec<PsyCurve>,
+}
+
+struct PsyCurve {
+    repeat: u32,
     /// (contrast, proportion correct, trials).
     points: Vec<(f64, f64, u32)>,
     curve: Vec<(f64, f64)>,
@@ -656,9 +896,9 @@ pub(super) fn psi_of(f: &super::FitSummary, x: f64) -> Option<f64> {
 
 impl PsychometricFigure {
     fn new(results: &Results) -> Self {
-        let mut panels = Vec::new();
+        let mut panels: Vec<PsyPanel> = Vec::new();
         let mut notes = Vec::new();
-        for r in results.staircases.iter().filter(|r| r.repeat == 0) {
+        for r in &results.staircases {
             let points: Vec<(f64, f64, u32)> = super::pooled(r)
                 .into_iter()
                 .filter_map(|b| Some((b.level, b.proportion()?, b.trials)))
@@ -679,29 +919,65 @@ impl PsychometricFigure {
                 }
             }
             let threshold = Some(r.threshold).filter(|t| t.is_finite() && *t > 0.0);
-            panels.push(PsyPanel {
-                frequency: r.frequency,
+            let one = PsyCurve {
+                repeat: r.repeat,
                 points,
                 curve,
                 threshold,
-            });
+            };
+            match panels
+                .iter_mut()
+                .find(|p| p.frequency.to_bits() == r.frequency.to_bits())
+            {
+                Some(p) => p.curves.push(one),
+                None => panels.push(PsyPanel {
+                    frequency: r.frequency,
+                    curves: vec![one],
+                }),
+            }
         }
         if panels.is_empty() {
             notes.push("no frequencies measured".to_string());
         }
-        let repeats = results.plan.repeats;
-        if repeats > 1 {
-            notes.push(format!(
-                "the first of {repeats} repeats; every repeat's trials are in psychometric.csv"
+        let mut repeats: Vec<u32> = results.staircases.iter().map(|r| r.repeat).collect();
+        repeats.sort_unstable();
+        repeats.dedup();
+        let level = results.plan.fit.level;
+        let function = results
+            .staircases
+            .iter()
+            .find_map(|r| r.fit.as_ref().map(|f| f.function.clone()));
+        let mut legend = Vec::new();
+        if repeats.len() > 1 {
+            for &r in &repeats {
+                legend.push((Key::LineDot(series_colour(r)), format!("repeat {}", r + 1)));
+            }
+        } else {
+            legend.push((
+                Key::Dot(style::BLUE),
+                "proportion correct (area ∝ trials)".to_string(),
             ));
+            if let Some(f) = &function {
+                legend.push((Key::Line(style::BLUE), format!("fitted {f}")));
+            }
+            legend.push((Key::Vertical(style::RED), "reported threshold".to_string()));
         }
-        notes.push(format!(
-            "dots: proportion correct per contrast (area ∝ trials); line: fitted function; dashed: {:.0} % correct; red: reported threshold",
-            100.0 * results.plan.fit.level
+        legend.push((
+            Key::Dashed(style::GREY),
+            format!("{:.0} % correct", 100.0 * level),
         ));
+        let reference = results.plan.test.reference;
+        let x_desc = if reference > 0.0 {
+            format!("target contrast (pedestal {})", tick(reference))
+        } else {
+            "grating contrast".to_string()
+        };
         Self {
-            title: format!("Psychometric functions: {}", subject(results)),
-            level: results.plan.fit.level,
+            title: "Psychometric functions, one panel per frequency".to_string(),
+            subtitle: subtitle(results),
+            x_desc,
+            legend,
+            level,
             panels,
             notes,
         }
@@ -711,10 +987,9 @@ impl PsychometricFigure {
 impl Figure for PsychometricFigure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
-        let bottom = 10 + 18 * self.notes.len() as u32;
-        let (w, h) = root.dim_in_pixel();
-        let body = root.margin(0, bottom, 0, 0);
-        let body = body.titled(&self.title, (FONT, 20)).map_err(err)?;
+        let bottom = 10 + style::NOTE_LINE * self.notes.len() as u32;
+        let body = header(root, &self.title, &self.subtitle, &self.legend)?;
+        let body = body.margin(0, bottom, 0, 0);
         let n = self.panels.len().max(1);
         let cols = (n as f64).sqrt().ceil() as usize;
         let rows = n.div_ceil(cols);
@@ -722,24 +997,26 @@ impl Figure for PsychometricFigure {
         let xs: Vec<f64> = self
             .panels
             .iter()
-            .flat_map(|p| p.points.iter().map(|q| q.0))
+            .flat_map(|p| p.curves.iter().flat_map(|c| c.points.iter().map(|q| q.0)))
             .collect();
         let (x0, x1) = log_range(&xs);
-        let colour = RGBColor(31, 119, 180);
-        let red = RGBColor(214, 39, 40);
         let max_trials = self
             .panels
             .iter()
-            .flat_map(|p| p.points.iter().map(|q| q.2))
+            .flat_map(|p| p.curves.iter().flat_map(|c| c.points.iter().map(|q| q.2)))
             .max()
             .unwrap_or(1)
             .max(1);
-        for (p, area) in self.panels.iter().zip(areas) {
+        let overlaid = self.panels.iter().any(|p| p.curves.len() > 1);
+        for (i, (p, area)) in self.panels.iter().zip(areas).enumerate() {
+            let (row, col) = (i / cols, i % cols);
+            // Axis names on the bottom row and the left column only.
+            let last_row = row + 1 == rows || i + cols >= self.panels.len();
             let mut chart = ChartBuilder::on(&area)
-                .caption(format!("{} c/img", tick(p.frequency)), (FONT, 13))
+                .caption(format!("{} c/img", tick(p.frequency)), (FONT, style::PANEL))
                 .margin(6)
-                .x_label_area_size(22)
-                .y_label_area_size(32)
+                .x_label_area_size(if last_row { 36 } else { 20 })
+                .y_label_area_size(if col == 0 { 46 } else { 32 })
                 .build_cartesian_2d(
                     (x0..x1)
                         .log_scale()
@@ -748,42 +1025,50 @@ impl Figure for PsychometricFigure {
                     0.4..1.02,
                 )
                 .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_labels(4)
+            let mut mesh = chart.configure_mesh();
+            mesh.x_labels(4)
                 .y_labels(4)
                 .x_label_formatter(&|v| tick(*v))
                 .y_label_formatter(&|v| tick(*v))
-                .label_style((FONT, 10))
-                .draw()
-                .map_err(err)?;
+                .label_style((FONT, style::SMALL_TICKS))
+                .axis_desc_style((FONT, style::SMALL_TICKS + 1));
+            if last_row {
+                mesh.x_desc(self.x_desc.as_str());
+            }
+            if col == 0 {
+                mesh.y_desc("proportion correct");
+            }
+            mesh.draw().map_err(err)?;
             chart
                 .draw_series(DashedLineSeries::new(
                     [(x0, self.level), (x1, self.level)],
                     5,
                     4,
-                    RGBColor(150, 150, 150).stroke_width(1),
+                    style::GREY.stroke_width(1),
                 ))
                 .map_err(err)?;
-            chart
-                .draw_series(LineSeries::new(
-                    p.curve.iter().copied(),
-                    colour.stroke_width(2),
-                ))
-                .map_err(err)?;
-            chart
-                .draw_series(p.points.iter().map(|&(c, y, n)| {
-                    let r = 2.0 + 5.0 * (f64::from(n) / f64::from(max_trials)).sqrt();
-                    Circle::new((c, y.clamp(0.4, 1.02)), r as i32, colour.mix(0.6).filled())
-                }))
-                .map_err(err)?;
-            if let Some(t) = p.threshold.filter(|t| *t >= x0 && *t <= x1) {
+            for c in &p.curves {
+                let colour = series_colour(c.repeat);
                 chart
-                    .draw_series(LineSeries::new([(t, 0.4), (t, 1.02)], red.stroke_width(1)))
+                    .draw_series(LineSeries::new(
+                        c.curve.iter().copied(),
+                        colour.stroke_width(style::LINE),
+                    ))
                     .map_err(err)?;
+                chart
+                    .draw_series(c.points.iter().map(|&(x, y, n)| {
+                        let r = 2.0 + 5.0 * (f64::from(n) / f64::from(max_trials)).sqrt();
+                        Circle::new((x, y.clamp(0.4, 1.02)), r as i32, colour.mix(0.6).filled())
+                    }))
+                    .map_err(err)?;
+                if let Some(t) = c.threshold.filter(|t| *t >= x0 && *t <= x1) {
+                    let line = if overlaid { colour } else { style::RED };
+                    chart
+                        .draw_series(LineSeries::new([(t, 0.4), (t, 1.02)], line.stroke_width(1)))
+                        .map_err(err)?;
+                }
             }
         }
-        let _ = (w, h);
         draw_notes(root, &self.notes)
     }
 

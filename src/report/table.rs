@@ -2,20 +2,23 @@
 
 use super::{stop_name, Results};
 
-/// The CSF as an aligned text table (frequency, threshold, sensitivity, steps, stop),
-/// one line per frequency, ending in a newline. No colour, no trailing spaces.
+/// The CSF as an aligned text table (frequency, threshold, interval, sensitivity, trials,
+/// stop), one line per frequency in ascending frequency, ending in a newline. No colour, no
+/// trailing spaces. Numbers as [`display_number`] writes them (frequencies in full).
 pub fn csf_table(results: &Results) -> String {
+    let ci = format!("{:.0}% CI", 100.0 * results.plan.fit.ci);
     let header = [
         "frequency (c/img)",
         "threshold",
-        "95% CI",
+        ci.as_str(),
         "sensitivity",
         "trials",
         "stop",
     ];
-    let rows: Vec<[String; 6]> = results
-        .csf
-        .iter()
+    let mut points: Vec<&super::CsfPoint> = results.csf.iter().collect();
+    points.sort_by(|a, b| a.frequency.total_cmp(&b.frequency));
+    let rows: Vec<[String; 6]> = points
+        .into_iter()
         .map(|f| {
             let stop = match f.censored {
                 Some(c) => format!("{} ({})", stop_name(f.stop), c.name()),
@@ -76,7 +79,14 @@ fn general(x: f64) -> String {
     format!("{x}")
 }
 
-/// Four significant digits; scientific outside [1e-3, 1e6).
+/// A number for people to read (the terminal, `report.html`): four significant digits,
+/// trailing zeros kept (`0.1250`, `12.50`, `2.811`), scientific with four significant
+/// digits outside [1e-3, 1e6) (`3.000e-4`); `inf`, `NaN` as Rust writes them. Files for
+/// programs (CSV, JSON) keep every digit instead (shortest round-trip).
+pub fn display_number(x: f64) -> String {
+    significant(x)
+}
+
 fn significant(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");

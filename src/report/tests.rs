@@ -63,6 +63,7 @@ fn manifest(plan: &Plan) -> Manifest {
         stimuli: "host".into(),
         decision_noise: None,
         resumed: Vec::new(),
+        warnings: vec!["psy::plan::example: a warning the run gave".into()],
     }
 }
 
@@ -116,10 +117,12 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (reader.info().width, reader.info().height)
 }
 
+/// The rows of a CSV file whose header is `header` followed by the identity's columns.
 fn csv_rows(path: &Path, header: &str) -> Vec<Vec<String>> {
     let text = fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some(header), "{}", path.display());
+    let header = format!("{header},{}", Identity::COLUMNS.join(","));
+    assert_eq!(lines.next(), Some(header.as_str()), "{}", path.display());
     lines
         .map(|l| {
             let cells: Vec<String> = l.split(',').map(str::to_string).collect();
@@ -175,7 +178,7 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
     let steps: usize = results.staircases.iter().map(|f| f.steps.len()).sum();
     let staircase = csv_rows(
         &dir.join("staircase.csv"),
-        "frequency,step,contrast,accuracy,trials,correct,repeat",
+        "frequency_cpi,step,contrast,accuracy,trials,correct,repeat",
     );
     assert_eq!(staircase.len(), steps);
     let first = &results.staircases[0].steps[1];
@@ -198,7 +201,7 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
     }
     let pooled = csv_rows(
         &dir.join("psychometric.csv"),
-        "frequency_cpi,repeat,level,trials,correct",
+        "frequency_cpi,repeat,contrast,trials,correct",
     );
     let trials: u64 = pooled.iter().map(|r| r[3].parse::<u64>().unwrap()).sum();
     assert_eq!(
@@ -222,6 +225,56 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
     assert!(fs::read_to_string(dir.join("csf.svg"))
         .unwrap()
         .contains("quick_csf"));
+    // Every CSV row ends with the identity, taken from the plan.
+    let id = Identity::of(&results.plan);
+    assert_eq!(id.architecture, "resnet18");
+    for row in &csf {
+        let n = row.len();
+        assert_eq!(row[n - 8], id.experiment);
+        assert_eq!(row[n - 7], "resnet18");
+        assert_eq!(row[n - 2], id.seed.to_string());
+        assert_eq!(row[n - 1], "0");
+    }
+
+    // results.json holds the same numbers for programs.
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["format"], 1);
+    assert_eq!(json["complete"], true);
+    assert_eq!(json["identity"]["experiment"], id.experiment.as_str());
+    assert_eq!(json["csf"].as_array().unwrap().len(), results.csf.len());
+    assert_eq!(
+        json["csf"][0]["threshold"].as_f64().unwrap(),
+        results.csf[0].threshold
+    );
+    assert_eq!(
+        json["staircases"][0]["steps"].as_array().unwrap().len(),
+        results.staircases[0].steps.len()
+    );
+    assert_eq!(json["training"].as_array().unwrap().len(), 3);
+    assert_eq!(json["manifest"]["seed"], results.manifest.seed);
+    assert_eq!(json["warnings"][0], results.manifest.warnings[0].as_str());
+
+    // report.html: one page, every plot inline, the preview absent (never written here).
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 4, "four plots inline");
+    for id in [
+        "plot-csf",
+        "plot-psychometric",
+        "plot-training",
+        "results",
+        "warnings",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(html.contains("a warning the run gave"));
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "nothing fetched"
+    );
+    assert!(!html.contains("<script"), "no script");
+    assert!(html.contains("class=\"status complete\""));
 
     // No temporary files are left behind.
     let leftovers: Vec<_> = fs::read_dir(&dir)
@@ -712,4 +765,71 @@ fn log_axes_get_enough_labelled_ticks_whatever_the_range() {
     assert!(labelled >= 3, "{labelled} tick labels");
     r.csf.truncate(1);
     assert!(csf_plot(&r).unwrap().svg.contains("</text>"));
+}
+
+#[test]
+fn titles_and_axes_say_what_was_measured() {
+    let mut r = results();
+    let detection = csf_plot(&r).unwrap().svg;
+    assert!(detection.contains("Contrast sensitivity function"));
+    assert!(detection.contains("contrast sensitivity (1 / threshold contrast)"));
+    assert!(detection.contains("spatial frequency (cycles per image)"));
+    // A pedestal: increment thresholds, and the page and the plots say so.
+    r.plan.test.reference = 0.2;
+    let pedestal = csf_plot(&r).unwrap().svg;
+    assert!(pedestal.contains("Increment sensitivity on a pedestal of contrast 0.2"));
+    assert!(pedestal.contains("increment sensitivity (1 / (threshold − pedestal))"));
+    assert!(!pedestal.contains("Contrast sensitivity function"));
+    let psy = psychometric_plot(&r).unwrap().svg;
+    assert!(psy.contains("target contrast (pedestal 0.2)"), "x axis");
+    let html = report_html(&r, &r.manifest, &[], None);
+    assert!(html.contains("Increment-threshold sensitivity on a pedestal of contrast 0.2000"));
+}
+
+#[test]
+fn overlaid_repeats_get_a_legend() {
+    let mut r = results();
+    let one = psychometric_plot(&r).unwrap().svg;
+    assert!(!one.contains("repeat 2"));
+    assert!(
+        one.contains("reported threshold"),
+        "legend of the single-repeat figure"
+    );
+    // A second repeat: every frequency again, and a second training curve.
+    let mut second = r.staircases.clone();
+    for s in &mut second {
+        s.repeat = 1;
+    }
+    r.staircases.extend(second);
+    r.csf = summarize(&r.plan, &r.staircases);
+    let extra: Vec<EpochRecord> = r
+        .training
+        .iter()
+        .map(|e| EpochRecord { repeat: 1, ..*e })
+        .collect();
+    r.training.extend(extra);
+    for svg in [
+        psychometric_plot(&r).unwrap().svg,
+        training_plot(&r).unwrap().svg,
+    ] {
+        assert!(svg.contains("repeat 1") && svg.contains("repeat 2"));
+    }
+}
+
+#[test]
+fn numbers_for_people_have_four_significant_digits_and_the_table_is_in_frequency_order() {
+    assert_eq!(display_number(0.125), "0.1250");
+    assert_eq!(display_number(2.8109), "2.811");
+    assert_eq!(display_number(0.0881), "0.08810");
+    assert_eq!(display_number(12.5), "12.50");
+    assert_eq!(display_number(0.0003), "3.000e-4");
+    let mut r = results();
+    r.csf.reverse();
+    let table = csf_table(&r);
+    let freqs: Vec<f64> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(freqs.windows(2).all(|w| w[0] < w[1]), "{table}");
 }

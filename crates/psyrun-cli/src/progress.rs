@@ -1,8 +1,10 @@
 //! Progress on the terminal: renders the interpreter's [`Event`]s as progress bars with ETA
-//! when stderr is a terminal, and as plain lines otherwise.
+//! when stderr is a terminal, and as plain lines otherwise. Numbers follow
+//! [`display_number`] (four significant digits), as in the final table.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use psyrun::progress::{Event, Observer};
+use psyrun::report::display_number;
 use std::io::IsTerminal;
 use std::time::Duration;
 /// Renders events on stderr: progress bars with ETA on a terminal, plain lines otherwise.
@@ -14,6 +16,12 @@ pub struct Terminal {
     done: u64,
     total: u64,
     last_line: u64,
+    warnings: Vec<String>,
+}
+
+/// A warning as one line for the run's files: `code: message`.
+pub fn warning_line(d: &psyrun::diag::Diag) -> String {
+    format!("{}: {}", d.code.as_str(), d.message)
 }
 
 impl Terminal {
@@ -27,7 +35,13 @@ impl Terminal {
             done: 0,
             total: 0,
             last_line: 0,
+            warnings: Vec::new(),
         }
+    }
+
+    /// The warnings shown so far, one line each ([`warning_line`]).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     fn println(&self, line: &str) {
@@ -84,9 +98,10 @@ impl Observer for Terminal {
                 accuracy,
             } => {
                 self.println(&format!(
-                    "  epoch {:>3}  loss {loss:>10.4}  accuracy {:>6.2}%",
+                    "  epoch {:>3}  loss {:>10}  accuracy {:>7}",
                     epoch + 1,
-                    accuracy * 100.0
+                    display_number(loss),
+                    display_number(accuracy)
                 ));
             }
             Event::Threshold {
@@ -95,12 +110,13 @@ impl Observer for Terminal {
                 steps,
             } => {
                 self.println(&format!(
-                    "  {frequency:>8} cycles/image  threshold {threshold:.6}  sensitivity {:>9.2}  ({steps} levels)",
-                    1.0 / threshold
+                    "  {frequency:>8} c/img  threshold {:>9}  ({steps} levels)",
+                    display_number(threshold),
                 ));
             }
             Event::Status(s) => self.println(&s),
             Event::Warning(d) => {
+                self.warnings.push(warning_line(&d));
                 let text = psyrun::diag::render(std::slice::from_ref(&*d), self.color);
                 self.println(text.trim_end());
             }

@@ -3,7 +3,7 @@
 
 use crate::failure::Failure;
 use psyrun::diag::{Code, Diag};
-use psyrun::exit::{EXIT_UNAVAILABLE, EXIT_USAGE};
+use psyrun::exit::{EXIT_RUN, EXIT_USAGE};
 use psyrun::plan::{self, Plan, Setting};
 use psyrun::source::SourceFile;
 use tch::Device;
@@ -70,7 +70,7 @@ pub fn select_device(plan: &Plan, file: &SourceFile) -> Result<Device, Failure> 
         Some((plan, file)),
         "use `device auto` (CUDA when present, else the CPU) or `device cpu`",
     )
-    .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
+    .map_err(|d| Failure::new(d, EXIT_RUN))
 }
 
 /// `device` checked against the machine; the error points at the `device` setting of the

@@ -34,7 +34,7 @@ use crate::failure::{weights_failure, Failure};
 use crate::script::{Net, ScriptError, ScriptNet};
 use crate::weights::{self};
 use psyrun::diag::{Code, Diag};
-use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_UNAVAILABLE, EXIT_USAGE};
+use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_USAGE};
 use psyrun::models::catalog::{self, Arch, ShapeError};
 use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Weights};
 use psyrun::progress::{Event, Observer};
@@ -931,7 +931,7 @@ impl Runner<'_> {
 /// The device asked for, checked against the machine.
 fn select_device(device: plan::Device) -> Result<Device, Failure> {
     crate::device::check_device(device, None, "use `--device auto` or `--device cpu`")
-        .map_err(|d| Failure::new(d, EXIT_UNAVAILABLE))
+        .map_err(|d| Failure::new(d, EXIT_RUN))
 }
 
 fn normalize_name(n: &Normalize) -> String {

@@ -1,12 +1,13 @@
 //! `psyrun run FILE`: loads, plans, runs (through `psyrun_torch::interpreter`), reports.
 
 use crate::signals::{self, STOP};
+use psyrun::diag::Severity;
 use psyrun::diag::{Code, Diag};
 use psyrun::plan;
-use psyrun::report::csf_table;
+use psyrun::report::{check_out, csf_table, RunFolder};
 use psyrun::source::SourceFile;
-use psyrun_cli::progress::Terminal;
-use psyrun_cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use psyrun_cli::progress::{warning_line, Terminal};
+use psyrun_cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_USAGE};
 use psyrun_torch::interpreter::{execute, RunOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +41,22 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
         ui.report(&[named(d)]);
         return ExitCode::from(signals::exit_code());
     }
+    // A `--out` folder that would be refused is refused now, before the backbone is built
+    // (which prints what it does and can take long).
+    if let Some(out) = &args.out {
+        if let Err(e) = check_out(out) {
+            let d = Diag::error(Code::RunOutputFolder, e.to_string())
+                .with_help("choose a writable, empty or new folder with --out DIR");
+            ui.report(&[d]);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    let plan_warnings: Vec<String> = lowered
+        .diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(warning_line)
+        .collect();
     let mut term = Terminal::new(ui.color);
     let options = RunOptions {
         file: &file,
@@ -54,8 +71,25 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
         stop: &STOP,
     };
     match execute(&plan, &options, &mut term) {
-        Ok((folder, results)) => {
+        Ok((folder, mut results)) => {
+            // The warnings go into the manifest, results.json and report.html (the
+            // interpreter does not record them itself yet).
+            let warnings: Vec<String> = plan_warnings
+                .into_iter()
+                .chain(term.warnings().iter().cloned())
+                .collect();
             drop(term);
+            if !warnings.is_empty() && results.manifest.warnings.is_empty() {
+                results.manifest.warnings = warnings;
+                if let Err(e) = RunFolder::amend(&folder, &results) {
+                    let d = Diag::error(
+                        Code::RunOutputFolder,
+                        format!("cannot record the warnings: {e}"),
+                    );
+                    ui.report(&[d]);
+                    return ExitCode::from(EXIT_RUN);
+                }
+            }
             print!("{}", csf_table(&results));
             println!("results: {}", folder.display());
             ExitCode::from(EXIT_OK)
