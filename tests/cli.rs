@@ -358,3 +358,47 @@ fn stimuli_rejects_a_contrast_outside_0_1() {
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("--contrast must be in [0, 1]"));
 }
+
+#[test]
+fn fmt_lays_files_out_checks_them_and_leaves_broken_ones_alone() {
+    let dir = std::env::temp_dir().join(format!("psyrun-fmt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let messy = "psy 1\nexperiment e {\n    seed 3 // kept\n  backbone resnet18 { weights random\n  cut layer1 }\n  probe linear { epochs 1 }\n  train shapes { size 32  samples 16 }\n  test gratings { size 32  frequencies [2,4] }\n  staircase bisection {}\n}\n";
+    let tidy = "psy 1\nexperiment e {\n  seed 3   // kept\n  backbone resnet18 {\n    weights random\n    cut layer1\n  }\n  probe linear { epochs 1 }\n  train shapes { size 32  samples 16 }\n  test gratings { size 32  frequencies [2, 4] }\n  staircase bisection {}\n}\n";
+    let broken = "psy 1\nexperiment e {\n  seed 3\n";
+    let (m, b) = (dir.join("messy.psy"), dir.join("broken.psy"));
+    std::fs::write(&m, messy).unwrap();
+    std::fs::write(&b, broken).unwrap();
+    let (ms, bs) = (m.to_str().unwrap(), b.to_str().unwrap());
+    // --check says which file is off and changes nothing.
+    let o = psyrun(&["fmt", "--check", ms, "--color", "never"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("messy.psy: not in psyrun's layout"));
+    assert_eq!(std::fs::read_to_string(&m).unwrap(), messy);
+    // fmt rewrites it; a file with syntax errors is reported and left alone.
+    let o = psyrun(&["fmt", ms, bs, "--color", "never"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&m).unwrap(), tidy);
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), broken);
+    assert!(
+        text(&o.stderr).contains("psy::syntax::"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).contains("broken.psy: not formatted (syntax errors)"));
+    // Formatted once, the file is in the layout: --check passes, fmt leaves it unchanged.
+    let o = psyrun(&["fmt", "--check", ms]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let o = psyrun(&["fmt", ms]);
+    assert!(text(&o.stdout).contains("messy.psy: unchanged"));
+    // The repository's experiments are in the layout.
+    let o = psyrun(&[
+        "fmt",
+        "--check",
+        "experiments/contrast_csf.psy",
+        "experiments/quick_csf.psy",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -399,9 +399,10 @@ fn tokens(src: &str) -> Vec<(Tok<'_>, bool)> {
                 let d = b[i];
                 if (d == b'e' || d == b'E') && matches!(b.get(i + 1), Some(b'+' | b'-')) {
                     i += 2;
-                } else if d.is_ascii_alphanumeric() || d == b'_' {
-                    i += 1;
-                } else if d == b'.' && b.get(i + 1) != Some(&b'.') {
+                } else if d.is_ascii_alphanumeric()
+                    || d == b'_'
+                    || (d == b'.' && b.get(i + 1) != Some(&b'.'))
+                {
                     i += 1;
                 } else {
                     break;

@@ -81,6 +81,67 @@ pub(super) fn check(paths: &[std::path::PathBuf], ui: &Ui) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `psyrun fmt FILE… [--check]`: each file in the layout of `psyrun::syntax::fmt`, written
+/// back atomically when it changes (`-`: standard input to standard output). A file with
+/// syntax errors is reported and left alone (exit 1); an unreadable one exits 2; with
+/// `--check`, a file not in the layout is listed and the exit status is 1.
+pub(super) fn fmt(paths: &[std::path::PathBuf], check: bool, ui: &Ui) -> ExitCode {
+    let mut code = EXIT_OK;
+    let mut stdout = String::new();
+    for p in paths {
+        let stdin = p.as_os_str() == "-";
+        let read = if stdin {
+            SourceFile::read_stream("<stdin>".into(), std::io::stdin().lock())
+        } else {
+            SourceFile::read(p)
+        };
+        let file = match read {
+            Ok(f) => f,
+            Err(d) => {
+                ui.report(&[d]);
+                code = code.max(EXIT_USAGE);
+                continue;
+            }
+        };
+        let formatted = match psyrun::syntax::fmt::format(&file) {
+            Ok(t) => t,
+            Err(diags) => {
+                let diags: Vec<Diag> = diags.into_iter().map(|d| d.with_source(&file)).collect();
+                ui.report(&diags);
+                stdout.push_str(&format!("{}: not formatted (syntax errors)\n", p.display()));
+                code = code.max(EXIT_INVALID);
+                continue;
+            }
+        };
+        let same = formatted == *file.text;
+        if stdin && !check {
+            out(&formatted);
+            continue;
+        }
+        if check {
+            if !same {
+                stdout.push_str(&format!("{}: not in psyrun's layout\n", p.display()));
+                code = code.max(EXIT_INVALID);
+            }
+            continue;
+        }
+        if same {
+            stdout.push_str(&format!("{}: unchanged\n", p.display()));
+        } else if let Err(e) = psyrun::report::write_atomic(p, formatted.as_bytes()) {
+            ui.report(
+                &[Diag::error(Code::RunOutputFolder, e.to_string()).with_help(
+                    "check the disk space and the folder's permissions; the file is unchanged",
+                )],
+            );
+            code = code.max(EXIT_USAGE);
+        } else {
+            stdout.push_str(&format!("{}: formatted\n", p.display()));
+        }
+    }
+    out(&stdout);
+    ExitCode::from(code)
+}
+
 pub(super) fn plan(path: &Path, format: PlanFormat, ui: &Ui) -> ExitCode {
     match load_checked(path) {
         Err(d) => {

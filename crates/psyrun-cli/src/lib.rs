@@ -29,6 +29,7 @@ Examples:
   psyrun experiments/quick_csf.psy       run an experiment (same as `psyrun run FILE`)
   psyrun run --resume runs/quick_csf/20260101-120000   continue an interrupted run
   psyrun check experiments/*.psy         show every problem in the files
+  psyrun fmt experiments/*.psy           lay the files out in psyrun's layout (--check: only say)
   psyrun plan experiments/contrast_csf.psy   print the resolved plan, defaults included
   psyrun layers resnet50 --size 224      list the cut points and their output shapes
   psyrun stimuli experiments/quick_csf.psy --out stim   write its stimuli as PNG and .npy
@@ -100,6 +101,17 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Show psyrun's and libtorch's versions, CUDA availability and device count.
     Doctor,
+    /// Lay experiment files out in psyrun's layout (indentation, one setting a line,
+    /// spacing), keeping every comment; files with syntax errors are left as they are.
+    Fmt {
+        /// Experiment files; `-` formats standard input to standard output.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing: list the files not in the layout, and exit with 1 if there are any
+        /// (for CI).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// Whether to colour output.
@@ -362,6 +374,7 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
         (Some(Command::Stimuli(args)), _) => stimuli::stimuli(&args, &ui),
         (Some(Command::Features(args)), _) => backend.features(&args, &ui),
         (Some(Command::Doctor), _) => backend.doctor(&ui),
+        (Some(Command::Fmt { files, check }), _) => commands::fmt(&files, check, &ui),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             ExitCode::from(EXIT_USAGE)
