@@ -602,6 +602,20 @@ fn no_panic(text: &str) {
     let out = psyrun::diag::render(&lowered.diags, false);
     assert!(out.len() < 1 << 20, "{} bytes rendered", out.len());
     assert_eq!(lowered.plan.is_some(), !lowered.has_errors());
+    // `psyrun fmt` never panics either; what it formats parses again, to the same layout
+    // and the same plan.
+    if let Ok(once) = psyrun::syntax::fmt::format(&SourceFile::new("fuzz.psy", text.to_string())) {
+        let again = SourceFile::new("fuzz.psy", once.clone());
+        let twice = psyrun::syntax::fmt::format(&again)
+            .unwrap_or_else(|d| panic!("the formatted text does not parse: {d:?}\n{once}"));
+        assert_eq!(twice, once, "formatting is not idempotent");
+        let plan = |l: &psyrun::plan::Lowered| l.plan.as_ref().map(psyrun::plan::to_ron);
+        assert_eq!(
+            plan(&compile(&again)),
+            plan(&lowered),
+            "formatting changed the plan"
+        );
+    }
 }
 
 const EXPERIMENTS: [&str; 2] = [

@@ -369,10 +369,16 @@ fn tokens(src: &str) -> Vec<(Tok<'_>, bool)> {
     while i < b.len() {
         let c = b[i];
         let start = i;
-        let value_before = matches!(
-            out.last(),
-            Some((Tok::Word(_), _)) | Some((Tok::Punct(")", _), _)) | Some((Tok::Punct("]", _), _))
-        );
+        // A sign after a number or a bracket is arithmetic (`224 / 6 - 1`); after a name it
+        // starts the number of a tagged value (`avg -2`, which the grammar reads as a name and
+        // a number), and anywhere else it is the number's own.
+        let value_before = match out.last() {
+            Some((Tok::Word(w), _)) => {
+                !w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            }
+            Some((Tok::Punct(p, _), _)) => *p == ")" || *p == "]",
+            None => false,
+        };
         if c.is_ascii_whitespace() {
             spaced = true;
             i += 1;
@@ -469,6 +475,10 @@ mod tests {
             "gaussian(sigma: 224 / 6)"
         );
         assert_eq!(normalize("[features.0, layer2]"), "[features.0, layer2]");
+        // A name then a signed number is one tagged value, not a subtraction (a fuzz find).
+        assert_eq!(normalize("test1e-4"), "test1e -4");
+        assert_eq!(normalize("avg -2"), "avg -2");
+        assert_eq!(normalize("2 -2"), "2 - 2");
     }
 
     #[test]
