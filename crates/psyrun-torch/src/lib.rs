@@ -22,6 +22,7 @@
 //!     runs_root: Path::new("."),
 //!     command_line: vec!["example".into()],
 //!     stop: &stop,
+//!     resume: None,
 //! };
 //! let mut events = Recorder::default();
 //! let (folder, results) = execute(&plan, &options, &mut events).map_err(|f| f.diags[0].message.clone())?;
