@@ -57,6 +57,9 @@ pub fn format(file: &SourceFile) -> Result<String, Vec<Diag>> {
     Ok(out)
 }
 
+/// Trailing comments keep their column up to this one.
+const MAX_COMMENT_COLUMN: usize = 100;
+
 struct Formatter<'a> {
     text: &'a str,
     comments: Vec<Span>,
@@ -132,10 +135,19 @@ impl Formatter<'_> {
                 return;
             }
             self.used[i] = true;
-            let width = self.out[line_start..].chars().count();
+            // The width of the line the comment goes on (a value over several lines ends on
+            // its last line).
+            let last = &self.out[line_start..];
+            let width = last[last.rfind('\n').map_or(0, |i| i + 1)..]
+                .chars()
+                .count();
             let column = source_column(self.text, c.start);
-            let at = if pos == end {
+            // A column far to the right (a long run of spaces or carriage returns before the
+            // comment) is not kept.
+            let at = if pos == end && column <= MAX_COMMENT_COLUMN {
                 column.max(width + 2)
+            } else if pos == end {
+                width + 2
             } else {
                 width + 1
             };
@@ -290,13 +302,11 @@ fn find_comments(text: &str) -> Vec<Span> {
                 i += 1;
             }
             b'/' if b.get(i + 1) == Some(&b'/') => {
-                let end = text[i..].find('\n').map_or(b.len(), |n| i + n);
-                // A `\r` before the line end belongs to the line end.
-                let end = if end > i && b[end - 1] == b'\r' {
-                    end - 1
-                } else {
-                    end
-                };
+                let mut end = text[i..].find('\n').map_or(b.len(), |n| i + n);
+                // Carriage returns and blanks before the line end are not the comment's.
+                while end > i + 2 && matches!(b[end - 1], b'\r' | b' ' | b'\t') {
+                    end -= 1;
+                }
                 out.push(Span { start: i, end });
                 i = end;
             }
@@ -577,6 +587,31 @@ mod tests {
             }
         }
         assert!(n > 50, "only {n} fixtures found");
+    }
+
+    #[test]
+    fn every_single_insertion_of_a_line_break_or_carriage_returns_formats_idempotently() {
+        // Fuzz finds: a value broken over two lines before a trailing comment, and a long run
+        // of carriage returns before one.
+        let base = include_str!("../../experiments/quick_csf.psy");
+        for insert in ["\n", "\r\r\r\r\n", &"\r".repeat(150)] {
+            for at in (0..=base.len()).filter(|&i| base.is_char_boundary(i)) {
+                let mut text = base.to_string();
+                text.insert_str(at, insert);
+                check_properties("inserted.psy", &text);
+                // Replacing four characters with a line break, as the fuzzing did.
+                if insert != "\n" {
+                    continue;
+                }
+                let mut end = (at + 4).min(base.len());
+                while !base.is_char_boundary(end) {
+                    end += 1;
+                }
+                let mut text = base.to_string();
+                text.replace_range(at..end, "\n");
+                check_properties("replaced.psy", &text);
+            }
+        }
     }
 
     use proptest::prelude::*;
