@@ -406,16 +406,6 @@ impl RunFolder {
         )?;
         self.write_manifest(manifest)
     }
-
-    /// After [`finish`](Self::finish), for what only the caller knows then (warnings it
-    /// collected): rewrites `manifest.json`, `results.json` and `report.html` of the finished
-    /// folder `dir` from `results`. Each file is replaced atomically.
-    pub fn amend(dir: &Path, results: &Results) -> io::Result<()> {
-        let folder = RunFolder {
-            path: dir.to_path_buf(),
-        };
-        folder.write_files(results, &results.manifest)
-    }
 }
 
 /// Checks that `--out DIR` can take a run's results, without creating anything: `Ok` when

@@ -23,6 +23,7 @@
 //!     command_line: vec!["example".into()],
 //!     stop: &stop,
 //!     resume: None,
+//!     warnings: Vec::new(),
 //! };
 //! let mut events = Recorder::default();
 //! let (folder, results) = execute(&plan, &options, &mut events).map_err(|f| f.diags[0].message.clone())?;

@@ -90,6 +90,9 @@ pub struct RunOptions<'a> {
     pub stop: &'a AtomicBool,
     /// `--resume DIR`: continue the interrupted run in that folder (`out` is then ignored).
     pub resume: Option<&'a Path>,
+    /// The experiment's warnings (found when it was checked), one line each
+    /// (`code: message`): the manifest starts with them and adds the run's own.
+    pub warnings: Vec<String>,
 }
 
 /// Runs `plan`, catching libtorch exceptions (which tch raises as panics) as diagnostics.
@@ -162,6 +165,17 @@ impl Interpreter<'_> {
         self.results.csf = report::summarize(self.plan, &self.results.staircases);
         self.sync_journal()?;
         self.write()
+    }
+
+    /// Shows a run-time warning and records it in the manifest (`code: message`), so that
+    /// every file written from now on, partial ones included, carries it.
+    fn warn(&mut self, d: Diag) {
+        self.results
+            .manifest
+            .warnings
+            .push(format!("{}: {}", d.code.as_str(), d.message));
+        self.observer
+            .event(psyrun::progress::Event::Warning(Box::new(d)));
     }
 
     /// Appends one entry to the journal.

@@ -153,7 +153,7 @@ impl<'a> Interpreter<'a> {
             stimuli: stimuli.name().into(),
             decision_noise: None,
             resumed: Vec::new(),
-            warnings: Vec::new(),
+            warnings: options.warnings.clone(),
         };
         let plan_ron = to_ron(plan);
         let (journal, replay) = match options.resume {

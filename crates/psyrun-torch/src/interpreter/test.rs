@@ -461,7 +461,7 @@ impl Interpreter<'_> {
             self.options.file,
             "this probe's answers look like guesses",
         );
-        self.observer.event(Event::Warning(Box::new(d)));
+        self.warn(d);
     }
 
     /// Projections of every trial's grey image at each `(frequency index, contrast)` of

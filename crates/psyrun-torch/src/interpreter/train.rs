@@ -227,7 +227,7 @@ impl Interpreter<'_> {
                     self.options.file,
                     "this probe stays near chance",
                 );
-                self.observer.event(Event::Warning(Box::new(d)));
+                self.warn(d);
             }
         }
         Ok(probe)

@@ -4,10 +4,10 @@ use crate::signals::{self, STOP};
 use psyrun::diag::Severity;
 use psyrun::diag::{Code, Diag};
 use psyrun::plan;
-use psyrun::report::{check_out, csf_table, RunFolder};
+use psyrun::report::{check_out, csf_table};
 use psyrun::source::SourceFile;
 use psyrun_cli::progress::{warning_line, Terminal};
-use psyrun_cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_USAGE};
+use psyrun_cli::{RunArgs, Ui, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use psyrun_torch::interpreter::{execute, RunOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,27 +69,11 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         stop: &STOP,
+        warnings: plan_warnings,
     };
     match execute(&plan, &options, &mut term) {
-        Ok((folder, mut results)) => {
-            // The warnings go into the manifest, results.json and report.html (the
-            // interpreter does not record them itself yet).
-            let warnings: Vec<String> = plan_warnings
-                .into_iter()
-                .chain(term.warnings().iter().cloned())
-                .collect();
+        Ok((folder, results)) => {
             drop(term);
-            if !warnings.is_empty() && results.manifest.warnings.is_empty() {
-                results.manifest.warnings = warnings;
-                if let Err(e) = RunFolder::amend(&folder, &results) {
-                    let d = Diag::error(
-                        Code::RunOutputFolder,
-                        format!("cannot record the warnings: {e}"),
-                    );
-                    ui.report(&[d]);
-                    return ExitCode::from(EXIT_RUN);
-                }
-            }
             print!("{}", csf_table(&results));
             println!("results: {}", folder.display());
             ExitCode::from(EXIT_OK)
