@@ -226,6 +226,11 @@ fn a_run_resumes_only_with_the_plan_it_started_with() {
     super::wait_for_journal(&dir, "\"kind\":\"round\"", 3);
     kill("KILL", child.id());
     let _ = child.wait_with_output();
+    // Running into the folder again is refused, and the message says how to resume.
+    let o = run(&dir, &["run", "e.psy", "--out", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("psyrun run --resume out"), "{err}");
     // The experiment changed since: another seed plans differently.
     let changed = fs::read_to_string(dir.join("e.psy"))
         .unwrap()

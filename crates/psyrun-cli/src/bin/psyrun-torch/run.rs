@@ -45,8 +45,19 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
     // (which prints what it does and can take long).
     if let Some(out) = &args.out {
         if let Err(e) = check_out(out) {
-            let d = Diag::error(Code::RunOutputFolder, e.to_string())
-                .with_help("choose a writable, empty or new folder with --out DIR");
+            // A folder that holds an interrupted run of psyrun's: say how to continue it.
+            let help = if out.join(psyrun::report::INCOMPLETE).is_file()
+                && out.join(psyrun::report::journal::JOURNAL).is_file()
+            {
+                format!(
+                    "it holds an interrupted run: `psyrun run --resume {}` continues it; or \
+                     choose another --out",
+                    out.display()
+                )
+            } else {
+                "choose a writable, empty or new folder with --out DIR".to_string()
+            };
+            let d = Diag::error(Code::RunOutputFolder, e.to_string()).with_help(help);
             ui.report(&[d]);
             return ExitCode::from(EXIT_USAGE);
         }
