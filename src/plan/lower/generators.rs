@@ -329,7 +329,9 @@ fn steps(cx: &mut Cx, name: &Name, span: Span, args: &[Arg]) -> Option<(Vec<f64>
         );
         return None;
     }
-    Some(((0..n).map(|i| a0 + s0 * i as f64).collect(), ua))
+    // Each value rounded to 12 significant digits, as `logspace` does: 0.1 + 2 × 0.1 is
+    // 0.30000000000000004 in floating point, and would reach tables and file names so.
+    Some(((0..n).map(|i| clean(a0 + s0 * i as f64)).collect(), ua))
 }
 
 /// Divisors of n up to max, ascending.

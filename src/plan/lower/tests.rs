@@ -187,6 +187,16 @@ fn logspace_gives_the_values_the_docs_promise() {
     let f = &plan.test.frequencies;
     assert!((f[1] - 10f64.powf(1.0 / 3.0)).abs() < 1e-11, "{f:?}");
     assert_eq!(f[3], 10.0);
+    // steps: 0.1 + 2 × 0.1 is 0.30000000000000004 in floating point.
+    let (_, plan) = plan_of(
+        "psy 1\nexperiment t {\n  backbone resnet18 { weights random  cut layer1 }\n  probe {}\n  \
+         train shapes { size 128 samples 10 }\n  \
+         test gratings { size 128 frequencies steps(0.1, 1.0, 0.1, inclusive) }\n  staircase {}\n}\n",
+    );
+    assert_eq!(
+        plan.test.frequencies,
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    );
 }
 
 #[test]
