@@ -103,9 +103,24 @@ pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
         deviance_p: boot.as_ref().map(|b| b.deviance_p),
     };
     if plan.fit.threshold == ThresholdFrom::Fit {
-        r.threshold = threshold;
+        // A censored threshold is reported as the bound the data support, the edge of the
+        // contrasts tested (above the highest, below the lowest), not as the fitted
+        // function's extrapolation, which stays in `fit.threshold` (`fit_threshold`).
+        let tested = |pick: fn(f64, f64) -> f64| {
+            blocks
+                .iter()
+                .map(|b| b.level)
+                .reduce(pick)
+                .unwrap_or(threshold)
+        };
+        let reported = match censored {
+            Some(Censor::AboveRange) => tested(f64::max),
+            Some(Censor::BelowRange) => tested(f64::min),
+            _ => threshold,
+        };
+        r.threshold = reported;
         r.ci = if censored.is_some() { None } else { summary.ci };
-        r.sensitivity = sensitivity(threshold, plan.test.reference);
+        r.sensitivity = sensitivity(reported, plan.test.reference);
         r.censored = r.censored.or(censored);
     }
     r.fit = Some(summary);

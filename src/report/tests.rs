@@ -833,3 +833,48 @@ fn numbers_for_people_have_four_significant_digits_and_the_table_is_in_frequency
         .collect();
     assert!(freqs.windows(2).all(|w| w[0] < w[1]), "{table}");
 }
+
+#[test]
+fn a_censored_fit_reports_the_edge_of_the_contrasts_tested_not_an_extrapolation() {
+    let plan = plan();
+    let at = |levels: &[(f64, u32)]| {
+        let mut r = freq(4.0, 0.5);
+        r.steps = levels
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, correct))| crate::staircase::Step {
+                step: i as u32,
+                contrast: c,
+                trials: 16,
+                correct,
+                accuracy: f64::from(correct) / 16.0,
+            })
+            .collect();
+        analyse(&plan, &mut r);
+        r
+    };
+    // Chance at every contrast up to 0.4: the threshold lies above 0.4, and that is all
+    // the data say (the fitted function may put its crossing anywhere beyond).
+    let r = at(&[(0.1, 8), (0.2, 7), (0.4, 8)]);
+    assert_eq!(
+        r.censored,
+        Some(crate::staircase::Censor::AboveRange),
+        "{r:?}"
+    );
+    assert_eq!(r.threshold, 0.4);
+    assert_eq!(r.sensitivity, 1.0 / 0.4);
+    assert!(r.ci.is_none());
+    // Every trial right down to 0.05: below the lowest contrast tested.
+    let r = at(&[(0.05, 16), (0.1, 16), (0.2, 16)]);
+    assert_eq!(
+        r.censored,
+        Some(crate::staircase::Censor::BelowRange),
+        "{r:?}"
+    );
+    assert_eq!(r.threshold, 0.05);
+    assert!(r.fit.is_some(), "the fit itself is kept beside the bound");
+    // A measured crossing is reported as fitted.
+    let r = at(&[(0.05, 8), (0.1, 10), (0.2, 14), (0.4, 16)]);
+    assert_eq!(r.censored, None, "{r:?}");
+    assert_eq!(r.threshold, r.fit.as_ref().unwrap().threshold);
+}
