@@ -232,28 +232,18 @@ impl RunFolder {
     }
 
     fn create_out(dir: &Path, now: DateTime<Utc>) -> Result<RunFolder, FolderError> {
+        // Refused as `check_out` refuses (a file, a folder with files, one that cannot be
+        // read); otherwise an empty folder is taken and a missing one made.
+        check_out(dir)?;
         let path = dir.to_path_buf();
-        match fs::metadata(dir) {
-            Ok(meta) if !meta.is_dir() => Err(FolderError::NotAFolder { path }),
-            Ok(_) => {
-                let mut entries = fs::read_dir(dir).map_err(|source| FolderError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                if entries.next().is_some() {
-                    return Err(FolderError::NotEmpty { path });
-                }
-                Self::mark(path, now, false)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(dir).map_err(|source| FolderError::Create {
-                    path: path.clone(),
-                    source,
-                })?;
-                Self::mark(path, now, true)
-            }
-            Err(source) => Err(FolderError::Read { path, source }),
+        if dir.is_dir() {
+            return Self::mark(path, now, false);
         }
+        fs::create_dir_all(dir).map_err(|source| FolderError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        Self::mark(path, now, true)
     }
 
     /// Writes the marker; if that fails, removes the folder when this call created it.

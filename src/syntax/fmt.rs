@@ -287,37 +287,22 @@ fn reindent_comment(c: &str, depth: usize) -> String {
     out
 }
 
-/// Every comment of the text (strings skipped), in order.
+/// Every comment of the text (strings skipped), in order: the parser's own scan
+/// ([`walk_brackets`](super::walk_brackets)), with the blanks and carriage returns before a
+/// `//` comment's line end left out.
 fn find_comments(text: &str) -> Vec<Span> {
     let b = text.as_bytes();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                let mut end = text[i..].find('\n').map_or(b.len(), |n| i + n);
-                // Carriage returns and blanks before the line end are not the comment's.
-                while end > i + 2 && matches!(b[end - 1], b'\r' | b' ' | b'\t') {
+    super::walk_brackets(text, |kind, start| {
+        if let super::Bracket::Comment(mut end) = kind {
+            if b[start + 1] == b'/' {
+                while end > start + 2 && matches!(b[end - 1], b'\r' | b' ' | b'\t') {
                     end -= 1;
                 }
-                out.push(Span { start: i, end });
-                i = end;
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
-                out.push(Span { start: i, end });
-                i = end;
-            }
-            _ => i += 1,
+            out.push(Span { start, end });
         }
-    }
+    });
     out
 }
 

@@ -429,7 +429,7 @@ fn open_brace_before(text: &str, at: usize) -> Option<usize> {
         Bracket::Close(b'}') => {
             stack.pop();
         }
-        Bracket::Open(_) | Bracket::Close(_) | Bracket::Comma => {}
+        Bracket::Open(_) | Bracket::Close(_) | Bracket::Comma | Bracket::Comment(_) => {}
     });
     stack.last().copied()
 }
@@ -438,9 +438,13 @@ enum Bracket {
     Open(u8),
     Close(u8),
     Comma,
+    /// A comment, `//` to the line end (not included) or `/* … */`; the position is its
+    /// start, this its end.
+    Comment(usize),
 }
 
-/// Calls `f` for every bracket outside strings and comments.
+/// Calls `f` for every bracket and comma outside strings and comments, and for every
+/// comment.
 fn walk_brackets(text: &str, mut f: impl FnMut(Bracket, usize)) {
     let b = text.as_bytes();
     let mut i = 0;
@@ -456,12 +460,16 @@ fn walk_brackets(text: &str, mut f: impl FnMut(Bracket, usize)) {
                 }
             }
             b'/' if b.get(i + 1) == Some(&b'/') => {
+                let start = i;
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
                 }
+                f(Bracket::Comment(i), start);
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
+                let start = i;
                 i = text[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 1);
+                f(Bracket::Comment((i + 1).min(b.len())), start);
             }
             c @ (b'{' | b'[' | b'(') => f(Bracket::Open(c), i),
             c @ (b'}' | b']' | b')') => f(Bracket::Close(c), i),
@@ -484,6 +492,7 @@ fn scan_brackets(text: &str) -> Option<Diag> {
             return;
         }
         match kind {
+            Bracket::Comment(_) => {}
             Bracket::Comma => {
                 let (Some(&(b'[', open)), Some(n)) = (stack.last(), commas.last_mut()) else {
                     return;
@@ -851,7 +860,7 @@ fn innermost_open(text: &str, pos: usize) -> Option<(u8, usize)> {
         Bracket::Close(_) => {
             stack.pop();
         }
-        Bracket::Comma => {}
+        Bracket::Comma | Bracket::Comment(_) => {}
     });
     stack.last().copied()
 }

@@ -90,6 +90,19 @@ fn run_and_stop(dir: &Path, args: &[&str], ms: u64, signal: &str) -> (ExitStatus
     (status, fs::read_to_string(&log).unwrap_or_default())
 }
 
+/// Runs `e.psy` into `out` and kills it (SIGKILL) once its journal holds `rounds` test
+/// rounds.
+fn kill_after_rounds(dir: &Path, rounds: usize) {
+    let child = torch_cmd(dir, &["run", "e.psy", "--out", "out"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    super::wait_for_journal(dir, "\"kind\":\"round\"", rounds);
+    kill("KILL", child.id());
+    let _ = child.wait_with_output();
+}
+
 /// Kills and resumes the experiment in `dir` at random points until it finishes, then
 /// checks every result against `reference`. Returns how many times it was stopped.
 fn kill_and_resume_until_done(dir: &Path, reference: &Path, delays: &mut Delays) -> u32 {
@@ -190,14 +203,7 @@ fn a_noisy_observers_run_resumes_its_random_streams_where_they_were() {
     let o = run(&dir, &["run", "e.psy", "--out", "ref"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     // Killed in the middle of repeat 0's test (rounds in the journal), then resumed.
-    let child = torch_cmd(&dir, &["run", "e.psy", "--out", "out"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    super::wait_for_journal(&dir, "\"kind\":\"round\"", 10);
-    kill("KILL", child.id());
-    let _ = child.wait_with_output();
+    kill_after_rounds(&dir, 10);
     let o = run(&dir, &["run", "--resume", "out"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     for name in SAME {
@@ -218,14 +224,7 @@ fn a_run_resumes_only_with_the_plan_it_started_with() {
         "e.psy",
         &experiment("observer { decision softmax(temperature: 0.05) }", 300),
     );
-    let child = torch_cmd(&dir, &["run", "e.psy", "--out", "out"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    super::wait_for_journal(&dir, "\"kind\":\"round\"", 3);
-    kill("KILL", child.id());
-    let _ = child.wait_with_output();
+    kill_after_rounds(&dir, 3);
     // Running into the folder again is refused, and the message says how to resume.
     let o = run(&dir, &["run", "e.psy", "--out", "out"]);
     let err = text(&o.stderr);

@@ -169,14 +169,10 @@ impl<'a> Interpreter<'a> {
                 folder
                     .begin(plan, &manifest)
                     .map_err(|e| output_failure(&folder, &e))?;
-                let header = Entry::Header {
-                    version: JOURNAL_VERSION,
-                    plan_sha256: report::sha256_bytes(plan_ron.as_bytes()),
-                    seed: plan.seed,
-                };
-                let journal = JournalWriter::create(folder.path(), &header)
-                    .map_err(|e| output_failure(&folder, &e))?;
-                (journal, Replay::default())
+                (
+                    new_journal(&folder, &plan_ron, plan.seed)?,
+                    Replay::default(),
+                )
             }
         };
         let results = Results {
@@ -237,6 +233,16 @@ fn output_failure(folder: &RunFolder, e: &std::io::Error) -> Failure {
         EXIT_RUN,
     )
     .in_folder(Some(folder.path().to_path_buf()))
+}
+
+/// A new `journal.jsonl` in `folder`, its header naming the plan (`plan_ron`) and seed.
+fn new_journal(folder: &RunFolder, plan_ron: &str, seed: u64) -> Result<JournalWriter, Failure> {
+    let header = Entry::Header {
+        version: JOURNAL_VERSION,
+        plan_sha256: report::sha256_bytes(plan_ron.as_bytes()),
+        seed,
+    };
+    JournalWriter::create(folder.path(), &header).map_err(|e| output_failure(folder, &e))
 }
 
 /// `psy::run::resume` for a run folder that cannot be continued.
@@ -314,16 +320,8 @@ fn resume_journal(
     manifest.resumed = old.resumed;
     manifest.resumed.push(report::rfc3339(now));
     let path = dir.join(JOURNAL);
-    let sha = report::sha256_bytes(plan_ron.as_bytes());
     if !path.exists() {
-        let header = Entry::Header {
-            version: JOURNAL_VERSION,
-            plan_sha256: sha,
-            seed: old.seed,
-        };
-        let journal =
-            JournalWriter::create(dir, &header).map_err(|e| output_failure(folder, &e))?;
-        return Ok((journal, Replay::default()));
+        return Ok((new_journal(folder, plan_ron, old.seed)?, Replay::default()));
     }
     let read = journal::read(&path).map_err(|e| {
         resume_failure(
@@ -335,16 +333,9 @@ fn resume_journal(
     if read.entries.is_empty() {
         // Killed before the header reached the disk: start the journal again.
         std::fs::remove_file(&path).map_err(|e| output_failure(folder, &e))?;
-        let header = Entry::Header {
-            version: JOURNAL_VERSION,
-            plan_sha256: sha,
-            seed: old.seed,
-        };
-        let journal =
-            JournalWriter::create(dir, &header).map_err(|e| output_failure(folder, &e))?;
-        return Ok((journal, Replay::default()));
+        return Ok((new_journal(folder, plan_ron, old.seed)?, Replay::default()));
     }
-    if read.plan_sha256() != Some(sha.as_str()) {
+    if read.plan_sha256() != Some(report::sha256_bytes(plan_ron.as_bytes()).as_str()) {
         return Err(resume_failure(
             folder,
             format!(
