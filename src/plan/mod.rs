@@ -4,6 +4,7 @@
 
 mod lower;
 mod spans;
+pub mod sweep;
 mod text;
 mod types;
 mod values;
