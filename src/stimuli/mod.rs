@@ -12,10 +12,16 @@
 //! with [`repeat_channels`]. [`normalize`] applies the per-channel input normalisation,
 //! after the contrast manipulation.
 
+pub mod common;
+pub mod fft;
+pub mod gabor;
 pub mod grating;
+pub mod gratings;
+pub mod noise;
 pub mod rng;
 pub mod shapes;
 
+pub use common::{Clip, Display, Image, StimulusError, Window};
 pub use grating::{grating, uniform_grey, Grating, GratingFactors, GratingSpec};
 pub use shapes::{
     adjust_contrast, draw_params, render, training_pair, training_params, EllipseRaster, Geometry,
