@@ -18,8 +18,11 @@ pub mod gabor;
 pub mod grating;
 pub mod gratings;
 pub mod noise;
+pub mod patch;
 pub mod rng;
 pub mod shapes;
+pub mod sum;
+pub mod vernier;
 
 pub use common::{Clip, Display, Image, StimulusError, Window};
 pub use grating::{grating, uniform_grey, Grating, GratingFactors, GratingSpec};
