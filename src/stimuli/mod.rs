@@ -14,6 +14,7 @@
 
 pub mod common;
 pub mod fft;
+pub mod folder;
 pub mod gabor;
 pub mod grating;
 pub mod gratings;
