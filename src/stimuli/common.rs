@@ -25,7 +25,7 @@ use std::f64::consts::PI;
 
 /// The largest image side any generator accepts (larger sizes are an error, not an
 /// allocation failure).
-pub const MAX_SIZE: u32 = 8192;
+pub const MAX_SIZE: u32 = 4096;
 
 /// Why a stimulus cannot be made from its parameters. Every variant names the parameter.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -205,6 +205,37 @@ pub(crate) fn check(
     }
 }
 
+/// An angle in degrees: finite, magnitude at most 1e6 (larger ones lose all precision in
+/// radians, and overflow near f64::MAX).
+pub(crate) fn angle(param: &'static str, value: f64) -> Result<f64, StimulusError> {
+    check(
+        param,
+        value,
+        value.abs() <= 1e6,
+        "finite, magnitude at most 1e6 degrees",
+    )
+}
+
+/// A spatial frequency in cycles per image: in [0, 1e6].
+pub(crate) fn frequency(value: f64) -> Result<f64, StimulusError> {
+    check(
+        "frequency",
+        value,
+        (0.0..=1e6).contains(&value),
+        "in [0, 1e6] cycles per image",
+    )
+}
+
+/// A Gaussian's σ in pixels: in [1e-3, 1e9] (σ² stays a normal number).
+pub(crate) fn sigma(param: &'static str, value: f64) -> Result<f64, StimulusError> {
+    check(
+        param,
+        value,
+        (1e-3..=1e9).contains(&value),
+        "in [0.001, 1e9] px",
+    )
+}
+
 /// A finite number.
 pub(crate) fn finite(param: &'static str, value: f64) -> Result<f64, StimulusError> {
     check(param, value, true, "finite")
@@ -289,7 +320,7 @@ pub enum Window {
         /// Width of the soft edge, px (0: hard).
         edge: f64,
     },
-    /// A Gaussian `exp(−r²/(2σ²))`, 1 at the centre.
+    /// A Gaussian `exp(−r²/(2σ²))`, 1 at the centre (σ in [0.001, 1e9] px).
     Gaussian {
         /// Standard deviation, px.
         sigma: f64,
@@ -306,7 +337,7 @@ impl Window {
                 non_negative("window edge", edge)?;
             }
             Window::Gaussian { sigma } => {
-                positive("window sigma", sigma)?;
+                self::sigma("window sigma", sigma)?;
             }
         }
         Ok(())

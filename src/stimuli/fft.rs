@@ -47,7 +47,7 @@ impl Complex {
 fn smallest_factor(n: usize) -> usize {
     let mut p = 2;
     while p * p <= n {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return p;
         }
         p += 1;

@@ -91,6 +91,17 @@ pub struct FolderParams {
     pub resample: Resample,
 }
 
+impl Default for FolderParams {
+    /// 224 px, RGB, area resampling.
+    fn default() -> Self {
+        FolderParams {
+            size: 224,
+            colour: Colour::Rgb,
+            resample: Resample::Area,
+        }
+    }
+}
+
 /// Why a folder or an image cannot be read. Every message names the file or folder.
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
@@ -187,15 +198,24 @@ pub fn decode(path: &Path) -> Result<Image, FolderError> {
     let mut file = crate::source::open_regular(path).map_err(read)?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).map_err(read)?;
-    if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-        decode_png(path, &bytes)
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        decode_jpeg(path, &bytes)
-    } else {
-        Err(FolderError::NotAnImage {
+    let decoder: fn(&Path, &[u8]) -> Result<Image, FolderError> =
+        if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+            decode_png
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            decode_jpeg
+        } else {
+            return Err(FolderError::NotAnImage {
+                path: path.to_path_buf(),
+            });
+        };
+    // The decoders are other crates: should one panic on a malformed file, that is this
+    // file's decode error, not a crash.
+    std::panic::catch_unwind(|| decoder(path, &bytes)).unwrap_or_else(|_| {
+        Err(FolderError::Decode {
             path: path.to_path_buf(),
+            reason: "the decoder failed on this file".into(),
         })
-    }
+    })
 }
 
 fn decode_png(path: &Path, bytes: &[u8]) -> Result<Image, FolderError> {
@@ -493,7 +513,7 @@ mod tests {
             push(extra as u32, cat, &mut bits);
             push(0, 1, &mut bits); // EOB
         }
-        while bits.len() % 8 != 0 {
+        while !bits.len().is_multiple_of(8) {
             bits.push(true);
         }
         for byte in bits.chunks(8) {

@@ -22,7 +22,8 @@
 //! With a Gaussian [`Window`] a grating is the same image: `Sigma(size/6)` in cosine phase is
 //! the tutorial's grating bit for bit.
 
-use super::common::{check, check_size, finite, positive, Display, Image, StimulusError, Window};
+use super::common::{angle, check, check_size, frequency, positive, sigma};
+use super::common::{Display, Image, StimulusError, Window};
 use super::gratings::carrier;
 
 /// The size of a Gabor's envelope.
@@ -75,6 +76,17 @@ pub struct GaborParams {
     pub dc_free: bool,
 }
 
+impl Default for GaborParams {
+    /// 224 px, 8 cycles per image, 0°, cosine phase, contrast 0.5, σ = 224/6 px (the
+    /// tutorial's envelope), not DC-free.
+    fn default() -> Self {
+        GaborParams {
+            contrast: 0.5,
+            ..GaborParams::cosine(224, 8.0, Envelope::Sigma(224.0 / 6.0))
+        }
+    }
+}
+
 impl GaborParams {
     /// A cosine-phase Gabor at 0°, contrast 1, not DC-free.
     pub fn cosine(size: u32, frequency: f64, envelope: Envelope) -> Self {
@@ -92,7 +104,7 @@ impl GaborParams {
     /// σ in pixels.
     pub fn sigma(&self) -> Result<f64, StimulusError> {
         match self.envelope {
-            Envelope::Sigma(s) => positive("sigma", s),
+            Envelope::Sigma(s) => sigma("sigma", s),
             Envelope::Cycles(k) => {
                 positive("cycles", k)?;
                 check(
@@ -101,7 +113,7 @@ impl GaborParams {
                     self.frequency > 0.0,
                     "finite and > 0 for an envelope of fixed cycles",
                 )?;
-                positive("sigma", k * f64::from(self.size) / self.frequency)
+                sigma("sigma", k * f64::from(self.size) / self.frequency)
             }
         }
     }
@@ -109,14 +121,9 @@ impl GaborParams {
     /// Checks every parameter.
     pub fn validate(&self) -> Result<(), StimulusError> {
         check_size(self.size)?;
-        check(
-            "frequency",
-            self.frequency,
-            self.frequency >= 0.0,
-            "finite and >= 0 (cycles per image)",
-        )?;
-        finite("orientation", self.orientation_deg)?;
-        finite("phase", self.phase.degrees())?;
+        frequency(self.frequency)?;
+        angle("orientation", self.orientation_deg)?;
+        angle("phase", self.phase.degrees())?;
         check(
             "contrast",
             self.contrast,
@@ -327,6 +334,11 @@ mod tests {
             },
             GaborParams {
                 envelope: Envelope::Sigma(f64::NAN),
+                ..ok
+            },
+            // σ² would underflow to 0, and the centre be 0/0.
+            GaborParams {
+                envelope: Envelope::Sigma(1e-300),
                 ..ok
             },
             GaborParams {

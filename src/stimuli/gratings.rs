@@ -19,7 +19,7 @@
 //! [`GratingFactors`](super::grating::GratingFactors) in the same order of operations as
 //! [`super::grating`], so at `L0 = 0.5` it reproduces the tutorial's gratings bit for bit.
 
-use super::common::{check, check_size, finite, Display, Image, StimulusError, Window};
+use super::common::{angle, check, check_size, frequency, Display, Image, StimulusError, Window};
 use super::grating::{GratingFactors, GratingSpec};
 
 /// The waveform of a grating.
@@ -35,7 +35,7 @@ pub enum Waveform {
 /// A grating's parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GratingParams {
-    /// Image side, px (1..=8192).
+    /// Image side, px (1..=4096).
     pub size: u32,
     /// Spatial frequency, cycles per image (≥ 0).
     pub frequency: f64,
@@ -49,6 +49,16 @@ pub struct GratingParams {
     pub waveform: Waveform,
     /// Aperture; default none.
     pub window: Window,
+}
+
+impl Default for GratingParams {
+    /// 224 px, 8 cycles per image, 0°, phase 0°, contrast 0.5, sine, no window.
+    fn default() -> Self {
+        GratingParams {
+            contrast: 0.5,
+            ..GratingParams::sine(224, 8.0)
+        }
+    }
 }
 
 impl GratingParams {
@@ -84,14 +94,9 @@ impl GratingParams {
     /// Checks every parameter.
     pub fn validate(&self) -> Result<(), StimulusError> {
         check_size(self.size)?;
-        check(
-            "frequency",
-            self.frequency,
-            self.frequency >= 0.0,
-            "finite and >= 0 (cycles per image)",
-        )?;
-        finite("orientation", self.orientation_deg)?;
-        finite("phase", self.phase_deg)?;
+        frequency(self.frequency)?;
+        angle("orientation", self.orientation_deg)?;
+        angle("phase", self.phase_deg)?;
         check(
             "contrast",
             self.contrast,
@@ -381,6 +386,20 @@ mod tests {
             },
             GratingParams {
                 phase_deg: f64::NEG_INFINITY,
+                ..ok
+            },
+            // Finite but beyond what f64 radians can hold (θ·π/180 overflows, or no digit
+            // of the phase is left): errors, not NaN images.
+            GratingParams {
+                orientation_deg: 1.7e308,
+                ..ok
+            },
+            GratingParams {
+                phase_deg: -1e7,
+                ..ok
+            },
+            GratingParams {
+                frequency: 1e300,
                 ..ok
             },
             GratingParams {

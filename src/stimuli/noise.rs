@@ -106,6 +106,20 @@ pub struct NoiseParams {
     pub index: u64,
 }
 
+impl Default for NoiseParams {
+    /// 224 px, Gaussian white noise at RMS contrast 0.1, seed 0, index 0.
+    fn default() -> Self {
+        NoiseParams {
+            size: 224,
+            source: Source::Gaussian,
+            spectrum: Spectrum::White,
+            rms_contrast: 0.1,
+            seed: 0,
+            index: 0,
+        }
+    }
+}
+
 impl NoiseParams {
     /// Checks every parameter.
     pub fn validate(&self) -> Result<(), StimulusError> {

@@ -45,6 +45,13 @@ pub struct PatchParams {
     pub centre: (f64, f64),
 }
 
+impl Default for PatchParams {
+    /// 224 px, a hard disc of radius 28 px (size/8) at the centre, contrast 0.5.
+    fn default() -> Self {
+        PatchParams::disc(224, 28.0, 0.5)
+    }
+}
+
 impl PatchParams {
     /// A hard-edged disc at the centre.
     pub fn disc(size: u32, radius: f64, contrast: f64) -> Self {

@@ -117,6 +117,13 @@ impl Rect {
     }
 }
 
+impl Default for VernierParams {
+    /// [`VernierParams::new`]`(224, 0.0)`: aligned.
+    fn default() -> Self {
+        VernierParams::new(224, 0.0)
+    }
+}
+
 impl VernierParams {
     /// A bright pair without flankers: width 1, length 10, gap 2, contrast 1, area sampling.
     pub fn new(size: u32, offset: f64) -> Self {
