@@ -37,6 +37,8 @@ pub mod gratings;
 pub mod noise;
 pub mod patch;
 pub mod rng;
+#[cfg(test)]
+mod robustness_tests;
 pub mod shapes;
 pub mod sum;
 pub mod vernier;
