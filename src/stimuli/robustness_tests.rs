@@ -10,7 +10,7 @@ use super::gratings::{GratingParams, Waveform};
 use super::noise::{NoiseParams, Source, Spectrum};
 use super::patch::{PatchParams, PatchShape};
 use super::sum::{Component, SumParams};
-use super::vernier::{Flankers, Polarity, Sampling, VernierParams};
+use super::vernier::{Flankers, Orientation, Polarity, Sampling, VernierParams};
 
 fn num() -> impl Strategy<Value = f64> {
     let special = prop_oneof![
@@ -156,11 +156,16 @@ fn vernier() -> impl Strategy<Value = VernierParams> {
     (
         size(),
         (num(), num(), num(), num(), num()),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
         (0u8..3, num(), proptest::option::of(num())),
     )
         .prop_map(
-            |(size, (offset, bar_width, length, gap, contrast), (dark, tent), (f, a, l))| {
+            |(
+                size,
+                (offset, bar_width, length, gap, contrast),
+                (dark, tent, across),
+                (f, a, l),
+            )| {
                 VernierParams {
                     size,
                     offset,
@@ -181,6 +186,11 @@ fn vernier() -> impl Strategy<Value = VernierParams> {
                             length: l,
                         },
                         _ => Flankers::Surround { margin: a },
+                    },
+                    orientation: if across {
+                        Orientation::Horizontal
+                    } else {
+                        Orientation::Vertical
                     },
                 }
             },

@@ -10,6 +10,9 @@
 //! `ℓ` each segment's length and `g` the vertical gap between them; the centre of each
 //! segment's ink is at `x = ∓δ/2`, so the two differ by `δ`.
 //!
+//! [`Orientation::Horizontal`] is the transpose of all this: a left and a right segment,
+//! the right one `δ` lower (y down), flankers above and below.
+//!
 //! * [`Flankers::Lines`]: one vertical line of the same width and polarity on each side,
 //!   centred at `x = ±spacing` (centre to centre from the pair's axis), of `length` (by
 //!   default the pair's whole extent, `2ℓ + g`), centred vertically.
@@ -55,6 +58,16 @@ pub enum Sampling {
     Tent,
 }
 
+/// The direction of the segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Orientation {
+    /// Vertical segments, one above the other, offset horizontally.
+    #[default]
+    Vertical,
+    /// Horizontal segments side by side, offset vertically (the transpose).
+    Horizontal,
+}
+
 /// What surrounds the pair.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Flankers {
@@ -96,6 +109,8 @@ pub struct VernierParams {
     pub sampling: Sampling,
     /// Flankers.
     pub flankers: Flankers,
+    /// Vertical or horizontal segments.
+    pub orientation: Orientation,
 }
 
 /// An axis-aligned rectangle `[x0, x1] × [y0, y1]`, px.
@@ -137,6 +152,7 @@ impl VernierParams {
             polarity: Polarity::Bright,
             sampling: Sampling::Area,
             flankers: Flankers::None,
+            orientation: Orientation::Vertical,
         }
     }
 
@@ -254,7 +270,14 @@ impl VernierParams {
         self.validate()?;
         let mut rects = self.segments().to_vec();
         rects.extend(self.flanker_rects());
-        Ok(rasterise(self.size, &rects, self.sampling))
+        let ink = rasterise(self.size, &rects, self.sampling);
+        Ok(match self.orientation {
+            Orientation::Vertical => ink,
+            Orientation::Horizontal => {
+                let n = self.size as usize;
+                (0..n * n).map(|p| ink[(p % n) * n + p / n]).collect()
+            }
+        })
     }
 
     /// The modulation `±c·ink`.
@@ -477,6 +500,47 @@ mod tests {
         let ink: f64 = frame.ink().unwrap().iter().sum();
         let area = 10.0 * 22.0 - 8.0 * 20.0;
         assert!((ink - (12.0 + area)).abs() < 1e-9, "{ink}");
+    }
+
+    #[test]
+    fn horizontal_is_the_transpose() {
+        let v = VernierParams {
+            flankers: Flankers::Lines {
+                spacing: 4.0,
+                length: None,
+            },
+            sampling: Sampling::Tent,
+            ..VernierParams::new(24, 0.7)
+        };
+        let h = VernierParams {
+            orientation: Orientation::Horizontal,
+            ..v
+        };
+        let (a, b) = (v.ink().unwrap(), h.ink().unwrap());
+        for i in 0..24 {
+            for j in 0..24 {
+                assert_eq!(a[i * 24 + j], b[j * 24 + i]);
+            }
+        }
+        // The right segment's ink centroid is δ/2 below the centre, the left one δ/2 above
+        // (columns 0..12 and 13..24; no flankers, gap 2 ⇒ column 12 empty with the tent).
+        let h = VernierParams {
+            flankers: Flankers::None,
+            ..h
+        };
+        let ink = h.ink().unwrap();
+        let centroid_y = |cols: std::ops::Range<usize>| {
+            let (mut sy, mut s) = (0.0, 0.0);
+            for i in 0..24 {
+                for j in cols.clone() {
+                    sy += coord(24, i) * ink[i * 24 + j];
+                    s += ink[i * 24 + j];
+                }
+            }
+            sy / s
+        };
+        assert!((centroid_y(0..12) + 0.35).abs() < 1e-9);
+        assert!((centroid_y(13..24) - 0.35).abs() < 1e-9);
     }
 
     #[test]
