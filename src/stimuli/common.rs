@@ -17,7 +17,7 @@
 //!
 //! # The grid
 //!
-//! As in [`super::grating`]: column `j`, row `i` sit at `x = j − ⌊size/2⌋`,
+//! As in [`grating`](mod@super::grating): column `j`, row `i` sit at `x = j − ⌊size/2⌋`,
 //! `y = i − ⌊size/2⌋` (pixels as unit squares centred on those points), so the centre pixel
 //! is at `(⌊size/2⌋, ⌊size/2⌋)` for odd and even sizes alike; y grows downwards.
 
@@ -135,7 +135,7 @@ pub struct Image {
 }
 
 impl Image {
-    /// The values as f32 (the representation of [`super::grating`] and the trials).
+    /// The values as f32 (the representation of [`grating`](mod@super::grating) and the trials).
     pub fn to_f32(&self) -> Vec<f32> {
         self.pixels.iter().map(|&v| v as f32).collect()
     }

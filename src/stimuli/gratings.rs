@@ -16,8 +16,8 @@
 //! pixel centre keeps its symmetry.
 //!
 //! The sine wave with a Gaussian window (or none) is computed from
-//! [`GratingFactors`](super::grating::GratingFactors) in the same order of operations as
-//! [`super::grating`], so at `L0 = 0.5` it reproduces the tutorial's gratings bit for bit.
+//! [`GratingFactors`] in the same order of operations as
+//! [`grating`](mod@super::grating), so at `L0 = 0.5` it reproduces the tutorial's gratings bit for bit.
 
 use super::common::{angle, check, check_size, frequency, Display, Image, StimulusError, Window};
 use super::grating::{GratingFactors, GratingSpec};
