@@ -217,6 +217,13 @@ pub fn compile_experiment(file: &SourceFile, path: &Path, overrides: &[Override]
     compile_all(file, path, overrides, Some(base))
 }
 
+/// [`compile_experiment`] without checking that the files the experiment names exist: a run
+/// reports an unreadable weights or TorchScript file itself, with its own codes
+/// (`psy::run::weights_file`, `psy::run::torchscript`), as it did before sweeps.
+pub fn compile_for_run(file: &SourceFile, path: &Path, overrides: &[Override]) -> Compiled {
+    compile_all(file, path, overrides, None)
+}
+
 /// One plan from one file, for [`compile`](super::compile) and
 /// [`compile_checked`](super::compile_checked): imports and `extends` are resolved as for
 /// [`compile_experiment`]; a file that sweeps several conditions is an error

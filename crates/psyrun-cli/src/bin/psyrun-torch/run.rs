@@ -3,7 +3,8 @@
 use crate::signals::{self, STOP};
 use psyrun::diag::Severity;
 use psyrun::diag::{Code, Diag};
-use psyrun::plan;
+use psyrun::plan::sweep::{compile_for_run, select, Override};
+use psyrun::report::ManifestCondition;
 use psyrun::report::{check_out, csf_table};
 use psyrun::source::SourceFile;
 use psyrun_cli::progress::{warning_line, Terminal};
@@ -29,11 +30,59 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let lowered = plan::compile(&file);
-    ui.report(&lowered.diags);
-    let Some(plan) = lowered.plan else {
+    // A resumed run is compiled as it was first: with its own `--set` overrides and
+    // condition, unless given again.
+    let resumed = args.resume.as_deref().and_then(|d| resume_manifest(d).ok());
+    let overrides: Vec<Override> = if args.set.is_empty() {
+        match resumed.as_ref().map(|m| parse_overrides(&m.overrides)) {
+            Some(Ok(o)) => o,
+            Some(Err(d)) => {
+                ui.report(&[*d]);
+                return ExitCode::from(EXIT_USAGE);
+            }
+            None => Vec::new(),
+        }
+    } else {
+        args.set.clone()
+    };
+    let which = args
+        .condition
+        .clone()
+        .or_else(|| resumed.as_ref().and_then(|m| m.condition.clone()));
+    let compiled = compile_for_run(&file, &path, &overrides);
+    ui.report(&compiled.diags);
+    let Some(conditions) = &compiled.conditions else {
         return ExitCode::from(EXIT_INVALID);
     };
+    let condition = match (&which, conditions.as_slice()) {
+        (Some(w), _) => match select(conditions, w) {
+            Ok(c) => c,
+            Err(d) => {
+                ui.report(&[d.with_source(&file)]);
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        (None, [one]) => one,
+        (None, many) => {
+            let d = Diag::error(
+                Code::PlanCondition,
+                format!(
+                    "`{}` sweeps {} conditions; `psyrun run` runs one",
+                    path.display(),
+                    many.len()
+                ),
+            )
+            .with_help(format!(
+                "pick one with `--condition INDEX|ID` (`psyrun plan {}` lists them), or fix \
+                 each swept setting with `--set PATH=VALUE`",
+                path.display()
+            ))
+            .with_source(&file);
+            ui.report(&[d]);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let plan = &condition.plan;
     if STOP.load(Ordering::SeqCst) {
         // Stopped while the experiment was read: nothing has been made yet.
         let d = Diag::error(Code::RunInterrupted, "interrupted before the run started")
@@ -62,7 +111,7 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    let plan_warnings: Vec<String> = lowered
+    let plan_warnings: Vec<String> = compiled
         .diags
         .iter()
         .filter(|d| d.severity == Severity::Warning)
@@ -81,8 +130,16 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             .collect(),
         stop: &STOP,
         warnings: plan_warnings,
+        overrides: overrides.iter().map(ToString::to_string).collect(),
+        condition: Some(ManifestCondition {
+            index: condition.index + 1,
+            of: conditions.len(),
+            id: condition.id.clone(),
+            values: condition.values.clone(),
+        }),
+        sources: &compiled.sources,
     };
-    match execute(&plan, &options, &mut term) {
+    match execute(plan, &options, &mut term) {
         Ok((folder, results)) => {
             drop(term);
             print!("{}", csf_table(&results));
@@ -123,6 +180,25 @@ fn named(mut d: Diag) -> Diag {
 struct ResumeManifest {
     experiment_file: String,
     threads: u64,
+    /// The run's `--set` overrides (`PATH=VALUE`), applied again.
+    overrides: Vec<String>,
+    /// The run's condition id, run again.
+    condition: Option<String>,
+}
+
+/// The manifest's overrides, parsed as `--set` parses them.
+fn parse_overrides(texts: &[String]) -> Result<Vec<Override>, Box<Diag>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<Override>().map_err(|e| {
+                Box::new(
+                    Diag::error(Code::RunResume, format!("the run's manifest records {e}"))
+                        .with_help("give the overrides again with `--set PATH=VALUE`"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn resume_manifest(dir: &Path) -> Result<ResumeManifest, Box<Diag>> {
@@ -144,6 +220,20 @@ fn resume_manifest(dir: &Path) -> Result<ResumeManifest, Box<Diag>> {
         (Some(file), Some(threads)) => Ok(ResumeManifest {
             experiment_file: file.to_string(),
             threads,
+            overrides: value
+                .get("overrides")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            condition: value
+                .get("condition")
+                .and_then(|c| c.get("id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
         }),
         _ => Err(Box::new(
             Diag::error(
