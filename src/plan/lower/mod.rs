@@ -142,10 +142,7 @@ pub(crate) fn the_experiment(ast: &Ast) -> Result<&Block, Box<Diag>> {
             )
             .at(second.keyword.span, "a second experiment")
             .also(first.keyword.span, "the first experiment")
-            .with_help(
-                "put each experiment in its own file; an imported file may hold several, which \
-                 the experiment of the file that runs can extend",
-            ),
+            .with_help("put each experiment in its own file"),
         )),
     }
 }

@@ -526,7 +526,7 @@ impl Resolver {
 
     /// `d` with its labels moved into the text its primary label points into and that
     /// text attached; a secondary label in another text becomes a line of help
-    /// (`note: … at FILE:LINE:COLUMN`). Unchanged when a source is already attached.
+    /// (`note: LABEL (FILE:LINE:COLUMN)`). Unchanged when a source is already attached.
     fn localize(&self, mut d: Diag) -> Diag {
         if d.has_source() {
             return d;
@@ -556,7 +556,7 @@ impl Resolver {
                 }
                 Some((f, s)) => {
                     let (line, col) = line_col(&f.text, s.start);
-                    notes.push(format!("{} at {}:{line}:{col}", l.text, f.name));
+                    notes.push(format!("note: {} ({}:{line}:{col})", l.text, f.name));
                 }
                 None => {}
             }
@@ -616,8 +616,14 @@ impl Resolver {
         });
         chain.push((key, file.name.clone()));
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // An import is shown by the importing file's name and the path written (the
+        // importing file's name is the path as the user gave it).
+        let shown_dir = Path::new(&file.name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         for imp in imports {
-            if let Some(i) = self.import(&dir, &imp.path, imp.span, chain) {
+            if let Some(i) = self.import(&dir, &shown_dir, &imp.path, imp.span, chain) {
                 if !self.files[index].imports.contains(&i) {
                     self.files[index].imports.push(i);
                 }
@@ -631,6 +637,7 @@ impl Resolver {
     fn import(
         &mut self,
         dir: &Path,
+        shown_dir: &Path,
         written: &str,
         span: Span,
         chain: &mut Vec<(PathBuf, String)>,
@@ -640,7 +647,9 @@ impl Resolver {
         } else {
             dir.join(written)
         };
-        let shown = path.display().to_string();
+        let shown = normalize_path(&shown_dir.join(written))
+            .display()
+            .to_string();
         if written.is_empty() {
             self.incomplete = true;
             self.push(
@@ -700,8 +709,9 @@ impl Resolver {
                     Code::IoRead => "cannot read this file",
                     _ => "not an experiment file",
                 };
+                let message = e.message.replace(&path.display().to_string(), &shown);
                 self.push(
-                    Diag::error(Code::PlanImport, format!("cannot import: {}", e.message))
+                    Diag::error(Code::PlanImport, format!("cannot import: {message}"))
                         .at(span, label)
                         .with_help(format!(
                             "check the path{relative}; an imported file is a `psy 1` experiment file"
@@ -835,7 +845,8 @@ impl Resolver {
 
     /// Applies one `--set PATH=VALUE`.
     fn apply_override(&mut self, exp: &mut Block, o: &Override, paths: &[String]) {
-        let text = format!("{}={}", o.path, o.value);
+        // A line of its own: a label at the end of the value has a place to be shown.
+        let text = format!("{}={}\n", o.path, o.value);
         let pseudo = SourceFile::new("--set", text);
         let base = self.add_text(pseudo.clone());
         let path_span = Span::new(base, base + o.path.len());
@@ -845,8 +856,15 @@ impl Resolver {
                 Ok(v) => v,
                 Err(diags) => {
                     for mut d in diags {
+                        // The value is all there is: its end is the end of the `--set` text.
+                        d.message = d
+                            .message
+                            .replace("the end of the file", "the end of the value");
                         if let Some(l) = d.primary.as_mut() {
                             l.span.shift(value_at);
+                            l.text = l
+                                .text
+                                .replace("the end of the file", "the end of the value");
                         }
                         d.secondary.iter_mut().for_each(|l| l.span.shift(value_at));
                         self.diags.push(d.with_source(&pseudo));
