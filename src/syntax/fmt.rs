@@ -505,9 +505,21 @@ mod tests {
         for text in [
             include_str!("../../experiments/contrast_csf.psy"),
             include_str!("../../experiments/quick_csf.psy"),
+            include_str!("../../experiments/layer_profile.psy"),
+            include_str!("../../experiments/common/lab.psy"),
         ] {
             assert_eq!(fmt(text), text);
         }
+    }
+
+    #[test]
+    fn imports_extends_and_sweeps_get_the_layout() {
+        let messy = "psy 1\nimport   \"common/lab.psy\"  // the lab's\n\n\nimport \"b.psy\"\nexperiment  e   extends   lab {\n sweep   zip {backbone.cut [layer1,layer2]\n seed [1,2] }\n  sweep { probe.epochs [1,  2] }\n    seed 3\n}\n";
+        // The comment keeps its column (see the layout's rules).
+        let want = "psy 1\nimport \"common/lab.psy\"    // the lab's\n\nimport \"b.psy\"\nexperiment e extends lab {\n  sweep zip {\n    backbone.cut [layer1, layer2]\n    seed [1, 2]\n  }\n  sweep { probe.epochs [1, 2] }\n  seed 3\n}\n";
+        assert_eq!(fmt(messy), want);
+        assert_eq!(fmt(want), want, "formatting the layout changes nothing");
+        check_properties("new.psy", messy);
     }
 
     #[test]

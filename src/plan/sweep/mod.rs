@@ -283,8 +283,11 @@ fn compile_all(
     for o in overrides {
         r.apply_override(&mut exp, o, &paths);
     }
+    // An override or sweep dimension with an error is left out, and the rest is still
+    // lowered: every independent problem is reported in one pass. Not so when an import
+    // failed: the experiment lacks what it would have brought.
     let dims = r.sweep_dims(&mut exp, &paths);
-    if r.has_errors() {
+    if r.incomplete {
         return r.finish(None, sources);
     }
     let rows = match expand(&dims) {
@@ -661,6 +664,7 @@ impl Resolver {
         }
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| normalize_path(&path));
         if let Some(at) = chain.iter().position(|(k, _)| *k == key) {
+            self.incomplete = true;
             let mut names: Vec<&str> = chain[at..].iter().map(|(_, n)| n.as_str()).collect();
             names.push(&chain[at].1);
             self.push(
