@@ -890,9 +890,8 @@ impl Resolver {
         if paths.iter().any(|p| p == path) {
             return true;
         }
-        let mut help = format!(
-            "a path is `SETTING` of the experiment (`seed`), `BLOCK` for its header argument (`backbone`), `BLOCK.SETTING` (`probe.epochs`) or `probe.optimizer.SETTING`"
-        );
+        let mut help = "a path is `SETTING` of the experiment (`seed`), `BLOCK` for its header argument (`backbone`), `BLOCK.SETTING` (`probe.epochs`) or `probe.optimizer.SETTING`"
+            .to_string();
         if let Some(s) = suggest(path, paths.iter().map(String::as_str)) {
             help = format!("did you mean `{s}`? {help}");
         }
