@@ -618,7 +618,13 @@ impl Resolver {
             key: key.clone(),
         });
         chain.push((key, file.name.clone()));
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Standard input has no folder of its own: its imports are taken from the working
+        // directory.
+        let dir = if path == Path::new(crate::source::STDIN_PATH) {
+            PathBuf::new()
+        } else {
+            path.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
         // An import is shown by the importing file's name and the path written (the
         // importing file's name is the path as the user gave it).
         let shown_dir = Path::new(&file.name)
@@ -682,6 +688,15 @@ impl Resolver {
         }
         if let Some(i) = self.files.iter().position(|f| f.key == key) {
             return Some(i);
+        }
+        if path == Path::new(crate::source::STDIN_PATH) {
+            self.incomplete = true;
+            self.push(
+                Diag::error(Code::PlanImport, "cannot import standard input")
+                    .at(span, "standard input")
+                    .with_help("import a `.psy` file by its path"),
+            );
+            return None;
         }
         if chain.len() >= MAX_IMPORT_DEPTH {
             self.incomplete = true;

@@ -45,25 +45,32 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
     } else {
         args.set.clone()
     };
-    let which = args
-        .condition
-        .clone()
-        .or_else(|| resumed.as_ref().and_then(|m| m.condition.clone()));
+    let recorded = match &args.condition {
+        Some(_) => None,
+        None => resumed.as_ref().and_then(|m| m.condition.clone()),
+    };
     let compiled = compile_for_run(&file, &path, &overrides);
     ui.report(&compiled.diags);
     let Some(conditions) = &compiled.conditions else {
         return ExitCode::from(EXIT_INVALID);
     };
-    let condition = match (&which, conditions.as_slice()) {
-        (Some(w), _) => match select(conditions, w) {
+    let condition = match (&args.condition, &recorded, conditions.as_slice()) {
+        (Some(w), _, _) => match select(conditions, w) {
             Ok(c) => c,
             Err(d) => {
-                ui.report(&[d.with_source(&file)]);
+                ui.report(&[d]);
                 return ExitCode::from(EXIT_USAGE);
             }
         },
-        (None, [one]) => one,
-        (None, many) => {
+        // A resumed run: its condition by id; when the file changed so that no condition has
+        // that id any more, the one at its index, whose plan the resume compares with the
+        // journal's (and refuses, `psy::run::resume`, since it plans differently).
+        (None, Some((id, index)), all) => match select(all, id) {
+            Ok(c) => c,
+            Err(_) => &all[index.clamp(&1, &all.len()) - 1],
+        },
+        (None, None, [one]) => one,
+        (None, None, many) => {
             let d = Diag::error(
                 Code::PlanCondition,
                 format!(
@@ -182,8 +189,8 @@ struct ResumeManifest {
     threads: u64,
     /// The run's `--set` overrides (`PATH=VALUE`), applied again.
     overrides: Vec<String>,
-    /// The run's condition id, run again.
-    condition: Option<String>,
+    /// The run's condition (id, index from 1), run again.
+    condition: Option<(String, usize)>,
 }
 
 /// The manifest's overrides, parsed as `--set` parses them.
@@ -229,11 +236,11 @@ fn resume_manifest(dir: &Path) -> Result<ResumeManifest, Box<Diag>> {
                         .collect()
                 })
                 .unwrap_or_default(),
-            condition: value
-                .get("condition")
-                .and_then(|c| c.get("id"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
+            condition: value.get("condition").and_then(|c| {
+                let id = c.get("id")?.as_str()?.to_string();
+                let index = usize::try_from(c.get("index")?.as_u64()?).ok()?;
+                Some((id, index))
+            }),
         }),
         _ => Err(Box::new(
             Diag::error(
