@@ -77,6 +77,10 @@ pub struct Condition {
     pub values: Vec<(String, String)>,
     /// The plan of this condition.
     pub plan: Plan,
+    /// The warnings of this condition alone, with their sources attached and without the
+    /// "in condition K of N" note that [`Compiled::diags`] adds (what a run of this one
+    /// condition reports and records).
+    pub warnings: Vec<Diag>,
 }
 
 impl Condition {
@@ -307,7 +311,9 @@ fn compile_all(
             values.push((setting.key.text.clone(), r.value_text(v)));
         }
         let Lowered { plan, diags } = lower_experiment(&block, psy, files.clone());
-        per_condition.push(diags.into_iter().map(|d| r.localize(d)).collect());
+        let diags: Vec<Diag> = diags.into_iter().map(|d| r.localize(d)).collect();
+        let warnings: Vec<Diag> = diags.iter().filter(|d| !d.is_error()).cloned().collect();
+        per_condition.push(diags);
         conditions.push(plan.map(|mut plan| {
             r.localize_spans(&mut plan.spans);
             Condition {
@@ -315,6 +321,7 @@ fn compile_all(
                 id: condition_id(&plan),
                 values,
                 plan,
+                warnings,
             }
         }));
     }

@@ -450,3 +450,36 @@ fn relative_paths_stay_inside_the_sources_folder() {
         PathBuf::from("x.psy")
     );
 }
+
+#[test]
+fn each_condition_keeps_its_own_warnings() {
+    let text = LAB.replace(
+        "  seed 1\n",
+        "  seed 1\n  sweep { observer.decision [softmax(temperature: 1), deterministic] }\n",
+    );
+    let dir = folder("warnings", &[("s.psy", text.as_str())]);
+    let c = compile_at(&dir, "s.psy", &[]);
+    let cs = plans(&c);
+    let codes_of = |c: &Condition| c.warnings.iter().map(|d| d.code).collect::<Vec<_>>();
+    assert!(!codes_of(&cs[0]).contains(&Code::PlanDeterministicObserver));
+    assert!(codes_of(&cs[1]).contains(&Code::PlanDeterministicObserver));
+    // In the merged list, it names the condition it belongs to.
+    let d = c
+        .diags
+        .iter()
+        .find(|d| d.code == Code::PlanDeterministicObserver)
+        .unwrap();
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap()
+            .ends_with("in condition 2 of 2: observer.decision=deterministic"),
+        "{:?}",
+        d.help
+    );
+    assert!(cs[1].warnings.iter().all(|d| !d
+        .help
+        .as_deref()
+        .unwrap_or("")
+        .contains("in condition")));
+}

@@ -50,8 +50,8 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
         None => resumed.as_ref().and_then(|m| m.condition.clone()),
     };
     let compiled = compile_for_run(&file, &path, &overrides);
-    ui.report(&compiled.diags);
     let Some(conditions) = &compiled.conditions else {
+        ui.report(&compiled.diags);
         return ExitCode::from(EXIT_INVALID);
     };
     let condition = match (&args.condition, &recorded, conditions.as_slice()) {
@@ -90,6 +90,8 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
         }
     };
     let plan = &condition.plan;
+    // The warnings of the condition that runs, not those of the others.
+    ui.report(&condition.warnings);
     if STOP.load(Ordering::SeqCst) {
         // Stopped while the experiment was read: nothing has been made yet.
         let d = Diag::error(Code::RunInterrupted, "interrupted before the run started")
@@ -118,8 +120,8 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    let plan_warnings: Vec<String> = compiled
-        .diags
+    let plan_warnings: Vec<String> = condition
+        .warnings
         .iter()
         .filter(|d| d.severity == Severity::Warning)
         .map(warning_line)
