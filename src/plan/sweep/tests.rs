@@ -483,3 +483,43 @@ fn each_condition_keeps_its_own_warnings() {
         .unwrap_or("")
         .contains("in condition")));
 }
+
+#[test]
+fn run_time_spans_point_into_the_file_each_setting_is_written_in() {
+    use crate::plan::Setting as S;
+    let dir = folder(
+        "spans",
+        &[
+            ("lib/lab.psy", LAB),
+            (
+                "top.psy",
+                "psy 1\nimport \"lib/lab.psy\"\nexperiment t extends lab {\n  device cpu\n}\n",
+            ),
+        ],
+    );
+    let c = compile_at(&dir, "top.psy", &["probe.optimizer.lr=0.5"]);
+    let [one] = plans(&c) else { panic!() };
+    let spans = &one.plan.spans;
+    let at = |s: S| {
+        let f = spans.file(s).unwrap();
+        let span = spans.get(s).unwrap();
+        (f.name.clone(), f.text[span.start..span.end].to_string())
+    };
+    assert!(at(S::Device).0.ends_with("top.psy"));
+    assert_eq!(at(S::Device).1, "cpu");
+    assert!(
+        at(S::Weights).0.ends_with("lib/lab.psy"),
+        "{:?}",
+        at(S::Weights)
+    );
+    assert_eq!(at(S::Weights).1, "random");
+    assert_eq!(at(S::Lr), ("--set".to_string(), "0.5".to_string()));
+    // A diagnostic made at run time from them shows that file.
+    let d = spans.label(
+        Diag::error(Code::RunWeightsFile, "x"),
+        S::Weights,
+        &SourceFile::new("top.psy", ""),
+        "here",
+    );
+    assert!(d.source_name().unwrap().ends_with("lib/lab.psy"));
+}
