@@ -44,7 +44,8 @@ fn every_table_entry_is_a_hub_file_with_a_hash() {
 }
 
 fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
-    let cut = if arch.name().starts_with("resnet") {
+    // Every ResNet-family network (ResNeXt and Wide ResNet too) has `layer1`.
+    let cut = if crate::models::catalog::family(arch) == crate::models::catalog::Family::Resnet {
         "layer1"
     } else {
         "features.0"

@@ -266,13 +266,14 @@ fn arch(cx: &mut Cx, v: &Value) -> Option<Arch> {
     None
 }
 
-/// torchvision's weight sets per architecture.
-fn weight_sets(arch: Arch) -> &'static [&'static str] {
-    match arch {
-        Arch::Resnet50 | Arch::Resnet101 | Arch::Resnet152 => &["IMAGENET1K_V1", "IMAGENET1K_V2"],
-        Arch::Vgg16 => &["IMAGENET1K_V1", "IMAGENET1K_FEATURES"],
-        _ => &["IMAGENET1K_V1"],
-    }
+/// torchvision's weight sets of an architecture: those of the hub table (`src/hub.rs`, the one
+/// list, written by `scripts/hub_table.py`), in its order.
+fn weight_sets(arch: Arch) -> Vec<&'static str> {
+    crate::hub::TABLE
+        .iter()
+        .filter(|w| w.arch == arch)
+        .map(|w| w.set)
+        .collect()
 }
 
 fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
@@ -288,7 +289,7 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
                 .any(|ext| path.to_ascii_lowercase().ends_with(ext));
             let named = ["random", "imagenet"]
                 .iter()
-                .chain(sets)
+                .chain(&sets)
                 .find(|n| n.eq_ignore_ascii_case(path));
             if let Some(named) = named {
                 cx.push(
@@ -325,7 +326,7 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
             _ if sets.contains(&w.as_str()) => Some(Weights::Torchvision(w.clone())),
             _ => {
                 let mut choices = vec!["random", "imagenet"];
-                choices.extend_from_slice(sets);
+                choices.extend_from_slice(&sets);
                 let mut h = help.clone();
                 if let Some(s) = suggest(w, choices.iter().copied()) {
                     h = format!("did you mean `{s}`? {h}");
