@@ -29,7 +29,16 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let lowered = plan::compile(&file);
+    let lowered = match &args.condition {
+        None => plan::compile(&file),
+        Some(which) => match select_condition(&file, &path, which) {
+            Ok(l) => l,
+            Err(d) => {
+                ui.report(&[*d]);
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+    };
     ui.report(&lowered.diags);
     let Some(plan) = lowered.plan else {
         return ExitCode::from(EXIT_INVALID);
@@ -104,6 +113,46 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             };
             ExitCode::from(exit)
         }
+    }
+}
+
+/// `--condition INDEX|ID`: the plan of that condition of the experiment's sweep, with the
+/// experiment's diagnostics; a condition that does not exist is `psy::sweep::condition`.
+fn select_condition(
+    file: &SourceFile,
+    path: &Path,
+    which: &str,
+) -> Result<plan::Lowered, Box<Diag>> {
+    let compiled = plan::sweep::compile_experiment(file, path, &[]);
+    let Some(conditions) = compiled.conditions else {
+        return Ok(plan::Lowered {
+            plan: None,
+            diags: compiled.diags,
+        });
+    };
+    let found = conditions
+        .iter()
+        .position(|c| c.id == which || c.index.to_string() == which);
+    match found {
+        Some(i) => Ok(plan::Lowered {
+            plan: Some(conditions[i].plan.clone()),
+            diags: compiled.diags,
+        }),
+        None => Err(Box::new(
+            Diag::error(
+                Code::SweepCondition,
+                format!(
+                    "`{}` has no condition `{which}` ({} condition{})",
+                    path.display(),
+                    conditions.len(),
+                    if conditions.len() == 1 { "" } else { "s" }
+                ),
+            )
+            .with_help(format!(
+                "give an index from 0 to {} or a condition's identifier; `psyrun plan` lists them",
+                conditions.len() - 1
+            )),
+        )),
     }
 }
 
