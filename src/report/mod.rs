@@ -56,7 +56,7 @@ pub use csv::{
     csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv, CsvWriter,
     CSV_FILES,
 };
-pub use folder::{check_out, rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE};
+pub use folder::{check_out, rfc3339, safe_name, write_atomic, FolderError, RunFolder, INCOMPLETE};
 pub use html::report_html;
 pub use image::{image_png, npy_f32, preview_sheet};
 pub use json::{results_json, RESULTS_FORMAT};

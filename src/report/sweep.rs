@@ -103,6 +103,10 @@ pub struct SweepCondition {
     pub exit: Option<i32>,
     /// The log of its attempts, relative to the sweep folder.
     pub log: String,
+    /// Whether its backbone is a TorchScript module (whose run fills in the plan's shapes,
+    /// so that the folder's `plan.ron` does not hash to the id).
+    #[serde(default)]
+    pub torchscript: bool,
 }
 
 impl SweepCondition {
@@ -230,6 +234,16 @@ impl SweepManifest {
             .iter()
             .find(|c| c.id == which || c.index.to_string() == which)
     }
+}
+
+/// The time now, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    super::rfc3339(chrono::Utc::now())
+}
+
+/// The time now as a folder name, `YYYYmmdd-HHMMSS` UTC.
+pub fn now_stamp() -> String {
+    chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string()
 }
 
 /// Writes `status/<id>.json`.
@@ -569,6 +583,7 @@ mod tests {
                 .collect(),
             status: Status::Pending,
             exit: None,
+            torchscript: false,
         }
     }
 
@@ -611,8 +626,13 @@ mod tests {
         let m = manifest(&["backbone.cut", "seed"], conds.clone());
         fake_run(&dir, &conds[0], "layer1", [2.0, 8.0]);
         fake_run(&dir, &conds[2], "layer1", [3.0, 5.0]);
+        // Condition 1's folder exists but is not given as complete: it is left out.
+        fake_run(&dir, &conds[1], "layer2", [9.0, 9.0]);
         let r = write_results(&dir, &m, &[0, 2]).unwrap();
         assert_eq!(r.complete, [0, 2]);
+        assert!(!fs::read_to_string(dir.join("sweep_csf.csv"))
+            .unwrap()
+            .contains("layer2,"));
         let csf = fs::read_to_string(dir.join("sweep_csf.csv")).unwrap();
         let lines: Vec<&str> = csf.lines().collect();
         assert_eq!(
@@ -652,7 +672,12 @@ mod tests {
         );
         let peaks = fs::read_to_string(dir.join("sweep_peaks.svg")).unwrap();
         assert!(peaks.contains("layer1") && peaks.contains("backbone.cut"));
-        let _ = fs::remove_dir_all(&dir);
+        // PSYRUN_KEEP_SWEEP=1 keeps the figures to look at.
+        if std::env::var_os("PSYRUN_KEEP_SWEEP").is_none() {
+            let _ = fs::remove_dir_all(&dir);
+        } else {
+            eprintln!("kept {}", dir.display());
+        }
     }
 
     #[test]

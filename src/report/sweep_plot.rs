@@ -348,7 +348,9 @@ impl SweepPeaksFigure {
             .margin_top(5)
             .x_label_area_size(45)
             .y_label_area_size(65);
-        let x_range = (0..n as i32).into_segmented();
+        // One segment per category (plotters' integer ranges include their end); a single
+        // category in the middle of three.
+        let x_range = if n == 1 { -1..1 } else { 0..n as i32 - 1 }.into_segmented();
         let x_fmt = move |v: &SegmentValue<i32>| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => usize::try_from(*i)
                 .ok()
