@@ -12,6 +12,8 @@ mod robustness;
 #[cfg(feature = "torch")]
 mod run;
 mod snapshots;
+#[cfg(feature = "torch")]
+mod sweep;
 
 use std::path::{Path, PathBuf};
 

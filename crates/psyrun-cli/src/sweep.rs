@@ -778,7 +778,7 @@ fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui, collect: bool) -> E
                 .map_or_else(|| "no exit status".to_string(), |e| format!("exit {e}")),
             log.display()
         ));
-        for l in last_lines(&log, 5) {
+        for l in last_lines(&log, 8) {
             out.push_str(&format!("    | {l}\n"));
         }
     }
@@ -836,7 +836,7 @@ fn resubmit_hint(dir: &Path, manifest: &SweepManifest, collect: bool) -> String 
                     .map(usize::to_string)
                     .collect::<Vec<_>>()
                     .join(","),
-                shell_quote(&dir.join(&s.script).display().to_string())
+                shell_quote(&absolute(dir).join(&s.script).display().to_string())
             )
         }
         None => {
