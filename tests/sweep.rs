@@ -217,7 +217,53 @@ fn an_interrupted_sweep_resumes_to_a_plain_runs_results_and_then_skips_it() {
         fs::read_to_string(folder.join("csf.csv")).unwrap(),
         plain_csf
     );
+    check_documented(&sweep, &[]);
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// The sweep folder against docs/outputs.md: its files (all but `slurm`, which only a
+/// Slurm sweep has), the combined tables' columns and `sweep.json`'s fields.
+fn check_documented(sweep: &Path, swept: &[&str]) {
+    use crate::outputs::{documented, outputs_md};
+    let doc = outputs_md();
+    let mut listed = documented(&doc, "### Sweep files");
+    listed.retain(|f| f != "slurm");
+    listed.sort();
+    assert_eq!(files(sweep), listed, "docs/outputs.md's sweep files");
+    for (name, of) in [
+        ("sweep_csf.csv", "csf.csv"),
+        ("sweep_thresholds.csv", "thresholds.csv"),
+    ] {
+        // sweep_thresholds.csv has sweep_csf.csv's condition columns ("the same").
+        let mut want: Vec<String> = documented(&doc, "#### `sweep_csf.csv`")
+            .into_iter()
+            .filter(|c| c != "sweep.<path>")
+            .collect();
+        want.extend(swept.iter().map(|p| format!("sweep.{p}")));
+        let condition = only_or_first_condition(sweep);
+        let own = fs::read_to_string(condition.join(of)).unwrap();
+        want.extend(own.lines().next().unwrap().split(',').map(String::from));
+        let body = fs::read_to_string(sweep.join(name)).unwrap();
+        let header: Vec<String> = body
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        assert_eq!(header, want, "{name}");
+    }
+    let m = json(&sweep.join("sweep.json"));
+    let mut keys: Vec<String> = m.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    let mut fields = documented(&doc, "#### `sweep.json`");
+    fields.sort();
+    assert_eq!(keys, fields, "sweep.json's fields");
+}
+
+fn only_or_first_condition(sweep: &Path) -> PathBuf {
+    let m = json(&sweep.join("sweep.json"));
+    sweep.join(m["conditions"][0]["folder"].as_str().unwrap())
 }
 
 /// A condition that fails (a weights file that is no weights file: found, through the
@@ -491,5 +537,7 @@ fn a_layer_sweep_runs_each_condition_and_stacks_their_tables() {
     assert_eq!(layer2, want);
     let svg = fs::read_to_string(dir.join("sw/sweep_csf.svg")).unwrap();
     assert!(svg.contains("backbone.cut=layer1") && svg.contains("backbone.cut=layer2"));
+    fs::create_dir_all(dir.join("sw/replaced")).unwrap();
+    check_documented(&dir.join("sw"), &["backbone.cut"]);
     let _ = fs::remove_dir_all(&dir);
 }
