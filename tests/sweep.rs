@@ -541,3 +541,68 @@ fn a_layer_sweep_runs_each_condition_and_stacks_their_tables() {
     check_documented(&dir.join("sw"), &["backbone.cut"]);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A condition that another process runs (its lock held) is neither run nor resumed a second
+/// time; once the lock is free, a condition recorded as running is known to have been killed.
+#[test]
+fn a_condition_another_process_runs_is_left_to_it() {
+    let dir = scratch("sweep-lock");
+    write(&dir, "e.psy", &small("locked"));
+    let plan = psyrun(&dir, &["plan", "e.psy"]);
+    assert_eq!(plan.status.code(), Some(0));
+    let id = psyrun::report::sha256_bytes(&plan.stdout)[..12].to_string();
+    // The sweep folder, made without running anything.
+    let o = psyrun(
+        &dir,
+        &["sweep", "e.psy", "--out", "sw", "--slurm", "--dry-run"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let m = json(&dir.join("sw/sweep.json"));
+    assert_eq!(
+        m["conditions"][0]["id"],
+        id.as_str(),
+        "the id is the plan's hash"
+    );
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("sw/status/{id}.lock")))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let o = psyrun(&dir, &["sweep", "e.psy", "--out", "sw"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("[1/1] (single condition) … skipped (running in another process)"),
+        "{err}"
+    );
+    assert!(!dir.join("sw/conditions").join(&id).exists(), "not started");
+    // Recorded as running by that process: collect says so while the lock is held …
+    let attempt = serde_json::json!({
+        "id": id, "index": 0, "status": "running", "exit": null, "host": "elsewhere",
+        "started": "2026-11-30T00:00:00Z", "finished": null, "seconds": null, "command": []
+    });
+    fs::write(
+        dir.join(format!("sw/status/{id}.json")),
+        attempt.to_string(),
+    )
+    .unwrap();
+    let c = psyrun(&dir, &["collect", "sw"]);
+    assert_eq!(c.status.code(), Some(3));
+    assert!(
+        text(&c.stdout).contains("running (in another process)"),
+        "{}",
+        text(&c.stdout)
+    );
+    // … and that it was stopped once the lock is free.
+    drop(lock);
+    let c = psyrun(&dir, &["collect", "sw"]);
+    assert_eq!(c.status.code(), Some(3));
+    assert!(
+        text(&c.stdout).contains("interrupted (resumable)"),
+        "{}",
+        text(&c.stdout)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

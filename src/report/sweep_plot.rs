@@ -107,12 +107,18 @@ fn series_line(points: &[(f64, f64)], dashed: bool) -> Vec<Vec<(f64, f64)>> {
     pieces
 }
 
+/// One condition's drawing: colour, dashed, measured points (sorted), censored points.
+type CurveSeries = (RGBColor, bool, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
+/// One line of the peaks figure: colour, (category, peak sensitivity, peak frequency).
+type PeakLine = (RGBColor, Vec<(f64, f64, f64)>);
+
 struct SweepCsfFigure {
     title: String,
     subtitle: String,
     legend: Vec<(RGBColor, bool, String)>,
     /// Per condition: colour, dashed, measured points (sorted), censored points.
-    series: Vec<(RGBColor, bool, Vec<(f64, f64)>, Vec<(f64, f64)>)>,
+    series: Vec<CurveSeries>,
     notes: Vec<String>,
 }
 
@@ -247,7 +253,7 @@ struct SweepPeaksFigure {
     legend: Vec<(RGBColor, bool, String)>,
     /// Per line (the other settings' values): colour, (category, peak sensitivity, peak
     /// frequency) points.
-    lines: Vec<(RGBColor, Vec<(f64, f64, f64)>)>,
+    lines: Vec<PeakLine>,
     notes: Vec<String>,
 }
 

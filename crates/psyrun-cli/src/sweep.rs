@@ -214,8 +214,6 @@ fn prepare(
         if args.force {
             move_aside(dir, &c.id)?;
         }
-        let state = folder_state(&dir.join(&folder), &c.id, derived_in_run(c));
-        let attempt = read_attempt(dir, &c.id);
         records.push(SweepCondition {
             index: c.index,
             id: c.id.clone(),
@@ -228,11 +226,17 @@ fn prepare(
                 })
                 .collect(),
             folder,
-            status: status_of(state, attempt.as_ref()),
-            exit: attempt.and_then(|a| a.exit),
+            status: Status::Pending,
+            exit: None,
             log,
             torchscript: derived_in_run(c),
         });
+        let record = records.last_mut().expect("just pushed");
+        let (status, attempt) = current_status(dir, record);
+        record.status = status;
+        record.exit = attempt
+            .filter(|a| a.status != Status::Complete)
+            .and_then(|a| a.exit);
     }
     let now = now_rfc3339();
     let manifest = SweepManifest {
@@ -299,7 +303,7 @@ fn open_folder(dir: &Path, experiment: &str) -> Result<Option<SweepManifest>, Bo
         Ok(_) => {}
     }
     if !dir.join(SWEEP_JSON).exists() {
-        let empty = fs::read_dir(dir).map_or(false, |mut d| d.next().is_none());
+        let empty = fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
         if empty {
             return Ok(None);
         }
@@ -491,6 +495,32 @@ fn run_condition(dir: &Path, manifest: &SweepManifest, c: &SweepCondition, exe: 
             exit: None,
         }
     };
+    if state == FolderState::Complete {
+        let _ = writeln!(err, "skipped (complete)");
+        return Outcome {
+            status: Status::Complete,
+            exit: None,
+        };
+    }
+    // Held until the run ends (dropped with this function).
+    let _lock = match try_lock(dir, &c.id) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            let _ = writeln!(err, "skipped (running in another process)");
+            return Outcome {
+                status: Status::Running,
+                exit: None,
+            };
+        }
+        Err(e) => {
+            return fail(format!(
+                "cannot lock `{}`: {e}",
+                dir.join("status").display()
+            ))
+        }
+    };
+    // The run may have finished in another process while this one waited for the lock.
+    let state = folder_state(&folder, &c.id, torchscript);
     let resume = match state {
         FolderState::Complete => {
             let _ = writeln!(err, "skipped (complete)");
@@ -666,14 +696,47 @@ fn spawn_and_wait(command: &[String], log: fs::File) -> std::io::Result<Option<i
     }
 }
 
-/// The binary to run conditions with: this one.
+/// The binary to run conditions with: this one, which hands `run` to `psyrun-torch` (which
+/// must be there: `psy::run::unavailable` otherwise, before anything runs).
 fn this_exe() -> Result<PathBuf, Box<Diag>> {
+    crate::commands::torch_binary()?;
     std::env::current_exe().map_err(|e| {
         Box::new(Diag::error(
             Code::RunUnavailable,
             format!("cannot locate this executable: {e}"),
         ))
     })
+}
+
+/// An exclusive lock on a condition (`status/<id>.lock`), held while it runs, so that two
+/// sweeps of one folder (a local one and a Slurm task, two resubmissions) never run the same
+/// condition at once. `None` when another process holds it.
+fn try_lock(dir: &Path, id: &str) -> std::io::Result<Option<fs::File>> {
+    let folder = dir.join("status");
+    fs::create_dir_all(&folder)?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(folder.join(format!("{id}.lock")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// A condition's status now: its folder's state and its last attempt, an attempt recorded as
+/// running counting only while its lock is held (else it was killed).
+fn current_status(dir: &Path, c: &SweepCondition) -> (Status, Option<Attempt>) {
+    let state = folder_state(&dir.join(&c.folder), &c.id, c.torchscript);
+    let attempt = read_attempt(dir, &c.id).map(|mut a| {
+        if a.status == Status::Running && matches!(try_lock(dir, &c.id), Ok(Some(_))) {
+            a.status = Status::Incomplete;
+        }
+        a
+    });
+    (status_of(state, attempt.as_ref()), attempt)
 }
 
 /// Every condition here, one after the other; then the combined results.
@@ -717,9 +780,8 @@ fn run_locally(dir: &Path, mut manifest: SweepManifest, ui: &Ui) -> ExitCode {
 fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui, collect: bool) -> ExitCode {
     let mut complete = Vec::new();
     for c in &mut manifest.conditions {
-        let state = folder_state(&dir.join(&c.folder), &c.id, false);
-        let attempt = read_attempt(dir, &c.id);
-        c.status = status_of(state, attempt.as_ref());
+        let (status, attempt) = current_status(dir, c);
+        c.status = status;
         if let Some(a) = attempt.filter(|a| a.status != Status::Complete) {
             c.exit = a.exit;
         }
@@ -789,7 +851,7 @@ fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui, collect: bool) -> E
             c.label(),
             c.id,
             match c.status {
-                Status::Running => "running, or killed while running",
+                Status::Running => "running (in another process)",
                 Status::Incomplete => "interrupted (resumable)",
                 _ => "not run",
             }
