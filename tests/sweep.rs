@@ -160,7 +160,7 @@ fn an_interrupted_sweep_resumes_to_a_plain_runs_results_and_then_skips_it() {
             if i == 0 {
                 format!("condition,condition_id,{l}\n")
             } else {
-                format!("0,{id},{l}\n")
+                format!("1,{id},{l}\n")
             }
         })
         .collect();
@@ -297,7 +297,7 @@ fn a_failed_condition_is_reported_with_its_log() {
     let c = psyrun(&dir, &["collect", "sw"]);
     assert_eq!(c.status.code(), Some(3));
     let out = text(&c.stdout);
-    assert!(out.contains("failed: [0] (single condition)"), "{out}");
+    assert!(out.contains("failed: [1] (single condition)"), "{out}");
     assert!(out.contains("exit 3, log: sw/logs/"), "{out}");
     assert!(out.contains("    | "), "the log's last lines: {out}");
     assert!(
@@ -467,7 +467,7 @@ fn slurm_job_scripts_are_written_and_submitted() {
     let c = psyrun(&dir, &["collect", "sw"]);
     assert_eq!(c.status.code(), Some(3));
     let out = text(&c.stdout);
-    assert!(out.contains("missing: [0] (single condition)"), "{out}");
+    assert!(out.contains("missing: [1] (single condition)"), "{out}");
     assert!(
         out.contains(&format!(
             "resubmit only these: sbatch --array=0 {}",
@@ -525,7 +525,7 @@ fn a_layer_sweep_runs_each_condition_and_stacks_their_tables() {
         .unwrap()
         .starts_with("condition,condition_id,sweep.backbone.cut,frequency_cpi,"));
     let layer2: Vec<String> = lines
-        .filter(|l| l.starts_with("1,"))
+        .filter(|l| l.starts_with("2,"))
         .map(|l| l.splitn(4, ',').nth(3).unwrap().to_string())
         .collect();
     let want: Vec<String> = fs::read_to_string(dir.join("plain/csf.csv"))

@@ -89,7 +89,7 @@ pub struct SweepSource {
 /// One condition in `sweep.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepCondition {
-    /// Position in the sweep, from 0.
+    /// Position in the sweep, from 1 (as `psyrun plan` and `psyrun run --condition` count).
     pub index: usize,
     /// The plan's identifier (12 hex digits of its hash).
     pub id: String,
@@ -177,9 +177,9 @@ pub struct SlurmRecord {
 }
 
 impl SlurmRecord {
-    /// The array task that runs condition `index`.
+    /// The array task (from 0) that runs condition `index` (from 1).
     pub fn task_of(&self, index: usize) -> usize {
-        index / self.per_task.max(1)
+        index.saturating_sub(1) / self.per_task.max(1)
     }
 }
 
@@ -189,7 +189,7 @@ impl SlurmRecord {
 pub struct Attempt {
     /// The condition's id.
     pub id: String,
-    /// Its index.
+    /// Its index (from 1).
     pub index: usize,
     /// `running` while it runs, then `complete`, `incomplete` (stopped by a signal) or
     /// `failed`.
@@ -619,17 +619,17 @@ mod tests {
     fn tables_stack_complete_conditions_with_their_columns_first() {
         let dir = scratch("tables");
         let conds = vec![
-            condition(0, &[("backbone.cut", "layer1"), ("seed", "0")]),
-            condition(1, &[("backbone.cut", "layer2"), ("seed", "0")]),
-            condition(2, &[("backbone.cut", "layer1"), ("seed", "1")]),
+            condition(1, &[("backbone.cut", "layer1"), ("seed", "0")]),
+            condition(2, &[("backbone.cut", "layer2"), ("seed", "0")]),
+            condition(3, &[("backbone.cut", "layer1"), ("seed", "1")]),
         ];
         let m = manifest(&["backbone.cut", "seed"], conds.clone());
         fake_run(&dir, &conds[0], "layer1", [2.0, 8.0]);
         fake_run(&dir, &conds[2], "layer1", [3.0, 5.0]);
         // Condition 1's folder exists but is not given as complete: it is left out.
         fake_run(&dir, &conds[1], "layer2", [9.0, 9.0]);
-        let r = write_results(&dir, &m, &[0, 2]).unwrap();
-        assert_eq!(r.complete, [0, 2]);
+        let r = write_results(&dir, &m, &[1, 3]).unwrap();
+        assert_eq!(r.complete, [1, 3]);
         assert!(!fs::read_to_string(dir.join("sweep_csf.csv"))
             .unwrap()
             .contains("layer2,"));
@@ -641,12 +641,12 @@ mod tests {
         );
         assert_eq!(lines.len(), 5, "two conditions × two frequencies: {csf}");
         assert!(
-            lines[1].starts_with("0,000000000000,layer1,0,2,0.5,2,"),
+            lines[1].starts_with("1,000000000001,layer1,0,2,0.5,2,"),
             "{}",
             lines[1]
         );
         assert!(
-            lines[4].starts_with("2,000000000002,layer1,1,4,0.2,5,"),
+            lines[4].starts_with("3,000000000003,layer1,1,4,0.2,5,"),
             "{}",
             lines[4]
         );
@@ -660,7 +660,7 @@ mod tests {
         assert_eq!(
             th,
             "condition,condition_id,sweep.backbone.cut,sweep.seed,frequency_cpi,repeat,experiment\n\
-             0,000000000000,layer1,0,2,0,e\n2,000000000002,layer1,1,2,0,e\n"
+             1,000000000001,layer1,0,2,0,e\n3,000000000003,layer1,1,2,0,e\n"
         );
         for f in SWEEP_FILES {
             assert!(dir.join(f).is_file(), "{f}");
@@ -683,7 +683,7 @@ mod tests {
     #[test]
     fn tables_without_a_complete_condition_hold_the_condition_columns() {
         let dir = scratch("empty");
-        let m = manifest(&["seed"], vec![condition(0, &[("seed", "0")])]);
+        let m = manifest(&["seed"], vec![condition(1, &[("seed", "0")])]);
         write_results(&dir, &m, &[]).unwrap();
         assert_eq!(
             fs::read_to_string(dir.join("sweep_csf.csv")).unwrap(),
@@ -695,7 +695,7 @@ mod tests {
     #[test]
     fn conditions_with_other_columns_are_refused_by_name() {
         let dir = scratch("columns");
-        let conds = vec![condition(0, &[]), condition(1, &[])];
+        let conds = vec![condition(1, &[]), condition(2, &[])];
         let m = manifest(&[], conds.clone());
         fake_run(&dir, &conds[0], "layer1", [2.0, 8.0]);
         fake_run(&dir, &conds[1], "layer1", [2.0, 8.0]);
@@ -704,8 +704,8 @@ mod tests {
             "frequency_cpi\n2\n",
         )
         .unwrap();
-        let e = write_results(&dir, &m, &[0, 1]).unwrap_err();
-        assert!(e.to_string().contains("condition 1"), "{e}");
+        let e = write_results(&dir, &m, &[1, 2]).unwrap_err();
+        assert!(e.to_string().contains("condition 2"), "{e}");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -178,7 +178,7 @@ pub struct RunArgs {
     /// manifest records it; results can differ in the last bits between thread counts.
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
-    /// Run one condition of a sweep: its index (from 0, as `psyrun plan` lists them) or its
+    /// Run one condition of a sweep: its index (from 1, as `psyrun plan` lists them) or its
     /// identifier (the 12 hex digits of its plan's hash).
     #[arg(long, value_name = "INDEX|ID")]
     pub condition: Option<String>,

@@ -215,7 +215,8 @@ fn prepare(
             move_aside(dir, &c.id)?;
         }
         records.push(SweepCondition {
-            index: c.index,
+            // Counted from 1, as `psyrun plan` and `--condition` count.
+            index: c.index + 1,
             id: c.id.clone(),
             values: c
                 .values
@@ -482,7 +483,7 @@ fn host() -> String {
 fn run_condition(dir: &Path, manifest: &SweepManifest, c: &SweepCondition, exe: &Path) -> Outcome {
     let n = manifest.conditions.len();
     let mut err = std::io::stderr();
-    let _ = write!(err, "[{}/{n}] {} … ", c.index + 1, c.label());
+    let _ = write!(err, "[{}/{n}] {} … ", c.index, c.label());
     let _ = err.flush();
     let folder = dir.join(&c.folder);
     let torchscript = c.torchscript;
@@ -978,7 +979,8 @@ pub(crate) fn sweep_task(dir: &Path, task: usize, per_task: usize, ui: &Ui) -> E
         }
     };
     let per_task = per_task.max(1);
-    let first = task.saturating_mul(per_task);
+    // Task T runs conditions T·P + 1 to T·P + P (conditions count from 1, tasks from 0).
+    let first = task.saturating_mul(per_task).saturating_add(1);
     let mine: Vec<SweepCondition> = manifest
         .conditions
         .iter()

@@ -132,7 +132,7 @@ fn select_condition(
     };
     let found = conditions
         .iter()
-        .position(|c| c.id == which || c.index.to_string() == which);
+        .position(|c| c.id == which || (c.index + 1).to_string() == which);
     match found {
         Some(i) => Ok(plan::Lowered {
             plan: Some(conditions[i].plan.clone()),
@@ -149,8 +149,8 @@ fn select_condition(
                 ),
             )
             .with_help(format!(
-                "give an index from 0 to {} or a condition's identifier; `psyrun plan` lists them",
-                conditions.len() - 1
+                "give an index from 1 to {} or a condition's identifier; `psyrun plan` lists them",
+                conditions.len()
             )),
         )),
     }
