@@ -43,16 +43,22 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Bytes and modification time of every file in a folder, to show it was not rewritten.
+/// Bytes and modification time of every file in a folder and its subfolders, to show it
+/// was not rewritten.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
-    files(dir)
-        .into_iter()
-        .map(|f| {
-            let p = dir.join(&f);
+    let mut out = Vec::new();
+    for f in files(dir) {
+        let p = dir.join(&f);
+        if p.is_dir() {
+            for (g, bytes, t) in snapshot(&p) {
+                out.push((format!("{f}/{g}"), bytes, t));
+            }
+        } else {
             let t = fs::metadata(&p).unwrap().modified().unwrap();
-            (f, fs::read(&p).unwrap(), t)
-        })
-        .collect()
+            out.push((f, fs::read(&p).unwrap(), t));
+        }
+    }
+    out
 }
 
 #[cfg(unix)]
