@@ -764,7 +764,7 @@ fn run_locally(dir: &Path, mut manifest: SweepManifest, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    let code = finish(dir, &mut manifest, ui, false);
+    let code = finish(dir, &mut manifest, ui);
     eprintln!("sweep took {}", secs(t0.elapsed().as_secs_f64()));
     if stopped() {
         eprintln!(
@@ -778,7 +778,7 @@ fn run_locally(dir: &Path, mut manifest: SweepManifest, ui: &Ui) -> ExitCode {
 
 /// Looks at every condition's folder, writes the combined results and `sweep.json`, and
 /// reports what is complete, failed and missing. Exit 0 when every condition is complete.
-fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui, collect: bool) -> ExitCode {
+fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui) -> ExitCode {
     let mut complete = Vec::new();
     for c in &mut manifest.conditions {
         let (status, attempt) = current_status(dir, c);
@@ -859,7 +859,7 @@ fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui, collect: bool) -> E
         ));
     }
     if !failed.is_empty() || !missing.is_empty() {
-        out.push_str(&format!("{}\n", resubmit_hint(dir, manifest, collect)));
+        out.push_str(&format!("{}\n", resubmit_hint(dir, manifest)));
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
@@ -882,7 +882,7 @@ fn finish(dir: &Path, manifest: &mut SweepManifest, ui: &Ui, collect: bool) -> E
 
 /// How to run only what is not complete: `sbatch --array=…` for a Slurm sweep, else the
 /// sweep command again.
-fn resubmit_hint(dir: &Path, manifest: &SweepManifest, collect: bool) -> String {
+fn resubmit_hint(dir: &Path, manifest: &SweepManifest) -> String {
     let todo: Vec<&SweepCondition> = manifest
         .conditions
         .iter()
@@ -911,7 +911,6 @@ fn resubmit_hint(dir: &Path, manifest: &SweepManifest, collect: bool) -> String 
                 " --out {}",
                 shell_quote(&dir.display().to_string())
             ));
-            let _ = collect;
             format!("run them: {cmd}   (complete conditions are skipped)")
         }
     }
@@ -938,7 +937,7 @@ pub(crate) fn collect(dir: &Path, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    finish(dir, &mut manifest, ui, true)
+    finish(dir, &mut manifest, ui)
 }
 
 fn read_sweep(dir: &Path) -> Result<SweepManifest, Box<Diag>> {
@@ -1187,4 +1186,153 @@ fn job_script(
         q(dir)
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(index: usize, status: Status) -> SweepCondition {
+        SweepCondition {
+            index,
+            id: format!("{index:012}"),
+            values: vec![SweptValue {
+                path: "seed".into(),
+                value: index.to_string(),
+            }],
+            folder: format!("conditions/{index:012}"),
+            status,
+            exit: None,
+            log: format!("logs/{index:012}.log"),
+            torchscript: false,
+        }
+    }
+
+    fn manifest(conditions: Vec<SweepCondition>, slurm: Option<SlurmRecord>) -> SweepManifest {
+        SweepManifest {
+            format: SWEEP_FORMAT,
+            experiment: "e".into(),
+            psyrun_version: PSYRUN_VERSION.into(),
+            created: "t".into(),
+            updated: "t".into(),
+            command_line: vec![],
+            file: "my experiments/e.psy".into(),
+            copy: "sources/e.psy".into(),
+            sources: vec![],
+            overrides: vec!["probe.epochs=1".into()],
+            threads: None,
+            swept: vec!["seed".into()],
+            conditions,
+            slurm,
+        }
+    }
+
+    #[test]
+    fn words_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(shell_quote("runs/e/sweep"), "runs/e/sweep");
+        assert_eq!(shell_quote("my runs/e"), "'my runs/e'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn resubmission_names_the_tasks_of_what_is_not_complete() {
+        let conds = vec![
+            condition(1, Status::Complete),
+            condition(2, Status::Failed),
+            condition(3, Status::Pending),
+            condition(4, Status::Complete),
+            condition(5, Status::Incomplete),
+        ];
+        let slurm = |per_task| SlurmRecord {
+            job_id: Some("7".into()),
+            script: "slurm/job.sh".into(),
+            tasks: 5,
+            per_task,
+            submitted: None,
+        };
+        let dir = Path::new("/scratch/sw");
+        let m = manifest(conds.clone(), Some(slurm(1)));
+        assert_eq!(
+            resubmit_hint(dir, &m),
+            "resubmit only these: sbatch --array=1,2,4 /scratch/sw/slurm/job.sh"
+        );
+        // Two conditions a task: conditions 2 and 3 are task 1, condition 5 is task 2.
+        let m = manifest(conds.clone(), Some(slurm(2)));
+        assert_eq!(
+            resubmit_hint(dir, &m),
+            "resubmit only these: sbatch --array=0,1,2 /scratch/sw/slurm/job.sh"
+        );
+        let m = manifest(conds, None);
+        assert_eq!(
+            resubmit_hint(dir, &m),
+            "run them: psyrun sweep 'my experiments/e.psy' --set probe.epochs=1 --out \
+             /scratch/sw   (complete conditions are skipped)"
+        );
+    }
+
+    #[test]
+    fn job_scripts_cover_every_condition_in_tasks() {
+        let args = SweepArgs {
+            file: "e.psy".into(),
+            set: vec![],
+            out: None,
+            force: false,
+            threads: None,
+            slurm: true,
+            partition: None,
+            time: None,
+            gpus: None,
+            cpus_per_task: None,
+            mem: None,
+            array_limit: Some(3),
+            per_task: Some(2),
+            dry_run: true,
+        };
+        let s = job_script(
+            &args,
+            Path::new("/scratch/my sweep"),
+            Path::new("/opt/psyrun/bin/psyrun"),
+            "e",
+            5usize.div_ceil(2),
+            2,
+        );
+        assert!(s.starts_with("#!/bin/bash\n"), "{s}");
+        assert!(s.contains("\n#SBATCH --array=0-2%3\n"), "{s}");
+        assert!(s.contains("\n#SBATCH --job-name=psyrun-e\n"), "{s}");
+        assert!(!s.contains("--partition") && !s.contains("--gres"), "{s}");
+        assert!(s.ends_with(
+            "exec /opt/psyrun/bin/psyrun sweep-task '/scratch/my sweep' \"$SLURM_ARRAY_TASK_ID\" \
+             --per-task 2\n"
+        ));
+    }
+
+    #[test]
+    fn sources_are_copied_below_the_folder_that_holds_them_all() {
+        let dir = std::env::temp_dir().join(format!("psyrun-cli-sweep-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let record = |path: &str, text: &str| SourceRecord {
+            path: PathBuf::from(path),
+            sha256: sha256_bytes(text.as_bytes()),
+            text: text.to_string(),
+        };
+        let sources = [
+            record(
+                "/lab/studies/layers/e.psy",
+                "psy 1\nimport \"../../common/lab.psy\"\n",
+            ),
+            record("/lab/common/lab.psy", "psy 1\n"),
+        ];
+        let (copy, records) = copy_sources(&dir, &sources).unwrap();
+        assert_eq!(copy, "sources/studies/layers/e.psy");
+        assert_eq!(records[1].copy, "sources/common/lab.psy");
+        assert_eq!(
+            fs::read_to_string(dir.join("sources/common/lab.psy")).unwrap(),
+            "psy 1\n"
+        );
+        // The import still resolves from the copy.
+        let from_copy = normalise(&dir.join("sources/studies/layers/../../common/lab.psy"));
+        assert!(from_copy.is_file());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
