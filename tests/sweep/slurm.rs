@@ -114,10 +114,18 @@ fn slurm_here(test: &str) -> bool {
     false
 }
 
-/// Submits `experiment` as a job array (`--per-task per_task`), edits the file, runs the
+/// Submits `experiment` as a job array (`--per-task per_task`, `--set` each of `set`), edits
+/// the file, runs the
 /// same sweep locally meanwhile, waits for the job, collects it, and compares the combined
 /// tables with the local sweep's. `lines` are lines every task log together must hold.
-fn through_slurm(tag: &str, experiment: &str, per_task: u32, tasks: usize, lines: &[&str]) {
+fn through_slurm(
+    tag: &str,
+    experiment: &str,
+    set: &[&str],
+    per_task: u32,
+    tasks: usize,
+    lines: &[&str],
+) {
     let dir = scratch(tag).canonicalize().unwrap();
     write(&dir, "e.psy", experiment);
     let t0 = Instant::now();
@@ -125,8 +133,8 @@ fn through_slurm(tag: &str, experiment: &str, per_task: u32, tasks: usize, lines
     let started = t0.elapsed();
 
     let per = per_task.to_string();
-    let o = psyrun_cmd(
-        &dir,
+    let sets: Vec<&str> = set.iter().flat_map(|s| ["--set", s]).collect();
+    let submit = [
         &[
             "sweep",
             "e.psy",
@@ -137,11 +145,14 @@ fn through_slurm(tag: &str, experiment: &str, per_task: u32, tasks: usize, lines
             "--slurm",
             "--per-task",
             &per,
-        ],
-    )
-    .env("SLURM_CONF", &cluster.conf)
-    .output()
-    .unwrap();
+        ][..],
+        &sets,
+    ]
+    .concat();
+    let o = psyrun_cmd(&dir, &submit)
+        .env("SLURM_CONF", &cluster.conf)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     let job = out
@@ -158,7 +169,11 @@ fn through_slurm(tag: &str, experiment: &str, per_task: u32, tasks: usize, lines
     write(&dir, "local.psy", experiment);
     let local = psyrun(
         &dir,
-        &["sweep", "local.psy", "--threads", "1", "--out", "local"],
+        &[
+            &["sweep", "local.psy", "--threads", "1", "--out", "local"][..],
+            &sets,
+        ]
+        .concat(),
     );
     assert_eq!(local.status.code(), Some(0), "{}", text(&local.stderr));
 
@@ -212,13 +227,15 @@ fn a_sweep_through_a_real_slurm_collects_to_a_local_sweeps_tables() {
     through_slurm(
         "sweep-slurm",
         &small("clustered"),
+        &[],
         1,
         1,
         &["[1/1] (single condition) … done in"],
     );
 }
 
-/// Three conditions, two a task: task 0 runs conditions 1 and 2, task 1 condition 3.
+/// Three conditions, two a task (task 0 runs conditions 1 and 2, task 1 condition 3), with
+/// an override that every task must apply as the local sweep does.
 #[test]
 #[ignore = "needs sweep blocks in the language (issue 14, branch issue14-language)"]
 fn a_three_condition_sweep_through_a_real_slurm_collects_to_a_local_sweeps_tables() {
@@ -233,6 +250,7 @@ fn a_three_condition_sweep_through_a_real_slurm_collects_to_a_local_sweeps_table
     through_slurm(
         "sweep-slurm3",
         &experiment,
+        &["probe.batch=8"],
         2,
         2,
         &[
