@@ -1,7 +1,9 @@
 //! The comparison figures of a sweep (`sweep_csf`, `sweep_peaks`), in the look of a run's
 //! figures: the same font, sizes, colours and notes.
 
-use super::{err, log_range, log_ticks, render, style, tick, within, Figure, Plot, FONT};
+use super::{
+    err, linear_range, log_range, log_ticks, render, style, tick, within, Figure, Plot, FONT,
+};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::io;
@@ -338,7 +340,7 @@ impl SweepPeaksFigure {
         area: &DrawingArea<DB, Shift>,
         y_desc: &str,
         value: impl Fn(&(f64, f64, f64)) -> f64,
-        base2: bool,
+        log2: bool,
     ) -> Result<(), String> {
         let n = self.categories.len().max(1);
         let ys: Vec<f64> = self
@@ -346,7 +348,6 @@ impl SweepPeaksFigure {
             .iter()
             .flat_map(|l| l.1.iter().map(&value))
             .collect();
-        let (y0, y1) = log_range(&ys);
         let cats = self.categories.clone();
         let mut builder = ChartBuilder::on(area);
         builder
@@ -394,21 +395,16 @@ impl SweepPeaksFigure {
                 }
             }};
         }
-        if base2 {
+        if log2 {
+            // Frequencies: powers of two apart, on a base-2 log axis.
+            let (y0, y1) = log_range(&ys);
             draw!(builder
                 .build_cartesian_2d(x_range, (y0..y1).log_scale().base(2.0))
                 .map_err(err)?);
         } else {
-            let (bold, light) = log_ticks(y0, y1);
-            draw!(builder
-                .build_cartesian_2d(
-                    x_range,
-                    (y0..y1)
-                        .log_scale()
-                        .with_key_points(bold)
-                        .with_light_points(light)
-                )
-                .map_err(err)?);
+            // Sensitivities: from 0, on a linear axis (a peak's size is read as a length).
+            let (y0, y1) = linear_range(&ys, true);
+            draw!(builder.build_cartesian_2d(x_range, y0..y1).map_err(err)?);
         }
         Ok(())
     }
@@ -421,7 +417,12 @@ impl Figure for SweepPeaksFigure {
         let bottom = 10 + style::NOTE_LINE * self.notes.len() as u32;
         let body = body.margin(0, bottom, 0, 0);
         let panels = body.split_evenly((1, 2));
-        self.panel(&panels[0], "peak sensitivity", |p| p.1, false)?;
+        self.panel(
+            &panels[0],
+            "peak sensitivity (1 / threshold)",
+            |p| p.1,
+            false,
+        )?;
         self.panel(
             &panels[1],
             "peak frequency (cycles per image)",
