@@ -601,6 +601,12 @@ fn a_condition_another_process_runs_is_left_to_it() {
         "{}",
         text(&c.stdout)
     );
+    // --force does not pull the folder from under it.
+    let o = psyrun(&dir, &["sweep", "e.psy", "--out", "sw", "--force"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("psy::sweep::folder"), "{err}");
+    assert!(err.contains("is running in another process"), "{err}");
     // … and that it was stopped once the lock is free.
     drop(lock);
     let c = psyrun(&dir, &["collect", "sw"]);

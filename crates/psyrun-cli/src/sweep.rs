@@ -435,8 +435,19 @@ fn link_files(dir: &Path, copy: &str, conditions: &[Condition], orig_dir: &Path)
     }
 }
 
-/// `--force`: moves a condition's run folder, status and log to `replaced/<id>-<time>/`.
+/// `--force`: moves a condition's run folder, status and log to `replaced/<id>-<time>/`
+/// (refused while another process runs the condition).
 fn move_aside(dir: &Path, id: &str) -> Result<(), Box<Diag>> {
+    if matches!(try_lock(dir, id), Ok(None)) {
+        return Err(Box::new(folder_error(
+            format!(
+                "condition {id} of `{}` is running in another process (a sweep or a Slurm \
+                 task): --force cannot move it aside",
+                dir.display()
+            ),
+            "wait for it or stop it (`scancel` for a Slurm job), then run with --force again",
+        )));
+    }
     let folder = dir.join("conditions").join(id);
     if !folder.exists() {
         let _ = fs::remove_file(dir.join("status").join(format!("{id}.json")));
@@ -579,7 +590,9 @@ fn run_condition(dir: &Path, manifest: &SweepManifest, c: &SweepCondition, exe: 
         command.push("--set".into());
         command.push(o.clone());
     }
-    if let Some(t) = manifest.threads {
+    // A resumed run keeps the thread count it started with (its training is redone and
+    // must match the journal to the last bit).
+    if let Some(t) = manifest.threads.filter(|_| !resume) {
         command.push("--threads".into());
         command.push(t.to_string());
     }
