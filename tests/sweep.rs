@@ -369,6 +369,16 @@ fn sweep_folders_that_are_not_this_experiments_are_refused() {
     assert!(err.contains("psy::sweep::not_a_sweep"), "{err}");
     assert!(err.contains("it has no sweep.json"), "{err}");
 
+    // Without psyrun-torch nothing can run: said before anything is written.
+    let o = psyrun_cmd(&dir, &["sweep", "e.psy", "--out", "unrun"])
+        .env("PSYRUN_TORCH_BIN", dir.join("no-psyrun-torch"))
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("psy::run::unavailable"), "{err}");
+    assert!(!dir.join("unrun").exists());
+
     // A condition that does not exist.
     let o = psyrun(&dir, &["run", "e.psy", "--condition", "7", "--out", "x"]);
     let err = text(&o.stderr);

@@ -145,6 +145,14 @@ pub(crate) fn sweep(args: &SweepArgs, ui: &Ui) -> ExitCode {
     if conditions.is_empty() {
         return ExitCode::from(EXIT_INVALID);
     }
+    // Nothing is written when conditions could not run (a build without libtorch).
+    let exe = match this_exe() {
+        Ok(e) => e,
+        Err(d) => {
+            ui.report(&[*d]);
+            return ExitCode::from(crate::EXIT_UNAVAILABLE);
+        }
+    };
     let experiment = conditions[0].plan.experiment.clone();
     let dir = args
         .out
@@ -164,9 +172,9 @@ pub(crate) fn sweep(args: &SweepArgs, ui: &Ui) -> ExitCode {
         dir.display()
     );
     if args.slurm {
-        return submit(args, &dir, manifest, ui);
+        return submit(args, &dir, manifest, &exe, ui);
     }
-    run_locally(&dir, manifest, ui)
+    run_locally(&dir, manifest, &exe, ui)
 }
 
 fn plural(n: usize) -> &'static str {
@@ -754,21 +762,14 @@ fn current_status(dir: &Path, c: &SweepCondition) -> (Status, Option<Attempt>) {
 }
 
 /// Every condition here, one after the other; then the combined results.
-fn run_locally(dir: &Path, mut manifest: SweepManifest, ui: &Ui) -> ExitCode {
-    let exe = match this_exe() {
-        Ok(e) => e,
-        Err(d) => {
-            ui.report(&[*d]);
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+fn run_locally(dir: &Path, mut manifest: SweepManifest, exe: &Path, ui: &Ui) -> ExitCode {
     let t0 = Instant::now();
     for i in 0..manifest.conditions.len() {
         if stopped() {
             break;
         }
         let c = manifest.conditions[i].clone();
-        let outcome = run_condition(dir, &manifest, &c, &exe);
+        let outcome = run_condition(dir, &manifest, &c, exe);
         manifest.conditions[i].status = outcome.status;
         manifest.conditions[i].exit = outcome.exit;
         manifest.updated = now_rfc3339();
@@ -987,7 +988,7 @@ pub(crate) fn sweep_task(dir: &Path, task: usize, per_task: usize, ui: &Ui) -> E
         Ok(e) => e,
         Err(d) => {
             ui.report(&[*d]);
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(crate::EXIT_UNAVAILABLE);
         }
     };
     let per_task = per_task.max(1);
@@ -1026,19 +1027,18 @@ pub(crate) fn sweep_task(dir: &Path, task: usize, per_task: usize, ui: &Ui) -> E
 }
 
 /// `--slurm`: writes `slurm/job.sh`, submits it (unless `--dry-run`), records the job.
-fn submit(args: &SweepArgs, dir: &Path, mut manifest: SweepManifest, ui: &Ui) -> ExitCode {
-    let exe = match this_exe() {
-        Ok(e) => e,
-        Err(d) => {
-            ui.report(&[*d]);
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+fn submit(
+    args: &SweepArgs,
+    dir: &Path,
+    mut manifest: SweepManifest,
+    exe: &Path,
+    ui: &Ui,
+) -> ExitCode {
     let abs_dir = absolute(dir);
     let per_task = args.per_task.unwrap_or(1) as usize;
     let n = manifest.conditions.len();
     let tasks = n.div_ceil(per_task);
-    let script = job_script(args, &abs_dir, &exe, &manifest.experiment, tasks, per_task);
+    let script = job_script(args, &abs_dir, exe, &manifest.experiment, tasks, per_task);
     let slurm = abs_dir.join("slurm");
     let written = fs::create_dir_all(slurm.join("logs"))
         .and_then(|()| write_atomic(slurm.join("job.sh"), script.as_bytes()))
