@@ -1,6 +1,7 @@
 //! psyrun's integration tests: one binary (autotests = false) with a module per area.
 
 mod cli;
+mod dev;
 mod docs;
 #[cfg(feature = "torch")]
 mod features;

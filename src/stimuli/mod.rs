@@ -7,15 +7,43 @@
 //! * [`rng`]: seeded, portable random streams, one per trial, so stimuli never depend on
 //!   batch size, order or thread count.
 //!
+//! The stimulus library of issue 12 (see `docs/stimuli.md` for every kind's parameters,
+//! formula and contrast definition): each kind is a pure function of a typed parameter
+//! struct (and a seed where random), checked with errors, never panics, rendered as a
+//! modulation about a background ([`common`]: `L = L0·(1 + m)`, [`Display`], [`Image`]):
+//!
+//! * [`gratings`]: sine and square gratings, any orientation, phase and frequency, with a
+//!   circular or Gaussian window (the sine reproduces [`grating`](mod@grating) bit for bit);
+//! * [`gabor`]: Gabors with fixed-size or fixed-cycles envelopes, cosine or sine phase,
+//!   DC-free option;
+//! * [`sum`]: plaids and sums of components (masks plus targets) about one background;
+//! * [`noise`]: white (uniform, Gaussian), 1/f^α and band-pass noise, seeded, at an exact
+//!   RMS contrast, filtered with [`fft`];
+//! * [`vernier`]: Vernier line pairs with line or surround flankers, anti-aliased;
+//! * [`patch`]: uniform discs and squares with soft edges;
+//! * [`folder`]: PNG and JPEG image folders, grey or RGB, centre-cropped and resampled.
+//!
 //! Images are `Vec<f32>` in [0, 1], row-major: training images are RGB, HWC
 //! (`size × size × 3`); gratings are single-channel (`size × size`), to be repeated to RGB
 //! with [`repeat_channels`]. [`normalize`] applies the per-channel input normalisation,
 //! after the contrast manipulation.
 
+pub mod common;
+pub mod fft;
+pub mod folder;
+pub mod gabor;
 pub mod grating;
+pub mod gratings;
+pub mod noise;
+pub mod patch;
 pub mod rng;
+#[cfg(test)]
+mod robustness_tests;
 pub mod shapes;
+pub mod sum;
+pub mod vernier;
 
+pub use common::{Clip, Display, Image, StimulusError, Window};
 pub use grating::{grating, uniform_grey, Grating, GratingFactors, GratingSpec};
 pub use shapes::{
     adjust_contrast, draw_params, render, training_pair, training_params, EllipseRaster, Geometry,

@@ -63,6 +63,7 @@ pub fn run() {
         println!("cargo:warning=torch-sys did not report a libtorch folder; no rpath set");
         println!("cargo:rustc-env=PSYRUN_LIBTORCH_VERSION=unknown");
         println!("cargo:rustc-env=PSYRUN_LIBTORCH_LIB=unknown");
+        println!("cargo:rustc-env=PSYRUN_TCH_VERSION=unknown");
         return;
     };
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -71,12 +72,39 @@ pub fn run() {
     println!("cargo:rustc-env=PSYRUN_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=PSYRUN_LIBTORCH_LIB={}", lib.display());
     let short = version.split('+').next().unwrap_or_default();
-    let expected = expected_libtorch();
-    if short != "unknown" && short != expected {
-        println!(
-            "cargo:warning=libtorch at {} is {version}; psyrun expects {expected}",
-            lib.display()
-        );
+    let supported = supported_libtorch();
+    let releases: Vec<String> = supported.iter().map(|s| format!("\"{}\"", s.tch)).collect();
+    println!(
+        "cargo:rustc-check-cfg=cfg(psyrun_tch, values({}))",
+        releases.join(", ")
+    );
+    match supported.iter().find(|s| s.libtorch == short) {
+        Some(s) => {
+            println!("cargo:rustc-env=PSYRUN_TCH_VERSION={}", s.tch);
+            // For code that differs between tch releases (psyrun-torch's `compat` module).
+            println!("cargo:rustc-cfg=psyrun_tch=\"{}\"", s.tch);
+        }
+        None if short == "unknown" => {
+            println!(
+                "cargo:warning=cannot tell libtorch's version at {}",
+                lib.display()
+            );
+            println!("cargo:rustc-env=PSYRUN_TCH_VERSION=unknown");
+        }
+        None => {
+            // torch-sys refuses a libtorch other than its release's, unless
+            // LIBTORCH_BYPASS_VERSION_CHECK is set: psyrun refuses one it does not support.
+            let names: Vec<&str> = supported.iter().map(|s| s.libtorch.as_str()).collect();
+            eprintln!(
+                "error: libtorch {version} at {} is not supported: psyrun builds against \
+                 libtorch {} (Cargo.toml's [workspace.metadata.psyrun] supported); \
+                 e.g. PSYRUN_LIBTORCH={} ./dev test installs and uses one (docs/setup.md)",
+                lib.display(),
+                names.join(", "),
+                names.first().copied().unwrap_or("2.13.0"),
+            );
+            std::process::exit(1);
+        }
     }
 
     if os == "linux" || os == "macos" {
@@ -127,9 +155,35 @@ fn test_cfgs() {
     }
 }
 
-/// The libtorch version psyrun is built for: `[workspace.metadata.psyrun] libtorch` in the
-/// workspace's Cargo.toml, the one place that states it (`./dev` reads it too).
-fn expected_libtorch() -> String {
+/// One libtorch psyrun builds against, with the tch release that binds it.
+struct Supported {
+    /// libtorch's version, e.g. `2.11.0`.
+    libtorch: String,
+    /// The tch (and torch-sys) release for it, e.g. `0.24.0`.
+    tch: String,
+}
+
+/// `[workspace.metadata.psyrun] supported` of the workspace's Cargo.toml: entries
+/// `"libtorch tch torchvision"`.
+fn supported_libtorch() -> Vec<Supported> {
+    let Some(list) = workspace_metadata("supported") else {
+        return Vec::new();
+    };
+    list.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .filter_map(|entry| {
+            let mut words = entry.trim().trim_matches('"').split_whitespace();
+            Some(Supported {
+                libtorch: words.next()?.to_owned(),
+                tch: words.next()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// A `key = value` line of `[workspace.metadata.psyrun]` in the workspace's Cargo.toml (the
+/// value's text), telling cargo to rerun when that file changes.
+fn workspace_metadata(key: &str) -> Option<String> {
     let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     for root in dir.ancestors() {
         let manifest = root.join("Cargo.toml");
@@ -140,17 +194,16 @@ fn expected_libtorch() -> String {
             continue;
         }
         println!("cargo:rerun-if-changed={}", manifest.display());
-        let version = text
-            .split("[workspace.metadata.psyrun]")
-            .nth(1)
-            .and_then(|rest| rest.lines().find_map(|l| l.trim().strip_prefix("libtorch")))
-            .and_then(|v| v.trim().strip_prefix('='))
-            .map(|v| v.trim().trim_matches('"').to_owned());
-        if let Some(v) = version {
-            return v;
-        }
+        let section = text.split("[workspace.metadata.psyrun]").nth(1)?;
+        return section
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().to_owned())
+            });
     }
-    "unknown".to_owned()
+    None
 }
 
 /// libtorch's version in the folder above `lib/`, telling cargo to rerun when it changes.

@@ -36,6 +36,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod backbone;
+mod compat;
 pub mod device;
 pub mod device_stimuli;
 pub mod failure;
@@ -48,10 +49,7 @@ pub use failure::Failure;
 
 use std::path::{Path, PathBuf};
 
-/// libtorch's version as found at build time (`build.rs`, from `build-version` or `version.py`).
-pub const LIBTORCH_BUILD_VERSION: &str = env!("PSYRUN_LIBTORCH_VERSION");
-/// libtorch's library folder at build time (also the rpath of `psyrun-torch`).
-pub const LIBTORCH_BUILD_LIB: &str = env!("PSYRUN_LIBTORCH_LIB");
+pub use compat::{LIBTORCH_BUILD_LIB, LIBTORCH_BUILD_VERSION, TCH_VERSION};
 
 /// `--threads N`: libtorch's intra-op threads and rayon's pool (which renders stimuli) get
 /// `n` threads each, before either starts. Without it, both take one per core (libtorch
@@ -155,6 +153,7 @@ impl std::fmt::Display for Report {
             write!(f, " (built against {LIBTORCH_BUILD_VERSION})")?;
         }
         writeln!(f)?;
+        writeln!(f, "tch               {TCH_VERSION}")?;
         writeln!(f, "libtorch library  {}", self.libtorch_path.display())?;
         let cuda_note = match (self.cuda_available, self.cuda_built) {
             (true, _) => "",
