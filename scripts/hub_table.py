@@ -25,6 +25,7 @@ BASE = "https://download.pytorch.org/models/"
 # The catalog's architectures (src/models/catalog.rs), in its order.
 ARCHS = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
     "vgg11", "vgg13", "vgg16", "vgg19",
     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "alexnet",
@@ -35,8 +36,10 @@ HASH = re.compile(r"-([a-f0-9]*)\.")
 
 
 def variant(arch):
-    """resnet50 -> Resnet50, vgg11_bn -> Vgg11Bn."""
-    return "".join(part[:1].upper() + part[1:] for part in arch.split("_"))
+    """resnet50 -> Resnet50, vgg11_bn -> Vgg11Bn, resnext50_32x4d -> Resnext50x32x4d,
+    wide_resnet50_2 -> WideResnet50x2 (a part that starts with a digit joins with "x")."""
+    return "".join("x" + part if part[:1].isdigit() else part[:1].upper() + part[1:]
+                   for part in arch.split("_"))
 
 
 def main():

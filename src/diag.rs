@@ -169,6 +169,26 @@ codes! {
     /// (batch × height × width = 1): its variance is undefined and turns the running
     /// statistics into NaN.
     PlanBatchnormSingleValue => "psy::plan::batchnorm_single_value",
+    /// An `import` whose file cannot be read or is not an experiment file.
+    PlanImport => "psy::plan::import",
+    /// Files that import each other in a cycle.
+    PlanImportCycle => "psy::plan::import_cycle",
+    /// `extends NAME` where no experiment of that name is in the file or its imports.
+    PlanUnknownExperiment => "psy::plan::unknown_experiment",
+    /// Experiments that extend each other in a cycle.
+    PlanExtendsCycle => "psy::plan::extends_cycle",
+    /// A `--set` or `sweep` path that names no setting (`probe.epoch`).
+    PlanUnknownPath => "psy::plan::unknown_path",
+    /// A sweep that cannot be expanded: a value that is not a list, an empty list, a path
+    /// swept twice, too many conditions.
+    PlanBadSweep => "psy::plan::bad_sweep",
+    /// `sweep zip { … }` with lists of different lengths.
+    PlanZipLengths => "psy::plan::zip_lengths",
+    /// Two conditions of a sweep with the same plan.
+    PlanSameConditions => "psy::plan::same_conditions",
+    /// A sweep's condition that is needed (`psyrun run` of a sweep) or asked for
+    /// (`--condition`) and not found.
+    PlanCondition => "psy::plan::condition",
     /// `run` or `doctor` in a build without libtorch.
     RunUnavailable => "psy::run::unavailable",
     /// A weights file that is missing, unreadable or of an unknown format.
@@ -310,6 +330,14 @@ impl Diag {
     pub fn with_source(mut self, file: &impl SourceText) -> Self {
         self.source = Some((file.source_name(), file.source_text()));
         self
+    }
+    /// True once a source is attached.
+    pub fn has_source(&self) -> bool {
+        self.source.is_some()
+    }
+    /// The name of the attached source (the path as shown), if any.
+    pub fn source_name(&self) -> Option<&str> {
+        self.source.as_ref().map(|(n, _)| n.as_str())
     }
     /// True for errors.
     pub fn is_error(&self) -> bool {

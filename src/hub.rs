@@ -59,6 +59,51 @@ pub const TABLE: &[WeightFile] = &[
     WeightFile::new(Arch::Resnet101, "IMAGENET1K_V2", "resnet101-cd907fc2.pth"),
     WeightFile::new(Arch::Resnet152, "IMAGENET1K_V1", "resnet152-394f9c45.pth"),
     WeightFile::new(Arch::Resnet152, "IMAGENET1K_V2", "resnet152-f82ba261.pth"),
+    WeightFile::new(
+        Arch::Resnext50x32x4d,
+        "IMAGENET1K_V1",
+        "resnext50_32x4d-7cdf4587.pth",
+    ),
+    WeightFile::new(
+        Arch::Resnext50x32x4d,
+        "IMAGENET1K_V2",
+        "resnext50_32x4d-1a0047aa.pth",
+    ),
+    WeightFile::new(
+        Arch::Resnext101x32x8d,
+        "IMAGENET1K_V1",
+        "resnext101_32x8d-8ba56ff5.pth",
+    ),
+    WeightFile::new(
+        Arch::Resnext101x32x8d,
+        "IMAGENET1K_V2",
+        "resnext101_32x8d-110c445d.pth",
+    ),
+    WeightFile::new(
+        Arch::Resnext101x64x4d,
+        "IMAGENET1K_V1",
+        "resnext101_64x4d-173b62eb.pth",
+    ),
+    WeightFile::new(
+        Arch::WideResnet50x2,
+        "IMAGENET1K_V1",
+        "wide_resnet50_2-95faca4d.pth",
+    ),
+    WeightFile::new(
+        Arch::WideResnet50x2,
+        "IMAGENET1K_V2",
+        "wide_resnet50_2-9ba9bcbe.pth",
+    ),
+    WeightFile::new(
+        Arch::WideResnet101x2,
+        "IMAGENET1K_V1",
+        "wide_resnet101_2-32ee1156.pth",
+    ),
+    WeightFile::new(
+        Arch::WideResnet101x2,
+        "IMAGENET1K_V2",
+        "wide_resnet101_2-d733dc28.pth",
+    ),
     WeightFile::new(Arch::Vgg11, "IMAGENET1K_V1", "vgg11-8a719046.pth"),
     WeightFile::new(Arch::Vgg13, "IMAGENET1K_V1", "vgg13-19584684.pth"),
     WeightFile::new(Arch::Vgg16, "IMAGENET1K_V1", "vgg16-397923af.pth"),

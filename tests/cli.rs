@@ -405,3 +405,122 @@ fn fmt_lays_files_out_checks_them_and_leaves_broken_ones_alone() {
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn set_overrides_check_and_plan() {
+    let o = psyrun(&[
+        "plan",
+        "experiments/quick_csf.psy",
+        "--set",
+        "probe.epochs=1",
+        "--set",
+        "backbone.cut=layer2",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let plan: Plan = ron::from_str(&text(&o.stdout)).expect("plan prints RON");
+    assert_eq!(plan.probe.epochs, 1);
+    assert_eq!(plan.backbone.catalog().unwrap().cut, "layer2");
+    // Checked like the file: an unknown path and a bad value, with exit 1.
+    let o = psyrun(&[
+        "check",
+        "experiments/quick_csf.psy",
+        "--set",
+        "probe.epoch=1",
+        "--set",
+        "seed=-1",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(code(&o), 1);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("psy::plan::unknown_path") && err.contains("[--set:1:1]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("psy::plan::out_of_range") && err.contains("[--set:1:6]"),
+        "{err}"
+    );
+    assert!(text(&o.stdout).contains("experiments/quick_csf.psy: 2 errors"));
+    // Not PATH=VALUE: a usage error.
+    let o = psyrun(&[
+        "check",
+        "experiments/quick_csf.psy",
+        "--set",
+        "probe.epochs",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("is not PATH=VALUE"));
+}
+
+#[test]
+fn a_sweep_is_listed_by_plan_and_checked_by_check() {
+    let o = psyrun(&["check", "experiments/layer_profile.psy", "--color", "never"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "experiments/layer_profile.psy: ok (3 conditions)\n"
+    );
+    let o = psyrun(&["plan", "experiments/layer_profile.psy"]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with("// 3 conditions\n// index  id            values\n// 1      "),
+        "{out}"
+    );
+    assert_eq!(out.matches("// condition ").count(), 3);
+    assert_eq!(out.matches("\nPlan(").count(), 3);
+    // One condition, by index: a header line and a plan that reads back.
+    let o = psyrun(&["plan", "experiments/layer_profile.psy", "--condition", "3"]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    let (header, ron) = out.split_once('\n').unwrap();
+    assert!(
+        header.starts_with("// condition 3 of 3: ") && header.ends_with("backbone.cut=layer3"),
+        "{header}"
+    );
+    let plan: Plan = ron::from_str(ron).expect("the condition's plan is RON");
+    assert_eq!(plan.backbone.catalog().unwrap().cut, "layer3");
+    let o = psyrun(&[
+        "plan",
+        "experiments/layer_profile.psy",
+        "--condition",
+        "0",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("psy::plan::condition"));
+    // `stimuli` needs one plan: a sweep is refused with the same code.
+    let o = psyrun(&[
+        "stimuli",
+        "experiments/layer_profile.psy",
+        "--out",
+        "/nonexistent/x",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("psy::plan::condition"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn an_error_in_an_imported_file_shows_that_file() {
+    let o = psyrun(&[
+        "check",
+        "tests/fixtures/err/plan/extends_base_error.psy",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(code(&o), 1);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("╭─[tests/fixtures/import/broken_base.psy:5:43]"),
+        "{err}"
+    );
+    assert!(err.contains("cut layer9"), "{err}");
+}

@@ -2,7 +2,7 @@
 //! diagnostic code is documented and exercised by a fixture or a test.
 
 use psyrun::diag::{render, Code};
-use psyrun::plan::compile;
+use psyrun::plan::sweep::compile_for_run;
 use psyrun::source::SourceFile;
 
 const SECTIONS: [&str; 7] = [
@@ -61,6 +61,10 @@ fn as_file(snippet: &str) -> String {
     format!("psy 1\nexperiment snippet {{\n{body}}}\n")
 }
 
+/// Checks every example of a page. An example whose first line is `// file: PATH` is also
+/// written at PATH in a scratch folder, for the examples that import it; each example is
+/// compiled from that folder, with its imports, `extends` and sweep (every condition must
+/// plan).
 fn check_examples(name: &str, md: &str, min: usize) {
     let blocks = psy_blocks(md);
     assert!(
@@ -68,17 +72,37 @@ fn check_examples(name: &str, md: &str, min: usize) {
         "{name}: only {} psy examples",
         blocks.len()
     );
+    let dir = std::env::temp_dir().join(format!(
+        "psyrun-docs-{}-{}",
+        std::process::id(),
+        name.replace(['/', '.'], "_")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let named = |b: &str| {
+        b.lines()
+            .next()
+            .and_then(|l| l.trim().strip_prefix("// file: "))
+            .map(|p| dir.join(p.trim()))
+    };
+    for b in &blocks {
+        if let Some(path) = named(b) {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b).unwrap();
+        }
+    }
     for (i, b) in blocks.iter().enumerate() {
+        let path = named(b).unwrap_or_else(|| dir.join(format!("example_{}.psy", i + 1)));
         let file = SourceFile::new(format!("{name} example {}", i + 1), as_file(b));
-        let lowered = compile(&file);
+        let compiled = compile_for_run(&file, &path, &[]);
         assert!(
-            lowered.plan.is_some(),
+            compiled.conditions.is_some(),
             "{name} example {} does not plan:\n{}\n{}",
             i + 1,
             file.text,
-            render(&lowered.diags, false)
+            render(&compiled.diags, false)
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

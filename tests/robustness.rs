@@ -590,6 +590,13 @@ fn token() -> impl Strategy<Value = String> {
         Just("steps(0deg, 180deg, 15deg, inclusive)".to_string()),
         Just("uniform(0.04, 1)".to_string()),
         Just("avg 2x2".to_string()),
+        Just("import \"lab.psy\"\n".to_string()),
+        Just("extends".to_string()),
+        Just("experiment y extends x {".to_string()),
+        Just("sweep {".to_string()),
+        Just("sweep zip {".to_string()),
+        Just("backbone.cut [layer1, layer2]".to_string()),
+        Just("seed [1, 2]".to_string()),
         Just("1 / 0".to_string()),
         "\\PC{0,3}",
     ]

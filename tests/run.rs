@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod language;
 #[cfg(unix)]
 mod resume;
 
@@ -94,7 +95,7 @@ pub(crate) fn files(dir: &Path) -> Vec<String> {
     v
 }
 
-const RESULT_FILES: [&str; 19] = [
+const RESULT_FILES: [&str; 20] = [
     "csf.csv",
     "csf.png",
     "csf.svg",
@@ -109,6 +110,7 @@ const RESULT_FILES: [&str; 19] = [
     "psychometric.svg",
     "report.html",
     "results.json",
+    "sources",
     "staircase.csv",
     "thresholds.csv",
     "training.csv",

@@ -5,8 +5,10 @@
 
 use crate::{rel, root};
 use psyrun::diag::{render, Diag};
-use psyrun::plan::{compile_checked, to_ron, Lowered};
+use psyrun::plan::sweep::{compile_experiment, Compiled, Override};
+use psyrun::plan::Lowered;
 use psyrun::source::SourceFile;
+use psyrun_cli::{plan_text, PlanFormat};
 use std::path::Path;
 
 fn read(path: &Path) -> SourceFile {
@@ -22,11 +24,27 @@ fn read(path: &Path) -> SourceFile {
 /// Compiles as `psyrun check` does, the files the experiment names checked where a run
 /// looks for them (next to the fixture), with paths shown from the repository's root.
 fn compile(file: &SourceFile, path: &Path) -> Lowered {
-    let lowered = compile_checked(file, path);
+    compile_with(file, path, &[]).0
+}
+
+/// [`compile`] with `--set` overrides: the diagnostics (all conditions), and the conditions
+/// when there is no error.
+fn compile_with(file: &SourceFile, path: &Path, overrides: &[&str]) -> (Lowered, Compiled) {
+    let overrides: Vec<Override> = overrides.iter().map(|o| o.parse().unwrap()).collect();
+    let compiled = compile_experiment(file, path, &overrides);
+    let diags = strip_root(compiled.diags.clone());
+    let plan = match compiled.conditions.as_deref() {
+        Some([one]) => Some(one.plan.clone()),
+        _ => None,
+    };
+    (Lowered { plan, diags }, compiled)
+}
+
+/// Diagnostics with the repository's root taken out of their texts.
+fn strip_root(diags: Vec<Diag>) -> Vec<Diag> {
     let prefix = format!("{}/", root().display());
     let strip = |s: &mut String| *s = s.replace(&prefix, "");
-    let diags = lowered
-        .diags
+    diags
         .into_iter()
         .map(|mut d: Diag| {
             strip(&mut d.message);
@@ -39,8 +57,7 @@ fn compile(file: &SourceFile, path: &Path) -> Lowered {
             }
             d
         })
-        .collect();
-    Lowered { diags, ..lowered }
+        .collect()
 }
 
 /// The memory plans are checked against (`psy::plan::memory`), the same on every machine.
@@ -51,7 +68,7 @@ fn fixed_memory() {
 fn plan_snapshot(path: &Path) -> String {
     fixed_memory();
     let file = read(path);
-    let lowered = compile(&file, path);
+    let (lowered, compiled) = compile_with(&file, path, &[]);
     let errors: Vec<_> = lowered
         .diags
         .iter()
@@ -64,11 +81,15 @@ fn plan_snapshot(path: &Path) -> String {
         path.display(),
         render(&errors, false)
     );
-    let plan = lowered.plan.expect("no errors, so a plan");
+    // A file without a sweep: its plan, as `psyrun plan` prints it; with one, the table of
+    // conditions and each plan.
+    let text = plan_text(&compiled, PlanFormat::Ron, None)
+        .expect("no errors, so conditions")
+        .expect("no condition asked for");
     let warnings = render(&lowered.diags, false);
     format!(
         "{}\n// warnings:\n{}",
-        to_ron(&plan),
+        text,
         if warnings.is_empty() {
             "none\n".into()
         } else {
@@ -144,4 +165,76 @@ fn err_fixtures_diagnostics() {
         insta::assert_snapshot!(render(&lowered.diags, false));
     });
     assert!(count >= 30, "only {count} error fixtures");
+}
+
+/// `--set` diagnostics point into a pseudo-source named `--set` (its text is `PATH=VALUE`),
+/// and errors in an override and in the file are reported together.
+#[test]
+fn set_overrides_diagnostics() {
+    fixed_memory();
+    let path = root().join("experiments/quick_csf.psy");
+    let file = read(&path);
+    for (name, overrides) in [
+        ("set_unknown_path", &["probe.epoch=3"][..]),
+        (
+            "set_bad_value",
+            &["probe.epochs=0", "backbone.cut=layer9"][..],
+        ),
+        ("set_syntax_error", &["probe.epochs=[1,"][..]),
+        ("set_wrong_type", &["backbone.pooling=\"avg\""][..]),
+    ] {
+        let (lowered, _) = compile_with(&file, &path, overrides);
+        assert!(lowered.has_errors(), "{name}");
+        insta::assert_snapshot!(name, render(&lowered.diags, false));
+    }
+}
+
+/// What `psyrun plan --condition` and `--set` on a swept path make of a sweep.
+#[test]
+fn sweep_conditions_by_index_id_and_set() {
+    fixed_memory();
+    let path = root().join("experiments/layer_profile.psy");
+    let file = read(&path);
+    let (_, compiled) = compile_with(&file, &path, &[]);
+    let cs = compiled.conditions.as_deref().expect("layer_profile plans");
+    assert_eq!(cs.len(), 3);
+    // By index (from 1) and by id, the same text.
+    let by_index = plan_text(&compiled, PlanFormat::Ron, Some("2"))
+        .unwrap()
+        .unwrap();
+    let by_id = plan_text(&compiled, PlanFormat::Ron, Some(&cs[1].id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_index, by_id);
+    assert!(by_index.starts_with(&format!(
+        "// condition 2 of 3: {}  backbone.cut=layer2\n",
+        cs[1].id
+    )));
+    let json = plan_text(&compiled, PlanFormat::Json, None)
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[2]["index"], 3);
+    assert_eq!(v[2]["id"], cs[2].id.as_str());
+    assert_eq!(
+        v[2]["values"],
+        serde_json::json!([{"path": "backbone.cut", "value": "layer3"}])
+    );
+    assert_eq!(
+        v[2]["plan"]["backbone"]["network"]["Catalog"]["cut"],
+        "layer3"
+    );
+    // A condition that is not there.
+    let d = plan_text(&compiled, PlanFormat::Ron, Some("4"))
+        .unwrap()
+        .unwrap_err();
+    insta::assert_snapshot!("condition_not_found", render(&[d], false));
+    // `--set` on the swept path replaces the sweep: one condition, printed as a plain plan.
+    let (_, one) = compile_with(&file, &path, &["backbone.cut=layer3"]);
+    let text = plan_text(&one, PlanFormat::Ron, None).unwrap().unwrap();
+    assert!(
+        text.starts_with("Plan(") && text.contains("cut: \"layer3\""),
+        "{text}"
+    );
 }

@@ -383,8 +383,8 @@ fn sweep_folders_that_are_not_this_experiments_are_refused() {
     let o = psyrun(&dir, &["run", "e.psy", "--condition", "7", "--out", "x"]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("psy::sweep::condition"), "{err}");
-    assert!(err.contains("has no condition `7` (1 condition)"), "{err}");
+    assert!(err.contains("psy::plan::condition"), "{err}");
+    assert!(err.contains("there is no condition 7"), "{err}");
     assert!(!dir.join("x").exists());
     let _ = fs::remove_dir_all(&dir);
 }
@@ -513,7 +513,6 @@ fn slurm_job_scripts_are_written_and_submitted() {
 /// table with a `sweep.backbone.cut` column, each condition's rows equal to a plain run of
 /// that cut, and the comparison plots naming both.
 #[test]
-#[ignore = "needs sweep blocks in the language (issue 14, branch issue14-language)"]
 fn a_layer_sweep_runs_each_condition_and_stacks_their_tables() {
     let dir = scratch("sweep-layers");
     let body = small("layers").replace(
@@ -632,7 +631,6 @@ fn a_condition_another_process_runs_is_left_to_it() {
 /// A condition that fails does not stop or spoil the others: they run, and the combined
 /// table holds them.
 #[test]
-#[ignore = "needs sweep blocks in the language (issue 14, branch issue14-language)"]
 fn a_failing_condition_does_not_lose_the_others() {
     let dir = scratch("sweep-crash");
     write(&dir, "junk.safetensors", "not a weights file");

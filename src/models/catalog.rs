@@ -40,6 +40,16 @@ pub enum Arch {
     Resnet101,
     /// `resnet152`: Bottleneck, layers [3, 8, 36, 3].
     Resnet152,
+    /// `resnext50_32x4d`: Bottleneck with 32 groups of width 4, layers [3, 4, 6, 3].
+    Resnext50x32x4d,
+    /// `resnext101_32x8d`: Bottleneck with 32 groups of width 8, layers [3, 4, 23, 3].
+    Resnext101x32x8d,
+    /// `resnext101_64x4d`: Bottleneck with 64 groups of width 4, layers [3, 4, 23, 3].
+    Resnext101x64x4d,
+    /// `wide_resnet50_2`: Bottleneck with twice the inner width, layers [3, 4, 6, 3].
+    WideResnet50x2,
+    /// `wide_resnet101_2`: Bottleneck with twice the inner width, layers [3, 4, 23, 3].
+    WideResnet101x2,
     /// `vgg11`: configuration A, no batch norm.
     Vgg11,
     /// `vgg13`: configuration B, no batch norm.
@@ -68,6 +78,11 @@ impl Arch {
         Arch::Resnet50,
         Arch::Resnet101,
         Arch::Resnet152,
+        Arch::Resnext50x32x4d,
+        Arch::Resnext101x32x8d,
+        Arch::Resnext101x64x4d,
+        Arch::WideResnet50x2,
+        Arch::WideResnet101x2,
         Arch::Vgg11,
         Arch::Vgg13,
         Arch::Vgg16,
@@ -87,6 +102,11 @@ impl Arch {
             Arch::Resnet50 => "resnet50",
             Arch::Resnet101 => "resnet101",
             Arch::Resnet152 => "resnet152",
+            Arch::Resnext50x32x4d => "resnext50_32x4d",
+            Arch::Resnext101x32x8d => "resnext101_32x8d",
+            Arch::Resnext101x64x4d => "resnext101_64x4d",
+            Arch::WideResnet50x2 => "wide_resnet50_2",
+            Arch::WideResnet101x2 => "wide_resnet101_2",
             Arch::Vgg11 => "vgg11",
             Arch::Vgg13 => "vgg13",
             Arch::Vgg16 => "vgg16",
@@ -306,7 +326,7 @@ pub enum Family {
 /// paddings, dilation 1, one group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// `Conv2d(cin, cout, k, stride=s, padding=p, bias=bias)`.
+    /// `Conv2d(cin, cout, k, stride=s, padding=p, groups=groups, bias=bias)`.
     Conv2d {
         /// Input channels.
         cin: u32,
@@ -318,6 +338,9 @@ pub enum Op {
         s: u32,
         /// Zero padding on every side.
         p: u32,
+        /// Channel groups (1 but in ResNeXt's 3×3 convs); its weight is
+        /// `[cout, cin / groups, k, k]`.
+        groups: u32,
         /// Whether the convolution has a bias.
         bias: bool,
     },
@@ -552,11 +575,16 @@ pub fn family(arch: Arch) -> Family {
 /// variant).
 fn describe(arch: Arch) -> Network {
     match arch {
-        Arch::Resnet18 => resnet(BlockKind::Basic, [2, 2, 2, 2]),
-        Arch::Resnet34 => resnet(BlockKind::Basic, [3, 4, 6, 3]),
-        Arch::Resnet50 => resnet(BlockKind::Bottleneck, [3, 4, 6, 3]),
-        Arch::Resnet101 => resnet(BlockKind::Bottleneck, [3, 4, 23, 3]),
-        Arch::Resnet152 => resnet(BlockKind::Bottleneck, [3, 8, 36, 3]),
+        Arch::Resnet18 => resnet(BlockKind::Basic, [2, 2, 2, 2], 1, 64),
+        Arch::Resnet34 => resnet(BlockKind::Basic, [3, 4, 6, 3], 1, 64),
+        Arch::Resnet50 => resnet(BlockKind::Bottleneck, [3, 4, 6, 3], 1, 64),
+        Arch::Resnet101 => resnet(BlockKind::Bottleneck, [3, 4, 23, 3], 1, 64),
+        Arch::Resnet152 => resnet(BlockKind::Bottleneck, [3, 8, 36, 3], 1, 64),
+        Arch::Resnext50x32x4d => resnet(BlockKind::Bottleneck, [3, 4, 6, 3], 32, 4),
+        Arch::Resnext101x32x8d => resnet(BlockKind::Bottleneck, [3, 4, 23, 3], 32, 8),
+        Arch::Resnext101x64x4d => resnet(BlockKind::Bottleneck, [3, 4, 23, 3], 64, 4),
+        Arch::WideResnet50x2 => resnet(BlockKind::Bottleneck, [3, 4, 6, 3], 1, 128),
+        Arch::WideResnet101x2 => resnet(BlockKind::Bottleneck, [3, 4, 23, 3], 1, 128),
         Arch::Vgg11 => vgg(VGG_A, false),
         Arch::Vgg13 => vgg(VGG_B, false),
         Arch::Vgg16 => vgg(VGG_D, false),
@@ -610,7 +638,21 @@ fn conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, bias: bool) -> Op {
         k,
         s,
         p,
+        groups: 1,
         bias,
+    }
+}
+
+/// A convolution without bias whose channels are split into `groups` groups (ResNeXt).
+fn grouped_conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, groups: u32) -> Op {
+    Op::Conv2d {
+        cin,
+        cout,
+        k,
+        s,
+        p,
+        groups,
+        bias: false,
     }
 }
 
@@ -708,8 +750,11 @@ fn alexnet() -> Network {
     }
 }
 
-/// torchvision's ResNet with `blocks[i]` blocks of `kind` in `layer{i+1}`.
-fn resnet(kind: BlockKind, blocks: [usize; 4]) -> Network {
+/// torchvision's ResNet with `blocks[i]` blocks of `kind` in `layer{i+1}`, and its
+/// ResNeXt and Wide ResNet variants: a Bottleneck's inner width is
+/// `planes · width_per_group / 64 · groups`, its 3×3 conv split into `groups` groups
+/// (ResNet: 1 and 64; ResNeXt-50 32×4d: 32 and 4; Wide ResNet-50-2: 1 and 128).
+fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32) -> Network {
     let expansion = match kind {
         BlockKind::Basic => 1,
         BlockKind::Bottleneck => 4,
@@ -724,6 +769,7 @@ fn resnet(kind: BlockKind, blocks: [usize; 4]) -> Network {
     for (l, &count) in blocks.iter().enumerate() {
         let planes = 64 << l;
         let out = planes * expansion;
+        let width = planes * width_per_group / 64 * groups;
         let mut layer = Vec::new();
         for b in 0..count {
             let stride = if l > 0 && b == 0 { 2 } else { 1 };
@@ -742,13 +788,13 @@ fn resnet(kind: BlockKind, blocks: [usize; 4]) -> Network {
                     leaf("bn2", Op::BatchNorm2d(planes)),
                 ],
                 BlockKind::Bottleneck => vec![
-                    leaf("conv1", conv(inplanes, planes, 1, 1, 0, false)),
-                    leaf("bn1", Op::BatchNorm2d(planes)),
+                    leaf("conv1", conv(inplanes, width, 1, 1, 0, false)),
+                    leaf("bn1", Op::BatchNorm2d(width)),
                     relu(),
-                    leaf("conv2", conv(planes, planes, 3, stride, 1, false)),
-                    leaf("bn2", Op::BatchNorm2d(planes)),
+                    leaf("conv2", grouped_conv(width, width, 3, stride, 1, groups)),
+                    leaf("bn2", Op::BatchNorm2d(width)),
                     relu(),
-                    leaf("conv3", conv(planes, out, 1, 1, 0, false)),
+                    leaf("conv3", conv(width, out, 1, 1, 0, false)),
                     leaf("bn3", Op::BatchNorm2d(out)),
                 ],
             };
@@ -909,6 +955,21 @@ mod tests {
             Arch::Resnet50 => include_str!("../../tests/fixtures/catalog/resnet50.txt"),
             Arch::Resnet101 => include_str!("../../tests/fixtures/catalog/resnet101.txt"),
             Arch::Resnet152 => include_str!("../../tests/fixtures/catalog/resnet152.txt"),
+            Arch::Resnext50x32x4d => {
+                include_str!("../../tests/fixtures/catalog/resnext50_32x4d.txt")
+            }
+            Arch::Resnext101x32x8d => {
+                include_str!("../../tests/fixtures/catalog/resnext101_32x8d.txt")
+            }
+            Arch::Resnext101x64x4d => {
+                include_str!("../../tests/fixtures/catalog/resnext101_64x4d.txt")
+            }
+            Arch::WideResnet50x2 => {
+                include_str!("../../tests/fixtures/catalog/wide_resnet50_2.txt")
+            }
+            Arch::WideResnet101x2 => {
+                include_str!("../../tests/fixtures/catalog/wide_resnet101_2.txt")
+            }
             Arch::Vgg11 => include_str!("../../tests/fixtures/catalog/vgg11.txt"),
             Arch::Vgg13 => include_str!("../../tests/fixtures/catalog/vgg13.txt"),
             Arch::Vgg16 => include_str!("../../tests/fixtures/catalog/vgg16.txt"),

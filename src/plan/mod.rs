@@ -13,7 +13,6 @@ pub use lower::{lower, Lowered, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
 pub use spans::{Setting, Spans};
 pub use types::*;
 
-use crate::diag::Diag;
 use crate::source::SourceFile;
 use std::path::Path;
 use values::FileBase;
@@ -36,22 +35,13 @@ pub fn compile_checked(file: &SourceFile, path: &Path) -> Lowered {
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         relative: path != Path::new(crate::source::STDIN_PATH),
     };
-    compile_with(file, Some(base))
+    sweep::compile_one(file, path, Some(base))
 }
 
+/// Imports are read relative to the file's name (its path as given); a file that sweeps
+/// several conditions is an error here (see [`sweep::compile_experiment`]).
 fn compile_with(file: &SourceFile, files: Option<FileBase>) -> Lowered {
-    let lowered = match crate::syntax::parse(file) {
-        Ok(ast) => lower::lower_with(&ast, files),
-        Err(diags) => Lowered { plan: None, diags },
-    };
-    Lowered {
-        plan: lowered.plan,
-        diags: lowered
-            .diags
-            .into_iter()
-            .map(|d: Diag| d.with_source(file))
-            .collect(),
-    }
+    sweep::compile_one(file, Path::new(&file.name), files)
 }
 
 /// The plan as RON, the format `psyrun plan` prints and every run saves.

@@ -58,6 +58,9 @@ impl Setting {
 #[derive(Clone, Debug, Default)]
 pub struct Spans {
     at: [Option<Span>; Setting::ALL.len()],
+    /// The file each span is in, when the experiment was built from several files (an
+    /// import, a `--set`); `None`: the file the plan was lowered from.
+    files: [Option<SourceFile>; Setting::ALL.len()],
 }
 
 impl Spans {
@@ -71,14 +74,32 @@ impl Spans {
         self.at[setting.index()] = Some(span);
     }
 
+    /// Maps every recorded span (an offset into the texts of an experiment built from
+    /// several files) to its file and the span within it (see `plan::sweep`).
+    pub(crate) fn localize(&mut self, locate: impl Fn(Span) -> Option<(Span, SourceFile)>) {
+        for i in 0..self.at.len() {
+            if let Some((span, file)) = self.at[i].and_then(&locate) {
+                self.at[i] = Some(span);
+                self.files[i] = Some(file);
+            }
+        }
+    }
+
+    /// The file `setting` is written in, when it is not the file the plan was lowered from
+    /// (an imported file, or `--set` on the command line).
+    pub fn file(&self, setting: Setting) -> Option<&SourceFile> {
+        self.files[setting.index()].as_ref()
+    }
+
     /// True when nothing is recorded (a plan read back from RON).
     pub fn is_empty(&self) -> bool {
         self.at.iter().all(Option::is_none)
     }
 
-    /// `diag` pointing at where `setting` is written in `file` (the source the plan was
-    /// lowered from), with `label` and the source attached; unchanged when nothing is
-    /// recorded (a plan read back from RON): the diagnostic then has no label.
+    /// `diag` pointing at where `setting` is written, with `label` and the source attached:
+    /// the file recorded for it (an import, `--set`), else `file` (the source the plan was
+    /// lowered from); unchanged when nothing is recorded (a plan read back from RON): the
+    /// diagnostic then has no label.
     pub fn label(
         &self,
         diag: Diag,
@@ -87,7 +108,9 @@ impl Spans {
         label: impl Into<String>,
     ) -> Diag {
         match self.get(setting) {
-            Some(span) => diag.at(span, label).with_source(file),
+            Some(span) => diag
+                .at(span, label)
+                .with_source(self.file(setting).unwrap_or(file)),
             None => diag,
         }
     }

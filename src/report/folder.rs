@@ -16,6 +16,9 @@ const DEFAULT_ROOT: &str = "runs";
 /// Most numeric suffixes tried for a default folder whose name is taken.
 const MAX_SUFFIX: u32 = 1000;
 
+/// The folder of a run that holds a copy of each source file (see [`RunFolder::write_source`]).
+pub const SOURCES: &str = "sources";
+
 /// A time as RFC 3339 in UTC with whole seconds, e.g. `2025-01-31T12:00:00Z`.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -314,6 +317,29 @@ impl RunFolder {
             ));
         }
         write_atomic(self.path.join(name), bytes)
+    }
+
+    /// Writes a copy of a source file of the experiment under `sources/`, at `relative`
+    /// (plain names only: no `..`, no root), creating the folders it needs.
+    pub fn write_source(&self, relative: &Path, bytes: &[u8]) -> io::Result<()> {
+        let plain = relative.components().count() > 0
+            && relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !plain {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` is not a relative path inside the run folder",
+                    relative.display()
+                ),
+            ));
+        }
+        let path = self.path.join(SOURCES).join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        write_atomic(path, bytes)
     }
 
     /// At the start of a run: `plan.ron`, and `manifest.json` (written with

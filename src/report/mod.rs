@@ -56,7 +56,9 @@ pub use csv::{
     csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv, CsvWriter,
     CSV_FILES,
 };
-pub use folder::{check_out, rfc3339, safe_name, write_atomic, FolderError, RunFolder, INCOMPLETE};
+pub use folder::{
+    check_out, rfc3339, safe_name, write_atomic, FolderError, RunFolder, INCOMPLETE, SOURCES,
+};
 pub use html::report_html;
 pub use image::{image_png, npy_f32, preview_sheet};
 pub use json::{results_json, RESULTS_FORMAT};
@@ -149,6 +151,42 @@ pub struct Manifest {
     /// when it was checked) and those found while it ran. Shown in `report.html`.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The `--set PATH=VALUE` overrides the run was compiled with, in order, as given; a
+    /// resumed run applies them again.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// The condition of the experiment this run is (every run is one; a file without a
+    /// sweep is condition 1 of 1); `None` in manifests of older runs.
+    #[serde(default)]
+    pub condition: Option<ManifestCondition>,
+    /// The source files the experiment was built from, the experiment file first, then
+    /// every import; a copy of each is in the run folder's `sources/`.
+    #[serde(default)]
+    pub sources: Vec<ManifestSource>,
+}
+
+/// A run's condition in `manifest.json` (see [`crate::plan::sweep::Condition`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestCondition {
+    /// Its index as `psyrun plan` lists it, from 1.
+    pub index: usize,
+    /// How many conditions the experiment has.
+    pub of: usize,
+    /// The condition id (12 hex digits of the plan's SHA-256).
+    pub id: String,
+    /// The swept settings' values, `[path, value]`; empty without a sweep.
+    pub values: Vec<(String, String)>,
+}
+
+/// A source file of a run in `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    /// The path as it was read (relative to the folder psyrun ran in, when given so).
+    pub path: String,
+    /// Where its copy is, relative to the run folder: `sources/…`.
+    pub copy: String,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
 }
 
 /// What identifies a run's condition: the columns every CSV ends with (after its own

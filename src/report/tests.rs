@@ -64,6 +64,9 @@ fn manifest(plan: &Plan) -> Manifest {
         decision_noise: None,
         resumed: Vec::new(),
         warnings: vec!["psy::plan::example: a warning the run gave".into()],
+        overrides: Vec::new(),
+        condition: None,
+        sources: Vec::new(),
     }
 }
 

@@ -7,6 +7,8 @@ use crate::diag::Span;
 pub struct Ast {
     /// The `psy N` header, if present.
     pub header: Option<Header>,
+    /// `import "…"` lines, in order.
+    pub imports: Vec<Import>,
     /// Every `experiment` block, in order.
     pub experiments: Vec<Block>,
 }
@@ -18,6 +20,17 @@ pub struct Header {
     pub version: u32,
     /// Where it is written.
     pub span: Span,
+}
+
+/// `import "common/lab.psy"`.
+#[derive(Clone, Debug)]
+pub struct Import {
+    /// The path as written (relative to the importing file's folder).
+    pub path: String,
+    /// The string, quotes included.
+    pub span: Span,
+    /// The whole line, `import` included.
+    pub whole: Span,
 }
 
 /// A name with its place in the source.
@@ -36,6 +49,8 @@ pub struct Block {
     pub keyword: Name,
     /// `resnet50` in `backbone resnet50 { … }`.
     pub label: Option<Value>,
+    /// `a` in `experiment b extends a { … }` (experiments only).
+    pub extends: Option<Name>,
     /// Settings and nested blocks, in order.
     pub items: Vec<Item>,
     /// The opening brace.
@@ -49,7 +64,9 @@ pub struct Block {
 pub enum Item {
     /// `key value`
     Setting(Setting),
-    /// A nested block.
+    /// A nested block. In an experiment, a `sweep { PATH [values] … }` block is one too:
+    /// keyword `sweep`, label `zip` when zipped, one setting per swept path (the key is the
+    /// path, the value the list).
     Block(Block),
 }
 
@@ -157,5 +174,96 @@ impl Block {
             Item::Block(b) => Some(b),
             Item::Setting(_) => None,
         })
+    }
+}
+
+/// Moving spans by a fixed offset: an experiment built from several files (imports, `--set`)
+/// gives each file its own range of offsets, so that one span says in which file it is
+/// (see `plan::sweep`).
+pub trait Shift {
+    /// Adds `by` to every span.
+    fn shift(&mut self, by: usize);
+}
+
+impl Shift for Span {
+    fn shift(&mut self, by: usize) {
+        self.start += by;
+        self.end += by;
+    }
+}
+
+impl Shift for Name {
+    fn shift(&mut self, by: usize) {
+        self.span.shift(by);
+    }
+}
+
+impl Shift for Ast {
+    fn shift(&mut self, by: usize) {
+        if let Some(h) = &mut self.header {
+            h.span.shift(by);
+        }
+        for i in &mut self.imports {
+            i.span.shift(by);
+            i.whole.shift(by);
+        }
+        for e in &mut self.experiments {
+            e.shift(by);
+        }
+    }
+}
+
+impl Shift for Block {
+    fn shift(&mut self, by: usize) {
+        self.keyword.shift(by);
+        if let Some(l) = &mut self.label {
+            l.shift(by);
+        }
+        if let Some(e) = &mut self.extends {
+            e.shift(by);
+        }
+        for item in &mut self.items {
+            match item {
+                Item::Setting(s) => {
+                    s.key.shift(by);
+                    s.value.shift(by);
+                }
+                Item::Block(b) => b.shift(by),
+            }
+        }
+        self.open.shift(by);
+        self.span.shift(by);
+    }
+}
+
+impl Shift for Value {
+    fn shift(&mut self, by: usize) {
+        self.span.shift(by);
+        match &mut self.kind {
+            ValueKind::List(vs) => vs.iter_mut().for_each(|v| v.shift(by)),
+            ValueKind::Range(a, b) => {
+                a.shift(by);
+                b.shift(by);
+            }
+            ValueKind::Call { name, args } => {
+                name.shift(by);
+                for a in args {
+                    if let Some(n) = &mut a.name {
+                        n.shift(by);
+                    }
+                    a.value.shift(by);
+                }
+            }
+            ValueKind::Tagged { tag, arg } => {
+                tag.shift(by);
+                arg.shift(by);
+            }
+            ValueKind::Number(_)
+            | ValueKind::Integer(_)
+            | ValueKind::Angle(_)
+            | ValueKind::Dims(..)
+            | ValueKind::Ident(_)
+            | ValueKind::Str(_) => {}
+        }
     }
 }

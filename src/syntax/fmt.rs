@@ -46,6 +46,13 @@ pub fn format(file: &SourceFile) -> Result<String, Vec<Diag>> {
         f.blank_line_before(h.span.start);
         f.line(0, &format!("psy {}", h.version), h.span.end);
     }
+    for i in &ast.imports {
+        // A comment inside the line is moved before it.
+        f.leading(i.whole.end, 0);
+        f.blank_line_before(i.whole.start);
+        let path = normalize(&text[i.span.start..i.span.end]);
+        f.line(0, &format!("import {path}"), i.whole.end);
+    }
     for e in &ast.experiments {
         f.block(e, 0);
     }
@@ -166,6 +173,10 @@ impl Formatter<'_> {
         if let Some(label) = &b.label {
             head.push(' ');
             head.push_str(&self.value_inline(label));
+        }
+        if let Some(base) = &b.extends {
+            head.push_str(" extends ");
+            head.push_str(&base.text);
         }
         let close = b.span.end - 1;
         if self.one_line(b) {
@@ -315,7 +326,7 @@ enum Tok<'a> {
 }
 
 /// A one-line value in the layout: tokens as written, spaced by the rules above.
-fn normalize(src: &str) -> String {
+pub(crate) fn normalize(src: &str) -> String {
     let toks = tokens(src);
     let mut out = String::new();
     let mut prev: Option<&(Tok, bool)> = None;
@@ -494,9 +505,21 @@ mod tests {
         for text in [
             include_str!("../../experiments/contrast_csf.psy"),
             include_str!("../../experiments/quick_csf.psy"),
+            include_str!("../../experiments/layer_profile.psy"),
+            include_str!("../../experiments/common/lab.psy"),
         ] {
             assert_eq!(fmt(text), text);
         }
+    }
+
+    #[test]
+    fn imports_extends_and_sweeps_get_the_layout() {
+        let messy = "psy 1\nimport   \"common/lab.psy\"  // the lab's\n\n\nimport \"b.psy\"\nexperiment  e   extends   lab {\n sweep   zip {backbone.cut [layer1,layer2]\n seed [1,2] }\n  sweep { probe.epochs [1,  2] }\n    seed 3\n}\n";
+        // The comment keeps its column (see the layout's rules).
+        let want = "psy 1\nimport \"common/lab.psy\"    // the lab's\n\nimport \"b.psy\"\nexperiment e extends lab {\n  sweep zip {\n    backbone.cut [layer1, layer2]\n    seed [1, 2]\n  }\n  sweep { probe.epochs [1, 2] }\n  seed 3\n}\n";
+        assert_eq!(fmt(messy), want);
+        assert_eq!(fmt(want), want, "formatting the layout changes nothing");
+        check_properties("new.psy", messy);
     }
 
     #[test]

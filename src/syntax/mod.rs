@@ -63,6 +63,7 @@ pub fn parse(file: &SourceFile) -> Result<Ast, Vec<Diag>> {
     let mut b = Builder { errors: Vec::new() };
     let mut ast = Ast {
         header: None,
+        imports: Vec::new(),
         experiments: Vec::new(),
     };
     let Some(file_pair) = pairs.into_iter().next() else {
@@ -74,6 +75,7 @@ pub fn parse(file: &SourceFile) -> Result<Ast, Vec<Diag>> {
     for p in file_pair.into_inner() {
         match p.as_rule() {
             Rule::header => ast.header = b.header(p),
+            Rule::import => ast.imports.push(b.import(p)),
             Rule::experiment => ast.experiments.push(b.block(p)),
             _ => {}
         }
@@ -111,6 +113,39 @@ pub fn parse(file: &SourceFile) -> Result<Ast, Vec<Diag>> {
         Ok(ast)
     } else {
         Err(b.errors)
+    }
+}
+
+/// Parses a value on its own (the VALUE of `--set PATH=VALUE`), with spans into `file`'s
+/// text. Errors come back without the source attached, as [`parse`]'s do.
+pub fn parse_value(file: &SourceFile) -> Result<Value, Vec<Diag>> {
+    let text: &str = &file.text;
+    if let Some(d) = scan_brackets(text) {
+        return Err(vec![d]);
+    }
+    if is_blank(text) {
+        return Err(vec![Diag::error(Code::SyntaxEmpty, "the value is empty")
+            .with_help(
+                "write a value as in a `.psy` file: `3`, `layer2`, `[0, 1]`, `avg 2x2`",
+            )]);
+    }
+    let pairs = match PsyParser::parse(Rule::value_only, text) {
+        Ok(p) => p,
+        Err(e) => return Err(vec![grammar_error(text, &e)]),
+    };
+    let mut b = Builder { errors: Vec::new() };
+    let value = pairs
+        .into_iter()
+        .next()
+        .and_then(|p| p.into_inner().find(|q| q.as_rule() == Rule::value))
+        .map(|v| b.value(v));
+    match value {
+        Some(v) if b.errors.is_empty() => Ok(v),
+        Some(_) => Err(b.errors),
+        None => Err(vec![Diag::error(
+            Code::SyntaxUnexpected,
+            "the parser produced no value",
+        )]),
     }
 }
 
@@ -162,15 +197,54 @@ impl Builder {
         }
     }
 
+    fn import(&mut self, p: Pair<'_, Rule>) -> Import {
+        let whole = span_of(&p);
+        let mut path = String::new();
+        let mut span = whole;
+        for q in p.into_inner() {
+            match q.as_rule() {
+                Rule::string => {
+                    let v = self.string(q);
+                    span = v.span;
+                    if let ValueKind::Str(s) = v.kind {
+                        path = s;
+                    }
+                }
+                Rule::unterminated => {
+                    let v = self.value(q);
+                    span = v.span;
+                }
+                _ => {}
+            }
+        }
+        Import { path, span, whole }
+    }
+
     fn block(&mut self, p: Pair<'_, Rule>) -> Block {
         let span = span_of(&p);
         let mut keyword = None;
         let mut label = None;
+        let mut extends = None;
         let mut open = span;
         let mut items = Vec::new();
         for q in p.into_inner() {
             match q.as_rule() {
-                Rule::kw_experiment | Rule::section_kw | Rule::key => keyword = Some(name_of(&q)),
+                Rule::kw_experiment | Rule::section_kw | Rule::key | Rule::kw_sweep => {
+                    keyword = Some(name_of(&q))
+                }
+                Rule::extends => {
+                    extends = q
+                        .into_inner()
+                        .find(|r| r.as_rule() == Rule::ident)
+                        .map(|r| name_of(&r))
+                }
+                Rule::sweep_mode => {
+                    label = Some(Value {
+                        kind: ValueKind::Ident(q.as_str().to_string()),
+                        span: span_of(&q),
+                    })
+                }
+                Rule::sweep_entry => items.push(Item::Setting(self.setting(q))),
                 Rule::ident => {
                     label = Some(Value {
                         kind: ValueKind::Ident(q.as_str().to_string()),
@@ -180,7 +254,7 @@ impl Builder {
                 Rule::label => label = q.into_inner().next().map(|l| self.label(l)),
                 Rule::lbrace => open = span_of(&q),
                 Rule::setting => items.push(Item::Setting(self.setting(q))),
-                Rule::block | Rule::block_inner | Rule::section => {
+                Rule::block | Rule::block_inner | Rule::section | Rule::sweep => {
                     items.push(Item::Block(self.block(q)))
                 }
                 _ => {}
@@ -192,6 +266,7 @@ impl Builder {
                 span,
             }),
             label,
+            extends,
             items,
             open,
             span,
@@ -581,6 +656,10 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
     Some(match r {
         Rule::header | Rule::kw_psy => "`psy 1`",
         Rule::experiment | Rule::kw_experiment => "`experiment NAME { … }`",
+        Rule::import | Rule::kw_import => "`import \"FILE\"`",
+        Rule::extends | Rule::kw_extends => "`extends NAME`",
+        Rule::sweep | Rule::kw_sweep => "`sweep { PATH [values] }`",
+        Rule::sweep_entry | Rule::sweep_path => "a swept setting (`PATH [values]`)",
         Rule::section | Rule::section_kw => "a section (backbone, probe, train, test, staircase)",
         Rule::block | Rule::block_inner => "a block",
         Rule::setting | Rule::key => "a setting",

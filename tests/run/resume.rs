@@ -266,3 +266,59 @@ fn a_run_resumes_only_with_the_plan_it_started_with() {
     assert!(err.contains("psy::run::resume"), "{err}");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_condition_of_a_sweep_resumes_with_its_overrides_and_condition() {
+    // The sweep runner's call, killed and resumed with nothing but the folder: the manifest
+    // holds the `--set` overrides and the condition, so the same plan is run again.
+    let dir = scratch("resume-sweep");
+    fs::create_dir_all(dir.join("common")).unwrap();
+    write(
+        &dir,
+        "common/lab.psy",
+        &experiment("observer { decision softmax(temperature: 0.05) }", 300),
+    );
+    write(
+        &dir,
+        "e.psy",
+        "psy 1\nimport \"common/lab.psy\"\nexperiment e extends resumable {\n  sweep { seed [3, 5] }\n}\n",
+    );
+    let args = |out: &'static str| {
+        [
+            "run",
+            "e.psy",
+            "--condition",
+            "2",
+            "--set",
+            "probe.epochs=1",
+            "--out",
+            out,
+        ]
+    };
+    let o = run(&dir, &args("reference"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let child = torch_cmd(&dir, &args("out"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    super::wait_for_journal(&dir, "\"kind\":\"round\"", 3);
+    super::kill("KILL", child.id());
+    let _ = child.wait_with_output();
+    assert!(dir.join("out/INCOMPLETE").exists());
+    let o = run(&dir, &["run", "--resume", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for f in SAME.iter().chain(&["plan.ron"]) {
+        assert_eq!(
+            fs::read(dir.join("out").join(f)).unwrap(),
+            fs::read(dir.join("reference").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let plan = fs::read_to_string(dir.join("out/plan.ron")).unwrap();
+    assert!(
+        plan.contains("seed: 5,") && plan.contains("epochs: 1,"),
+        "{plan}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

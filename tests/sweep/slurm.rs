@@ -219,25 +219,9 @@ fn through_slurm(
     let _ = fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_sweep_through_a_real_slurm_collects_to_a_local_sweeps_tables() {
-    if !slurm_here("a_sweep_through_a_real_slurm_collects_to_a_local_sweeps_tables") {
-        return;
-    }
-    through_slurm(
-        "sweep-slurm",
-        &small("clustered"),
-        &[],
-        1,
-        1,
-        &["[1/1] (single condition) … done in"],
-    );
-}
-
 /// Three conditions, two a task (task 0 runs conditions 1 and 2, task 1 condition 3), with
 /// an override that every task must apply as the local sweep does.
 #[test]
-#[ignore = "needs sweep blocks in the language (issue 14, branch issue14-language)"]
 fn a_three_condition_sweep_through_a_real_slurm_collects_to_a_local_sweeps_tables() {
     if !slurm_here("a_three_condition_sweep_through_a_real_slurm_collects_to_a_local_sweeps_tables")
     {

@@ -3,6 +3,7 @@
 use super::{PlanFormat, Ui, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE};
 use psyrun::diag::{Code, Diag};
 use psyrun::models::catalog::{self, Arch, ShapeError};
+use psyrun::plan::sweep::{compile_experiment, select, Compiled, Condition, Override};
 use psyrun::plan::{compile, to_json, to_ron, Lowered};
 use psyrun::source::SourceFile;
 use std::io::Write;
@@ -16,36 +17,48 @@ pub(crate) fn load(path: &Path) -> Result<(SourceFile, Lowered), Diag> {
     Ok((file, lowered))
 }
 
-/// As [`load`], also checking that the weights and TorchScript files the experiment names
-/// exist where a run would look (`psy::plan::missing_file`): for `check` and `plan`.
-fn load_checked(path: &Path) -> Result<(SourceFile, Lowered), Diag> {
+/// Reads and compiles an experiment with its imports, `overrides` and sweep, checking that
+/// the weights and TorchScript files it names exist where a run would look
+/// (`psy::plan::missing_file`): for `check` and `plan`.
+fn load_checked(path: &Path, overrides: &[Override]) -> Result<Compiled, Diag> {
     let file = SourceFile::read(path)?;
-    let lowered = psyrun::plan::compile_checked(&file, path);
-    Ok((file, lowered))
+    Ok(compile_experiment(&file, path, overrides))
 }
 
 /// Checks files; returns the rendered report (diagnostics, then one line per file) and
 /// the exit code. Used by `psyrun check` and by tests.
 pub fn check_files(paths: &[impl AsRef<Path>], color: bool) -> (String, String, u8) {
+    check_files_with(paths, &[], color)
+}
+
+/// [`check_files`] with `--set` overrides applied to every file.
+pub fn check_files_with(
+    paths: &[impl AsRef<Path>],
+    overrides: &[Override],
+    color: bool,
+) -> (String, String, u8) {
     let mut stderr = String::new();
     let mut stdout = String::new();
     let mut code = EXIT_OK;
     for p in paths {
         let p = p.as_ref();
-        match load_checked(p) {
+        match load_checked(p, overrides) {
             Err(d) => {
                 stderr.push_str(&psyrun::diag::render(&[d], color));
                 stdout.push_str(&format!("{}: unreadable\n", p.display()));
                 code = code.max(EXIT_USAGE);
             }
-            Ok((_, lowered)) => {
-                stderr.push_str(&psyrun::diag::render(&lowered.diags, color));
-                let (errors, warnings) = psyrun::diag::summary(&lowered.diags);
+            Ok(compiled) => {
+                stderr.push_str(&psyrun::diag::render(&compiled.diags, color));
+                let (errors, warnings) = psyrun::diag::summary(&compiled.diags);
                 let status = if errors > 0 {
                     code = code.max(EXIT_INVALID);
                     format!("{errors} error{}", plural(errors))
                 } else {
-                    "ok".to_string()
+                    match compiled.conditions.as_ref().map_or(1, Vec::len) {
+                        1 => "ok".to_string(),
+                        n => format!("ok ({n} conditions)"),
+                    }
                 };
                 let warn = if warnings > 0 {
                     format!(", {warnings} warning{}", plural(warnings))
@@ -74,8 +87,8 @@ fn out(text: &str) {
     let _ = o.flush();
 }
 
-pub(super) fn check(paths: &[std::path::PathBuf], ui: &Ui) -> ExitCode {
-    let (stdout, stderr, code) = check_files(paths, ui.color);
+pub(super) fn check(paths: &[std::path::PathBuf], overrides: &[Override], ui: &Ui) -> ExitCode {
+    let (stdout, stderr, code) = check_files_with(paths, overrides, ui.color);
     eprint!("{stderr}");
     out(&stdout);
     ExitCode::from(code)
@@ -142,26 +155,114 @@ pub(super) fn fmt(paths: &[std::path::PathBuf], check: bool, ui: &Ui) -> ExitCod
     ExitCode::from(code)
 }
 
-pub(super) fn plan(path: &Path, format: PlanFormat, ui: &Ui) -> ExitCode {
-    match load_checked(path) {
+pub(super) fn plan(
+    path: &Path,
+    format: PlanFormat,
+    overrides: &[Override],
+    condition: Option<&str>,
+    ui: &Ui,
+) -> ExitCode {
+    match load_checked(path, overrides) {
         Err(d) => {
             ui.report(&[d]);
             ExitCode::from(EXIT_USAGE)
         }
-        Ok((_, lowered)) => {
-            ui.report(&lowered.diags);
-            match lowered.plan {
-                Some(plan) => {
-                    out(&match format {
-                        PlanFormat::Ron => to_ron(&plan),
-                        PlanFormat::Json => to_json(&plan),
-                    });
+        Ok(compiled) => {
+            ui.report(&compiled.diags);
+            match plan_text(&compiled, format, condition) {
+                Some(Ok(text)) => {
+                    out(&text);
                     ExitCode::from(EXIT_OK)
+                }
+                Some(Err(d)) => {
+                    ui.report(&[d]);
+                    ExitCode::from(EXIT_USAGE)
                 }
                 None => ExitCode::from(EXIT_INVALID),
             }
         }
     }
+}
+
+/// What `psyrun plan` prints: the plan (RON or JSON) of an experiment without a sweep, as
+/// before sweeps existed; for a sweep, the table of its conditions (index from 1, id,
+/// values) and each condition's plan under a `// condition K of N` line (RON), or an array
+/// of `{index, id, values, plan}` (JSON); with `condition`, that condition alone (an
+/// error, `psy::plan::condition`, when it names none). `None` when the experiment has
+/// errors.
+pub fn plan_text(
+    compiled: &Compiled,
+    format: PlanFormat,
+    condition: Option<&str>,
+) -> Option<Result<String, Diag>> {
+    let conditions = compiled.conditions.as_ref()?;
+    let n = conditions.len();
+    let chosen: Vec<&Condition> = match condition {
+        Some(which) => match select(conditions, which) {
+            Ok(c) => vec![c],
+            Err(d) => return Some(Err(d)),
+        },
+        None => conditions.iter().collect(),
+    };
+    // Without a sweep, exactly the plan.
+    if n == 1 {
+        let plan = &conditions[0].plan;
+        return Some(Ok(match format {
+            PlanFormat::Ron => to_ron(plan),
+            PlanFormat::Json => to_json(plan),
+        }));
+    }
+    Some(Ok(match format {
+        PlanFormat::Ron => {
+            let mut s = String::new();
+            if condition.is_none() {
+                s.push_str(&conditions_table(conditions));
+            }
+            for c in &chosen {
+                if !s.is_empty() {
+                    s.push('\n');
+                }
+                s.push_str(&format!(
+                    "// condition {} of {n}: {}  {}\n",
+                    c.index + 1,
+                    c.id,
+                    c.label()
+                ));
+                s.push_str(&to_ron(&c.plan));
+            }
+            s
+        }
+        PlanFormat::Json => {
+            let item = |c: &Condition| {
+                serde_json::json!({
+                    "index": c.index + 1,
+                    "id": c.id,
+                    "values": c.values.iter().map(|(p, v)| serde_json::json!({"path": p, "value": v})).collect::<Vec<_>>(),
+                    "plan": c.plan,
+                })
+            };
+            let value = match condition {
+                Some(_) => item(chosen[0]),
+                None => serde_json::Value::Array(chosen.iter().map(|c| item(c)).collect()),
+            };
+            let mut s = serde_json::to_string_pretty(&value)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            s.push('\n');
+            s
+        }
+    }))
+}
+
+/// The conditions of a sweep as a table in RON comments: index (from 1), id, values.
+fn conditions_table(conditions: &[Condition]) -> String {
+    let mut s = format!(
+        "// {} conditions\n// index  id            values\n",
+        conditions.len()
+    );
+    for c in conditions {
+        s.push_str(&format!("// {:<5}  {}  {}\n", c.index + 1, c.id, c.label()));
+    }
+    s
 }
 
 /// The `psyrun layers` table for an architecture at an input size.

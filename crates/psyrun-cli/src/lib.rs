@@ -13,11 +13,12 @@ mod stimuli;
 mod sweep;
 
 use clap::{Parser, Subcommand};
+use psyrun::plan::sweep::Override;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use commands::{check_files, layers_table};
+pub use commands::{check_files, check_files_with, layers_table, plan_text};
 pub use stimuli::{write_stimuli, StimuliArgs};
 pub use sweep::SweepArgs;
 
@@ -35,8 +36,8 @@ Examples:
   psyrun plan experiments/contrast_csf.psy   print the resolved plan, defaults included
   psyrun layers resnet50 --size 224      list the cut points and their output shapes
   psyrun stimuli experiments/quick_csf.psy --out stim   write its stimuli as PNG and .npy
-  psyrun sweep experiments/layers.psy    run every condition of a sweep (--slurm: a job array)
-  psyrun collect runs/layers/sweep       merge a sweep's finished conditions, list the rest
+  psyrun sweep experiments/layer_profile.psy    run every condition of a sweep (--slurm: a job array)
+  psyrun collect runs/layer_profile/sweep       merge a sweep's finished conditions, list the rest
   psyrun features resnet18 --cut layer2 --weights imagenet --out f.npy a.png b.png
                                          a backbone's features of 224x224 PNG images
 
@@ -76,19 +77,29 @@ pub struct Cli {
 pub enum Command {
     /// Run an experiment: train the probe, measure the CSF, write the results.
     Run(RunArgs),
-    /// Check experiment files and show every error and warning.
+    /// Check experiment files (every condition of a sweep) and show every error and warning.
     Check {
         /// Experiment files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Override a setting, as `psyrun run --set` does (repeatable).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<Override>,
     },
-    /// Print the fully resolved plan of an experiment, defaults included.
+    /// Print the fully resolved plan of an experiment, defaults included (for a sweep: the
+    /// list of its conditions, then the plan of each).
     Plan {
         /// Experiment file.
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = PlanFormat::Ron)]
         format: PlanFormat,
+        /// Override a setting, as `psyrun run --set` does (repeatable).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<Override>,
+        /// Print only this condition of a sweep: its index (from 1) or id.
+        #[arg(long, value_name = "INDEX|ID")]
+        condition: Option<String>,
     },
     /// List an architecture's cut points with their output shapes.
     Layers {
@@ -178,8 +189,14 @@ pub struct RunArgs {
     /// manifest records it; results can differ in the last bits between thread counts.
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
-    /// Run one condition of a sweep: its index (from 1, as `psyrun plan` lists them) or its
-    /// identifier (the 12 hex digits of its plan's hash).
+    /// Override a setting of the experiment: `--set probe.epochs=3`, `--set backbone.cut=layer2`,
+    /// `--set backbone=resnet50`, `--set seed=4` (repeatable; the value is written as in a
+    /// `.psy` file). Checked like the file, recorded in the manifest; `--resume` applies the
+    /// run's own again.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<Override>,
+    /// The condition of a sweep to run: its index (from 1) or id, as `psyrun plan FILE`
+    /// lists them. Needed when the experiment sweeps several conditions.
     #[arg(long, value_name = "INDEX|ID")]
     pub condition: Option<String>,
 }
@@ -394,12 +411,21 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
                 out: cli.out,
                 resume: None,
                 threads: cli.threads,
+                set: Vec::new(),
                 condition: None,
             },
             &ui,
         ),
-        (Some(Command::Check { files }), _) => commands::check(&files, &ui),
-        (Some(Command::Plan { file, format }), _) => commands::plan(&file, format, &ui),
+        (Some(Command::Check { files, set }), _) => commands::check(&files, &set, &ui),
+        (
+            Some(Command::Plan {
+                file,
+                format,
+                set,
+                condition,
+            }),
+            _,
+        ) => commands::plan(&file, format, &set, condition.as_deref(), &ui),
         (Some(Command::Layers { arch, size }), _) => commands::layers(&arch, size, &ui),
         (Some(Command::Stimuli(args)), _) => stimuli::stimuli(&args, &ui),
         (Some(Command::Features(args)), _) => backend.features(&args, &ui),

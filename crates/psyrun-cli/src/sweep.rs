@@ -74,10 +74,10 @@ pub struct SweepArgs {
 
 const SWEEP_AFTER_HELP: &str = "\
 Examples:
-  psyrun sweep experiments/layers.psy                 every condition, one after the other
-  psyrun sweep experiments/layers.psy --set probe.epochs=1 --out runs/try
-  psyrun sweep experiments/layers.psy --slurm --partition gpu --gpus 1 --time 1:00:00
-  psyrun collect runs/layers/sweep                    merge what finished, list the rest
+  psyrun sweep experiments/layer_profile.psy                 every condition, one after the other
+  psyrun sweep experiments/layer_profile.psy --set probe.epochs=1 --out runs/try
+  psyrun sweep experiments/layer_profile.psy --slurm --partition gpu --gpus 1 --time 1:00:00
+  psyrun collect runs/layer_profile/sweep                    merge what finished, list the rest
 
 A condition whose results are complete is skipped; an interrupted one resumes. Exit status:
 0 every condition complete, 3 a condition failed, 130/143/129 interrupted.";
@@ -1328,6 +1328,7 @@ mod tests {
             path: PathBuf::from(path),
             sha256: sha256_bytes(text.as_bytes()),
             text: text.to_string(),
+            relative: PathBuf::new(),
         };
         let sources = [
             record(

@@ -134,9 +134,15 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
     };
     match op {
         Op::Conv2d {
-            cin, cout, k, bias, ..
+            cin,
+            cout,
+            k,
+            groups,
+            bias,
+            ..
         } => {
-            let (cin, cout, k) = (i64::from(cin), i64::from(cout), i64::from(k));
+            // A grouped conv's weight sees cin / groups input channels.
+            let (cin, cout, k) = (i64::from(cin / groups), i64::from(cout), i64::from(k));
             let fan_in = (cin * k * k) as f64;
             let fan_out = (cout * k * k) as f64;
             // resnet, vgg: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
@@ -194,6 +200,7 @@ struct Conv2d {
     bias: Option<Tensor>,
     stride: i64,
     padding: i64,
+    groups: i64,
 }
 
 struct BatchNorm2d {
@@ -273,14 +280,17 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             k,
                             s,
                             p: pad,
+                            groups,
                             bias,
                         } => {
-                            let (cin, cout, k) = (i64::from(cin), i64::from(cout), i64::from(k));
+                            let (cin, cout, k) =
+                                (i64::from(cin / groups), i64::from(cout), i64::from(k));
                             Layer::Conv(Conv2d {
                                 weight: zeros("weight", &[cout, cin, k, k]),
                                 bias: bias.then(|| zeros("bias", &[cout])),
                                 stride: s.into(),
                                 padding: pad.into(),
+                                groups: groups.into(),
                             })
                         }
                         Op::BatchNorm2d(c) => {
@@ -696,7 +706,7 @@ impl Backbone {
                 [1, 1],
                 false,
                 [0, 0],
-                1,
+                c.groups,
                 false,
                 false,
                 true,

@@ -12,21 +12,29 @@
 //! use std::path::Path;
 //! use std::sync::atomic::AtomicBool;
 //!
-//! let file = SourceFile::read(Path::new("experiments/quick_csf.psy"))?;
-//! let plan = plan::compile(&file).plan.expect("the experiment has no errors");
+//! let path = Path::new("experiments/quick_csf.psy");
+//! let file = SourceFile::read(path)?;
+//! // `--set probe.epochs=1`; a file with a sweep has several conditions.
+//! let overrides = vec!["probe.epochs=1".parse::<plan::sweep::Override>()?];
+//! let compiled = plan::sweep::compile_experiment(&file, path, &overrides);
+//! let conditions = compiled.conditions.expect("the experiment has no errors");
+//! let plan = &conditions[0].plan;
 //! let stop = AtomicBool::new(false);
 //! let options = RunOptions {
 //!     file: &file,
-//!     path: Path::new("experiments/quick_csf.psy"),
+//!     path,
 //!     out: Some(Path::new("results")),
 //!     runs_root: Path::new("."),
 //!     command_line: vec!["example".into()],
 //!     stop: &stop,
 //!     resume: None,
 //!     warnings: Vec::new(),
+//!     overrides: overrides.iter().map(ToString::to_string).collect(),
+//!     condition: None,
+//!     sources: &compiled.sources,
 //! };
 //! let mut events = Recorder::default();
-//! let (folder, results) = execute(&plan, &options, &mut events).map_err(|f| f.diags[0].message.clone())?;
+//! let (folder, results) = execute(plan, &options, &mut events).map_err(|f| f.diags[0].message.clone())?;
 //! println!("{} thresholds in {}", results.staircases.len(), folder.display());
 //! # Ok(())
 //! # }

@@ -9,7 +9,7 @@ use crate::plan::types::{Backbone, BatchNorm, CatalogNet, Network, Pooling, Weig
 use crate::plan::values::{missing, suggest, Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-const BACKBONE_SETTINGS: &[&str] = &["weights", "cut", "pooling", "batchnorm"];
+pub(super) const BACKBONE_SETTINGS: &[&str] = &["weights", "cut", "pooling", "batchnorm"];
 
 /// The backbone with the spans later checks point at.
 pub(super) struct BackboneOut {

@@ -10,7 +10,7 @@ use crate::plan::values::{suggest, Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
 /// The blocks of an experiment, in the order they are documented.
-const SECTIONS: &[&str] = &[
+pub(super) const SECTIONS: &[&str] = &[
     "backbone",
     "probe",
     "train",
@@ -21,7 +21,7 @@ const SECTIONS: &[&str] = &[
 ];
 /// The blocks an experiment must have (the others take their defaults when left out).
 const REQUIRED: &[&str] = &["backbone", "probe", "train", "test", "staircase"];
-const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision", "repeats"];
+pub(super) const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision", "repeats"];
 
 /// Lowers the one experiment of a file (`psy` is the file's language version).
 pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {

@@ -8,7 +8,7 @@ use crate::plan::types::{Estimation, Fit, Likelihood, Sigmoid, ThresholdFrom};
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-const FIT_SETTINGS: &[&str] = &[
+pub(super) const FIT_SETTINGS: &[&str] = &[
     "lapse",
     "likelihood",
     "estimate",

@@ -35,7 +35,7 @@ mod tests;
 use super::types::*;
 use super::values::{Cx, FileBase};
 use crate::diag::{Code, Diag};
-use crate::syntax::ast::Ast;
+use crate::syntax::ast::{Ast, Block};
 
 /// The result of lowering: a plan when there is no error, and every diagnostic.
 #[derive(Debug)]
@@ -53,6 +53,55 @@ impl Lowered {
     }
 }
 
+/// Every path `--set` and `sweep` accept, in documentation order: the experiment's own
+/// settings (`seed`), each block's header argument (`backbone`, `probe.optimizer`) and each
+/// block's settings (`backbone.cut`, `probe.optimizer.lr`); for `staircase`, the settings of
+/// every method.
+pub(crate) fn setting_paths() -> Vec<String> {
+    let mut out: Vec<String> = experiment::EXPERIMENT_SETTINGS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let staircase: Vec<&str> = [
+        staircase::BISECTION_SETTINGS,
+        staircase::UPDOWN_SETTINGS,
+        staircase::QUEST_SETTINGS,
+        staircase::QUESTPLUS_SETTINGS,
+        staircase::CONSTANT_SETTINGS,
+    ]
+    .concat();
+    let optimizer: Vec<&str> = [probe::SGD_SETTINGS, probe::ADAM_SETTINGS].concat();
+    for section in experiment::SECTIONS {
+        out.push(section.to_string());
+        let settings: &[&str] = match *section {
+            "backbone" => backbone::BACKBONE_SETTINGS,
+            "probe" => probe::PROBE_SETTINGS,
+            "train" => train::TRAIN_SETTINGS,
+            "test" => test::TEST_SETTINGS,
+            "staircase" => &staircase,
+            "observer" => observer::OBSERVER_SETTINGS,
+            "fit" => fit::FIT_SETTINGS,
+            _ => &[],
+        };
+        for s in settings {
+            let path = format!("{section}.{s}");
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+        if *section == "probe" {
+            out.push("probe.optimizer".to_string());
+            for s in &optimizer {
+                let path = format!("probe.optimizer.{s}");
+                if !out.contains(&path) {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Default image size (torchvision ImageNet models).
 pub const DEFAULT_SIZE: u32 = 224;
 /// ImageNet channel means.
@@ -67,34 +116,44 @@ pub fn lower(ast: &Ast) -> Lowered {
 
 /// [`lower`], checking that the files the experiment names exist when `files` says where.
 pub(crate) fn lower_with(ast: &Ast, files: Option<FileBase>) -> Lowered {
+    match the_experiment(ast) {
+        Ok(one) => lower_experiment(one, ast.header.as_ref().map_or(1, |h| h.version), files),
+        Err(d) => Lowered {
+            plan: None,
+            diags: vec![*d],
+        },
+    }
+}
+
+/// The one experiment of a file that runs: `psy::plan::no_experiment` or
+/// `psy::plan::multiple_experiments` when there is not exactly one.
+pub(crate) fn the_experiment(ast: &Ast) -> Result<&Block, Box<Diag>> {
+    match ast.experiments.as_slice() {
+        [] => Err(Box::new(
+            Diag::error(Code::PlanNoExperiment, "the file has no `experiment` block").with_help(
+                "add `experiment NAME { … }` after `psy 1`; see experiments/quick_csf.psy",
+            ),
+        )),
+        [one] => Ok(one),
+        [first, second, ..] => Err(Box::new(
+            Diag::error(
+                Code::PlanMultipleExperiments,
+                "one file holds one experiment",
+            )
+            .at(second.keyword.span, "a second experiment")
+            .also(first.keyword.span, "the first experiment")
+            .with_help("put each experiment in its own file"),
+        )),
+    }
+}
+
+/// Lowers one experiment block (imports, `extends` and sweeps already resolved).
+pub(crate) fn lower_experiment(exp: &Block, psy: u32, files: Option<FileBase>) -> Lowered {
     let mut cx = Cx {
         files,
         ..Cx::default()
     };
-    let plan = match ast.experiments.as_slice() {
-        [] => {
-            cx.push(
-                Diag::error(Code::PlanNoExperiment, "the file has no `experiment` block")
-                    .with_help(
-                        "add `experiment NAME { … }` after `psy 1`; see experiments/quick_csf.psy",
-                    ),
-            );
-            None
-        }
-        [one] => experiment::lower(&mut cx, ast.header.as_ref().map_or(1, |h| h.version), one),
-        [first, second, ..] => {
-            cx.push(
-                Diag::error(
-                    Code::PlanMultipleExperiments,
-                    "one file holds one experiment",
-                )
-                .at(second.keyword.span, "a second experiment")
-                .also(first.keyword.span, "the first experiment")
-                .with_help("put each experiment in its own file"),
-            );
-            None
-        }
-    };
+    let plan = experiment::lower(&mut cx, psy, exp);
     let plan = if cx.diags.iter().any(Diag::is_error) {
         None
     } else {

@@ -7,7 +7,8 @@ use crate::plan::types::{Decision, NoiseKind, Observer};
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-const OBSERVER_SETTINGS: &[&str] = &["decision", "pixel_noise", "phase_jitter", "position_jitter"];
+pub(super) const OBSERVER_SETTINGS: &[&str] =
+    &["decision", "pixel_noise", "phase_jitter", "position_jitter"];
 
 const DECISIONS: &[&str] = &[
     "deterministic",

@@ -7,9 +7,9 @@ use crate::plan::types::{Optimizer, Paradigm, Probe};
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, ValueKind};
 
-const PROBE_SETTINGS: &[&str] = &["paradigm", "epochs", "batch"];
-const SGD_SETTINGS: &[&str] = &["lr", "momentum", "weight_decay", "nesterov"];
-const ADAM_SETTINGS: &[&str] = &["lr", "betas", "weight_decay"];
+pub(super) const PROBE_SETTINGS: &[&str] = &["paradigm", "epochs", "batch"];
+pub(super) const SGD_SETTINGS: &[&str] = &["lr", "momentum", "weight_decay", "nesterov"];
+pub(super) const ADAM_SETTINGS: &[&str] = &["lr", "betas", "weight_decay"];
 
 pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<Probe> {
     label_choice(cx, b, "probe kind", &[("linear", ())])?;

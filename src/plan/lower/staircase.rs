@@ -10,7 +10,7 @@ use crate::plan::types::{
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-const BISECTION_SETTINGS: &[&str] = &[
+pub(super) const BISECTION_SETTINGS: &[&str] = &[
     "start",
     "range",
     "target",
@@ -19,7 +19,7 @@ const BISECTION_SETTINGS: &[&str] = &[
     "bracket",
     "max_steps",
 ];
-const UPDOWN_SETTINGS: &[&str] = &[
+pub(super) const UPDOWN_SETTINGS: &[&str] = &[
     "start",
     "range",
     "steps",
@@ -34,7 +34,7 @@ const UPDOWN_SETTINGS: &[&str] = &[
     "max_trials",
     "average_last",
 ];
-const QUEST_SETTINGS: &[&str] = &[
+pub(super) const QUEST_SETTINGS: &[&str] = &[
     "start",
     "start_sd",
     "range",
@@ -47,7 +47,7 @@ const QUEST_SETTINGS: &[&str] = &[
     "trials",
     "stop_interval",
 ];
-const QUESTPLUS_SETTINGS: &[&str] = &[
+pub(super) const QUESTPLUS_SETTINGS: &[&str] = &[
     "contrasts_db",
     "thresholds_db",
     "slopes",
@@ -56,7 +56,7 @@ const QUESTPLUS_SETTINGS: &[&str] = &[
     "target",
     "trials",
 ];
-const CONSTANT_SETTINGS: &[&str] = &["levels", "range", "repeats", "target"];
+pub(super) const CONSTANT_SETTINGS: &[&str] = &["levels", "range", "repeats", "target"];
 
 /// Largest QUEST+ table (stimuli × parameter points): two tables of f64 of this length.
 const MAX_QUESTPLUS_TABLE: usize = 20_000_000;

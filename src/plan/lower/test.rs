@@ -12,7 +12,7 @@ use crate::plan::values::{Cx, Fields};
 use crate::stimuli::{GratingFactors, GratingSpec};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-const TEST_SETTINGS: &[&str] = &[
+pub(super) const TEST_SETTINGS: &[&str] = &[
     "size",
     "frequencies",
     "orientations",

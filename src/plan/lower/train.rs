@@ -8,7 +8,7 @@ use crate::plan::types::{Shape, Train, Uniform};
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-const TRAIN_SETTINGS: &[&str] = &[
+pub(super) const TRAIN_SETTINGS: &[&str] = &[
     "size",
     "samples",
     "shapes",

@@ -7,7 +7,7 @@
 //! cut, loads the `.pth` through its own checkpoint reader ([`weights::load_file`]) and must
 //! give the same features: max |psyrun − torchvision| / max |torchvision| below 1e-4.
 //!
-//! The files (about 950 MB, vgg16's 553 MB of it) are written at test time into a temporary
+//! The files (about 1.3 GB, vgg16's 553 MB and wide_resnet50_2's 275 MB of it) are written at test time into a temporary
 //! directory that is removed afterwards, even when the test fails. The test needs the venv's
 //! python (`$PSYRUN_PYTHON` under `./dev`, else `python3`, with torch and torchvision) and
 //! is ignored where the build found none.
@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 4] = [
+const CASES: [(Arch, &[&str]); 6] = [
     (
         Arch::Resnet18,
         &[
@@ -41,6 +41,21 @@ const CASES: [(Arch, &[&str]); 4] = [
             "layer4.2.bn3",
             "fc",
         ],
+    ),
+    (
+        // Grouped 3×3 convs (32 groups of 4 channels in layer1).
+        Arch::Resnext50x32x4d,
+        &[
+            "layer1.0.conv2",
+            "layer2.0.downsample.0",
+            "layer3.1.conv2",
+            "layer4",
+        ],
+    ),
+    (
+        // Twice the inner width of resnet50 (layer1.0.conv1: 64 → 128 channels).
+        Arch::WideResnet50x2,
+        &["layer1.0.conv1", "layer2.1.bn2", "layer3"],
     ),
     (
         Arch::Vgg16,

@@ -93,6 +93,16 @@ pub struct RunOptions<'a> {
     /// The experiment's warnings (found when it was checked), one line each
     /// (`code: message`): the manifest starts with them and adds the run's own.
     pub warnings: Vec<String>,
+    /// The `--set PATH=VALUE` overrides the plan was compiled with, as given: recorded in
+    /// the manifest, so that `--resume` applies them again.
+    pub overrides: Vec<String>,
+    /// Which condition of the experiment this run is (`psyrun plan` lists them): recorded in
+    /// the manifest; `None` records none.
+    pub condition: Option<psyrun::report::ManifestCondition>,
+    /// The source files the plan was built from, the experiment file first, then its
+    /// imports ([`psyrun::plan::sweep::Compiled::sources`]): a new run copies each into its
+    /// folder's `sources/` and lists them in the manifest. Empty: none recorded.
+    pub sources: &'a [psyrun::plan::sweep::SourceRecord],
 }
 
 /// Runs `plan`, catching libtorch exceptions (which tch raises as panics) as diagnostics.

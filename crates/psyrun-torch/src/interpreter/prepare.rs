@@ -159,6 +159,17 @@ impl<'a> Interpreter<'a> {
             decision_noise: None,
             resumed: Vec::new(),
             warnings: options.warnings.clone(),
+            overrides: options.overrides.clone(),
+            condition: options.condition.clone(),
+            sources: options
+                .sources
+                .iter()
+                .map(|s| report::ManifestSource {
+                    path: s.path.display().to_string(),
+                    copy: format!("{}/{}", report::SOURCES, s.relative.display()),
+                    sha256: s.sha256.clone(),
+                })
+                .collect(),
         };
         let plan_ron = to_ron(plan);
         let (journal, replay) = match options.resume {
@@ -174,6 +185,13 @@ impl<'a> Interpreter<'a> {
                 folder
                     .begin(plan, &manifest)
                     .map_err(|e| output_failure(&folder, &e))?;
+                // The files the run was built from, as they were read (a resumed run keeps
+                // the copies of its first start).
+                for source in options.sources {
+                    folder
+                        .write_source(&source.relative, source.text.as_bytes())
+                        .map_err(|e| output_failure(&folder, &e))?;
+                }
                 (
                     new_journal(&folder, &plan_ron, plan.seed)?,
                     Replay::default(),

@@ -3,7 +3,8 @@
 use crate::signals::{self, STOP};
 use psyrun::diag::Severity;
 use psyrun::diag::{Code, Diag};
-use psyrun::plan;
+use psyrun::plan::sweep::{compile_for_run, select, Override};
+use psyrun::report::ManifestCondition;
 use psyrun::report::{check_out, csf_table};
 use psyrun::source::SourceFile;
 use psyrun_cli::progress::{warning_line, Terminal};
@@ -29,20 +30,68 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let lowered = match &args.condition {
-        None => plan::compile(&file),
-        Some(which) => match select_condition(&file, &path, which) {
-            Ok(l) => l,
-            Err(d) => {
+    // A resumed run is compiled as it was first: with its own `--set` overrides and
+    // condition, unless given again.
+    let resumed = args.resume.as_deref().and_then(|d| resume_manifest(d).ok());
+    let overrides: Vec<Override> = if args.set.is_empty() {
+        match resumed.as_ref().map(|m| parse_overrides(&m.overrides)) {
+            Some(Ok(o)) => o,
+            Some(Err(d)) => {
                 ui.report(&[*d]);
                 return ExitCode::from(EXIT_USAGE);
             }
-        },
+            None => Vec::new(),
+        }
+    } else {
+        args.set.clone()
     };
-    ui.report(&lowered.diags);
-    let Some(plan) = lowered.plan else {
+    let recorded = match &args.condition {
+        Some(_) => None,
+        None => resumed.as_ref().and_then(|m| m.condition.clone()),
+    };
+    let compiled = compile_for_run(&file, &path, &overrides);
+    let Some(conditions) = &compiled.conditions else {
+        ui.report(&compiled.diags);
         return ExitCode::from(EXIT_INVALID);
     };
+    let condition = match (&args.condition, &recorded, conditions.as_slice()) {
+        (Some(w), _, _) => match select(conditions, w) {
+            Ok(c) => c,
+            Err(d) => {
+                ui.report(&[d]);
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        // A resumed run: its condition by id; when the file changed so that no condition has
+        // that id any more, the one at its index, whose plan the resume compares with the
+        // journal's (and refuses, `psy::run::resume`, since it plans differently).
+        (None, Some((id, index)), all) => match select(all, id) {
+            Ok(c) => c,
+            Err(_) => &all[index.clamp(&1, &all.len()) - 1],
+        },
+        (None, None, [one]) => one,
+        (None, None, many) => {
+            let d = Diag::error(
+                Code::PlanCondition,
+                format!(
+                    "`{}` sweeps {} conditions; `psyrun run` runs one",
+                    path.display(),
+                    many.len()
+                ),
+            )
+            .with_help(format!(
+                "pick one with `--condition INDEX|ID` (`psyrun plan {}` lists them), or fix \
+                 each swept setting with `--set PATH=VALUE`",
+                path.display()
+            ))
+            .with_source(&file);
+            ui.report(&[d]);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let plan = &condition.plan;
+    // The warnings of the condition that runs, not those of the others.
+    ui.report(&condition.warnings);
     if STOP.load(Ordering::SeqCst) {
         // Stopped while the experiment was read: nothing has been made yet.
         let d = Diag::error(Code::RunInterrupted, "interrupted before the run started")
@@ -71,8 +120,8 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    let plan_warnings: Vec<String> = lowered
-        .diags
+    let plan_warnings: Vec<String> = condition
+        .warnings
         .iter()
         .filter(|d| d.severity == Severity::Warning)
         .map(warning_line)
@@ -90,8 +139,16 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
             .collect(),
         stop: &STOP,
         warnings: plan_warnings,
+        overrides: overrides.iter().map(ToString::to_string).collect(),
+        condition: Some(ManifestCondition {
+            index: condition.index + 1,
+            of: conditions.len(),
+            id: condition.id.clone(),
+            values: condition.values.clone(),
+        }),
+        sources: &compiled.sources,
     };
-    match execute(&plan, &options, &mut term) {
+    match execute(plan, &options, &mut term) {
         Ok((folder, results)) => {
             drop(term);
             print!("{}", csf_table(&results));
@@ -116,46 +173,6 @@ pub(crate) fn command(args: &RunArgs, ui: &Ui) -> ExitCode {
     }
 }
 
-/// `--condition INDEX|ID`: the plan of that condition of the experiment's sweep, with the
-/// experiment's diagnostics; a condition that does not exist is `psy::sweep::condition`.
-fn select_condition(
-    file: &SourceFile,
-    path: &Path,
-    which: &str,
-) -> Result<plan::Lowered, Box<Diag>> {
-    let compiled = plan::sweep::compile_experiment(file, path, &[]);
-    let Some(conditions) = compiled.conditions else {
-        return Ok(plan::Lowered {
-            plan: None,
-            diags: compiled.diags,
-        });
-    };
-    let found = conditions
-        .iter()
-        .position(|c| c.id == which || (c.index + 1).to_string() == which);
-    match found {
-        Some(i) => Ok(plan::Lowered {
-            plan: Some(conditions[i].plan.clone()),
-            diags: compiled.diags,
-        }),
-        None => Err(Box::new(
-            Diag::error(
-                Code::SweepCondition,
-                format!(
-                    "`{}` has no condition `{which}` ({} condition{})",
-                    path.display(),
-                    conditions.len(),
-                    if conditions.len() == 1 { "" } else { "s" }
-                ),
-            )
-            .with_help(format!(
-                "give an index from 1 to {} or a condition's identifier; `psyrun plan` lists them",
-                conditions.len()
-            )),
-        )),
-    }
-}
-
 /// `psy::run::interrupted` names the signal that stopped the run.
 fn named(mut d: Diag) -> Diag {
     if d.code == Code::RunInterrupted {
@@ -172,6 +189,25 @@ fn named(mut d: Diag) -> Diag {
 struct ResumeManifest {
     experiment_file: String,
     threads: u64,
+    /// The run's `--set` overrides (`PATH=VALUE`), applied again.
+    overrides: Vec<String>,
+    /// The run's condition (id, index from 1), run again.
+    condition: Option<(String, usize)>,
+}
+
+/// The manifest's overrides, parsed as `--set` parses them.
+fn parse_overrides(texts: &[String]) -> Result<Vec<Override>, Box<Diag>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<Override>().map_err(|e| {
+                Box::new(
+                    Diag::error(Code::RunResume, format!("the run's manifest records {e}"))
+                        .with_help("give the overrides again with `--set PATH=VALUE`"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn resume_manifest(dir: &Path) -> Result<ResumeManifest, Box<Diag>> {
@@ -193,6 +229,20 @@ fn resume_manifest(dir: &Path) -> Result<ResumeManifest, Box<Diag>> {
         (Some(file), Some(threads)) => Ok(ResumeManifest {
             experiment_file: file.to_string(),
             threads,
+            overrides: value
+                .get("overrides")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            condition: value.get("condition").and_then(|c| {
+                let id = c.get("id")?.as_str()?.to_string();
+                let index = usize::try_from(c.get("index")?.as_u64()?).ok()?;
+                Some((id, index))
+            }),
         }),
         _ => Err(Box::new(
             Diag::error(
