@@ -227,6 +227,18 @@ codes! {
     /// `psyrun run --resume DIR` cannot continue that run (a finished or foreign folder, an
     /// experiment or plan that changed, a journal that does not match what the run does).
     RunResume => "psy::run::resume",
+    /// `psyrun run --condition` names a condition the experiment's sweep does not have.
+    SweepCondition => "psy::sweep::condition",
+    /// A sweep folder that cannot be used: another experiment's sweep, a folder with other
+    /// files, or one that cannot be written.
+    SweepFolder => "psy::sweep::folder",
+    /// `psyrun collect DIR` (or `sweep-task`) on a folder that holds no readable
+    /// `sweep.json`.
+    SweepNotASweep => "psy::sweep::not_a_sweep",
+    /// `--slurm`: `sbatch` cannot be found or refused the job.
+    SweepSlurm => "psy::sweep::slurm",
+    /// Conditions of a sweep failed (each with its exit status and log).
+    SweepFailed => "psy::sweep::failed",
 }
 
 impl fmt::Display for Code {

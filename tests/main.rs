@@ -13,6 +13,8 @@ mod robustness;
 #[cfg(feature = "torch")]
 mod run;
 mod snapshots;
+#[cfg(feature = "torch")]
+mod sweep;
 
 use std::path::{Path, PathBuf};
 

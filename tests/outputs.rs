@@ -21,7 +21,7 @@ fn run_tiny(tag: &str) -> (PathBuf, PathBuf, String) {
 
 /// The backticked names in the first cell of each table row of `section` (a `## ` or `### `
 /// heading's text), in order; a cell may name several (`` `a.png`, `a.svg` ``).
-fn documented(doc: &str, section: &str) -> Vec<String> {
+pub(crate) fn documented(doc: &str, section: &str) -> Vec<String> {
     let mut lines = doc.lines().skip_while(|l| l.trim() != section);
     assert!(lines.next().is_some(), "docs/outputs.md has no `{section}`");
     let mut names = Vec::new();
@@ -43,7 +43,7 @@ fn documented(doc: &str, section: &str) -> Vec<String> {
     names
 }
 
-fn outputs_md() -> String {
+pub(crate) fn outputs_md() -> String {
     fs::read_to_string(crate::root().join("docs/outputs.md")).unwrap()
 }
 

@@ -446,8 +446,8 @@ pub fn check_out(dir: &Path) -> Result<(), FolderError> {
     }
 }
 
-/// An experiment name as one safe path component.
-fn safe_name(name: &str) -> String {
+/// An experiment name as one safe path component (as `runs/<experiment>/` uses it).
+pub fn safe_name(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| {

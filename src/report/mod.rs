@@ -46,6 +46,7 @@ pub mod journal;
 mod json;
 mod plot;
 mod summary;
+pub mod sweep;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -55,12 +56,15 @@ pub use csv::{
     csf_csv, pooled, psychometric_csv, staircase_csv, thresholds_csv, training_csv, CsvWriter,
     CSV_FILES,
 };
-pub use folder::{check_out, rfc3339, write_atomic, FolderError, RunFolder, INCOMPLETE, SOURCES};
+pub use folder::{
+    check_out, rfc3339, safe_name, write_atomic, FolderError, RunFolder, INCOMPLETE, SOURCES,
+};
 pub use html::report_html;
 pub use image::{image_png, npy_f32, preview_sheet};
 pub use json::{results_json, RESULTS_FORMAT};
 pub use plot::{
-    csf_linear_plot, csf_plot, psychometric_plot, training_plot, Plot, PLOT_HEIGHT, PLOT_WIDTH,
+    csf_linear_plot, csf_plot, psychometric_plot, sweep_csf_plot, sweep_peaks_plot, training_plot,
+    Plot, SweepCurve, PLOT_HEIGHT, PLOT_WIDTH,
 };
 pub use summary::{summarize, t_quantile};
 pub use table::{csf_table, display_number};

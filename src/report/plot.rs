@@ -14,6 +14,10 @@ use plotters::style::FontStyle;
 use std::io;
 use std::sync::Once;
 
+#[path = "sweep_plot.rs"]
+mod sweep_plot;
+pub use sweep_plot::{sweep_csf_plot, sweep_peaks_plot, SweepCurve};
+
 /// Width of every figure in pixels.
 pub const PLOT_WIDTH: u32 = 900;
 /// Height of every figure in pixels.

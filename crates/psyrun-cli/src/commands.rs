@@ -321,23 +321,13 @@ pub(super) fn layers(name: &str, size: u32, ui: &Ui) -> ExitCode {
 /// Re-runs this command line with `psyrun-torch`. On Unix the process is replaced, so
 /// signals and the exit code pass straight through.
 pub(super) fn hand_over(ui: &Ui) -> ExitCode {
-    let target = match std::env::var_os("PSYRUN_TORCH_BIN") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => match std::env::current_exe() {
-            Ok(exe) => exe.with_file_name(format!("psyrun-torch{}", std::env::consts::EXE_SUFFIX)),
-            Err(e) => {
-                ui.report(&[unavailable(&format!("cannot locate this executable: {e}"))]);
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        },
+    let target = match torch_binary() {
+        Ok(t) => t,
+        Err(d) => {
+            ui.report(&[*d]);
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
     };
-    if !target.is_file() {
-        ui.report(&[unavailable(&format!(
-            "`{}` is not installed",
-            target.display()
-        ))]);
-        return ExitCode::from(EXIT_UNAVAILABLE);
-    }
     let mut cmd = std::process::Command::new(&target);
     cmd.args(std::env::args_os().skip(1));
     #[cfg(unix)]
@@ -361,6 +351,29 @@ pub(super) fn hand_over(ui: &Ui) -> ExitCode {
             ExitCode::from(EXIT_UNAVAILABLE)
         }
     }
+}
+
+/// The `psyrun-torch` binary that runs experiments: `PSYRUN_TORCH_BIN`, else the one next to
+/// this executable; `psy::run::unavailable` when it is not there.
+pub(crate) fn torch_binary() -> Result<std::path::PathBuf, Box<Diag>> {
+    let target = match std::env::var_os("PSYRUN_TORCH_BIN") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::env::current_exe() {
+            Ok(exe) => exe.with_file_name(format!("psyrun-torch{}", std::env::consts::EXE_SUFFIX)),
+            Err(e) => {
+                return Err(Box::new(unavailable(&format!(
+                    "cannot locate this executable: {e}"
+                ))))
+            }
+        },
+    };
+    if !target.is_file() {
+        return Err(Box::new(unavailable(&format!(
+            "`{}` is not installed",
+            target.display()
+        ))));
+    }
+    Ok(target)
 }
 
 fn unavailable(why: &str) -> Diag {

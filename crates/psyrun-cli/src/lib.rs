@@ -10,6 +10,7 @@
 mod commands;
 pub mod progress;
 mod stimuli;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use psyrun::plan::sweep::Override;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 
 pub use commands::{check_files, check_files_with, layers_table, plan_text};
 pub use stimuli::{write_stimuli, StimuliArgs};
+pub use sweep::SweepArgs;
 
 pub use psyrun::exit::{
     EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_RUN, EXIT_TERMINATED,
@@ -34,6 +36,8 @@ Examples:
   psyrun plan experiments/contrast_csf.psy   print the resolved plan, defaults included
   psyrun layers resnet50 --size 224      list the cut points and their output shapes
   psyrun stimuli experiments/quick_csf.psy --out stim   write its stimuli as PNG and .npy
+  psyrun sweep experiments/layer_profile.psy    run every condition of a sweep (--slurm: a job array)
+  psyrun collect runs/layer_profile/sweep       merge a sweep's finished conditions, list the rest
   psyrun features resnet18 --cut layer2 --weights imagenet --out f.npy a.png b.png
                                          a backbone's features of 224x224 PNG images
 
@@ -122,6 +126,27 @@ pub enum Command {
         /// (for CI).
         #[arg(long)]
         check: bool,
+    },
+    /// Run every condition of an experiment's sweep, each as `psyrun run --condition`, into
+    /// one sweep folder (locally, or as a Slurm job array with --slurm); finished conditions
+    /// are skipped, interrupted ones resume.
+    Sweep(SweepArgs),
+    /// Merge a sweep's finished conditions into its combined tables and plots, list the
+    /// failed and missing ones and say how to run only those.
+    Collect {
+        /// The sweep folder (default of `psyrun sweep`: `runs/<experiment>/sweep`).
+        dir: PathBuf,
+    },
+    /// One Slurm array task of a sweep (what `slurm/job.sh` runs).
+    #[command(hide = true)]
+    SweepTask {
+        /// The sweep folder.
+        dir: PathBuf,
+        /// The array task (`$SLURM_ARRAY_TASK_ID`).
+        task: usize,
+        /// Conditions per task.
+        #[arg(long, default_value_t = 1)]
+        per_task: usize,
     },
 }
 
@@ -406,6 +431,16 @@ pub fn main(backend: &dyn Backend) -> ExitCode {
         (Some(Command::Features(args)), _) => backend.features(&args, &ui),
         (Some(Command::Doctor), _) => backend.doctor(&ui),
         (Some(Command::Fmt { files, check }), _) => commands::fmt(&files, check, &ui),
+        (Some(Command::Sweep(args)), _) => sweep::sweep(&args, &ui),
+        (Some(Command::Collect { dir }), _) => sweep::collect(&dir, &ui),
+        (
+            Some(Command::SweepTask {
+                dir,
+                task,
+                per_task,
+            }),
+            _,
+        ) => sweep::sweep_task(&dir, task, per_task, &ui),
         (None, None) => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             ExitCode::from(EXIT_USAGE)
