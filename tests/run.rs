@@ -141,7 +141,7 @@ fn tiny_experiment_runs_end_to_end_and_writes_every_file() {
     assert_eq!(
         rows[0],
         "epoch,loss,accuracy,repeat,\
-         experiment,architecture,cut,weights,pooling,precision,seed,reference"
+         experiment,architecture,cut,weights,pooling,precision,seed,reference,condition_id"
     );
     assert_eq!(rows.len(), 3, "{training}");
     for (i, row) in rows[1..].iter().enumerate() {

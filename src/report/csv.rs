@@ -4,8 +4,8 @@
 //! quote or a line break is quoted (RFC 4180). Columns added in later versions come after
 //! the earlier ones, so scripts that read by position keep working; every file ends with
 //! the run's [`Identity`] columns (`experiment,architecture,cut,weights,pooling,precision,
-//! seed,reference`). `docs/outputs.md` documents every column (a test checks it against
-//! what a run writes).
+//! seed,reference,condition_id`). `docs/outputs.md` documents every column (a test checks it
+//! against what a run writes).
 
 use super::{stop_name, Identity, Results};
 use crate::psychometric::{pool_blocks, Block};
@@ -40,7 +40,7 @@ fn header(own: &str) -> String {
 /// The identity's cells, with a leading comma.
 fn identity_cells(id: &Identity) -> String {
     format!(
-        ",{},{},{},{},{},{},{},{}",
+        ",{},{},{},{},{},{},{},{},{}",
         cell(&id.experiment),
         cell(&id.architecture),
         cell(&id.cut),
@@ -48,13 +48,14 @@ fn identity_cells(id: &Identity) -> String {
         cell(&id.pooling),
         cell(&id.precision),
         id.seed,
-        id.reference
+        id.reference,
+        cell(&id.condition_id)
     )
 }
 
 /// `training.csv`: `epoch,loss,accuracy,repeat`, one row per epoch and repeat.
 pub fn training_csv(results: &Results) -> String {
-    let id = identity_cells(&Identity::of(&results.plan));
+    let id = identity_cells(&Identity::of(results));
     let mut s = header("epoch,loss,accuracy,repeat");
     for r in &results.training {
         let _ = writeln!(s, "{},{},{},{}{id}", r.epoch, r.loss, r.accuracy, r.repeat);
@@ -66,7 +67,7 @@ pub fn training_csv(results: &Results) -> String {
 /// per measurement (a procedure's request: one trial for up/down and QUEST, a whole level
 /// for bisection and constant stimuli).
 pub fn staircase_csv(results: &Results) -> String {
-    let id = identity_cells(&Identity::of(&results.plan));
+    let id = identity_cells(&Identity::of(results));
     let mut s = header("frequency_cpi,step,contrast,accuracy,trials,correct,repeat");
     for f in &results.staircases {
         for step in &f.steps {
@@ -97,7 +98,7 @@ fn opt(x: Option<f64>) -> String {
 /// `censored` is empty for a measured threshold, else `below_range`, `above_range` or
 /// `not_converged`.
 pub fn csf_csv(results: &Results) -> String {
-    let id = identity_cells(&Identity::of(&results.plan));
+    let id = identity_cells(&Identity::of(results));
     let mut s = header(
         "frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,\
          sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials",
@@ -129,7 +130,7 @@ pub fn csf_csv(results: &Results) -> String {
 /// procedure_threshold,fit,fit_threshold,fit_ci_low,fit_ci_high,deviance,deviance_p,
 /// threshold_contrast,ci_low,ci_high,sensitivity,censored,stopped,trials`.
 pub fn thresholds_csv(results: &Results) -> String {
-    let id = identity_cells(&Identity::of(&results.plan));
+    let id = identity_cells(&Identity::of(results));
     let mut s = header(
         "frequency_cpi,repeat,procedure,procedure_threshold,fit,fit_threshold,fit_ci_low,\
          fit_ci_high,deviance,deviance_p,threshold_contrast,ci_low,ci_high,sensitivity,censored,\
@@ -175,7 +176,7 @@ pub fn pooled(r: &super::FrequencyResult) -> Vec<Block> {
 /// `psychometric.csv`: `frequency_cpi,repeat,contrast,trials,correct`, every frequency's
 /// trials pooled by contrast (what a psychometric function is fitted to).
 pub fn psychometric_csv(results: &Results) -> String {
-    let id = identity_cells(&Identity::of(&results.plan));
+    let id = identity_cells(&Identity::of(results));
     let mut s = header("frequency_cpi,repeat,contrast,trials,correct");
     for r in &results.staircases {
         for b in pooled(r) {

@@ -115,7 +115,7 @@ pub fn report_html(
     plots: &[(&str, &Plot)],
     preview: Option<&[u8]>,
 ) -> String {
-    let id = Identity::of(&results.plan);
+    let id = Identity::of(results);
     let mut h = String::new();
     let title = format!("{}: {}", id.experiment, measured(results));
     let _ = write!(

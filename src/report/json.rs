@@ -30,7 +30,7 @@ struct ResultsJson<'a> {
 pub fn results_json(results: &Results, manifest: &Manifest) -> io::Result<String> {
     let doc = ResultsJson {
         format: RESULTS_FORMAT,
-        identity: Identity::of(&results.plan),
+        identity: Identity::of(results),
         complete: manifest.complete,
         csf: &results.csf,
         staircases: &results.staircases,

@@ -211,11 +211,15 @@ pub struct Identity {
     /// The comparison image's contrast: 0 for detection, the pedestal for an increment
     /// threshold.
     pub reference: f64,
+    /// The condition's id (12 hex digits of its plan's SHA-256, as `psyrun plan` lists it):
+    /// what tells apart the conditions of a sweep that differ in another setting than the
+    /// columns before it (e.g. `probe.epochs`).
+    pub condition_id: String,
 }
 
 impl Identity {
     /// The column names, in order.
-    pub const COLUMNS: [&'static str; 8] = [
+    pub const COLUMNS: [&'static str; 9] = [
         "experiment",
         "architecture",
         "cut",
@@ -224,10 +228,21 @@ impl Identity {
         "precision",
         "seed",
         "reference",
+        "condition_id",
     ];
 
+    /// The identity of a run: its plan's, with the condition id its manifest records (the
+    /// id the experiment was compiled to; computed from the plan for a manifest without one).
+    pub fn of(results: &Results) -> Self {
+        let mut id = Self::of_plan(&results.plan);
+        if let Some(c) = &results.manifest.condition {
+            id.condition_id = c.id.clone();
+        }
+        id
+    }
+
     /// The identity of a plan.
-    pub fn of(plan: &Plan) -> Self {
+    pub fn of_plan(plan: &Plan) -> Self {
         let (architecture, cut, weights) = match &plan.backbone.network {
             crate::plan::Network::Catalog(net) => (
                 net.arch.name().to_string(),
@@ -247,6 +262,7 @@ impl Identity {
             precision: plan.precision.name().to_string(),
             seed: plan.seed,
             reference: plan.test.reference,
+            condition_id: crate::plan::sweep::condition_id(plan),
         }
     }
 }

@@ -382,10 +382,10 @@ pub fn split_csv_line(line: &str) -> Vec<String> {
     cells
 }
 
-/// The condition columns of the combined tables: `condition`, `condition_id`, then
-/// `sweep.<path>` for each swept setting.
+/// The condition columns of the combined tables: `condition`, then `sweep.<path>` for each
+/// swept setting (the condition's id is the last column of every run's own rows).
 pub fn condition_columns(swept: &[String]) -> Vec<String> {
-    let mut cols = vec!["condition".to_string(), "condition_id".to_string()];
+    let mut cols = vec!["condition".to_string()];
     cols.extend(swept.iter().map(|p| format!("sweep.{p}")));
     cols
 }
@@ -423,7 +423,7 @@ fn stack<'a>(
             }
             Some(_) => {}
         }
-        let mut prefix = format!("{},{}", d.condition.index, cell(&d.condition.id));
+        let mut prefix = d.condition.index.to_string();
         for path in &manifest.swept {
             let v = d
                 .condition
@@ -594,13 +594,13 @@ mod tests {
         dir
     }
 
-    const CSF_HEADER: &str = "frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials,experiment,architecture,cut,weights,pooling,precision,seed,reference";
+    const CSF_HEADER: &str = "frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials,experiment,architecture,cut,weights,pooling,precision,seed,reference,condition_id";
 
     fn fake_run(dir: &Path, c: &SweepCondition, cut: &str, sens: [f64; 2]) {
         let f = dir.join(&c.folder);
         fs::create_dir_all(&f).unwrap();
         let row = |freq: u32, s: f64, cens: &str| {
-            format!("{freq},{},{s},4,converged,,,,,bisection,{cens},0,1,64,e,resnet18,{cut},\"w,1.pth\",none,fp32,0,0\n", 1.0 / s)
+            format!("{freq},{},{s},4,converged,,,,,bisection,{cens},0,1,64,e,resnet18,{cut},\"w,1.pth\",none,fp32,0,0,{}\n", 1.0 / s, c.id)
         };
         let csf = format!(
             "{CSF_HEADER}\n{}{}",
@@ -610,7 +610,10 @@ mod tests {
         fs::write(f.join("csf.csv"), &csf).unwrap();
         fs::write(
             f.join("thresholds.csv"),
-            "frequency_cpi,repeat,experiment\n2,0,e\n",
+            format!(
+                "frequency_cpi,repeat,experiment,condition_id\n2,0,e,{}\n",
+                c.id
+            ),
         )
         .unwrap();
     }
@@ -637,16 +640,16 @@ mod tests {
         let lines: Vec<&str> = csf.lines().collect();
         assert_eq!(
             lines[0],
-            format!("condition,condition_id,sweep.backbone.cut,sweep.seed,{CSF_HEADER}")
+            format!("condition,sweep.backbone.cut,sweep.seed,{CSF_HEADER}")
         );
         assert_eq!(lines.len(), 5, "two conditions × two frequencies: {csf}");
         assert!(
-            lines[1].starts_with("1,000000000001,layer1,0,2,0.5,2,"),
+            lines[1].starts_with("1,layer1,0,2,0.5,2,") && lines[1].ends_with(",000000000001"),
             "{}",
             lines[1]
         );
         assert!(
-            lines[4].starts_with("3,000000000003,layer1,1,4,0.2,5,"),
+            lines[4].starts_with("3,layer1,1,4,0.2,5,") && lines[4].ends_with(",000000000003"),
             "{}",
             lines[4]
         );
@@ -659,8 +662,8 @@ mod tests {
         let th = fs::read_to_string(dir.join("sweep_thresholds.csv")).unwrap();
         assert_eq!(
             th,
-            "condition,condition_id,sweep.backbone.cut,sweep.seed,frequency_cpi,repeat,experiment\n\
-             1,000000000001,layer1,0,2,0,e\n3,000000000003,layer1,1,2,0,e\n"
+            "condition,sweep.backbone.cut,sweep.seed,frequency_cpi,repeat,experiment,condition_id\n\
+             1,layer1,0,2,0,e,000000000001\n3,layer1,1,2,0,e,000000000003\n"
         );
         for f in SWEEP_FILES {
             assert!(dir.join(f).is_file(), "{f}");
@@ -687,7 +690,7 @@ mod tests {
         write_results(&dir, &m, &[]).unwrap();
         assert_eq!(
             fs::read_to_string(dir.join("sweep_csf.csv")).unwrap(),
-            "condition,condition_id,sweep.seed\n"
+            "condition,sweep.seed\n"
         );
         let _ = fs::remove_dir_all(&dir);
     }

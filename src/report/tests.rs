@@ -229,14 +229,20 @@ fn a_full_run_folder_has_every_file_and_each_parses() {
         .unwrap()
         .contains("quick_csf"));
     // Every CSV row ends with the identity, taken from the plan.
-    let id = Identity::of(&results.plan);
+    let id = Identity::of(&results);
     assert_eq!(id.architecture, "resnet18");
+    assert_eq!(
+        id.condition_id,
+        crate::plan::sweep::condition_id(&results.plan)
+    );
+    assert_eq!(id.condition_id.len(), 12);
     for row in &csf {
         let n = row.len();
-        assert_eq!(row[n - 8], id.experiment);
-        assert_eq!(row[n - 7], "resnet18");
-        assert_eq!(row[n - 2], id.seed.to_string());
-        assert_eq!(row[n - 1], "0");
+        assert_eq!(row[n - 9], id.experiment);
+        assert_eq!(row[n - 8], "resnet18");
+        assert_eq!(row[n - 3], id.seed.to_string());
+        assert_eq!(row[n - 2], "0");
+        assert_eq!(row[n - 1], id.condition_id);
     }
 
     // results.json holds the same numbers for programs.
