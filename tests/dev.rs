@@ -74,6 +74,25 @@ fn dev_refuses_an_unsupported_libtorch_and_names_the_supported_ones() {
     let o = dev_env(&[("LIBTORCH", &torch)], &cache);
     refused(&o, "2.9.1");
 
+    // A version asked for that is not the one LIBTORCH points at (e.g. LIBTORCH left over
+    // from `./dev env`): refused, saying which is which, rather than building a mix.
+    std::fs::remove_file(torch.join("build-version")).unwrap();
+    std::fs::write(torch.join("version.py"), "__version__ = '2.13.0+cu130'\n").unwrap();
+    let o = dev_env(
+        &[
+            ("LIBTORCH", &torch),
+            ("PSYRUN_LIBTORCH", Path::new("2.11.0")),
+        ],
+        &cache,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("PSYRUN_LIBTORCH=2.11.0 but LIBTORCH="),
+        "{err}"
+    );
+    assert!(err.contains("is libtorch 2.13.0; unset LIBTORCH"), "{err}");
+
     // Nothing was installed or copied for any of them.
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
