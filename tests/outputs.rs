@@ -61,6 +61,10 @@ fn every_file_and_column_a_run_writes_is_documented_and_nothing_else() {
     // CSV files: own columns, in the documented order, then the identifying columns.
     let identity = documented(&doc, "### Identifying columns");
     assert_eq!(identity.len(), 9);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let id = manifest["condition"]["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 12, "{id}");
     let mut csvs = 0;
     for name in files(&out).iter().filter(|f| f.ends_with(".csv")) {
         csvs += 1;
@@ -77,10 +81,6 @@ fn every_file_and_column_a_run_writes_is_documented_and_nothing_else() {
         assert_eq!(header, want, "{name}: header against docs/outputs.md");
         // Every row has every column, and ends with the run's identity: the last is the
         // condition's id, as the manifest records it.
-        let manifest: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-        let id = manifest["condition"]["id"].as_str().unwrap().to_string();
-        assert_eq!(id.len(), 12, "{id}");
         for row in body.lines().skip(1) {
             let cells: Vec<&str> = row.split(',').collect();
             assert_eq!(cells.len(), header.len(), "{name}: {row}");

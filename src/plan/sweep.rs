@@ -26,7 +26,6 @@ use super::{Lowered, Plan};
 use crate::diag::{Code, Diag, Span};
 use crate::source::SourceFile;
 use crate::syntax::ast::{Ast, Block, Item, Name, Setting, Shift, Value, ValueKind};
-use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
 
 /// One `--set PATH=VALUE` from the command line, as given (checked when compiled).
@@ -201,8 +200,9 @@ pub fn select<'a>(conditions: &'a [Condition], which: &str) -> Result<&'a Condit
 /// its ids (a test checks it); renaming the experiment changes them (its name is in the
 /// plan, and in the results).
 pub fn condition_id(plan: &Plan) -> String {
-    let digest = Sha256::digest(super::to_ron(plan).as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    let mut id = crate::report::sha256_bytes(super::to_ron(plan).as_bytes());
+    id.truncate(12);
+    id
 }
 
 /// Most conditions one experiment may sweep.
@@ -763,7 +763,7 @@ impl Resolver {
             let relative = relative_to(&path, &dir);
             out.push(SourceRecord {
                 path,
-                sha256: hex(&Sha256::digest(t.file.text.as_bytes())),
+                sha256: crate::report::sha256_bytes(t.file.text.as_bytes()),
                 text: t.file.text.to_string(),
                 relative,
             });
@@ -1325,12 +1325,8 @@ fn line_col(text: &str, pos: usize) -> (usize, usize) {
     (line, before[start..].chars().count() + 1)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `path` without `.` and with `a/..` folded, lexically.
-fn normalize_path(path: &Path) -> PathBuf {
+/// `path` without `.` and with `a/..` folded, lexically (a leading `..` stays).
+pub fn normalize_path(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

@@ -234,15 +234,15 @@ impl Identity {
     /// The identity of a run: its plan's, with the condition id its manifest records (the
     /// id the experiment was compiled to; computed from the plan for a manifest without one).
     pub fn of(results: &Results) -> Self {
-        let mut id = Self::of_plan(&results.plan);
-        if let Some(c) = &results.manifest.condition {
-            id.condition_id = c.id.clone();
-        }
-        id
+        let condition_id = match &results.manifest.condition {
+            Some(c) => c.id.clone(),
+            None => crate::plan::sweep::condition_id(&results.plan),
+        };
+        Self::of_plan(&results.plan, condition_id)
     }
 
-    /// The identity of a plan.
-    pub fn of_plan(plan: &Plan) -> Self {
+    /// The identity of a plan, as the condition `condition_id`.
+    fn of_plan(plan: &Plan, condition_id: String) -> Self {
         let (architecture, cut, weights) = match &plan.backbone.network {
             crate::plan::Network::Catalog(net) => (
                 net.arch.name().to_string(),
@@ -262,7 +262,7 @@ impl Identity {
             precision: plan.precision.name().to_string(),
             seed: plan.seed,
             reference: plan.test.reference,
-            condition_id: crate::plan::sweep::condition_id(plan),
+            condition_id,
         }
     }
 }

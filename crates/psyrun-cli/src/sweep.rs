@@ -344,30 +344,13 @@ fn open_folder(dir: &Path, experiment: &str) -> Result<Option<SweepManifest>, Bo
     Ok(Some(old))
 }
 
-/// `path` without `.` components and with `..` applied where it can be.
-fn normalise(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn absolute(path: &Path) -> PathBuf {
     let p = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir().unwrap_or_default().join(path)
     };
-    normalise(&p)
+    psyrun::plan::sweep::normalize_path(&p)
 }
 
 /// Copies the sources into `sources/`, laid out relative to the folder that holds them all
@@ -1345,7 +1328,9 @@ mod tests {
             "psy 1\n"
         );
         // The import still resolves from the copy.
-        let from_copy = normalise(&dir.join("sources/studies/layers/../../common/lab.psy"));
+        let from_copy = psyrun::plan::sweep::normalize_path(
+            &dir.join("sources/studies/layers/../../common/lab.psy"),
+        );
         assert!(from_copy.is_file());
         let _ = fs::remove_dir_all(&dir);
     }
