@@ -24,4 +24,5 @@ pub mod source;
 pub mod staircase;
 pub mod stimuli;
 pub mod syntax;
+pub mod tasks;
 pub mod trials;

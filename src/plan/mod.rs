@@ -2,6 +2,7 @@
 //! look-ups, generators, defaults, ranges, did-you-mean, cross-checks and warnings. Every
 //! independent problem is reported in one pass.
 
+pub mod design;
 mod lower;
 mod spans;
 pub mod sweep;

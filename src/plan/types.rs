@@ -2,12 +2,22 @@
 //! the interpreter: every value that changes a result is here, defaults written in, in a
 //! fixed order. It is printed by `psyrun plan`, snapshot-tested, and saved with every run.
 
+use super::design::Design;
 use super::spans::Spans;
 use crate::models::catalog::Arch;
 use serde::{Deserialize, Serialize};
 
 /// A resolved experiment.
+///
+/// An experiment written with the model of issue 12 has a [`design`](Self::design); its
+/// `train` and `test` then hold only what the shared machinery reads (image size, the
+/// axis values as `test.frequencies`, normalisation, samples per epoch) and are left out
+/// of the serialised plan, which shows the design instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    from = "super::design::repr::PlanRepr",
+    into = "super::design::repr::PlanRepr"
+)]
 pub struct Plan {
     /// Language version of the source file.
     pub psy: u32,
@@ -31,19 +41,18 @@ pub struct Plan {
     pub staircase: Staircase,
     /// How the probe's decision variable becomes a response, and what varies between
     /// trials (`observer { … }`).
-    #[serde(default)]
     pub observer: Observer,
     /// The psychometric function fitted to each frequency's trials (`fit … { … }`).
-    #[serde(default)]
     pub fit: Fit,
     /// Independent probes (seeds) trained and tested; thresholds are summarised over them.
-    #[serde(default = "one")]
     pub repeats: u32,
+    /// The experiment's stimuli, task, readout, level and axis, for experiments written with
+    /// those blocks (`None` for `train shapes` + `test gratings` experiments).
+    pub design: Option<Design>,
     /// Quantities computed from the above (shapes, trial counts), for the reader.
     pub derived: Derived,
     /// Where the settings run-time diagnostics point at are written (see
     /// [`Spans`](super::Spans)). Not serialised: empty in a plan read back from RON.
-    #[serde(skip)]
     pub spans: Spans,
 }
 
@@ -619,10 +628,6 @@ impl Derived {
         self.probe_inputs = Some(2 * per_image);
         self.probe_parameters = Some(2 * (2 * per_image) + 2);
     }
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// The observer: how the probe's decision variable becomes a response on each trial, and

@@ -92,6 +92,7 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         observer,
         fit,
         repeats,
+        design: None,
         derived,
         spans: std::mem::take(&mut cx.spans),
     })

@@ -1,0 +1,523 @@
+//! The model of an experiment (issue 12): stimuli, a task, a readout, the measured
+//! variable (`level`) and the curve's axis. An experiment written with the `stimulus`,
+//! `task`, `readout`, `level` and `axis` blocks lowers to a [`Design`] in
+//! [`Plan::design`](super::Plan::design); a `psy 1` file written with `train shapes` and
+//! `test gratings` has none and runs exactly as before (see `docs/architecture.md`, "The
+//! model of an experiment").
+
+use super::types::Normalize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An experiment described by its parts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Design {
+    /// Image size in pixels (square), shared by every stimulus.
+    pub size: u32,
+    /// The background grey level in [0, 1] every stimulus modulates about.
+    pub background: f64,
+    /// Input normalisation applied to every image the network sees.
+    pub normalize: Normalize,
+    /// The named stimuli, in the order written.
+    pub stimuli: Vec<StimulusSpec>,
+    /// The test task: how trials are made from the stimuli and what the right answer is.
+    pub task: Task,
+    /// The variable the procedure moves.
+    pub level: Level,
+    /// The condition swept to draw the curve (one procedure per value).
+    pub axis: Axis,
+    /// How features become an answer.
+    pub readout: Readout,
+    /// How the probe is trained (`None` for training-free readouts).
+    pub train: Option<DesignTrain>,
+}
+
+/// A named, parameterised stimulus: `stimulus NAME KIND { … }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StimulusSpec {
+    /// Its name, used by tasks.
+    pub name: String,
+    /// Which generator.
+    pub kind: StimulusKind,
+    /// Every parameter of the kind, defaults written in (`like OTHER` copied in), by name.
+    pub params: BTreeMap<String, Param>,
+}
+
+/// The generators of `src/stimuli` a stimulus can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StimulusKind {
+    /// A sine or square grating, with an optional window.
+    Grating,
+    /// A Gabor patch.
+    Gabor,
+    /// The sum of two gratings (a plaid), or of a grating and a mask.
+    Plaid,
+    /// Seeded noise (white, 1/f, band-pass) at an RMS contrast.
+    Noise,
+    /// A Vernier line pair, with optional flankers.
+    Vernier,
+    /// A uniform disc or square (contrast 0: a blank field).
+    Patch,
+    /// Images from a folder (PNG, JPEG), resized, cropped, optionally grey.
+    Images,
+}
+
+impl StimulusKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [StimulusKind; 7] = [
+        StimulusKind::Grating,
+        StimulusKind::Gabor,
+        StimulusKind::Plaid,
+        StimulusKind::Noise,
+        StimulusKind::Vernier,
+        StimulusKind::Patch,
+        StimulusKind::Images,
+    ];
+
+    /// The keyword written in `.psy` files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StimulusKind::Grating => "grating",
+            StimulusKind::Gabor => "gabor",
+            StimulusKind::Plaid => "plaid",
+            StimulusKind::Noise => "noise",
+            StimulusKind::Vernier => "vernier",
+            StimulusKind::Patch => "patch",
+            StimulusKind::Images => "images",
+        }
+    }
+}
+
+/// A stimulus parameter's value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Param {
+    /// A number (angles in degrees), or an expression of `level` and `axis`.
+    Value(Expr),
+    /// A word from the parameter's vocabulary (`square`, `sine`, `lines`, …).
+    Word(String),
+    /// A path, as written (relative to the experiment's folder).
+    Path(String),
+    /// A list: a dimension of the test's conditions, counterbalanced like orientations.
+    /// Stimuli of one trial that list the same parameter share the dimension (and must
+    /// list the same values).
+    List(Vec<f64>),
+    /// A fresh uniform draw on [lo, hi) per trial, shared by the trial's stimuli.
+    Uniform {
+        /// Lower end.
+        lo: f64,
+        /// Upper end.
+        hi: f64,
+    },
+    /// A fresh log-uniform draw on [lo, hi) per trial (lo > 0), shared by the trial's
+    /// stimuli.
+    LogUniform {
+        /// Lower end.
+        lo: f64,
+        /// Upper end.
+        hi: f64,
+    },
+}
+
+/// An arithmetic expression of the measured variable and the axis value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Expr {
+    /// A constant (angles in degrees).
+    Num(f64),
+    /// The level the procedure asks for.
+    Level,
+    /// The value of the curve's axis at this condition.
+    Axis,
+    /// `a + b`
+    Add(Box<Expr>, Box<Expr>),
+    /// `a - b`
+    Sub(Box<Expr>, Box<Expr>),
+    /// `a * b`
+    Mul(Box<Expr>, Box<Expr>),
+    /// `a / b`
+    Div(Box<Expr>, Box<Expr>),
+    /// `-a`
+    Neg(Box<Expr>),
+}
+
+impl Expr {
+    /// The value at `level` and `axis`.
+    pub fn eval(&self, level: f64, axis: f64) -> f64 {
+        match self {
+            Expr::Num(x) => *x,
+            Expr::Level => level,
+            Expr::Axis => axis,
+            Expr::Add(a, b) => a.eval(level, axis) + b.eval(level, axis),
+            Expr::Sub(a, b) => a.eval(level, axis) - b.eval(level, axis),
+            Expr::Mul(a, b) => a.eval(level, axis) * b.eval(level, axis),
+            Expr::Div(a, b) => a.eval(level, axis) / b.eval(level, axis),
+            Expr::Neg(a) => -a.eval(level, axis),
+        }
+    }
+
+    /// True when it depends on the level.
+    pub fn uses_level(&self) -> bool {
+        match self {
+            Expr::Num(_) | Expr::Axis => false,
+            Expr::Level => true,
+            Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Mul(a, b) | Expr::Div(a, b) => {
+                a.uses_level() || b.uses_level()
+            }
+            Expr::Neg(a) => a.uses_level(),
+        }
+    }
+
+    /// True when it depends on the axis value.
+    pub fn uses_axis(&self) -> bool {
+        match self {
+            Expr::Num(_) | Expr::Level => false,
+            Expr::Axis => true,
+            Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Mul(a, b) | Expr::Div(a, b) => {
+                a.uses_axis() || b.uses_axis()
+            }
+            Expr::Neg(a) => a.uses_axis(),
+        }
+    }
+}
+
+/// How trials are made from stimuli, and the right answer.
+///
+/// Every task names two stimuli, `stimuli [reference, target]`: the target carries the
+/// level (it differs from the reference by it). Conditions (which interval holds the
+/// target, or which trial type is shown) are counterbalanced: each condition appears
+/// equally often at every level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The kind of task.
+    pub kind: TaskKind,
+    /// The reference stimulus (the comparison, the distractors, the blank).
+    pub reference: String,
+    /// The target stimulus.
+    pub target: String,
+    /// What the observer reports in a forced choice (2AFC and N-AFC).
+    pub answer: Answer,
+    /// Intervals shown per trial (2 for 2AFC and same/different, N for N-AFC and oddity, 1
+    /// for yes/no).
+    pub intervals: u32,
+    /// Which intervals the target may occupy (forced choices): all of them, counterbalanced
+    /// (the default), or one fixed interval (0-based; the tutorial's `second` is 1).
+    pub position: Position,
+}
+
+/// The kinds of task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// Two intervals, one holds the target: which one? Guess rate 1/2.
+    TwoAfc,
+    /// N intervals, one holds the target, the others the reference: which one? Guess 1/N.
+    Nafc,
+    /// N intervals, one is the odd one out: which one? Guess 1/N. (The same trials as
+    /// N-AFC; the observer is not told what the target looks like.)
+    Oddity,
+    /// Two intervals, the same stimulus twice or the two stimuli: same or different?
+    /// Conditions (reference, reference), (target, target), (reference, target), (target,
+    /// reference), equally often. Guess rate 1/2.
+    SameDifferent,
+    /// One interval, the target or the reference equally often: present or absent? Scored as
+    /// proportion correct over both; guess rate 1/2.
+    YesNo,
+}
+
+impl TaskKind {
+    /// The keyword written in `.psy` files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::TwoAfc => "2afc",
+            TaskKind::Nafc => "nafc",
+            TaskKind::Oddity => "oddity",
+            TaskKind::SameDifferent => "same_different",
+            TaskKind::YesNo => "yes_no",
+        }
+    }
+}
+
+impl Task {
+    /// The number of possible answers: N for N-AFC and oddity, 2 otherwise.
+    pub fn choices(&self) -> u32 {
+        match self.kind {
+            TaskKind::TwoAfc | TaskKind::Nafc | TaskKind::Oddity => self.intervals,
+            TaskKind::SameDifferent | TaskKind::YesNo => 2,
+        }
+    }
+
+    /// The proportion correct of an observer that guesses: the psychometric function's
+    /// lower asymptote.
+    pub fn guess_rate(&self) -> f64 {
+        1.0 / f64::from(self.choices().max(1))
+    }
+}
+
+/// What is reported in a forced choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// The interval that differs from the reference (the target).
+    Differs,
+    /// The interval whose level is higher: the target's when the level is positive, a
+    /// reference's when it is negative (e.g. "which is more clockwise" with signed offsets).
+    Higher,
+}
+
+/// Which intervals the target occupies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Position {
+    /// Every interval equally often.
+    All,
+    /// Always this interval (0-based).
+    Fixed(u32),
+}
+
+/// The measured variable: what the procedure moves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    /// Its name, for tables and plots (`contrast`, `orientation_offset`).
+    pub name: String,
+    /// Its unit as written in tables (`deg`, `px`, `` for a plain number).
+    pub unit: String,
+}
+
+/// The condition swept to draw the curve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Axis {
+    /// Its name, for tables and plots (`frequency`, `pedestal`, `spacing`).
+    pub name: String,
+    /// Its unit as written in tables (`cpi`, `deg`, `px`, ``).
+    pub unit: String,
+    /// The values, one procedure each, in the order written.
+    pub values: Vec<f64>,
+}
+
+/// How features become an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Readout {
+    /// The linear probe of the `probe` block, trained on [`Design::train`].
+    Probe,
+    /// A training-free distance between feature vectors: in a forced choice the interval
+    /// farthest from the reference's features is chosen (oddity: the one farthest from
+    /// the others); in same/different and yes/no the distance is compared with a
+    /// criterion calibrated on level-0 trials.
+    Distance(Metric),
+}
+
+/// A distance between feature vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    /// 1 − cosine similarity.
+    Cosine,
+    /// Sum of absolute differences.
+    L1,
+    /// Euclidean distance.
+    L2,
+    /// Negative dot product (more similar = smaller).
+    Dot,
+}
+
+impl Metric {
+    /// The keyword written in `.psy` files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::L1 => "l1",
+            Metric::L2 => "l2",
+            Metric::Dot => "dot",
+        }
+    }
+}
+
+/// How the probe is trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesignTrain {
+    /// Trials per epoch, drawn afresh every epoch.
+    pub samples: u32,
+    /// The level of each training trial.
+    pub level: Draw,
+    /// The training task (its stimuli may differ from the test's, e.g. natural images);
+    /// `None`: the test task.
+    pub task: Option<Task>,
+}
+
+/// A distribution of training levels.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Draw {
+    /// Uniform on [lo, hi).
+    Uniform {
+        /// Lower end.
+        lo: f64,
+        /// Upper end.
+        hi: f64,
+    },
+    /// Log-uniform on [lo, hi), lo > 0: as many trials per decade, so that training reaches
+    /// threshold levels.
+    LogUniform {
+        /// Lower end.
+        lo: f64,
+        /// Upper end.
+        hi: f64,
+    },
+}
+
+impl Design {
+    /// The stimulus named `name`.
+    pub fn stimulus(&self, name: &str) -> Option<&StimulusSpec> {
+        self.stimuli.iter().find(|s| s.name == name)
+    }
+
+    /// The task the probe trains on.
+    pub fn train_task(&self) -> &Task {
+        self.train
+            .as_ref()
+            .and_then(|t| t.task.as_ref())
+            .unwrap_or(&self.task)
+    }
+}
+
+impl Design {
+    /// The `train` section of a plan with this design: what the shared machinery reads
+    /// (image size, samples per epoch, background, normalisation); no shapes.
+    pub fn legacy_train(&self) -> super::types::Train {
+        super::types::Train {
+            size: self.size,
+            samples: self.train.as_ref().map_or(0, |t| t.samples),
+            shapes: Vec::new(),
+            background: self.background,
+            pivot: self.background,
+            contrast: super::types::Uniform { lo: 0.0, hi: 1.0 },
+            normalize: self.normalize.clone(),
+        }
+    }
+
+    /// The `test` section of a plan with this design: the image size, the axis values in
+    /// place of frequencies (one procedure each), one condition, the normalisation.
+    pub fn legacy_test(&self) -> super::types::Test {
+        super::types::Test {
+            size: self.size,
+            frequencies: self.axis.values.clone(),
+            orientations: vec![0.0],
+            phases: vec![0.0],
+            envelope: super::types::Envelope::Off,
+            reference: 0.0,
+            target_interval: super::types::TargetInterval::Both,
+            normalize: self.normalize.clone(),
+        }
+    }
+}
+
+/// The serialised form of a [`Plan`](super::Plan): the same fields in the same order, with
+/// `train` and `test` left out when the plan has a design (they are derived from it on
+/// reading) and `design` left out when it has none (so `psy 1` plans read as before).
+pub(super) mod repr {
+    use super::super::types::*;
+    use super::Design;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct PlanRepr {
+        psy: u32,
+        experiment: String,
+        seed: u64,
+        device: Device,
+        precision: Precision,
+        backbone: Backbone,
+        probe: Probe,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train: Option<Train>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<Test>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        design: Option<Design>,
+        staircase: Staircase,
+        #[serde(default)]
+        observer: Observer,
+        #[serde(default)]
+        fit: Fit,
+        #[serde(default = "one")]
+        repeats: u32,
+        derived: Derived,
+    }
+
+    fn one() -> u32 {
+        1
+    }
+
+    impl From<Plan> for PlanRepr {
+        fn from(p: Plan) -> Self {
+            let legacy = p.design.is_none();
+            PlanRepr {
+                psy: p.psy,
+                experiment: p.experiment,
+                seed: p.seed,
+                device: p.device,
+                precision: p.precision,
+                backbone: p.backbone,
+                probe: p.probe,
+                train: legacy.then_some(p.train),
+                test: legacy.then_some(p.test),
+                design: p.design,
+                staircase: p.staircase,
+                observer: p.observer,
+                fit: p.fit,
+                repeats: p.repeats,
+                derived: p.derived,
+            }
+        }
+    }
+
+    impl From<PlanRepr> for Plan {
+        fn from(r: PlanRepr) -> Self {
+            // A plan without a design has both sections (serde fails on neither otherwise:
+            // the stubs below are a design's).
+            let train = r
+                .train
+                .or_else(|| r.design.as_ref().map(Design::legacy_train));
+            let test = r
+                .test
+                .or_else(|| r.design.as_ref().map(Design::legacy_test));
+            Plan {
+                psy: r.psy,
+                experiment: r.experiment,
+                seed: r.seed,
+                device: r.device,
+                precision: r.precision,
+                backbone: r.backbone,
+                probe: r.probe,
+                train: train.unwrap_or_else(empty_train),
+                test: test.unwrap_or_else(empty_test),
+                staircase: r.staircase,
+                observer: r.observer,
+                fit: r.fit,
+                repeats: r.repeats,
+                design: r.design,
+                derived: r.derived,
+                spans: Default::default(),
+            }
+        }
+    }
+
+    fn empty_train() -> Train {
+        Train {
+            size: 0,
+            samples: 0,
+            shapes: Vec::new(),
+            background: 0.5,
+            pivot: 0.5,
+            contrast: Uniform { lo: 0.0, hi: 1.0 },
+            normalize: Normalize::Off,
+        }
+    }
+
+    fn empty_test() -> Test {
+        Test {
+            size: 0,
+            frequencies: Vec::new(),
+            orientations: Vec::new(),
+            phases: Vec::new(),
+            envelope: Envelope::Off,
+            reference: 0.0,
+            target_interval: TargetInterval::Both,
+            normalize: Normalize::Off,
+        }
+    }
+}
