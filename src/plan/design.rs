@@ -521,3 +521,458 @@ pub(super) mod repr {
         }
     }
 }
+
+/// The type of a stimulus parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    /// A number (an expression of `level` and `axis` allowed), a list or a random draw.
+    Number,
+    /// An angle, written with a unit (`45deg`, `0.5rad`) and kept in degrees; a plain number
+    /// is refused (expressions, lists and random draws allowed, as for numbers).
+    Angle,
+    /// One word of the list.
+    Word(&'static [&'static str]),
+    /// `true` or `false`.
+    Flag,
+    /// A path in a string, relative to the experiment's folder.
+    Path,
+}
+
+/// A parameter's default, written into the plan when the file leaves it out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamDefault {
+    /// This number (degrees for angles).
+    Num(f64),
+    /// `size / k` pixels (k > 0).
+    SizeOver(f64),
+    /// This word (or `true` / `false` for flags).
+    Word(&'static str),
+    /// No default: the file must give it.
+    Required,
+}
+
+/// One parameter of a stimulus kind: the table lowering checks files against, the docs
+/// list and the renderer maps onto the generators' parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamSpec {
+    /// The name written in `.psy` files.
+    pub name: &'static str,
+    /// Its type.
+    pub ty: ParamType,
+    /// Its default.
+    pub default: ParamDefault,
+    /// Its unit as written in tables (`cpi`, `deg`, `px`, `` for none).
+    pub unit: &'static str,
+    /// One line for the docs and for help messages.
+    pub doc: &'static str,
+}
+
+const fn p(
+    name: &'static str,
+    ty: ParamType,
+    default: ParamDefault,
+    unit: &'static str,
+    doc: &'static str,
+) -> ParamSpec {
+    ParamSpec {
+        name,
+        ty,
+        default,
+        unit,
+        doc,
+    }
+}
+
+use ParamDefault::{Num, Required, SizeOver, Word as W};
+use ParamType::{Angle, Flag, Number, Path, Word};
+
+const WAVEFORMS: &[&str] = &["sine", "square"];
+const WINDOWS: &[&str] = &["none", "gaussian", "circle"];
+const GABOR_PHASES: &[&str] = &["cosine", "sine"];
+const ENVELOPES: &[&str] = &["sigma", "cycles"];
+const NOISE_SOURCES: &[&str] = &["gaussian", "uniform"];
+const SPECTRA: &[&str] = &["white", "power", "band"];
+const POLARITIES: &[&str] = &["bright", "dark"];
+const FLANKERS: &[&str] = &["none", "lines", "surround"];
+const ORIENTATIONS: &[&str] = &["vertical", "horizontal"];
+const SHAPES: &[&str] = &["disc", "square"];
+const COLOURS: &[&str] = &["rgb", "grey"];
+const RESAMPLES: &[&str] = &["area", "bilinear"];
+
+const GRATING: &[ParamSpec] = &[
+    p(
+        "frequency",
+        Number,
+        Num(8.0),
+        "cpi",
+        "spatial frequency, cycles per image",
+    ),
+    p("orientation", Angle, Num(0.0), "deg", "0° = vertical bars"),
+    p("phase", Angle, Num(0.0), "deg", "0° = a peak at the centre"),
+    p(
+        "contrast",
+        Number,
+        Num(0.5),
+        "",
+        "Michelson contrast about the background, 0–1",
+    ),
+    p("waveform", Word(WAVEFORMS), W("sine"), "", "sine or square"),
+    p(
+        "window",
+        Word(WINDOWS),
+        W("none"),
+        "",
+        "the aperture: none, a Gaussian or a disc",
+    ),
+    p(
+        "sigma",
+        Number,
+        SizeOver(6.0),
+        "px",
+        "the Gaussian window's standard deviation",
+    ),
+    p(
+        "radius",
+        Number,
+        SizeOver(4.0),
+        "px",
+        "the disc window's radius",
+    ),
+    p(
+        "edge",
+        Number,
+        Num(0.0),
+        "px",
+        "the disc window's raised-cosine edge (0: hard)",
+    ),
+];
+
+const GABOR: &[ParamSpec] = &[
+    p(
+        "frequency",
+        Number,
+        Num(8.0),
+        "cpi",
+        "carrier frequency, cycles per image",
+    ),
+    p("orientation", Angle, Num(0.0), "deg", "0° = vertical bars"),
+    p(
+        "phase",
+        Word(GABOR_PHASES),
+        W("cosine"),
+        "",
+        "even (cosine) or odd (sine) carrier",
+    ),
+    p(
+        "contrast",
+        Number,
+        Num(0.5),
+        "",
+        "carrier amplitude at the envelope's peak, 0–1",
+    ),
+    p(
+        "envelope",
+        Word(ENVELOPES),
+        W("sigma"),
+        "",
+        "fixed size (sigma) or fixed cycles",
+    ),
+    p(
+        "sigma",
+        Number,
+        SizeOver(8.0),
+        "px",
+        "the envelope's standard deviation (envelope sigma)",
+    ),
+    p(
+        "cycles",
+        Number,
+        Num(1.0),
+        "",
+        "σ in wavelengths (envelope cycles)",
+    ),
+    p(
+        "dc_free",
+        Flag,
+        W("false"),
+        "",
+        "subtract the carrier's envelope-weighted mean",
+    ),
+];
+
+const PLAID: &[ParamSpec] = &[
+    p(
+        "frequency",
+        Number,
+        Num(8.0),
+        "cpi",
+        "the first grating's frequency",
+    ),
+    p(
+        "orientation",
+        Angle,
+        Num(45.0),
+        "deg",
+        "the first grating's orientation",
+    ),
+    p("phase", Angle, Num(0.0), "deg", "the first grating's phase"),
+    p(
+        "contrast",
+        Number,
+        Num(0.25),
+        "",
+        "the first grating's contrast",
+    ),
+    p(
+        "frequency2",
+        Number,
+        Num(8.0),
+        "cpi",
+        "the second grating's frequency",
+    ),
+    p(
+        "orientation2",
+        Angle,
+        Num(-45.0),
+        "deg",
+        "the second grating's orientation",
+    ),
+    p(
+        "phase2",
+        Angle,
+        Num(0.0),
+        "deg",
+        "the second grating's phase",
+    ),
+    p(
+        "contrast2",
+        Number,
+        Num(0.25),
+        "",
+        "the second grating's contrast",
+    ),
+    p(
+        "window",
+        Word(WINDOWS),
+        W("none"),
+        "",
+        "the aperture of both",
+    ),
+    p(
+        "sigma",
+        Number,
+        SizeOver(6.0),
+        "px",
+        "the Gaussian window's standard deviation",
+    ),
+    p(
+        "radius",
+        Number,
+        SizeOver(4.0),
+        "px",
+        "the disc window's radius",
+    ),
+    p("edge", Number, Num(0.0), "px", "the disc window's edge"),
+];
+
+const NOISE: &[ParamSpec] = &[
+    p(
+        "contrast",
+        Number,
+        Num(0.1),
+        "",
+        "RMS contrast (SD of luminance over the background)",
+    ),
+    p(
+        "source",
+        Word(NOISE_SOURCES),
+        W("gaussian"),
+        "",
+        "the white noise's distribution",
+    ),
+    p(
+        "spectrum",
+        Word(SPECTRA),
+        W("white"),
+        "",
+        "white, 1/f^alpha (power) or a band",
+    ),
+    p(
+        "alpha",
+        Number,
+        Num(1.0),
+        "",
+        "the power spectrum's exponent (spectrum power)",
+    ),
+    p(
+        "centre",
+        Number,
+        Num(8.0),
+        "cpi",
+        "the band's centre frequency (spectrum band)",
+    ),
+    p(
+        "octaves",
+        Number,
+        Num(1.0),
+        "",
+        "the band's full width in octaves (spectrum band)",
+    ),
+];
+
+const VERNIER: &[ParamSpec] = &[
+    p(
+        "offset",
+        Number,
+        Num(0.0),
+        "px",
+        "the lower segment's offset to the right (signed)",
+    ),
+    p("width", Number, Num(2.0), "px", "bar width"),
+    p(
+        "length",
+        Number,
+        SizeOver(8.0),
+        "px",
+        "each segment's length",
+    ),
+    p(
+        "gap",
+        Number,
+        Num(4.0),
+        "px",
+        "vertical gap between the segments",
+    ),
+    p(
+        "contrast",
+        Number,
+        Num(0.5),
+        "",
+        "Weber contrast of the bars",
+    ),
+    p(
+        "polarity",
+        Word(POLARITIES),
+        W("bright"),
+        "",
+        "bright or dark bars",
+    ),
+    p(
+        "flankers",
+        Word(FLANKERS),
+        W("none"),
+        "",
+        "none, a line on each side, or a frame",
+    ),
+    p(
+        "spacing",
+        Number,
+        SizeOver(8.0),
+        "px",
+        "flanker lines' distance from the pair's axis",
+    ),
+    p(
+        "margin",
+        Number,
+        Num(4.0),
+        "px",
+        "gap between the pair and the surrounding frame",
+    ),
+    p(
+        "orientation",
+        Word(ORIENTATIONS),
+        W("vertical"),
+        "",
+        "vertical or horizontal segments",
+    ),
+];
+
+const PATCH: &[ParamSpec] = &[
+    p("shape", Word(SHAPES), W("disc"), "", "a disc or a square"),
+    p(
+        "radius",
+        Number,
+        SizeOver(4.0),
+        "px",
+        "the disc's radius, or half the square's side",
+    ),
+    p(
+        "contrast",
+        Number,
+        Num(0.0),
+        "",
+        "Weber contrast about the background (0: blank)",
+    ),
+    p(
+        "edge",
+        Number,
+        Num(0.0),
+        "px",
+        "raised-cosine edge width (0: hard)",
+    ),
+    p(
+        "x",
+        Number,
+        Num(0.0),
+        "px",
+        "centre, right of the image centre",
+    ),
+    p(
+        "y",
+        Number,
+        Num(0.0),
+        "px",
+        "centre, below the image centre",
+    ),
+];
+
+const IMAGES: &[ParamSpec] = &[
+    p(
+        "folder",
+        Path,
+        Required,
+        "",
+        "a folder of PNG and JPEG files",
+    ),
+    p(
+        "contrast",
+        Number,
+        Num(1.0),
+        "",
+        "the image's deviation from the background, scaled",
+    ),
+    p(
+        "colour",
+        Word(COLOURS),
+        W("grey"),
+        "",
+        "keep RGB or convert to grey (Rec. 601 luma)",
+    ),
+    p(
+        "resample",
+        Word(RESAMPLES),
+        W("area"),
+        "",
+        "resampling filter after the centre crop",
+    ),
+];
+
+impl StimulusKind {
+    /// Its parameters, in the order the docs list them.
+    pub fn params(self) -> &'static [ParamSpec] {
+        match self {
+            StimulusKind::Grating => GRATING,
+            StimulusKind::Gabor => GABOR,
+            StimulusKind::Plaid => PLAID,
+            StimulusKind::Noise => NOISE,
+            StimulusKind::Vernier => VERNIER,
+            StimulusKind::Patch => PATCH,
+            StimulusKind::Images => IMAGES,
+        }
+    }
+
+    /// The kind named `name` in `.psy` files.
+    pub fn from_name(name: &str) -> Option<StimulusKind> {
+        StimulusKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
