@@ -100,6 +100,139 @@ impl DecisionRule {
     }
 }
 
+impl DecisionRule {
+    /// One choice among `scores.len()` alternatives (the N-way rule of the tasks of issue
+    /// 12: the probe's logits, or a distance readout's distances, larger = chosen): the
+    /// index of the largest `score + ε`, ties to the first. The noise is independent per
+    /// alternative and scaled so that for two alternatives the difference of the two
+    /// noises has the binary rule's distribution: Gaussian `N(0, σ²/2)` each; logistic
+    /// through the softmax at temperature `s` (an inverse-CDF draw of one uniform), which
+    /// for two alternatives is `P(second) = 1 / (1 + e^(−d/s))`, as [`respond`](Self::respond).
+    /// Draws from `r` only when there is noise: one normal per alternative, or one uniform.
+    pub fn choose<R: RngCore + ?Sized>(&self, scores: &[f64], r: &mut R) -> usize {
+        match *self {
+            DecisionRule::Deterministic => argmax(scores),
+            DecisionRule::Gaussian(s) => {
+                let k = s / std::f64::consts::SQRT_2;
+                let noisy: Vec<f64> = scores.iter().map(|&x| x + k * standard_normal(r)).collect();
+                argmax(&noisy)
+            }
+            DecisionRule::Logistic(s) => {
+                let p = softmax(scores, s);
+                let u = rng::unit_f64(r);
+                let mut acc = 0.0;
+                for (i, pi) in p.iter().enumerate() {
+                    acc += pi;
+                    if u < acc {
+                        return i;
+                    }
+                }
+                p.len().saturating_sub(1)
+            }
+        }
+    }
+
+    /// The probability that [`choose`](Self::choose) picks alternative `pick`: exact for
+    /// the deterministic and logistic rules; for the Gaussian one by Gauss–Hermite-free
+    /// numerical integration over the picked alternative's noise (`∫ φ(z) Π_j Φ((x_p −
+    /// x_j)/k + z) dz` with k = σ/√2, midpoint rule on ±8 in 801 steps).
+    pub fn p_choose(&self, scores: &[f64], pick: usize) -> f64 {
+        match *self {
+            DecisionRule::Deterministic => f64::from(u8::from(argmax(scores) == pick)),
+            DecisionRule::Logistic(s) => softmax(scores, s)[pick],
+            DecisionRule::Gaussian(s) => {
+                let k = s / std::f64::consts::SQRT_2;
+                let xp = scores[pick];
+                let steps = 801;
+                let h = 16.0 / f64::from(steps);
+                (0..steps)
+                    .map(|i| {
+                        let z = -8.0 + (f64::from(i) + 0.5) * h;
+                        let phi = (-0.5 * z * z).exp() / (std::f64::consts::TAU).sqrt();
+                        let others: f64 = scores
+                            .iter()
+                            .enumerate()
+                            .filter(|&(j, _)| j != pick)
+                            .map(|(_, &xj)| normal_cdf((xp - xj) / k + z))
+                            .product();
+                        phi * others * h
+                    })
+                    .sum()
+            }
+        }
+    }
+}
+
+/// The index of the largest value, the first of ties (NaN never wins).
+fn argmax(x: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] || x[best].is_nan() && !v.is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `softmax(x / s)`, computed stably.
+fn softmax(x: &[f64], s: f64) -> Vec<f64> {
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|&v| ((v - m) / s).exp()).collect();
+    let z: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / z).collect()
+}
+
+/// [`calibrate`] for N-way choices: the noise scale at which the expected accuracy over
+/// trials with `scores` (one vector per trial) and right answers `correct` equals
+/// `target`, by bisection on the scale's logarithm. Fails when the noiseless accuracy is
+/// not above the target.
+pub fn calibrate_choices(
+    scores: &[Vec<f64>],
+    correct: &[usize],
+    noise: NoiseKind,
+    target: f64,
+) -> Result<f64, CalibrationError> {
+    let n = scores.len().max(1) as f64;
+    let accuracy = |rule: DecisionRule| -> f64 {
+        scores
+            .iter()
+            .zip(correct)
+            .map(|(s, &c)| rule.p_choose(s, c))
+            .sum::<f64>()
+            / n
+    };
+    let noiseless = accuracy(DecisionRule::Deterministic);
+    let err = CalibrationError { noiseless, target };
+    if scores.is_empty() || noiseless <= target {
+        return Err(err);
+    }
+    let rule = |s: f64| match noise {
+        NoiseKind::Gaussian => DecisionRule::Gaussian(s),
+        NoiseKind::Logistic => DecisionRule::Logistic(s),
+    };
+    let spread = scores
+        .iter()
+        .flat_map(|s| s.iter().map(|v| v.abs()))
+        .fold(0.0_f64, f64::max)
+        .max(1e-30);
+    let (mut lo, mut hi) = ((spread * 1e-9).ln(), (spread * 1e9).ln());
+    if accuracy(rule(lo.exp())) < target || accuracy(rule(hi.exp())) > target {
+        return Err(err);
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if accuracy(rule(mid.exp())) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-9 {
+            break;
+        }
+    }
+    Ok((0.5 * (lo + hi)).exp())
+}
+
 /// Why the noise could not be calibrated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CalibrationError {
@@ -293,6 +426,93 @@ pub fn add_pixel_noise<R: RngCore + ?Sized>(grey: &mut [f32], sd: f64, r: &mut R
 
 #[cfg(test)]
 mod tests {
+
+    use super::{calibrate, calibrate_choices, DecisionRule};
+    use crate::plan::NoiseKind;
+
+    /// For two alternatives the N-way rule is the binary one: the same probability of
+    /// choosing the second for every noise, and the same calibrated scale.
+    #[test]
+    fn two_way_choice_is_the_binary_rule() {
+        for rule in [
+            DecisionRule::Deterministic,
+            DecisionRule::Gaussian(0.7),
+            DecisionRule::Logistic(1.3),
+        ] {
+            for d in [-2.0, -0.3, 0.0, 0.4, 1.5] {
+                let p = rule.p_choose(&[0.2, 0.2 + d], 1);
+                let want = if matches!(rule, DecisionRule::Deterministic) && d == 0.0 {
+                    0.0
+                } else {
+                    rule.p_second(d)
+                };
+                assert!((p - want).abs() < 1e-6, "{rule:?} d={d}: {p} vs {want}");
+            }
+        }
+        let margins = [0.5, 1.0, -0.2, 2.0, 0.1, 0.8];
+        let scores: Vec<Vec<f64>> = margins.iter().map(|&m| vec![0.0, m]).collect();
+        let correct = vec![1; margins.len()];
+        for noise in [NoiseKind::Gaussian, NoiseKind::Logistic] {
+            let a = calibrate(&margins, noise, 0.7).unwrap();
+            let b = calibrate_choices(&scores, &correct, noise, 0.7).unwrap();
+            assert!((a - b).abs() / a < 1e-4, "{noise:?}: {a} vs {b}");
+        }
+    }
+
+    /// Sampled choices follow `p_choose` (4 alternatives, 40 000 draws, within 4 SE), and
+    /// the Gaussian integral sums to one over the alternatives.
+    #[test]
+    fn sampled_choices_follow_their_probabilities() {
+        let scores = [0.3, 1.0, -0.5, 0.9];
+        for rule in [DecisionRule::Gaussian(1.2), DecisionRule::Logistic(0.8)] {
+            let total: f64 = (0..4).map(|i| rule.p_choose(&scores, i)).sum();
+            assert!((total - 1.0).abs() < 1e-6, "{rule:?} sums to {total}");
+            let mut r = crate::stimuli::rng::stream(3, "test", 0);
+            let n = 40_000;
+            let mut counts = [0u32; 4];
+            for _ in 0..n {
+                counts[rule.choose(&scores, &mut r)] += 1;
+            }
+            for (i, &c) in counts.iter().enumerate() {
+                let p = rule.p_choose(&scores, i);
+                let se = (p * (1.0 - p) / f64::from(n)).sqrt();
+                let got = f64::from(c) / f64::from(n);
+                assert!((got - p).abs() < 4.0 * se, "{rule:?} alt {i}: {got} vs {p}");
+            }
+        }
+        assert_eq!(
+            DecisionRule::Deterministic.choose(
+                &[1.0, 3.0, 3.0],
+                &mut crate::stimuli::rng::stream(0, "t", 0)
+            ),
+            1
+        );
+    }
+
+    /// Calibration of a 4-way choice reaches its target, and fails above the noiseless
+    /// accuracy.
+    #[test]
+    fn four_way_calibration_hits_its_target() {
+        let scores: Vec<Vec<f64>> = (0..20)
+            .map(|i| {
+                let m = 0.2 + f64::from(i) * 0.1;
+                vec![0.0, m, 0.1, -0.2]
+            })
+            .collect();
+        let correct = vec![1; scores.len()];
+        for noise in [NoiseKind::Gaussian, NoiseKind::Logistic] {
+            let s = calibrate_choices(&scores, &correct, noise, 0.6).unwrap();
+            let rule = match noise {
+                NoiseKind::Gaussian => DecisionRule::Gaussian(s),
+                NoiseKind::Logistic => DecisionRule::Logistic(s),
+            };
+            let acc: f64 =
+                scores.iter().map(|x| rule.p_choose(x, 1)).sum::<f64>() / scores.len() as f64;
+            assert!((acc - 0.6).abs() < 1e-6, "{noise:?}: {acc}");
+        }
+        let worse = vec![vec![1.0, 0.0]; 3];
+        assert!(calibrate_choices(&worse, &[1, 1, 1], NoiseKind::Logistic, 0.6).is_err());
+    }
     use super::*;
 
     #[test]

@@ -42,9 +42,13 @@ pub fn fit_options(f: &plan::Fit) -> Option<FitOptions> {
 /// repeat. Data a function cannot be fitted to (fewer than two levels) leave the
 /// procedure's threshold in place.
 pub fn analyse(plan: &Plan, r: &mut FrequencyResult) {
-    let Some(options) = fit_options(&plan.fit) else {
+    let Some(mut options) = fit_options(&plan.fit) else {
         return;
     };
+    // The task's guess rate is the function's lower asymptote (½ for the tutorial's 2AFC).
+    if let Some(d) = &plan.design {
+        options.guess = Guess::Fixed(d.task.guess_rate());
+    }
     let blocks: Vec<Block> = pooled(r)
         .into_iter()
         .filter(|b| b.trials > 0 && (b.level > 0.0 || !options.sigmoid.log_axis()))

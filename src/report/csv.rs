@@ -7,7 +7,7 @@
 //! seed,reference,condition_id`). `docs/outputs.md` documents every column (a test checks it
 //! against what a run writes).
 
-use super::{stop_name, Identity, Results};
+use super::{stop_name, Identity, Labels, Results};
 use crate::psychometric::{pool_blocks, Block};
 use std::fmt::Write;
 
@@ -68,7 +68,11 @@ pub fn training_csv(results: &Results) -> String {
 /// for bisection and constant stimuli).
 pub fn staircase_csv(results: &Results) -> String {
     let id = identity_cells(&Identity::of(results));
-    let mut s = header("frequency_cpi,step,contrast,accuracy,trials,correct,repeat");
+    let l = Labels::of(&results.plan);
+    let mut s = header(&format!(
+        "{},step,{},accuracy,trials,correct,repeat",
+        l.axis_column, l.level_column
+    ));
     for f in &results.staircases {
         for step in &f.steps {
             let _ = writeln!(
@@ -99,10 +103,12 @@ fn opt(x: Option<f64>) -> String {
 /// `not_converged`.
 pub fn csf_csv(results: &Results) -> String {
     let id = identity_cells(&Identity::of(results));
-    let mut s = header(
-        "frequency_cpi,threshold_contrast,sensitivity,steps,stopped,ci_low,ci_high,\
+    let l = Labels::of(&results.plan);
+    let mut s = header(&format!(
+        "{},threshold_{},sensitivity,steps,stopped,ci_low,ci_high,\
          sensitivity_ci_low,sensitivity_ci_high,method,censored,censored_repeats,repeats,trials",
-    );
+        l.axis_column, l.level_column
+    ));
     for p in &results.csf {
         let _ = writeln!(
             s,
@@ -131,11 +137,13 @@ pub fn csf_csv(results: &Results) -> String {
 /// threshold_contrast,ci_low,ci_high,sensitivity,censored,stopped,trials`.
 pub fn thresholds_csv(results: &Results) -> String {
     let id = identity_cells(&Identity::of(results));
-    let mut s = header(
-        "frequency_cpi,repeat,procedure,procedure_threshold,fit,fit_threshold,fit_ci_low,\
-         fit_ci_high,deviance,deviance_p,threshold_contrast,ci_low,ci_high,sensitivity,censored,\
+    let l = Labels::of(&results.plan);
+    let mut s = header(&format!(
+        "{},repeat,procedure,procedure_threshold,fit,fit_threshold,fit_ci_low,\
+         fit_ci_high,deviance,deviance_p,threshold_{},ci_low,ci_high,sensitivity,censored,\
          stopped,trials",
-    );
+        l.axis_column, l.level_column
+    ));
     for r in &results.staircases {
         let fit = r.fit.as_ref();
         let _ = writeln!(
@@ -177,7 +185,11 @@ pub fn pooled(r: &super::FrequencyResult) -> Vec<Block> {
 /// trials pooled by contrast (what a psychometric function is fitted to).
 pub fn psychometric_csv(results: &Results) -> String {
     let id = identity_cells(&Identity::of(results));
-    let mut s = header("frequency_cpi,repeat,contrast,trials,correct");
+    let l = Labels::of(&results.plan);
+    let mut s = header(&format!(
+        "{},repeat,{},trials,correct",
+        l.axis_column, l.level_column
+    ));
     for r in &results.staircases {
         for b in pooled(r) {
             let _ = writeln!(

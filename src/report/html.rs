@@ -96,6 +96,13 @@ fn inline_svg(svg: &str, label: &str) -> String {
 /// What the run measured, for headings: the detection CSF, or increment thresholds over a
 /// pedestal.
 pub(super) fn measured(results: &Results) -> String {
+    if let Some(d) = &results.plan.design {
+        return format!(
+            "{} threshold versus {}",
+            d.level.name.replace('_', " "),
+            d.axis.name.replace('_', " ")
+        );
+    }
     let reference = results.plan.test.reference;
     if reference > 0.0 {
         format!(
@@ -173,9 +180,15 @@ pub fn report_html(
         h.push_str("<p>No frequency has been measured yet.</p>\n");
     } else {
         let ci = format!("{:.0}&nbsp;%&nbsp;CI", 100.0 * results.plan.fit.ci);
+        let labels = super::Labels::of(&results.plan);
+        let (axis, level) = if labels.legacy {
+            ("frequency (c/img)".to_string(), "contrast".to_string())
+        } else {
+            (esc(&labels.axis_desc), esc(&labels.level_desc))
+        };
         let _ = writeln!(
             h,
-            "<div class=\"scroll\"><table>\n<thead><tr><th class=\"num\">frequency (c/img)</th><th class=\"num\">threshold contrast</th>\
+            "<div class=\"scroll\"><table>\n<thead><tr><th class=\"num\">{axis}</th><th class=\"num\">threshold {level}</th>\
              <th class=\"num\">{ci}</th><th class=\"num\">sensitivity</th><th class=\"num\">sensitivity {ci}</th>\
              <th class=\"num\">trials</th><th class=\"num\">repeats</th><th>method</th><th>stop (censoring)</th></tr></thead>\n<tbody>"
         );

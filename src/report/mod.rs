@@ -488,3 +488,71 @@ fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+/// The names a run's tables and figures give its axis and its measured variable: the
+/// tutorial's (`frequency_cpi`, `contrast`, "spatial frequency (cycles per image)") for a
+/// plan without a design, else the design's axis and level (`pedestal`, `contrast`;
+/// `frequency_cpi`, `orientation_offset`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Labels {
+    /// The axis column of the CSV files (`frequency_cpi`, `pedestal`, `spacing_px`).
+    pub axis_column: String,
+    /// The level column (`contrast`, `offset`).
+    pub level_column: String,
+    /// The axis as figures name it (`spatial frequency (cycles per image)`).
+    pub axis_desc: String,
+    /// A short caption of one axis value (`8 c/img`, `pedestal 0.1`).
+    pub axis_unit: String,
+    /// The level as figures name it (`grating contrast`, `orientation_offset (deg)`).
+    pub level_desc: String,
+    /// Whether this is the tutorial's kind of experiment (no design).
+    pub legacy: bool,
+}
+
+impl Labels {
+    /// The labels of `plan`'s results.
+    pub fn of(plan: &Plan) -> Labels {
+        match &plan.design {
+            None => Labels {
+                axis_column: "frequency_cpi".into(),
+                level_column: "contrast".into(),
+                axis_desc: "spatial frequency (cycles per image)".into(),
+                axis_unit: "c/img".into(),
+                level_desc: "grating contrast".into(),
+                legacy: true,
+            },
+            Some(d) => {
+                let with_unit = |name: &str, unit: &str| {
+                    if unit.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{name} ({unit})")
+                    }
+                };
+                Labels {
+                    axis_column: if d.axis.unit.is_empty() {
+                        d.axis.name.clone()
+                    } else {
+                        format!("{}_{}", d.axis.name, d.axis.unit)
+                    },
+                    level_column: d.level.name.clone(),
+                    axis_desc: with_unit(&d.axis.name.replace('_', " "), &d.axis.unit),
+                    axis_unit: d.axis.unit.clone(),
+                    level_desc: with_unit(&d.level.name.replace('_', " "), &d.level.unit),
+                    legacy: false,
+                }
+            }
+        }
+    }
+
+    /// One axis value as a caption: `8 c/img`, or `pedestal 0.1` without a unit.
+    pub fn caption(&self, value: &str) -> String {
+        if self.legacy {
+            format!("{value} c/img")
+        } else if self.axis_unit.is_empty() {
+            format!("{} {value}", self.axis_desc)
+        } else {
+            format!("{value} {}", self.axis_unit)
+        }
+    }
+}

@@ -168,7 +168,14 @@ fn header<DB: DrawingBackend>(
 }
 
 /// What the run measured, for titles and axis names: (title, what a sensitivity is).
-fn measure(results: &Results) -> (String, &'static str) {
+fn measure(results: &Results) -> (String, String) {
+    if let Some(d) = &results.plan.design {
+        let level = d.level.name.replace('_', " ");
+        return (
+            format!("{level} threshold versus {}", d.axis.name.replace('_', " ")),
+            format!("sensitivity (1 / threshold {level})"),
+        );
+    }
     let reference = results.plan.test.reference;
     if reference > 0.0 {
         (
@@ -176,12 +183,12 @@ fn measure(results: &Results) -> (String, &'static str) {
                 "Increment sensitivity on a pedestal of contrast {}",
                 tick(reference)
             ),
-            "increment sensitivity (1 / (threshold − pedestal))",
+            "increment sensitivity (1 / (threshold − pedestal))".to_string(),
         )
     } else {
         (
             "Contrast sensitivity function".to_string(),
-            "contrast sensitivity (1 / threshold contrast)",
+            "contrast sensitivity (1 / threshold contrast)".to_string(),
         )
     }
 }
@@ -296,7 +303,8 @@ pub fn training_plot(results: &Results) -> io::Result<Plot> {
 struct CsfFigure {
     title: String,
     subtitle: String,
-    y_desc: &'static str,
+    y_desc: String,
+    x_desc: String,
     legend: Vec<(Key, String)>,
     log: bool,
     /// Measured points.
@@ -419,6 +427,7 @@ impl CsfFigure {
             },
             subtitle: subtitle(results),
             y_desc,
+            x_desc: super::Labels::of(&results.plan).axis_desc,
             legend,
             log,
             points,
@@ -448,8 +457,8 @@ impl CsfFigure {
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("spatial frequency (cycles per image)")
-            .y_desc(self.y_desc)
+            .x_desc(&self.x_desc)
+            .y_desc(&self.y_desc)
             .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|v| tick(*v))
             .label_style((FONT, style::TICKS))
@@ -859,6 +868,8 @@ struct PsychometricFigure {
     title: String,
     subtitle: String,
     x_desc: String,
+    /// The axis's names (panel captions).
+    axis: super::Labels,
     legend: Vec<(Key, String)>,
     level: f64,
     panels: Vec<PsyPanel>,
@@ -971,13 +982,24 @@ impl PsychometricFigure {
             format!("{:.0} % correct", 100.0 * level),
         ));
         let reference = results.plan.test.reference;
-        let x_desc = if reference > 0.0 {
+        let labels = super::Labels::of(&results.plan);
+        let x_desc = if !labels.legacy {
+            labels.level_desc.clone()
+        } else if reference > 0.0 {
             format!("target contrast (pedestal {})", tick(reference))
         } else {
             "grating contrast".to_string()
         };
         Self {
-            title: "Psychometric functions, one panel per frequency".to_string(),
+            title: if labels.legacy {
+                "Psychometric functions, one panel per frequency".to_string()
+            } else {
+                format!(
+                    "Psychometric functions, one panel per {}",
+                    labels.axis_desc
+                )
+            },
+            axis: labels,
             subtitle: subtitle(results),
             x_desc,
             legend,
@@ -1017,7 +1039,7 @@ impl Figure for PsychometricFigure {
             // Axis names on the bottom row and the left column only.
             let last_row = row + 1 == rows || i + cols >= self.panels.len();
             let mut chart = ChartBuilder::on(&area)
-                .caption(format!("{} c/img", tick(p.frequency)), (FONT, style::PANEL))
+                .caption(self.axis.caption(&tick(p.frequency)), (FONT, style::PANEL))
                 .margin(6)
                 .x_label_area_size(if last_row { 36 } else { 20 })
                 .y_label_area_size(if col == 0 { 46 } else { 32 })

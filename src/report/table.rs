@@ -7,8 +7,14 @@ use super::{stop_name, Results};
 /// trailing spaces. Numbers as [`display_number`] writes them (frequencies in full).
 pub fn csf_table(results: &Results) -> String {
     let ci = format!("{:.0}% CI", 100.0 * results.plan.fit.ci);
+    let labels = super::Labels::of(&results.plan);
+    let axis = if labels.legacy {
+        "frequency (c/img)".to_string()
+    } else {
+        labels.axis_desc
+    };
     let header = [
-        "frequency (c/img)",
+        axis.as_str(),
         "threshold",
         ci.as_str(),
         "sensitivity",
