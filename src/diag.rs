@@ -227,6 +227,9 @@ codes! {
     /// `psyrun run --resume DIR` cannot continue that run (a finished or foreign folder, an
     /// experiment or plan that changed, a journal that does not match what the run does).
     RunResume => "psy::run::resume",
+    /// A trial of an experiment with a design cannot be made at the level a procedure asked
+    /// for (a stimulus parameter out of its range), or its image folder cannot be read.
+    RunStimulus => "psy::run::stimulus",
     /// `psyrun run --condition` names a condition the experiment's sweep does not have.
     SweepCondition => "psy::sweep::condition",
     /// A sweep folder that cannot be used: another experiment's sweep, a folder with other

@@ -994,10 +994,7 @@ impl PsychometricFigure {
             title: if labels.legacy {
                 "Psychometric functions, one panel per frequency".to_string()
             } else {
-                format!(
-                    "Psychometric functions, one panel per {}",
-                    labels.axis_desc
-                )
+                format!("Psychometric functions, one panel per {}", labels.axis_desc)
             },
             axis: labels,
             subtitle: subtitle(results),

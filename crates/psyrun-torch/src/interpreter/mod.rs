@@ -38,6 +38,7 @@
 // `Failure` carries diagnostics (a few hundred bytes), returned on cold paths only.
 #![allow(clippy::result_large_err)]
 
+mod design;
 mod observe;
 mod prepare;
 mod probe;
@@ -159,6 +160,17 @@ impl Interpreter<'_> {
                 self.backbone.set_precision(self.plan.precision);
             }
             let seed = observer::repeat_seed(self.plan.seed, repeat);
+            if self.plan.design.is_some() {
+                let probe = self.train_design(repeat, seed)?;
+                if let Some(p) = &probe {
+                    self.check_finite(p)?;
+                }
+                self.full_precision_for_testing();
+                let rule = self.design_rule(probe.as_ref(), seed)?;
+                self.test_design(probe.as_ref(), repeat, seed, rule)?;
+                self.analyse(repeat);
+                continue;
+            }
             let probe = self.train(repeat, seed)?;
             self.check_finite(&probe)?;
             self.full_precision_for_testing();

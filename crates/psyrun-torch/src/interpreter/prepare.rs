@@ -219,10 +219,16 @@ impl<'a> Interpreter<'a> {
             live: None,
         };
         let contrast = plan.staircase.start();
-        let sheet = preview_sheet(
-            &trials::preview_images(plan, PREVIEW_PAIRS, contrast),
-            (2 * PREVIEW_PAIRS as usize).max(4),
-        );
+        let sheet = match &plan.design {
+            None => preview_sheet(
+                &trials::preview_images(plan, PREVIEW_PAIRS, contrast),
+                (2 * PREVIEW_PAIRS as usize).max(4),
+            ),
+            Some(design) => {
+                let (images, columns) = it.design_preview(design, contrast)?;
+                preview_sheet(&images, columns)
+            }
+        };
         it.folder
             .write("preview.png", &sheet)
             .map_err(|e| it.io_failure(&e))?;

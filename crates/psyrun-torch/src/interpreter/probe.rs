@@ -4,7 +4,9 @@ use crate::backbone::FeatureOrder;
 use psyrun::stimuli::rng;
 use tch::{nn, Device, Tensor};
 
-/// The linear probe: `logits = W·[f_first, f_second] + b`, `W` of shape [2, 2F].
+/// The linear probe: `logits = W·[f_first, f_second] + b`, `W` of shape [2, 2F] (for a
+/// task of issue 12 with I intervals and C answers, `W·[f_1, …, f_I] + b`, `W` of shape
+/// [C, I·F]).
 ///
 /// Each half of `W` holds its weights in the order the features are flattened in
 /// ([`FeatureOrder`]): torchvision's (channel, row, column), or (row, column, channel) for a
@@ -24,8 +26,21 @@ impl Probe {
     /// torchvision's feature order, then laid out in `order` for one image's features of
     /// `shape` (`[C, H, W]`; other shapes have one order).
     pub(super) fn new(shape: &[u32], order: FeatureOrder, seed: u64, device: Device) -> Self {
+        Self::with_task(shape, order, seed, device, 2, 2)
+    }
+
+    /// A probe over `intervals` images' features with `choices` answers (the tutorial's is
+    /// 2 and 2, drawn exactly as [`new`](Self::new)).
+    pub(super) fn with_task(
+        shape: &[u32],
+        order: FeatureOrder,
+        seed: u64,
+        device: Device,
+        intervals: i64,
+        choices: i64,
+    ) -> Self {
         let features: i64 = shape.iter().map(|&d| i64::from(d)).product();
-        let fan_in = 2 * features;
+        let fan_in = intervals * features;
         let bound = 1.0 / (fan_in as f64).sqrt();
         let mut r = rng::stream(seed, rng::PROBE_INIT, 0);
         let mut draw = |n: i64| -> Vec<f32> {
@@ -33,18 +48,24 @@ impl Probe {
                 .map(|_| rng::uniform_f64(&mut r, -bound, bound) as f32)
                 .collect()
         };
-        let w = Tensor::from_slice(&draw(2 * fan_in)).reshape([2, fan_in]);
+        let w = Tensor::from_slice(&draw(choices * fan_in)).reshape([choices, fan_in]);
         let w = match (order, shape) {
             (FeatureOrder::Hwc, &[c, h, wd]) => {
-                let dims = [2, 2, i64::from(c), i64::from(h), i64::from(wd)];
+                let dims = [
+                    choices,
+                    intervals,
+                    i64::from(c),
+                    i64::from(h),
+                    i64::from(wd),
+                ];
                 w.view(dims)
                     .permute([0, 1, 3, 4, 2])
                     .contiguous()
-                    .view([2, fan_in])
+                    .view([choices, fan_in])
             }
             _ => w,
         };
-        let b = Tensor::from_slice(&draw(2));
+        let b = Tensor::from_slice(&draw(choices));
         let vs = nn::VarStore::new(device);
         let weight = vs.root().var_copy("weight", &w);
         let bias = vs.root().var_copy("bias", &b);
@@ -54,6 +75,11 @@ impl Probe {
             bias,
             features,
         }
+    }
+
+    /// Logits of trials whose intervals' features are concatenated, `[N, I·F]`.
+    pub(super) fn forward_concat(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, Some(&self.bias))
     }
 
     pub(super) fn forward(&self, first: &Tensor, second: &Tensor) -> Tensor {

@@ -418,9 +418,16 @@ impl Interpreter<'_> {
     /// level (with 8 or more trials, at least 3 levels) scored inside the 99 % band of
     /// guessing (0.5 ± 2.33 · 0.5/√n for n trials): the probe told nothing apart at any
     /// contrast, so their thresholds are the procedure's fallback, not a measurement.
-    fn warn_test_at_chance(&mut self, repeat: u32) {
+    pub(super) fn warn_test_at_chance(&mut self, repeat: u32) {
         let n = self.plan.derived.trials_per_level.max(1);
-        let band = 2.33 * 0.5 / f64::from(n).sqrt();
+        // The task's guess rate (½ for the tutorial's 2AFC) and its binomial spread.
+        let g = self
+            .plan
+            .design
+            .as_ref()
+            .map_or(0.5, |d| d.task.guess_rate());
+        let sd = (g * (1.0 - g)).sqrt();
+        let band = 2.33 * sd / f64::from(n).sqrt();
         let flat: Vec<String> = self
             .results
             .staircases
@@ -436,7 +443,7 @@ impl Interpreter<'_> {
                 levels.len() >= 3
                     && levels.iter().all(|b| {
                         let p = f64::from(b.correct) / f64::from(b.trials);
-                        (p - 0.5).abs() <= 2.33 * 0.5 / f64::from(b.trials).sqrt()
+                        (p - g).abs() <= 2.33 * sd / f64::from(b.trials).sqrt()
                     })
             })
             .map(|r| format!("{}", r.frequency))
@@ -453,7 +460,7 @@ impl Interpreter<'_> {
             ),
         )
         .with_help(format!(
-            "no level's accuracy differs from guessing (0.5 ± {band:.2} with {n} trials per level, pooled over repeated contrasts), so these thresholds only say where the staircase gave up. The probe may not read contrast at this cut, or may not have learnt: see the training accuracy, try more `epochs` or `samples`, another `lr`, pooling, or another cut"
+            "no level's accuracy differs from guessing ({g:.2} ± {band:.2} with {n} trials per level, pooled over repeated contrasts), so these thresholds only say where the staircase gave up. The probe may not read contrast at this cut, or may not have learnt: see the training accuracy, try more `epochs` or `samples`, another `lr`, pooling, or another cut"
         ));
         let d = self.plan.spans.label(
             d,

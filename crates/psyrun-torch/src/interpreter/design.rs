@@ -1,0 +1,824 @@
+//! Experiments of any kind (issue 12): the plan's [`Design`] instead of `train shapes` and
+//! `test gratings`. Trials come from [`TaskTrials`] (rendered on the host, in parallel),
+//! features from the backbone; the readout is the linear probe over the trial's intervals
+//! (trained on the design's training task) or a training-free distance; the observer
+//! chooses among the task's answers with [`DecisionRule::choose`]. Procedures move the
+//! design's level at each axis value, in lockstep, as in the tutorial's test.
+//!
+//! What is shared with the tutorial's path: the run folder, the journal (epochs and rounds;
+//! a resumed run retrains, checks its epochs and replays its rounds), the procedures,
+//! the fits (with the task's guess rate), the report.
+
+use super::probe::Probe;
+use super::{Interpreter, Live, TEST_CHUNK};
+use crate::failure::Failure;
+use psyrun::diag::{Code, Diag};
+use psyrun::exit::EXIT_RUN;
+use psyrun::observer::{self, Conditions, DecisionRule};
+use psyrun::plan::design::{Design, Metric, Readout, TaskKind};
+use psyrun::plan::{BatchNorm, Decision, Optimizer, Setting};
+use psyrun::progress::Event;
+use psyrun::report::journal::{Entry, Measured, Round};
+use psyrun::report::{EpochRecord, FrequencyResult};
+use psyrun::staircase::{Procedure, Request};
+use psyrun::stimuli::rng;
+use psyrun::tasks::{self, TaskTrials};
+use psyrun::trials;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+/// An image of a preview sheet: caption, pixels, side.
+type Captioned = (String, Vec<f32>, u32);
+
+/// Stream of a training trial of a design; index [`rng::train_index`]`(epoch, trial)`.
+const DESIGN_TRAIN: &str = "design-train";
+/// Stream of the reference renderings a distance readout's criterion is measured on.
+const CRITERION: &str = "design-criterion";
+/// Reference pairs a criterion is averaged over when stimuli vary from trial to trial.
+const CRITERION_PAIRS: u64 = 16;
+
+/// One trial to show: axis index, level, condition, and the trial's random stream.
+struct Shown {
+    axis: usize,
+    level: f64,
+    condition: usize,
+    stream: u64,
+}
+
+impl<'a> Interpreter<'a> {
+    /// The plan's design (borrowed from the plan, not from the interpreter).
+    fn design(&self) -> &'a Design {
+        // Only called on plans with a design.
+        self.plan.design.as_ref().expect("a plan with a design")
+    }
+}
+
+impl Interpreter<'_> {
+    /// The experiment's folder (image folders are relative to it).
+    fn base(&self) -> std::path::PathBuf {
+        self.options
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// `psy::run::stimulus`: a trial could not be made at the level asked.
+    fn task_failure(&self, e: &tasks::TaskError) -> Failure {
+        self.write_so_far();
+        Failure::new(
+            Diag::error(Code::RunStimulus, format!("cannot make a trial: {e}")).with_help(
+                "a stimulus parameter left its range at a level the procedure asked for: narrow \
+                 the staircase's range, or change the expression that uses `level`",
+            ),
+            EXIT_RUN,
+        )
+        .in_folder(Some(self.folder.path().to_path_buf()))
+    }
+
+    /// The trials of the design's test task (or its training task).
+    pub(super) fn task_trials(&self, training: bool) -> Result<TaskTrials, Failure> {
+        let d = self.design();
+        let task = if training { d.train_task() } else { &d.task };
+        TaskTrials::new(d, task, &self.base()).map_err(|e| self.task_failure(&e))
+    }
+
+    /// Renders trials as network input: `[n·I, 3, H, W]`, normalised, trial-major.
+    fn render_batch(
+        &self,
+        tt: &TaskTrials,
+        shown: &[(f64, f64, usize, ChaCha8Rng)],
+    ) -> Result<Tensor, Failure> {
+        let d = self.design();
+        let size = d.size as usize;
+        let image = 3 * size * size;
+        let per_trial = tt.intervals() * image;
+        let rendered: Result<Vec<Vec<f32>>, tasks::TaskError> = shown
+            .par_iter()
+            .map(|(axis, level, c, r)| {
+                let mut r = r.clone();
+                let images = tt.render(*axis, *level, *c, &mut r)?;
+                let mut out = vec![0f32; per_trial];
+                for (img, dst) in images.iter().zip(out.chunks_mut(image)) {
+                    trials::rgb_to_chw(img, &d.normalize, dst);
+                }
+                Ok(out)
+            })
+            .collect();
+        let buf: Vec<f32> = rendered
+            .map_err(|e| self.task_failure(&e))?
+            .into_iter()
+            .flatten()
+            .collect();
+        let n = (shown.len() * tt.intervals()) as i64;
+        Ok(Tensor::from_slice(&buf).reshape([n, 3, size as i64, size as i64]))
+    }
+
+    /// Features of rendered trials: `[n, I, F]`.
+    fn trial_features(&self, x: &Tensor, intervals: usize) -> Tensor {
+        let f = self.features(x);
+        let n = f.size()[0] / intervals as i64;
+        f.reshape([n, intervals as i64, -1])
+    }
+
+    /// Trains the probe on the design's training task (`None` for a distance readout).
+    pub(super) fn train_design(
+        &mut self,
+        repeat: u32,
+        seed: u64,
+    ) -> Result<Option<Probe>, Failure> {
+        let d = self.design();
+        let (Readout::Probe, Some(train)) = (d.readout, d.train.as_ref()) else {
+            return Ok(None);
+        };
+        let t0 = Instant::now();
+        let plan = self.plan;
+        let Some(shape) = plan.derived.feature_shape.as_deref() else {
+            return Err(self.torch_failure("the feature shape is unknown"));
+        };
+        let tt = self.task_trials(true)?;
+        let (intervals, choices) = (tt.intervals(), tt.choices());
+        let probe = Probe::with_task(
+            shape,
+            self.backbone.feature_order(),
+            seed,
+            self.device,
+            intervals as i64,
+            choices as i64,
+        );
+        let mut opt = match &plan.probe.optimizer {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => nn::Sgd {
+                momentum: *momentum,
+                dampening: 0.0,
+                wd: *weight_decay,
+                nesterov: *nesterov,
+            }
+            .build(&probe.vs, *lr),
+            Optimizer::Adam {
+                lr,
+                betas,
+                weight_decay,
+            } => nn::Adam {
+                beta1: betas.0,
+                beta2: betas.1,
+                wd: *weight_decay,
+                eps: 1e-8,
+                amsgrad: false,
+            }
+            .build(&probe.vs, *lr),
+        }
+        .map_err(|e| self.torch_failure(&e.to_string()))?;
+        let samples = u64::from(train.samples);
+        let batch = u64::from(plan.probe.batch).max(1);
+        // The design's trials are made for one forward pass per batch (all intervals
+        // together): with `batchnorm train` the batch statistics cover every interval.
+        self.backbone.set_batchnorm(plan.backbone.batchnorm);
+        self.observer.event(Event::Phase {
+            name: "training",
+            total: u64::from(plan.probe.epochs) * samples,
+            unit: "trials",
+        });
+        for epoch in 0..plan.probe.epochs {
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0u64);
+            let mut start = 0;
+            while start < samples {
+                self.check_stop()?;
+                let end = (start + batch).min(samples);
+                let (x, labels) =
+                    self.training_batch(&tt, &train.level, seed, epoch, start..end)?;
+                let n = labels.size()[0];
+                let f = self.trial_features(&x, intervals).reshape([n, -1]);
+                let logits = probe.forward_concat(&f);
+                let loss = logits.cross_entropy_for_logits(&labels);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                let l = loss.double_value(&[]);
+                if !l.is_finite() {
+                    return Err(self.nan_failure(epoch, l));
+                }
+                let right = logits
+                    .detach()
+                    .argmax(1, false)
+                    .eq_tensor(&labels)
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
+                loss_sum += l * n as f64;
+                correct += right;
+                seen += n as u64;
+                self.observer.event(Event::Advance(n as u64));
+                start = end;
+            }
+            let record = EpochRecord {
+                repeat,
+                epoch: epoch + 1,
+                loss: loss_sum / seen.max(1) as f64,
+                accuracy: correct as f64 / seen.max(1) as f64,
+            };
+            self.observer.event(Event::Epoch {
+                epoch,
+                loss: record.loss,
+                accuracy: record.accuracy,
+            });
+            self.results.training.push(record);
+            self.journal_epoch(repeat, record)?;
+        }
+        self.observer.event(Event::PhaseDone);
+        self.phase_done("training", t0);
+        self.sync_journal()?;
+        self.folder
+            .write_partial(&self.results)
+            .map_err(|e| self.io_failure(&e))?;
+        let guess = 1.0 / choices as f64;
+        if let Some(last) = self.results.training.last() {
+            let margin = (2.33 * (guess * (1.0 - guess) / samples.max(1) as f64).sqrt()).max(0.1);
+            if last.accuracy < guess + margin {
+                let d = Diag::warning(
+                    Code::RunProbeAtChance,
+                    format!(
+                        "the probe ends training at {:.1} % correct, barely above chance ({:.1} %)",
+                        100.0 * last.accuracy,
+                        100.0 * guess
+                    ),
+                )
+                .with_help(
+                    "the thresholds below are unreliable. Either the trained variable is not \
+                     linearly decodable at this cut, or the probe has not learnt yet: try more \
+                     `epochs` or `samples`, another `lr`, pooling, or training levels nearer \
+                     the easy end",
+                );
+                let d = self.plan.spans.label(
+                    d,
+                    Setting::Probe,
+                    self.options.file,
+                    "this probe stays near chance",
+                );
+                self.warn(d);
+            }
+        }
+        Ok(Some(probe))
+    }
+
+    /// A training batch: trials `range` of `epoch`, each from its own stream, rendered in
+    /// parallel; `(images [n·I, 3, H, W], answers [n])`.
+    fn training_batch(
+        &self,
+        tt: &TaskTrials,
+        draw: &psyrun::plan::design::Draw,
+        seed: u64,
+        epoch: u32,
+        range: std::ops::Range<u64>,
+    ) -> Result<(Tensor, Tensor), Failure> {
+        let d = self.design();
+        let mut shown = Vec::with_capacity((range.end - range.start) as usize);
+        let mut labels = Vec::with_capacity(shown.capacity());
+        for k in range {
+            let mut r = rng::stream(seed, DESIGN_TRAIN, rng::train_index(epoch, k));
+            let (axis, level, c) = tasks::draw_training_trial(d, tt, draw, &mut r);
+            labels.push(tt.answer(c, level) as i64);
+            shown.push((axis, level, c, r));
+        }
+        let x = self.render_batch(tt, &shown)?;
+        Ok((x, Tensor::from_slice(&labels).to_device(self.device)))
+    }
+
+    /// The journal gets the epoch; a resumed run checks its retraining against it instead.
+    fn journal_epoch(&mut self, repeat: u32, record: EpochRecord) -> Result<(), Failure> {
+        match self.replay.next_epoch(repeat) {
+            Some((e, loss, accuracy)) => {
+                if e != record.epoch
+                    || loss.to_bits() != record.loss.to_bits()
+                    || accuracy.to_bits() != record.accuracy.to_bits()
+                {
+                    return Err(self.resume_mismatch(format!(
+                        "retraining gave loss {} and accuracy {} in repeat {repeat}'s epoch {}, \
+                         where the journal has loss {loss} and accuracy {accuracy} in epoch {e}",
+                        record.loss, record.accuracy, record.epoch
+                    )));
+                }
+                Ok(())
+            }
+            None => self.journal(&Entry::Epoch {
+                repeat,
+                epoch: record.epoch,
+                loss: record.loss,
+                accuracy: record.accuracy,
+            }),
+        }
+    }
+
+    /// The observer's decision rule for a design. A calibrated one measures the probe's
+    /// logits on `samples` fresh training trials (epoch index `epochs` of the training
+    /// stream) and sets the noise so that the expected accuracy there is the plan's.
+    pub(super) fn design_rule(
+        &mut self,
+        probe: Option<&Probe>,
+        seed: u64,
+    ) -> Result<DecisionRule, Failure> {
+        let plan = self.plan;
+        let Decision::Calibrated { noise, accuracy } = plan.observer.decision else {
+            return Ok(DecisionRule::new(&plan.observer.decision, None));
+        };
+        let (Some(probe), Some(train)) = (probe, self.design().train.as_ref()) else {
+            let d = Diag::error(
+                Code::RunCalibration,
+                "a calibrated observer needs a trained probe: a distance readout has no training \
+                 trials to calibrate on",
+            )
+            .with_help("give the decision noise directly, e.g. `decision gaussian(sigma: 0.05)`");
+            return Err(Failure::new(d, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf())));
+        };
+        self.backbone.set_batchnorm(BatchNorm::Eval);
+        let tt = self.task_trials(true)?;
+        let samples = u64::from(train.samples);
+        let batch = u64::from(plan.probe.batch).max(1);
+        let mut scores: Vec<Vec<f64>> = Vec::with_capacity(samples as usize);
+        let mut answers: Vec<usize> = Vec::with_capacity(samples as usize);
+        let mut start = 0;
+        while start < samples {
+            self.check_stop()?;
+            let end = (start + batch).min(samples);
+            let (x, labels) =
+                self.training_batch(&tt, &train.level, seed, plan.probe.epochs, start..end)?;
+            let n = labels.size()[0];
+            let f = self.trial_features(&x, tt.intervals()).reshape([n, -1]);
+            let logits = probe.forward_concat(&f).detach().to_device(Device::Cpu);
+            let flat = Vec::<f32>::try_from(logits.reshape([-1]))
+                .map_err(|e| self.torch_failure(&e.to_string()))?;
+            let labels = Vec::<i64>::try_from(labels.to_device(Device::Cpu))
+                .map_err(|e| self.torch_failure(&e.to_string()))?;
+            for (row, &l) in flat.chunks(tt.choices()).zip(&labels) {
+                scores.push(row.iter().map(|&v| f64::from(v)).collect());
+                answers.push(l as usize);
+            }
+            start = end;
+        }
+        match observer::calibrate_choices(&scores, &answers, noise, accuracy) {
+            Ok(scale) => {
+                self.observer.event(Event::Status(format!(
+                    "observer calibrated: decision noise scale {scale:.4} gives {:.1} % expected \
+                     accuracy on {samples} fresh training trials",
+                    100.0 * accuracy
+                )));
+                self.results.manifest.decision_noise = Some(scale);
+                Ok(DecisionRule::new(&plan.observer.decision, Some(scale)))
+            }
+            Err(e) => {
+                let _ = self.folder.write_partial(&self.results);
+                let d = Diag::error(
+                    Code::RunCalibration,
+                    format!(
+                        "the observer cannot be calibrated to {:.1} % correct: the noiseless probe \
+                         scores {:.1} % on fresh training trials",
+                        100.0 * e.target,
+                        100.0 * e.noiseless
+                    ),
+                )
+                .with_help(
+                    "noise only lowers accuracy: ask for an accuracy below the probe's own, or \
+                     train the probe longer (more `epochs` or `samples`)",
+                );
+                let d = plan
+                    .spans
+                    .label(d, Setting::Probe, self.options.file, "this probe");
+                Err(Failure::new(d, EXIT_RUN).in_folder(Some(self.folder.path().to_path_buf())))
+            }
+        }
+    }
+
+    /// Tests repeat `repeat`: one procedure per axis value, in lockstep, one round of
+    /// requests at a time.
+    pub(super) fn test_design(
+        &mut self,
+        probe: Option<&Probe>,
+        repeat: u32,
+        seed: u64,
+        rule: DecisionRule,
+    ) -> Result<(), Failure> {
+        let t0 = Instant::now();
+        let plan = self.plan;
+        self.backbone.set_batchnorm(BatchNorm::Eval);
+        let tt = self.task_trials(false)?;
+        let design = self.design();
+        let axis_values = design.axis.values.clone();
+        let conds = tt.conditions();
+        let choices = tt.choices();
+        let procs: Vec<Procedure> = axis_values
+            .iter()
+            .map(|_| Procedure::from_plan(&plan.staircase, conds as u32))
+            .collect();
+        let mut schedule: Vec<Conditions> = (0..axis_values.len())
+            .map(|a| Conditions::new(seed, repeat, a as u32, conds))
+            .collect();
+        let mut decisions: Vec<_> = (0..axis_values.len())
+            .map(|a| observer::decision_stream(seed, repeat, a as u32))
+            .collect();
+        self.observer.event(Event::Phase {
+            name: "testing",
+            total: procs.iter().map(Procedure::max_trials).sum(),
+            unit: "trials",
+        });
+        let first_row = self.results.staircases.len();
+        self.live = Some(Live {
+            repeat,
+            first_row,
+            procs,
+        });
+        let deterministic = tt.deterministic();
+        // Scores of deterministic trials, by (axis index, level, condition): each computed once.
+        let mut cache: HashMap<(usize, u64, usize), Vec<f64>> = HashMap::new();
+        let mut criteria: HashMap<(usize, usize), f64> = HashMap::new();
+        let (mut shown_count, mut computed) = (0usize, 0usize);
+        while self.live_procs().iter().any(|p| !p.is_done()) {
+            self.check_stop()?;
+            let requests: Vec<(usize, Request)> = self
+                .live_procs()
+                .iter()
+                .enumerate()
+                .filter_map(|(a, p)| p.next().map(|r| (a, r)))
+                .collect();
+            let replayed = self.replay.next_round(repeat);
+            if let Some(round) = &replayed {
+                let same = round.requests.len() == requests.len()
+                    && round.requests.iter().zip(&requests).all(|(m, &(a, r))| {
+                        m.frequency == a
+                            && m.contrast.to_bits() == r.contrast.to_bits()
+                            && m.trials == r.trials
+                    });
+                if !same {
+                    return Err(self.resume_mismatch(
+                        "the procedures ask for other levels than the journal's round".into(),
+                    ));
+                }
+            }
+            // Every trial of the round: its condition and stream, drawn now.
+            let trials: Vec<Vec<Shown>> = requests
+                .iter()
+                .map(|&(a, req)| {
+                    (0..req.trials)
+                        .map(|_| {
+                            let (k, c) = schedule[a].next_trial();
+                            Shown {
+                                axis: a,
+                                level: req.contrast,
+                                condition: c,
+                                stream: k,
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let outcomes: Vec<u32> = if let Some(round) = &replayed {
+                // Replayed: the decision streams move on as they did.
+                for (ts, _) in trials.iter().zip(&requests) {
+                    for t in ts {
+                        rule.choose(&vec![0.0; choices], &mut decisions[t.axis]);
+                    }
+                }
+                round.requests.iter().map(|m| m.correct).collect()
+            } else {
+                // The trials whose scores are not known yet.
+                let mut todo: Vec<&Shown> = Vec::new();
+                for t in trials.iter().flatten() {
+                    let key = (t.axis, t.level.to_bits(), t.condition);
+                    let fresh = !deterministic
+                        || (!cache.contains_key(&key)
+                            && !todo
+                                .iter()
+                                .any(|u| (u.axis, u.level.to_bits(), u.condition) == key));
+                    if fresh {
+                        todo.push(t);
+                    }
+                }
+                shown_count += trials.iter().map(Vec::len).sum::<usize>();
+                computed += todo.len();
+                let scores = self.trial_scores(
+                    &tt,
+                    probe,
+                    &todo,
+                    &axis_values,
+                    seed,
+                    repeat,
+                    &mut criteria,
+                )?;
+                let mut fresh: HashMap<*const Shown, Vec<f64>> = HashMap::new();
+                for (t, s) in todo.iter().zip(scores) {
+                    if deterministic {
+                        cache.insert((t.axis, t.level.to_bits(), t.condition), s);
+                    } else {
+                        fresh.insert(*t as *const Shown, s);
+                    }
+                }
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for ts in &trials {
+                    let mut correct = 0;
+                    for t in ts {
+                        let s = if deterministic {
+                            &cache[&(t.axis, t.level.to_bits(), t.condition)]
+                        } else {
+                            &fresh[&(t as *const Shown)]
+                        };
+                        let choice = rule.choose(s, &mut decisions[t.axis]);
+                        correct += u32::from(choice == tt.answer(t.condition, t.level));
+                    }
+                    outcomes.push(correct);
+                }
+                outcomes
+            };
+            match &replayed {
+                Some(round) => {
+                    let journaled: Vec<u32> = round.requests.iter().map(|m| m.correct).collect();
+                    if journaled != outcomes {
+                        return Err(self.resume_mismatch(format!(
+                            "repeat {repeat}'s test answered {outcomes:?} correct where the \
+                             journal has {journaled:?}"
+                        )));
+                    }
+                }
+                None => self.journal(&Entry::Round(Round {
+                    repeat,
+                    requests: requests
+                        .iter()
+                        .zip(&outcomes)
+                        .map(|(&(a, req), &correct)| Measured {
+                            frequency: a,
+                            contrast: req.contrast,
+                            trials: req.trials,
+                            correct,
+                        })
+                        .collect(),
+                    dvs: Vec::new(),
+                }))?,
+            }
+            let mut trials_run = 0u64;
+            for (&(a, req), &correct) in requests.iter().zip(&outcomes) {
+                if let Some(live) = self.live.as_mut() {
+                    live.procs[a].record(correct);
+                }
+                trials_run += u64::from(req.trials);
+                if let Some(r) = FrequencyResult::from_procedure(
+                    axis_values[a],
+                    repeat,
+                    &self.live_procs()[a],
+                    0.0,
+                ) {
+                    self.observer.event(Event::Threshold {
+                        frequency: r.frequency,
+                        threshold: r.threshold,
+                        steps: r.steps.len(),
+                    });
+                }
+            }
+            self.observer.event(Event::Advance(trials_run));
+        }
+        self.results = self.results_so_far();
+        self.live = None;
+        self.sync_journal()?;
+        self.folder
+            .write_partial(&self.results)
+            .map_err(|e| self.io_failure(&e))?;
+        self.observer.event(Event::PhaseDone);
+        self.warn_test_at_chance(repeat);
+        self.observer.event(Event::Status(format!(
+            "testing showed {shown_count} trials, {computed} of them computed (the others repeat a \
+             trial already seen)"
+        )));
+        self.phase_done("testing", t0);
+        Ok(())
+    }
+
+    fn live_procs(&self) -> &[Procedure] {
+        self.live.as_ref().map_or(&[], |l| &l.procs)
+    }
+
+    /// The readout's scores (one per answer; the observer chooses the largest after noise)
+    /// of `todo`'s trials, in order, computed in chunks of at most [`TEST_CHUNK`] images.
+    #[allow(clippy::too_many_arguments)]
+    fn trial_scores(
+        &self,
+        tt: &TaskTrials,
+        probe: Option<&Probe>,
+        todo: &[&Shown],
+        axis_values: &[f64],
+        seed: u64,
+        repeat: u32,
+        criteria: &mut HashMap<(usize, usize), f64>,
+    ) -> Result<Vec<Vec<f64>>, Failure> {
+        let intervals = tt.intervals();
+        let per_chunk = (TEST_CHUNK / intervals).max(1);
+        let mut out = Vec::with_capacity(todo.len());
+        for chunk in todo.chunks(per_chunk) {
+            self.check_stop()?;
+            let shown: Vec<(f64, f64, usize, ChaCha8Rng)> = chunk
+                .iter()
+                .map(|t| {
+                    (
+                        axis_values[t.axis],
+                        t.level,
+                        t.condition,
+                        observer::stimulus_stream(seed, repeat, t.axis as u32, t.stream),
+                    )
+                })
+                .collect();
+            let x = self.render_batch(tt, &shown)?;
+            let f = self.trial_features(&x, intervals);
+            if !crate::script::all_finite(&f) {
+                return Err(self.non_finite_failure(
+                    "the test images' features are NaN or infinite: no test result could mean \
+                     anything"
+                        .into(),
+                    true,
+                ));
+            }
+            match (self.design().readout, probe) {
+                (Readout::Probe, Some(p)) => {
+                    let n = f.size()[0];
+                    let logits = p.forward_concat(&f.reshape([n, -1])).detach();
+                    let flat = Vec::<f32>::try_from(logits.to_device(Device::Cpu).reshape([-1]))
+                        .map_err(|e| self.torch_failure(&e.to_string()))?;
+                    out.extend(
+                        flat.chunks(tt.choices())
+                            .map(|r| r.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>()),
+                    );
+                }
+                (Readout::Distance(metric), _) => {
+                    for (i, t) in chunk.iter().enumerate() {
+                        let trial = f.get(i as i64);
+                        let scores = self.distance_scores(
+                            tt,
+                            metric,
+                            &trial,
+                            t,
+                            axis_values,
+                            seed,
+                            repeat,
+                            criteria,
+                        )?;
+                        out.push(scores);
+                    }
+                }
+                (Readout::Probe, None) => {
+                    return Err(self.torch_failure("the probe was not trained"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A distance readout's scores for one trial whose interval features are `f` (`[I, F]`).
+    /// Forced choice: each interval's distance from the reference template (the one that
+    /// differs most is chosen). Oddity: each interval's summed distance to the others.
+    /// Same/different and yes/no: `[criterion, distance]`, the criterion being the mean
+    /// distance between two renderings of the reference (0 when stimuli do not vary).
+    #[allow(clippy::too_many_arguments)]
+    fn distance_scores(
+        &self,
+        tt: &TaskTrials,
+        metric: Metric,
+        f: &Tensor,
+        t: &Shown,
+        axis_values: &[f64],
+        seed: u64,
+        repeat: u32,
+        criteria: &mut HashMap<(usize, usize), f64>,
+    ) -> Result<Vec<f64>, Failure> {
+        let axis = axis_values[t.axis];
+        let n = f.size()[0];
+        let template = |this: &Self, k: u64| -> Result<Tensor, Failure> {
+            let mut r = rng::stream(
+                seed,
+                CRITERION,
+                (u64::from(repeat) << 48) | ((t.axis as u64) << 32) | (k & 0xffff_ffff),
+            );
+            let img = tt
+                .template(axis, t.condition, &mut r)
+                .map_err(|e| this.task_failure(&e))?;
+            let d = this.design();
+            let size = d.size as i64;
+            let mut buf = vec![0f32; img.len()];
+            trials::rgb_to_chw(&img, &d.normalize, &mut buf);
+            Ok(this
+                .features(&Tensor::from_slice(&buf).reshape([1, 3, size, size]))
+                .get(0))
+        };
+        let kind = self.design().task.kind;
+        match kind {
+            TaskKind::TwoAfc | TaskKind::Nafc => {
+                let reference = template(self, 1 << 31 | t.stream)?;
+                (0..n)
+                    .map(|i| Ok(distance(metric, &f.get(i), &reference)))
+                    .collect()
+            }
+            TaskKind::Oddity => Ok((0..n)
+                .map(|i| {
+                    (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| distance(metric, &f.get(i), &f.get(j)))
+                        .sum()
+                })
+                .collect()),
+            TaskKind::SameDifferent | TaskKind::YesNo => {
+                let key = (t.axis, t.condition);
+                let criterion = match criteria.get(&key) {
+                    Some(&c) => c,
+                    None => {
+                        let pairs = if tt.deterministic() {
+                            1
+                        } else {
+                            CRITERION_PAIRS
+                        };
+                        let mut sum = 0.0;
+                        for k in 0..pairs {
+                            let a = template(self, 2 * k)?;
+                            let b = template(self, 2 * k + 1)?;
+                            sum += distance(metric, &a, &b);
+                        }
+                        let c = sum / pairs as f64;
+                        criteria.insert(key, c);
+                        c
+                    }
+                };
+                let d = if kind == TaskKind::SameDifferent {
+                    distance(metric, &f.get(0), &f.get(1))
+                } else {
+                    distance(metric, &f.get(0), &template(self, 1 << 31 | t.stream)?)
+                };
+                Ok(vec![criterion, d])
+            }
+        }
+    }
+}
+
+/// The distance between two feature vectors (larger = more different).
+fn distance(metric: Metric, a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    match metric {
+        Metric::Cosine => {
+            let dot = (&a * &b).sum(Kind::Double).double_value(&[]);
+            let na = a.norm().double_value(&[]);
+            let nb = b.norm().double_value(&[]);
+            if na == 0.0 || nb == 0.0 {
+                0.0
+            } else {
+                1.0 - dot / (na * nb)
+            }
+        }
+        Metric::L1 => (&a - &b).abs().sum(Kind::Double).double_value(&[]),
+        Metric::L2 => (&a - &b).norm().double_value(&[]),
+        Metric::Dot => -(&a * &b).sum(Kind::Double).double_value(&[]),
+    }
+}
+
+impl Interpreter<'_> {
+    /// The run folder's preview sheet for a design: one trial of the first condition at
+    /// every axis value (at most 8), at the procedure's first level, its intervals side by
+    /// side and the right one marked; then one training trial when the probe trains on
+    /// another task.
+    pub(super) fn design_preview(
+        &self,
+        design: &Design,
+        level: f64,
+    ) -> Result<(Vec<Captioned>, usize), Failure> {
+        let tt = self.task_trials(false)?;
+        let mut out = Vec::new();
+        let mut r = rng::stream(self.plan.seed, "design-preview", 0);
+        for &axis in design.axis.values.iter().take(8) {
+            let images = tt
+                .render(axis, level, 0, &mut r)
+                .map_err(|e| self.task_failure(&e))?;
+            let answer = tt.answer(0, level);
+            for (i, img) in images.into_iter().enumerate() {
+                let mark = if tt.intervals() > 1 && i == answer {
+                    " (answer)"
+                } else {
+                    ""
+                };
+                out.push((
+                    format!("{} {axis} #{}{mark}", design.axis.name, i + 1),
+                    img,
+                    design.size,
+                ));
+            }
+        }
+        if design.train.as_ref().is_some_and(|t| t.task.is_some()) {
+            let tt = self.task_trials(true)?;
+            let images = tt
+                .render(design.axis.values[0], level, 0, &mut r)
+                .map_err(|e| self.task_failure(&e))?;
+            for (i, img) in images.into_iter().enumerate() {
+                out.push((format!("training #{}", i + 1), img, design.size));
+            }
+        }
+        Ok((out, tt.intervals().max(2)))
+    }
+}
