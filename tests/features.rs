@@ -827,3 +827,143 @@ fn cuda_float32_is_float32_and_tf32_is_opt_in() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Models for the token read-outs: torchvision's ViT (tokens batch first) and an
+/// OpenCLIP-style encoder that keeps them sequence first (`LND`), both seeded.
+const TOKEN_MODELS: &str = r#"
+import torch, torchvision
+
+def tiny_vit():
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(
+        image_size=64, patch_size=16, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32)
+
+class Lnd(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.patch = torch.nn.Conv2d(3, 16, 16, 16)
+        self.class_token = torch.nn.Parameter(torch.randn(1, 1, 16))
+        self.transformer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0)
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2)               # N, L, D
+        t = torch.cat([self.class_token.expand(t.shape[0], -1, -1), t], 1)
+        return self.transformer(t.permute(1, 0, 2))                # L, N, D, as OpenCLIP
+
+def lnd():
+    return Lnd()
+"#;
+
+/// What the layer outputs and what each read-out of it must be, computed in Python.
+const TOKEN_REFERENCE: &str = r#"
+import sys, numpy as np, torch
+from PIL import Image
+sys.path.insert(0, ".")
+import token_models as m
+images = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1) for p in sys.argv[1:]])
+for name, model, layer, lnd in [("vit", m.tiny_vit(), "encoder.layers.encoder_layer_1", False), ("lnd", m.lnd(), "transformer", True)]:
+    model.eval()
+    out = {}
+    h = dict(model.named_modules())[layer].register_forward_hook(lambda _m, _i, o: out.update(y=o))
+    with torch.no_grad():
+        model(images)
+    h.remove()
+    y = out["y"].permute(1, 0, 2) if lnd else out["y"]           # N, L, D
+    n, l, d = y.shape
+    np.save(f"{name}_cls_ref.npy", y[:, 0].numpy())
+    np.save(f"{name}_mean_ref.npy", y[:, 1:].mean(1).numpy())
+    np.save(f"{name}_map_ref.npy", y[:, 1:].reshape(n, 4, 4, d).permute(0, 3, 1, 2).contiguous().numpy())
+"#;
+
+/// `scripts/export_torchscript.py` cuts a ViT (tokens batch first) and an OpenCLIP-style
+/// encoder (sequence first) with their sidecars; `psyrun features --tokens` then reads the
+/// class token, the patch mean and the patch map of each equal to Python's reading of the
+/// model itself: the token axis is the right one for both layouts.
+#[test]
+#[cfg_attr(
+    not(psyrun_python_tests),
+    ignore = "needs python with torch, torchvision and numpy (PSYRUN_PYTHON or python3; ./dev sets it)"
+)]
+fn token_readouts_of_exported_transformers_match_python() {
+    let py = python();
+    let dir = scratch("tokens");
+    fs::write(dir.join("token_models.py"), TOKEN_MODELS).unwrap();
+    fs::write(dir.join("reference.py"), TOKEN_REFERENCE).unwrap();
+    let inputs = images(&dir);
+    let export = crate::root().join("scripts/export_torchscript.py");
+    for (model, layer, out) in [
+        (
+            "token_models:tiny_vit",
+            "encoder.layers.encoder_layer_1",
+            "vit.pt",
+        ),
+        ("token_models:lnd", "transformer", "lnd.pt"),
+    ] {
+        let o = Command::new(&py)
+            .arg(&export)
+            .args([model, "--layer", layer, "--size", "64", "--out", out])
+            .env("PYTHONPATH", &dir)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let side: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.join(format!("{out}.json"))).unwrap())
+                .unwrap();
+        let layout = if out == "vit.pt" { "nld" } else { "lnd" };
+        assert_eq!(side["tokens"]["layout"], layout, "{side}");
+        assert_eq!(side["tokens"]["prefix"], 1, "{side}");
+        assert_eq!(side["tokens"]["grid"], serde_json::json!([4, 4]), "{side}");
+        assert_eq!(side["input_size"], 64, "{side}");
+    }
+    let o = Command::new(&py)
+        .arg("reference.py")
+        .args(&inputs)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for net in ["vit", "lnd"] {
+        for (tokens, shape) in [
+            ("cls", vec![4, 16]),
+            ("mean", vec![4, 16]),
+            ("map", vec![4, 16, 4, 4]),
+        ] {
+            let out = format!("{net}_{tokens}.npy");
+            let module = format!("{net}.pt");
+            let mut args = vec![
+                "features",
+                "--torchscript",
+                &module,
+                "--tokens",
+                tokens,
+                "--size",
+                "64",
+                "--normalize",
+                "none",
+                "--out",
+                &out,
+            ];
+            args.extend(inputs.iter().map(String::as_str));
+            ok(&torch(&dir, &args));
+            let (got_shape, got) = read_npy(&dir.join(&out));
+            let (ref_shape, want) = read_npy(&dir.join(format!("{net}_{tokens}_ref.npy")));
+            assert_eq!(got_shape, shape, "{net} {tokens}");
+            assert_eq!(ref_shape, shape, "{net} {tokens}");
+            assert_close(&format!("{net} tokens {tokens}"), &got, &want);
+        }
+    }
+    // Without `--tokens` a token output is refused, saying what to add.
+    let mut args = vec!["features", "--torchscript", "lnd.pt", "--size", "64"];
+    args.extend(["--out", "x.npy"]);
+    args.extend(inputs.iter().map(String::as_str));
+    let o = torch(&dir, &args);
+    assert_ne!(o.status.code(), Some(0));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("outputs tokens") && err.contains("--tokens cls"),
+        "{err}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

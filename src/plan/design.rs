@@ -414,6 +414,7 @@ pub(super) mod repr {
     use serde::{Deserialize, Serialize};
 
     #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Plan")]
     pub struct PlanRepr {
         psy: u32,
         experiment: String,
@@ -422,11 +423,26 @@ pub(super) mod repr {
         precision: Precision,
         backbone: Backbone,
         probe: Probe,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "bare",
+            deserialize_with = "some"
+        )]
         train: Option<Train>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "bare",
+            deserialize_with = "some"
+        )]
         test: Option<Test>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "bare",
+            deserialize_with = "some"
+        )]
         design: Option<Design>,
         staircase: Staircase,
         #[serde(default)]
@@ -440,6 +456,22 @@ pub(super) mod repr {
 
     fn one() -> u32 {
         1
+    }
+
+    /// A present optional section is written bare (`train: Train(…)`), as before it was
+    /// optional; an absent one is skipped.
+    fn bare<S: serde::Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(t) => t.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a bare section (or `Some(…)`) as present.
+    fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
     }
 
     impl From<Plan> for PlanRepr {

@@ -4,6 +4,7 @@
 
 pub mod design;
 mod lower;
+pub mod sidecar;
 mod spans;
 pub mod sweep;
 mod text;

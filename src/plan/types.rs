@@ -102,6 +102,73 @@ pub struct Backbone {
     pub pooling: Pooling,
     /// How BatchNorm layers behave while the probe trains.
     pub batchnorm: BatchNorm,
+    /// For a cut whose output is a sequence of tokens (a vision transformer's): which
+    /// tokens become the features (`tokens cls | mean | map`). `None` for feature maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenReadout>,
+    /// What the TorchScript file's sidecar (`FILE.json`, written by
+    /// `scripts/export_torchscript.py`) says of the module: filled in when a run loads it
+    /// (as the shapes are), `None` before and without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<Sidecar>,
+}
+
+/// Which tokens become the features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenReadout {
+    /// The first token (the class token): `D` features.
+    Cls,
+    /// The mean of the patch tokens (prefix tokens left out): `D` features.
+    Mean,
+    /// The patch tokens laid out as a `D × rows × columns` feature map (pooling applies as
+    /// for a CNN's).
+    Map,
+}
+
+impl TokenReadout {
+    /// The word written in `.psy` files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenReadout::Cls => "cls",
+            TokenReadout::Mean => "mean",
+            TokenReadout::Map => "map",
+        }
+    }
+}
+
+/// Where the batch and token axes are in a token sequence `[·, ·, D]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenLayout {
+    /// `[N, L, D]`: batch first (torchvision, timm, DINOv2).
+    Nld,
+    /// `[L, N, D]`: sequence first (OpenAI's and OpenCLIP's transformers).
+    Lnd,
+}
+
+/// How a module's output lays out tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFormat {
+    /// Where the batch and the token axes are.
+    pub layout: TokenLayout,
+    /// Tokens before the patch tokens (a class token, registers): 1 for torchvision's ViT.
+    pub prefix: u32,
+    /// The patch tokens' grid (rows, columns), needed by `tokens map`.
+    pub grid: Option<(u32, u32)>,
+}
+
+/// A TorchScript module's sidecar: how it was exported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// The model it was exported from, as the exporter wrote it.
+    pub source: String,
+    /// The module after which it was cut.
+    pub layer: String,
+    /// The only input size it accepts, when fixed (e.g. a ViT's position embeddings).
+    pub input_size: Option<u32>,
+    /// The input normalisation the model was trained with, when known.
+    pub normalize: Option<Normalize>,
+    /// How its output lays out tokens (`None`: a feature map).
+    pub tokens: Option<TokenFormat>,
 }
 
 /// Where the backbone comes from.

@@ -249,6 +249,12 @@ pub struct FeaturesArgs {
     /// --weights; its output for the images is the feature map.
     #[arg(long, conflicts_with = "experiment")]
     pub torchscript: Option<PathBuf>,
+    /// With --torchscript, for a module whose output is a token sequence (its sidecar
+    /// `FILE.json`, written by scripts/export_torchscript.py, says how it is laid out): `cls`
+    /// (the class token), `mean` (the mean of the patch tokens) or `map` (the patch tokens
+    /// as a [D, rows, columns] feature map).
+    #[arg(long, value_parser = parse_tokens, requires = "torchscript")]
+    pub tokens: Option<psyrun::plan::TokenReadout>,
     /// Adaptive pooling of the cut's feature map: `none` (default), `avg:HxW` or `max:HxW`
     /// (`avg:N` is `avg:NxN`). The output keeps the map's shape, [N, C, H, W] or pooled
     /// [N, C, h, w].
@@ -290,6 +296,14 @@ pub struct FeaturesArgs {
     /// contrast).
     #[arg(long, requires = "experiment")]
     pub contrast: Option<f64>,
+}
+
+fn parse_tokens(s: &str) -> Result<psyrun::plan::TokenReadout, String> {
+    use psyrun::plan::TokenReadout;
+    [TokenReadout::Cls, TokenReadout::Mean, TokenReadout::Map]
+        .into_iter()
+        .find(|t| t.name() == s)
+        .ok_or_else(|| format!("`{s}` is not a token read-out: cls, mean or map"))
 }
 
 const FEATURES_AFTER_HELP: &str = "\

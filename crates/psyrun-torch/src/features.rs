@@ -87,6 +87,9 @@ pub struct FeaturesOptions {
     pub count: Option<u64>,
     /// With `experiment`: contrast of the test gratings (default the staircase's start).
     pub contrast: Option<f64>,
+    /// With `torchscript`: which tokens of a token sequence become the features (the
+    /// module's sidecar says how its output lays them out).
+    pub tokens: Option<plan::TokenReadout>,
 }
 
 /// How PNG images are normalised after dividing by 255.
@@ -283,6 +286,8 @@ fn images_request(
             network,
             pooling: args.pooling.unwrap_or(Pooling::Off),
             batchnorm: BatchNorm::Eval,
+            tokens: args.tokens,
+            sidecar: None,
         },
         seed: args.seed.unwrap_or(0),
         base_dir: PathBuf::new(),
@@ -766,7 +771,9 @@ fn extract_inner(
         ) => {
             let fail =
                 |e: ScriptError| Failure::new(crate::failure::script_diag(&e, None), EXIT_RUN);
-            let script = ScriptNet::load(&request.base_dir.join(file)).map_err(fail)?;
+            let path = request.base_dir.join(file);
+            let mut script = ScriptNet::load(&path).map_err(fail)?;
+            crate::script::apply_sidecar(&mut script, &path, b.tokens).map_err(fail)?;
             let (_, shape) = script.shapes(*size, normalize, b.pooling).map_err(fail)?;
             (Net::Script(script), shape)
         }

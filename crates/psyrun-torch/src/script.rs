@@ -25,7 +25,10 @@
 use crate::backbone::{Backbone, FeatureOrder};
 use psyrun::checkpoint::{file_kind, FileKind};
 use psyrun::diag::Diag;
-use psyrun::plan::{BatchNorm, Network, Normalize, Plan, Pooling, Precision};
+use psyrun::plan::{
+    BatchNorm, Network, Normalize, Plan, Pooling, Precision, Sidecar, TokenFormat, TokenLayout,
+    TokenReadout,
+};
 use psyrun::source::SourceFile;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,9 @@ pub struct ScriptNet {
     /// While `bf16`: float32 copies of the parameters from before the conversion, restored
     /// when going back to float32.
     fp32_params: Option<Vec<(String, Tensor)>>,
+    /// For a module whose output is a token sequence: which tokens become the features and
+    /// how the output lays them out (from its sidecar).
+    tokens: Option<(TokenReadout, TokenFormat)>,
 }
 
 impl fmt::Debug for ScriptNet {
@@ -187,7 +193,13 @@ impl ScriptNet {
             device: Device::Cpu,
             bf16: false,
             fp32_params: None,
+            tokens: None,
         })
+    }
+
+    /// Reads the module's output as tokens from now on (`None`: as it is).
+    pub fn set_tokens(&mut self, tokens: Option<(TokenReadout, TokenFormat)>) {
+        self.tokens = tokens;
     }
 
     /// The file it was loaded from.
@@ -255,6 +267,7 @@ impl ScriptNet {
 
     /// The module's output for `x` (`[N, 3, H, W]` on its device), without autograd.
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor, String> {
+        let n = x.size().first().copied().unwrap_or(0);
         let x = if self.bf16 {
             x.to_kind(Kind::BFloat16)
         } else {
@@ -262,13 +275,17 @@ impl ScriptNet {
         };
         let out = tch::no_grad(|| self.module.forward_is(&[IValue::Tensor(x)]))
             .map_err(|e| script_error(&e.to_string()))?;
-        match out {
+        let t = match out {
             // The probe works in float32, whatever the module computes in.
             IValue::Tensor(t) if t.is_floating_point() && t.kind() != Kind::Float => {
-                Ok(t.to_kind(Kind::Float).contiguous())
+                t.to_kind(Kind::Float)
             }
-            IValue::Tensor(t) => Ok(t.contiguous()),
-            other => Err(format!("{NOT_ONE_TENSOR}{}", describe_ivalue(&other))),
+            IValue::Tensor(t) => t,
+            other => return Err(format!("{NOT_ONE_TENSOR}{}", describe_ivalue(&other))),
+        };
+        match self.tokens {
+            None => Ok(t.contiguous()),
+            Some((readout, format)) => read_tokens(&t, n, readout, format),
         }
     }
 
@@ -372,6 +389,145 @@ impl ScriptNet {
         };
         Ok((per_image, pooled))
     }
+}
+
+/// The features of a token sequence `t` for a batch of `n` images: the class token
+/// (`[N, D]`), the mean of the patch tokens (`[N, D]`) or the patch tokens as a map
+/// (`[N, D, rows, columns]`). The batch axis must be where `format` says it is: an output
+/// whose declared batch axis does not have the batch's size is refused, so a sequence-first
+/// (`lnd`) output is never read as batch-first.
+pub fn read_tokens(
+    t: &Tensor,
+    n: i64,
+    readout: TokenReadout,
+    format: TokenFormat,
+) -> Result<Tensor, String> {
+    let size = t.size();
+    if size.len() != 3 {
+        return Err(format!(
+            "the sidecar says the module outputs tokens, but its output has shape {size:?}, not              [N, L, D] or [L, N, D]"
+        ));
+    }
+    let (name, axis) = match format.layout {
+        TokenLayout::Nld => ("nld (batch first)", 0),
+        TokenLayout::Lnd => ("lnd (sequence first)", 1),
+    };
+    if size[axis] != n {
+        let other = if axis == 0 { 1 } else { 0 };
+        let hint = if size[other] == n {
+            format!(
+                "; its axis {other} is the batch: the layout is {}",
+                if other == 0 { "nld" } else { "lnd" }
+            )
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "the sidecar says the tokens are laid out {name}, but for a batch of {n} images the output has shape {size:?}{hint}"
+        ));
+    }
+    let t = if axis == 1 {
+        t.transpose(0, 1)
+    } else {
+        t.shallow_clone()
+    };
+    let (l, d) = (size[if axis == 0 { 1 } else { 0 }], size[2]);
+    let prefix = i64::from(format.prefix);
+    if prefix > l || (readout != TokenReadout::Cls && prefix == l) {
+        return Err(format!(
+            "the output has {l} tokens, but the sidecar says {prefix} come before the patch tokens"
+        ));
+    }
+    let out = match readout {
+        TokenReadout::Cls => t.select(1, 0),
+        TokenReadout::Mean => t
+            .narrow(1, prefix, l - prefix)
+            .mean_dim(1, false, Kind::Float),
+        TokenReadout::Map => {
+            let Some((rows, cols)) = format.grid else {
+                return Err(
+                    "`tokens map` needs the patch grid, which the sidecar does not give".into(),
+                );
+            };
+            let (rows, cols) = (i64::from(rows), i64::from(cols));
+            if rows * cols != l - prefix {
+                return Err(format!(
+                    "the sidecar's grid {rows}×{cols} does not hold the output's {} patch tokens",
+                    l - prefix
+                ));
+            }
+            t.narrow(1, prefix, l - prefix)
+                .reshape([n, rows, cols, d])
+                .permute([0, 3, 1, 2])
+        }
+    };
+    Ok(out.contiguous())
+}
+
+/// Reads the sidecar of the TorchScript module `module` (if any) and sets `net` to read the
+/// token read-out `tokens` from its output. Fails when they do not fit together: tokens
+/// asked of a module whose sidecar gives no token layout (or that has none), a module whose
+/// output is tokens without `tokens`, `cls` without a class token, `map` without a grid.
+pub fn apply_sidecar(
+    net: &mut ScriptNet,
+    module: &Path,
+    tokens: Option<TokenReadout>,
+) -> Result<Option<Sidecar>, ScriptError> {
+    let fail = |message: String, help: &str| ScriptError::Output {
+        path: module.to_path_buf(),
+        message,
+        help: help.to_owned(),
+    };
+    let sidecar = psyrun::plan::sidecar::read(module).map_err(|e| {
+        fail(
+            format!("its sidecar cannot be used: {e}"),
+            "write the module and its sidecar again with `scripts/export_torchscript.py`, or remove the sidecar",
+        )
+    })?;
+    let format = sidecar.as_ref().and_then(|s| s.tokens);
+    match (tokens, format) {
+        (None, None) => {}
+        (Some(r), None) => {
+            return Err(fail(
+                format!(
+                    "`tokens {}` needs to know how the module's output lays out its tokens, and {}",
+                    r.name(),
+                    if sidecar.is_some() {
+                        "its sidecar says it outputs a feature map"
+                    } else {
+                        "it has no sidecar"
+                    }
+                ),
+                "export the module with `scripts/export_torchscript.py`, which writes FILE.json with the token layout (batch or sequence first, prefix tokens, patch grid)",
+            ))
+        }
+        (None, Some(f)) => {
+            return Err(fail(
+                format!(
+                    "its sidecar says it outputs tokens ({} prefix token{}): say which become the features",
+                    f.prefix,
+                    if f.prefix == 1 { "" } else { "s" }
+                ),
+                "add `tokens cls` (the class token), `tokens mean` (the mean of the patch tokens) or `tokens map` (the patch tokens as a feature map) to the backbone (with \
+                 `psyrun features`: `--tokens cls`, `mean` or `map`)",
+            ))
+        }
+        (Some(TokenReadout::Cls), Some(f)) if f.prefix == 0 => {
+            return Err(fail(
+                "`tokens cls` needs a class token, and its sidecar says no token comes before the patch tokens"
+                    .into(),
+                "use `tokens mean` or `tokens map`",
+            ))
+        }
+        (Some(TokenReadout::Map), Some(f)) if f.grid.is_none() => {
+            return Err(fail(
+                "`tokens map` needs the patch grid, and its sidecar gives none".into(),
+                "use `tokens cls` or `tokens mean`, or export the module again with its grid",
+            ))
+        }
+        (Some(r), Some(f)) => net.set_tokens(Some((r, f))),
+    }
+    Ok(sidecar)
 }
 
 fn describe_ivalue(v: &IValue) -> String {
@@ -492,7 +648,22 @@ pub fn resolve(
         return Ok((plan.clone(), None));
     };
     let fail = |e: ScriptError| crate::failure::script_diag(&e, file.map(|f| (plan, f)));
-    let net = ScriptNet::load(&base.join(module)).map_err(fail)?;
+    let path = base.join(module);
+    let mut net = ScriptNet::load(&path).map_err(fail)?;
+    let sidecar = apply_sidecar(&mut net, &path, plan.backbone.tokens).map_err(fail)?;
+    if let Some(fixed) = sidecar.as_ref().and_then(|s| s.input_size) {
+        for (what, size) in [("train", plan.train.size), ("test", plan.test.size)] {
+            if size != fixed {
+                return Err(fail(ScriptError::Output {
+                    path: path.clone(),
+                    message: format!(
+                        "its sidecar says it takes {fixed}×{fixed} images only, and the {what}                          images are {size}×{size}"
+                    ),
+                    help: format!("use `size {fixed}`, or export the module for {size} px"),
+                }));
+            }
+        }
+    }
     let pooling = plan.backbone.pooling;
     let (cut_shape, feature_shape) = net
         .shapes(plan.train.size, &plan.train.normalize, pooling)
@@ -516,6 +687,7 @@ pub fn resolve(
     }
     let mut resolved = plan.clone();
     resolved.derived.set_shapes(cut_shape, feature_shape);
+    resolved.backbone.sidecar = sidecar;
     Ok((resolved, Some(net)))
 }
 
@@ -801,5 +973,135 @@ mod tests {
         let net = ScriptNet::load(&path).unwrap();
         let e = err(net.shapes(16, &Normalize::Off, Pooling::Off));
         assert!(e.to_string().contains("floating point"), "{e}");
+    }
+
+    /// A toy vision transformer's output: the 16 patches (4×4 px, 48 values) of a 16×16
+    /// image as tokens after a class token (twice their mean), batch first or sequence first.
+    fn toy_tokens(x: &Tensor, lnd: bool) -> Tensor {
+        let patches = x
+            .reshape([-1, 3, 4, 4, 4, 4])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([-1, 16, 48]);
+        let cls = patches.mean_dim(1, true, Kind::Float) * 2.0;
+        let t = Tensor::cat(&[cls, patches], 1);
+        if lnd {
+            t.transpose(0, 1)
+        } else {
+            t
+        }
+    }
+
+    fn sidecar(module: &Path, layout: &str, prefix: u32, grid: &str) {
+        std::fs::write(
+            psyrun::plan::sidecar::path_for(module),
+            format!(
+                r#"{{"psyrun_sidecar": 1, "source": "toy", "layer": "encoder", "input_size": 16,
+                    "normalize": null,
+                    "tokens": {{"layout": "{layout}", "prefix": {prefix}, "grid": {grid}}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+
+    /// The token read-outs take the right axis whatever the layout: a sequence-first module
+    /// (OpenCLIP's `LND`) and a batch-first one give the same class token, patch mean and
+    /// patch map, equal to what the tokens were made of; a layout declared wrong is refused
+    /// instead of read along the wrong axis.
+    #[test]
+    fn token_readouts_read_the_batch_axis_the_sidecar_names() {
+        let example = Tensor::rand([2, 3, 16, 16], (Kind::Float, CPU));
+        let nld = traced("tokens_nld.pt", &example, &mut |x| {
+            vec![toy_tokens(x, false)]
+        });
+        let lnd = traced("tokens_lnd.pt", &example, &mut |x| {
+            vec![toy_tokens(x, true)]
+        });
+        sidecar(&nld, "nld", 1, "[4, 4]");
+        sidecar(&lnd, "lnd", 1, "[4, 4]");
+        tch::manual_seed(3);
+        let x = Tensor::rand([3, 3, 16, 16], (Kind::Float, CPU));
+        let truth = toy_tokens(&x, false);
+        let patches = truth.narrow(1, 1, 16);
+        for readout in [TokenReadout::Cls, TokenReadout::Mean, TokenReadout::Map] {
+            let mut got = Vec::new();
+            for path in [&nld, &lnd] {
+                let mut net = ScriptNet::load(path).unwrap();
+                let side = apply_sidecar(&mut net, path, Some(readout))
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(side.input_size, Some(16));
+                got.push(net.try_forward(&x).unwrap());
+            }
+            assert!(got[0].equal(&got[1]), "{readout:?}: the layouts disagree");
+            let want = match readout {
+                TokenReadout::Cls => truth.select(1, 0),
+                TokenReadout::Mean => patches.mean_dim(1, false, Kind::Float),
+                TokenReadout::Map => patches.reshape([3, 4, 4, 48]).permute([0, 3, 1, 2]),
+            };
+            let diff = (&got[0] - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "{readout:?}: {diff}");
+        }
+        // The class token is twice the patch mean, so `cls` and `mean` really differ.
+        let mut net = ScriptNet::load(&nld).unwrap();
+        apply_sidecar(&mut net, &nld, Some(TokenReadout::Map)).unwrap();
+        // Patch (row 1, column 2) is the map's column (1, 2): the grid is row-major.
+        let map = net.try_forward(&x).unwrap();
+        let p = x.narrow(2, 4, 4).narrow(3, 8, 4).reshape([3, 48]);
+        let at = map.select(3, 2).select(2, 1);
+        assert!(at.equal(&p));
+        // Shapes: a map pools like a CNN's.
+        let (raw, pooled) = net
+            .shapes(16, &Normalize::Off, Pooling::Avg { h: 2, w: 2 })
+            .unwrap();
+        assert_eq!((raw, pooled), (vec![48, 4, 4], vec![48, 2, 2]));
+
+        // Declared batch first, but sequence first: refused, with the right layout named.
+        sidecar(&lnd, "nld", 1, "[4, 4]");
+        let mut net = ScriptNet::load(&lnd).unwrap();
+        apply_sidecar(&mut net, &lnd, Some(TokenReadout::Cls)).unwrap();
+        let e = net.try_forward(&x).unwrap_err();
+        assert!(
+            e.contains("its axis 1 is the batch: the layout is lnd"),
+            "{e}"
+        );
+        // A grid that does not hold the patches.
+        sidecar(&nld, "nld", 1, "[4, 5]");
+        let mut net = ScriptNet::load(&nld).unwrap();
+        apply_sidecar(&mut net, &nld, Some(TokenReadout::Map)).unwrap();
+        let e = net.try_forward(&x).unwrap_err();
+        assert!(
+            e.contains("4×5 does not hold the output's 16 patch tokens"),
+            "{e}"
+        );
+
+        // What cannot fit together is said before anything runs.
+        let cases: [(&str, u32, &str, Option<TokenReadout>, &str); 3] = [
+            ("nld", 1, "[4, 4]", None, "say which become the features"),
+            (
+                "nld",
+                0,
+                "[4, 4]",
+                Some(TokenReadout::Cls),
+                "needs a class token",
+            ),
+            (
+                "nld",
+                1,
+                "null",
+                Some(TokenReadout::Map),
+                "needs the patch grid",
+            ),
+        ];
+        for (layout, prefix, grid, readout, says) in cases {
+            sidecar(&nld, layout, prefix, grid);
+            let mut net = ScriptNet::load(&nld).unwrap();
+            let e = err(apply_sidecar(&mut net, &nld, readout));
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        std::fs::remove_file(psyrun::plan::sidecar::path_for(&nld)).unwrap();
+        let mut net = ScriptNet::load(&nld).unwrap();
+        let e = err(apply_sidecar(&mut net, &nld, Some(TokenReadout::Mean)));
+        assert!(e.to_string().contains("it has no sidecar"), "{e}");
+        assert_eq!(apply_sidecar(&mut net, &nld, None).unwrap(), None);
     }
 }

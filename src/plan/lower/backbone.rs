@@ -5,11 +5,13 @@ use super::read::{header, reject_blocks, HOMES};
 use crate::diag::{Code, Diag, Span};
 use crate::models::catalog::{self, Arch};
 use crate::plan::spans::Setting;
-use crate::plan::types::{Backbone, BatchNorm, CatalogNet, Network, Pooling, Weights};
+use crate::plan::types::{
+    Backbone, BatchNorm, CatalogNet, Network, Pooling, TokenReadout, Weights,
+};
 use crate::plan::values::{missing, suggest, Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
-pub(super) const BACKBONE_SETTINGS: &[&str] = &["weights", "cut", "pooling", "batchnorm"];
+pub(super) const BACKBONE_SETTINGS: &[&str] = &["weights", "cut", "pooling", "batchnorm", "tokens"];
 
 /// The backbone with the spans later checks point at.
 pub(super) struct BackboneOut {
@@ -28,6 +30,8 @@ struct Common<'a> {
     label_span: Span,
     pooling: Option<Pooling>,
     batchnorm: Option<BatchNorm>,
+    /// `tokens cls | mean | map` (`Some(None)` when not written; `None` when unusable).
+    tokens: Option<Option<TokenReadout>>,
 }
 
 impl Common<'_> {
@@ -62,11 +66,26 @@ pub(super) fn lower(cx: &mut Cx, b: &Block) -> Option<BackboneOut> {
             &[("eval", BatchNorm::Eval), ("train", BatchNorm::Train)],
         )
     });
+    let tokens = match f.get("tokens") {
+        None => Some(None),
+        Some(v) => cx
+            .choice(
+                v,
+                "token read-out",
+                &[
+                    ("cls", TokenReadout::Cls),
+                    ("mean", TokenReadout::Mean),
+                    ("map", TokenReadout::Map),
+                ],
+            )
+            .map(Some),
+    };
     let common = Common {
         f,
         label_span: b.label.as_ref().map_or(b.keyword.span, |l| l.span),
         pooling,
         batchnorm,
+        tokens,
     };
     match kind(cx, b, common.label_span)? {
         Kind::Script(file) => torchscript(cx, &common, file),
@@ -165,6 +184,8 @@ fn torchscript(cx: &mut Cx, common: &Common<'_>, file: String) -> Option<Backbon
             network: Network::TorchScript { file },
             pooling: common.pooling?,
             batchnorm: common.batchnorm?,
+            tokens: common.tokens?,
+            sidecar: None,
         },
     })
 }
@@ -201,6 +222,21 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
         (Some(a), Some(v)) => cut(cx, a, common.label_span, v),
         _ => None,
     };
+    if let Some(v) = f.get("tokens") {
+        // No catalog architecture outputs tokens yet: their cuts are feature maps.
+        cx.push(
+            Diag::error(
+                Code::PlanIncompatible,
+                "`tokens` applies to a cut whose output is a sequence of tokens",
+            )
+            .at(v.span, "this network's cuts are feature maps")
+            .also(common.label_span, "this backbone")
+            .with_help(
+                "remove `tokens`; for a vision transformer, export it cut with `scripts/export_torchscript.py` and use `backbone torchscript \"FILE\" { tokens cls }` (see docs/language.md, TorchScript backbones)",
+            ),
+        );
+        return None;
+    }
     let (arch, weights, cut) = (arch?, weights?, cut?);
     let (pooling, batchnorm) = (common.pooling?, common.batchnorm?);
     if batchnorm == BatchNorm::Train && !arch.has_batchnorm() {
@@ -214,6 +250,8 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
             network: Network::Catalog(CatalogNet { arch, weights, cut }),
             pooling,
             batchnorm,
+            tokens: None,
+            sidecar: None,
         },
     })
 }

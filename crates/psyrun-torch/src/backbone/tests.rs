@@ -307,6 +307,8 @@ fn batchnorm_eval_keeps_running_stats_train_updates_them() {
         }),
         pooling: Pooling::Off,
         batchnorm: BatchNorm::Eval,
+        tokens: None,
+        sidecar: None,
     };
     let mut b = Backbone::from_plan(&plan, CPU).unwrap();
     let mut events = psyrun::progress::Recorder::default();

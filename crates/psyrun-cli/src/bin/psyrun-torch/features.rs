@@ -28,6 +28,7 @@ fn options(args: &FeaturesArgs) -> FeaturesOptions {
         experiment: args.experiment.clone(),
         count: args.count,
         contrast: args.contrast,
+        tokens: args.tokens,
     }
 }
 
