@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use commands::{check_files, check_files_with, layers_table, plan_text};
-pub use stimuli::{write_stimuli, StimuliArgs};
+pub use stimuli::{write_design_stimuli, write_stimuli, DesignStimuliError, StimuliArgs};
 pub use sweep::SweepArgs;
 
 pub use psyrun::exit::{
