@@ -413,7 +413,9 @@ pub(super) mod repr {
     use super::Design;
     use serde::{Deserialize, Serialize};
 
+    /// Named `Plan` in RON (`struct_names`), as the plan type it stands for.
     #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Plan")]
     pub struct PlanRepr {
         psy: u32,
         experiment: String,
@@ -422,11 +424,26 @@ pub(super) mod repr {
         precision: Precision,
         backbone: Backbone,
         probe: Probe,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "inner",
+            deserialize_with = "some"
+        )]
         train: Option<Train>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "inner",
+            deserialize_with = "some"
+        )]
         test: Option<Test>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "inner",
+            deserialize_with = "some"
+        )]
         design: Option<Design>,
         staircase: Staircase,
         #[serde(default)]
@@ -440,6 +457,22 @@ pub(super) mod repr {
 
     fn one() -> u32 {
         1
+    }
+
+    /// A present optional section written as the section itself (`train: Train(…)`, not
+    /// `train: Some(Train(…))`), as plans were written before the design existed.
+    fn inner<S: serde::Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) => x.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads what [`inner`] writes.
+    fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
     }
 
     impl From<Plan> for PlanRepr {
