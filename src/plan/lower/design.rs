@@ -142,8 +142,11 @@ pub(super) fn lower(
     // stimuli
     let mut stimuli: Vec<(StimulusSpec, Span, BTreeMap<String, Span>)> = Vec::new();
     let mut stimuli_ok = true;
-    for b in &parts.stimuli {
-        match stimulus(cx, b, size, &stimuli) {
+    // Every name declared, also of stimuli with errors (reported once, where they are).
+    let declared = declared_names(&parts.stimuli);
+    for (i, b) in parts.stimuli.iter().enumerate() {
+        let earlier = declared_names(&parts.stimuli[..i]);
+        match stimulus(cx, b, size, &stimuli, &earlier) {
             Some(s) => stimuli.push(s),
             None => stimuli_ok = false,
         }
@@ -156,7 +159,7 @@ pub(super) fn lower(
         );
         return None;
     }
-    let names: Vec<&str> = stimuli.iter().map(|s| s.0.name.as_str()).collect();
+    let names = declared;
 
     // readout
     let readout = match top.readout {
@@ -359,6 +362,20 @@ pub(super) fn lower(
     })
 }
 
+/// The names of `stimulus NAME KIND` blocks.
+fn declared_names<'a>(blocks: &[&'a Block]) -> Vec<&'a str> {
+    blocks
+        .iter()
+        .filter_map(|b| match &b.label {
+            Some(Value {
+                kind: ValueKind::Tagged { tag, .. },
+                ..
+            }) => Some(tag.text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn param_spec(kind: StimulusKind, name: &str) -> Option<&'static ParamSpec> {
     kind.params().iter().find(|p| p.name == name)
 }
@@ -371,6 +388,7 @@ fn stimulus(
     b: &Block,
     size: u32,
     before: &[(StimulusSpec, Span, BTreeMap<String, Span>)],
+    earlier: &[&str],
 ) -> Option<(StimulusSpec, Span, BTreeMap<String, Span>)> {
     reject_blocks(cx, b, &[]);
     let header = b
@@ -468,6 +486,8 @@ fn stimulus(
                 ok = false;
             }
             Some((o, _, _)) => params = o.params.clone(),
+            // Declared above with an error of its own.
+            None if earlier.contains(&other) => ok = false,
             None => {
                 unknown_stimulus(
                     cx,
