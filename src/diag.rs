@@ -189,6 +189,30 @@ codes! {
     /// A sweep's condition that is needed (`psyrun run` of a sweep) or asked for
     /// (`--condition`) and not found.
     PlanCondition => "psy::plan::condition",
+    /// A `stimulus` names a kind no generator has.
+    PlanUnknownStimulusKind => "psy::plan::unknown_stimulus_kind",
+    /// A stimulus sets a parameter its kind does not have.
+    PlanUnknownParameter => "psy::plan::unknown_parameter",
+    /// `level` or `axis` in a parameter that is not a number (a word, a flag, a path).
+    PlanLevelNotNumber => "psy::plan::level_not_number",
+    /// A task or `like` names a stimulus that is not declared.
+    PlanUnknownStimulus => "psy::plan::unknown_stimulus",
+    /// A task's `stimuli` is not a list of two names.
+    PlanTaskStimuli => "psy::plan::task_stimuli",
+    /// The readout cannot answer the task.
+    PlanReadoutTask => "psy::plan::readout_task",
+    /// The curve's axis has the measured variable's name.
+    PlanAxisIsLevel => "psy::plan::axis_is_level",
+    /// No parameter of the target depends on `level`.
+    PlanNothingMeasured => "psy::plan::nothing_measured",
+    /// `train shapes` / `test gratings` mixed with `stimulus` and `task` blocks.
+    PlanMixedSections => "psy::plan::mixed_sections",
+    /// `answer higher` in a task of more than two intervals.
+    PlanAnswerHigher => "psy::plan::answer_higher",
+    /// Two stimuli of a task list the same parameter with different values.
+    PlanListMismatch => "psy::plan::list_mismatch",
+    /// A `probe` or `train` block with a training-free readout (ignored; a warning).
+    PlanUnusedTraining => "psy::plan::unused_training",
     /// `run` or `doctor` in a build without libtorch.
     RunUnavailable => "psy::run::unavailable",
     /// A weights file that is missing, unreadable or of an unknown format.

@@ -413,6 +413,7 @@ pub(super) mod repr {
     use super::Design;
     use serde::{Deserialize, Serialize};
 
+    /// Named `Plan` in RON (`struct_names`), as the plan type it stands for.
     #[derive(Serialize, Deserialize)]
     #[serde(rename = "Plan")]
     pub struct PlanRepr {
@@ -426,21 +427,21 @@ pub(super) mod repr {
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",
-            serialize_with = "bare",
+            serialize_with = "inner",
             deserialize_with = "some"
         )]
         train: Option<Train>,
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",
-            serialize_with = "bare",
+            serialize_with = "inner",
             deserialize_with = "some"
         )]
         test: Option<Test>,
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",
-            serialize_with = "bare",
+            serialize_with = "inner",
             deserialize_with = "some"
         )]
         design: Option<Design>,
@@ -458,16 +459,16 @@ pub(super) mod repr {
         1
     }
 
-    /// A present optional section is written bare (`train: Train(…)`), as before it was
-    /// optional; an absent one is skipped.
-    fn bare<S: serde::Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    /// A present optional section written as the section itself (`train: Train(…)`, not
+    /// `train: Some(Train(…))`), as plans were written before the design existed.
+    fn inner<S: serde::Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(t) => t.serialize(s),
+            Some(x) => x.serialize(s),
             None => s.serialize_none(),
         }
     }
 
-    /// Reads a bare section (or `Some(…)`) as present.
+    /// Reads what [`inner`] writes.
     fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
         d: D,
     ) -> Result<Option<T>, D::Error> {

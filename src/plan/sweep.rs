@@ -283,7 +283,8 @@ fn compile_all(
     let Some(mut exp) = r.resolve(top, exp, &mut Vec::new()) else {
         return r.finish(None, sources);
     };
-    let paths = setting_paths();
+    let mut paths = setting_paths();
+    paths.extend(stimulus_paths(&exp));
     for o in overrides {
         r.apply_override(&mut exp, o, &paths);
     }
@@ -1190,7 +1191,7 @@ pub(crate) fn merge_items(base: Vec<Item>, child: Vec<Item>) -> Vec<Item> {
             }
             Item::Block(b) => {
                 let at = out.iter().enumerate().position(|(i, it)| {
-                    !replaced[i] && matches!(it, Item::Block(o) if o.keyword.text == b.keyword.text)
+                    !replaced[i] && matches!(it, Item::Block(o) if same_block(o, &b))
                 });
                 match at {
                     Some(i) => {
@@ -1242,12 +1243,76 @@ fn remove_swept(exp: &mut Block, path: &str) {
     );
 }
 
+/// The name of a `stimulus NAME KIND { … }` block.
+fn stimulus_name(b: &Block) -> Option<&str> {
+    match &b.label {
+        Some(Value {
+            kind: ValueKind::Tagged { tag, .. },
+            ..
+        }) if b.keyword.text == "stimulus" => Some(&tag.text),
+        _ => None,
+    }
+}
+
+/// Blocks that `extends` merges: the same keyword, and for stimuli the same name (each
+/// `stimulus` block is its own).
+fn same_block(a: &Block, b: &Block) -> bool {
+    a.keyword.text == b.keyword.text && stimulus_name(a) == stimulus_name(b)
+}
+
+/// `stimulus.NAME.PARAM` for every stimulus of `exp` and every parameter of its kind
+/// (and `like`); every kind's parameters when the kind is unknown (lowering says so).
+fn stimulus_paths(exp: &Block) -> Vec<String> {
+    use crate::plan::design::StimulusKind;
+    let mut out = Vec::new();
+    for b in exp.blocks() {
+        let Some(name) = stimulus_name(b) else {
+            continue;
+        };
+        let kind = match &b.label {
+            Some(Value {
+                kind: ValueKind::Tagged { arg, .. },
+                ..
+            }) => match &arg.kind {
+                ValueKind::Ident(k) => StimulusKind::from_name(k),
+                _ => None,
+            },
+            _ => None,
+        };
+        let kinds: Vec<StimulusKind> = kind.map_or(StimulusKind::ALL.to_vec(), |k| vec![k]);
+        let mut params: Vec<&str> = kinds
+            .iter()
+            .flat_map(|k| k.params().iter().map(|p| p.name))
+            .collect();
+        params.push("like");
+        for p in params {
+            let path = format!("stimulus.{name}.{p}");
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 /// Sets `path` (a checked setting path) to `value` in the experiment `exp`: a setting's
 /// value (replacing the one written, or added), or a block's header argument; a block the
 /// experiment lacks is added. `at` is where the path is written (the `--set` text or the
 /// sweep), the key's span of an added setting.
 pub(crate) fn apply(exp: &mut Block, path: &str, at: Span, value: Value) {
     let parts: Vec<&str> = path.split('.').collect();
+    // `stimulus.NAME.PARAM`: the parameter of the stimulus of that name.
+    if let ["stimulus", name, param] = parts.as_slice() {
+        for it in &mut exp.items {
+            if let Item::Block(b) = it {
+                if stimulus_name(b) == Some(*name) {
+                    set_setting(b, param, at, value);
+                    return;
+                }
+            }
+        }
+        return;
+    }
     let is_setting = |last: &str, depth: usize| {
         // `backbone`, `probe.optimizer`: a header argument; the rest are settings.
         !(depth == 1
@@ -1255,6 +1320,9 @@ pub(crate) fn apply(exp: &mut Block, path: &str, at: Span, value: Value) {
             && last != "device"
             && last != "precision"
             && last != "repeats"
+            && last != "readout"
+            && last != "level"
+            && last != "axis"
             || depth == 2 && last == "optimizer")
     };
     let mut block = exp;

@@ -15,6 +15,21 @@ pub(crate) struct Cx {
     /// Where the files the experiment names are looked for, when they are checked (see
     /// [`crate::plan::compile_checked`]).
     pub(crate) files: Option<FileBase>,
+    /// What the staircase's values are: contrasts (the `test gratings` experiments), or the
+    /// level of an experiment described by its parts (`stimulus`, `task`, …).
+    pub(crate) level: LevelDomain,
+}
+
+/// What a procedure's values (`start`, `range`, `levels`) are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum LevelDomain {
+    /// Contrasts in [0, 1] (`test gratings`).
+    #[default]
+    Contrast,
+    /// A plain number of any range (the level of a number parameter).
+    Number,
+    /// An angle, written with its unit (the level of an angle parameter).
+    Angle,
 }
 
 /// The folder that relative paths in an experiment are taken from (the experiment file's

@@ -116,13 +116,67 @@ pub enum ValueKind {
         /// Its arguments.
         args: Vec<Arg>,
     },
-    /// `avg 2x2`
+    /// An expression of the experiment's variables `level` and `axis`
+    /// (`45deg + level`, `axis * (1 + level)`, a lone `level`): kept, not folded.
+    Expr(SymExpr),
+    /// `avg 2x2`, `frequency [2, 4, 8]`, and a stimulus's `reference gabor`
     Tagged {
         /// `avg`
         tag: Name,
         /// `2x2`
         arg: Box<Value>,
     },
+}
+
+/// An arithmetic expression that mentions `level` or `axis`. Constants are folded where
+/// they can be (`2 * 3` is one `Num`); angles are kept in degrees and marked as angles.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SymExpr {
+    /// A plain number.
+    Num(f64),
+    /// An angle, in degrees.
+    Angle(f64),
+    /// `level`
+    Level,
+    /// `axis`
+    Axis,
+    /// `a + b`
+    Add(Box<SymExpr>, Box<SymExpr>),
+    /// `a - b`
+    Sub(Box<SymExpr>, Box<SymExpr>),
+    /// `a * b`
+    Mul(Box<SymExpr>, Box<SymExpr>),
+    /// `a / b`
+    Div(Box<SymExpr>, Box<SymExpr>),
+    /// `-a`
+    Neg(Box<SymExpr>),
+}
+
+impl SymExpr {
+    /// True when it mentions `level`.
+    pub fn uses_level(&self) -> bool {
+        self.any(&|e| matches!(e, SymExpr::Level))
+    }
+    /// True when it mentions `axis`.
+    pub fn uses_axis(&self) -> bool {
+        self.any(&|e| matches!(e, SymExpr::Axis))
+    }
+    /// True when it holds an angle constant.
+    pub fn has_angle(&self) -> bool {
+        self.any(&|e| matches!(e, SymExpr::Angle(_)))
+    }
+    fn any(&self, f: &dyn Fn(&SymExpr) -> bool) -> bool {
+        if f(self) {
+            return true;
+        }
+        match self {
+            SymExpr::Add(a, b) | SymExpr::Sub(a, b) | SymExpr::Mul(a, b) | SymExpr::Div(a, b) => {
+                a.any(f) || b.any(f)
+            }
+            SymExpr::Neg(a) => a.any(f),
+            SymExpr::Num(_) | SymExpr::Angle(_) | SymExpr::Level | SymExpr::Axis => false,
+        }
+    }
 }
 
 /// A function argument, positional or named.
@@ -156,6 +210,7 @@ impl ValueKind {
             ValueKind::Range(..) => "a range",
             ValueKind::Call { .. } => "a function call",
             ValueKind::Tagged { .. } => "a name with a size",
+            ValueKind::Expr(_) => "an expression of `level` or `axis`",
         }
     }
 }
@@ -263,6 +318,7 @@ impl Shift for Value {
             | ValueKind::Angle(_)
             | ValueKind::Dims(..)
             | ValueKind::Ident(_)
+            | ValueKind::Expr(_)
             | ValueKind::Str(_) => {}
         }
     }

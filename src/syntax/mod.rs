@@ -229,9 +229,11 @@ impl Builder {
         let mut items = Vec::new();
         for q in p.into_inner() {
             match q.as_rule() {
-                Rule::kw_experiment | Rule::section_kw | Rule::key | Rule::kw_sweep => {
-                    keyword = Some(name_of(&q))
-                }
+                Rule::kw_experiment
+                | Rule::section_kw
+                | Rule::key
+                | Rule::kw_sweep
+                | Rule::kw_stimulus => keyword = Some(name_of(&q)),
                 Rule::extends => {
                     extends = q
                         .into_inner()
@@ -252,9 +254,10 @@ impl Builder {
                     })
                 }
                 Rule::label => label = q.into_inner().next().map(|l| self.label(l)),
+                Rule::label_pair => label = Some(self.label(q)),
                 Rule::lbrace => open = span_of(&q),
                 Rule::setting => items.push(Item::Setting(self.setting(q))),
-                Rule::block | Rule::block_inner | Rule::section | Rule::sweep => {
+                Rule::block | Rule::block_inner | Rule::section | Rule::sweep | Rule::stimulus => {
                     items.push(Item::Block(self.block(q)))
                 }
                 _ => {}
@@ -277,7 +280,8 @@ impl Builder {
         let span = span_of(&p);
         match p.as_rule() {
             Rule::string => self.string(p),
-            Rule::label_file => {
+            Rule::label_file | Rule::label_pair => {
+                let pair = p.as_rule() == Rule::label_pair;
                 let mut inner = p.into_inner();
                 let (Some(tag), Some(file)) = (inner.next(), inner.next()) else {
                     return Value {
@@ -285,10 +289,18 @@ impl Builder {
                         span,
                     };
                 };
+                let arg = if pair {
+                    Value {
+                        kind: ValueKind::Ident(file.as_str().to_string()),
+                        span: span_of(&file),
+                    }
+                } else {
+                    self.string(file)
+                };
                 Value {
                     kind: ValueKind::Tagged {
                         tag: name_of(&tag),
-                        arg: Box::new(self.string(file)),
+                        arg: Box::new(arg),
                     },
                     span,
                 }
@@ -384,7 +396,13 @@ impl Builder {
             Rule::tagged => {
                 let mut inner = p.into_inner();
                 let tag = inner.next().map(|n| name_of(&n));
-                let arg = inner.next().map(|n| self.numlike(&n));
+                let arg = inner.next().map(|n| {
+                    if n.as_rule() == Rule::list {
+                        self.value(n)
+                    } else {
+                        self.numlike(&n)
+                    }
+                });
                 match (tag, arg) {
                     (Some(tag), Some(arg)) => ValueKind::Tagged {
                         tag,

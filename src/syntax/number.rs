@@ -1,6 +1,6 @@
 //! Number-like tokens and arithmetic: `1e-4`, `15deg`, `2x2`, `2afc`, `224 / 6`.
 
-use super::ast::{Value, ValueKind};
+use super::ast::{SymExpr, Value, ValueKind};
 use super::Rule;
 use crate::diag::{Code, Diag, Span};
 use pest::iterators::Pair;
@@ -92,10 +92,33 @@ fn is_word(text: &str) -> bool {
     !exponent_like && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Q {
     Num(f64),
     Deg(f64),
+    /// An expression that mentions `level` or `axis`: built, not folded.
+    Sym(SymExpr),
+}
+
+impl Q {
+    fn into_sym(self) -> SymExpr {
+        match self {
+            Q::Num(x) => SymExpr::Num(x),
+            Q::Deg(x) => SymExpr::Angle(x),
+            Q::Sym(e) => e,
+        }
+    }
+}
+
+/// `a op b` when either side mentions a variable.
+fn sym(a: Q, b: Q, op: &str) -> Q {
+    let (a, b) = (Box::new(a.into_sym()), Box::new(b.into_sym()));
+    Q::Sym(match op {
+        "+" => SymExpr::Add(a, b),
+        "-" => SymExpr::Sub(a, b),
+        "*" => SymExpr::Mul(a, b),
+        _ => SymExpr::Div(a, b),
+    })
 }
 
 /// The span of an `expr`, `term` or `factor` without the whitespace and comments pest
@@ -127,6 +150,7 @@ pub(super) fn fold_expr(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Value {
         _ if errors.len() > before => ValueKind::Number(0.0),
         Some(Q::Num(x)) => ValueKind::Number(x),
         Some(Q::Deg(x)) => ValueKind::Angle(x),
+        Some(Q::Sym(e)) => ValueKind::Expr(e),
         None => ValueKind::Number(0.0),
     };
     Value { kind, span }
@@ -156,6 +180,7 @@ fn expr(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
         let op_span = span_of(&op);
         let r = term(rhs, errors)?;
         acc = match (acc, r, op.as_str()) {
+            (a @ Q::Sym(_), b, op) | (a, b @ Q::Sym(_), op) => sym(a, b, op),
             (Q::Num(a), Q::Num(b), "+") => Q::Num(a + b),
             (Q::Num(a), Q::Num(b), _) => Q::Num(a - b),
             (Q::Deg(a), Q::Deg(b), "+") => Q::Deg(a + b),
@@ -189,6 +214,7 @@ fn term(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
             return None;
         }
         acc = match (acc, r, divide) {
+            (a @ Q::Sym(_), b, _) | (a, b @ Q::Sym(_), _) => sym(a, b, op.as_str()),
             (Q::Num(a), Q::Num(b), false) => Q::Num(a * b),
             (Q::Num(a), Q::Num(b), true) => Q::Num(a / b),
             (Q::Deg(a), Q::Num(b), false) | (Q::Num(b), Q::Deg(a), false) => Q::Deg(a * b),
@@ -211,6 +237,18 @@ fn factor(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
     for q in p.into_inner() {
         match q.as_rule() {
             Rule::neg => negate = true,
+            Rule::symbol => {
+                let e = if q.as_str() == "level" {
+                    SymExpr::Level
+                } else {
+                    SymExpr::Axis
+                };
+                return Some(if negate {
+                    Q::Sym(SymExpr::Neg(Box::new(e)))
+                } else {
+                    Q::Sym(e)
+                });
+            }
             Rule::numlike => {
                 let v = classify(q.as_str(), span_of(&q), errors);
                 return match v.kind {
@@ -236,6 +274,7 @@ fn factor(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
                 return Some(match (x, negate) {
                     (Q::Num(a), true) => Q::Num(-a),
                     (Q::Deg(a), true) => Q::Deg(-a),
+                    (Q::Sym(e), true) => Q::Sym(SymExpr::Neg(Box::new(e))),
                     (x, false) => x,
                 });
             }
@@ -246,7 +285,9 @@ fn factor(p: Pair<'_, Rule>, errors: &mut Vec<Diag>) -> Option<Q> {
 }
 
 fn finite(q: Q, errors: &mut Vec<Diag>) -> Option<Q> {
-    let (Q::Num(x) | Q::Deg(x)) = q;
+    let (Q::Num(x) | Q::Deg(x)) = q else {
+        return Some(q);
+    };
     if x.is_finite() {
         Some(q)
     } else {

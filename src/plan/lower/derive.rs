@@ -8,6 +8,7 @@ use super::backbone::BackboneOut;
 use super::experiment::Sections;
 use crate::diag::{Code, Diag, Span};
 use crate::models::catalog::{self, Arch, ShapeError};
+use crate::plan::design::{Design, Readout};
 use crate::plan::types::{
     BatchNorm, Derived, Network, Pooling, Probe, Staircase, TargetInterval, Test, Train,
 };
@@ -24,10 +25,46 @@ pub(super) fn lower(
     staircase: &Staircase,
 ) -> Option<Derived> {
     let reference_fits = reference_in_range(cx, sections, test, staircase);
+    let derived = counts(train, test, staircase);
+    let derived = with_shapes(cx, sections, bb, probe, train, test, derived, None)?;
+    reference_fits.then_some(derived)
+}
+
+/// The derived values of an experiment described by its parts: the counts of its task
+/// (counterbalanced conditions, images per trial, the probe's size) and the shapes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lower_design(
+    cx: &mut Cx,
+    sections: &Sections<'_>,
+    bb: &BackboneOut,
+    probe: &Probe,
+    train: &Train,
+    test: &Test,
+    staircase: &Staircase,
+    design: &Design,
+) -> Option<Derived> {
     let mut derived = counts(train, test, staircase);
+    derived.trials_per_level = super::design::conditions(design, &design.task);
+    derived.train_images_per_epoch =
+        u64::from(train.samples) * u64::from(design.train_task().intervals);
+    with_shapes(cx, sections, bb, probe, train, test, derived, Some(design))
+}
+
+/// `derived` with a catalog backbone's shapes filled in (and the checks on them).
+#[allow(clippy::too_many_arguments)]
+fn with_shapes(
+    cx: &mut Cx,
+    sections: &Sections<'_>,
+    bb: &BackboneOut,
+    probe: &Probe,
+    train: &Train,
+    test: &Test,
+    mut derived: Derived,
+    design: Option<&Design>,
+) -> Option<Derived> {
     // A TorchScript module's shapes are known only once it is loaded (at run time).
     let Network::Catalog(net) = &bb.plan.network else {
-        return reference_fits.then_some(derived);
+        return Some(derived);
     };
     let shapes = Shapes {
         sections,
@@ -58,6 +95,16 @@ pub(super) fn lower(
     }
     derived.set_shapes(cut_shape, feature_shape);
     let per_image = derived.features_per_image.unwrap_or(0);
+    if let Some(d) = design {
+        // Every interval's features side by side; one logit per answer.
+        let inputs = u64::from(d.task.intervals) * per_image;
+        let choices = u64::from(d.task.choices());
+        derived.probe_inputs = Some(inputs);
+        derived.probe_parameters = Some(match d.readout {
+            Readout::Probe => choices * inputs + choices,
+            Readout::Distance(_) => 0,
+        });
+    }
     derived.estimated_peak_bytes =
         super::memory::estimate(net.arch, &net.cut, per_image, probe, train, test);
     if let Some(bytes) = derived.estimated_peak_bytes {
@@ -65,7 +112,7 @@ pub(super) fn lower(
             return None;
         }
     }
-    reference_fits.then_some(derived)
+    Some(derived)
 }
 
 /// The comparison image's contrast must leave room for a target of higher contrast inside

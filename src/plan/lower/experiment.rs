@@ -2,7 +2,7 @@
 //! the blocks it holds, and the order in which they are lowered.
 
 use super::read::{header, HOMES};
-use super::{backbone, derive, fit, observer, probe, staircase, test, train, warnings};
+use super::{backbone, derive, design, fit, observer, probe, staircase, test, train, warnings};
 use crate::diag::{Code, Diag, Span};
 use crate::plan::spans::Setting;
 use crate::plan::types::{Device, Fit, Observer, Plan, Precision};
@@ -25,9 +25,12 @@ pub(super) const EXPERIMENT_SETTINGS: &[&str] = &["seed", "device", "precision",
 
 /// Lowers the one experiment of a file (`psy` is the file's language version).
 pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
-    let top = top_level(cx, exp);
+    if design::is_design(exp) {
+        return lower_design(cx, psy, exp);
+    }
+    let top = top_level(cx, exp, EXPERIMENT_SETTINGS);
     let sections = Sections::collect(cx, exp);
-    sections.require_all(cx);
+    sections.require_all(cx, REQUIRED);
 
     // In the order the sections are documented and usually written, so that independent
     // errors come out top to bottom.
@@ -50,22 +53,7 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     let (seed, device, precision, repeats) = (top.seed?, top.device?, top.precision?, top.repeats?);
     let (backbone, probe, train, test, staircase) = (backbone?, probe?, train?, test?, staircase?);
     let (observer, fit) = (observer?, fit?);
-    if repeats > 1 && backbone.plan.batchnorm == crate::plan::types::BatchNorm::Train {
-        let mut d = Diag::error(
-            Code::PlanIncompatible,
-            "`repeats` needs a frozen backbone, but `batchnorm train` changes it while a probe trains",
-        )
-        .with_help(
-            "each repeat's probe would start from the statistics the previous one left; use \
-             `batchnorm eval` (the default), or run the tutorial's setting once per seed",
-        );
-        if let Some(span) = top.repeats_span {
-            d = d.at(span, "several probes");
-        }
-        if let Some(span) = sections.setting_span("backbone", "batchnorm") {
-            d = d.also(span, "BatchNorm statistics drift while training");
-        }
-        cx.push(d);
+    if !repeats_fit(cx, &top, &sections, repeats, &backbone) {
         return None;
     }
     let derived = derive::lower(cx, &sections, &backbone, &probe, &train, &test, &staircase)?;
@@ -98,6 +86,141 @@ pub(super) fn lower(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     })
 }
 
+/// An experiment described by its parts (`stimulus`, `task`, …): the shared blocks
+/// (`backbone`, `probe`, `staircase`, `observer`, `fit`) as in [`lower`], the rest in
+/// [`design`]; `train` and `test` of the plan are the design's
+/// ([`Design::legacy_train`](crate::plan::design::Design::legacy_train)).
+fn lower_design(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
+    let allowed: Vec<&'static str> = EXPERIMENT_SETTINGS
+        .iter()
+        .chain(design::DESIGN_SETTINGS)
+        .copied()
+        .collect();
+    let top = top_level(cx, exp, &allowed);
+    let sections = Sections::collect(cx, exp);
+    sections.require_all(cx, &["backbone", "staircase"]);
+    let mut mixed = false;
+    for (kw, old) in [("train", true), ("test", false)] {
+        let Some(b) = sections.get(kw) else { continue };
+        if old && b.label.is_none() {
+            continue;
+        }
+        let what = crate::plan::values::block_title(b);
+        cx.push(
+            Diag::error(
+                Code::PlanMixedSections,
+                format!("`{what}` belongs to the tutorial's experiment; this one is described by its stimuli and task"),
+            )
+            .at(b.keyword.span, "an old section")
+            .with_help(if old {
+                "keep the new blocks and write `train { samples N  level uniform(lo, hi) }` (the probe trains on the task's stimuli), or keep `train shapes`/`test gratings` and remove the `stimulus`, `task`, `level`, `axis` and `display` blocks"
+            } else {
+                "the `stimulus` and `task` blocks and `axis` say what `test gratings` said: remove `test`, or keep `train shapes`/`test gratings` and remove the new blocks"
+            }),
+        );
+        mixed = true;
+    }
+    let parts = design::Parts::collect(cx, exp);
+    let backbone = sections
+        .get("backbone")
+        .and_then(|b| backbone::lower(cx, b));
+    // `train shapes` (reported above) reaches `design::lower`, which skips it quietly.
+    let train_block = sections.get("train");
+    let out = design::lower(
+        cx,
+        exp,
+        &parts,
+        &top.design,
+        sections.get("probe"),
+        train_block,
+    );
+    // A training-free readout has no `probe` block: the plan carries the default probe.
+    let default_probe = Block {
+        keyword: crate::syntax::ast::Name {
+            text: "probe".into(),
+            span: exp.keyword.span,
+        },
+        label: None,
+        extends: None,
+        items: Vec::new(),
+        open: exp.keyword.span,
+        span: exp.keyword.span,
+    };
+    let probe = probe::lower(cx, sections.get("probe").unwrap_or(&default_probe));
+    if let Some(o) = &out {
+        cx.level = o.domain;
+    }
+    let staircase = sections
+        .get("staircase")
+        .and_then(|b| staircase::lower(cx, b));
+    let observer = sections
+        .get("observer")
+        .map_or(Some(Observer::default()), |b| observer::lower(cx, b));
+    let fit = sections
+        .get("fit")
+        .map_or(Some(Fit::default()), |b| fit::lower(cx, b));
+    let (seed, device, precision, repeats) = (top.seed?, top.device?, top.precision?, top.repeats?);
+    let (backbone, probe, staircase, design) = (backbone?, probe?, staircase?, out?.design);
+    let (observer, fit) = (observer?, fit?);
+    if mixed || !repeats_fit(cx, &top, &sections, repeats, &backbone) {
+        return None;
+    }
+    let train = design.legacy_train();
+    let test = design.legacy_test();
+    let derived = derive::lower_design(
+        cx, &sections, &backbone, &probe, &train, &test, &staircase, &design,
+    )?;
+    // The tutorial's warnings (`warnings::check`) read `train shapes` and `test gratings`:
+    // a design has neither.
+    Some(Plan {
+        psy,
+        experiment: name(exp),
+        seed,
+        device,
+        precision,
+        backbone: backbone.plan,
+        probe,
+        train,
+        test,
+        staircase,
+        observer,
+        fit,
+        repeats,
+        design: Some(design),
+        derived,
+        spans: std::mem::take(&mut cx.spans),
+    })
+}
+
+/// `repeats` needs a frozen backbone.
+fn repeats_fit(
+    cx: &mut Cx,
+    top: &TopLevel<'_>,
+    sections: &Sections<'_>,
+    repeats: u32,
+    backbone: &backbone::BackboneOut,
+) -> bool {
+    if repeats > 1 && backbone.plan.batchnorm == crate::plan::types::BatchNorm::Train {
+        let mut d = Diag::error(
+            Code::PlanIncompatible,
+            "`repeats` needs a frozen backbone, but `batchnorm train` changes it while a probe trains",
+        )
+        .with_help(
+            "each repeat's probe would start from the statistics the previous one left; use \
+             `batchnorm eval` (the default), or run the tutorial's setting once per seed",
+        );
+        if let Some(span) = top.repeats_span {
+            d = d.at(span, "several probes");
+        }
+        if let Some(span) = sections.setting_span("backbone", "batchnorm") {
+            d = d.also(span, "BatchNorm statistics drift while training");
+        }
+        cx.push(d);
+        return false;
+    }
+    true
+}
+
 /// `experiment NAME` → "NAME" (empty when the label is not a name).
 fn name(exp: &Block) -> String {
     match &exp.label {
@@ -110,16 +233,17 @@ fn name(exp: &Block) -> String {
 }
 
 /// The experiment's own settings, each `None` when unusable (already reported).
-struct TopLevel {
+struct TopLevel<'a> {
     seed: Option<u64>,
     device: Option<Device>,
     precision: Option<Precision>,
     repeats: Option<u32>,
     repeats_span: Option<Span>,
+    design: design::TopSettings<'a>,
 }
 
-fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
-    let f = Fields::new(cx, exp, EXPERIMENT_SETTINGS, HOMES);
+fn top_level<'a>(cx: &mut Cx, exp: &'a Block, allowed: &[&'static str]) -> TopLevel<'a> {
+    let f = Fields::new(cx, exp, allowed, HOMES);
     let seed = f
         .get("seed")
         .map_or(Some(0), |v| cx.whole(v, "seed", 0, u64::MAX));
@@ -147,6 +271,11 @@ fn top_level(cx: &mut Cx, exp: &Block) -> TopLevel {
         precision,
         repeats,
         repeats_span: f.get("repeats").map(|v| v.span),
+        design: design::TopSettings {
+            readout: f.get("readout"),
+            level: f.get("level"),
+            axis: f.get("axis"),
+        },
     }
 }
 
@@ -187,6 +316,9 @@ impl<'a> Sections<'a> {
         let mut misspelt = Vec::new();
         for b in exp.blocks() {
             let kw = b.keyword.text.as_str();
+            if design::DESIGN_BLOCKS.contains(&kw) {
+                continue;
+            }
             if !SECTIONS.contains(&kw) {
                 misspelt.extend(unknown_section(cx, b));
                 continue;
@@ -210,8 +342,8 @@ impl<'a> Sections<'a> {
     }
 
     /// Reports every required block that is missing.
-    fn require_all(&self, cx: &mut Cx) {
-        for s in REQUIRED {
+    fn require_all(&self, cx: &mut Cx, required: &[&str]) {
+        for s in required {
             if self.get(s).is_none() && !self.misspelt.contains(s) {
                 cx.push(
                     Diag::error(

@@ -17,6 +17,7 @@
 
 mod backbone;
 mod derive;
+mod design;
 mod experiment;
 mod fit;
 mod generators;
@@ -99,6 +100,23 @@ pub(crate) fn setting_paths() -> Vec<String> {
             }
         }
     }
+    // An experiment described by its parts (`stimulus.NAME.PARAM` paths depend on the
+    // file: see `plan::sweep`).
+    out.extend(design::DESIGN_SETTINGS.iter().map(|s| s.to_string()));
+    for s in design::DISPLAY_SETTINGS {
+        out.push(format!("display.{s}"));
+    }
+    out.push("task".to_string());
+    for s in design::TASK_SETTINGS {
+        out.push(format!("task.{s}"));
+    }
+    out.push("level.unit".to_string());
+    for s in design::DESIGN_TRAIN_SETTINGS {
+        let path = format!("train.{s}");
+        if !out.contains(&path) {
+            out.push(path);
+        }
+    }
     out
 }
 
@@ -164,3 +182,6 @@ pub(crate) fn lower_experiment(exp: &Block, psy: u32, files: Option<FileBase>) -
         diags: cx.diags,
     }
 }
+
+#[cfg(test)]
+mod design_tests;

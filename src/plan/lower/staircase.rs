@@ -1,12 +1,13 @@
 //! The `staircase` block: bisection, up/down, QUEST, QUEST+ or constant stimuli.
 
 use super::generators::numbers;
-use super::read::{contrast, label_choice, positive, reject_blocks, HOMES};
+use super::read::{label_choice, positive, reject_blocks, HOMES};
 use crate::diag::{Code, Diag};
 use crate::plan::types::{
     BisectionStop, ConstantSettings, QuestMethod, QuestPlusSettings, QuestSettings, Staircase,
     StepScale, StopWhen, UpDownSettings,
 };
+use crate::plan::values::LevelDomain;
 use crate::plan::values::{Cx, Fields};
 use crate::syntax::ast::{Block, Value, ValueKind};
 
@@ -470,8 +471,17 @@ fn levels(cx: &mut Cx, v: &Value, f: &Fields<'_>) -> Option<Vec<f64>> {
         );
         return None;
     }
-    let mut xs = numbers(cx, v, "levels", "contrasts")?;
-    if let Some(x) = xs.iter().find(|&&x| x <= 0.0 || x > 1.0) {
+    let mut xs = if cx.level == LevelDomain::Contrast {
+        numbers(cx, v, "levels", "contrasts")?
+    } else {
+        design_levels(cx, v)?
+    };
+    let top = if cx.level == LevelDomain::Contrast {
+        1.0
+    } else {
+        f64::INFINITY
+    };
+    if let Some(x) = xs.iter().find(|&&x| x <= 0.0 || x > top) {
         cx.out_of_range(
             v.span,
             format!("levels are contrasts in (0, 1], got {x}"),
@@ -483,6 +493,23 @@ fn levels(cx: &mut Cx, v: &Value, f: &Fields<'_>) -> Option<Vec<f64>> {
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     Some(xs)
+}
+
+/// A value of the level: a contrast in [0, 1] for `test gratings`, else the level of the
+/// design (an angle when it moves an angle parameter).
+fn level(cx: &mut Cx, v: &Value, what: &str) -> Option<f64> {
+    let domain = cx.level;
+    super::design::level_value(cx, v, domain, what)
+}
+
+/// `levels [..]` of a design: a list of level values (positive: the procedure spaces them
+/// in log10).
+fn design_levels(cx: &mut Cx, v: &Value) -> Option<Vec<f64>> {
+    let ValueKind::List(items) = &v.kind else {
+        cx.wrong_type(v, "a list", "write e.g. `levels [1deg, 2deg, 4deg]`");
+        return None;
+    };
+    items.iter().map(|x| level(cx, x, "a level")).collect()
 }
 
 /// `n` contrasts evenly spaced in log10 over `lo..hi`, both included.
@@ -502,8 +529,8 @@ fn range(cx: &mut Cx, f: &Fields<'_>, default: (f64, f64), log: bool) -> Option<
         cx.wrong_type(v, "a range", "write e.g. `range 0.0..1.0`");
         return None;
     };
-    let l = contrast(cx, lo, "the range's lower end");
-    let h = contrast(cx, hi, "the range's upper end");
+    let l = level(cx, lo, "the range's lower end");
+    let h = level(cx, hi, "the range's upper end");
     match (l, h) {
         (Some(l), Some(h)) if l >= h => {
             cx.push(
@@ -537,7 +564,7 @@ fn start(
     let Some(v) = f.get("start") else {
         return range.map(default);
     };
-    let s = contrast(cx, v, "the start contrast")?;
+    let s = level(cx, v, "the start contrast")?;
     if let Some((l, h)) = range {
         let outside = if strict {
             s <= l || s >= h
