@@ -1,6 +1,8 @@
 //! psyrun's integration tests: one binary (autotests = false) with a module per area.
 
 mod cli;
+#[cfg(feature = "torch")]
+mod design;
 mod dev;
 mod docs;
 #[cfg(feature = "torch")]

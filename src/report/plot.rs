@@ -347,9 +347,18 @@ impl CsfFigure {
             }
         }
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // "at 2, 8 c/img", or the design's axis: "at frequency 2, 8 (cpi)".
+        let labels = super::Labels::of(&results.plan);
+        let unit = if labels.legacy {
+            " c/img".to_string()
+        } else if labels.axis_unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", labels.axis_unit)
+        };
         if !censored.is_empty() {
             notes.push(format!(
-                "hollow triangles: censored thresholds (a bound, not a measurement) at {} c/img",
+                "hollow triangles: censored thresholds (a bound, not a measurement) at {}{unit}",
                 censored
                     .iter()
                     .map(|c| format!("{} ({})", c.0, c.2.name()))
@@ -379,19 +388,19 @@ impl CsfFigure {
         };
         if !not_finite.is_empty() {
             notes.push(format!(
-                "not shown: sensitivity not finite (threshold 0 or undefined) at {} c/img",
+                "not shown: sensitivity not finite (threshold 0 or undefined) at {}{unit}",
                 list(&not_finite)
             ));
         }
         if !not_positive.is_empty() {
             notes.push(format!(
-                "not shown on log axes: value ≤ 0 at {} c/img",
+                "not shown on log axes: value ≤ 0 at {}{unit}",
                 list(&not_positive)
             ));
         }
         if !outside.is_empty() {
             notes.push(format!(
-                "not shown: a value outside the plotted range (1e-100 to 1e100) at {} c/img",
+                "not shown: a value outside the plotted range (1e-100 to 1e100) at {}{unit}",
                 list(&outside)
             ));
         }

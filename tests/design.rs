@@ -1,0 +1,179 @@
+//! Experiments written with `stimulus`, `task`, `level` and `axis` (issue 12), end to end:
+//! every experiment of `experiments/` that uses them runs in a small variant and writes its
+//! tables under the names of its axis and level; a level a stimulus cannot show stops the
+//! run with `psy::run::stimulus`; the same seed gives the same results.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("psyrun-design-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn torch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_psyrun-torch"))
+        .args(args)
+        .args(["--color", "never"])
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("psyrun-torch starts")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The header and rows of a CSV file.
+fn csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let t = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = t.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Small variants: one epoch of 64 trials, 12 QUEST trials per axis value.
+const SMALL: [&str; 6] = [
+    "--set",
+    "probe.epochs=1",
+    "--set",
+    "train.samples=64",
+    "--set",
+    "staircase.trials=12",
+];
+
+/// Each experiment of `experiments/` written with a design runs end to end in a small
+/// variant; its tables name the axis and the level, one threshold per axis value.
+#[test]
+fn every_design_experiment_runs_end_to_end() {
+    let cases: [(&str, &str, &str, usize); 6] = [
+        ("masking_dipper", "pedestal", "increment", 5),
+        (
+            "orientation_discrimination",
+            "frequency_cpi",
+            "orientation_offset",
+            4,
+        ),
+        ("vernier_acuity", "length_px", "offset", 3),
+        ("vernier_crowding", "spacing_px", "offset", 4),
+        (
+            "frequency_discrimination",
+            "frequency_cpi",
+            "weber_fraction",
+            3,
+        ),
+        ("csf_natural_images", "frequency_cpi", "contrast", 4),
+    ];
+    for (name, axis, level, points) in cases {
+        let dir = scratch(name);
+        let file = crate::root().join(format!("experiments/{name}.psy"));
+        let file = file.to_str().unwrap();
+        let mut args = vec!["run", file, "--out", "out"];
+        args.extend(SMALL);
+        let o = torch(&dir, &args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{name}:\n{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        let out = dir.join("out");
+        assert!(!out.join("INCOMPLETE").exists(), "{name}");
+        let (header, rows) = csv(&out.join("csf.csv"));
+        assert_eq!(header[0], axis, "{name}: {header:?}");
+        assert_eq!(
+            header[1],
+            format!("threshold_{level}"),
+            "{name}: {header:?}"
+        );
+        assert_eq!(rows.len(), points, "{name}");
+        let (header, rows) = csv(&out.join("staircase.csv"));
+        assert_eq!((&*header[0], &*header[2]), (axis, level), "{name}");
+        // 12 trials per axis value, one per row (QUEST).
+        assert_eq!(rows.len(), 12 * points, "{name}");
+        let (header, _) = csv(&out.join("psychometric.csv"));
+        assert_eq!((&*header[0], &*header[2]), (axis, level), "{name}");
+        let (_, epochs) = csv(&out.join("training.csv"));
+        assert_eq!(epochs.len(), 1, "{name}");
+        let plan = fs::read_to_string(out.join("plan.ron")).unwrap();
+        assert!(plan.contains("design: Design("), "{name}");
+        assert!(
+            !plan.contains("train: Train("),
+            "{name}: a design's plan shows no shapes"
+        );
+        let results: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        assert!(results.is_object(), "{name}");
+        for f in ["preview.png", "csf.png", "psychometric.png", "report.html"] {
+            assert!(out.join(f).is_file(), "{name}: {f}");
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// A masking experiment whose pedestal plus the largest increment exceeds contrast 1.
+const TOO_BRIGHT: &str = "psy 1
+experiment too_bright {
+  device cpu
+  backbone resnet18 { weights random  cut layer1  pooling avg 1x1 }
+  probe linear { epochs 1  batch 16 }
+  display { size 32 }
+  stimulus pedestal grating { frequency 4  contrast axis }
+  stimulus increment grating { like pedestal  contrast axis + level }
+  task 2afc { stimuli [pedestal, increment] }
+  level increment
+  axis pedestal [0.9]
+  train { samples 16  level uniform(0.01, 0.05) }
+  staircase constant { levels [0.05, 0.5]  repeats 1 }
+}
+";
+
+/// A level the stimuli cannot show (a grating contrast of 1.4) stops the run with
+/// `psy::run::stimulus`, naming the stimulus, the parameter, the level and the axis value,
+/// and leaves the run folder marked incomplete.
+#[test]
+fn a_level_a_stimulus_cannot_show_stops_the_run() {
+    let dir = scratch("too_bright");
+    fs::write(dir.join("too_bright.psy"), TOO_BRIGHT).unwrap();
+    let o = torch(&dir, &["run", "too_bright.psy", "--out", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("psy::run::stimulus"), "{err}");
+    assert!(err.contains("stimulus `increment`"), "{err}");
+    assert!(err.contains("contrast"), "{err}");
+    assert!(err.contains("axis 0.9"), "{err}");
+    assert!(dir.join("out/INCOMPLETE").exists());
+    // The lower level was measured before: its trials are in the partial results.
+    let (_, rows) = csv(&dir.join("out/staircase.csv"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The same seed gives byte-identical tables; another seed does not.
+#[test]
+fn a_design_run_is_reproducible() {
+    let dir = scratch("repro");
+    let file = crate::root().join("experiments/orientation_discrimination.psy");
+    let file = file.to_str().unwrap();
+    let mut tables = Vec::new();
+    for (out, seed) in [("a", "0"), ("b", "0"), ("c", "1")] {
+        let set_seed = format!("seed={seed}");
+        let mut args = vec!["run", file, "--out", out, "--set", &set_seed];
+        args.extend(SMALL);
+        args.extend(["--set", "display.size=32"]);
+        let o = torch(&dir, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        tables.push(fs::read_to_string(dir.join(out).join("staircase.csv")).unwrap());
+    }
+    assert_eq!(tables[0], tables[1]);
+    assert_ne!(tables[0], tables[2]);
+    let _ = fs::remove_dir_all(&dir);
+}
