@@ -512,3 +512,183 @@ fn a_noisy_observer_with_fitted_thresholds_keeps_the_frequency_response() {
 /// two of them (the peak's and its own). Measured: at most 4.1 % (6.6 % with a third of the
 /// trials, as sampling error predicts).
 const NOISY_TOLERANCE: f64 = 0.06;
+
+/// The standard normal CDF (Abramowitz & Stegun 7.1.26 through erf; |error| < 1.5e-7).
+fn phi(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    0.5 * (1.0 + if x < 0.0 { -erf } else { erf })
+}
+
+/// The DoG energy backbone read by a training-free distance (issue 12's readouts), written
+/// with stimulus, task, level and axis: each interval's L2 distance from the blank
+/// reference's features is its energy `E(c, f)` (the blank's is 0), and a Gaussian decision
+/// noise of σ on the 2AFC difference gives `P(correct) = Φ(E/σ)` exactly. Written out here
+/// by `distance_experiment` with the levels and σ the test computes.
+const DISTANCE: &str = "psy 1
+experiment known_distance {
+  seed 2
+  device cpu
+  backbone torchscript \"dog_energy.pt\" {}
+  readout l2
+  display { size 64  background 0.5  normalize custom(mean: [0.5, 0.5, 0.5], std: [40, 40, 40]) }
+  stimulus blank patch { contrast 0 }
+  stimulus grating grating {
+    frequency axis
+    orientation [0deg, 90deg]
+    phase [0deg, 90deg]
+    contrast level
+  }
+  task 2afc { stimuli [blank, grating] }
+  level contrast
+  axis frequency [4, 10, 20]
+  staircase constant { levels LEVELS  repeats 200 }
+  observer { decision gaussian(sigma: SIGMA) }
+  fit none {}
+}
+";
+
+/// The energy of a full-field grating of contrast `c` at `f` cycles per 64 px through the
+/// fixture's DoG, with the test images divided by 40: `gain·(c/(2·40))²·H(f)²/2`.
+fn energy(dog: &Dog, c: f64, f: f64) -> f64 {
+    let h = response(&dog.kernel, f / 64.0, true);
+    dog.gain * (c / 80.0).powi(2) * h * h / 2.0
+}
+
+/// A distance readout with Gaussian decision noise, on a backbone whose features are known:
+/// every level's proportion correct (1600 trials: 200 passes over 8 conditions) agrees with
+/// Φ(E/σ) within sampling error, at three frequencies; theories with the noise scaled
+/// otherwise, or the distance taken as √E, are rejected by the same data.
+#[test]
+fn a_distance_readout_answers_as_its_decision_noise_predicts() {
+    let dog = dog();
+    let dir = scratch("distance");
+    fs::copy(
+        fixture_dir().join("dog_energy.pt"),
+        dir.join("dog_energy.pt"),
+    )
+    .unwrap();
+    // σ puts the 75 % point of 10 c/img at contrast 0.2 (Φ⁻¹(0.75) = 0.674 49).
+    let sigma = energy(&dog, 0.2, 10.0) / 0.674_489_75;
+    let levels: Vec<String> = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0]
+        .iter()
+        .map(|c: &f64| format!("{c}"))
+        .collect();
+    let body = DISTANCE
+        .replace("LEVELS", &format!("[{}]", levels.join(", ")))
+        .replace("SIGMA", &format!("{sigma:e}"));
+    fs::write(dir.join("known.psy"), &body).unwrap();
+    let _ = run(&dir);
+    let table = fs::read_to_string(dir.join("out/psychometric.csv")).unwrap();
+    let cols = columns(&table, &["frequency_cpi", "contrast", "trials", "correct"]);
+    assert_eq!(cols[0].len(), 27, "3 frequencies × 9 levels:\n{table}");
+    // The largest |z| of the data under a theory of P(correct | c, f).
+    let worst = |p: &dyn Fn(f64, f64) -> f64| -> f64 {
+        (0..cols[0].len())
+            .map(|i| {
+                let (f, c, n, k) = (cols[0][i], cols[1][i], cols[2][i], cols[3][i]);
+                let p = p(c, f).clamp(1e-9, 1.0 - 1e-9);
+                (k / n - p) / (p * (1.0 - p) / n).sqrt()
+            })
+            .map(f64::abs)
+            .fold(0.0, f64::max)
+    };
+    let theory = |c: f64, f: f64| phi(energy(&dog, c, f) / sigma);
+    let z = worst(&theory);
+    println!("distance readout: worst |z| against Φ(E/σ) over 27 levels: {z:.2}");
+    // 27 levels: a |z| above 4 has probability about 0.2 % under the theory.
+    assert!(z < 4.0, "{table}");
+    for (name, wrong) in [
+        (
+            "noise σ per interval (no √2)",
+            Box::new(|c: f64, f: f64| phi(energy(&dog, c, f) / (sigma / std::f64::consts::SQRT_2)))
+                as Box<dyn Fn(f64, f64) -> f64>,
+        ),
+        (
+            "noise σ·√2 on the difference",
+            Box::new(|c: f64, f: f64| phi(energy(&dog, c, f) / (sigma * std::f64::consts::SQRT_2))),
+        ),
+        (
+            "distance √E",
+            Box::new(|c: f64, f: f64| phi(energy(&dog, c, f).sqrt() / sigma.sqrt())),
+        ),
+    ] {
+        let z = worst(&*wrong);
+        println!("  wrong theory, {name}: worst |z| {z:.1}");
+        assert!(z > 6.0, "{name} should be rejected (worst |z| {z})");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The tutorial's known answer (sensitivities ∝ |H(f)|) from an experiment written with
+/// stimulus, task, level and axis: the probe trains on the design's own task (a grating
+/// against a blank, at log-uniform contrasts and the axis's frequencies) and is tested by
+/// bisection; whatever it learns, its decision depends on the energy alone.
+const DESIGN_PROBE: &str = "psy 1
+experiment known_design {
+  seed 1
+  device cpu
+  backbone torchscript \"dog_energy.pt\" {}
+  probe linear {
+    optimizer sgd { lr 0.1  momentum 0.9 }
+    epochs 2
+    batch 32
+  }
+  display { size 64  background 0.5  normalize custom(mean: [0.5, 0.5, 0.5], std: [40, 40, 40]) }
+  stimulus blank patch { contrast 0 }
+  stimulus grating grating {
+    frequency axis
+    orientation [0deg, 90deg]
+    phase [0deg, 90deg]
+    contrast level
+  }
+  task 2afc { stimuli [blank, grating] }
+  level contrast
+  axis frequency [2, 4, 6, 8, 10, 12, 16, 20, 24]
+  train { samples 256  level loguniform(0.02, 1) }
+  staircase bisection { target 0.75  tolerance 0.01  max_steps 15 }
+  observer { decision deterministic }
+  fit none {}
+}
+";
+
+#[test]
+fn a_designed_experiment_keeps_the_frequency_response() {
+    let dog = dog();
+    let dir = scratch("design_probe");
+    fs::copy(
+        fixture_dir().join("dog_energy.pt"),
+        dir.join("dog_energy.pt"),
+    )
+    .unwrap();
+    fs::write(dir.join("known.psy"), DESIGN_PROBE).unwrap();
+    let _ = run(&dir);
+    let out = dir.join("out");
+    let training = fs::read_to_string(out.join("training.csv")).unwrap();
+    let last = *columns(&training, &["accuracy"])[0].last().unwrap();
+    assert!(last >= 0.8, "training accuracy {last}:\n{training}");
+    let csf = fs::read_to_string(out.join("csf.csv")).unwrap();
+    let cols = columns(&csf, &["frequency_cpi", "sensitivity"]);
+    let theory: Vec<f64> = cols[0]
+        .iter()
+        .map(|f| response(&dog.kernel, f / 64.0, true).abs())
+        .collect();
+    let (ok, worst) = agrees(&cols[1], &theory, TOLERANCE);
+    println!("designed experiment: worst relative difference {worst:.2e}");
+    assert!(
+        ok,
+        "measured {:?}\ntheory {:?}\n{csf}",
+        relative(&cols[1]),
+        relative(&theory)
+    );
+    let stairs = fs::read_to_string(out.join("staircase.csv")).unwrap();
+    let (consistent, slack) = bracketed(&brackets(&stairs, &cols[0], 0.75), &theory);
+    println!("  staircase brackets: the theory's K fits with {slack:+.2e} to spare");
+    assert!(consistent);
+    let _ = fs::remove_dir_all(&dir);
+}
