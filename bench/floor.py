@@ -3,7 +3,9 @@ top-level children, in plain libtorch (PyTorch, inference mode, no autograd), co
 channels-last. No tool running the same network on the same machine can beat the better one.
 
 Usage: python bench/floor.py [ARCH] [CUT] [BATCH] [SIZE] [DEVICE] [PRECISION]
-(default resnet50 6 32 224 cpu fp32). PRECISION fp32 forbids TensorFloat-32 in cuDNN's
+(default resnet50 6 32 224 cpu fp32). CUT is a number of top-level children, or a module path
+(`features.7`, `encoder.layers.encoder_layer_5`): the model up to that module's output,
+traced by torchvision's `create_feature_extractor` (torch.fx), which computes nothing after it. PRECISION fp32 forbids TensorFloat-32 in cuDNN's
 convolutions, as psyrun's default `precision fp32` does; PyTorch's own default (`tf32`
 here) allows it, which on an H200 makes ResNet-50's convolutions about 1.7x faster and less
 exact. It matters only on CUDA. Prints one JSON line.
@@ -16,7 +18,8 @@ import torch
 import torchvision
 
 arch = sys.argv[1] if len(sys.argv) > 1 else "resnet50"
-cut = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+cut = sys.argv[2] if len(sys.argv) > 2 else "6"
+cut = int(cut) if cut.isdigit() else cut
 batch = int(sys.argv[3]) if len(sys.argv) > 3 else 32
 size = int(sys.argv[4]) if len(sys.argv) > 4 else 224
 device = torch.device(sys.argv[5] if len(sys.argv) > 5 else "cpu")
@@ -28,7 +31,20 @@ torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
 sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 net = getattr(torchvision.models, arch)(weights=None)
-model = torch.nn.Sequential(*list(net.children())[:cut]).eval().to(device)
+if isinstance(cut, int):
+    model = torch.nn.Sequential(*list(net.children())[:cut]).eval().to(device)
+else:
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    class Cut(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)["out"]
+
+    model = Cut(create_feature_extractor(net.eval(), return_nodes={cut: "out"})).eval().to(device)
 result = {"arch": arch, "cut": cut, "batch": batch, "size": size, "device": str(device),
           "precision": precision, "threads": torch.get_num_threads(), "torch": torch.__version__}
 for name, layout in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
