@@ -27,9 +27,18 @@ pub enum Event {
         /// Proportion correct.
         accuracy: f64,
     },
+    /// What the thresholds that follow are measured against, for an experiment with a
+    /// design (`frequency` in [`Event::Threshold`] is then the axis value): the axis's name
+    /// and unit (`pedestal`, ``; `spacing`, `px`). Never sent for the tutorial's kind.
+    Axis {
+        /// The axis's name.
+        name: String,
+        /// Its unit (empty for none).
+        unit: String,
+    },
     /// A staircase finished.
     Threshold {
-        /// Spatial frequency (cycles per image).
+        /// Spatial frequency (cycles per image), or the design's axis value.
         frequency: f64,
         /// Threshold contrast.
         threshold: f64,

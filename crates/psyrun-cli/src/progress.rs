@@ -17,6 +17,8 @@ pub struct Terminal {
     total: u64,
     last_line: u64,
     warnings: Vec<String>,
+    /// How a threshold line names its axis value: ` c/img` unless the run said otherwise.
+    axis: Option<(String, String)>,
 }
 
 /// A warning as one line for the run's files: `code: message`.
@@ -36,6 +38,7 @@ impl Terminal {
             total: 0,
             last_line: 0,
             warnings: Vec::new(),
+            axis: None,
         }
     }
 
@@ -109,10 +112,21 @@ impl Observer for Terminal {
                 threshold,
                 steps,
             } => {
-                self.println(&format!(
-                    "  {frequency:>8} c/img  threshold {:>9}  ({steps} levels)",
-                    display_number(threshold),
-                ));
+                let line = match &self.axis {
+                    None => format!(
+                        "  {frequency:>8} c/img  threshold {:>9}  ({steps} levels)",
+                        display_number(threshold),
+                    ),
+                    Some((name, unit)) => format!(
+                        "  {name} {frequency}{}{unit}  threshold {:>9}  ({steps} levels)",
+                        if unit.is_empty() { "" } else { " " },
+                        display_number(threshold),
+                    ),
+                };
+                self.println(&line);
+            }
+            Event::Axis { name, unit } => {
+                self.axis = Some((name, unit));
             }
             Event::Status(s) => self.println(&s),
             Event::Warning(d) => {

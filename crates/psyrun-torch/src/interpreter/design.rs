@@ -423,6 +423,10 @@ impl Interpreter<'_> {
         let mut decisions: Vec<_> = (0..axis_values.len())
             .map(|a| observer::decision_stream(seed, repeat, a as u32))
             .collect();
+        self.observer.event(Event::Axis {
+            name: design.axis.name.clone(),
+            unit: design.axis.unit.clone(),
+        });
         self.observer.event(Event::Phase {
             name: "testing",
             total: procs.iter().map(Procedure::max_trials).sum(),
