@@ -177,3 +177,103 @@ fn a_design_run_is_reproducible() {
     assert_ne!(tables[0], tables[2]);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A tiny experiment of task `task` read out by `readout` (`probe` or a distance): two
+/// gratings, the target's contrast the reference's times the level, method of constant
+/// stimuli at a level of 1 (the target is the reference, to the bit) and one of 4 (plainly
+/// visible), a deterministic observer.
+fn task_experiment(task: &str, readout: &str) -> String {
+    let (probe, train) = if readout == "probe" {
+        (
+            "probe linear { epochs 2  batch 16  optimizer adam { lr 0.01 } }",
+            "train { samples 64  level uniform(3, 5) }",
+        )
+    } else {
+        ("", "")
+    };
+    let readout = if readout == "probe" {
+        String::new()
+    } else {
+        format!("readout {readout}")
+    };
+    format!(
+        "psy 1
+experiment tasks {{
+  device cpu
+  backbone resnet18 {{ weights random  cut layer1  pooling avg 2x2 }}
+  {probe}
+  {readout}
+  display {{ size 32 }}
+  stimulus reference grating {{ frequency axis  contrast 0.1 }}
+  stimulus target grating {{ like reference  contrast 0.1 * level }}
+  task {task}
+  level ratio
+  axis frequency [4]
+  {train}
+  staircase constant {{ levels [1, 4]  repeats 2 }}
+  observer {{ decision deterministic }}
+  fit none {{}}
+}}
+"
+    )
+}
+
+/// Every task runs with a trained probe and with a distance readout: its tables hold one
+/// row per level with `repeats ×` its conditions as trials, and with a deterministic
+/// distance readout the answers are the readout's: at level 1 (nothing to see) the task's
+/// chance share of conditions is right, at 4 every trial is (a probe is trained, so it
+/// must only beat chance there).
+#[test]
+fn every_task_runs_with_a_probe_and_with_a_distance() {
+    // task, conditions, proportion right at level 1 with a distance (ties go to the first
+    // answer: the first interval, "same", "absent").
+    let tasks: [(&str, u32, f64); 5] = [
+        ("2afc { stimuli [reference, target] }", 2, 0.5),
+        ("nafc { stimuli [reference, target]  intervals 4 }", 4, 0.25),
+        ("oddity { stimuli [reference, target]  intervals 3 }", 3, 1.0 / 3.0),
+        ("same_different { stimuli [reference, target] }", 4, 0.5),
+        ("yes_no { stimuli [reference, target] }", 2, 0.5),
+    ];
+    let dir = scratch("tasks");
+    for (task, conditions, at_zero) in tasks {
+        for readout in ["probe", "l2", "cosine"] {
+            let name = format!("{}_{readout}", task.split(' ').next().unwrap());
+            fs::write(dir.join(format!("{name}.psy")), task_experiment(task, readout)).unwrap();
+            let o = torch(&dir, &["run", &format!("{name}.psy"), "--out", &name]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{name}:\n{}\n{}",
+                text(&o.stdout),
+                text(&o.stderr)
+            );
+            let (header, rows) = csv(&dir.join(&name).join("psychometric.csv"));
+            assert_eq!(&header[..5], ["frequency_cpi", "repeat", "ratio", "trials", "correct"]);
+            assert_eq!(rows.len(), 2, "{name}: {rows:?}");
+            let trials: Vec<u32> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+            let correct: Vec<u32> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+            assert_eq!(trials, [2 * conditions, 2 * conditions], "{name}");
+            let p = |i: usize| f64::from(correct[i]) / f64::from(trials[i]);
+            if readout == "probe" {
+                let chance = 1.0 / f64::from(if task.starts_with("nafc") {
+                    4
+                } else if task.starts_with("oddity") {
+                    3
+                } else {
+                    2
+                });
+                assert!(p(1) > chance, "{name}: {rows:?}");
+                let (_, epochs) = csv(&dir.join(&name).join("training.csv"));
+                assert_eq!(epochs.len(), 2, "{name}");
+            } else {
+                assert!((p(0) - at_zero).abs() < 1e-9, "{name} at level 1: {rows:?}");
+                assert_eq!(p(1), 1.0, "{name} at level 4: {rows:?}");
+                assert!(!dir.join(&name).join("training.csv").exists() || {
+                    let (_, epochs) = csv(&dir.join(&name).join("training.csv"));
+                    epochs.is_empty()
+                });
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
