@@ -377,3 +377,105 @@ fn did_you_mean_names_the_parameter_and_the_kind() {
         "{help:?}"
     );
 }
+
+/// The plan of `text` with `--set` overrides, through the same path as the command line.
+fn with_sets(text: &str, sets: &[&str]) -> Result<Plan, Vec<Code>> {
+    let overrides: Vec<crate::plan::sweep::Override> =
+        sets.iter().map(|s| s.parse().unwrap()).collect();
+    let c = crate::plan::sweep::compile_experiment(
+        &SourceFile::new("t.psy", text),
+        std::path::Path::new("t.psy"),
+        &overrides,
+    );
+    match c.conditions {
+        Some(mut cs) if cs.len() == 1 => Ok(cs.remove(0).plan),
+        _ => Err(c.diags.iter().map(|d| d.code).collect()),
+    }
+}
+
+#[test]
+fn set_paths_address_the_new_blocks() {
+    let text = angles(&file(&format!("{GABORS}{TASK}")));
+    let p = with_sets(
+        &text,
+        &[
+            "display.size=64",
+            "stimulus.reference.contrast=0.25",
+            "stimulus.target.sigma=3",
+            "task.position=first",
+            "axis=spatial [1, 2, 3]",
+            "train.samples=7",
+            "train.level=uniform(1deg, 2deg)",
+            "level.unit=degrees",
+        ],
+    )
+    .unwrap();
+    let d = p.design.unwrap();
+    assert_eq!(d.size, 64);
+    // The target is `like reference`: it copies the overridden contrast.
+    for s in ["reference", "target"] {
+        assert_eq!(
+            d.stimulus(s).unwrap().params["contrast"],
+            Param::Value(Expr::Num(0.25))
+        );
+    }
+    assert_eq!(
+        d.stimulus("target").unwrap().params["sigma"],
+        Param::Value(Expr::Num(3.0))
+    );
+    // Defaults follow the overridden size.
+    assert_eq!(
+        d.stimulus("reference").unwrap().params["sigma"],
+        Param::Value(Expr::Num(8.0))
+    );
+    assert_eq!(d.task.position, Position::Fixed(0));
+    assert_eq!((d.axis.name.as_str(), d.axis.values.len()), ("spatial", 3));
+    let t = d.train.unwrap();
+    assert_eq!(
+        (t.samples, t.level),
+        (7, Draw::Uniform { lo: 1.0, hi: 2.0 })
+    );
+    assert_eq!(d.level.unit, "degrees");
+    // A distance readout set on a probed experiment plans (probe and train ignored).
+    let p = with_sets(&text, &["readout=l2"]).unwrap();
+    assert_eq!(p.design.unwrap().readout, Readout::Distance(Metric::L2));
+    // An unknown stimulus or parameter is an unknown path.
+    assert_eq!(
+        with_sets(&text, &["stimulus.refrence.contrast=0.1"]).unwrap_err(),
+        vec![Code::PlanUnknownPath]
+    );
+    assert_eq!(
+        with_sets(&text, &["stimulus.reference.contrats=0.1"]).unwrap_err(),
+        vec![Code::PlanUnknownPath]
+    );
+}
+
+#[test]
+fn extends_merges_stimuli_by_name() {
+    let dir = std::env::temp_dir().join(format!("psyrun-design-extends-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("base.psy"),
+        angles(&file(&format!("{GABORS}{TASK}"))),
+    )
+    .unwrap();
+    let child = "psy 1\nimport \"base.psy\"\nexperiment child extends t {\n  \
+                 stimulus target gabor { like reference  orientation 45deg - level }\n}\n";
+    let path = dir.join("child.psy");
+    std::fs::write(&path, child).unwrap();
+    let c =
+        crate::plan::sweep::compile_experiment(&SourceFile::new("child.psy", child), &path, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = &c.conditions.expect("plans")[0].plan;
+    let d = plan.design.as_ref().unwrap();
+    // The child's target replaced the base's target, not its reference.
+    assert_eq!(d.stimuli.len(), 2);
+    let Param::Value(e) = &d.stimulus("target").unwrap().params["orientation"] else {
+        panic!()
+    };
+    assert_eq!(e.eval(5.0, 0.0), 40.0);
+    assert_eq!(
+        d.stimulus("reference").unwrap().params["orientation"],
+        Param::Value(Expr::Num(45.0))
+    );
+}
