@@ -342,6 +342,27 @@ pub(super) fn lower(
     if let Some(t) = design_train.as_ref().and_then(|t| t.task.as_ref()) {
         lists_agree(cx, t, &stimuli)?;
     }
+    // The training task's target must carry the level too.
+    if let Some(t) = design_train.as_ref().and_then(|t| t.task.as_ref()) {
+        if let Some(s) = find(&t.target) {
+            if !s
+                .0
+                .params
+                .values()
+                .any(|p| matches!(p, Param::Value(e) if e.uses_level()))
+            {
+                cx.push(
+                    Diag::error(
+                        Code::PlanNothingMeasured,
+                        format!("no parameter of the training target `{}` depends on `level`: the training levels would change nothing", t.target),
+                    )
+                    .at(s.1, "the training target")
+                    .with_help("write the level into the training target, e.g. `contrast level`"),
+                );
+                return None;
+            }
+        }
+    }
     let train = match design_train {
         Some(t) => Some(train_draw(cx, t, domain)?),
         None => None,
@@ -635,13 +656,38 @@ fn param(cx: &mut Cx, spec: &ParamSpec, v: &Value) -> Option<Param> {
             Some(Param::Word(b.to_string()))
         }
         ParamType::Path => match &v.kind {
-            ValueKind::Str(s) => Some(Param::Path(s.clone())),
+            ValueKind::Str(s) => folder_exists(cx, v, s).then(|| Param::Path(s.clone())),
             _ => {
                 cx.wrong_type(v, "a path in quotes", &format!("e.g. `{name} \"images/\"`"));
                 None
             }
         },
     }
+}
+
+/// False (and `psy::plan::missing_file`) when files are checked and `folder`, taken from
+/// the experiment file's folder as a run takes it, is not a folder.
+fn folder_exists(cx: &mut Cx, v: &Value, folder: &str) -> bool {
+    let Some(base) = &cx.files else {
+        return true;
+    };
+    let given = std::path::Path::new(folder);
+    if given.is_relative() && !base.relative {
+        return true;
+    }
+    let resolved = base.dir.join(given);
+    if resolved.is_dir() {
+        return true;
+    }
+    cx.push(
+        Diag::error(
+            Code::PlanMissingFile,
+            format!("the image folder `{}` is not a folder", resolved.display()),
+        )
+        .at(v.span, "no such folder")
+        .with_help("check the path (a relative path is taken from the experiment file's folder); `psyrun check` looks for it where a run will"),
+    );
+    false
 }
 
 /// A number or angle parameter: a constant, an expression, a list or a random draw.

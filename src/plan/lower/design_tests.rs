@@ -243,6 +243,27 @@ fn a_training_task_of_its_own_trains_the_probe() {
     let d = p.design.unwrap();
     assert_eq!(d.train_task().target, "disc");
     assert_eq!(d.task.target, "g");
+    // A training target that does not use the level trains on nothing.
+    let text = file(
+        "  stimulus blank patch { contrast 0 }\n  stimulus disc patch { contrast 0.5 }\n\
+         \x20 stimulus g grating { frequency axis  contrast level }\n\
+         \x20 task 2afc { stimuli [blank, g] }\n  axis frequency [4]\n\
+         \x20 train { samples 10  level uniform(0.1, 1)  task 2afc { stimuli [blank, disc] } }\n",
+    );
+    assert_eq!(codes(&text), vec![Code::PlanNothingMeasured]);
+}
+
+#[test]
+fn an_image_folder_must_exist_when_files_are_checked() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("experiments/csf_natural_images.psy");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let compiled =
+        |t: &str| crate::plan::sweep::compile_experiment(&SourceFile::new("x.psy", t), &path, &[]);
+    assert!(compiled(&text).conditions.is_some());
+    let c = compiled(&text.replace("folder \"images\"", "folder \"no_such_images\""));
+    assert!(c.conditions.is_none());
+    assert!(c.diags.iter().any(|d| d.code == Code::PlanMissingFile));
 }
 
 #[test]
