@@ -709,6 +709,23 @@ fn numeric(cx: &mut Cx, spec: &ParamSpec, v: &Value) -> Option<Param> {
                 );
                 return None;
             }
+            if angle && unitless_addend(e) {
+                cx.push(
+                    Diag::error(
+                        Code::PlanWrongType,
+                        format!(
+                            "`{}` is an angle, but a number added in this expression has no unit",
+                            spec.name
+                        ),
+                    )
+                    .at(v.span, "add `deg` to the number")
+                    .with_help(format!(
+                        "{} (`level` and `axis` are in degrees here: `45deg + level`)",
+                        unit_help(spec)
+                    )),
+                );
+                return None;
+            }
             Some(Param::Value(expr(e)))
         }
         ValueKind::List(items) => {
@@ -748,6 +765,22 @@ fn numeric(cx: &mut Cx, spec: &ParamSpec, v: &Value) -> Option<Param> {
             })
         }
         _ => constant(cx, spec, v).map(|x| Param::Value(Expr::Num(x))),
+    }
+}
+
+/// True when a plain number is added to or subtracted from something (`45 + level`): in an
+/// angle parameter it lacks its unit. Factors stay plain (`2 * level`).
+fn unitless_addend(e: &SymExpr) -> bool {
+    match e {
+        SymExpr::Add(a, b) | SymExpr::Sub(a, b) => {
+            matches!(**a, SymExpr::Num(_))
+                || matches!(**b, SymExpr::Num(_))
+                || unitless_addend(a)
+                || unitless_addend(b)
+        }
+        SymExpr::Mul(a, b) | SymExpr::Div(a, b) => unitless_addend(a) || unitless_addend(b),
+        SymExpr::Neg(a) => unitless_addend(a),
+        SymExpr::Num(_) | SymExpr::Angle(_) | SymExpr::Level | SymExpr::Axis => false,
     }
 }
 
@@ -1345,7 +1378,8 @@ pub(crate) fn level_value(cx: &mut Cx, v: &Value, domain: LevelDomain, what: &st
             );
             None
         }
-        (LevelDomain::Number, _) => cx.number(
+        (LevelDomain::Unknown, ValueKind::Angle(d)) => Some(*d),
+        (LevelDomain::Number | LevelDomain::Unknown, _) => cx.number(
             v,
             "the level is a plain number (the unit of the parameter it moves)",
         ),

@@ -350,6 +350,23 @@ fn mistakes_get_their_codes() {
         let got = codes(&text);
         assert!(got.contains(code), "{to}: expected {code:?}, got {got:?}");
     }
+    // An angle expression adds angles, not bare numbers; factors stay plain.
+    let angle_expr = |e: &str| {
+        angles(&file(&ok.replace(
+            "orientation 45deg + level",
+            &format!("orientation {e}"),
+        )))
+    };
+    assert_eq!(codes(&angle_expr("45 + level")), vec![Code::PlanWrongType]);
+    assert_eq!(
+        codes(&angle_expr("-(level - 1)")),
+        vec![Code::PlanWrongType]
+    );
+    let p = plan(&angle_expr("45deg + 2 * level"));
+    let Param::Value(e) = param(&p, "target", "orientation") else {
+        panic!()
+    };
+    assert_eq!(e.eval(1.5, 0.0), 48.0);
     // Lists of one parameter in both stimuli must agree.
     let text = angles(&file(
         &ok.replace(
