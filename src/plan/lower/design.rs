@@ -37,13 +37,16 @@ const READOUTS: &[(&str, Readout)] = &[
     ("dot", Readout::Distance(Metric::Dot)),
 ];
 
-/// True when the experiment uses any of the new blocks or settings.
+/// True when the experiment uses any of the new blocks or settings. A `level` setting
+/// counts only with a name (`level contrast`): `level 0.75` is the `fit` setting written in
+/// the wrong block, and is reported so.
 pub(super) fn is_design(exp: &Block) -> bool {
     exp.blocks()
         .any(|b| DESIGN_BLOCKS.contains(&b.keyword.text.as_str()))
-        || exp
-            .settings()
-            .any(|s| DESIGN_SETTINGS.contains(&s.key.text.as_str()))
+        || exp.settings().any(|s| match s.key.text.as_str() {
+            "level" => matches!(s.value.kind, ValueKind::Ident(_)),
+            k => DESIGN_SETTINGS.contains(&k),
+        })
 }
 
 /// The design's blocks, as found in the experiment.

@@ -517,3 +517,19 @@ fn extends_merges_stimuli_by_name() {
         Param::Value(Expr::Num(45.0))
     );
 }
+
+#[test]
+fn a_misplaced_fit_level_stays_a_tutorial_mistake() {
+    // `level 0.75` at the top of a `test gratings` experiment belongs in `fit`.
+    let text = "psy 1\nexperiment t {\n  level 0.75\n  backbone resnet18 { weights random  cut layer1 }\n  \
+                probe linear {}\n  train shapes { size 32 }\n  test gratings { size 32 }\n  staircase bisection {}\n}\n";
+    let l = compile(&SourceFile::new("t.psy", text));
+    let d: Vec<(Code, Option<String>)> = l.diags.iter().map(|d| (d.code, d.help.clone())).collect();
+    assert_eq!(
+        d,
+        vec![(
+            Code::PlanUnknownSetting,
+            Some("`level` belongs in `fit`".into())
+        )]
+    );
+}
