@@ -1277,9 +1277,8 @@ pub(super) struct TrainIn<'a> {
 }
 
 fn design_train<'a>(cx: &mut Cx, b: &'a Block, names: &[&str]) -> Option<Option<TrainIn<'a>>> {
-    if let Some(l) = &b.label {
+    if b.label.is_some() {
         // `train shapes { … }` is reported as a mix of old and new sections.
-        let _ = l;
         return None;
     }
     reject_blocks(cx, b, &["task"]);
