@@ -235,3 +235,96 @@ fn every_documented_setting_default_matches_the_plan() {
     );
     assert_eq!(plan.fit.threshold, ThresholdFrom::Fit);
 }
+
+/// The parameter table of one stimulus kind, as docs/language.md writes it.
+fn param_table(kind: psyrun::plan::design::StimulusKind) -> String {
+    use psyrun::plan::design::{ParamDefault, ParamType};
+    let mut t =
+        String::from("| parameter | type | default | unit | meaning |\n|---|---|---|---|---|\n");
+    for p in kind.params() {
+        let ty = match p.ty {
+            ParamType::Number => "number".to_string(),
+            ParamType::Angle => "angle".to_string(),
+            ParamType::Word(ws) => ws
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            ParamType::Flag => "`true` · `false`".to_string(),
+            ParamType::Path => "path (a string)".to_string(),
+        };
+        let default = match p.default {
+            ParamDefault::Num(x) if p.ty == ParamType::Angle => format!("`{x}deg`"),
+            ParamDefault::Num(x) => format!("`{x}`"),
+            ParamDefault::SizeOver(k) => format!("size / {k}"),
+            ParamDefault::Word(w) => format!("`{w}`"),
+            ParamDefault::Required => "required".to_string(),
+        };
+        t.push_str(&format!(
+            "| `{}` | {ty} | {default} | {} | {} |\n",
+            p.name, p.unit, p.doc
+        ));
+    }
+    t
+}
+
+#[test]
+fn every_stimulus_parameter_is_documented_as_the_planner_has_it() {
+    // The tables under "Experiments of any kind" are `StimulusKind::params()`, row for row.
+    use psyrun::plan::design::StimulusKind;
+    let md = include_str!("../docs/language.md");
+    let mut missing = String::new();
+    for kind in StimulusKind::ALL {
+        let want = format!("#### `{}`\n\n{}", kind.name(), param_table(kind));
+        if !md.contains(&want) {
+            missing.push_str(&want);
+            missing.push('\n');
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/language.md lacks (or has other) parameter tables:\n{missing}"
+    );
+}
+
+#[test]
+fn documented_design_defaults_match_the_plan() {
+    // `display` left out: 224 px, background 0.5, ImageNet normalisation; a task's position
+    // `all`, its answer `differs`; a train's samples 1000; the readout a probe.
+    let file = SourceFile::new(
+        "d.psy",
+        "psy 1\nexperiment d {\n  backbone resnet18 { weights random  cut layer1 }\n  probe linear {}\n\
+         \x20 stimulus a grating { frequency axis  contrast 0 }\n  stimulus b grating { like a  contrast level }\n\
+         \x20 task 2afc { stimuli [a, b] }\n  axis frequency [4]\n  train { level uniform(0, 1) }\n\
+         \x20 staircase bisection {}\n}\n",
+    );
+    let plan = psyrun::plan::compile(&file).plan.expect("plans");
+    use psyrun::plan::design::*;
+    let d = plan.design.expect("a design");
+    assert_eq!((d.size, d.background), (224, 0.5));
+    assert_eq!(
+        d.normalize,
+        psyrun::plan::Normalize::MeanStd {
+            mean: psyrun::plan::IMAGENET_MEAN,
+            std: psyrun::plan::IMAGENET_STD
+        }
+    );
+    assert_eq!(
+        (d.task.answer, d.task.position),
+        (Answer::Differs, Position::All)
+    );
+    assert_eq!(d.readout, Readout::Probe);
+    assert_eq!(d.train.expect("train").samples, 1000);
+    assert_eq!(
+        d.level,
+        Level {
+            name: "contrast".into(),
+            unit: String::new()
+        }
+    );
+    // `window` none, `sigma` size / 6 written in.
+    assert_eq!(
+        d.stimuli[0].params["sigma"],
+        Param::Value(Expr::Num(224.0 / 6.0))
+    );
+}

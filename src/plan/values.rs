@@ -30,6 +30,9 @@ pub(crate) enum LevelDomain {
     Number,
     /// An angle, written with its unit (the level of an angle parameter).
     Angle,
+    /// The level of a design with errors: any number or angle, so that the staircase adds
+    /// no errors of its own.
+    Unknown,
 }
 
 /// The folder that relative paths in an experiment are taken from (the experiment file's

@@ -377,10 +377,13 @@ fn tokens(src: &str) -> Vec<(Tok<'_>, bool)> {
         let start = i;
         // A sign after a number or a bracket is arithmetic (`224 / 6 - 1`); after a name it
         // starts the number of a tagged value (`avg -2`, which the grammar reads as a name and
-        // a number), and anywhere else it is the number's own.
+        // a number), and anywhere else it is the number's own. The names `level` and `axis`
+        // are values (`axis + level`, `level - 1`).
         let value_before = match out.last() {
             Some((Tok::Word(w), _)) => {
                 !w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    || *w == "level"
+                    || *w == "axis"
             }
             Some((Tok::Punct(p, _), _)) => *p == ")" || *p == "]",
             None => false,
@@ -507,9 +510,24 @@ mod tests {
             include_str!("../../experiments/quick_csf.psy"),
             include_str!("../../experiments/layer_profile.psy"),
             include_str!("../../experiments/common/lab.psy"),
+            include_str!("../../experiments/masking_dipper.psy"),
+            include_str!("../../experiments/orientation_discrimination.psy"),
+            include_str!("../../experiments/vernier_acuity.psy"),
+            include_str!("../../experiments/vernier_crowding.psy"),
+            include_str!("../../experiments/frequency_discrimination.psy"),
+            include_str!("../../experiments/csf_natural_images.psy"),
         ] {
             assert_eq!(fmt(text), text);
         }
+    }
+
+    #[test]
+    fn stimuli_tasks_axes_and_expressions_get_the_layout() {
+        let messy = "psy 1\nexperiment e {\n  stimulus   ref   gabor {frequency axis\n orientation 45deg+level }\n  stimulus t gabor { like ref  contrast axis*(1+level)  phase -level }\n task   2afc {stimuli [ref,t]}\n  axis   frequency   [2,4]\n}\n";
+        let want = "psy 1\nexperiment e {\n  stimulus ref gabor {\n    frequency axis\n    orientation 45deg + level\n  }\n  stimulus t gabor { like ref  contrast axis * (1 + level)  phase -level }\n  task 2afc { stimuli [ref, t] }\n  axis frequency [2, 4]\n}\n";
+        assert_eq!(fmt(messy), want);
+        assert_eq!(fmt(want), want, "formatting the layout changes nothing");
+        check_properties("design.psy", messy);
     }
 
     #[test]

@@ -37,13 +37,16 @@ const READOUTS: &[(&str, Readout)] = &[
     ("dot", Readout::Distance(Metric::Dot)),
 ];
 
-/// True when the experiment uses any of the new blocks or settings.
+/// True when the experiment uses any of the new blocks or settings. A `level` setting
+/// counts only with a name (`level contrast`): `level 0.75` is the `fit` setting written in
+/// the wrong block, and is reported so.
 pub(super) fn is_design(exp: &Block) -> bool {
     exp.blocks()
         .any(|b| DESIGN_BLOCKS.contains(&b.keyword.text.as_str()))
-        || exp
-            .settings()
-            .any(|s| DESIGN_SETTINGS.contains(&s.key.text.as_str()))
+        || exp.settings().any(|s| match s.key.text.as_str() {
+            "level" => matches!(s.value.kind, ValueKind::Ident(_)),
+            k => DESIGN_SETTINGS.contains(&k),
+        })
 }
 
 /// The design's blocks, as found in the experiment.
@@ -342,6 +345,27 @@ pub(super) fn lower(
     if let Some(t) = design_train.as_ref().and_then(|t| t.task.as_ref()) {
         lists_agree(cx, t, &stimuli)?;
     }
+    // The training task's target must carry the level too.
+    if let Some(t) = design_train.as_ref().and_then(|t| t.task.as_ref()) {
+        if let Some(s) = find(&t.target) {
+            if !s
+                .0
+                .params
+                .values()
+                .any(|p| matches!(p, Param::Value(e) if e.uses_level()))
+            {
+                cx.push(
+                    Diag::error(
+                        Code::PlanNothingMeasured,
+                        format!("no parameter of the training target `{}` depends on `level`: the training levels would change nothing", t.target),
+                    )
+                    .at(s.1, "the training target")
+                    .with_help("write the level into the training target, e.g. `contrast level`"),
+                );
+                return None;
+            }
+        }
+    }
     let train = match design_train {
         Some(t) => Some(train_draw(cx, t, domain)?),
         None => None,
@@ -635,13 +659,38 @@ fn param(cx: &mut Cx, spec: &ParamSpec, v: &Value) -> Option<Param> {
             Some(Param::Word(b.to_string()))
         }
         ParamType::Path => match &v.kind {
-            ValueKind::Str(s) => Some(Param::Path(s.clone())),
+            ValueKind::Str(s) => folder_exists(cx, v, s).then(|| Param::Path(s.clone())),
             _ => {
                 cx.wrong_type(v, "a path in quotes", &format!("e.g. `{name} \"images/\"`"));
                 None
             }
         },
     }
+}
+
+/// False (and `psy::plan::missing_file`) when files are checked and `folder`, taken from
+/// the experiment file's folder as a run takes it, is not a folder.
+fn folder_exists(cx: &mut Cx, v: &Value, folder: &str) -> bool {
+    let Some(base) = &cx.files else {
+        return true;
+    };
+    let given = std::path::Path::new(folder);
+    if given.is_relative() && !base.relative {
+        return true;
+    }
+    let resolved = base.dir.join(given);
+    if resolved.is_dir() {
+        return true;
+    }
+    cx.push(
+        Diag::error(
+            Code::PlanMissingFile,
+            format!("the image folder `{}` is not a folder", resolved.display()),
+        )
+        .at(v.span, "no such folder")
+        .with_help("check the path (a relative path is taken from the experiment file's folder); `psyrun check` looks for it where a run will"),
+    );
+    false
 }
 
 /// A number or angle parameter: a constant, an expression, a list or a random draw.
@@ -660,6 +709,23 @@ fn numeric(cx: &mut Cx, spec: &ParamSpec, v: &Value) -> Option<Param> {
                     )
                     .at(v.span, "remove the unit")
                     .with_help(unit_help(spec)),
+                );
+                return None;
+            }
+            if angle && unitless_addend(e) {
+                cx.push(
+                    Diag::error(
+                        Code::PlanWrongType,
+                        format!(
+                            "`{}` is an angle, but a number added in this expression has no unit",
+                            spec.name
+                        ),
+                    )
+                    .at(v.span, "add `deg` to the number")
+                    .with_help(format!(
+                        "{} (`level` and `axis` are in degrees here: `45deg + level`)",
+                        unit_help(spec)
+                    )),
                 );
                 return None;
             }
@@ -702,6 +768,22 @@ fn numeric(cx: &mut Cx, spec: &ParamSpec, v: &Value) -> Option<Param> {
             })
         }
         _ => constant(cx, spec, v).map(|x| Param::Value(Expr::Num(x))),
+    }
+}
+
+/// True when a plain number is added to or subtracted from something (`45 + level`): in an
+/// angle parameter it lacks its unit. Factors stay plain (`2 * level`).
+fn unitless_addend(e: &SymExpr) -> bool {
+    match e {
+        SymExpr::Add(a, b) | SymExpr::Sub(a, b) => {
+            matches!(**a, SymExpr::Num(_))
+                || matches!(**b, SymExpr::Num(_))
+                || unitless_addend(a)
+                || unitless_addend(b)
+        }
+        SymExpr::Mul(a, b) | SymExpr::Div(a, b) => unitless_addend(a) || unitless_addend(b),
+        SymExpr::Neg(a) => unitless_addend(a),
+        SymExpr::Num(_) | SymExpr::Angle(_) | SymExpr::Level | SymExpr::Axis => false,
     }
 }
 
@@ -1195,9 +1277,8 @@ pub(super) struct TrainIn<'a> {
 }
 
 fn design_train<'a>(cx: &mut Cx, b: &'a Block, names: &[&str]) -> Option<Option<TrainIn<'a>>> {
-    if let Some(l) = &b.label {
+    if b.label.is_some() {
         // `train shapes { … }` is reported as a mix of old and new sections.
-        let _ = l;
         return None;
     }
     reject_blocks(cx, b, &["task"]);
@@ -1299,7 +1380,8 @@ pub(crate) fn level_value(cx: &mut Cx, v: &Value, domain: LevelDomain, what: &st
             );
             None
         }
-        (LevelDomain::Number, _) => cx.number(
+        (LevelDomain::Unknown, ValueKind::Angle(d)) => Some(*d),
+        (LevelDomain::Number | LevelDomain::Unknown, _) => cx.number(
             v,
             "the level is a plain number (the unit of the parameter it moves)",
         ),

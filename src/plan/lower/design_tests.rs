@@ -243,6 +243,27 @@ fn a_training_task_of_its_own_trains_the_probe() {
     let d = p.design.unwrap();
     assert_eq!(d.train_task().target, "disc");
     assert_eq!(d.task.target, "g");
+    // A training target that does not use the level trains on nothing.
+    let text = file(
+        "  stimulus blank patch { contrast 0 }\n  stimulus disc patch { contrast 0.5 }\n\
+         \x20 stimulus g grating { frequency axis  contrast level }\n\
+         \x20 task 2afc { stimuli [blank, g] }\n  axis frequency [4]\n\
+         \x20 train { samples 10  level uniform(0.1, 1)  task 2afc { stimuli [blank, disc] } }\n",
+    );
+    assert_eq!(codes(&text), vec![Code::PlanNothingMeasured]);
+}
+
+#[test]
+fn an_image_folder_must_exist_when_files_are_checked() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("experiments/csf_natural_images.psy");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let compiled =
+        |t: &str| crate::plan::sweep::compile_experiment(&SourceFile::new("x.psy", t), &path, &[]);
+    assert!(compiled(&text).conditions.is_some());
+    let c = compiled(&text.replace("folder \"images\"", "folder \"no_such_images\""));
+    assert!(c.conditions.is_none());
+    assert!(c.diags.iter().any(|d| d.code == Code::PlanMissingFile));
 }
 
 #[test]
@@ -329,6 +350,23 @@ fn mistakes_get_their_codes() {
         let got = codes(&text);
         assert!(got.contains(code), "{to}: expected {code:?}, got {got:?}");
     }
+    // An angle expression adds angles, not bare numbers; factors stay plain.
+    let angle_expr = |e: &str| {
+        angles(&file(&ok.replace(
+            "orientation 45deg + level",
+            &format!("orientation {e}"),
+        )))
+    };
+    assert_eq!(codes(&angle_expr("45 + level")), vec![Code::PlanWrongType]);
+    assert_eq!(
+        codes(&angle_expr("-(level - 1)")),
+        vec![Code::PlanWrongType]
+    );
+    let p = plan(&angle_expr("45deg + 2 * level"));
+    let Param::Value(e) = param(&p, "target", "orientation") else {
+        panic!()
+    };
+    assert_eq!(e.eval(1.5, 0.0), 48.0);
     // Lists of one parameter in both stimuli must agree.
     let text = angles(&file(
         &ok.replace(
@@ -375,5 +413,123 @@ fn did_you_mean_names_the_parameter_and_the_kind() {
     assert!(
         help.iter().any(|h| h.starts_with("did you mean `sigma`?")),
         "{help:?}"
+    );
+}
+
+/// The plan of `text` with `--set` overrides, through the same path as the command line.
+fn with_sets(text: &str, sets: &[&str]) -> Result<Plan, Vec<Code>> {
+    let overrides: Vec<crate::plan::sweep::Override> =
+        sets.iter().map(|s| s.parse().unwrap()).collect();
+    let c = crate::plan::sweep::compile_experiment(
+        &SourceFile::new("t.psy", text),
+        std::path::Path::new("t.psy"),
+        &overrides,
+    );
+    match c.conditions {
+        Some(mut cs) if cs.len() == 1 => Ok(cs.remove(0).plan),
+        _ => Err(c.diags.iter().map(|d| d.code).collect()),
+    }
+}
+
+#[test]
+fn set_paths_address_the_new_blocks() {
+    let text = angles(&file(&format!("{GABORS}{TASK}")));
+    let p = with_sets(
+        &text,
+        &[
+            "display.size=64",
+            "stimulus.reference.contrast=0.25",
+            "stimulus.target.sigma=3",
+            "task.position=first",
+            "axis=spatial [1, 2, 3]",
+            "train.samples=7",
+            "train.level=uniform(1deg, 2deg)",
+            "level.unit=degrees",
+        ],
+    )
+    .unwrap();
+    let d = p.design.unwrap();
+    assert_eq!(d.size, 64);
+    // The target is `like reference`: it copies the overridden contrast.
+    for s in ["reference", "target"] {
+        assert_eq!(
+            d.stimulus(s).unwrap().params["contrast"],
+            Param::Value(Expr::Num(0.25))
+        );
+    }
+    assert_eq!(
+        d.stimulus("target").unwrap().params["sigma"],
+        Param::Value(Expr::Num(3.0))
+    );
+    // Defaults follow the overridden size.
+    assert_eq!(
+        d.stimulus("reference").unwrap().params["sigma"],
+        Param::Value(Expr::Num(8.0))
+    );
+    assert_eq!(d.task.position, Position::Fixed(0));
+    assert_eq!((d.axis.name.as_str(), d.axis.values.len()), ("spatial", 3));
+    let t = d.train.unwrap();
+    assert_eq!(
+        (t.samples, t.level),
+        (7, Draw::Uniform { lo: 1.0, hi: 2.0 })
+    );
+    assert_eq!(d.level.unit, "degrees");
+    // A distance readout set on a probed experiment plans (probe and train ignored).
+    let p = with_sets(&text, &["readout=l2"]).unwrap();
+    assert_eq!(p.design.unwrap().readout, Readout::Distance(Metric::L2));
+    // An unknown stimulus or parameter is an unknown path.
+    assert_eq!(
+        with_sets(&text, &["stimulus.refrence.contrast=0.1"]).unwrap_err(),
+        vec![Code::PlanUnknownPath]
+    );
+    assert_eq!(
+        with_sets(&text, &["stimulus.reference.contrats=0.1"]).unwrap_err(),
+        vec![Code::PlanUnknownPath]
+    );
+}
+
+#[test]
+fn extends_merges_stimuli_by_name() {
+    let dir = std::env::temp_dir().join(format!("psyrun-design-extends-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("base.psy"),
+        angles(&file(&format!("{GABORS}{TASK}"))),
+    )
+    .unwrap();
+    let child = "psy 1\nimport \"base.psy\"\nexperiment child extends t {\n  \
+                 stimulus target gabor { like reference  orientation 45deg - level }\n}\n";
+    let path = dir.join("child.psy");
+    std::fs::write(&path, child).unwrap();
+    let c =
+        crate::plan::sweep::compile_experiment(&SourceFile::new("child.psy", child), &path, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = &c.conditions.expect("plans")[0].plan;
+    let d = plan.design.as_ref().unwrap();
+    // The child's target replaced the base's target, not its reference.
+    assert_eq!(d.stimuli.len(), 2);
+    let Param::Value(e) = &d.stimulus("target").unwrap().params["orientation"] else {
+        panic!()
+    };
+    assert_eq!(e.eval(5.0, 0.0), 40.0);
+    assert_eq!(
+        d.stimulus("reference").unwrap().params["orientation"],
+        Param::Value(Expr::Num(45.0))
+    );
+}
+
+#[test]
+fn a_misplaced_fit_level_stays_a_tutorial_mistake() {
+    // `level 0.75` at the top of a `test gratings` experiment belongs in `fit`.
+    let text = "psy 1\nexperiment t {\n  level 0.75\n  backbone resnet18 { weights random  cut layer1 }\n  \
+                probe linear {}\n  train shapes { size 32 }\n  test gratings { size 32 }\n  staircase bisection {}\n}\n";
+    let l = compile(&SourceFile::new("t.psy", text));
+    let d: Vec<(Code, Option<String>)> = l.diags.iter().map(|d| (d.code, d.help.clone())).collect();
+    assert_eq!(
+        d,
+        vec![(
+            Code::PlanUnknownSetting,
+            Some("`level` belongs in `fit`".into())
+        )]
     );
 }

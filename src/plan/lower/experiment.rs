@@ -147,9 +147,9 @@ fn lower_design(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
         span: exp.keyword.span,
     };
     let probe = probe::lower(cx, sections.get("probe").unwrap_or(&default_probe));
-    if let Some(o) = &out {
-        cx.level = o.domain;
-    }
+    cx.level = out
+        .as_ref()
+        .map_or(crate::plan::values::LevelDomain::Unknown, |o| o.domain);
     let staircase = sections
         .get("staircase")
         .and_then(|b| staircase::lower(cx, b));
