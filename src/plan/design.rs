@@ -244,6 +244,18 @@ impl Task {
         }
     }
 
+    /// Feature vectors a linear probe reads per trial: the intervals' side by side, except
+    /// for same/different, where it reads one, `|f₁ − f₂|` element by element. (A linear
+    /// function of `[f₁, f₂]` cannot tell same from different: with two stimuli A and B,
+    /// "same" is AA or BB and "different" AB or BA, and the sums of the two pairs' scores are
+    /// equal, an XOR.)
+    pub fn probe_intervals(&self) -> u32 {
+        match self.kind {
+            TaskKind::SameDifferent => 1,
+            _ => self.intervals,
+        }
+    }
+
     /// The proportion correct of an observer that guesses: the psychometric function's
     /// lower asymptote.
     pub fn guess_rate(&self) -> f64 {

@@ -96,8 +96,9 @@ fn with_shapes(
     derived.set_shapes(cut_shape, feature_shape);
     let per_image = derived.features_per_image.unwrap_or(0);
     if let Some(d) = design {
-        // Every interval's features side by side; one logit per answer.
-        let inputs = u64::from(d.task.intervals) * per_image;
+        // Every interval's features side by side (same/different: |f₁ − f₂|); one logit
+        // per answer.
+        let inputs = u64::from(d.task.probe_intervals()) * per_image;
         let choices = u64::from(d.task.choices());
         derived.probe_inputs = Some(inputs);
         derived.probe_parameters = Some(match d.readout {

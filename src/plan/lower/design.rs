@@ -1101,9 +1101,10 @@ fn task_stimuli(cx: &mut Cx, v: &Value, names: &[&str]) -> Option<(String, Strin
     Some((reference, target))
 }
 
-/// A distance readout answers forced choices by "which differs most" and same/different
-/// by a criterion on the distance; it cannot say which is higher, and a single interval
-/// (yes/no) has nothing to compare with.
+/// A distance readout answers forced choices by "which differs most from the reference",
+/// and same/different and yes/no by a criterion on a distance (between the two intervals;
+/// between the one interval and the reference it is asked about); it cannot say which is
+/// higher.
 fn readout_serves(
     cx: &mut Cx,
     task: &Task,
@@ -1113,17 +1114,19 @@ fn readout_serves(
 ) -> Option<()> {
     let why = if task.answer == Answer::Higher {
         "a distance is not signed: it tells which interval differs, not which is higher"
-    } else if task.kind == TaskKind::YesNo {
-        "a yes/no trial has one interval: there is nothing to measure a distance to"
     } else {
         return Some(());
     };
     let mut d = Diag::error(
         Code::PlanReadoutTask,
-        format!("`readout {}` cannot answer this `{}` task: {why}", m.name(), task.kind.name()),
+        format!(
+            "`readout {}` cannot answer this `{}` task: {why}",
+            m.name(),
+            task.kind.name()
+        ),
     )
     .at(task_block.keyword.span, "the task")
-    .with_help("use `answer differs` or a two-interval task (2afc, same_different) with a distance readout, or train a probe (`readout probe`)");
+    .with_help("use `answer differs` with a distance readout, or train a probe (`readout probe`)");
     if let Some(v) = readout {
         d = d.also(v.span, "a distance readout");
     }

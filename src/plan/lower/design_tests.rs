@@ -224,12 +224,13 @@ fn a_distance_readout_needs_no_probe_and_no_training() {
     assert_eq!(ignored.train, None);
     let warned: Vec<Code> = l.diags.iter().map(|d| d.code).collect();
     assert_eq!(warned, vec![Code::PlanUnusedTraining; 2]);
-    // `answer higher` or yes/no: refused.
+    // `answer higher`: refused; yes/no (against the reference's template) is fine.
     assert!(
         codes(&text.replace("stimuli [a, b] }", "stimuli [a, b]  answer higher }"))
             .contains(&Code::PlanReadoutTask)
     );
-    assert!(codes(&text.replace("task 2afc", "task yes_no")).contains(&Code::PlanReadoutTask));
+    let yes_no = plan(&text.replace("task 2afc", "task yes_no"));
+    assert_eq!(yes_no.design.unwrap().task.kind, TaskKind::YesNo);
 }
 
 #[test]

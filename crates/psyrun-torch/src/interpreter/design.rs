@@ -126,6 +126,20 @@ impl Interpreter<'_> {
         f.reshape([n, intervals as i64, -1])
     }
 
+    /// What the probe reads of trials' features `[n, I, F]`: the intervals side by side
+    /// (`[n, I·F]`), or for same/different `|f₁ − f₂|` (`[n, F]`; see
+    /// [`Task::probe_intervals`](psyrun::plan::design::Task::probe_intervals)).
+    fn probe_input(&self, f: &Tensor, training: bool) -> Tensor {
+        let d = self.design();
+        let task = if training { d.train_task() } else { &d.task };
+        let n = f.size()[0];
+        if task.kind == TaskKind::SameDifferent {
+            (f.select(1, 0) - f.select(1, 1)).abs()
+        } else {
+            f.reshape([n, -1])
+        }
+    }
+
     /// Trains the probe on the design's training task (`None` for a distance readout).
     pub(super) fn train_design(
         &mut self,
@@ -148,7 +162,7 @@ impl Interpreter<'_> {
             self.backbone.feature_order(),
             seed,
             self.device,
-            intervals as i64,
+            i64::from(d.train_task().probe_intervals()),
             choices as i64,
         );
         let mut opt = match &plan.probe.optimizer {
@@ -197,7 +211,7 @@ impl Interpreter<'_> {
                 let (x, labels) =
                     self.training_batch(&tt, &train.level, seed, epoch, start..end)?;
                 let n = labels.size()[0];
-                let f = self.trial_features(&x, intervals).reshape([n, -1]);
+                let f = self.probe_input(&self.trial_features(&x, intervals), true);
                 let logits = probe.forward_concat(&f);
                 let loss = logits.cross_entropy_for_logits(&labels);
                 opt.zero_grad();
@@ -350,8 +364,7 @@ impl Interpreter<'_> {
             let end = (start + batch).min(samples);
             let (x, labels) =
                 self.training_batch(&tt, &train.level, seed, plan.probe.epochs, start..end)?;
-            let n = labels.size()[0];
-            let f = self.trial_features(&x, tt.intervals()).reshape([n, -1]);
+            let f = self.probe_input(&self.trial_features(&x, tt.intervals()), true);
             let logits = probe.forward_concat(&f).detach().to_device(Device::Cpu);
             let flat = Vec::<f32>::try_from(logits.reshape([-1]))
                 .map_err(|e| self.torch_failure(&e.to_string()))?;
@@ -618,8 +631,18 @@ impl Interpreter<'_> {
         repeat: u32,
         criteria: &mut HashMap<(usize, usize), f64>,
     ) -> Result<Vec<Vec<f64>>, Failure> {
+        let d = self.design();
         let intervals = tt.intervals();
-        let per_chunk = (TEST_CHUNK / intervals).max(1);
+        // A distance to the reference needs its template, computed in the same forward pass
+        // as the trial's images (a pass of another batch size may differ in the last bits,
+        // which a deterministic observer would take for a difference).
+        let templates = matches!(d.readout, Readout::Distance(_))
+            && matches!(
+                d.task.kind,
+                TaskKind::TwoAfc | TaskKind::Nafc | TaskKind::YesNo
+            );
+        let per_trial = intervals + usize::from(templates);
+        let per_chunk = (TEST_CHUNK / per_trial).max(1);
         let mut out = Vec::with_capacity(todo.len());
         for chunk in todo.chunks(per_chunk) {
             self.check_stop()?;
@@ -634,9 +657,22 @@ impl Interpreter<'_> {
                     )
                 })
                 .collect();
-            let x = self.render_batch(tt, &shown)?;
-            let f = self.trial_features(&x, intervals);
-            if !crate::script::all_finite(&f) {
+            let mut x = self.render_batch(tt, &shown)?;
+            if templates {
+                let refs: Vec<(f64, usize, u64)> = chunk
+                    .iter()
+                    .map(|t| {
+                        (
+                            axis_values[t.axis],
+                            t.condition,
+                            template_index(repeat, t.axis, 1 << 31 | t.stream),
+                        )
+                    })
+                    .collect();
+                x = Tensor::cat(&[x, self.render_templates(tt, &refs, seed)?], 0);
+            }
+            let all = self.features(&x);
+            if !crate::script::all_finite(&all) {
                 return Err(self.non_finite_failure(
                     "the test images' features are NaN or infinite: no test result could mean \
                      anything"
@@ -644,10 +680,13 @@ impl Interpreter<'_> {
                     true,
                 ));
             }
-            match (self.design().readout, probe) {
+            let n = chunk.len() as i64;
+            let f = all
+                .narrow(0, 0, n * intervals as i64)
+                .reshape([n, intervals as i64, -1]);
+            match (d.readout, probe) {
                 (Readout::Probe, Some(p)) => {
-                    let n = f.size()[0];
-                    let logits = p.forward_concat(&f.reshape([n, -1])).detach();
+                    let logits = p.forward_concat(&self.probe_input(&f, false)).detach();
                     let flat = Vec::<f32>::try_from(logits.to_device(Device::Cpu).reshape([-1]))
                         .map_err(|e| self.torch_failure(&e.to_string()))?;
                     out.extend(
@@ -656,18 +695,46 @@ impl Interpreter<'_> {
                     );
                 }
                 (Readout::Distance(metric), _) => {
+                    let reference = templates.then(|| all.narrow(0, n * intervals as i64, n));
                     for (i, t) in chunk.iter().enumerate() {
-                        let trial = f.get(i as i64);
-                        let scores = self.distance_scores(
-                            tt,
-                            metric,
-                            &trial,
-                            t,
-                            axis_values,
-                            seed,
-                            repeat,
-                            criteria,
-                        )?;
+                        let i = i as i64;
+                        let fi = f.get(i);
+                        let n_int = intervals as i64;
+                        let scores = match d.task.kind {
+                            TaskKind::TwoAfc | TaskKind::Nafc => {
+                                let r = reference.as_ref().map(|r| r.get(i));
+                                let r = r.as_ref().unwrap_or(&fi);
+                                (0..n_int)
+                                    .map(|k| distance(metric, &fi.get(k), r))
+                                    .collect()
+                            }
+                            TaskKind::Oddity => (0..n_int)
+                                .map(|k| {
+                                    (0..n_int)
+                                        .filter(|&j| j != k)
+                                        .map(|j| distance(metric, &fi.get(k), &fi.get(j)))
+                                        .sum()
+                                })
+                                .collect(),
+                            TaskKind::SameDifferent | TaskKind::YesNo => {
+                                let c = self.criterion(
+                                    tt,
+                                    metric,
+                                    t,
+                                    axis_values,
+                                    seed,
+                                    repeat,
+                                    criteria,
+                                )?;
+                                let dist = match (d.task.kind, reference.as_ref()) {
+                                    (TaskKind::YesNo, Some(r)) => {
+                                        distance(metric, &fi.get(0), &r.get(i))
+                                    }
+                                    _ => distance(metric, &fi.get(0), &fi.get(1)),
+                                };
+                                vec![c, dist]
+                            }
+                        };
                         out.push(scores);
                     }
                 }
@@ -679,88 +746,82 @@ impl Interpreter<'_> {
         Ok(out)
     }
 
-    /// A distance readout's scores for one trial whose interval features are `f` (`[I, F]`).
-    /// Forced choice: each interval's distance from the reference template (the one that
-    /// differs most is chosen). Oddity: each interval's summed distance to the others.
-    /// Same/different and yes/no: `[criterion, distance]`, the criterion being the mean
-    /// distance between two renderings of the reference (0 when stimuli do not vary).
+    /// The reference stimulus alone, for each `(axis value, condition, stream index)`, as
+    /// network input `[n, 3, H, W]`.
+    fn render_templates(
+        &self,
+        tt: &TaskTrials,
+        refs: &[(f64, usize, u64)],
+        seed: u64,
+    ) -> Result<Tensor, Failure> {
+        let d = self.design();
+        let size = d.size as usize;
+        let image = 3 * size * size;
+        let rendered: Result<Vec<Vec<f32>>, tasks::TaskError> = refs
+            .par_iter()
+            .map(|&(axis, c, k)| {
+                let mut r = rng::stream(seed, CRITERION, k);
+                let img = tt.template(axis, c, &mut r)?;
+                let mut out = vec![0f32; image];
+                trials::rgb_to_chw(&img, &d.normalize, &mut out);
+                Ok(out)
+            })
+            .collect();
+        let buf: Vec<f32> = rendered
+            .map_err(|e| self.task_failure(&e))?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(Tensor::from_slice(&buf).reshape([refs.len() as i64, 3, size as i64, size as i64]))
+    }
+
+    /// The criterion of same/different and yes/no distances at trial `t`'s axis value and
+    /// condition: the mean distance between two renderings of the reference, computed in
+    /// one forward pass (0 when nothing in the stimuli is random: one pair suffices), over
+    /// [`CRITERION_PAIRS`] pairs otherwise; measured once per axis value and condition.
     #[allow(clippy::too_many_arguments)]
-    fn distance_scores(
+    fn criterion(
         &self,
         tt: &TaskTrials,
         metric: Metric,
-        f: &Tensor,
         t: &Shown,
         axis_values: &[f64],
         seed: u64,
         repeat: u32,
         criteria: &mut HashMap<(usize, usize), f64>,
-    ) -> Result<Vec<f64>, Failure> {
-        let axis = axis_values[t.axis];
-        let n = f.size()[0];
-        let template = |this: &Self, k: u64| -> Result<Tensor, Failure> {
-            let mut r = rng::stream(
-                seed,
-                CRITERION,
-                (u64::from(repeat) << 48) | ((t.axis as u64) << 32) | (k & 0xffff_ffff),
-            );
-            let img = tt
-                .template(axis, t.condition, &mut r)
-                .map_err(|e| this.task_failure(&e))?;
-            let d = this.design();
-            let size = d.size as i64;
-            let mut buf = vec![0f32; img.len()];
-            trials::rgb_to_chw(&img, &d.normalize, &mut buf);
-            Ok(this
-                .features(&Tensor::from_slice(&buf).reshape([1, 3, size, size]))
-                .get(0))
-        };
-        let kind = self.design().task.kind;
-        match kind {
-            TaskKind::TwoAfc | TaskKind::Nafc => {
-                let reference = template(self, 1 << 31 | t.stream)?;
-                (0..n)
-                    .map(|i| Ok(distance(metric, &f.get(i), &reference)))
-                    .collect()
-            }
-            TaskKind::Oddity => Ok((0..n)
-                .map(|i| {
-                    (0..n)
-                        .filter(|&j| j != i)
-                        .map(|j| distance(metric, &f.get(i), &f.get(j)))
-                        .sum()
-                })
-                .collect()),
-            TaskKind::SameDifferent | TaskKind::YesNo => {
-                let key = (t.axis, t.condition);
-                let criterion = match criteria.get(&key) {
-                    Some(&c) => c,
-                    None => {
-                        let pairs = if tt.deterministic() {
-                            1
-                        } else {
-                            CRITERION_PAIRS
-                        };
-                        let mut sum = 0.0;
-                        for k in 0..pairs {
-                            let a = template(self, 2 * k)?;
-                            let b = template(self, 2 * k + 1)?;
-                            sum += distance(metric, &a, &b);
-                        }
-                        let c = sum / pairs as f64;
-                        criteria.insert(key, c);
-                        c
-                    }
-                };
-                let d = if kind == TaskKind::SameDifferent {
-                    distance(metric, &f.get(0), &f.get(1))
-                } else {
-                    distance(metric, &f.get(0), &template(self, 1 << 31 | t.stream)?)
-                };
-                Ok(vec![criterion, d])
-            }
+    ) -> Result<f64, Failure> {
+        let key = (t.axis, t.condition);
+        if let Some(&c) = criteria.get(&key) {
+            return Ok(c);
         }
+        let pairs = if tt.deterministic() {
+            1
+        } else {
+            CRITERION_PAIRS
+        };
+        let refs: Vec<(f64, usize, u64)> = (0..2 * pairs)
+            .map(|k| {
+                (
+                    axis_values[t.axis],
+                    t.condition,
+                    template_index(repeat, t.axis, k),
+                )
+            })
+            .collect();
+        let f = self.features(&self.render_templates(tt, &refs, seed)?);
+        let sum: f64 = (0..pairs as i64)
+            .map(|k| distance(metric, &f.get(2 * k), &f.get(2 * k + 1)))
+            .sum();
+        let c = sum / pairs as f64;
+        criteria.insert(key, c);
+        Ok(c)
     }
+}
+
+/// The index of a reference rendering in the [`CRITERION`] stream: repeat, axis index and
+/// `k` (a criterion pair's member, or a trial's template at `2³¹ + trial`).
+fn template_index(repeat: u32, axis: usize, k: u64) -> u64 {
+    (u64::from(repeat) << 48) | ((axis as u64) << 32) | (k & 0xffff_ffff)
 }
 
 /// The distance between two feature vectors (larger = more different).
@@ -824,5 +885,32 @@ impl Interpreter<'_> {
             }
         }
         Ok((out, tt.intervals().max(2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{distance, Metric};
+    use tch::Tensor;
+
+    #[test]
+    fn distances_are_the_metrics_definitions() {
+        let a = Tensor::from_slice(&[3.0f32, 4.0, 0.0]);
+        let b = Tensor::from_slice(&[0.0f32, 4.0, 3.0]);
+        let close = |x: f64, y: f64| (x - y).abs() < 1e-12;
+        assert!(close(distance(Metric::L2, &a, &b), 18f64.sqrt()));
+        assert!(close(distance(Metric::L1, &a, &b), 6.0));
+        assert!(close(distance(Metric::Dot, &a, &b), -16.0));
+        assert!(close(distance(Metric::Cosine, &a, &b), 1.0 - 16.0 / 25.0));
+        // Cosine ignores length; parallel vectors are at distance 0, opposite ones at 2.
+        let a2 = Tensor::from_slice(&[6.0f32, 8.0, 0.0]);
+        assert!(close(distance(Metric::Cosine, &a, &a2), 0.0));
+        assert!(close(distance(Metric::Cosine, &a, &(-&a)), 2.0));
+        // A zero vector has no direction: distance 0, not NaN.
+        let zero = Tensor::from_slice(&[0.0f32, 0.0, 0.0]);
+        assert_eq!(distance(Metric::Cosine, &a, &zero), 0.0);
+        for m in [Metric::L2, Metric::L1] {
+            assert_eq!(distance(m, &a, &a), 0.0);
+        }
     }
 }
