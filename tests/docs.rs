@@ -129,7 +129,7 @@ fn every_code_is_documented() {
 #[test]
 fn every_code_is_exercised() {
     // psy::syntax and psy::plan codes by snapshot fixtures; psy::io by tests/robustness.rs;
-    // psy::run by tests/cli.rs and tests/run.rs, psy::sweep by tests/sweep.rs (psy::run::bug, which no input can cause, by
+    // psy::run by tests/cli.rs, tests/run.rs and tests/design.rs, psy::sweep by tests/sweep.rs (psy::run::bug, which no input can cause, by
     // a unit test of the libtorch crate).
     let mut snaps = String::new();
     for entry in
@@ -142,6 +142,7 @@ fn every_code_is_exercised() {
         include_str!("cli.rs"),
         include_str!("run.rs"),
         include_str!("run/resume.rs"),
+        include_str!("design.rs"),
         include_str!("sweep.rs"),
         include_str!("../crates/psyrun-torch/src/failure.rs"),
     ]

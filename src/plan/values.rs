@@ -18,6 +18,9 @@ pub(crate) struct Cx {
     /// What the staircase's values are: contrasts (the `test gratings` experiments), or the
     /// level of an experiment described by its parts (`stimulus`, `task`, …).
     pub(crate) level: LevelDomain,
+    /// The task's guess rate, when a design says it (QUEST's and QUEST+'s default `gamma`);
+    /// `None`: the tutorial's 2AFC, ½.
+    pub(crate) guess: Option<f64>,
 }
 
 /// What a procedure's values (`start`, `range`, `levels`) are.

@@ -534,3 +534,30 @@ fn a_misplaced_fit_level_stays_a_tutorial_mistake() {
         )]
     );
 }
+
+/// QUEST's guess rate (and QUEST+'s) defaults to the task's: ¼ in a 4-AFC, ⅓ in a 3-oddity,
+/// ½ in a 2AFC; a written `gamma` stays.
+#[test]
+fn quest_guesses_at_the_tasks_rate() {
+    let body = |task: &str| {
+        angles(&file(&format!(
+            "{GABORS}  task {task}\n  axis frequency [2, 4]\n  train {{ samples 10  level uniform(0.5deg, 40deg) }}\n"
+        )))
+    };
+    let gamma = |text: &str| match plan(text).staircase {
+        Staircase::Quest(q) => q.gamma,
+        Staircase::QuestPlus(q) => q.gamma,
+        other => panic!("{other:?}"),
+    };
+    let four = body("nafc { stimuli [reference, target]  intervals 4 }");
+    assert_eq!(gamma(&four), 0.25);
+    assert_eq!(
+        gamma(&body("oddity { stimuli [reference, target]  intervals 3 }")),
+        1.0 / 3.0
+    );
+    assert_eq!(gamma(&body("2afc { stimuli [reference, target] }")), 0.5);
+    assert_eq!(
+        gamma(&four.replace("trials 4 }", "trials 4  gamma 0.3 }")),
+        0.3
+    );
+}

@@ -150,6 +150,7 @@ fn lower_design(cx: &mut Cx, psy: u32, exp: &Block) -> Option<Plan> {
     cx.level = out
         .as_ref()
         .map_or(crate::plan::values::LevelDomain::Unknown, |o| o.domain);
+    cx.guess = out.as_ref().map(|o| o.design.task.guess_rate());
     let staircase = sections
         .get("staircase")
         .and_then(|b| staircase::lower(cx, b));

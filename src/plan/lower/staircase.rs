@@ -283,7 +283,9 @@ fn quest(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
         })
     };
     let delta = unit(cx, "delta", 0.01);
-    let gamma = unit(cx, "gamma", 0.5);
+    // The guess rate: the task's (1/N for N-AFC and oddity), ½ for the tutorial's 2AFC.
+    let guess = cx.guess.unwrap_or(0.5);
+    let gamma = unit(cx, "gamma", guess);
     let grain = f.get("grain").map_or(Some(0.01), |v| {
         cx.number_in(
             v,
@@ -399,7 +401,7 @@ fn questplus(cx: &mut Cx, f: &Fields<'_>) -> Option<Staircase> {
             }
         }),
     };
-    let gamma = f.get("gamma").map_or(Some(0.5), |v| {
+    let gamma = f.get("gamma").map_or(Some(cx.guess.unwrap_or(0.5)), |v| {
         cx.number_in(v, "gamma", 0.0, 0.5, "gamma is the guess rate, 0.5 in 2AFC")
     });
     let trials = f
