@@ -524,3 +524,57 @@ fn an_error_in_an_imported_file_shows_that_file() {
     );
     assert!(err.contains("cut layer9"), "{err}");
 }
+
+/// `psyrun stimuli` on an experiment written by its parts: one trial of each condition at
+/// every axis value (PNG per interval, `test.npy`, `test.csv` with the answer), the first
+/// training trials, the sheet; a level the stimuli cannot show is refused before anything
+/// is written.
+#[test]
+fn stimuli_of_a_designed_experiment_show_every_condition() {
+    let out = std::env::temp_dir().join(format!("psyrun-cli-design-stim-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let file = crate::root().join("experiments/masking_dipper.psy");
+    let (file, out_s) = (file.to_str().unwrap(), out.to_str().unwrap());
+    let o = psyrun(&[
+        "stimuli", file, "--out", out_s, "--level", "0.05", "--count", "2",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // 5 pedestals × 2 conditions (target first or second) × 2 intervals.
+    let pngs = std::fs::read_dir(out.join("test")).unwrap().count();
+    assert_eq!(pngs, 20);
+    let csv = std::fs::read_to_string(out.join("test.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 11, "{csv}");
+    assert!(
+        rows[0].starts_with("axis_index,axis,condition,level"),
+        "{csv}"
+    );
+    assert!(
+        rows[1].ends_with(",0,interval 1") && rows[2].ends_with(",1,interval 2"),
+        "{csv}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("train.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    assert!(out.join("preview.png").is_file() && out.join("test.npy").is_file());
+    // The largest pedestal plus an increment of 0.8 is a contrast of 1.1.
+    let _ = std::fs::remove_dir_all(&out);
+    let o = psyrun(&["stimuli", file, "--out", out_s, "--level", "0.8"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("psy::plan::out_of_range") && err.contains("increment"),
+        "{err}"
+    );
+    assert!(!out.join("test.csv").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
