@@ -967,3 +967,111 @@ fn token_readouts_of_exported_transformers_match_python() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The tensors of a `.safetensors` file: name → (shape, values), and its metadata.
+fn read_all_safetensors(
+    path: &Path,
+) -> (
+    std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    serde_json::Value,
+) {
+    let b = fs::read(path).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut end = 0;
+    for (name, t) in header.as_object().unwrap() {
+        if name == "__metadata__" {
+            continue;
+        }
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let (a, z) = (
+            t["data_offsets"][0].as_u64().unwrap() as usize,
+            t["data_offsets"][1].as_u64().unwrap() as usize,
+        );
+        assert_eq!(z - a, 4 * shape.iter().product::<usize>());
+        end = end.max(z);
+        let data = b[8 + n + a..8 + n + z]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        out.insert(name.clone(), (shape, data));
+    }
+    assert_eq!(b.len(), 8 + n + end, "no bytes past the last tensor");
+    (out, header["__metadata__"].clone())
+}
+
+/// Several cuts in one extraction: one tensor per cut (any order on the command line), each
+/// equal to the features of a single-cut extraction, the backbone built once up to the
+/// deepest; `.npy` writes one file per cut; no part file is left behind; a cut named twice
+/// is refused.
+#[test]
+fn several_cuts_in_one_extraction_equal_one_cut_at_a_time() {
+    let dir = scratch("multicut");
+    let inputs = images(&dir);
+    let base = [
+        "features",
+        "resnet18",
+        "--weights",
+        "random",
+        "--seed",
+        "3",
+        "--size",
+        "64",
+        "--pooling",
+        "avg:2x2",
+    ];
+    let run = |cuts: &[&str], out: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        for c in cuts {
+            args.extend(["--cut", c]);
+        }
+        args.extend(["--out", out]);
+        args.extend(inputs.iter().map(String::as_str));
+        torch(&dir, &args)
+    };
+    let o = run(&["layer3", "conv1", "layer1"], "multi.safetensors");
+    ok(&o);
+    assert_eq!(text(&o.stdout).lines().count(), 3, "{}", text(&o.stdout));
+    let (tensors, meta) = read_all_safetensors(&dir.join("multi.safetensors"));
+    assert_eq!(
+        tensors.keys().collect::<Vec<_>>(),
+        ["conv1", "layer1", "layer3"]
+    );
+    assert_eq!(meta["cuts"], "[\"layer3\",\"conv1\",\"layer1\"]");
+    for (cut, channels) in [("conv1", 64), ("layer1", 64), ("layer3", 256)] {
+        ok(&run(&[cut], &format!("{cut}.npy")));
+        let (shape, single) = read_npy(&dir.join(format!("{cut}.npy")));
+        assert_eq!(shape, [4, channels, 2, 2], "{cut}");
+        let (multi_shape, multi) = &tensors[cut];
+        assert_eq!(multi_shape, &shape, "{cut}");
+        assert_eq!(
+            multi, &single,
+            "{cut}: one cut at a time and several at once differ"
+        );
+    }
+    ok(&run(&["layer1", "layer2"], "both.npy"));
+    let (s1, _) = read_npy(&dir.join("both.layer1.npy"));
+    let (s2, _) = read_npy(&dir.join("both.layer2.npy"));
+    assert_eq!((s1, s2), (vec![4, 64, 2, 2], vec![4, 128, 2, 2]));
+    assert!(!dir.join("both.npy").exists());
+    let leftovers: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let o = run(&["layer1", "layer1"], "twice.npy");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("`--cut layer1` is given twice"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

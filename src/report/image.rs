@@ -149,6 +149,18 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
         "npy_f32: shape {shape:?} holds {count} values, got {}",
         data.len()
     );
+    let mut out = npy_f32_header(shape);
+    out.reserve(4 * data.len());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The header of an `.npy` file (version 1.0) of little-endian float32 values of `shape`,
+/// C order: what comes before the values in [`npy_f32`]'s output, for writers that stream
+/// the values after it.
+pub fn npy_f32_header(shape: &[usize]) -> Vec<u8> {
     let dims = match shape {
         [] => String::new(),
         [n] => format!("{n},"),
@@ -163,14 +175,11 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    let mut out = Vec::with_capacity(10 + header.len());
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     // Version 1.0 caps the header at 65535 bytes; a shape never comes close.
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
 }
 

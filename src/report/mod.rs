@@ -60,7 +60,7 @@ pub use folder::{
     check_out, rfc3339, safe_name, write_atomic, FolderError, RunFolder, INCOMPLETE, SOURCES,
 };
 pub use html::report_html;
-pub use image::{image_png, npy_f32, preview_sheet};
+pub use image::{image_png, npy_f32, npy_f32_header, preview_sheet};
 pub use json::{results_json, RESULTS_FORMAT};
 pub use plot::{
     csf_linear_plot, csf_plot, psychometric_plot, sweep_csf_plot, sweep_peaks_plot, training_plot,

@@ -230,12 +230,16 @@ pub struct FeaturesArgs {
     )]
     pub inputs: Vec<PathBuf>,
     /// The layer to cut after: a torchvision module path such as `layer2` or `features.10`.
+    /// Give it several times for several layers in one extraction (`--cut layer1 --cut
+    /// layer2`): one tensor per cut in a `.safetensors` file (named after the cut), one
+    /// `OUT.CUT.npy` file per cut for `.npy`; memory holds one batch of images whatever
+    /// their number.
     #[arg(
         long,
         required_unless_present_any = ["experiment", "torchscript"],
         conflicts_with_all = ["experiment", "torchscript"]
     )]
-    pub cut: Option<String>,
+    pub cut: Vec<String>,
     /// Where the weights come from: `random` (seeded, see --seed), `imagenet`
     /// (= IMAGENET1K_V1), a torchvision weight set such as IMAGENET1K_V2, or a
     /// .safetensors/.pth file.

@@ -16,7 +16,12 @@
 //!   orientation × phase (`test/f<F>_o<O>_p<P>.png`), named as `psyrun stimuli` names the
 //!   files it writes.
 //!
-//! The output is one float32 array `[N, …]`: the cut's output as it is (`[N, C, H, W]`, or
+//! Several `--cut`s of a catalog network give one array per cut from one extraction (the
+//! backbone built once, up to the deepest): one tensor per cut in `.safetensors`, one
+//! `OUT.CUT.npy` per cut. Features stream to part files as they are computed, so memory
+//! holds one batch whatever the number of images and cuts.
+//!
+//! The output is one float32 array `[N, …]` (per cut): the cut's output as it is (`[N, C, H, W]`, or
 //! `[N, F]` for a flat layer) or, pooled, `[N, C, h, w]`, i.e. `[N]` followed by the plan's
 //! `feature_shape`. `.safetensors` files hold it as the tensor `features`, and the metadata
 //! `names` (a JSON array of the row names), `shape`, `arch`, `cut`, `pooling`, `weights`,
@@ -38,7 +43,7 @@ use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_USAGE};
 use psyrun::models::catalog::{self, Arch, ShapeError};
 use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Weights};
 use psyrun::progress::{Event, Observer};
-use psyrun::report::{npy_f32, write_atomic};
+use psyrun::report::npy_f32_header;
 use psyrun::source::SourceFile;
 use psyrun::trials::{self, TestGratings};
 use std::collections::BTreeMap;
@@ -90,6 +95,9 @@ pub struct FeaturesOptions {
     /// With `torchscript`: which tokens of a token sequence become the features (the
     /// module's sidecar says how its output lays them out).
     pub tokens: Option<plan::TokenReadout>,
+    /// Further cuts of the same catalog network (`--cut` given more than once), written by
+    /// the same pass.
+    pub more_cuts: Vec<String>,
 }
 
 /// How PNG images are normalised after dividing by 255.
@@ -155,17 +163,40 @@ pub struct Request {
     pub out: PathBuf,
     /// Its format.
     pub format: Format,
+    /// With several cuts of a catalog network: each cut, in the order given, with its
+    /// feature shape; the backbone (`backbone`'s cut) is built up to the deepest, and one
+    /// forward pass per batch gives them all. Empty: the one output of `backbone`.
+    pub cuts: Vec<(String, Vec<u32>)>,
 }
 
-/// Extracted features: `[names.len()]` followed by `shape`, float32, C order.
-#[derive(Clone, Debug, PartialEq)]
+/// Extracted features, streamed to disk as they are computed (memory holds one batch):
+/// one array `[names.len()]` followed by its shape per output, float32, C order, in a part
+/// file that [`write`] turns into the output file(s) (and that is removed if it is not).
+#[derive(Debug)]
 pub struct Features {
     /// Row names.
     pub names: Vec<String>,
+    /// The arrays: one, or one per cut.
+    pub outputs: Vec<Output>,
+}
+
+/// One extracted array.
+#[derive(Debug)]
+pub struct Output {
+    /// Its tensor name in a `.safetensors` file (`features`, or the cut with several).
+    pub name: String,
     /// Shape of one row.
     pub shape: Vec<usize>,
-    /// The values.
-    pub data: Vec<f32>,
+    /// The raw little-endian float32 values, row after row.
+    part: PathBuf,
+}
+
+impl Drop for Features {
+    fn drop(&mut self) {
+        for o in &self.outputs {
+            let _ = std::fs::remove_file(&o.part);
+        }
+    }
 }
 
 /// Warnings to show before extracting, and the experiment's source (for spans).
@@ -241,11 +272,30 @@ fn resolve_images(args: &FeaturesOptions, format: Format) -> Result<Request, Fai
     }
     let name = args.arch.as_deref().unwrap_or_default();
     let arch = parse_arch(name)?;
-    let cut = args.cut.as_deref().unwrap_or_default();
-    check_cut(arch, cut)?;
+    let first = args.cut.as_deref().unwrap_or_default();
     let size = args.size.unwrap_or_else(|| arch.default_input_size());
     let pooling = args.pooling.unwrap_or(Pooling::Off);
-    let feature_shape = feature_shape(arch, cut, size, pooling)?;
+    let mut cuts: Vec<(String, Vec<u32>)> = Vec::new();
+    for c in std::iter::once(first).chain(args.more_cuts.iter().map(String::as_str)) {
+        check_cut(arch, c)?;
+        if cuts.iter().any(|(d, _)| d == c) {
+            return Err(usage(
+                Code::PlanDuplicateSetting,
+                format!("`--cut {c}` is given twice"),
+                "name each cut once",
+            ));
+        }
+        cuts.push((c.to_owned(), feature_shape(arch, c, size, pooling)?));
+    }
+    // The backbone is built up to the deepest cut (catalog order).
+    let points = catalog::cut_points(arch);
+    let depth = |c: &str| points.iter().position(|p| p.path == c).unwrap_or(0);
+    let cut = cuts
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .max_by_key(|c| depth(c))
+        .unwrap_or(first);
+    let feature_shape = cuts[0].1.clone();
     let weights = parse_weights(arch, args.weights.as_deref().unwrap_or_default())?;
     if args.inputs.is_empty() {
         return Err(usage(
@@ -261,14 +311,11 @@ fn resolve_images(args: &FeaturesOptions, format: Format) -> Result<Request, Fai
         cut: cut.to_owned(),
     });
     let files = args.inputs.clone();
-    Ok(images_request(
-        args,
-        network,
-        files,
-        size,
-        Some(feature_shape),
-        format,
-    ))
+    let mut request = images_request(args, network, files, size, Some(feature_shape), format);
+    if cuts.len() > 1 {
+        request.cuts = cuts;
+    }
+    Ok(request)
 }
 
 /// The request for PNG `files` of `size` px through `network` (the command line's pooling,
@@ -301,6 +348,7 @@ fn images_request(
         feature_shape,
         out: args.out.clone(),
         format,
+        cuts: Vec::new(),
     }
 }
 
@@ -396,6 +444,7 @@ fn resolve_experiment(
         },
         out: args.out.clone(),
         format,
+        cuts: Vec::new(),
     };
     notes.file = Some(file);
     Ok((request, notes))
@@ -785,14 +834,51 @@ fn extract_inner(
     net.set_precision(request.precision);
 
     let names = names(&request.inputs);
-    let shape: Vec<usize> = feature_shape.iter().map(|&d| d as usize).collect();
-    let row: usize = shape.iter().product();
+    // One output per cut asked for, or the network's one output.
+    let wanted: Vec<(Option<String>, Vec<u32>)> = if request.cuts.is_empty() {
+        vec![(None, feature_shape)]
+    } else {
+        request
+            .cuts
+            .iter()
+            .map(|(c, s)| (Some(c.clone()), s.clone()))
+            .collect()
+    };
+    let mut features = Features {
+        names: names.clone(),
+        outputs: Vec::new(),
+    };
+    let mut sinks = Vec::new();
+    for (i, (cut, shape)) in wanted.iter().enumerate() {
+        let part = part_path(&request.out, i);
+        let file = std::fs::File::create(&part).map_err(|e| {
+            usage(
+                Code::RunOutputFolder,
+                format!("cannot write next to `{}`: {e}", request.out.display()),
+                "choose a writable place with --out",
+            )
+        })?;
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        sinks.push(Sink {
+            cut: cut.clone(),
+            row: shape.iter().product(),
+            rows: 0,
+            file: std::io::BufWriter::new(file),
+        });
+        features.outputs.push(Output {
+            name: match (cut, wanted.len()) {
+                (Some(c), n) if n > 1 => c.clone(),
+                _ => "features".into(),
+            },
+            shape,
+            part,
+        });
+    }
     let mut run = Runner {
         net: &net,
         pooling: b.pooling,
         device,
-        row,
-        data: Vec::with_capacity(names.len().saturating_mul(row)),
+        sinks,
         observer,
     };
     run.observer.event(Event::Phase {
@@ -883,31 +969,56 @@ fn extract_inner(
         }
     }
     run.observer.event(Event::PhaseDone);
-    let data = run.data;
-    if data.len() != names.len() * row {
-        return Err(torch_failure(format!(
-            "extracted {} values for {} images of {row} features each",
-            data.len(),
-            names.len()
-        )));
+    for sink in &mut run.sinks {
+        use std::io::Write;
+        sink.file
+            .flush()
+            .map_err(|e| torch_failure(format!("cannot write the features: {e}")))?;
+        if sink.rows != names.len() {
+            return Err(torch_failure(format!(
+                "extracted {} rows for {} images",
+                sink.rows,
+                names.len()
+            )));
+        }
     }
-    Ok(Features { names, shape, data })
+    Ok(features)
 }
 
-/// Runs batches through the backbone and collects the pooled features.
+/// Where output `i`'s values wait while they are extracted: a hidden file beside the
+/// output.
+fn part_path(out: &Path, i: usize) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.part{i}-{}", std::process::id()))
+}
+
+/// One output's part file while features are extracted.
+struct Sink {
+    /// The cut it holds (`None`: the network's output).
+    cut: Option<String>,
+    /// Values per image.
+    row: usize,
+    /// Rows written.
+    rows: usize,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+/// Runs batches through the backbone and streams the pooled features of each output to
+/// its part file.
 struct Runner<'a> {
     net: &'a Net,
     pooling: Pooling,
     device: Device,
-    /// Values per image.
-    row: usize,
-    data: Vec<f32>,
+    sinks: Vec<Sink>,
     observer: &'a mut dyn Observer,
 }
 
 impl Runner<'_> {
     /// `x`: `n` normalised CHW images of `size`×`size`.
     fn batch(&mut self, x: &[f32], n: usize, size: u32) -> Result<(), Failure> {
+        use std::io::Write;
         if n == 0 {
             return Ok(());
         }
@@ -915,21 +1026,43 @@ impl Runner<'_> {
         let x = Tensor::from_slice(x)
             .reshape([n as i64, 3, s, s])
             .to_device(self.device);
-        let y = self.net.forward(&x);
-        let y = tch::no_grad(|| pool(&y, self.pooling))
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous();
-        let got = y.size();
-        if got.len() != 2 || got[0] != n as i64 || got[1] != self.row as i64 {
-            return Err(torch_failure(format!(
-                "the backbone gave features of shape {got:?}, expected [{n}, {}]",
-                self.row
-            )));
+        // Several cuts of a catalog backbone (built up to the deepest): each cut's output
+        // for this batch, then the next batch, so memory holds one batch's maps whatever
+        // the number of images and cuts.
+        let outputs: Vec<Tensor> = match (self.net, self.sinks.len()) {
+            (Net::Catalog(b), k) if k > 1 => self
+                .sinks
+                .iter()
+                .map(|s| {
+                    b.try_features(&x, s.cut.as_deref().unwrap_or_default())
+                        .map_err(|e| torch_failure(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+            _ => vec![self.net.forward(&x)],
+        };
+        for (y, sink) in outputs.iter().zip(&mut self.sinks) {
+            let y = tch::no_grad(|| pool(y, self.pooling))
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .contiguous();
+            let got = y.size();
+            if got.len() != 2 || got[0] != n as i64 || got[1] != sink.row as i64 {
+                return Err(torch_failure(format!(
+                    "the backbone gave features of shape {got:?}, expected [{n}, {}]",
+                    sink.row
+                )));
+            }
+            let values = Vec::<f32>::try_from(&y.flatten(0, -1))
+                .map_err(|e| torch_failure(e.to_string()))?;
+            let mut bytes = Vec::with_capacity(4 * values.len());
+            for v in values {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            sink.file
+                .write_all(&bytes)
+                .map_err(|e| torch_failure(format!("cannot write the features: {e}")))?;
+            sink.rows += n;
         }
-        let values =
-            Vec::<f32>::try_from(&y.flatten(0, -1)).map_err(|e| torch_failure(e.to_string()))?;
-        self.data.extend_from_slice(&values);
         self.observer.event(Event::Advance(n as u64));
         Ok(())
     }
@@ -950,8 +1083,11 @@ fn normalize_name(n: &Normalize) -> String {
 
 /// The metadata a `.safetensors` output carries (every value a string).
 pub fn metadata(request: &Request, features: &Features) -> BTreeMap<String, String> {
+    // The first output's (the only one's, with one cut).
     let mut shape = vec![features.names.len()];
-    shape.extend(&features.shape);
+    if let Some(o) = features.outputs.first() {
+        shape.extend(&o.shape);
+    }
     let b = &request.backbone;
     let mut m = BTreeMap::new();
     m.insert(
@@ -1046,27 +1182,129 @@ pub fn safetensors_f32(
     out
 }
 
-/// Writes the features atomically in the request's format.
-/// Writes the features to the request's file, in its format (atomically).
-pub fn write(request: &Request, features: &Features) -> Result<(), Failure> {
-    let mut shape = vec![features.names.len()];
-    shape.extend(&features.shape);
-    let bytes = match request.format {
-        Format::Npy => npy_f32(&shape, &features.data),
-        Format::Safetensors => safetensors_f32(
-            "features",
-            &shape,
-            &features.data,
-            &metadata(request, features),
+/// The header of a `.safetensors` file holding float32 `tensors` (name, shape), their data
+/// one after the other in that order, and `metadata`: 8-byte little-endian header length,
+/// then the JSON header padded with spaces to a multiple of 8 bytes.
+pub fn safetensors_header(
+    tensors: &[(&str, Vec<usize>)],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::Value::Object(
+            metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect(),
         ),
-    };
-    write_atomic(&request.out, &bytes).map_err(|e| {
+    );
+    let mut offset = 0usize;
+    for (name, shape) in tensors {
+        let bytes = 4 * shape.iter().product::<usize>();
+        header.insert(
+            (*name).into(),
+            serde_json::json!({
+                "dtype": "F32",
+                "shape": shape,
+                "data_offsets": [offset, offset + bytes],
+            }),
+        );
+        offset += bytes;
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    let padded = text.len().next_multiple_of(8);
+    text.push_str(&" ".repeat(padded - text.len()));
+    let mut out = Vec::with_capacity(8 + text.len());
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// The files `write` makes: the output, or with several cuts in `.npy` one file per cut
+/// (`OUT` without its extension, then `.CUT.npy`).
+pub fn output_files(request: &Request, features: &Features) -> Vec<PathBuf> {
+    if request.format == Format::Npy && features.outputs.len() > 1 {
+        let stem = request.out.with_extension("");
+        features
+            .outputs
+            .iter()
+            .map(|o| PathBuf::from(format!("{}.{}.npy", stem.display(), o.name)))
+            .collect()
+    } else {
+        vec![request.out.clone()]
+    }
+}
+
+/// Writes the features to the request's file(s), in its format, each atomically (a
+/// hidden file renamed into place), copying the part files without holding them in
+/// memory; the part files are removed.
+pub fn write(request: &Request, features: &Features) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| {
         usage(
             Code::RunOutputFolder,
             e.to_string(),
             "choose a writable place with --out",
         )
-    })
+    };
+    let rows = features.names.len();
+    let full = |o: &Output| {
+        let mut shape = vec![rows];
+        shape.extend(&o.shape);
+        shape
+    };
+    let files = output_files(request, features);
+    match request.format {
+        Format::Npy => {
+            for (o, path) in features.outputs.iter().zip(&files) {
+                let header = npy_f32_header(&full(o));
+                write_streamed(path, &header, &[&o.part]).map_err(fail)?;
+            }
+        }
+        Format::Safetensors => {
+            let tensors: Vec<(&str, Vec<usize>)> = features
+                .outputs
+                .iter()
+                .map(|o| (o.name.as_str(), full(o)))
+                .collect();
+            let mut meta = metadata(request, features);
+            if features.outputs.len() > 1 {
+                // Each tensor is named after its cut and has its own shape.
+                let cuts: Vec<&str> = features.outputs.iter().map(|o| o.name.as_str()).collect();
+                meta.insert("cuts".into(), serde_json::Value::from(cuts).to_string());
+                meta.remove("cut");
+                meta.remove("shape");
+            }
+            let header = safetensors_header(&tensors, &meta);
+            let parts: Vec<&Path> = features.outputs.iter().map(|o| o.part.as_path()).collect();
+            write_streamed(&files[0], &header, &parts).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `header` and then each of `parts` into `path` atomically: into a hidden file
+/// beside it, synced, then renamed over it; nothing is left behind on failure.
+fn write_streamed(path: &Path, header: &[u8], parts: &[&Path]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        out.write_all(header)?;
+        for part in parts {
+            std::io::copy(&mut std::fs::File::open(part)?, &mut out)?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

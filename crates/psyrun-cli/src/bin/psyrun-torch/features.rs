@@ -3,7 +3,9 @@
 
 use psyrun_cli::progress::Terminal;
 use psyrun_cli::{FeaturesArgs, FeaturesNormalize, Ui, EXIT_OK};
-use psyrun_torch::features::{extract, resolve, write, FeaturesOptions, ImageNormalize};
+use psyrun_torch::features::{
+    extract, output_files, resolve, write, FeaturesOptions, ImageNormalize,
+};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -13,7 +15,8 @@ fn options(args: &FeaturesArgs) -> FeaturesOptions {
     FeaturesOptions {
         arch: args.arch.clone(),
         inputs: args.inputs.clone(),
-        cut: args.cut.clone(),
+        cut: args.cut.first().cloned(),
+        more_cuts: args.cut.iter().skip(1).cloned().collect(),
         weights: args.weights.clone(),
         torchscript: args.torchscript.clone(),
         pooling: args.pooling,
@@ -52,16 +55,23 @@ pub(crate) fn command(args: &FeaturesArgs, ui: &Ui) -> ExitCode {
     drop(term);
     match outcome {
         Ok(features) => {
-            let mut shape = vec![features.names.len()];
-            shape.extend(&features.shape);
-            println!(
-                "wrote features {shape:?} of {} image{} ({}, pooling {}) to {}",
-                features.names.len(),
-                if features.names.len() == 1 { "" } else { "s" },
-                request.backbone.describe(),
-                request.backbone.pooling,
-                request.out.display()
-            );
+            let n = features.names.len();
+            let files = output_files(&request, &features);
+            for (i, o) in features.outputs.iter().enumerate() {
+                let mut shape = vec![n];
+                shape.extend(&o.shape);
+                let what = if features.outputs.len() > 1 {
+                    format!("`{}`", o.name)
+                } else {
+                    request.backbone.describe()
+                };
+                println!(
+                    "wrote features {shape:?} of {n} image{} ({what}, pooling {}) to {}",
+                    if n == 1 { "" } else { "s" },
+                    request.backbone.pooling,
+                    files.get(i).unwrap_or(&files[0]).display()
+                );
+            }
             ExitCode::from(EXIT_OK)
         }
         Err(f) => {
