@@ -968,13 +968,11 @@ fn token_readouts_of_exported_transformers_match_python() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// The tensors of a `.safetensors` file: name → (shape, values), and its metadata.
-fn read_all_safetensors(
-    path: &Path,
-) -> (
-    std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-    serde_json::Value,
-) {
+/// A `.safetensors` file's tensors: name → (shape, values).
+type Tensors = std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// The tensors of a `.safetensors` file, and its metadata.
+fn read_all_safetensors(path: &Path) -> (Tensors, serde_json::Value) {
     let b = fs::read(path).unwrap();
     let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
