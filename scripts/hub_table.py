@@ -29,6 +29,8 @@ ARCHS = [
     "vgg11", "vgg13", "vgg16", "vgg19",
     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "alexnet",
+    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
 ]
 
 # torch hub's own pattern (torch.hub.HASH_REGEX).

@@ -118,6 +118,56 @@ pub const TABLE: &[WeightFile] = &[
     WeightFile::new(Arch::Vgg16Bn, "IMAGENET1K_V1", "vgg16_bn-6c64b313.pth"),
     WeightFile::new(Arch::Vgg19Bn, "IMAGENET1K_V1", "vgg19_bn-c79401a0.pth"),
     WeightFile::new(Arch::Alexnet, "IMAGENET1K_V1", "alexnet-owt-7be5be79.pth"),
+    WeightFile::new(
+        Arch::MobilenetV2,
+        "IMAGENET1K_V1",
+        "mobilenet_v2-b0353104.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV2,
+        "IMAGENET1K_V2",
+        "mobilenet_v2-7ebf99e0.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV3Small,
+        "IMAGENET1K_V1",
+        "mobilenet_v3_small-047dcff4.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV3Large,
+        "IMAGENET1K_V1",
+        "mobilenet_v3_large-8738ca79.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV3Large,
+        "IMAGENET1K_V2",
+        "mobilenet_v3_large-5c1a4163.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB0,
+        "IMAGENET1K_V1",
+        "efficientnet_b0_rwightman-7f5810bc.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB1,
+        "IMAGENET1K_V1",
+        "efficientnet_b1_rwightman-bac287d4.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB1,
+        "IMAGENET1K_V2",
+        "efficientnet_b1-c27df63c.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB2,
+        "IMAGENET1K_V1",
+        "efficientnet_b2_rwightman-c35c1473.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB3,
+        "IMAGENET1K_V1",
+        "efficientnet_b3_rwightman-b3899882.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

@@ -7,7 +7,8 @@
 //! `3×N×N` input with PyTorch's own arithmetic.
 //!
 //! Cutting "after" a module means taking that module's output. Inside a
-//! ResNet block, cutting after e.g. `layer4.0.conv2` runs the block's main
+//! block (a ResNet block, an inverted residual, a squeeze-and-excitation
+//! gate), cutting after e.g. `layer4.0.conv2` runs the block's main
 //! branch up to and including `conv2`. The `relu` inside BasicBlock and
 //! Bottleneck is not a cut point: torchvision applies that one module several
 //! times per block, so a cut after it would be ambiguous. Shapes are given
@@ -68,6 +69,20 @@ pub enum Arch {
     Vgg19Bn,
     /// `alexnet`.
     Alexnet,
+    /// `mobilenet_v2`: inverted residuals with ReLU6, width 1.0.
+    MobilenetV2,
+    /// `mobilenet_v3_small`: inverted residuals with squeeze-and-excitation and Hardswish.
+    MobilenetV3Small,
+    /// `mobilenet_v3_large`: inverted residuals with squeeze-and-excitation and Hardswish.
+    MobilenetV3Large,
+    /// `efficientnet_b0`: MBConv blocks with SiLU, squeeze-and-excitation, stochastic depth.
+    EfficientnetB0,
+    /// `efficientnet_b1`: B0 with 1.1 times the depth.
+    EfficientnetB1,
+    /// `efficientnet_b2`: B0 with 1.1 times the width and 1.2 times the depth.
+    EfficientnetB2,
+    /// `efficientnet_b3`: B0 with 1.2 times the width and 1.4 times the depth.
+    EfficientnetB3,
 }
 
 impl Arch {
@@ -92,6 +107,13 @@ impl Arch {
         Arch::Vgg16Bn,
         Arch::Vgg19Bn,
         Arch::Alexnet,
+        Arch::MobilenetV2,
+        Arch::MobilenetV3Small,
+        Arch::MobilenetV3Large,
+        Arch::EfficientnetB0,
+        Arch::EfficientnetB1,
+        Arch::EfficientnetB2,
+        Arch::EfficientnetB3,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -116,6 +138,13 @@ impl Arch {
             Arch::Vgg16Bn => "vgg16_bn",
             Arch::Vgg19Bn => "vgg19_bn",
             Arch::Alexnet => "alexnet",
+            Arch::MobilenetV2 => "mobilenet_v2",
+            Arch::MobilenetV3Small => "mobilenet_v3_small",
+            Arch::MobilenetV3Large => "mobilenet_v3_large",
+            Arch::EfficientnetB0 => "efficientnet_b0",
+            Arch::EfficientnetB1 => "efficientnet_b1",
+            Arch::EfficientnetB2 => "efficientnet_b2",
+            Arch::EfficientnetB3 => "efficientnet_b3",
         }
     }
 
@@ -124,20 +153,16 @@ impl Arch {
         Arch::ALL.iter().copied().find(|a| a.name() == name)
     }
 
-    /// Whether the network contains BatchNorm layers (all ResNets and the
-    /// `_bn` VGGs).
+    /// Whether the network contains BatchNorm layers (all but the plain VGGs and AlexNet).
     pub fn has_batchnorm(self) -> bool {
         fn any_bn(nodes: &[Node]) -> bool {
             nodes.iter().any(|n| match &n.body {
-                Body::Leaf(op) => matches!(op, Op::BatchNorm2d(_)),
+                Body::Leaf(op) => matches!(op, Op::BatchNorm2d { .. }),
                 Body::Seq(children) => any_bn(children),
-                Body::Block {
-                    main, downsample, ..
-                } => {
+                Body::Block { main, merge } => {
                     any_bn(main)
-                        || downsample
-                            .as_deref()
-                            .is_some_and(|d| any_bn(std::slice::from_ref(d)))
+                        || matches!(merge, Merge::Add { shortcut: Some(d), .. }
+                            if any_bn(std::slice::from_ref(d)))
                 }
             })
         }
@@ -320,11 +345,17 @@ pub enum Family {
     Vgg,
     /// AlexNet: nn.Conv2d's and nn.Linear's defaults.
     Alexnet,
+    /// MobileNet V2 and V3: convs `kaiming_normal_(mode="fan_out")` with bias 0 (the
+    /// squeeze-and-excitation convs too), BatchNorm weight 1 and bias 0, linears
+    /// `normal_(0, 0.01)` with bias 0.
+    Mobilenet,
+    /// EfficientNet: as MobileNet, but linears `uniform_(±1/√out_features)` with bias 0.
+    Efficientnet,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
 /// paddings, dilation 1, one group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// `Conv2d(cin, cout, k, stride=s, padding=p, groups=groups, bias=bias)`.
     Conv2d {
@@ -344,11 +375,31 @@ pub enum Op {
         /// Whether the convolution has a bias.
         bias: bool,
     },
-    /// `BatchNorm2d(channels)` with torchvision's defaults (eps 1e-5, momentum 0.1, affine,
-    /// running statistics tracked).
-    BatchNorm2d(u32),
+    /// `BatchNorm2d(c, eps=eps, momentum=momentum)`, affine, running statistics tracked
+    /// (torchvision's defaults eps 1e-5, momentum 0.1; MobileNet V3 eps 1e-3, momentum 0.01).
+    BatchNorm2d {
+        /// Channels.
+        c: u32,
+        /// Added to the variance.
+        eps: f64,
+        /// Weight of the batch's statistics in the running ones (`batchnorm train`).
+        momentum: f64,
+    },
     /// `ReLU`.
     Relu,
+    /// `ReLU6`: min(max(x, 0), 6).
+    Relu6,
+    /// `Hardswish`: x · relu6(x + 3) / 6.
+    Hardswish,
+    /// `Hardsigmoid`: relu6(x + 3) / 6.
+    Hardsigmoid,
+    /// `Sigmoid`.
+    Sigmoid,
+    /// `SiLU`: x · sigmoid(x).
+    Silu,
+    /// `StochasticDepth`: drops whole residual branches while training, the identity in
+    /// eval mode (and so always, for a frozen network).
+    StochasticDepth,
     /// `MaxPool2d(k, stride=s, padding=p)`, ceil_mode=False, dilation 1.
     MaxPool2d {
         /// Window size.
@@ -376,8 +427,14 @@ impl Op {
     pub fn class(self) -> &'static str {
         match self {
             Op::Conv2d { .. } => "Conv2d",
-            Op::BatchNorm2d(_) => "BatchNorm2d",
+            Op::BatchNorm2d { .. } => "BatchNorm2d",
             Op::Relu => "ReLU",
+            Op::Relu6 => "ReLU6",
+            Op::Hardswish => "Hardswish",
+            Op::Hardsigmoid => "Hardsigmoid",
+            Op::Sigmoid => "Sigmoid",
+            Op::Silu => "SiLU",
+            Op::StochasticDepth => "StochasticDepth",
             Op::MaxPool2d { .. } => "MaxPool2d",
             Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
             Op::Dropout => "Dropout",
@@ -390,7 +447,17 @@ impl Op {
         // floor((n + 2p - (k - 1) - 1) / s) + 1, computed without underflow.
         let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
         match (self, x) {
-            (Op::Relu | Op::Dropout, x) => Some(x),
+            (
+                Op::Relu
+                | Op::Relu6
+                | Op::Hardswish
+                | Op::Hardsigmoid
+                | Op::Sigmoid
+                | Op::Silu
+                | Op::StochasticDepth
+                | Op::Dropout,
+                x,
+            ) => Some(x),
             (
                 Op::Conv2d {
                     cin, cout, k, s, p, ..
@@ -400,7 +467,7 @@ impl Op {
                 debug_assert_eq!(c, cin, "Conv2d input channels");
                 Some(Shape::Map(cout, window(h, k, s, p)?, window(w, k, s, p)?))
             }
-            (Op::BatchNorm2d(n), Shape::Map(c, ..)) => {
+            (Op::BatchNorm2d { c: n, .. }, Shape::Map(c, ..)) => {
                 debug_assert_eq!(c, n, "BatchNorm2d channels");
                 Some(x)
             }
@@ -442,19 +509,38 @@ impl BlockKind {
 pub enum Body {
     /// A leaf module.
     Leaf(Op),
-    /// An `nn.Sequential`: the children one after the other.
+    /// Children applied one after the other: an `nn.Sequential`, or any module whose forward
+    /// is just that (`Conv2dNormActivation`, an `InvertedResidual` without its residual
+    /// connection); the node's `class` says which.
     Seq(Vec<Node>),
-    /// A ResNet block, `relu(main(x) + downsample(x))` (or `relu(main(x) + x)` without a
-    /// downsample). `main` lists the branch's modules in forward order, including the
-    /// block's `relu` wherever it is applied (not a cut point there).
+    /// A block with a branch: `main` (its modules in forward order) runs on the block input
+    /// `x`, and `merge` combines its output with `x`.
     Block {
-        /// BasicBlock or Bottleneck.
-        kind: BlockKind,
         /// The main branch, run first.
         main: Vec<Node>,
-        /// The `downsample` Sequential on the block input, if any.
-        downsample: Option<Box<Node>>,
+        /// How the main branch's output meets the block input.
+        merge: Merge,
     },
+}
+
+/// How a [`Body::Block`] combines its main branch with its input `x`.
+#[derive(Clone, Debug)]
+pub enum Merge {
+    /// A residual connection: `main(x) + shortcut(x)` (`main(x) + x` without a shortcut),
+    /// then a ReLU if `relu`. ResNet's BasicBlock and Bottleneck (their `downsample`, their
+    /// `relu` listed in `main` wherever it is applied, not a cut point there), the inverted
+    /// residuals of MobileNet and EfficientNet (stochastic depth, the identity in eval mode,
+    /// is the last module of `main`).
+    Add {
+        /// The module on the block input (ResNet's `downsample`), if any.
+        shortcut: Option<Box<Node>>,
+        /// Whether a ReLU follows the sum (ResNet).
+        relu: bool,
+    },
+    /// A gate: `main(x) * x`, the main branch's output broadcast over the input
+    /// (squeeze-and-excitation: global average pool, 1×1 conv, activation, 1×1 conv, a
+    /// sigmoid or hard sigmoid).
+    Scale,
 }
 
 /// A module of an architecture, named as in torchvision's `named_modules()`.
@@ -462,11 +548,17 @@ pub enum Body {
 pub struct Node {
     /// Local name (last path component): `layer2`, `conv1`, `3`, ...
     pub name: String,
+    /// The torchvision class of the module: `"Conv2d"`, `"Sequential"`, `"Bottleneck"`,
+    /// `"InvertedResidual"`, ...
+    pub class: &'static str,
+    /// Whether the model calls `adaptive_avg_pool2d(x, 1)` as a function (no module) right
+    /// before this module (`classifier` in MobileNet V2); the flattening follows.
+    pub global_pool: bool,
     /// Whether the model calls `torch.flatten(x, 1)` right before this module (`fc` in
-    /// ResNets, `classifier` in VGG and AlexNet).
+    /// ResNets, `classifier` in VGG, AlexNet, MobileNet, EfficientNet).
     pub flatten: bool,
-    /// Whether the network can be cut after this module. False only for the `relu` inside a
-    /// ResNet block, which torchvision applies several times per forward.
+    /// Whether the network can be cut after this module. False only for modules torchvision
+    /// applies several times per forward (the `relu` inside a ResNet block).
     pub cut_point: bool,
     /// What it computes.
     pub body: Body,
@@ -475,11 +567,7 @@ pub struct Node {
 impl Node {
     /// The torchvision class of the module: `"Conv2d"`, `"Sequential"`, `"Bottleneck"`, ...
     pub fn class(&self) -> &'static str {
-        match &self.body {
-            Body::Leaf(op) => op.class(),
-            Body::Seq(_) => "Sequential",
-            Body::Block { kind, .. } => kind.class(),
-        }
+        self.class
     }
 }
 
@@ -496,8 +584,9 @@ pub struct Network {
 impl Network {
     /// The modules needed for the output of cut point `cut`, in forward order: the modules
     /// before it, the cut module whole, and the containers on the way to it cut short after
-    /// it. A block cut inside its main branch keeps no downsample; one cut inside its
-    /// downsample keeps its whole main branch (torchvision runs that first). `None` if `cut`
+    /// it. A block cut inside its main branch keeps no shortcut; one cut inside its
+    /// shortcut (ResNet's `downsample`) keeps its whole main branch (torchvision runs that
+    /// first). `None` if `cut`
     /// names no cut point.
     pub fn up_to(&self, cut: &str) -> Option<Vec<Node>> {
         up_to(&self.modules, "", cut)
@@ -519,24 +608,28 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
             let body = match &node.body {
                 Body::Leaf(_) => return None,
                 Body::Seq(children) => Body::Seq(up_to(children, &path, cut)?),
-                Body::Block {
-                    kind,
-                    main,
-                    downsample,
-                } => match up_to(main, &path, cut) {
-                    Some(main) => Body::Block {
-                        kind: *kind,
+                Body::Block { main, merge } => match (up_to(main, &path, cut), merge) {
+                    (Some(main), _) => Body::Block {
                         main,
-                        downsample: None,
+                        merge: match merge {
+                            Merge::Add { relu, .. } => Merge::Add {
+                                shortcut: None,
+                                relu: *relu,
+                            },
+                            Merge::Scale => Merge::Scale,
+                        },
                     },
-                    None => {
-                        let ds = up_to(std::slice::from_ref(downsample.as_deref()?), &path, cut)?;
+                    (None, Merge::Add { shortcut, relu }) => {
+                        let sc = up_to(std::slice::from_ref(shortcut.as_deref()?), &path, cut)?;
                         Body::Block {
-                            kind: *kind,
                             main: main.clone(),
-                            downsample: ds.into_iter().next().map(Box::new),
+                            merge: Merge::Add {
+                                shortcut: sc.into_iter().next().map(Box::new),
+                                relu: *relu,
+                            },
                         }
                     }
+                    (None, Merge::Scale) => return None,
                 },
             };
             out.push(Node {
@@ -594,24 +687,42 @@ fn describe(arch: Arch) -> Network {
         Arch::Vgg16Bn => vgg(VGG_D, true),
         Arch::Vgg19Bn => vgg(VGG_E, true),
         Arch::Alexnet => alexnet(),
+        Arch::MobilenetV2 => mobilenet_v2(),
+        Arch::MobilenetV3Small => mobilenet_v3(false),
+        Arch::MobilenetV3Large => mobilenet_v3(true),
+        Arch::EfficientnetB0 => efficientnet(1.0, 1.0),
+        Arch::EfficientnetB1 => efficientnet(1.0, 1.1),
+        Arch::EfficientnetB2 => efficientnet(1.1, 1.2),
+        Arch::EfficientnetB3 => efficientnet(1.2, 1.4),
     }
 }
 
 fn leaf(name: impl Into<String>, op: Op) -> Node {
-    Node {
-        name: name.into(),
-        flatten: false,
-        cut_point: true,
-        body: Body::Leaf(op),
-    }
+    node(name, op.class(), Body::Leaf(op))
 }
 
 fn seq(name: impl Into<String>, children: Vec<Node>) -> Node {
+    node(name, "Sequential", Body::Seq(children))
+}
+
+/// A cut point `name` of torchvision class `class` computing `body`.
+fn node(name: impl Into<String>, class: &'static str, body: Body) -> Node {
     Node {
         name: name.into(),
+        class,
+        global_pool: false,
         flatten: false,
         cut_point: true,
-        body: Body::Seq(children),
+        body,
+    }
+}
+
+/// `BatchNorm2d(c)` with torchvision's defaults (eps 1e-5, momentum 0.1).
+fn bn(c: u32) -> Op {
+    Op::BatchNorm2d {
+        c,
+        eps: 1e-5,
+        momentum: 0.1,
     }
 }
 
@@ -643,7 +754,8 @@ fn conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, bias: bool) -> Op {
     }
 }
 
-/// A convolution without bias whose channels are split into `groups` groups (ResNeXt).
+/// A convolution without bias whose channels are split into `groups` groups (ResNeXt,
+/// depthwise convs).
 fn grouped_conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, groups: u32) -> Op {
     Op::Conv2d {
         cin,
@@ -673,7 +785,7 @@ const VGG_E: &[u32] = &[
 ];
 
 /// torchvision's VGG with configuration `cfg`, with or without batch norm.
-fn vgg(cfg: &[u32], bn: bool) -> Network {
+fn vgg(cfg: &[u32], batch_norm: bool) -> Network {
     let mut features = Vec::new();
     let mut cin = 3;
     for &c in cfg {
@@ -681,8 +793,8 @@ fn vgg(cfg: &[u32], bn: bool) -> Network {
             features.push(Op::MaxPool2d { k: 2, s: 2, p: 0 });
         } else {
             features.push(conv(cin, c, 3, 1, 1, true));
-            if bn {
-                features.push(Op::BatchNorm2d(c));
+            if batch_norm {
+                features.push(bn(c));
             }
             features.push(Op::Relu);
             cin = c;
@@ -761,7 +873,7 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
     };
     let mut modules = vec![
         leaf("conv1", conv(3, 64, 7, 2, 3, false)),
-        leaf("bn1", Op::BatchNorm2d(64)),
+        leaf("bn1", bn(64)),
         leaf("relu", Op::Relu),
         leaf("maxpool", Op::MaxPool2d { k: 3, s: 2, p: 1 }),
     ];
@@ -782,42 +894,43 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
             let main = match kind {
                 BlockKind::Basic => vec![
                     leaf("conv1", conv(inplanes, planes, 3, stride, 1, false)),
-                    leaf("bn1", Op::BatchNorm2d(planes)),
+                    leaf("bn1", bn(planes)),
                     relu(),
                     leaf("conv2", conv(planes, planes, 3, 1, 1, false)),
-                    leaf("bn2", Op::BatchNorm2d(planes)),
+                    leaf("bn2", bn(planes)),
                 ],
                 BlockKind::Bottleneck => vec![
                     leaf("conv1", conv(inplanes, width, 1, 1, 0, false)),
-                    leaf("bn1", Op::BatchNorm2d(width)),
+                    leaf("bn1", bn(width)),
                     relu(),
                     leaf("conv2", grouped_conv(width, width, 3, stride, 1, groups)),
-                    leaf("bn2", Op::BatchNorm2d(width)),
+                    leaf("bn2", bn(width)),
                     relu(),
                     leaf("conv3", conv(width, out, 1, 1, 0, false)),
-                    leaf("bn3", Op::BatchNorm2d(out)),
+                    leaf("bn3", bn(out)),
                 ],
             };
-            let downsample = (stride != 1 || inplanes != out).then(|| {
+            let shortcut = (stride != 1 || inplanes != out).then(|| {
                 Box::new(seq(
                     "downsample",
                     vec![
                         leaf("0", conv(inplanes, out, 1, stride, 0, false)),
-                        leaf("1", Op::BatchNorm2d(out)),
+                        leaf("1", bn(out)),
                     ],
                 ))
             });
             inplanes = out;
-            layer.push(Node {
-                name: b.to_string(),
-                flatten: false,
-                cut_point: true,
-                body: Body::Block {
-                    kind,
+            layer.push(node(
+                b.to_string(),
+                kind.class(),
+                Body::Block {
                     main,
-                    downsample,
+                    merge: Merge::Add {
+                        shortcut,
+                        relu: true,
+                    },
                 },
-            });
+            ));
         }
         modules.push(seq(format!("layer{}", l + 1), layer));
     }
@@ -826,6 +939,306 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
     Network {
         family: Family::Resnet,
         modules,
+    }
+}
+
+/// torchvision's `_make_divisible(v, divisor)`: `v` rounded to the nearest multiple of
+/// `divisor` (at least `divisor`), rounded up once more if that lost over 10%.
+fn make_divisible(v: f64, divisor: u32) -> u32 {
+    let d = f64::from(divisor);
+    let rounded = ((v + d / 2.0) as u32 / divisor * divisor).max(divisor);
+    if f64::from(rounded) < 0.9 * v {
+        rounded + divisor
+    } else {
+        rounded
+    }
+}
+
+/// Names the modules of a torchvision `nn.Sequential` 0, 1, 2, ...
+fn renumbered(nodes: Vec<Node>) -> Vec<Node> {
+    nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| Node {
+            name: i.to_string(),
+            ..n
+        })
+        .collect()
+}
+
+/// torchvision's `Conv2dNormActivation`: a `k`×`k` conv without bias (padding `(k - 1) / 2`,
+/// `groups` groups; depthwise when `groups` equals the channels), the norm `norm(cout)` and
+/// the activation if any, named `0`, `1`, `2`. Named by [`renumbered`].
+fn conv_norm_act(
+    cin: u32,
+    cout: u32,
+    k: u32,
+    s: u32,
+    groups: u32,
+    norm: fn(u32) -> Op,
+    act: Option<Op>,
+) -> Node {
+    let mut ops = vec![
+        grouped_conv(cin, cout, k, s, (k - 1) / 2, groups),
+        norm(cout),
+    ];
+    ops.extend(act);
+    node("", "Conv2dNormActivation", Body::Seq(numbered(ops)))
+}
+
+/// torchvision's `SqueezeExcitation` on `c` channels: `x · gate(fc2(act(fc1(avgpool(x)))))`,
+/// `fc1` and `fc2` 1×1 convs with bias through `squeeze` channels. Named by [`renumbered`].
+fn squeeze_excitation(c: u32, squeeze: u32, act: Op, gate: Op) -> Node {
+    node(
+        "",
+        "SqueezeExcitation",
+        Body::Block {
+            main: vec![
+                leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+                leaf("fc1", conv(c, squeeze, 1, 1, 0, true)),
+                leaf("activation", act),
+                leaf("fc2", conv(squeeze, c, 1, 1, 0, true)),
+                leaf("scale_activation", gate),
+            ],
+            merge: Merge::Scale,
+        },
+    )
+}
+
+/// An inverted residual of torchvision class `class` whose layers form the Sequential
+/// `inner` (`conv` in MobileNet V2, `block` in V3 and EfficientNet): with its residual
+/// connection `x + inner(x)` (stochastic depth on the branch first, EfficientNet), or just
+/// `inner(x)` (torchvision then never calls its `stochastic_depth`, which has no weights:
+/// left out). Named by [`renumbered`].
+fn inverted_residual(
+    class: &'static str,
+    inner: &str,
+    layers: Vec<Node>,
+    residual: bool,
+    stochastic_depth: bool,
+) -> Node {
+    let inner = seq(inner, renumbered(layers));
+    if !residual {
+        return node("", class, Body::Seq(vec![inner]));
+    }
+    let mut main = vec![inner];
+    if stochastic_depth {
+        main.push(leaf("stochastic_depth", Op::StochasticDepth));
+    }
+    node(
+        "",
+        class,
+        Body::Block {
+            main,
+            merge: Merge::Add {
+                shortcut: None,
+                relu: false,
+            },
+        },
+    )
+}
+
+/// torchvision's MobileNet V2 (width 1.0): `features` (a stem conv, 17 inverted residuals
+/// with ReLU6, a 1×1 conv to 1280), then a functional global average pool and flatten
+/// before `classifier`.
+fn mobilenet_v2() -> Network {
+    // (expansion t, channels c, blocks n, stride s)
+    const SETTING: [(u32, u32, u32, u32); 7] = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    let relu6 = Some(Op::Relu6);
+    let mut input = make_divisible(32.0, 8);
+    let last = make_divisible(1280.0, 8);
+    let mut features = vec![conv_norm_act(3, input, 3, 2, 1, bn, relu6)];
+    for (t, c, n, s) in SETTING {
+        let out = make_divisible(f64::from(c), 8);
+        for i in 0..n {
+            let stride = if i == 0 { s } else { 1 };
+            let hidden = input * t;
+            let mut layers = Vec::new();
+            if t != 1 {
+                layers.push(conv_norm_act(input, hidden, 1, 1, 1, bn, relu6));
+            }
+            layers.push(conv_norm_act(hidden, hidden, 3, stride, hidden, bn, relu6));
+            layers.push(leaf("", conv(hidden, out, 1, 1, 0, false)));
+            layers.push(leaf("", bn(out)));
+            let residual = stride == 1 && input == out;
+            features.push(inverted_residual(
+                "InvertedResidual",
+                "conv",
+                layers,
+                residual,
+                false,
+            ));
+            input = out;
+        }
+    }
+    features.push(conv_norm_act(input, last, 1, 1, 1, bn, relu6));
+    let classifier = seq(
+        "classifier",
+        numbered(vec![Op::Dropout, linear(last, 1000)]),
+    );
+    Network {
+        family: Family::Mobilenet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            Node {
+                global_pool: true,
+                ..flattened(classifier)
+            },
+        ],
+    }
+}
+
+/// MobileNet V3's BatchNorm: eps 1e-3, momentum 0.01.
+fn bn_v3(c: u32) -> Op {
+    Op::BatchNorm2d {
+        c,
+        eps: 1e-3,
+        momentum: 0.01,
+    }
+}
+
+/// torchvision's MobileNet V3, large or small (width 1.0, no dilation, full tail).
+fn mobilenet_v3(large: bool) -> Network {
+    // (input channels, kernel, expanded channels, output channels, squeeze-and-excitation,
+    // Hardswish (else ReLU), stride); every number already a multiple of 8.
+    type Bneck = (u32, u32, u32, u32, bool, bool, u32);
+    const LARGE: [Bneck; 15] = [
+        (16, 3, 16, 16, false, false, 1),
+        (16, 3, 64, 24, false, false, 2),
+        (24, 3, 72, 24, false, false, 1),
+        (24, 5, 72, 40, true, false, 2),
+        (40, 5, 120, 40, true, false, 1),
+        (40, 5, 120, 40, true, false, 1),
+        (40, 3, 240, 80, false, true, 2),
+        (80, 3, 200, 80, false, true, 1),
+        (80, 3, 184, 80, false, true, 1),
+        (80, 3, 184, 80, false, true, 1),
+        (80, 3, 480, 112, true, true, 1),
+        (112, 3, 672, 112, true, true, 1),
+        (112, 5, 672, 160, true, true, 2),
+        (160, 5, 960, 160, true, true, 1),
+        (160, 5, 960, 160, true, true, 1),
+    ];
+    const SMALL: [Bneck; 11] = [
+        (16, 3, 16, 16, true, false, 2),
+        (16, 3, 72, 24, false, false, 2),
+        (24, 3, 88, 24, false, false, 1),
+        (24, 5, 96, 40, true, true, 2),
+        (40, 5, 240, 40, true, true, 1),
+        (40, 5, 240, 40, true, true, 1),
+        (40, 5, 120, 48, true, true, 1),
+        (48, 5, 144, 48, true, true, 1),
+        (48, 5, 288, 96, true, true, 2),
+        (96, 5, 576, 96, true, true, 1),
+        (96, 5, 576, 96, true, true, 1),
+    ];
+    let (setting, last_channel): (&[Bneck], u32) = if large {
+        (&LARGE, 1280)
+    } else {
+        (&SMALL, 1024)
+    };
+    let hs = Some(Op::Hardswish);
+    let mut features = vec![conv_norm_act(3, setting[0].0, 3, 2, 1, bn_v3, hs)];
+    for &(cin, k, exp, cout, se, use_hs, stride) in setting {
+        let act = Some(if use_hs { Op::Hardswish } else { Op::Relu });
+        let mut layers = Vec::new();
+        if exp != cin {
+            layers.push(conv_norm_act(cin, exp, 1, 1, 1, bn_v3, act));
+        }
+        layers.push(conv_norm_act(exp, exp, k, stride, exp, bn_v3, act));
+        if se {
+            let squeeze = make_divisible(f64::from(exp / 4), 8);
+            layers.push(squeeze_excitation(exp, squeeze, Op::Relu, Op::Hardsigmoid));
+        }
+        layers.push(conv_norm_act(exp, cout, 1, 1, 1, bn_v3, None));
+        let residual = stride == 1 && cin == cout;
+        features.push(inverted_residual(
+            "InvertedResidual",
+            "block",
+            layers,
+            residual,
+            false,
+        ));
+    }
+    let last_in = setting[setting.len() - 1].3;
+    features.push(conv_norm_act(last_in, 6 * last_in, 1, 1, 1, bn_v3, hs));
+    Network {
+        family: Family::Mobilenet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(seq(
+                "classifier",
+                numbered(vec![
+                    linear(6 * last_in, last_channel),
+                    Op::Hardswish,
+                    Op::Dropout,
+                    linear(last_channel, 1000),
+                ]),
+            )),
+        ],
+    }
+}
+
+/// torchvision's EfficientNet B0–B3: channels scaled by `width`, blocks per stage by
+/// `depth` (B0: 1.0 and 1.0). `features` holds the stem conv, one Sequential of MBConv
+/// blocks per stage and a 1×1 conv to four times the last stage's channels.
+fn efficientnet(width: f64, depth: f64) -> Network {
+    // (expansion, kernel, stride, input channels, output channels, blocks) of B0.
+    const SETTING: [(u32, u32, u32, u32, u32, u32); 7] = [
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    ];
+    let adjust = |c: u32| make_divisible(f64::from(c) * width, 8);
+    let silu = Some(Op::Silu);
+    let mut features = vec![conv_norm_act(3, adjust(32), 3, 2, 1, bn, silu)];
+    for (expand, k, s, cin, cout, n) in SETTING {
+        let (cin, cout) = (adjust(cin), adjust(cout));
+        let blocks = (f64::from(n) * depth).ceil() as u32;
+        let mut stage = Vec::new();
+        for j in 0..blocks {
+            let (cin, stride) = if j == 0 { (cin, s) } else { (cout, 1) };
+            let expanded = make_divisible(f64::from(cin) * f64::from(expand), 8);
+            let mut layers = Vec::new();
+            if expanded != cin {
+                layers.push(conv_norm_act(cin, expanded, 1, 1, 1, bn, silu));
+            }
+            layers.push(conv_norm_act(
+                expanded, expanded, k, stride, expanded, bn, silu,
+            ));
+            let squeeze = (cin / 4).max(1);
+            layers.push(squeeze_excitation(expanded, squeeze, Op::Silu, Op::Sigmoid));
+            layers.push(conv_norm_act(expanded, cout, 1, 1, 1, bn, None));
+            let residual = stride == 1 && cin == cout;
+            stage.push(inverted_residual("MBConv", "block", layers, residual, true));
+        }
+        features.push(seq("", renumbered(stage)));
+    }
+    let last_in = adjust(320);
+    features.push(conv_norm_act(last_in, 4 * last_in, 1, 1, 1, bn, silu));
+    Network {
+        family: Family::Efficientnet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(seq(
+                "classifier",
+                numbered(vec![Op::Dropout, linear(4 * last_in, 1000)]),
+            )),
+        ],
     }
 }
 
@@ -893,6 +1306,10 @@ impl Walk<'_> {
             return x;
         }
         let x = match x {
+            Ok(Shape::Map(c, _, _)) if node.global_pool => Ok(Shape::Map(c, 1, 1)),
+            x => x,
+        };
+        let x = match x {
             Ok(Shape::Map(c, h, w)) if node.flatten => Ok(Shape::Flat(c * h * w)),
             x => x,
         };
@@ -910,23 +1327,30 @@ impl Walk<'_> {
         let y = match &node.body {
             Body::Leaf(op) => x.and_then(|s| op.apply(s).ok_or_else(|| path.clone())),
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
-            Body::Block {
-                main, downsample, ..
-            } => {
+            Body::Block { main, merge } => {
                 let y = self.sequence(main, &path, depth + 1, x.clone());
-                let skip = match downsample {
+                let skip = match merge {
                     // Stopped inside the main branch: the rest is not needed.
                     _ if self.done => return y,
-                    Some(ds) => self.node(ds, &path, depth + 1, x),
-                    None => x,
+                    Merge::Add {
+                        shortcut: Some(sc), ..
+                    } => self.node(sc, &path, depth + 1, x),
+                    Merge::Add { shortcut: None, .. } | Merge::Scale => x,
                 };
-                // Both branches must agree; the main branch's first failure
-                // wins, as it runs first in torchvision.
+                // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
+                // the main branch's first failure wins, as it runs first in torchvision.
                 match (y, skip) {
                     (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                     (Ok(a), Ok(b)) => {
-                        debug_assert_eq!(a, b, "residual branches disagree at {path}");
-                        Ok(a)
+                        if let Merge::Scale = merge {
+                            debug_assert!(
+                                matches!((a, b), (Shape::Map(c, 1, 1), Shape::Map(d, ..)) if c == d),
+                                "gate and input disagree at {path}"
+                            );
+                        } else {
+                            debug_assert_eq!(a, b, "residual branches disagree at {path}");
+                        }
+                        Ok(b)
                     }
                 }
             }
@@ -979,6 +1403,25 @@ mod tests {
             Arch::Vgg16Bn => include_str!("../../tests/fixtures/catalog/vgg16_bn.txt"),
             Arch::Vgg19Bn => include_str!("../../tests/fixtures/catalog/vgg19_bn.txt"),
             Arch::Alexnet => include_str!("../../tests/fixtures/catalog/alexnet.txt"),
+            Arch::MobilenetV2 => include_str!("../../tests/fixtures/catalog/mobilenet_v2.txt"),
+            Arch::MobilenetV3Small => {
+                include_str!("../../tests/fixtures/catalog/mobilenet_v3_small.txt")
+            }
+            Arch::MobilenetV3Large => {
+                include_str!("../../tests/fixtures/catalog/mobilenet_v3_large.txt")
+            }
+            Arch::EfficientnetB0 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b0.txt")
+            }
+            Arch::EfficientnetB1 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b1.txt")
+            }
+            Arch::EfficientnetB2 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b2.txt")
+            }
+            Arch::EfficientnetB3 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b3.txt")
+            }
         }
     }
 
@@ -1172,12 +1615,19 @@ mod tests {
         assert!(r50.up_to("layer5").is_none() && r50.up_to("conv1.weight").is_none());
         let names = |nodes: &[Node]| nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
         let block = |nodes: &[Node]| match &nodes.last().unwrap().body {
-            Body::Seq(layer) => match &layer.last().unwrap().body {
-                Body::Block {
-                    kind,
-                    main,
-                    downsample,
-                } => (*kind, names(main), downsample.is_some()),
+            Body::Seq(layer) => match layer.last().unwrap() {
+                Node {
+                    class,
+                    body:
+                        Body::Block {
+                            main,
+                            merge: Merge::Add { shortcut, relu },
+                        },
+                    ..
+                } => {
+                    assert!(relu);
+                    (*class, names(main), shortcut.is_some())
+                }
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -1188,7 +1638,7 @@ mod tests {
         assert_eq!(
             block(&nodes),
             (
-                BlockKind::Bottleneck,
+                "Bottleneck",
                 vec!["conv1".into(), "bn1".into(), "relu".into(), "conv2".into()],
                 false
             )

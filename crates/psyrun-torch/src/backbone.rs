@@ -18,7 +18,10 @@
 //! `layer4.0.conv2` runs `conv1 → bn1 → relu → conv2` of that block; `layer4.0.downsample.0`
 //! runs the block's main branch (as torchvision does, it comes first) and then the downsample
 //! path up to that module. `torch.flatten(x, 1)` is applied before `fc` (ResNet) and before
-//! `classifier` (VGG, AlexNet). The `avgpool` of VGG and AlexNet is adaptive (7×7 and 6×6).
+//! `classifier` (VGG, AlexNet, MobileNet, EfficientNet; MobileNet V2 pools globally by a
+//! function call first). The `avgpool` of VGG and AlexNet is adaptive (7×7 and 6×6).
+//! Inverted residuals add their input to their branch; squeeze-and-excitation gates multiply
+//! their input by the branch's [N, C, 1, 1]; stochastic depth and Dropout are the identity.
 //!
 //! The network is frozen: no variable requires a gradient, [`Backbone::features`] runs under
 //! `tch::no_grad`, and Dropout is always the identity. BatchNorm follows
@@ -30,7 +33,7 @@
 //!   and increments `num_batches_tracked`. Only the BatchNorm layers up to the cut see the
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
-use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Node, Op};
+use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Merge, Node, Op};
 use psyrun::plan::{BatchNorm, Pooling, Precision};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -41,9 +44,9 @@ mod parity_tests;
 #[cfg(test)]
 mod tests;
 
-/// BatchNorm momentum (torchvision's default).
+/// BatchNorm momentum (torchvision's default; each layer uses its catalog [`Op`]'s).
 pub const BN_MOMENTUM: f64 = 0.1;
-/// BatchNorm epsilon (torchvision's default).
+/// BatchNorm epsilon (torchvision's default; each layer uses its catalog [`Op`]'s).
 pub const BN_EPS: f64 = 1e-5;
 
 /// Why a backbone cannot be built or run.
@@ -110,12 +113,13 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
         match &node.body {
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
             Body::Seq(children) => state_keys_of(children, &path, fam, out),
-            Body::Block {
-                main, downsample, ..
-            } => {
+            Body::Block { main, merge } => {
                 state_keys_of(main, &path, fam, out);
-                if let Some(ds) = downsample {
-                    state_keys_of(std::slice::from_ref(ds), &path, fam, out);
+                if let Merge::Add {
+                    shortcut: Some(sc), ..
+                } = merge
+                {
+                    state_keys_of(std::slice::from_ref(sc), &path, fam, out);
                 }
             }
         }
@@ -145,11 +149,12 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             let (cin, cout, k) = (i64::from(cin / groups), i64::from(cout), i64::from(k));
             let fan_in = (cin * k * k) as f64;
             let fan_out = (cout * k * k) as f64;
-            // resnet, vgg: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
-            // alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) = U(±1/√fan_in),
-            // bias U(±1/√fan_in).
+            // resnet, vgg, mobilenet, efficientnet: kaiming_normal_(mode="fan_out",
+            // nonlinearity="relu" or its default leaky_relu with a=0: the same gain √2),
+            // bias 0. alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) =
+            // U(±1/√fan_in), bias U(±1/√fan_in).
             let (w, b) = match fam {
-                Family::Resnet | Family::Vgg => {
+                Family::Resnet | Family::Vgg | Family::Mobilenet | Family::Efficientnet => {
                     (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
                 }
                 Family::Alexnet => (
@@ -162,7 +167,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 push("bias", vec![cout], Kind::Float, b);
             }
         }
-        Op::BatchNorm2d(c) => {
+        Op::BatchNorm2d { c, .. } => {
             let c = i64::from(c);
             push("weight", vec![c], Kind::Float, Init::Const(1.0));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
@@ -173,15 +178,28 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         Op::Linear { fin, fout } => {
             let (fin, fout) = (i64::from(fin), i64::from(fout));
             let bound = 1.0 / (fin as f64).sqrt();
-            // resnet, alexnet: nn.Linear's reset_parameters; vgg: normal(0, 0.01), bias 0.
+            // resnet, alexnet: nn.Linear's reset_parameters; vgg, mobilenet: normal(0, 0.01),
+            // bias 0; efficientnet: U(±1/√fout), bias 0.
             let (w, b) = match fam {
                 Family::Resnet | Family::Alexnet => (Init::Uniform(bound), Init::Uniform(bound)),
-                Family::Vgg => (Init::Normal(0.01), Init::Const(0.0)),
+                Family::Vgg | Family::Mobilenet => (Init::Normal(0.01), Init::Const(0.0)),
+                Family::Efficientnet => {
+                    (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
+                }
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
         }
-        Op::Relu | Op::MaxPool2d { .. } | Op::AdaptiveAvgPool2d(_) | Op::Dropout => {}
+        Op::Relu
+        | Op::Relu6
+        | Op::Hardswish
+        | Op::Hardsigmoid
+        | Op::Sigmoid
+        | Op::Silu
+        | Op::StochasticDepth
+        | Op::MaxPool2d { .. }
+        | Op::AdaptiveAvgPool2d(_)
+        | Op::Dropout => {}
     }
 }
 
@@ -204,6 +222,8 @@ struct Conv2d {
 }
 
 struct BatchNorm2d {
+    eps: f64,
+    momentum: f64,
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
@@ -221,7 +241,18 @@ enum Layer {
     Conv(Conv2d),
     Bn(BatchNorm2d),
     Relu,
-    MaxPool { k: i64, s: i64, p: i64 },
+    Relu6,
+    Hardswish,
+    Hardsigmoid,
+    Sigmoid,
+    Silu,
+    /// Stochastic depth in eval mode.
+    Identity,
+    MaxPool {
+        k: i64,
+        s: i64,
+        p: i64,
+    },
     AdaptiveAvg(i64),
     Dropout,
     Linear(Linear),
@@ -231,6 +262,7 @@ enum Layer {
 pub struct Stage {
     /// The module path, e.g. `layer2.1.conv1`.
     pub path: String,
+    global_pool: bool,
     flatten: bool,
     body: StageBody,
 }
@@ -238,10 +270,16 @@ pub struct Stage {
 enum StageBody {
     Leaf(Layer),
     Seq(Vec<Stage>),
-    Block {
-        main: Vec<Stage>,
-        downsample: Option<Box<Stage>>,
+    Block { main: Vec<Stage>, merge: StageMerge },
+}
+
+/// A built [`Merge`].
+enum StageMerge {
+    Add {
+        shortcut: Option<Box<Stage>>,
+        relu: bool,
     },
+    Scale,
 }
 
 fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
@@ -257,13 +295,17 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
             let path = join(prefix, &node.name);
             let body = match &node.body {
                 Body::Seq(children) => StageBody::Seq(build(vs, children, &path)),
-                Body::Block {
-                    main, downsample, ..
-                } => StageBody::Block {
+                Body::Block { main, merge } => StageBody::Block {
                     main: build(vs, main, &path),
-                    downsample: downsample
-                        .as_deref()
-                        .map(|ds| Box::new(build(vs, std::slice::from_ref(ds), &path).remove(0))),
+                    merge: match merge {
+                        Merge::Add { shortcut, relu } => StageMerge::Add {
+                            shortcut: shortcut.as_deref().map(|sc| {
+                                Box::new(build(vs, std::slice::from_ref(sc), &path).remove(0))
+                            }),
+                            relu: *relu,
+                        },
+                        Merge::Scale => StageMerge::Scale,
+                    },
                 },
                 Body::Leaf(op) => {
                     let p = var_path(vs, &path);
@@ -293,9 +335,11 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                                 groups: groups.into(),
                             })
                         }
-                        Op::BatchNorm2d(c) => {
+                        Op::BatchNorm2d { c, eps, momentum } => {
                             let c = i64::from(c);
                             Layer::Bn(BatchNorm2d {
+                                eps,
+                                momentum,
                                 weight: ones("weight", &[c]),
                                 bias: zeros("bias", &[c]),
                                 running_mean: zeros("running_mean", &[c]),
@@ -312,6 +356,12 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             bias: zeros("bias", &[fout.into()]),
                         }),
                         Op::Relu => Layer::Relu,
+                        Op::Relu6 => Layer::Relu6,
+                        Op::Hardswish => Layer::Hardswish,
+                        Op::Hardsigmoid => Layer::Hardsigmoid,
+                        Op::Sigmoid => Layer::Sigmoid,
+                        Op::Silu => Layer::Silu,
+                        Op::StochasticDepth => Layer::Identity,
                         Op::MaxPool2d { k, s, p } => Layer::MaxPool {
                             k: k.into(),
                             s: s.into(),
@@ -324,6 +374,7 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
             };
             Stage {
                 path,
+                global_pool: node.global_pool,
                 flatten: node.flatten,
                 body,
             }
@@ -490,7 +541,11 @@ impl Backbone {
     /// bias 0 (running mean 0, var 1, counter 0), `fc` nn.Linear's default
     /// (U(±1/√fan_in) for weight and bias); vgg convs kaiming_normal_(fan_out, relu) bias 0,
     /// linears N(0, 0.01) bias 0; alexnet nn.Conv2d/nn.Linear defaults
-    /// (kaiming_uniform_(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in)).
+    /// (kaiming_uniform_(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in)); mobilenet convs
+    /// (depthwise and squeeze-and-excitation ones too) kaiming_normal_(fan_out) bias 0,
+    /// BatchNorm 1 and 0, linears N(0, 0.01) bias 0; efficientnet the same but linears
+    /// U(±1/√fan_out) bias 0. These are torchvision's schemes exactly (only the random
+    /// numbers differ, see below).
     ///
     /// The numbers come from a SplitMix64 stream per variable, seeded by SHA-256 of the seed
     /// and the torchvision key (normals by Box–Muller), computed on the CPU in f64 and rounded
@@ -662,6 +717,11 @@ impl Backbone {
     }
 
     fn run_stage(&self, s: &Stage, x: Tensor, cut: &str) -> (Tensor, bool) {
+        let x = if s.global_pool {
+            x.adaptive_avg_pool2d([1, 1])
+        } else {
+            x
+        };
         let x = if s.flatten { x.flatten(1, -1) } else { x };
         let y = match &s.body {
             StageBody::Leaf(layer) => self.apply(layer, &x),
@@ -672,22 +732,32 @@ impl Backbone {
                 }
                 y
             }
-            StageBody::Block { main, downsample } => {
+            StageBody::Block { main, merge } => {
                 let (y, stop) = self.run_seq(main, x.shallow_clone(), cut);
                 if stop {
                     return (y, true);
                 }
-                let identity = match downsample {
-                    Some(ds) => {
-                        let (d, stop) = self.run_stage(ds, x, cut);
-                        if stop {
-                            return (d, true);
+                match merge {
+                    StageMerge::Add { shortcut, relu } => {
+                        let identity = match shortcut {
+                            Some(sc) => {
+                                let (d, stop) = self.run_stage(sc, x, cut);
+                                if stop {
+                                    return (d, true);
+                                }
+                                d
+                            }
+                            None => x,
+                        };
+                        let sum = y + identity;
+                        if *relu {
+                            sum.relu()
+                        } else {
+                            sum
                         }
-                        d
                     }
-                    None => x,
-                };
-                (y + identity).relu()
+                    StageMerge::Scale => y * x,
+                }
             }
         };
         let stop = s.path == cut;
@@ -720,8 +790,8 @@ impl Backbone {
                     Some(&bn.running_mean),
                     Some(&bn.running_var),
                     train,
-                    BN_MOMENTUM,
-                    BN_EPS,
+                    bn.momentum,
+                    bn.eps,
                     true,
                 );
                 if train {
@@ -730,6 +800,12 @@ impl Backbone {
                 y
             }
             Layer::Relu => x.relu(),
+            Layer::Relu6 => x.relu6(),
+            Layer::Hardswish => x.hardswish(),
+            Layer::Hardsigmoid => x.hardsigmoid(),
+            Layer::Sigmoid => x.sigmoid(),
+            Layer::Silu => x.silu(),
+            Layer::Identity => x.shallow_clone(),
             Layer::MaxPool { k, s, p } => x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], false),
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
             Layer::Dropout => x.shallow_clone(),

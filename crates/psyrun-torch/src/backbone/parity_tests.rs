@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 6] = [
+const CASES: [(Arch, &[&str]); 11] = [
     (
         Arch::Resnet18,
         &[
@@ -70,6 +70,55 @@ const CASES: [(Arch, &[&str]); 6] = [
     (
         Arch::Alexnet,
         &["features.3", "features.9", "avgpool", "classifier.3"],
+    ),
+    (
+        // ReLU6, depthwise convs, inverted residuals with and without their connection, the
+        // functional global pool before the classifier.
+        Arch::MobilenetV2,
+        &[
+            "features.1.conv.0.2",
+            "features.3",
+            "features.5.conv.1.0",
+            "features.14.conv.3",
+            "classifier",
+        ],
+    ),
+    (
+        // Hardswish, squeeze-and-excitation with a hard sigmoid (inside and after the gate),
+        // BatchNorm with eps 1e-3.
+        Arch::MobilenetV3Small,
+        &[
+            "features.1.block.1.fc1",
+            "features.1",
+            "features.5.block.2",
+            "features.12",
+            "classifier.3",
+        ],
+    ),
+    (
+        Arch::MobilenetV3Large,
+        &[
+            "features.2",
+            "features.4.block.2.scale_activation",
+            "features.15",
+            "avgpool",
+        ],
+    ),
+    (
+        // SiLU, squeeze-and-excitation with a sigmoid, stochastic depth on the residual.
+        Arch::EfficientnetB0,
+        &[
+            "features.1.0.block.1",
+            "features.2.1.stochastic_depth",
+            "features.4.2",
+            "features.8",
+            "classifier",
+        ],
+    ),
+    (
+        // Width 1.2 (make_divisible rounding), depth 1.4.
+        Arch::EfficientnetB3,
+        &["features.2.0.block.0", "features.5.4", "classifier.1"],
     ),
 ];
 
