@@ -47,6 +47,7 @@ ARCHS = [
     "alexnet",
     "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+    "convnext_tiny", "convnext_small", "convnext_base",
 ]
 
 PARITY_CUTS = {

@@ -38,6 +38,7 @@ ARCHS = [
     "alexnet",
     "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+    "convnext_tiny", "convnext_small", "convnext_base",
 ]
 
 
@@ -46,7 +47,7 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext")):
         return [224, 64, 33]
     return [224, 64]
 

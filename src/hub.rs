@@ -168,6 +168,21 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V1",
         "efficientnet_b3_rwightman-b3899882.pth",
     ),
+    WeightFile::new(
+        Arch::ConvnextTiny,
+        "IMAGENET1K_V1",
+        "convnext_tiny-983f1562.pth",
+    ),
+    WeightFile::new(
+        Arch::ConvnextSmall,
+        "IMAGENET1K_V1",
+        "convnext_small-0c510722.pth",
+    ),
+    WeightFile::new(
+        Arch::ConvnextBase,
+        "IMAGENET1K_V1",
+        "convnext_base-6075fbad.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

@@ -172,6 +172,7 @@ fn layers_lists_cut_points_with_shapes() {
             "features.2.1.stochastic_depth",
             "24×56×56",
         ),
+        ("convnext_tiny", "features.1.0.block.3", "56×56×384"),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);

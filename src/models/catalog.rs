@@ -83,6 +83,12 @@ pub enum Arch {
     EfficientnetB2,
     /// `efficientnet_b3`: B0 with 1.2 times the width and 1.4 times the depth.
     EfficientnetB3,
+    /// `convnext_tiny`: stages of 3, 3, 9, 3 blocks, 96 channels first.
+    ConvnextTiny,
+    /// `convnext_small`: stages of 3, 3, 27, 3 blocks, 96 channels first.
+    ConvnextSmall,
+    /// `convnext_base`: stages of 3, 3, 27, 3 blocks, 128 channels first.
+    ConvnextBase,
 }
 
 impl Arch {
@@ -114,6 +120,9 @@ impl Arch {
         Arch::EfficientnetB1,
         Arch::EfficientnetB2,
         Arch::EfficientnetB3,
+        Arch::ConvnextTiny,
+        Arch::ConvnextSmall,
+        Arch::ConvnextBase,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -145,6 +154,9 @@ impl Arch {
             Arch::EfficientnetB1 => "efficientnet_b1",
             Arch::EfficientnetB2 => "efficientnet_b2",
             Arch::EfficientnetB3 => "efficientnet_b3",
+            Arch::ConvnextTiny => "convnext_tiny",
+            Arch::ConvnextSmall => "convnext_small",
+            Arch::ConvnextBase => "convnext_base",
         }
     }
 
@@ -351,6 +363,9 @@ pub enum Family {
     Mobilenet,
     /// EfficientNet: as MobileNet, but linears `uniform_(±1/√out_features)` with bias 0.
     Efficientnet,
+    /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
+    /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
+    Convnext,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -400,6 +415,30 @@ pub enum Op {
     /// `StochasticDepth`: drops whole residual branches while training, the identity in
     /// eval mode (and so always, for a frozen network).
     StochasticDepth,
+    /// `GELU` (exact, not the tanh approximation).
+    Gelu,
+    /// torchvision's `LayerNorm2d(c, eps)`: LayerNorm over the channels of a [C, H, W] map.
+    LayerNorm2d {
+        /// Channels.
+        c: u32,
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// `LayerNorm(c, eps)` over the last dimension (the channels of a channels-last map).
+    LayerNorm {
+        /// Channels.
+        c: u32,
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// torchvision's `Permute`: [C, H, W] to [H, W, C] (`to_last`, dims [0, 2, 3, 1]) or
+    /// back ([0, 3, 1, 2]).
+    Permute {
+        /// Channels to the last dimension, else back to the first.
+        to_last: bool,
+    },
+    /// `Flatten(1)`: the map flattened to a vector.
+    Flatten,
     /// `MaxPool2d(k, stride=s, padding=p)`, ceil_mode=False, dilation 1.
     MaxPool2d {
         /// Window size.
@@ -435,6 +474,11 @@ impl Op {
             Op::Sigmoid => "Sigmoid",
             Op::Silu => "SiLU",
             Op::StochasticDepth => "StochasticDepth",
+            Op::Gelu => "GELU",
+            Op::LayerNorm2d { .. } => "LayerNorm2d",
+            Op::LayerNorm { .. } => "LayerNorm",
+            Op::Permute { .. } => "Permute",
+            Op::Flatten => "Flatten",
             Op::MaxPool2d { .. } => "MaxPool2d",
             Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
             Op::Dropout => "Dropout",
@@ -455,9 +499,22 @@ impl Op {
                 | Op::Sigmoid
                 | Op::Silu
                 | Op::StochasticDepth
+                | Op::Gelu
                 | Op::Dropout,
                 x,
             ) => Some(x),
+            (Op::LayerNorm2d { c: n, .. }, Shape::Map(c, ..))
+            | (Op::LayerNorm { c: n, .. }, Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "LayerNorm channels");
+                Some(x)
+            }
+            (Op::Permute { to_last: true }, Shape::Map(c, h, w)) => Some(Shape::Last(h, w, c)),
+            (Op::Permute { to_last: false }, Shape::Last(h, w, c)) => Some(Shape::Map(c, h, w)),
+            (Op::Flatten, Shape::Map(c, h, w)) => Some(Shape::Flat(c * h * w)),
+            (Op::Linear { fin, fout }, Shape::Last(h, w, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Last(h, w, fout))
+            }
             (
                 Op::Conv2d {
                     cin, cout, k, s, p, ..
@@ -479,8 +536,7 @@ impl Op {
                 debug_assert_eq!(f, fin, "Linear input features");
                 Some(Shape::Flat(fout))
             }
-            (Op::Linear { .. }, Shape::Map(..)) => unreachable!("Linear on an unflattened input"),
-            (_, Shape::Flat(_)) => unreachable!("spatial op on a flat input"),
+            (op, x) => unreachable!("{op:?} on {x:?}"),
         }
     }
 }
@@ -536,6 +592,10 @@ pub enum Merge {
         shortcut: Option<Box<Node>>,
         /// Whether a ReLU follows the sum (ResNet).
         relu: bool,
+        /// ConvNeXt's layer scale: a `[C, 1, 1]` parameter `layer_scale` of the block (its
+        /// first key) multiplying the output of the branch's first module, `block`, before
+        /// stochastic depth.
+        layer_scale: Option<u32>,
     },
     /// A gate: `main(x) * x`, the main branch's output broadcast over the input
     /// (squeeze-and-excitation: global average pool, 1×1 conv, activation, 1×1 conv, a
@@ -612,20 +672,31 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                     (Some(main), _) => Body::Block {
                         main,
                         merge: match merge {
-                            Merge::Add { relu, .. } => Merge::Add {
+                            Merge::Add {
+                                relu, layer_scale, ..
+                            } => Merge::Add {
                                 shortcut: None,
                                 relu: *relu,
+                                layer_scale: *layer_scale,
                             },
                             Merge::Scale => Merge::Scale,
                         },
                     },
-                    (None, Merge::Add { shortcut, relu }) => {
+                    (
+                        None,
+                        Merge::Add {
+                            shortcut,
+                            relu,
+                            layer_scale,
+                        },
+                    ) => {
                         let sc = up_to(std::slice::from_ref(shortcut.as_deref()?), &path, cut)?;
                         Body::Block {
                             main: main.clone(),
                             merge: Merge::Add {
                                 shortcut: sc.into_iter().next().map(Box::new),
                                 relu: *relu,
+                                layer_scale: *layer_scale,
                             },
                         }
                     }
@@ -694,6 +765,9 @@ fn describe(arch: Arch) -> Network {
         Arch::EfficientnetB1 => efficientnet(1.0, 1.1),
         Arch::EfficientnetB2 => efficientnet(1.1, 1.2),
         Arch::EfficientnetB3 => efficientnet(1.2, 1.4),
+        Arch::ConvnextTiny => convnext(96, [3, 3, 9, 3]),
+        Arch::ConvnextSmall => convnext(96, [3, 3, 27, 3]),
+        Arch::ConvnextBase => convnext(128, [3, 3, 27, 3]),
     }
 }
 
@@ -928,6 +1002,7 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
                     merge: Merge::Add {
                         shortcut,
                         relu: true,
+                        layer_scale: None,
                     },
                 },
             ));
@@ -1033,6 +1108,7 @@ fn inverted_residual(
             merge: Merge::Add {
                 shortcut: None,
                 relu: false,
+                layer_scale: None,
             },
         },
     )
@@ -1242,11 +1318,85 @@ fn efficientnet(width: f64, depth: f64) -> Network {
     }
 }
 
+/// torchvision's ConvNeXt with `dim` channels in the first stage (doubling per stage) and
+/// `blocks[i]` CNBlocks in stage `i`: `features` holds the patchify stem (4×4 conv, stride
+/// 4, LayerNorm2d), the four stages and, between them, a LayerNorm2d and a 2×2 conv of
+/// stride 2; `classifier` is LayerNorm2d, `Flatten`, `Linear`.
+fn convnext(dim: u32, blocks: [u32; 4]) -> Network {
+    let ln2d = |c| Op::LayerNorm2d { c, eps: 1e-6 };
+    let stem = node(
+        "",
+        "Conv2dNormActivation",
+        Body::Seq(numbered(vec![conv(3, dim, 4, 4, 0, true), ln2d(dim)])),
+    );
+    let mut features = vec![stem];
+    for (i, &n) in blocks.iter().enumerate() {
+        let c = dim << i;
+        let stage = (0..n)
+            .map(|_| {
+                let block = seq(
+                    "block",
+                    numbered(vec![
+                        Op::Conv2d {
+                            cin: c,
+                            cout: c,
+                            k: 7,
+                            s: 1,
+                            p: 3,
+                            groups: c,
+                            bias: true,
+                        },
+                        Op::Permute { to_last: true },
+                        Op::LayerNorm { c, eps: 1e-6 },
+                        linear(c, 4 * c),
+                        Op::Gelu,
+                        linear(4 * c, c),
+                        Op::Permute { to_last: false },
+                    ]),
+                );
+                node(
+                    "",
+                    "CNBlock",
+                    Body::Block {
+                        main: vec![block, leaf("stochastic_depth", Op::StochasticDepth)],
+                        merge: Merge::Add {
+                            shortcut: None,
+                            relu: false,
+                            layer_scale: Some(c),
+                        },
+                    },
+                )
+            })
+            .collect();
+        features.push(seq("", renumbered(stage)));
+        if i < 3 {
+            features.push(seq(
+                "",
+                numbered(vec![ln2d(c), conv(c, 2 * c, 2, 2, 0, true)]),
+            ));
+        }
+    }
+    let last = dim << 3;
+    Network {
+        family: Family::Convnext,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            seq(
+                "classifier",
+                numbered(vec![ln2d(last), Op::Flatten, linear(last, 1000)]),
+            ),
+        ],
+    }
+}
+
 /// A shape flowing through the net (batch dimension left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
     /// Channels, height, width.
     Map(u32, u32, u32),
+    /// Height, width, channels: a map permuted channels-last (inside a ConvNeXt block).
+    Last(u32, u32, u32),
     /// A flat feature vector.
     Flat(u32),
 }
@@ -1255,6 +1405,7 @@ impl Shape {
     fn dims(self) -> Vec<u32> {
         match self {
             Shape::Map(c, h, w) => vec![c, h, w],
+            Shape::Last(h, w, c) => vec![h, w, c],
             Shape::Flat(f) => vec![f],
         }
     }
@@ -1422,6 +1573,11 @@ mod tests {
             Arch::EfficientnetB3 => {
                 include_str!("../../tests/fixtures/catalog/efficientnet_b3.txt")
             }
+            Arch::ConvnextTiny => include_str!("../../tests/fixtures/catalog/convnext_tiny.txt"),
+            Arch::ConvnextSmall => {
+                include_str!("../../tests/fixtures/catalog/convnext_small.txt")
+            }
+            Arch::ConvnextBase => include_str!("../../tests/fixtures/catalog/convnext_base.txt"),
         }
     }
 
@@ -1621,7 +1777,7 @@ mod tests {
                     body:
                         Body::Block {
                             main,
-                            merge: Merge::Add { shortcut, relu },
+                            merge: Merge::Add { shortcut, relu, .. },
                         },
                     ..
                 } => {

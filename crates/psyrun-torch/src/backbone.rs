@@ -86,6 +86,9 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// ConvNeXt's initial layer scale (torchvision's `layer_scale=1e-6`).
+const LAYER_SCALE: f64 = 1e-6;
+
 /// How a variable is initialised by [`Backbone::init_random`] (torchvision's schemes).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Init {
@@ -114,6 +117,19 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
             Body::Seq(children) => state_keys_of(children, &path, fam, out),
             Body::Block { main, merge } => {
+                // A module's own parameters come before its children's.
+                if let Merge::Add {
+                    layer_scale: Some(c),
+                    ..
+                } = merge
+                {
+                    out.push(StateKey {
+                        key: join(&path, "layer_scale"),
+                        shape: vec![i64::from(*c), 1, 1],
+                        kind: Kind::Float,
+                        init: Init::Const(LAYER_SCALE),
+                    });
+                }
                 state_keys_of(main, &path, fam, out);
                 if let Merge::Add {
                     shortcut: Some(sc), ..
@@ -152,8 +168,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // resnet, vgg, mobilenet, efficientnet: kaiming_normal_(mode="fan_out",
             // nonlinearity="relu" or its default leaky_relu with a=0: the same gain √2),
             // bias 0. alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) =
-            // U(±1/√fan_in), bias U(±1/√fan_in).
+            // U(±1/√fan_in), bias U(±1/√fan_in). convnext: trunc_normal_(std=0.02) cut at
+            // ±2 = ±100 std, which a normal never reaches in practice; bias 0.
             let (w, b) = match fam {
+                Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
                 Family::Resnet | Family::Vgg | Family::Mobilenet | Family::Efficientnet => {
                     (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
                 }
@@ -181,6 +199,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // resnet, alexnet: nn.Linear's reset_parameters; vgg, mobilenet: normal(0, 0.01),
             // bias 0; efficientnet: U(±1/√fout), bias 0.
             let (w, b) = match fam {
+                Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
                 Family::Resnet | Family::Alexnet => (Init::Uniform(bound), Init::Uniform(bound)),
                 Family::Vgg | Family::Mobilenet => (Init::Normal(0.01), Init::Const(0.0)),
                 Family::Efficientnet => {
@@ -190,7 +209,15 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
         }
+        Op::LayerNorm2d { c, .. } | Op::LayerNorm { c, .. } => {
+            let c = i64::from(c);
+            push("weight", vec![c], Kind::Float, Init::Const(1.0));
+            push("bias", vec![c], Kind::Float, Init::Const(0.0));
+        }
         Op::Relu
+        | Op::Gelu
+        | Op::Permute { .. }
+        | Op::Flatten
         | Op::Relu6
         | Op::Hardswish
         | Op::Hardsigmoid
@@ -248,6 +275,17 @@ enum Layer {
     Silu,
     /// Stochastic depth in eval mode.
     Identity,
+    Gelu,
+    /// LayerNorm over the channels of an NCHW map (`channels_first`) or over the last
+    /// dimension.
+    Norm {
+        weight: Tensor,
+        bias: Tensor,
+        eps: f64,
+        channels_first: bool,
+    },
+    Permute(bool),
+    Flatten,
     MaxPool {
         k: i64,
         s: i64,
@@ -278,6 +316,7 @@ enum StageMerge {
     Add {
         shortcut: Option<Box<Stage>>,
         relu: bool,
+        layer_scale: Option<Tensor>,
     },
     Scale,
 }
@@ -298,7 +337,19 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                 Body::Block { main, merge } => StageBody::Block {
                     main: build(vs, main, &path),
                     merge: match merge {
-                        Merge::Add { shortcut, relu } => StageMerge::Add {
+                        Merge::Add {
+                            shortcut,
+                            relu,
+                            layer_scale,
+                        } => StageMerge::Add {
+                            // Added first: the block's own parameter precedes its children's.
+                            layer_scale: layer_scale.map(|c| {
+                                var_path(vs, &path).add(
+                                    "layer_scale",
+                                    Tensor::ones([i64::from(c), 1, 1], (Kind::Float, device)),
+                                    false,
+                                )
+                            }),
                             shortcut: shortcut.as_deref().map(|sc| {
                                 Box::new(build(vs, std::slice::from_ref(sc), &path).remove(0))
                             }),
@@ -362,6 +413,15 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         Op::Sigmoid => Layer::Sigmoid,
                         Op::Silu => Layer::Silu,
                         Op::StochasticDepth => Layer::Identity,
+                        Op::Gelu => Layer::Gelu,
+                        Op::LayerNorm2d { c, eps } | Op::LayerNorm { c, eps } => Layer::Norm {
+                            weight: ones("weight", &[c.into()]),
+                            bias: zeros("bias", &[c.into()]),
+                            eps,
+                            channels_first: matches!(op, Op::LayerNorm2d { .. }),
+                        },
+                        Op::Permute { to_last } => Layer::Permute(to_last),
+                        Op::Flatten => Layer::Flatten,
                         Op::MaxPool2d { k, s, p } => Layer::MaxPool {
                             k: k.into(),
                             s: s.into(),
@@ -733,12 +793,26 @@ impl Backbone {
                 y
             }
             StageBody::Block { main, merge } => {
-                let (y, stop) = self.run_seq(main, x.shallow_clone(), cut);
+                let (y, stop) = match merge {
+                    // ConvNeXt: layer scale × block(x), then the rest of the branch.
+                    StageMerge::Add {
+                        layer_scale: Some(gamma),
+                        ..
+                    } => {
+                        let (first, rest) = main.split_first().expect("a branch");
+                        let (y, stop) = self.run_stage(first, x.shallow_clone(), cut);
+                        if stop {
+                            return (y, true);
+                        }
+                        self.run_seq(rest, gamma * y, cut)
+                    }
+                    _ => self.run_seq(main, x.shallow_clone(), cut),
+                };
                 if stop {
                     return (y, true);
                 }
                 match merge {
-                    StageMerge::Add { shortcut, relu } => {
+                    StageMerge::Add { shortcut, relu, .. } => {
                         let identity = match shortcut {
                             Some(sc) => {
                                 let (d, stop) = self.run_stage(sc, x, cut);
@@ -806,6 +880,24 @@ impl Backbone {
             Layer::Sigmoid => x.sigmoid(),
             Layer::Silu => x.silu(),
             Layer::Identity => x.shallow_clone(),
+            Layer::Gelu => x.gelu("none"),
+            Layer::Norm {
+                weight,
+                bias,
+                eps,
+                channels_first,
+            } => {
+                let c = weight.size()[0];
+                let norm = |x: &Tensor| x.layer_norm([c], Some(weight), Some(bias), *eps, true);
+                if *channels_first {
+                    norm(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+                } else {
+                    norm(x)
+                }
+            }
+            Layer::Permute(true) => x.permute([0, 2, 3, 1]),
+            Layer::Permute(false) => x.permute([0, 3, 1, 2]),
+            Layer::Flatten => x.flatten(1, -1),
             Layer::MaxPool { k, s, p } => x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], false),
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
             Layer::Dropout => x.shallow_clone(),

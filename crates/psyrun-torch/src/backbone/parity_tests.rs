@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 11] = [
+const CASES: [(Arch, &[&str]); 12] = [
     (
         Arch::Resnet18,
         &[
@@ -119,6 +119,20 @@ const CASES: [(Arch, &[&str]); 11] = [
         // Width 1.2 (make_divisible rounding), depth 1.4.
         Arch::EfficientnetB3,
         &["features.2.0.block.0", "features.5.4", "classifier.1"],
+    ),
+    (
+        // LayerNorm2d, the channels-last LayerNorm, Linear and GELU of a CNBlock, layer
+        // scale (randomised by the reference) before stochastic depth, the Flatten module.
+        Arch::ConvnextTiny,
+        &[
+            "features.0",
+            "features.1.0.block.2",
+            "features.1.2.stochastic_depth",
+            "features.3.1",
+            "features.6",
+            "classifier.1",
+            "classifier",
+        ],
     ),
 ];
 
