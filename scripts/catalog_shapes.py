@@ -39,6 +39,7 @@ ARCHS = [
     "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
     "convnext_tiny", "convnext_small", "convnext_base",
+    "squeezenet1_0", "squeezenet1_1",
 ]
 
 
@@ -47,7 +48,7 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet", "convnext")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet")):
         return [224, 64, 33]
     return [224, 64]
 

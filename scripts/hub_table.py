@@ -32,6 +32,7 @@ ARCHS = [
     "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
     "convnext_tiny", "convnext_small", "convnext_base",
+    "squeezenet1_0", "squeezenet1_1",
 ]
 
 # torch hub's own pattern (torch.hub.HASH_REGEX).

@@ -183,6 +183,16 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V1",
         "convnext_base-6075fbad.pth",
     ),
+    WeightFile::new(
+        Arch::Squeezenet1x0,
+        "IMAGENET1K_V1",
+        "squeezenet1_0-b66bff10.pth",
+    ),
+    WeightFile::new(
+        Arch::Squeezenet1x1,
+        "IMAGENET1K_V1",
+        "squeezenet1_1-b8a52dc0.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

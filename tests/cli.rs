@@ -173,6 +173,7 @@ fn layers_lists_cut_points_with_shapes() {
             "24×56×56",
         ),
         ("convnext_tiny", "features.1.0.block.3", "56×56×384"),
+        ("squeezenet1_1", "features.3.expand3x3", "64×55×55"),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);

@@ -89,6 +89,11 @@ pub enum Arch {
     ConvnextSmall,
     /// `convnext_base`: stages of 3, 3, 27, 3 blocks, 128 channels first.
     ConvnextBase,
+    /// `squeezenet1_0`: Fire modules (a squeeze conv, then 1×1 and 3×3 expand convs
+    /// concatenated), a 7×7 stem.
+    Squeezenet1x0,
+    /// `squeezenet1_1`: SqueezeNet with a 3×3 stem and earlier pooling.
+    Squeezenet1x1,
 }
 
 impl Arch {
@@ -123,6 +128,8 @@ impl Arch {
         Arch::ConvnextTiny,
         Arch::ConvnextSmall,
         Arch::ConvnextBase,
+        Arch::Squeezenet1x0,
+        Arch::Squeezenet1x1,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -157,6 +164,8 @@ impl Arch {
             Arch::ConvnextTiny => "convnext_tiny",
             Arch::ConvnextSmall => "convnext_small",
             Arch::ConvnextBase => "convnext_base",
+            Arch::Squeezenet1x0 => "squeezenet1_0",
+            Arch::Squeezenet1x1 => "squeezenet1_1",
         }
     }
 
@@ -175,6 +184,7 @@ impl Arch {
                     any_bn(main)
                         || matches!(merge, Merge::Add { shortcut: Some(d), .. }
                             if any_bn(std::slice::from_ref(d)))
+                        || matches!(merge, Merge::Concat(bs) if bs.iter().any(|b| any_bn(b)))
                 }
             })
         }
@@ -363,6 +373,9 @@ pub enum Family {
     Mobilenet,
     /// EfficientNet: as MobileNet, but linears `uniform_(±1/√out_features)` with bias 0.
     Efficientnet,
+    /// SqueezeNet: convs `kaiming_uniform_` (U(±√(6/fan_in))) but the classifier's
+    /// `normal_(0, 0.01)`, biases 0.
+    Squeezenet,
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
@@ -439,7 +452,7 @@ pub enum Op {
     },
     /// `Flatten(1)`: the map flattened to a vector.
     Flatten,
-    /// `MaxPool2d(k, stride=s, padding=p)`, ceil_mode=False, dilation 1.
+    /// `MaxPool2d(k, stride=s, padding=p, ceil_mode=ceil)`, dilation 1.
     MaxPool2d {
         /// Window size.
         k: u32,
@@ -447,6 +460,9 @@ pub enum Op {
         s: u32,
         /// Implicit −∞ padding on every side.
         p: u32,
+        /// Whether the output size rounds up (a last window may start inside the input and
+        /// run past it; SqueezeNet).
+        ceil: bool,
     },
     /// `AdaptiveAvgPool2d((n, n))`.
     AdaptiveAvgPool2d(u32),
@@ -528,8 +544,35 @@ impl Op {
                 debug_assert_eq!(c, n, "BatchNorm2d channels");
                 Some(x)
             }
-            (Op::MaxPool2d { k, s, p }, Shape::Map(c, h, w)) => {
-                Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?))
+            (
+                Op::MaxPool2d {
+                    k,
+                    s,
+                    p,
+                    ceil: false,
+                },
+                Shape::Map(c, h, w),
+            ) => Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?)),
+            (
+                Op::MaxPool2d {
+                    k,
+                    s,
+                    p,
+                    ceil: true,
+                },
+                Shape::Map(c, h, w),
+            ) => {
+                // PyTorch's pooling_output_shape with ceil_mode: round up, but the last
+                // window must start inside the input or its left padding.
+                let ceil_window = |n: u32| {
+                    let (n, k, s, p) = (i64::from(n), i64::from(k), i64::from(s), i64::from(p));
+                    let mut out = (n + 2 * p - (k - 1) - 1 + (s - 1)).div_euclid(s) + 1;
+                    if (out - 1) * s >= n + p {
+                        out -= 1;
+                    }
+                    u32::try_from(out).ok().filter(|&o| o > 0)
+                };
+                Some(Shape::Map(c, ceil_window(h)?, ceil_window(w)?))
             }
             (Op::AdaptiveAvgPool2d(o), Shape::Map(c, _, _)) => Some(Shape::Map(c, o, o)),
             (Op::Linear { fin, fout }, Shape::Flat(f)) => {
@@ -601,6 +644,11 @@ pub enum Merge {
     /// (squeeze-and-excitation: global average pool, 1×1 conv, activation, 1×1 conv, a
     /// sigmoid or hard sigmoid).
     Scale,
+    /// Branches on the main branch's output, concatenated along the channels:
+    /// `cat([b(main(x)) for b in branches])` (SqueezeNet's Fire: `squeeze` then `expand1x1`
+    /// and `expand3x3`). Cutting inside branch `i` runs the main branch and the branches up
+    /// to `i`.
+    Concat(Vec<Vec<Node>>),
 }
 
 /// A module of an architecture, named as in torchvision's `named_modules()`.
@@ -680,6 +728,7 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                                 layer_scale: *layer_scale,
                             },
                             Merge::Scale => Merge::Scale,
+                            Merge::Concat(_) => Merge::Concat(Vec::new()),
                         },
                     },
                     (
@@ -701,6 +750,26 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                         }
                     }
                     (None, Merge::Scale) => return None,
+                    (None, Merge::Concat(branches)) => {
+                        // The branches before the one cut whole, that one cut short.
+                        let mut kept = Vec::new();
+                        let mut found = false;
+                        for b in branches {
+                            if let Some(b) = up_to(b, &path, cut) {
+                                kept.push(b);
+                                found = true;
+                                break;
+                            }
+                            kept.push(b.clone());
+                        }
+                        if !found {
+                            return None;
+                        }
+                        Body::Block {
+                            main: main.clone(),
+                            merge: Merge::Concat(kept),
+                        }
+                    }
                 },
             };
             out.push(Node {
@@ -768,6 +837,8 @@ fn describe(arch: Arch) -> Network {
         Arch::ConvnextTiny => convnext(96, [3, 3, 9, 3]),
         Arch::ConvnextSmall => convnext(96, [3, 3, 27, 3]),
         Arch::ConvnextBase => convnext(128, [3, 3, 27, 3]),
+        Arch::Squeezenet1x0 => squeezenet(false),
+        Arch::Squeezenet1x1 => squeezenet(true),
     }
 }
 
@@ -864,7 +935,12 @@ fn vgg(cfg: &[u32], batch_norm: bool) -> Network {
     let mut cin = 3;
     for &c in cfg {
         if c == 0 {
-            features.push(Op::MaxPool2d { k: 2, s: 2, p: 0 });
+            features.push(Op::MaxPool2d {
+                k: 2,
+                s: 2,
+                p: 0,
+                ceil: false,
+            });
         } else {
             features.push(conv(cin, c, 3, 1, 1, true));
             if batch_norm {
@@ -897,7 +973,12 @@ fn vgg(cfg: &[u32], batch_norm: bool) -> Network {
 
 /// torchvision's AlexNet (the "one weird trick" variant, 64 channels first).
 fn alexnet() -> Network {
-    let pool = Op::MaxPool2d { k: 3, s: 2, p: 0 };
+    let pool = Op::MaxPool2d {
+        k: 3,
+        s: 2,
+        p: 0,
+        ceil: false,
+    };
     Network {
         family: Family::Alexnet,
         modules: vec![
@@ -949,7 +1030,15 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
         leaf("conv1", conv(3, 64, 7, 2, 3, false)),
         leaf("bn1", bn(64)),
         leaf("relu", Op::Relu),
-        leaf("maxpool", Op::MaxPool2d { k: 3, s: 2, p: 1 }),
+        leaf(
+            "maxpool",
+            Op::MaxPool2d {
+                k: 3,
+                s: 2,
+                p: 1,
+                ceil: false,
+            },
+        ),
     ];
     let mut inplanes = 64;
     for (l, &count) in blocks.iter().enumerate() {
@@ -1390,6 +1479,96 @@ fn convnext(dim: u32, blocks: [u32; 4]) -> Network {
     }
 }
 
+/// torchvision's `Fire(cin, squeeze, e1, e3)`: a 1×1 squeeze conv and its ReLU, then 1×1
+/// and 3×3 expand convs with their ReLUs, concatenated. Named by [`renumbered`].
+fn fire(cin: u32, squeeze: u32, e1: u32, e3: u32) -> Node {
+    node(
+        "",
+        "Fire",
+        Body::Block {
+            main: vec![
+                leaf("squeeze", conv(cin, squeeze, 1, 1, 0, true)),
+                leaf("squeeze_activation", Op::Relu),
+            ],
+            merge: Merge::Concat(vec![
+                vec![
+                    leaf("expand1x1", conv(squeeze, e1, 1, 1, 0, true)),
+                    leaf("expand1x1_activation", Op::Relu),
+                ],
+                vec![
+                    leaf("expand3x3", conv(squeeze, e3, 3, 1, 1, true)),
+                    leaf("expand3x3_activation", Op::Relu),
+                ],
+            ]),
+        },
+    )
+}
+
+/// torchvision's SqueezeNet 1.0, or 1.1 (`v1_1`: a 3×3 stem of 64 channels, pooling after
+/// the first and third pairs of Fire modules). The model flattens after `classifier`, its
+/// last module, so no cut point sees that.
+fn squeezenet(v1_1: bool) -> Network {
+    let pool = || {
+        leaf(
+            "",
+            Op::MaxPool2d {
+                k: 3,
+                s: 2,
+                p: 0,
+                ceil: true,
+            },
+        )
+    };
+    let features = if v1_1 {
+        vec![
+            leaf("", conv(3, 64, 3, 2, 0, true)),
+            leaf("", Op::Relu),
+            pool(),
+            fire(64, 16, 64, 64),
+            fire(128, 16, 64, 64),
+            pool(),
+            fire(128, 32, 128, 128),
+            fire(256, 32, 128, 128),
+            pool(),
+            fire(256, 48, 192, 192),
+            fire(384, 48, 192, 192),
+            fire(384, 64, 256, 256),
+            fire(512, 64, 256, 256),
+        ]
+    } else {
+        vec![
+            leaf("", conv(3, 96, 7, 2, 0, true)),
+            leaf("", Op::Relu),
+            pool(),
+            fire(96, 16, 64, 64),
+            fire(128, 16, 64, 64),
+            fire(128, 32, 128, 128),
+            pool(),
+            fire(256, 32, 128, 128),
+            fire(256, 48, 192, 192),
+            fire(384, 48, 192, 192),
+            fire(384, 64, 256, 256),
+            pool(),
+            fire(512, 64, 256, 256),
+        ]
+    };
+    Network {
+        family: Family::Squeezenet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            seq(
+                "classifier",
+                numbered(vec![
+                    Op::Dropout,
+                    conv(512, 1000, 1, 1, 0, true),
+                    Op::Relu,
+                    Op::AdaptiveAvgPool2d(1),
+                ]),
+            ),
+        ],
+    }
+}
+
 /// A shape flowing through the net (batch dimension left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
@@ -1478,6 +1657,37 @@ impl Walk<'_> {
         let y = match &node.body {
             Body::Leaf(op) => x.and_then(|s| op.apply(s).ok_or_else(|| path.clone())),
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
+            Body::Block {
+                main,
+                merge: Merge::Concat(branches),
+            } => {
+                let y = self.sequence(main, &path, depth + 1, x);
+                let mut channels = 0;
+                let mut out = Ok(Shape::Flat(0));
+                let mut failed = None;
+                for b in branches {
+                    if self.done {
+                        return out;
+                    }
+                    out = self.sequence(b, &path, depth + 1, y.clone());
+                    match &out {
+                        Ok(Shape::Map(c, ..)) => channels += c,
+                        Err(e) => {
+                            failed.get_or_insert(e.clone());
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                if self.done {
+                    return out;
+                }
+                // The first failure wins, as torchvision runs the branches in order.
+                match (failed, out) {
+                    (Some(e), _) | (None, Err(e)) => Err(e),
+                    (None, Ok(Shape::Map(_, h, w))) => Ok(Shape::Map(channels, h, w)),
+                    (None, Ok(other)) => unreachable!("concatenated {other:?} at {path}"),
+                }
+            }
             Body::Block { main, merge } => {
                 let y = self.sequence(main, &path, depth + 1, x.clone());
                 let skip = match merge {
@@ -1487,6 +1697,7 @@ impl Walk<'_> {
                         shortcut: Some(sc), ..
                     } => self.node(sc, &path, depth + 1, x),
                     Merge::Add { shortcut: None, .. } | Merge::Scale => x,
+                    Merge::Concat(_) => unreachable!("handled above"),
                 };
                 // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
                 // the main branch's first failure wins, as it runs first in torchvision.
@@ -1578,6 +1789,8 @@ mod tests {
                 include_str!("../../tests/fixtures/catalog/convnext_small.txt")
             }
             Arch::ConvnextBase => include_str!("../../tests/fixtures/catalog/convnext_base.txt"),
+            Arch::Squeezenet1x0 => include_str!("../../tests/fixtures/catalog/squeezenet1_0.txt"),
+            Arch::Squeezenet1x1 => include_str!("../../tests/fixtures/catalog/squeezenet1_1.txt"),
         }
     }
 

@@ -131,11 +131,16 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
                     });
                 }
                 state_keys_of(main, &path, fam, out);
-                if let Merge::Add {
-                    shortcut: Some(sc), ..
-                } = merge
-                {
-                    state_keys_of(std::slice::from_ref(sc), &path, fam, out);
+                match merge {
+                    Merge::Add {
+                        shortcut: Some(sc), ..
+                    } => state_keys_of(std::slice::from_ref(sc), &path, fam, out),
+                    Merge::Concat(branches) => {
+                        for b in branches {
+                            state_keys_of(b, &path, fam, out);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -170,8 +175,14 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // bias 0. alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) =
             // U(±1/√fan_in), bias U(±1/√fan_in). convnext: trunc_normal_(std=0.02) cut at
             // ±2 = ±100 std, which a normal never reaches in practice; bias 0.
+            // squeezenet: kaiming_uniform_ (gain √2, U(±√(6/fan_in))) but the classifier's
+            // conv normal_(0, 0.01); bias 0.
             let (w, b) = match fam {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
+                Family::Squeezenet if path.starts_with("classifier.") => {
+                    (Init::Normal(0.01), Init::Const(0.0))
+                }
+                Family::Squeezenet => (Init::Uniform((6.0 / fan_in).sqrt()), Init::Const(0.0)),
                 Family::Resnet | Family::Vgg | Family::Mobilenet | Family::Efficientnet => {
                     (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
                 }
@@ -200,7 +211,9 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // bias 0; efficientnet: U(±1/√fout), bias 0.
             let (w, b) = match fam {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
-                Family::Resnet | Family::Alexnet => (Init::Uniform(bound), Init::Uniform(bound)),
+                Family::Resnet | Family::Alexnet | Family::Squeezenet => {
+                    (Init::Uniform(bound), Init::Uniform(bound))
+                }
                 Family::Vgg | Family::Mobilenet => (Init::Normal(0.01), Init::Const(0.0)),
                 Family::Efficientnet => {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
@@ -290,6 +303,7 @@ enum Layer {
         k: i64,
         s: i64,
         p: i64,
+        ceil: bool,
     },
     AdaptiveAvg(i64),
     Dropout,
@@ -319,6 +333,7 @@ enum StageMerge {
         layer_scale: Option<Tensor>,
     },
     Scale,
+    Concat(Vec<Vec<Stage>>),
 }
 
 fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
@@ -356,6 +371,9 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             relu: *relu,
                         },
                         Merge::Scale => StageMerge::Scale,
+                        Merge::Concat(branches) => StageMerge::Concat(
+                            branches.iter().map(|b| build(vs, b, &path)).collect(),
+                        ),
                     },
                 },
                 Body::Leaf(op) => {
@@ -422,10 +440,11 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         },
                         Op::Permute { to_last } => Layer::Permute(to_last),
                         Op::Flatten => Layer::Flatten,
-                        Op::MaxPool2d { k, s, p } => Layer::MaxPool {
+                        Op::MaxPool2d { k, s, p, ceil } => Layer::MaxPool {
                             k: k.into(),
                             s: s.into(),
                             p: p.into(),
+                            ceil,
                         },
                         Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
                         Op::Dropout => Layer::Dropout,
@@ -831,6 +850,17 @@ impl Backbone {
                         }
                     }
                     StageMerge::Scale => y * x,
+                    StageMerge::Concat(branches) => {
+                        let mut outs = Vec::with_capacity(branches.len());
+                        for b in branches {
+                            let (o, stop) = self.run_seq(b, y.shallow_clone(), cut);
+                            if stop {
+                                return (o, true);
+                            }
+                            outs.push(o);
+                        }
+                        Tensor::cat(&outs, 1)
+                    }
                 }
             }
         };
@@ -898,7 +928,9 @@ impl Backbone {
             Layer::Permute(true) => x.permute([0, 2, 3, 1]),
             Layer::Permute(false) => x.permute([0, 3, 1, 2]),
             Layer::Flatten => x.flatten(1, -1),
-            Layer::MaxPool { k, s, p } => x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], false),
+            Layer::MaxPool { k, s, p, ceil } => {
+                x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], *ceil)
+            }
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),

@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 12] = [
+const CASES: [(Arch, &[&str]); 14] = [
     (
         Arch::Resnet18,
         &[
@@ -132,6 +132,26 @@ const CASES: [(Arch, &[&str]); 12] = [
             "features.6",
             "classifier.1",
             "classifier",
+        ],
+    ),
+    (
+        // Ceil-mode max pooling, Fire modules: cuts in either expand branch and after the
+        // concatenation.
+        Arch::Squeezenet1x0,
+        &[
+            "features.2",
+            "features.3.expand1x1",
+            "features.4.expand3x3_activation",
+            "features.7",
+            "classifier",
+        ],
+    ),
+    (
+        Arch::Squeezenet1x1,
+        &[
+            "features.5",
+            "features.9.squeeze_activation",
+            "classifier.1",
         ],
     ),
 ];
