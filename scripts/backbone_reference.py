@@ -49,6 +49,7 @@ ARCHS = [
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
     "convnext_tiny", "convnext_small", "convnext_base",
     "squeezenet1_0", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
 ]
 
 PARITY_CUTS = {

@@ -40,6 +40,7 @@ ARCHS = [
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
     "convnext_tiny", "convnext_small", "convnext_base",
     "squeezenet1_0", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
 ]
 
 
@@ -48,7 +49,7 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet")):
         return [224, 64, 33]
     return [224, 64]
 

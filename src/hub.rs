@@ -193,6 +193,26 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V1",
         "squeezenet1_1-b8a52dc0.pth",
     ),
+    WeightFile::new(
+        Arch::ShufflenetV2X0x5,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x0.5-f707e7126e.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X1x0,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x1-5666bf0f80.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X1x5,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x1_5-3c479a10.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X2x0,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x2_0-8be3c8ee.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.
@@ -200,14 +220,21 @@ pub fn lookup(arch: Arch, set: &str) -> Option<&'static WeightFile> {
     TABLE.iter().find(|w| w.arch == arch && w.set == set)
 }
 
-/// The SHA-256 prefix a torch hub file name carries: the lower-case hex digits between its
-/// last `-` and its first `.` (`resnet50-0676ba61.pth` → `0676ba61`). `None` when there
-/// are none; such a file cannot be checked.
+/// The SHA-256 prefix a torch hub file name carries, found as torch hub finds it
+/// (`torch.hub.HASH_REGEX`, `-([a-f0-9]*)\.`, its first match): the lower-case hex digits
+/// between a `-` and a `.` (`resnet50-0676ba61.pth` → `0676ba61`,
+/// `shufflenetv2_x0.5-f707e7126e.pth` → `f707e7126e`). `None` when there are none; such a
+/// file cannot be checked.
 pub fn hash_prefix(file: &str) -> Option<&str> {
-    let stem = file.split('.').next()?;
-    let (_, hex) = stem.rsplit_once('-')?;
-    let ok = !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    ok.then_some(hex)
+    file.match_indices('-')
+        .find_map(|(i, _)| {
+            let rest = &file[i + 1..];
+            let end = rest
+                .bytes()
+                .position(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))?;
+            (rest.as_bytes()[end] == b'.').then_some(&rest[..end])
+        })
+        .filter(|hex| !hex.is_empty())
 }
 
 /// torch's home folder from the values of `TORCH_HOME`, `XDG_CACHE_HOME` and `HOME`, as

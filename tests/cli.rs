@@ -174,6 +174,7 @@ fn layers_lists_cut_points_with_shapes() {
         ),
         ("convnext_tiny", "features.1.0.block.3", "56×56×384"),
         ("squeezenet1_1", "features.3.expand3x3", "64×55×55"),
+        ("shufflenet_v2_x1_0", "stage3.1.branch2.3", "116×14×14"),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);

@@ -94,6 +94,14 @@ pub enum Arch {
     Squeezenet1x0,
     /// `squeezenet1_1`: SqueezeNet with a 3×3 stem and earlier pooling.
     Squeezenet1x1,
+    /// `shufflenet_v2_x0_5`: stages of 48, 96, 192 channels.
+    ShufflenetV2X0x5,
+    /// `shufflenet_v2_x1_0`: stages of 116, 232, 464 channels.
+    ShufflenetV2X1x0,
+    /// `shufflenet_v2_x1_5`: stages of 176, 352, 704 channels.
+    ShufflenetV2X1x5,
+    /// `shufflenet_v2_x2_0`: stages of 244, 488, 976 channels, 2048 in `conv5`.
+    ShufflenetV2X2x0,
 }
 
 impl Arch {
@@ -130,6 +138,10 @@ impl Arch {
         Arch::ConvnextBase,
         Arch::Squeezenet1x0,
         Arch::Squeezenet1x1,
+        Arch::ShufflenetV2X0x5,
+        Arch::ShufflenetV2X1x0,
+        Arch::ShufflenetV2X1x5,
+        Arch::ShufflenetV2X2x0,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -166,6 +178,10 @@ impl Arch {
             Arch::ConvnextBase => "convnext_base",
             Arch::Squeezenet1x0 => "squeezenet1_0",
             Arch::Squeezenet1x1 => "squeezenet1_1",
+            Arch::ShufflenetV2X0x5 => "shufflenet_v2_x0_5",
+            Arch::ShufflenetV2X1x0 => "shufflenet_v2_x1_0",
+            Arch::ShufflenetV2X1x5 => "shufflenet_v2_x1_5",
+            Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
         }
     }
 
@@ -184,7 +200,8 @@ impl Arch {
                     any_bn(main)
                         || matches!(merge, Merge::Add { shortcut: Some(d), .. }
                             if any_bn(std::slice::from_ref(d)))
-                        || matches!(merge, Merge::Concat(bs) if bs.iter().any(|b| any_bn(b)))
+                        || matches!(merge, Merge::Concat { branches, .. }
+                            if branches.iter().any(|b| any_bn(b)))
                 }
             })
         }
@@ -376,6 +393,10 @@ pub enum Family {
     /// SqueezeNet: convs `kaiming_uniform_` (U(±√(6/fan_in))) but the classifier's
     /// `normal_(0, 0.01)`, biases 0.
     Squeezenet,
+    /// ShuffleNet V2: PyTorch's defaults (no initialisation of its own): convs
+    /// `kaiming_uniform_(a=√5)` = U(±1/√fan_in), BatchNorm 1 and 0, `fc` U(±1/√fan_in) for
+    /// weight and bias.
+    Shufflenet,
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
@@ -644,11 +665,19 @@ pub enum Merge {
     /// (squeeze-and-excitation: global average pool, 1×1 conv, activation, 1×1 conv, a
     /// sigmoid or hard sigmoid).
     Scale,
-    /// Branches on the main branch's output, concatenated along the channels:
-    /// `cat([b(main(x)) for b in branches])` (SqueezeNet's Fire: `squeeze` then `expand1x1`
-    /// and `expand3x3`). Cutting inside branch `i` runs the main branch and the branches up
-    /// to `i`.
-    Concat(Vec<Vec<Node>>),
+    /// Branches on the main branch's output `y`, concatenated along the channels:
+    /// `cat([b(y) for b in branches])` (SqueezeNet's Fire: `squeeze` then `expand1x1` and
+    /// `expand3x3`; ShuffleNet V2's strided block: no main branch, `branch1` and `branch2`).
+    /// Cutting inside branch `i` runs the main branch and the branches up to `i`.
+    Concat {
+        /// The branches, in torchvision's forward order.
+        branches: Vec<Vec<Node>>,
+        /// `y` split in two halves along the channels, the first passed through and the
+        /// one branch run on the second: `cat(y₁, b(y₂))` (ShuffleNet V2's unstrided block).
+        split: bool,
+        /// torchvision's `channel_shuffle(out, 2)` after the concatenation (ShuffleNet V2).
+        shuffle: bool,
+    },
 }
 
 /// A module of an architecture, named as in torchvision's `named_modules()`.
@@ -728,7 +757,11 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                                 layer_scale: *layer_scale,
                             },
                             Merge::Scale => Merge::Scale,
-                            Merge::Concat(_) => Merge::Concat(Vec::new()),
+                            Merge::Concat { split, shuffle, .. } => Merge::Concat {
+                                branches: Vec::new(),
+                                split: *split,
+                                shuffle: *shuffle,
+                            },
                         },
                     },
                     (
@@ -750,7 +783,14 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                         }
                     }
                     (None, Merge::Scale) => return None,
-                    (None, Merge::Concat(branches)) => {
+                    (
+                        None,
+                        Merge::Concat {
+                            branches,
+                            split,
+                            shuffle,
+                        },
+                    ) => {
                         // The branches before the one cut whole, that one cut short.
                         let mut kept = Vec::new();
                         let mut found = false;
@@ -767,7 +807,11 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                         }
                         Body::Block {
                             main: main.clone(),
-                            merge: Merge::Concat(kept),
+                            merge: Merge::Concat {
+                                branches: kept,
+                                split: *split,
+                                shuffle: *shuffle,
+                            },
                         }
                     }
                 },
@@ -839,6 +883,10 @@ fn describe(arch: Arch) -> Network {
         Arch::ConvnextBase => convnext(128, [3, 3, 27, 3]),
         Arch::Squeezenet1x0 => squeezenet(false),
         Arch::Squeezenet1x1 => squeezenet(true),
+        Arch::ShufflenetV2X0x5 => shufflenet_v2([48, 96, 192], 1024),
+        Arch::ShufflenetV2X1x0 => shufflenet_v2([116, 232, 464], 1024),
+        Arch::ShufflenetV2X1x5 => shufflenet_v2([176, 352, 704], 1024),
+        Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
     }
 }
 
@@ -1490,16 +1538,20 @@ fn fire(cin: u32, squeeze: u32, e1: u32, e3: u32) -> Node {
                 leaf("squeeze", conv(cin, squeeze, 1, 1, 0, true)),
                 leaf("squeeze_activation", Op::Relu),
             ],
-            merge: Merge::Concat(vec![
-                vec![
-                    leaf("expand1x1", conv(squeeze, e1, 1, 1, 0, true)),
-                    leaf("expand1x1_activation", Op::Relu),
+            merge: Merge::Concat {
+                branches: vec![
+                    vec![
+                        leaf("expand1x1", conv(squeeze, e1, 1, 1, 0, true)),
+                        leaf("expand1x1_activation", Op::Relu),
+                    ],
+                    vec![
+                        leaf("expand3x3", conv(squeeze, e3, 3, 1, 1, true)),
+                        leaf("expand3x3_activation", Op::Relu),
+                    ],
                 ],
-                vec![
-                    leaf("expand3x3", conv(squeeze, e3, 3, 1, 1, true)),
-                    leaf("expand3x3_activation", Op::Relu),
-                ],
-            ]),
+                split: false,
+                shuffle: false,
+            },
         },
     )
 }
@@ -1566,6 +1618,89 @@ fn squeezenet(v1_1: bool) -> Network {
                 ]),
             ),
         ],
+    }
+}
+
+/// torchvision's ShuffleNet V2 with `stages` output channels in `stage2`–`stage4` (4, 8 and 4
+/// blocks) and `last` in `conv5`; the model averages over height and width by a function
+/// call (`x.mean([2, 3])`) before `fc`. Each block's branches end in half its output
+/// channels; the concatenation is channel-shuffled in two groups.
+fn shufflenet_v2(stages: [u32; 3], last: u32) -> Network {
+    let mut modules = vec![
+        seq(
+            "conv1",
+            numbered(vec![conv(3, 24, 3, 2, 1, false), bn(24), Op::Relu]),
+        ),
+        leaf(
+            "maxpool",
+            Op::MaxPool2d {
+                k: 3,
+                s: 2,
+                p: 1,
+                ceil: false,
+            },
+        ),
+    ];
+    let mut cin = 24;
+    for (i, (&out, repeats)) in stages.iter().zip([4, 8, 4]).enumerate() {
+        let half = out / 2;
+        // 1×1 conv, BN, ReLU, depthwise 3×3 (stride s), BN, 1×1 conv, BN, ReLU.
+        let branch2 = |cin: u32, s: u32| {
+            numbered(vec![
+                conv(cin, half, 1, 1, 0, false),
+                bn(half),
+                Op::Relu,
+                grouped_conv(half, half, 3, s, 1, half),
+                bn(half),
+                conv(half, half, 1, 1, 0, false),
+                bn(half),
+                Op::Relu,
+            ])
+        };
+        let block = |branches: Vec<Vec<Node>>, split: bool| {
+            node(
+                "",
+                "InvertedResidual",
+                Body::Block {
+                    main: Vec::new(),
+                    merge: Merge::Concat {
+                        branches: branches
+                            .into_iter()
+                            .zip(["branch1", "branch2"].into_iter().skip(usize::from(split)))
+                            .map(|(b, name)| vec![seq(name, b)])
+                            .collect(),
+                        split,
+                        shuffle: true,
+                    },
+                },
+            )
+        };
+        let branch1 = numbered(vec![
+            grouped_conv(cin, cin, 3, 2, 1, cin),
+            bn(cin),
+            conv(cin, half, 1, 1, 0, false),
+            bn(half),
+            Op::Relu,
+        ]);
+        // The first block strides (both branches on the input); the others split it.
+        let mut stage = vec![block(vec![branch1, branch2(cin, 2)], false)];
+        for _ in 1..repeats {
+            stage.push(block(vec![branch2(half, 1)], true));
+        }
+        modules.push(seq(format!("stage{}", i + 2), renumbered(stage)));
+        cin = out;
+    }
+    modules.push(seq(
+        "conv5",
+        numbered(vec![conv(cin, last, 1, 1, 0, false), bn(last), Op::Relu]),
+    ));
+    modules.push(Node {
+        global_pool: true,
+        ..flattened(leaf("fc", linear(last, 1000)))
+    });
+    Network {
+        family: Family::Shufflenet,
+        modules,
     }
 }
 
@@ -1659,10 +1794,19 @@ impl Walk<'_> {
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
             Body::Block {
                 main,
-                merge: Merge::Concat(branches),
+                merge: Merge::Concat {
+                    branches, split, ..
+                },
             } => {
-                let y = self.sequence(main, &path, depth + 1, x);
+                let mut y = self.sequence(main, &path, depth + 1, x);
                 let mut channels = 0;
+                if *split {
+                    // torch.chunk(2): the first half takes the odd channel.
+                    if let Ok(Shape::Map(c, h, w)) = y {
+                        channels = c.div_ceil(2);
+                        y = Ok(Shape::Map(c / 2, h, w));
+                    }
+                }
                 let mut out = Ok(Shape::Flat(0));
                 let mut failed = None;
                 for b in branches {
@@ -1697,7 +1841,7 @@ impl Walk<'_> {
                         shortcut: Some(sc), ..
                     } => self.node(sc, &path, depth + 1, x),
                     Merge::Add { shortcut: None, .. } | Merge::Scale => x,
-                    Merge::Concat(_) => unreachable!("handled above"),
+                    Merge::Concat { .. } => unreachable!("handled above"),
                 };
                 // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
                 // the main branch's first failure wins, as it runs first in torchvision.
@@ -1791,6 +1935,18 @@ mod tests {
             Arch::ConvnextBase => include_str!("../../tests/fixtures/catalog/convnext_base.txt"),
             Arch::Squeezenet1x0 => include_str!("../../tests/fixtures/catalog/squeezenet1_0.txt"),
             Arch::Squeezenet1x1 => include_str!("../../tests/fixtures/catalog/squeezenet1_1.txt"),
+            Arch::ShufflenetV2X0x5 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x0_5.txt")
+            }
+            Arch::ShufflenetV2X1x0 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x1_0.txt")
+            }
+            Arch::ShufflenetV2X1x5 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x1_5.txt")
+            }
+            Arch::ShufflenetV2X2x0 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x2_0.txt")
+            }
         }
     }
 

@@ -135,7 +135,7 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
                     Merge::Add {
                         shortcut: Some(sc), ..
                     } => state_keys_of(std::slice::from_ref(sc), &path, fam, out),
-                    Merge::Concat(branches) => {
+                    Merge::Concat { branches, .. } => {
                         for b in branches {
                             state_keys_of(b, &path, fam, out);
                         }
@@ -186,7 +186,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Resnet | Family::Vgg | Family::Mobilenet | Family::Efficientnet => {
                     (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
                 }
-                Family::Alexnet => (
+                Family::Alexnet | Family::Shufflenet => (
                     Init::Uniform(1.0 / fan_in.sqrt()),
                     Init::Uniform(1.0 / fan_in.sqrt()),
                 ),
@@ -211,7 +211,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // bias 0; efficientnet: U(±1/√fout), bias 0.
             let (w, b) = match fam {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
-                Family::Resnet | Family::Alexnet | Family::Squeezenet => {
+                Family::Resnet | Family::Alexnet | Family::Squeezenet | Family::Shufflenet => {
                     (Init::Uniform(bound), Init::Uniform(bound))
                 }
                 Family::Vgg | Family::Mobilenet => (Init::Normal(0.01), Init::Const(0.0)),
@@ -333,7 +333,11 @@ enum StageMerge {
         layer_scale: Option<Tensor>,
     },
     Scale,
-    Concat(Vec<Vec<Stage>>),
+    Concat {
+        branches: Vec<Vec<Stage>>,
+        split: bool,
+        shuffle: bool,
+    },
 }
 
 fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
@@ -371,9 +375,15 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             relu: *relu,
                         },
                         Merge::Scale => StageMerge::Scale,
-                        Merge::Concat(branches) => StageMerge::Concat(
-                            branches.iter().map(|b| build(vs, b, &path)).collect(),
-                        ),
+                        Merge::Concat {
+                            branches,
+                            split,
+                            shuffle,
+                        } => StageMerge::Concat {
+                            branches: branches.iter().map(|b| build(vs, b, &path)).collect(),
+                            split: *split,
+                            shuffle: *shuffle,
+                        },
                     },
                 },
                 Body::Leaf(op) => {
@@ -850,16 +860,33 @@ impl Backbone {
                         }
                     }
                     StageMerge::Scale => y * x,
-                    StageMerge::Concat(branches) => {
-                        let mut outs = Vec::with_capacity(branches.len());
+                    StageMerge::Concat {
+                        branches,
+                        split,
+                        shuffle,
+                    } => {
+                        let mut outs = Vec::with_capacity(branches.len() + 1);
+                        let input = if *split {
+                            let mut halves = y.chunk(2, 1);
+                            let second = halves.pop().expect("two halves");
+                            outs.push(halves.pop().expect("two halves"));
+                            second
+                        } else {
+                            y
+                        };
                         for b in branches {
-                            let (o, stop) = self.run_seq(b, y.shallow_clone(), cut);
+                            let (o, stop) = self.run_seq(b, input.shallow_clone(), cut);
                             if stop {
                                 return (o, true);
                             }
                             outs.push(o);
                         }
-                        Tensor::cat(&outs, 1)
+                        let out = Tensor::cat(&outs, 1);
+                        if *shuffle {
+                            channel_shuffle(&out, 2)
+                        } else {
+                            out
+                        }
                     }
                 }
             }
@@ -936,6 +963,18 @@ impl Backbone {
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
         }
     }
+}
+
+/// torchvision's `channel_shuffle(x, groups)`: channels regrouped as
+/// `view(N, groups, C / groups, H, W).transpose(1, 2)`.
+fn channel_shuffle(x: &Tensor, groups: i64) -> Tensor {
+    let [n, c, h, w] = x.size()[..] else {
+        panic!("channel shuffle of a {:?} tensor", x.size())
+    };
+    x.view([n, groups, c / groups, h, w])
+        .transpose(1, 2)
+        .contiguous()
+        .view([n, c, h, w])
 }
 
 /// The same values in the channels-last (NHWC) memory layout.

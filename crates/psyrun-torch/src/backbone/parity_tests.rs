@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 14] = [
+const CASES: [(Arch, &[&str]); 16] = [
     (
         Arch::Resnet18,
         &[
@@ -153,6 +153,23 @@ const CASES: [(Arch, &[&str]); 14] = [
             "features.9.squeeze_activation",
             "classifier.1",
         ],
+    ),
+    (
+        // Both branches of a strided block, the split of an unstrided one, the channel
+        // shuffle after the concatenation, the functional mean before `fc`.
+        Arch::ShufflenetV2X0x5,
+        &[
+            "stage2.0.branch1.2",
+            "stage2.0",
+            "stage3.1.branch2.4",
+            "stage3.3",
+            "conv5",
+            "fc",
+        ],
+    ),
+    (
+        Arch::ShufflenetV2X1x0,
+        &["stage2.0.branch2.3", "stage2.2", "stage4"],
     ),
 ];
 
