@@ -8,7 +8,8 @@ Two jobs:
         tests/fixtures/backbone/): torchvision's state_dict() keys in order, one
         per line as `<key> <dtype> <shape>`, the shape as e.g. `64x3x7x7`
         (`-` for a 0-d tensor such as `num_batches_tracked`).  Models are built
-        on the meta device, so nothing is allocated.
+        on the meta device, so nothing is allocated (RegNet on the CPU: its
+        constructor computes its widths with tensors).
 
     python scripts/backbone_reference.py parity OUT_DIR
         For resnet18, vgg11_bn and alexnet, writes to OUT_DIR:
@@ -50,6 +51,7 @@ ARCHS = [
     "convnext_tiny", "convnext_small", "convnext_base",
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "regnet_y_400mf", "regnet_x_400mf",
 ]
 
 PARITY_CUTS = {
@@ -100,7 +102,9 @@ def shape_str(shape):
 def dump_keys(out_dir, archs):
     os.makedirs(out_dir, exist_ok=True)
     for arch in archs or ARCHS:
-        with torch.device("meta"):
+        # RegNet computes its widths with tensors, which the meta device cannot read back.
+        device = "cpu" if arch.startswith("regnet") else "meta"
+        with torch.device(device):
             model = torchvision.models.get_model(arch, weights=None)
         lines = [f"# torchvision {torchvision.__version__} {arch}: state_dict key, dtype, shape"]
         for key, t in model.state_dict().items():

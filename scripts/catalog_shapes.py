@@ -41,6 +41,7 @@ ARCHS = [
     "convnext_tiny", "convnext_small", "convnext_base",
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "regnet_y_400mf", "regnet_x_400mf",
 ]
 
 
@@ -49,7 +50,7 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet")):
         return [224, 64, 33]
     return [224, 64]
 

@@ -34,6 +34,7 @@ ARCHS = [
     "convnext_tiny", "convnext_small", "convnext_base",
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "regnet_y_400mf", "regnet_x_400mf",
 ]
 
 # torch hub's own pattern (torch.hub.HASH_REGEX).

@@ -213,6 +213,26 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V1",
         "shufflenetv2_x2_0-8be3c8ee.pth",
     ),
+    WeightFile::new(
+        Arch::RegnetYx400mf,
+        "IMAGENET1K_V1",
+        "regnet_y_400mf-c65dace8.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetYx400mf,
+        "IMAGENET1K_V2",
+        "regnet_y_400mf-e6988f5f.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetXx400mf,
+        "IMAGENET1K_V1",
+        "regnet_x_400mf-adf1edd5.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetXx400mf,
+        "IMAGENET1K_V2",
+        "regnet_x_400mf-62229a5f.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

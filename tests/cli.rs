@@ -175,6 +175,11 @@ fn layers_lists_cut_points_with_shapes() {
         ("convnext_tiny", "features.1.0.block.3", "56×56×384"),
         ("squeezenet1_1", "features.3.expand3x3", "64×55×55"),
         ("shufflenet_v2_x1_0", "stage3.1.branch2.3", "116×14×14"),
+        (
+            "regnet_y_400mf",
+            "trunk_output.block2.block2-1.activation",
+            "104×28×28",
+        ),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);

@@ -102,6 +102,12 @@ pub enum Arch {
     ShufflenetV2X1x5,
     /// `shufflenet_v2_x2_0`: stages of 244, 488, 976 channels, 2048 in `conv5`.
     ShufflenetV2X2x0,
+    /// `regnet_y_400mf`: stages of 1, 3, 6, 6 blocks (48, 104, 208, 440 channels), group
+    /// width 8, squeeze-and-excitation.
+    RegnetYx400mf,
+    /// `regnet_x_400mf`: stages of 1, 2, 7, 12 blocks (32, 64, 160, 400 channels), group
+    /// width 16.
+    RegnetXx400mf,
 }
 
 impl Arch {
@@ -142,6 +148,8 @@ impl Arch {
         Arch::ShufflenetV2X1x0,
         Arch::ShufflenetV2X1x5,
         Arch::ShufflenetV2X2x0,
+        Arch::RegnetYx400mf,
+        Arch::RegnetXx400mf,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -182,6 +190,8 @@ impl Arch {
             Arch::ShufflenetV2X1x0 => "shufflenet_v2_x1_0",
             Arch::ShufflenetV2X1x5 => "shufflenet_v2_x1_5",
             Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
+            Arch::RegnetYx400mf => "regnet_y_400mf",
+            Arch::RegnetXx400mf => "regnet_x_400mf",
         }
     }
 
@@ -397,6 +407,10 @@ pub enum Family {
     /// `kaiming_uniform_(a=√5)` = U(±1/√fan_in), BatchNorm 1 and 0, `fc` U(±1/√fan_in) for
     /// weight and bias.
     Shufflenet,
+    /// RegNet: convs `normal_(0, √(2/fan_out))` (their biases, in squeeze-and-excitation,
+    /// nn.Conv2d's default U(±1/√fan_in)), BatchNorm 1 and 0, `fc` `normal_(0, 0.01)` with
+    /// bias 0.
+    Regnet,
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
@@ -660,6 +674,12 @@ pub enum Merge {
         /// first key) multiplying the output of the branch's first module, `block`, before
         /// stochastic depth.
         layer_scale: Option<u32>,
+        /// Whether torchvision runs the shortcut before the main branch (RegNet's `proj`,
+        /// which is also the block's first keys).
+        shortcut_first: bool,
+        /// A module of the block applied to the sum, whose output is the block's (RegNet's
+        /// `activation`, a cut point).
+        activation: Option<Box<Node>>,
     },
     /// A gate: `main(x) * x`, the main branch's output broadcast over the input
     /// (squeeze-and-excitation: global average pool, 1×1 conv, activation, 1×1 conv, a
@@ -750,11 +770,16 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                         main,
                         merge: match merge {
                             Merge::Add {
-                                relu, layer_scale, ..
+                                relu,
+                                layer_scale,
+                                shortcut_first,
+                                ..
                             } => Merge::Add {
                                 shortcut: None,
                                 relu: *relu,
                                 layer_scale: *layer_scale,
+                                shortcut_first: *shortcut_first,
+                                activation: None,
                             },
                             Merge::Scale => Merge::Scale,
                             Merge::Concat { split, shuffle, .. } => Merge::Concat {
@@ -770,16 +795,36 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                             shortcut,
                             relu,
                             layer_scale,
+                            shortcut_first,
+                            activation,
                         },
                     ) => {
-                        let sc = up_to(std::slice::from_ref(shortcut.as_deref()?), &path, cut)?;
-                        Body::Block {
-                            main: main.clone(),
-                            merge: Merge::Add {
-                                shortcut: sc.into_iter().next().map(Box::new),
-                                relu: *relu,
-                                layer_scale: *layer_scale,
+                        let in_shortcut = shortcut
+                            .as_deref()
+                            .and_then(|sc| up_to(std::slice::from_ref(sc), &path, cut));
+                        match in_shortcut {
+                            // A shortcut run first needs no main branch before the cut.
+                            Some(sc) => Body::Block {
+                                main: if *shortcut_first {
+                                    Vec::new()
+                                } else {
+                                    main.clone()
+                                },
+                                merge: Merge::Add {
+                                    shortcut: sc.into_iter().next().map(Box::new),
+                                    relu: *relu,
+                                    layer_scale: *layer_scale,
+                                    shortcut_first: *shortcut_first,
+                                    activation: None,
+                                },
                             },
+                            // Only the activation after the sum is left: a cut point taken
+                            // whole, so the block comes whole.
+                            None => {
+                                let act = activation.as_deref()?;
+                                up_to(std::slice::from_ref(act), &path, cut)?;
+                                node.body.clone()
+                            }
                         }
                     }
                     (None, Merge::Scale) => return None,
@@ -887,6 +932,8 @@ fn describe(arch: Arch) -> Network {
         Arch::ShufflenetV2X1x0 => shufflenet_v2([116, 232, 464], 1024),
         Arch::ShufflenetV2X1x5 => shufflenet_v2([176, 352, 704], 1024),
         Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
+        Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
+        Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
     }
 }
 
@@ -1140,6 +1187,8 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
                         shortcut,
                         relu: true,
                         layer_scale: None,
+                        shortcut_first: false,
+                        activation: None,
                     },
                 },
             ));
@@ -1246,6 +1295,8 @@ fn inverted_residual(
                 shortcut: None,
                 relu: false,
                 layer_scale: None,
+                shortcut_first: false,
+                activation: None,
             },
         },
     )
@@ -1500,6 +1551,8 @@ fn convnext(dim: u32, blocks: [u32; 4]) -> Network {
                             shortcut: None,
                             relu: false,
                             layer_scale: Some(c),
+                            shortcut_first: false,
+                            activation: None,
                         },
                     },
                 )
@@ -1704,6 +1757,82 @@ fn shufflenet_v2(stages: [u32; 3], last: u32) -> Network {
     }
 }
 
+/// torchvision's RegNet with `stages` (blocks, output channels) as its `BlockParams` compute
+/// them (bottleneck multiplier 1), 3×3 convs in groups of `group_width` channels, and
+/// squeeze-and-excitation (ratio 0.25 of the block's input) if `se`: a stem, `trunk_output`
+/// of `AnyStage`s of `ResBottleneckBlock`s (`proj` shortcut first, then `f`, the sum and
+/// `activation`), `avgpool`, `fc`.
+fn regnet(stages: [(u32, u32); 4], group_width: u32, se: bool) -> Network {
+    let named = |name: &str, n: Node| Node {
+        name: name.to_owned(),
+        ..n
+    };
+    let stem = Node {
+        class: "SimpleStemIN",
+        ..conv_norm_act(3, 32, 3, 2, 1, bn, Some(Op::Relu))
+    };
+    let mut width_in = 32;
+    let mut trunk = Vec::new();
+    for (i, &(depth, width)) in stages.iter().enumerate() {
+        let blocks = (0..depth)
+            .map(|j| {
+                let (win, stride) = if j == 0 { (width_in, 2) } else { (width, 1) };
+                let groups = width / group_width;
+                let mut f = vec![
+                    named("a", conv_norm_act(win, width, 1, 1, 1, bn, Some(Op::Relu))),
+                    named(
+                        "b",
+                        conv_norm_act(width, width, 3, stride, groups, bn, Some(Op::Relu)),
+                    ),
+                ];
+                if se {
+                    let squeeze = (f64::from(win) * 0.25).round_ties_even() as u32;
+                    f.push(named(
+                        "se",
+                        squeeze_excitation(width, squeeze, Op::Relu, Op::Sigmoid),
+                    ));
+                }
+                f.push(named("c", conv_norm_act(width, width, 1, 1, 1, bn, None)));
+                let proj = (win != width || stride != 1).then(|| {
+                    Box::new(named(
+                        "proj",
+                        conv_norm_act(win, width, 1, stride, 1, bn, None),
+                    ))
+                });
+                node(
+                    format!("block{}-{j}", i + 1),
+                    "ResBottleneckBlock",
+                    Body::Block {
+                        main: vec![node("f", "BottleneckTransform", Body::Seq(f))],
+                        merge: Merge::Add {
+                            shortcut: proj,
+                            relu: false,
+                            layer_scale: None,
+                            shortcut_first: true,
+                            activation: Some(Box::new(leaf("activation", Op::Relu))),
+                        },
+                    },
+                )
+            })
+            .collect();
+        trunk.push(node(
+            format!("block{}", i + 1),
+            "AnyStage",
+            Body::Seq(blocks),
+        ));
+        width_in = width;
+    }
+    Network {
+        family: Family::Regnet,
+        modules: vec![
+            named("stem", stem),
+            seq("trunk_output", trunk),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(leaf("fc", linear(width_in, 1000))),
+        ],
+    }
+}
+
 /// A shape flowing through the net (batch dimension left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
@@ -1832,6 +1961,37 @@ impl Walk<'_> {
                     (None, Ok(other)) => unreachable!("concatenated {other:?} at {path}"),
                 }
             }
+            Body::Block {
+                main,
+                merge:
+                    Merge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: true,
+                        activation,
+                        ..
+                    },
+            } => {
+                // RegNet: the shortcut first, then the main branch, the sum, the activation.
+                let skip = self.node(sc, &path, depth + 1, x.clone());
+                if self.done {
+                    return skip;
+                }
+                let y = self.sequence(main, &path, depth + 1, x);
+                if self.done {
+                    return y;
+                }
+                let sum = match (skip, y) {
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                    (Ok(a), Ok(b)) => {
+                        debug_assert_eq!(a, b, "residual branches disagree at {path}");
+                        Ok(b)
+                    }
+                };
+                match activation {
+                    Some(act) => self.node(act, &path, depth + 1, sum),
+                    None => sum,
+                }
+            }
             Body::Block { main, merge } => {
                 let y = self.sequence(main, &path, depth + 1, x.clone());
                 let skip = match merge {
@@ -1845,7 +2005,7 @@ impl Walk<'_> {
                 };
                 // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
                 // the main branch's first failure wins, as it runs first in torchvision.
-                match (y, skip) {
+                let sum = match (y, skip) {
                     (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                     (Ok(a), Ok(b)) => {
                         if let Merge::Scale = merge {
@@ -1858,6 +2018,13 @@ impl Walk<'_> {
                         }
                         Ok(b)
                     }
+                };
+                match merge {
+                    Merge::Add {
+                        activation: Some(act),
+                        ..
+                    } => self.node(act, &path, depth + 1, sum),
+                    _ => sum,
                 }
             }
         };
@@ -1947,6 +2114,8 @@ mod tests {
             Arch::ShufflenetV2X2x0 => {
                 include_str!("../../tests/fixtures/catalog/shufflenet_v2_x2_0.txt")
             }
+            Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
+            Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
         }
     }
 

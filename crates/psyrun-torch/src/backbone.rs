@@ -130,11 +130,34 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
                         init: Init::Const(LAYER_SCALE),
                     });
                 }
+                let first = match merge {
+                    Merge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: true,
+                        ..
+                    } => Some(sc),
+                    _ => None,
+                };
+                if let Some(sc) = first {
+                    state_keys_of(std::slice::from_ref(sc), &path, fam, out);
+                }
                 state_keys_of(main, &path, fam, out);
                 match merge {
                     Merge::Add {
-                        shortcut: Some(sc), ..
-                    } => state_keys_of(std::slice::from_ref(sc), &path, fam, out),
+                        shortcut: Some(sc),
+                        shortcut_first: false,
+                        activation,
+                        ..
+                    } => {
+                        state_keys_of(std::slice::from_ref(sc), &path, fam, out);
+                        if let Some(act) = activation {
+                            state_keys_of(std::slice::from_ref(act), &path, fam, out);
+                        }
+                    }
+                    Merge::Add {
+                        activation: Some(act),
+                        ..
+                    } => state_keys_of(std::slice::from_ref(act), &path, fam, out),
                     Merge::Concat { branches, .. } => {
                         for b in branches {
                             state_keys_of(b, &path, fam, out);
@@ -186,6 +209,11 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Resnet | Family::Vgg | Family::Mobilenet | Family::Efficientnet => {
                     (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
                 }
+                // regnet: normal_(0, √(2/fan_out)); biases keep nn.Conv2d's default.
+                Family::Regnet => (
+                    Init::Normal((2.0 / fan_out).sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
                 Family::Alexnet | Family::Shufflenet => (
                     Init::Uniform(1.0 / fan_in.sqrt()),
                     Init::Uniform(1.0 / fan_in.sqrt()),
@@ -214,7 +242,9 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Resnet | Family::Alexnet | Family::Squeezenet | Family::Shufflenet => {
                     (Init::Uniform(bound), Init::Uniform(bound))
                 }
-                Family::Vgg | Family::Mobilenet => (Init::Normal(0.01), Init::Const(0.0)),
+                Family::Vgg | Family::Mobilenet | Family::Regnet => {
+                    (Init::Normal(0.01), Init::Const(0.0))
+                }
                 Family::Efficientnet => {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
                 }
@@ -331,6 +361,8 @@ enum StageMerge {
         shortcut: Option<Box<Stage>>,
         relu: bool,
         layer_scale: Option<Tensor>,
+        shortcut_first: bool,
+        activation: Option<Box<Stage>>,
     },
     Scale,
     Concat {
@@ -360,7 +392,13 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             shortcut,
                             relu,
                             layer_scale,
+                            shortcut_first,
+                            activation,
                         } => StageMerge::Add {
+                            shortcut_first: *shortcut_first,
+                            activation: activation.as_deref().map(|act| {
+                                Box::new(build(vs, std::slice::from_ref(act), &path).remove(0))
+                            }),
                             // Added first: the block's own parameter precedes its children's.
                             layer_scale: layer_scale.map(|c| {
                                 var_path(vs, &path).add(
@@ -821,6 +859,36 @@ impl Backbone {
                 }
                 y
             }
+            StageBody::Block {
+                main,
+                merge:
+                    StageMerge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: true,
+                        activation,
+                        ..
+                    },
+            } => {
+                // RegNet: the shortcut first, then the main branch, the sum, the activation.
+                let (d, stop) = self.run_stage(sc, x.shallow_clone(), cut);
+                if stop {
+                    return (d, true);
+                }
+                let (y, stop) = self.run_seq(main, x, cut);
+                if stop {
+                    return (y, true);
+                }
+                match activation {
+                    Some(act) => {
+                        let (a, stop) = self.run_stage(act, d + y, cut);
+                        if stop {
+                            return (a, true);
+                        }
+                        a
+                    }
+                    None => d + y,
+                }
+            }
             StageBody::Block { main, merge } => {
                 let (y, stop) = match merge {
                     // ConvNeXt: layer scale × block(x), then the rest of the branch.
@@ -841,7 +909,12 @@ impl Backbone {
                     return (y, true);
                 }
                 match merge {
-                    StageMerge::Add { shortcut, relu, .. } => {
+                    StageMerge::Add {
+                        shortcut,
+                        relu,
+                        activation,
+                        ..
+                    } => {
                         let identity = match shortcut {
                             Some(sc) => {
                                 let (d, stop) = self.run_stage(sc, x, cut);
@@ -853,10 +926,16 @@ impl Backbone {
                             None => x,
                         };
                         let sum = y + identity;
-                        if *relu {
-                            sum.relu()
-                        } else {
-                            sum
+                        let sum = if *relu { sum.relu() } else { sum };
+                        match activation {
+                            Some(act) => {
+                                let (a, stop) = self.run_stage(act, sum, cut);
+                                if stop {
+                                    return (a, true);
+                                }
+                                a
+                            }
+                            None => sum,
                         }
                     }
                     StageMerge::Scale => y * x,

@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 16] = [
+const CASES: [(Arch, &[&str]); 18] = [
     (
         Arch::Resnet18,
         &[
@@ -170,6 +170,26 @@ const CASES: [(Arch, &[&str]); 16] = [
     (
         Arch::ShufflenetV2X1x0,
         &["stage2.0.branch2.3", "stage2.2", "stage4"],
+    ),
+    (
+        // The `proj` shortcut run first, grouped 3×3 convs, squeeze-and-excitation, the
+        // block's own `activation` after the sum.
+        Arch::RegnetYx400mf,
+        &[
+            "trunk_output.block1.block1-0.proj.0",
+            "trunk_output.block2.block2-0.f.se.fc2",
+            "trunk_output.block2.block2-1.activation",
+            "trunk_output.block3",
+            "fc",
+        ],
+    ),
+    (
+        Arch::RegnetXx400mf,
+        &[
+            "stem",
+            "trunk_output.block3.block3-2.f.b",
+            "trunk_output.block4.block4-0",
+        ],
     ),
 ];
 
