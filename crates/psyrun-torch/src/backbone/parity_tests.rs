@@ -1,13 +1,13 @@
 //! Parity with torchvision through `torch.save` checkpoints, at many cuts (CPU).
 //!
 //! `scripts/parity_reference.py` saves torchvision models with seeded random weights
-//! (BatchNorm affine parameters and running statistics randomised too, and every conv/linear
-//! bias) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
+//! (BatchNorm affine parameters and running statistics randomised too, every conv/linear
+//! bias, LayerNorm's parameters and ConvNeXt's layer scale) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
 //! below for a fixed 2×3×64×64 input (eval mode, no grad). psyrun builds a backbone at each
 //! cut, loads the `.pth` through its own checkpoint reader ([`weights::load_file`]) and must
 //! give the same features: max |psyrun − torchvision| / max |torchvision| below 1e-4.
 //!
-//! The files (about 1.3 GB, vgg16's 553 MB and wide_resnet50_2's 275 MB of it) are written at test time into a temporary
+//! The files (about 1.6 GB, vgg16's 553 MB, wide_resnet50_2's 275 MB and convnext_tiny's 114 MB of it) are written at test time into a temporary
 //! directory that is removed afterwards, even when the test fails. The test needs the venv's
 //! python (`$PSYRUN_PYTHON` under `./dev`, else `python3`, with torch and torchvision) and
 //! is ignored where the build found none.
