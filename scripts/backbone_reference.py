@@ -3,12 +3,13 @@
 
 Two jobs:
 
-    python scripts/backbone_reference.py keys [out_dir]
+    python scripts/backbone_reference.py keys [out_dir [arch ...]]
         For every catalog architecture, writes <out_dir>/<arch>.keys (default
         tests/fixtures/backbone/): torchvision's state_dict() keys in order, one
         per line as `<key> <dtype> <shape>`, the shape as e.g. `64x3x7x7`
         (`-` for a 0-d tensor such as `num_batches_tracked`).  Models are built
-        on the meta device, so nothing is allocated.
+        on the meta device, so nothing is allocated (RegNet on the CPU: its
+        constructor computes its widths with tensors).
 
     python scripts/backbone_reference.py parity OUT_DIR
         For resnet18, vgg11_bn and alexnet, writes to OUT_DIR:
@@ -45,6 +46,12 @@ ARCHS = [
     "vgg11", "vgg13", "vgg16", "vgg19",
     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "alexnet",
+    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+    "convnext_tiny", "convnext_small", "convnext_base",
+    "squeezenet1_0", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "regnet_y_400mf", "regnet_x_400mf",
 ]
 
 PARITY_CUTS = {
@@ -92,10 +99,12 @@ def shape_str(shape):
     return "x".join(str(d) for d in shape) if len(shape) else "-"
 
 
-def dump_keys(out_dir):
+def dump_keys(out_dir, archs):
     os.makedirs(out_dir, exist_ok=True)
-    for arch in ARCHS:
-        with torch.device("meta"):
+    for arch in archs or ARCHS:
+        # RegNet computes its widths with tensors, which the meta device cannot read back.
+        device = "cpu" if arch.startswith("regnet") else "meta"
+        with torch.device(device):
             model = torchvision.models.get_model(arch, weights=None)
         lines = [f"# torchvision {torchvision.__version__} {arch}: state_dict key, dtype, shape"]
         for key, t in model.state_dict().items():
@@ -159,7 +168,7 @@ def main():
     if sys.argv[1] == "keys":
         here = os.path.dirname(os.path.abspath(__file__))
         default = os.path.join(here, "..", "tests", "fixtures", "backbone")
-        dump_keys(sys.argv[2] if len(sys.argv) > 2 else default)
+        dump_keys(sys.argv[2] if len(sys.argv) > 2 else default, sys.argv[3:])
     else:
         if len(sys.argv) != 3:
             sys.exit("usage: backbone_reference.py parity OUT_DIR")

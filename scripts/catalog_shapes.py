@@ -22,7 +22,7 @@ are run-length encoded in forward order:
 means the cut points from this path up to (not including) the next `min`
 line all need N >= <N>.
 
-Usage: python scripts/catalog_shapes.py [out_dir]
+Usage: python scripts/catalog_shapes.py [out_dir [arch ...]]  (default: every arch)
 """
 import os
 import sys
@@ -36,6 +36,12 @@ ARCHS = [
     "vgg11", "vgg13", "vgg16", "vgg19",
     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "alexnet",
+    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+    "convnext_tiny", "convnext_small", "convnext_base",
+    "squeezenet1_0", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "regnet_y_400mf", "regnet_x_400mf",
 ]
 
 
@@ -44,6 +50,8 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet")):
+        return [224, 64, 33]
     return [224, 64]
 
 
@@ -85,7 +93,7 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "catalog")
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(0)
-    for arch in ARCHS:
+    for arch in sys.argv[2:] or ARCHS:
         model = getattr(torchvision.models, arch)(weights=None).eval()
         classes = {n: type(m).__name__ for n, m in model.named_modules() if n}
         rec = Recorder(model)

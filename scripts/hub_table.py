@@ -29,6 +29,12 @@ ARCHS = [
     "vgg11", "vgg13", "vgg16", "vgg19",
     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "alexnet",
+    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+    "convnext_tiny", "convnext_small", "convnext_base",
+    "squeezenet1_0", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "regnet_y_400mf", "regnet_x_400mf",
 ]
 
 # torch hub's own pattern (torch.hub.HASH_REGEX).

@@ -13,7 +13,8 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            statistics randomised (so that eval-mode BatchNorm really
                            uses them; see backbone_reference.randomised) and every
                            conv/linear bias randomised (torchvision initialises VGG's
-                           to zero, which would hide a bias that is not loaded);
+                           to zero, which would hide a bias that is not loaded), and
+                           LayerNorm's parameters and ConvNeXt's layer scale too;
     <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1), and `out.<cut>`,
                            the output of module <cut> for that input in eval mode under
                            torch.no_grad() (read by a forward hook, cloned before any
@@ -50,6 +51,18 @@ def parity_model(arch):
         for m in model.modules():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.bias is not None:
                 m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+    # LayerNorm's affine parameters and ConvNeXt's layer scale (1e-6 at initialisation,
+    # which would hide the residual branch) randomised too, from a generator of their own
+    # (the other architectures' weights stay as they were).
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.copy_(1 + 0.2 * torch.randn(m.weight.shape, generator=g))
+                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
+        for name, p in model.named_parameters():
+            if name.endswith("layer_scale"):
+                p.copy_(0.5 + 0.2 * torch.randn(p.shape, generator=g))
     return model
 
 

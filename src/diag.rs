@@ -145,6 +145,9 @@ codes! {
     PlanMemoryLimit => "psy::plan::memory_limit",
     /// Warning: the run's estimated peak memory exceeds this machine's memory.
     PlanMemory => "psy::plan::memory",
+    /// Warning: the linear probe would have more than 10⁷ parameters (an unpooled early or
+    /// wide layer); pooling suggested.
+    PlanHugeProbe => "psy::plan::huge_probe",
     /// Warning: `decision deterministic` (the tutorial's noiseless observer).
     PlanDeterministicObserver => "psy::plan::deterministic_observer",
     /// Warning: the target is always in the same interval.

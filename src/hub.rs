@@ -118,6 +118,121 @@ pub const TABLE: &[WeightFile] = &[
     WeightFile::new(Arch::Vgg16Bn, "IMAGENET1K_V1", "vgg16_bn-6c64b313.pth"),
     WeightFile::new(Arch::Vgg19Bn, "IMAGENET1K_V1", "vgg19_bn-c79401a0.pth"),
     WeightFile::new(Arch::Alexnet, "IMAGENET1K_V1", "alexnet-owt-7be5be79.pth"),
+    WeightFile::new(
+        Arch::MobilenetV2,
+        "IMAGENET1K_V1",
+        "mobilenet_v2-b0353104.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV2,
+        "IMAGENET1K_V2",
+        "mobilenet_v2-7ebf99e0.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV3Small,
+        "IMAGENET1K_V1",
+        "mobilenet_v3_small-047dcff4.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV3Large,
+        "IMAGENET1K_V1",
+        "mobilenet_v3_large-8738ca79.pth",
+    ),
+    WeightFile::new(
+        Arch::MobilenetV3Large,
+        "IMAGENET1K_V2",
+        "mobilenet_v3_large-5c1a4163.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB0,
+        "IMAGENET1K_V1",
+        "efficientnet_b0_rwightman-7f5810bc.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB1,
+        "IMAGENET1K_V1",
+        "efficientnet_b1_rwightman-bac287d4.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB1,
+        "IMAGENET1K_V2",
+        "efficientnet_b1-c27df63c.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB2,
+        "IMAGENET1K_V1",
+        "efficientnet_b2_rwightman-c35c1473.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetB3,
+        "IMAGENET1K_V1",
+        "efficientnet_b3_rwightman-b3899882.pth",
+    ),
+    WeightFile::new(
+        Arch::ConvnextTiny,
+        "IMAGENET1K_V1",
+        "convnext_tiny-983f1562.pth",
+    ),
+    WeightFile::new(
+        Arch::ConvnextSmall,
+        "IMAGENET1K_V1",
+        "convnext_small-0c510722.pth",
+    ),
+    WeightFile::new(
+        Arch::ConvnextBase,
+        "IMAGENET1K_V1",
+        "convnext_base-6075fbad.pth",
+    ),
+    WeightFile::new(
+        Arch::Squeezenet1x0,
+        "IMAGENET1K_V1",
+        "squeezenet1_0-b66bff10.pth",
+    ),
+    WeightFile::new(
+        Arch::Squeezenet1x1,
+        "IMAGENET1K_V1",
+        "squeezenet1_1-b8a52dc0.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X0x5,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x0.5-f707e7126e.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X1x0,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x1-5666bf0f80.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X1x5,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x1_5-3c479a10.pth",
+    ),
+    WeightFile::new(
+        Arch::ShufflenetV2X2x0,
+        "IMAGENET1K_V1",
+        "shufflenetv2_x2_0-8be3c8ee.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetYx400mf,
+        "IMAGENET1K_V1",
+        "regnet_y_400mf-c65dace8.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetYx400mf,
+        "IMAGENET1K_V2",
+        "regnet_y_400mf-e6988f5f.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetXx400mf,
+        "IMAGENET1K_V1",
+        "regnet_x_400mf-adf1edd5.pth",
+    ),
+    WeightFile::new(
+        Arch::RegnetXx400mf,
+        "IMAGENET1K_V2",
+        "regnet_x_400mf-62229a5f.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.
@@ -125,14 +240,21 @@ pub fn lookup(arch: Arch, set: &str) -> Option<&'static WeightFile> {
     TABLE.iter().find(|w| w.arch == arch && w.set == set)
 }
 
-/// The SHA-256 prefix a torch hub file name carries: the lower-case hex digits between its
-/// last `-` and its first `.` (`resnet50-0676ba61.pth` → `0676ba61`). `None` when there
-/// are none; such a file cannot be checked.
+/// The SHA-256 prefix a torch hub file name carries, found as torch hub finds it
+/// (`torch.hub.HASH_REGEX`, `-([a-f0-9]*)\.`, its first match): the lower-case hex digits
+/// between a `-` and a `.` (`resnet50-0676ba61.pth` → `0676ba61`,
+/// `shufflenetv2_x0.5-f707e7126e.pth` → `f707e7126e`). `None` when there are none; such a
+/// file cannot be checked.
 pub fn hash_prefix(file: &str) -> Option<&str> {
-    let stem = file.split('.').next()?;
-    let (_, hex) = stem.rsplit_once('-')?;
-    let ok = !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    ok.then_some(hex)
+    file.match_indices('-')
+        .find_map(|(i, _)| {
+            let rest = &file[i + 1..];
+            let end = rest
+                .bytes()
+                .position(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))?;
+            (rest.as_bytes()[end] == b'.').then_some(&rest[..end])
+        })
+        .filter(|hex| !hex.is_empty())
 }
 
 /// torch's home folder from the values of `TORCH_HOME`, `XDG_CACHE_HOME` and `HOME`, as

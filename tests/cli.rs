@@ -162,6 +162,34 @@ fn layers_lists_cut_points_with_shapes() {
     assert!(text(&o.stdout)
         .lines()
         .any(|l| l.trim_start().starts_with("features.16 ") && l.ends_with("256×8×8")));
+    // Cut points inside blocks with branches: an inverted residual, a squeeze-and-excitation
+    // gate, stochastic depth before the residual sum.
+    for (arch, cut, shape) in [
+        ("mobilenet_v2", "features.3.conv.1.0", "144×56×56"),
+        ("mobilenet_v3_large", "features.4.block.2.fc1", "24×1×1"),
+        (
+            "efficientnet_b0",
+            "features.2.1.stochastic_depth",
+            "24×56×56",
+        ),
+        ("convnext_tiny", "features.1.0.block.3", "56×56×384"),
+        ("squeezenet1_1", "features.3.expand3x3", "64×55×55"),
+        ("shufflenet_v2_x1_0", "stage3.1.branch2.3", "116×14×14"),
+        (
+            "regnet_y_400mf",
+            "trunk_output.block2.block2-1.activation",
+            "104×28×28",
+        ),
+    ] {
+        let o = psyrun(&["layers", arch]);
+        assert_eq!(code(&o), 0);
+        let out = text(&o.stdout);
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cut} ")) && l.ends_with(shape)),
+            "{arch}: {out}"
+        );
+    }
     let o = psyrun(&["layers", "resnt50", "--color", "never"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("did you mean `resnet50`?"));

@@ -21,7 +21,10 @@ fn every_table_entry_is_a_hub_file_with_a_hash() {
         assert!(!w.file.contains('/'), "{}", w.file);
         let h = hash_prefix(w.file).unwrap_or_else(|| panic!("{} has no hash", w.file));
         assert!(h.len() >= 8, "{}", w.file);
-        assert!(w.file.starts_with(w.arch.name()), "{} {}", w.arch, w.file);
+        // ShuffleNet V2's files are named `shufflenetv2_…`.
+        let prefix = w.arch.name().replace("shufflenet_v2_", "shufflenetv2_");
+        let prefix = prefix.split('_').next().unwrap();
+        assert!(w.file.starts_with(prefix), "{} {}", w.arch, w.file);
     }
     let hub = Hub::new("/c", DEFAULT_BASE_URL);
     assert_eq!(
@@ -44,11 +47,15 @@ fn every_table_entry_is_a_hub_file_with_a_hash() {
 }
 
 fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
-    // Every ResNet-family network (ResNeXt and Wide ResNet too) has `layer1`.
+    // Every ResNet-family network (ResNeXt and Wide ResNet too) has `layer1`; most others
+    // `features.0`; ShuffleNet V2 is cut after `conv1`.
+    let tops = crate::models::catalog::top_level(arch);
     let cut = if crate::models::catalog::family(arch) == crate::models::catalog::Family::Resnet {
         "layer1"
-    } else {
+    } else if tops.contains(&"features") {
         "features.0"
+    } else {
+        tops[0]
     };
     let text = include_str!("../../experiments/quick_csf.psy")
         .replace("resnet18", arch.name())
@@ -99,6 +106,10 @@ fn hash_prefixes_follow_torch_hub() {
         Some("88682ab5")
     );
     assert_eq!(hash_prefix("alexnet-owt-7be5be79.pth"), Some("7be5be79"));
+    assert_eq!(
+        hash_prefix("shufflenetv2_x0.5-f707e7126e.pth"),
+        Some("f707e7126e")
+    );
     assert_eq!(hash_prefix("x-abc.tar.gz"), Some("abc"));
     assert_eq!(hash_prefix("weights.pth"), None);
     assert_eq!(hash_prefix("net-final.pth"), None);

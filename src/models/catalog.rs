@@ -7,7 +7,8 @@
 //! `3×N×N` input with PyTorch's own arithmetic.
 //!
 //! Cutting "after" a module means taking that module's output. Inside a
-//! ResNet block, cutting after e.g. `layer4.0.conv2` runs the block's main
+//! block (a ResNet block, an inverted residual, a squeeze-and-excitation
+//! gate), cutting after e.g. `layer4.0.conv2` runs the block's main
 //! branch up to and including `conv2`. The `relu` inside BasicBlock and
 //! Bottleneck is not a cut point: torchvision applies that one module several
 //! times per block, so a cut after it would be ambiguous. Shapes are given
@@ -68,6 +69,45 @@ pub enum Arch {
     Vgg19Bn,
     /// `alexnet`.
     Alexnet,
+    /// `mobilenet_v2`: inverted residuals with ReLU6, width 1.0.
+    MobilenetV2,
+    /// `mobilenet_v3_small`: inverted residuals with squeeze-and-excitation and Hardswish.
+    MobilenetV3Small,
+    /// `mobilenet_v3_large`: inverted residuals with squeeze-and-excitation and Hardswish.
+    MobilenetV3Large,
+    /// `efficientnet_b0`: MBConv blocks with SiLU, squeeze-and-excitation, stochastic depth.
+    EfficientnetB0,
+    /// `efficientnet_b1`: B0 with 1.1 times the depth.
+    EfficientnetB1,
+    /// `efficientnet_b2`: B0 with 1.1 times the width and 1.2 times the depth.
+    EfficientnetB2,
+    /// `efficientnet_b3`: B0 with 1.2 times the width and 1.4 times the depth.
+    EfficientnetB3,
+    /// `convnext_tiny`: stages of 3, 3, 9, 3 blocks, 96 channels first.
+    ConvnextTiny,
+    /// `convnext_small`: stages of 3, 3, 27, 3 blocks, 96 channels first.
+    ConvnextSmall,
+    /// `convnext_base`: stages of 3, 3, 27, 3 blocks, 128 channels first.
+    ConvnextBase,
+    /// `squeezenet1_0`: Fire modules (a squeeze conv, then 1×1 and 3×3 expand convs
+    /// concatenated), a 7×7 stem.
+    Squeezenet1x0,
+    /// `squeezenet1_1`: SqueezeNet with a 3×3 stem and earlier pooling.
+    Squeezenet1x1,
+    /// `shufflenet_v2_x0_5`: stages of 48, 96, 192 channels.
+    ShufflenetV2X0x5,
+    /// `shufflenet_v2_x1_0`: stages of 116, 232, 464 channels.
+    ShufflenetV2X1x0,
+    /// `shufflenet_v2_x1_5`: stages of 176, 352, 704 channels.
+    ShufflenetV2X1x5,
+    /// `shufflenet_v2_x2_0`: stages of 244, 488, 976 channels, 2048 in `conv5`.
+    ShufflenetV2X2x0,
+    /// `regnet_y_400mf`: stages of 1, 3, 6, 6 blocks (48, 104, 208, 440 channels), group
+    /// width 8, squeeze-and-excitation.
+    RegnetYx400mf,
+    /// `regnet_x_400mf`: stages of 1, 2, 7, 12 blocks (32, 64, 160, 400 channels), group
+    /// width 16.
+    RegnetXx400mf,
 }
 
 impl Arch {
@@ -92,6 +132,24 @@ impl Arch {
         Arch::Vgg16Bn,
         Arch::Vgg19Bn,
         Arch::Alexnet,
+        Arch::MobilenetV2,
+        Arch::MobilenetV3Small,
+        Arch::MobilenetV3Large,
+        Arch::EfficientnetB0,
+        Arch::EfficientnetB1,
+        Arch::EfficientnetB2,
+        Arch::EfficientnetB3,
+        Arch::ConvnextTiny,
+        Arch::ConvnextSmall,
+        Arch::ConvnextBase,
+        Arch::Squeezenet1x0,
+        Arch::Squeezenet1x1,
+        Arch::ShufflenetV2X0x5,
+        Arch::ShufflenetV2X1x0,
+        Arch::ShufflenetV2X1x5,
+        Arch::ShufflenetV2X2x0,
+        Arch::RegnetYx400mf,
+        Arch::RegnetXx400mf,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -116,6 +174,24 @@ impl Arch {
             Arch::Vgg16Bn => "vgg16_bn",
             Arch::Vgg19Bn => "vgg19_bn",
             Arch::Alexnet => "alexnet",
+            Arch::MobilenetV2 => "mobilenet_v2",
+            Arch::MobilenetV3Small => "mobilenet_v3_small",
+            Arch::MobilenetV3Large => "mobilenet_v3_large",
+            Arch::EfficientnetB0 => "efficientnet_b0",
+            Arch::EfficientnetB1 => "efficientnet_b1",
+            Arch::EfficientnetB2 => "efficientnet_b2",
+            Arch::EfficientnetB3 => "efficientnet_b3",
+            Arch::ConvnextTiny => "convnext_tiny",
+            Arch::ConvnextSmall => "convnext_small",
+            Arch::ConvnextBase => "convnext_base",
+            Arch::Squeezenet1x0 => "squeezenet1_0",
+            Arch::Squeezenet1x1 => "squeezenet1_1",
+            Arch::ShufflenetV2X0x5 => "shufflenet_v2_x0_5",
+            Arch::ShufflenetV2X1x0 => "shufflenet_v2_x1_0",
+            Arch::ShufflenetV2X1x5 => "shufflenet_v2_x1_5",
+            Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
+            Arch::RegnetYx400mf => "regnet_y_400mf",
+            Arch::RegnetXx400mf => "regnet_x_400mf",
         }
     }
 
@@ -124,20 +200,18 @@ impl Arch {
         Arch::ALL.iter().copied().find(|a| a.name() == name)
     }
 
-    /// Whether the network contains BatchNorm layers (all ResNets and the
-    /// `_bn` VGGs).
+    /// Whether the network contains BatchNorm layers (all but the plain VGGs and AlexNet).
     pub fn has_batchnorm(self) -> bool {
         fn any_bn(nodes: &[Node]) -> bool {
             nodes.iter().any(|n| match &n.body {
-                Body::Leaf(op) => matches!(op, Op::BatchNorm2d(_)),
+                Body::Leaf(op) => matches!(op, Op::BatchNorm2d { .. }),
                 Body::Seq(children) => any_bn(children),
-                Body::Block {
-                    main, downsample, ..
-                } => {
+                Body::Block { main, merge } => {
                     any_bn(main)
-                        || downsample
-                            .as_deref()
-                            .is_some_and(|d| any_bn(std::slice::from_ref(d)))
+                        || matches!(merge, Merge::Add { shortcut: Some(d), .. }
+                            if any_bn(std::slice::from_ref(d)))
+                        || matches!(merge, Merge::Concat { branches, .. }
+                            if branches.iter().any(|b| any_bn(b)))
                 }
             })
         }
@@ -320,11 +394,31 @@ pub enum Family {
     Vgg,
     /// AlexNet: nn.Conv2d's and nn.Linear's defaults.
     Alexnet,
+    /// MobileNet V2 and V3: convs `kaiming_normal_(mode="fan_out")` with bias 0 (the
+    /// squeeze-and-excitation convs too), BatchNorm weight 1 and bias 0, linears
+    /// `normal_(0, 0.01)` with bias 0.
+    Mobilenet,
+    /// EfficientNet: as MobileNet, but linears `uniform_(±1/√out_features)` with bias 0.
+    Efficientnet,
+    /// SqueezeNet: convs `kaiming_uniform_` (U(±√(6/fan_in))) but the classifier's
+    /// `normal_(0, 0.01)`, biases 0.
+    Squeezenet,
+    /// ShuffleNet V2: PyTorch's defaults (no initialisation of its own): convs
+    /// `kaiming_uniform_(a=√5)` = U(±1/√fan_in), BatchNorm 1 and 0, `fc` U(±1/√fan_in) for
+    /// weight and bias.
+    Shufflenet,
+    /// RegNet: convs `normal_(0, √(2/fan_out))` (their biases, in squeeze-and-excitation,
+    /// nn.Conv2d's default U(±1/√fan_in)), BatchNorm 1 and 0, `fc` `normal_(0, 0.01)` with
+    /// bias 0.
+    Regnet,
+    /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
+    /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
+    Convnext,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
 /// paddings, dilation 1, one group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// `Conv2d(cin, cout, k, stride=s, padding=p, groups=groups, bias=bias)`.
     Conv2d {
@@ -344,12 +438,56 @@ pub enum Op {
         /// Whether the convolution has a bias.
         bias: bool,
     },
-    /// `BatchNorm2d(channels)` with torchvision's defaults (eps 1e-5, momentum 0.1, affine,
-    /// running statistics tracked).
-    BatchNorm2d(u32),
+    /// `BatchNorm2d(c, eps=eps, momentum=momentum)`, affine, running statistics tracked
+    /// (torchvision's defaults eps 1e-5, momentum 0.1; MobileNet V3 eps 1e-3, momentum 0.01).
+    BatchNorm2d {
+        /// Channels.
+        c: u32,
+        /// Added to the variance.
+        eps: f64,
+        /// Weight of the batch's statistics in the running ones (`batchnorm train`).
+        momentum: f64,
+    },
     /// `ReLU`.
     Relu,
-    /// `MaxPool2d(k, stride=s, padding=p)`, ceil_mode=False, dilation 1.
+    /// `ReLU6`: min(max(x, 0), 6).
+    Relu6,
+    /// `Hardswish`: x · relu6(x + 3) / 6.
+    Hardswish,
+    /// `Hardsigmoid`: relu6(x + 3) / 6.
+    Hardsigmoid,
+    /// `Sigmoid`.
+    Sigmoid,
+    /// `SiLU`: x · sigmoid(x).
+    Silu,
+    /// `StochasticDepth`: drops whole residual branches while training, the identity in
+    /// eval mode (and so always, for a frozen network).
+    StochasticDepth,
+    /// `GELU` (exact, not the tanh approximation).
+    Gelu,
+    /// torchvision's `LayerNorm2d(c, eps)`: LayerNorm over the channels of a [C, H, W] map.
+    LayerNorm2d {
+        /// Channels.
+        c: u32,
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// `LayerNorm(c, eps)` over the last dimension (the channels of a channels-last map).
+    LayerNorm {
+        /// Channels.
+        c: u32,
+        /// Added to the variance.
+        eps: f64,
+    },
+    /// torchvision's `Permute`: [C, H, W] to [H, W, C] (`to_last`, dims [0, 2, 3, 1]) or
+    /// back ([0, 3, 1, 2]).
+    Permute {
+        /// Channels to the last dimension, else back to the first.
+        to_last: bool,
+    },
+    /// `Flatten(1)`: the map flattened to a vector.
+    Flatten,
+    /// `MaxPool2d(k, stride=s, padding=p, ceil_mode=ceil)`, dilation 1.
     MaxPool2d {
         /// Window size.
         k: u32,
@@ -357,6 +495,9 @@ pub enum Op {
         s: u32,
         /// Implicit −∞ padding on every side.
         p: u32,
+        /// Whether the output size rounds up (a last window may start inside the input and
+        /// run past it; SqueezeNet).
+        ceil: bool,
     },
     /// `AdaptiveAvgPool2d((n, n))`.
     AdaptiveAvgPool2d(u32),
@@ -376,8 +517,19 @@ impl Op {
     pub fn class(self) -> &'static str {
         match self {
             Op::Conv2d { .. } => "Conv2d",
-            Op::BatchNorm2d(_) => "BatchNorm2d",
+            Op::BatchNorm2d { .. } => "BatchNorm2d",
             Op::Relu => "ReLU",
+            Op::Relu6 => "ReLU6",
+            Op::Hardswish => "Hardswish",
+            Op::Hardsigmoid => "Hardsigmoid",
+            Op::Sigmoid => "Sigmoid",
+            Op::Silu => "SiLU",
+            Op::StochasticDepth => "StochasticDepth",
+            Op::Gelu => "GELU",
+            Op::LayerNorm2d { .. } => "LayerNorm2d",
+            Op::LayerNorm { .. } => "LayerNorm",
+            Op::Permute { .. } => "Permute",
+            Op::Flatten => "Flatten",
             Op::MaxPool2d { .. } => "MaxPool2d",
             Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
             Op::Dropout => "Dropout",
@@ -390,7 +542,30 @@ impl Op {
         // floor((n + 2p - (k - 1) - 1) / s) + 1, computed without underflow.
         let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
         match (self, x) {
-            (Op::Relu | Op::Dropout, x) => Some(x),
+            (
+                Op::Relu
+                | Op::Relu6
+                | Op::Hardswish
+                | Op::Hardsigmoid
+                | Op::Sigmoid
+                | Op::Silu
+                | Op::StochasticDepth
+                | Op::Gelu
+                | Op::Dropout,
+                x,
+            ) => Some(x),
+            (Op::LayerNorm2d { c: n, .. }, Shape::Map(c, ..))
+            | (Op::LayerNorm { c: n, .. }, Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "LayerNorm channels");
+                Some(x)
+            }
+            (Op::Permute { to_last: true }, Shape::Map(c, h, w)) => Some(Shape::Last(h, w, c)),
+            (Op::Permute { to_last: false }, Shape::Last(h, w, c)) => Some(Shape::Map(c, h, w)),
+            (Op::Flatten, Shape::Map(c, h, w)) => Some(Shape::Flat(c * h * w)),
+            (Op::Linear { fin, fout }, Shape::Last(h, w, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Last(h, w, fout))
+            }
             (
                 Op::Conv2d {
                     cin, cout, k, s, p, ..
@@ -400,20 +575,46 @@ impl Op {
                 debug_assert_eq!(c, cin, "Conv2d input channels");
                 Some(Shape::Map(cout, window(h, k, s, p)?, window(w, k, s, p)?))
             }
-            (Op::BatchNorm2d(n), Shape::Map(c, ..)) => {
+            (Op::BatchNorm2d { c: n, .. }, Shape::Map(c, ..)) => {
                 debug_assert_eq!(c, n, "BatchNorm2d channels");
                 Some(x)
             }
-            (Op::MaxPool2d { k, s, p }, Shape::Map(c, h, w)) => {
-                Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?))
+            (
+                Op::MaxPool2d {
+                    k,
+                    s,
+                    p,
+                    ceil: false,
+                },
+                Shape::Map(c, h, w),
+            ) => Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?)),
+            (
+                Op::MaxPool2d {
+                    k,
+                    s,
+                    p,
+                    ceil: true,
+                },
+                Shape::Map(c, h, w),
+            ) => {
+                // PyTorch's pooling_output_shape with ceil_mode: round up, but the last
+                // window must start inside the input or its left padding.
+                let ceil_window = |n: u32| {
+                    let (n, k, s, p) = (i64::from(n), i64::from(k), i64::from(s), i64::from(p));
+                    let mut out = (n + 2 * p - (k - 1) - 1 + (s - 1)).div_euclid(s) + 1;
+                    if (out - 1) * s >= n + p {
+                        out -= 1;
+                    }
+                    u32::try_from(out).ok().filter(|&o| o > 0)
+                };
+                Some(Shape::Map(c, ceil_window(h)?, ceil_window(w)?))
             }
             (Op::AdaptiveAvgPool2d(o), Shape::Map(c, _, _)) => Some(Shape::Map(c, o, o)),
             (Op::Linear { fin, fout }, Shape::Flat(f)) => {
                 debug_assert_eq!(f, fin, "Linear input features");
                 Some(Shape::Flat(fout))
             }
-            (Op::Linear { .. }, Shape::Map(..)) => unreachable!("Linear on an unflattened input"),
-            (_, Shape::Flat(_)) => unreachable!("spatial op on a flat input"),
+            (op, x) => unreachable!("{op:?} on {x:?}"),
         }
     }
 }
@@ -442,18 +643,60 @@ impl BlockKind {
 pub enum Body {
     /// A leaf module.
     Leaf(Op),
-    /// An `nn.Sequential`: the children one after the other.
+    /// Children applied one after the other: an `nn.Sequential`, or any module whose forward
+    /// is just that (`Conv2dNormActivation`, an `InvertedResidual` without its residual
+    /// connection); the node's `class` says which.
     Seq(Vec<Node>),
-    /// A ResNet block, `relu(main(x) + downsample(x))` (or `relu(main(x) + x)` without a
-    /// downsample). `main` lists the branch's modules in forward order, including the
-    /// block's `relu` wherever it is applied (not a cut point there).
+    /// A block with a branch: `main` (its modules in forward order) runs on the block input
+    /// `x`, and `merge` combines its output with `x`.
     Block {
-        /// BasicBlock or Bottleneck.
-        kind: BlockKind,
         /// The main branch, run first.
         main: Vec<Node>,
-        /// The `downsample` Sequential on the block input, if any.
-        downsample: Option<Box<Node>>,
+        /// How the main branch's output meets the block input.
+        merge: Merge,
+    },
+}
+
+/// How a [`Body::Block`] combines its main branch with its input `x`.
+#[derive(Clone, Debug)]
+pub enum Merge {
+    /// A residual connection: `main(x) + shortcut(x)` (`main(x) + x` without a shortcut),
+    /// then a ReLU if `relu`. ResNet's BasicBlock and Bottleneck (their `downsample`, their
+    /// `relu` listed in `main` wherever it is applied, not a cut point there), the inverted
+    /// residuals of MobileNet and EfficientNet (stochastic depth, the identity in eval mode,
+    /// is the last module of `main`).
+    Add {
+        /// The module on the block input (ResNet's `downsample`), if any.
+        shortcut: Option<Box<Node>>,
+        /// Whether a ReLU follows the sum (ResNet).
+        relu: bool,
+        /// ConvNeXt's layer scale: a `[C, 1, 1]` parameter `layer_scale` of the block (its
+        /// first key) multiplying the output of the branch's first module, `block`, before
+        /// stochastic depth.
+        layer_scale: Option<u32>,
+        /// Whether torchvision runs the shortcut before the main branch (RegNet's `proj`,
+        /// which is also the block's first keys).
+        shortcut_first: bool,
+        /// A module of the block applied to the sum, whose output is the block's (RegNet's
+        /// `activation`, a cut point).
+        activation: Option<Box<Node>>,
+    },
+    /// A gate: `main(x) * x`, the main branch's output broadcast over the input
+    /// (squeeze-and-excitation: global average pool, 1×1 conv, activation, 1×1 conv, a
+    /// sigmoid or hard sigmoid).
+    Scale,
+    /// Branches on the main branch's output `y`, concatenated along the channels:
+    /// `cat([b(y) for b in branches])` (SqueezeNet's Fire: `squeeze` then `expand1x1` and
+    /// `expand3x3`; ShuffleNet V2's strided block: no main branch, `branch1` and `branch2`).
+    /// Cutting inside branch `i` runs the main branch and the branches up to `i`.
+    Concat {
+        /// The branches, in torchvision's forward order.
+        branches: Vec<Vec<Node>>,
+        /// `y` split in two halves along the channels, the first passed through and the
+        /// one branch run on the second: `cat(y₁, b(y₂))` (ShuffleNet V2's unstrided block).
+        split: bool,
+        /// torchvision's `channel_shuffle(out, 2)` after the concatenation (ShuffleNet V2).
+        shuffle: bool,
     },
 }
 
@@ -462,11 +705,17 @@ pub enum Body {
 pub struct Node {
     /// Local name (last path component): `layer2`, `conv1`, `3`, ...
     pub name: String,
+    /// The torchvision class of the module: `"Conv2d"`, `"Sequential"`, `"Bottleneck"`,
+    /// `"InvertedResidual"`, ...
+    pub class: &'static str,
+    /// Whether the model calls `adaptive_avg_pool2d(x, 1)` as a function (no module) right
+    /// before this module (`classifier` in MobileNet V2); the flattening follows.
+    pub global_pool: bool,
     /// Whether the model calls `torch.flatten(x, 1)` right before this module (`fc` in
-    /// ResNets, `classifier` in VGG and AlexNet).
+    /// ResNets, `classifier` in VGG, AlexNet, MobileNet, EfficientNet).
     pub flatten: bool,
-    /// Whether the network can be cut after this module. False only for the `relu` inside a
-    /// ResNet block, which torchvision applies several times per forward.
+    /// Whether the network can be cut after this module. False only for modules torchvision
+    /// applies several times per forward (the `relu` inside a ResNet block).
     pub cut_point: bool,
     /// What it computes.
     pub body: Body,
@@ -475,11 +724,7 @@ pub struct Node {
 impl Node {
     /// The torchvision class of the module: `"Conv2d"`, `"Sequential"`, `"Bottleneck"`, ...
     pub fn class(&self) -> &'static str {
-        match &self.body {
-            Body::Leaf(op) => op.class(),
-            Body::Seq(_) => "Sequential",
-            Body::Block { kind, .. } => kind.class(),
-        }
+        self.class
     }
 }
 
@@ -496,8 +741,9 @@ pub struct Network {
 impl Network {
     /// The modules needed for the output of cut point `cut`, in forward order: the modules
     /// before it, the cut module whole, and the containers on the way to it cut short after
-    /// it. A block cut inside its main branch keeps no downsample; one cut inside its
-    /// downsample keeps its whole main branch (torchvision runs that first). `None` if `cut`
+    /// it. A block cut inside its main branch keeps no shortcut; one cut inside its
+    /// shortcut (ResNet's `downsample`) keeps its whole main branch (torchvision runs that
+    /// first). `None` if `cut`
     /// names no cut point.
     pub fn up_to(&self, cut: &str) -> Option<Vec<Node>> {
         up_to(&self.modules, "", cut)
@@ -519,22 +765,98 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
             let body = match &node.body {
                 Body::Leaf(_) => return None,
                 Body::Seq(children) => Body::Seq(up_to(children, &path, cut)?),
-                Body::Block {
-                    kind,
-                    main,
-                    downsample,
-                } => match up_to(main, &path, cut) {
-                    Some(main) => Body::Block {
-                        kind: *kind,
+                Body::Block { main, merge } => match (up_to(main, &path, cut), merge) {
+                    (Some(main), _) => Body::Block {
                         main,
-                        downsample: None,
+                        merge: match merge {
+                            Merge::Add {
+                                relu,
+                                layer_scale,
+                                shortcut_first,
+                                ..
+                            } => Merge::Add {
+                                shortcut: None,
+                                relu: *relu,
+                                layer_scale: *layer_scale,
+                                shortcut_first: *shortcut_first,
+                                activation: None,
+                            },
+                            Merge::Scale => Merge::Scale,
+                            Merge::Concat { split, shuffle, .. } => Merge::Concat {
+                                branches: Vec::new(),
+                                split: *split,
+                                shuffle: *shuffle,
+                            },
+                        },
                     },
-                    None => {
-                        let ds = up_to(std::slice::from_ref(downsample.as_deref()?), &path, cut)?;
+                    (
+                        None,
+                        Merge::Add {
+                            shortcut,
+                            relu,
+                            layer_scale,
+                            shortcut_first,
+                            activation,
+                        },
+                    ) => {
+                        let in_shortcut = shortcut
+                            .as_deref()
+                            .and_then(|sc| up_to(std::slice::from_ref(sc), &path, cut));
+                        match in_shortcut {
+                            // A shortcut run first needs no main branch before the cut.
+                            Some(sc) => Body::Block {
+                                main: if *shortcut_first {
+                                    Vec::new()
+                                } else {
+                                    main.clone()
+                                },
+                                merge: Merge::Add {
+                                    shortcut: sc.into_iter().next().map(Box::new),
+                                    relu: *relu,
+                                    layer_scale: *layer_scale,
+                                    shortcut_first: *shortcut_first,
+                                    activation: None,
+                                },
+                            },
+                            // Only the activation after the sum is left: a cut point taken
+                            // whole, so the block comes whole.
+                            None => {
+                                let act = activation.as_deref()?;
+                                up_to(std::slice::from_ref(act), &path, cut)?;
+                                node.body.clone()
+                            }
+                        }
+                    }
+                    (None, Merge::Scale) => return None,
+                    (
+                        None,
+                        Merge::Concat {
+                            branches,
+                            split,
+                            shuffle,
+                        },
+                    ) => {
+                        // The branches before the one cut whole, that one cut short.
+                        let mut kept = Vec::new();
+                        let mut found = false;
+                        for b in branches {
+                            if let Some(b) = up_to(b, &path, cut) {
+                                kept.push(b);
+                                found = true;
+                                break;
+                            }
+                            kept.push(b.clone());
+                        }
+                        if !found {
+                            return None;
+                        }
                         Body::Block {
-                            kind: *kind,
                             main: main.clone(),
-                            downsample: ds.into_iter().next().map(Box::new),
+                            merge: Merge::Concat {
+                                branches: kept,
+                                split: *split,
+                                shuffle: *shuffle,
+                            },
                         }
                     }
                 },
@@ -594,24 +916,53 @@ fn describe(arch: Arch) -> Network {
         Arch::Vgg16Bn => vgg(VGG_D, true),
         Arch::Vgg19Bn => vgg(VGG_E, true),
         Arch::Alexnet => alexnet(),
+        Arch::MobilenetV2 => mobilenet_v2(),
+        Arch::MobilenetV3Small => mobilenet_v3(false),
+        Arch::MobilenetV3Large => mobilenet_v3(true),
+        Arch::EfficientnetB0 => efficientnet(1.0, 1.0),
+        Arch::EfficientnetB1 => efficientnet(1.0, 1.1),
+        Arch::EfficientnetB2 => efficientnet(1.1, 1.2),
+        Arch::EfficientnetB3 => efficientnet(1.2, 1.4),
+        Arch::ConvnextTiny => convnext(96, [3, 3, 9, 3]),
+        Arch::ConvnextSmall => convnext(96, [3, 3, 27, 3]),
+        Arch::ConvnextBase => convnext(128, [3, 3, 27, 3]),
+        Arch::Squeezenet1x0 => squeezenet(false),
+        Arch::Squeezenet1x1 => squeezenet(true),
+        Arch::ShufflenetV2X0x5 => shufflenet_v2([48, 96, 192], 1024),
+        Arch::ShufflenetV2X1x0 => shufflenet_v2([116, 232, 464], 1024),
+        Arch::ShufflenetV2X1x5 => shufflenet_v2([176, 352, 704], 1024),
+        Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
+        Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
+        Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
     }
 }
 
 fn leaf(name: impl Into<String>, op: Op) -> Node {
-    Node {
-        name: name.into(),
-        flatten: false,
-        cut_point: true,
-        body: Body::Leaf(op),
-    }
+    node(name, op.class(), Body::Leaf(op))
 }
 
 fn seq(name: impl Into<String>, children: Vec<Node>) -> Node {
+    node(name, "Sequential", Body::Seq(children))
+}
+
+/// A cut point `name` of torchvision class `class` computing `body`.
+fn node(name: impl Into<String>, class: &'static str, body: Body) -> Node {
     Node {
         name: name.into(),
+        class,
+        global_pool: false,
         flatten: false,
         cut_point: true,
-        body: Body::Seq(children),
+        body,
+    }
+}
+
+/// `BatchNorm2d(c)` with torchvision's defaults (eps 1e-5, momentum 0.1).
+fn bn(c: u32) -> Op {
+    Op::BatchNorm2d {
+        c,
+        eps: 1e-5,
+        momentum: 0.1,
     }
 }
 
@@ -643,7 +994,8 @@ fn conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, bias: bool) -> Op {
     }
 }
 
-/// A convolution without bias whose channels are split into `groups` groups (ResNeXt).
+/// A convolution without bias whose channels are split into `groups` groups (ResNeXt,
+/// depthwise convs).
 fn grouped_conv(cin: u32, cout: u32, k: u32, s: u32, p: u32, groups: u32) -> Op {
     Op::Conv2d {
         cin,
@@ -673,16 +1025,21 @@ const VGG_E: &[u32] = &[
 ];
 
 /// torchvision's VGG with configuration `cfg`, with or without batch norm.
-fn vgg(cfg: &[u32], bn: bool) -> Network {
+fn vgg(cfg: &[u32], batch_norm: bool) -> Network {
     let mut features = Vec::new();
     let mut cin = 3;
     for &c in cfg {
         if c == 0 {
-            features.push(Op::MaxPool2d { k: 2, s: 2, p: 0 });
+            features.push(Op::MaxPool2d {
+                k: 2,
+                s: 2,
+                p: 0,
+                ceil: false,
+            });
         } else {
             features.push(conv(cin, c, 3, 1, 1, true));
-            if bn {
-                features.push(Op::BatchNorm2d(c));
+            if batch_norm {
+                features.push(bn(c));
             }
             features.push(Op::Relu);
             cin = c;
@@ -711,7 +1068,12 @@ fn vgg(cfg: &[u32], bn: bool) -> Network {
 
 /// torchvision's AlexNet (the "one weird trick" variant, 64 channels first).
 fn alexnet() -> Network {
-    let pool = Op::MaxPool2d { k: 3, s: 2, p: 0 };
+    let pool = Op::MaxPool2d {
+        k: 3,
+        s: 2,
+        p: 0,
+        ceil: false,
+    };
     Network {
         family: Family::Alexnet,
         modules: vec![
@@ -761,9 +1123,17 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
     };
     let mut modules = vec![
         leaf("conv1", conv(3, 64, 7, 2, 3, false)),
-        leaf("bn1", Op::BatchNorm2d(64)),
+        leaf("bn1", bn(64)),
         leaf("relu", Op::Relu),
-        leaf("maxpool", Op::MaxPool2d { k: 3, s: 2, p: 1 }),
+        leaf(
+            "maxpool",
+            Op::MaxPool2d {
+                k: 3,
+                s: 2,
+                p: 1,
+                ceil: false,
+            },
+        ),
     ];
     let mut inplanes = 64;
     for (l, &count) in blocks.iter().enumerate() {
@@ -782,42 +1152,46 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
             let main = match kind {
                 BlockKind::Basic => vec![
                     leaf("conv1", conv(inplanes, planes, 3, stride, 1, false)),
-                    leaf("bn1", Op::BatchNorm2d(planes)),
+                    leaf("bn1", bn(planes)),
                     relu(),
                     leaf("conv2", conv(planes, planes, 3, 1, 1, false)),
-                    leaf("bn2", Op::BatchNorm2d(planes)),
+                    leaf("bn2", bn(planes)),
                 ],
                 BlockKind::Bottleneck => vec![
                     leaf("conv1", conv(inplanes, width, 1, 1, 0, false)),
-                    leaf("bn1", Op::BatchNorm2d(width)),
+                    leaf("bn1", bn(width)),
                     relu(),
                     leaf("conv2", grouped_conv(width, width, 3, stride, 1, groups)),
-                    leaf("bn2", Op::BatchNorm2d(width)),
+                    leaf("bn2", bn(width)),
                     relu(),
                     leaf("conv3", conv(width, out, 1, 1, 0, false)),
-                    leaf("bn3", Op::BatchNorm2d(out)),
+                    leaf("bn3", bn(out)),
                 ],
             };
-            let downsample = (stride != 1 || inplanes != out).then(|| {
+            let shortcut = (stride != 1 || inplanes != out).then(|| {
                 Box::new(seq(
                     "downsample",
                     vec![
                         leaf("0", conv(inplanes, out, 1, stride, 0, false)),
-                        leaf("1", Op::BatchNorm2d(out)),
+                        leaf("1", bn(out)),
                     ],
                 ))
             });
             inplanes = out;
-            layer.push(Node {
-                name: b.to_string(),
-                flatten: false,
-                cut_point: true,
-                body: Body::Block {
-                    kind,
+            layer.push(node(
+                b.to_string(),
+                kind.class(),
+                Body::Block {
                     main,
-                    downsample,
+                    merge: Merge::Add {
+                        shortcut,
+                        relu: true,
+                        layer_scale: None,
+                        shortcut_first: false,
+                        activation: None,
+                    },
                 },
-            });
+            ));
         }
         modules.push(seq(format!("layer{}", l + 1), layer));
     }
@@ -829,11 +1203,643 @@ fn resnet(kind: BlockKind, blocks: [usize; 4], groups: u32, width_per_group: u32
     }
 }
 
+/// torchvision's `_make_divisible(v, divisor)`: `v` rounded to the nearest multiple of
+/// `divisor` (at least `divisor`), rounded up once more if that lost over 10%.
+fn make_divisible(v: f64, divisor: u32) -> u32 {
+    let d = f64::from(divisor);
+    let rounded = ((v + d / 2.0) as u32 / divisor * divisor).max(divisor);
+    if f64::from(rounded) < 0.9 * v {
+        rounded + divisor
+    } else {
+        rounded
+    }
+}
+
+/// Names the modules of a torchvision `nn.Sequential` 0, 1, 2, ...
+fn renumbered(nodes: Vec<Node>) -> Vec<Node> {
+    nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| Node {
+            name: i.to_string(),
+            ..n
+        })
+        .collect()
+}
+
+/// torchvision's `Conv2dNormActivation`: a `k`×`k` conv without bias (padding `(k - 1) / 2`,
+/// `groups` groups; depthwise when `groups` equals the channels), the norm `norm(cout)` and
+/// the activation if any, named `0`, `1`, `2`. Named by [`renumbered`].
+fn conv_norm_act(
+    cin: u32,
+    cout: u32,
+    k: u32,
+    s: u32,
+    groups: u32,
+    norm: fn(u32) -> Op,
+    act: Option<Op>,
+) -> Node {
+    let mut ops = vec![
+        grouped_conv(cin, cout, k, s, (k - 1) / 2, groups),
+        norm(cout),
+    ];
+    ops.extend(act);
+    node("", "Conv2dNormActivation", Body::Seq(numbered(ops)))
+}
+
+/// torchvision's `SqueezeExcitation` on `c` channels: `x · gate(fc2(act(fc1(avgpool(x)))))`,
+/// `fc1` and `fc2` 1×1 convs with bias through `squeeze` channels. Named by [`renumbered`].
+fn squeeze_excitation(c: u32, squeeze: u32, act: Op, gate: Op) -> Node {
+    node(
+        "",
+        "SqueezeExcitation",
+        Body::Block {
+            main: vec![
+                leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+                leaf("fc1", conv(c, squeeze, 1, 1, 0, true)),
+                leaf("activation", act),
+                leaf("fc2", conv(squeeze, c, 1, 1, 0, true)),
+                leaf("scale_activation", gate),
+            ],
+            merge: Merge::Scale,
+        },
+    )
+}
+
+/// An inverted residual of torchvision class `class` whose layers form the Sequential
+/// `inner` (`conv` in MobileNet V2, `block` in V3 and EfficientNet): with its residual
+/// connection `x + inner(x)` (stochastic depth on the branch first, EfficientNet), or just
+/// `inner(x)` (torchvision then never calls its `stochastic_depth`, which has no weights:
+/// left out). Named by [`renumbered`].
+fn inverted_residual(
+    class: &'static str,
+    inner: &str,
+    layers: Vec<Node>,
+    residual: bool,
+    stochastic_depth: bool,
+) -> Node {
+    let inner = seq(inner, renumbered(layers));
+    if !residual {
+        return node("", class, Body::Seq(vec![inner]));
+    }
+    let mut main = vec![inner];
+    if stochastic_depth {
+        main.push(leaf("stochastic_depth", Op::StochasticDepth));
+    }
+    node(
+        "",
+        class,
+        Body::Block {
+            main,
+            merge: Merge::Add {
+                shortcut: None,
+                relu: false,
+                layer_scale: None,
+                shortcut_first: false,
+                activation: None,
+            },
+        },
+    )
+}
+
+/// torchvision's MobileNet V2 (width 1.0): `features` (a stem conv, 17 inverted residuals
+/// with ReLU6, a 1×1 conv to 1280), then a functional global average pool and flatten
+/// before `classifier`.
+fn mobilenet_v2() -> Network {
+    // (expansion t, channels c, blocks n, stride s)
+    const SETTING: [(u32, u32, u32, u32); 7] = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    let relu6 = Some(Op::Relu6);
+    let mut input = make_divisible(32.0, 8);
+    let last = make_divisible(1280.0, 8);
+    let mut features = vec![conv_norm_act(3, input, 3, 2, 1, bn, relu6)];
+    for (t, c, n, s) in SETTING {
+        let out = make_divisible(f64::from(c), 8);
+        for i in 0..n {
+            let stride = if i == 0 { s } else { 1 };
+            let hidden = input * t;
+            let mut layers = Vec::new();
+            if t != 1 {
+                layers.push(conv_norm_act(input, hidden, 1, 1, 1, bn, relu6));
+            }
+            layers.push(conv_norm_act(hidden, hidden, 3, stride, hidden, bn, relu6));
+            layers.push(leaf("", conv(hidden, out, 1, 1, 0, false)));
+            layers.push(leaf("", bn(out)));
+            let residual = stride == 1 && input == out;
+            features.push(inverted_residual(
+                "InvertedResidual",
+                "conv",
+                layers,
+                residual,
+                false,
+            ));
+            input = out;
+        }
+    }
+    features.push(conv_norm_act(input, last, 1, 1, 1, bn, relu6));
+    let classifier = seq(
+        "classifier",
+        numbered(vec![Op::Dropout, linear(last, 1000)]),
+    );
+    Network {
+        family: Family::Mobilenet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            Node {
+                global_pool: true,
+                ..flattened(classifier)
+            },
+        ],
+    }
+}
+
+/// MobileNet V3's BatchNorm: eps 1e-3, momentum 0.01.
+fn bn_v3(c: u32) -> Op {
+    Op::BatchNorm2d {
+        c,
+        eps: 1e-3,
+        momentum: 0.01,
+    }
+}
+
+/// torchvision's MobileNet V3, large or small (width 1.0, no dilation, full tail).
+fn mobilenet_v3(large: bool) -> Network {
+    // (input channels, kernel, expanded channels, output channels, squeeze-and-excitation,
+    // Hardswish (else ReLU), stride); every number already a multiple of 8.
+    type Bneck = (u32, u32, u32, u32, bool, bool, u32);
+    const LARGE: [Bneck; 15] = [
+        (16, 3, 16, 16, false, false, 1),
+        (16, 3, 64, 24, false, false, 2),
+        (24, 3, 72, 24, false, false, 1),
+        (24, 5, 72, 40, true, false, 2),
+        (40, 5, 120, 40, true, false, 1),
+        (40, 5, 120, 40, true, false, 1),
+        (40, 3, 240, 80, false, true, 2),
+        (80, 3, 200, 80, false, true, 1),
+        (80, 3, 184, 80, false, true, 1),
+        (80, 3, 184, 80, false, true, 1),
+        (80, 3, 480, 112, true, true, 1),
+        (112, 3, 672, 112, true, true, 1),
+        (112, 5, 672, 160, true, true, 2),
+        (160, 5, 960, 160, true, true, 1),
+        (160, 5, 960, 160, true, true, 1),
+    ];
+    const SMALL: [Bneck; 11] = [
+        (16, 3, 16, 16, true, false, 2),
+        (16, 3, 72, 24, false, false, 2),
+        (24, 3, 88, 24, false, false, 1),
+        (24, 5, 96, 40, true, true, 2),
+        (40, 5, 240, 40, true, true, 1),
+        (40, 5, 240, 40, true, true, 1),
+        (40, 5, 120, 48, true, true, 1),
+        (48, 5, 144, 48, true, true, 1),
+        (48, 5, 288, 96, true, true, 2),
+        (96, 5, 576, 96, true, true, 1),
+        (96, 5, 576, 96, true, true, 1),
+    ];
+    let (setting, last_channel): (&[Bneck], u32) = if large {
+        (&LARGE, 1280)
+    } else {
+        (&SMALL, 1024)
+    };
+    let hs = Some(Op::Hardswish);
+    let mut features = vec![conv_norm_act(3, setting[0].0, 3, 2, 1, bn_v3, hs)];
+    for &(cin, k, exp, cout, se, use_hs, stride) in setting {
+        let act = Some(if use_hs { Op::Hardswish } else { Op::Relu });
+        let mut layers = Vec::new();
+        if exp != cin {
+            layers.push(conv_norm_act(cin, exp, 1, 1, 1, bn_v3, act));
+        }
+        layers.push(conv_norm_act(exp, exp, k, stride, exp, bn_v3, act));
+        if se {
+            let squeeze = make_divisible(f64::from(exp / 4), 8);
+            layers.push(squeeze_excitation(exp, squeeze, Op::Relu, Op::Hardsigmoid));
+        }
+        layers.push(conv_norm_act(exp, cout, 1, 1, 1, bn_v3, None));
+        let residual = stride == 1 && cin == cout;
+        features.push(inverted_residual(
+            "InvertedResidual",
+            "block",
+            layers,
+            residual,
+            false,
+        ));
+    }
+    let last_in = setting[setting.len() - 1].3;
+    features.push(conv_norm_act(last_in, 6 * last_in, 1, 1, 1, bn_v3, hs));
+    Network {
+        family: Family::Mobilenet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(seq(
+                "classifier",
+                numbered(vec![
+                    linear(6 * last_in, last_channel),
+                    Op::Hardswish,
+                    Op::Dropout,
+                    linear(last_channel, 1000),
+                ]),
+            )),
+        ],
+    }
+}
+
+/// torchvision's EfficientNet B0–B3: channels scaled by `width`, blocks per stage by
+/// `depth` (B0: 1.0 and 1.0). `features` holds the stem conv, one Sequential of MBConv
+/// blocks per stage and a 1×1 conv to four times the last stage's channels.
+fn efficientnet(width: f64, depth: f64) -> Network {
+    // (expansion, kernel, stride, input channels, output channels, blocks) of B0.
+    const SETTING: [(u32, u32, u32, u32, u32, u32); 7] = [
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    ];
+    let adjust = |c: u32| make_divisible(f64::from(c) * width, 8);
+    let silu = Some(Op::Silu);
+    let mut features = vec![conv_norm_act(3, adjust(32), 3, 2, 1, bn, silu)];
+    for (expand, k, s, cin, cout, n) in SETTING {
+        let (cin, cout) = (adjust(cin), adjust(cout));
+        let blocks = (f64::from(n) * depth).ceil() as u32;
+        let mut stage = Vec::new();
+        for j in 0..blocks {
+            let (cin, stride) = if j == 0 { (cin, s) } else { (cout, 1) };
+            let expanded = make_divisible(f64::from(cin) * f64::from(expand), 8);
+            let mut layers = Vec::new();
+            if expanded != cin {
+                layers.push(conv_norm_act(cin, expanded, 1, 1, 1, bn, silu));
+            }
+            layers.push(conv_norm_act(
+                expanded, expanded, k, stride, expanded, bn, silu,
+            ));
+            let squeeze = (cin / 4).max(1);
+            layers.push(squeeze_excitation(expanded, squeeze, Op::Silu, Op::Sigmoid));
+            layers.push(conv_norm_act(expanded, cout, 1, 1, 1, bn, None));
+            let residual = stride == 1 && cin == cout;
+            stage.push(inverted_residual("MBConv", "block", layers, residual, true));
+        }
+        features.push(seq("", renumbered(stage)));
+    }
+    let last_in = adjust(320);
+    features.push(conv_norm_act(last_in, 4 * last_in, 1, 1, 1, bn, silu));
+    Network {
+        family: Family::Efficientnet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(seq(
+                "classifier",
+                numbered(vec![Op::Dropout, linear(4 * last_in, 1000)]),
+            )),
+        ],
+    }
+}
+
+/// torchvision's ConvNeXt with `dim` channels in the first stage (doubling per stage) and
+/// `blocks[i]` CNBlocks in stage `i`: `features` holds the patchify stem (4×4 conv, stride
+/// 4, LayerNorm2d), the four stages and, between them, a LayerNorm2d and a 2×2 conv of
+/// stride 2; `classifier` is LayerNorm2d, `Flatten`, `Linear`.
+fn convnext(dim: u32, blocks: [u32; 4]) -> Network {
+    let ln2d = |c| Op::LayerNorm2d { c, eps: 1e-6 };
+    let stem = node(
+        "",
+        "Conv2dNormActivation",
+        Body::Seq(numbered(vec![conv(3, dim, 4, 4, 0, true), ln2d(dim)])),
+    );
+    let mut features = vec![stem];
+    for (i, &n) in blocks.iter().enumerate() {
+        let c = dim << i;
+        let stage = (0..n)
+            .map(|_| {
+                let block = seq(
+                    "block",
+                    numbered(vec![
+                        Op::Conv2d {
+                            cin: c,
+                            cout: c,
+                            k: 7,
+                            s: 1,
+                            p: 3,
+                            groups: c,
+                            bias: true,
+                        },
+                        Op::Permute { to_last: true },
+                        Op::LayerNorm { c, eps: 1e-6 },
+                        linear(c, 4 * c),
+                        Op::Gelu,
+                        linear(4 * c, c),
+                        Op::Permute { to_last: false },
+                    ]),
+                );
+                node(
+                    "",
+                    "CNBlock",
+                    Body::Block {
+                        main: vec![block, leaf("stochastic_depth", Op::StochasticDepth)],
+                        merge: Merge::Add {
+                            shortcut: None,
+                            relu: false,
+                            layer_scale: Some(c),
+                            shortcut_first: false,
+                            activation: None,
+                        },
+                    },
+                )
+            })
+            .collect();
+        features.push(seq("", renumbered(stage)));
+        if i < 3 {
+            features.push(seq(
+                "",
+                numbered(vec![ln2d(c), conv(c, 2 * c, 2, 2, 0, true)]),
+            ));
+        }
+    }
+    let last = dim << 3;
+    Network {
+        family: Family::Convnext,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            seq(
+                "classifier",
+                numbered(vec![ln2d(last), Op::Flatten, linear(last, 1000)]),
+            ),
+        ],
+    }
+}
+
+/// torchvision's `Fire(cin, squeeze, e1, e3)`: a 1×1 squeeze conv and its ReLU, then 1×1
+/// and 3×3 expand convs with their ReLUs, concatenated. Named by [`renumbered`].
+fn fire(cin: u32, squeeze: u32, e1: u32, e3: u32) -> Node {
+    node(
+        "",
+        "Fire",
+        Body::Block {
+            main: vec![
+                leaf("squeeze", conv(cin, squeeze, 1, 1, 0, true)),
+                leaf("squeeze_activation", Op::Relu),
+            ],
+            merge: Merge::Concat {
+                branches: vec![
+                    vec![
+                        leaf("expand1x1", conv(squeeze, e1, 1, 1, 0, true)),
+                        leaf("expand1x1_activation", Op::Relu),
+                    ],
+                    vec![
+                        leaf("expand3x3", conv(squeeze, e3, 3, 1, 1, true)),
+                        leaf("expand3x3_activation", Op::Relu),
+                    ],
+                ],
+                split: false,
+                shuffle: false,
+            },
+        },
+    )
+}
+
+/// torchvision's SqueezeNet 1.0, or 1.1 (`v1_1`: a 3×3 stem of 64 channels, pooling after
+/// the first and third pairs of Fire modules). The model flattens after `classifier`, its
+/// last module, so no cut point sees that.
+fn squeezenet(v1_1: bool) -> Network {
+    let pool = || {
+        leaf(
+            "",
+            Op::MaxPool2d {
+                k: 3,
+                s: 2,
+                p: 0,
+                ceil: true,
+            },
+        )
+    };
+    let features = if v1_1 {
+        vec![
+            leaf("", conv(3, 64, 3, 2, 0, true)),
+            leaf("", Op::Relu),
+            pool(),
+            fire(64, 16, 64, 64),
+            fire(128, 16, 64, 64),
+            pool(),
+            fire(128, 32, 128, 128),
+            fire(256, 32, 128, 128),
+            pool(),
+            fire(256, 48, 192, 192),
+            fire(384, 48, 192, 192),
+            fire(384, 64, 256, 256),
+            fire(512, 64, 256, 256),
+        ]
+    } else {
+        vec![
+            leaf("", conv(3, 96, 7, 2, 0, true)),
+            leaf("", Op::Relu),
+            pool(),
+            fire(96, 16, 64, 64),
+            fire(128, 16, 64, 64),
+            fire(128, 32, 128, 128),
+            pool(),
+            fire(256, 32, 128, 128),
+            fire(256, 48, 192, 192),
+            fire(384, 48, 192, 192),
+            fire(384, 64, 256, 256),
+            pool(),
+            fire(512, 64, 256, 256),
+        ]
+    };
+    Network {
+        family: Family::Squeezenet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            seq(
+                "classifier",
+                numbered(vec![
+                    Op::Dropout,
+                    conv(512, 1000, 1, 1, 0, true),
+                    Op::Relu,
+                    Op::AdaptiveAvgPool2d(1),
+                ]),
+            ),
+        ],
+    }
+}
+
+/// torchvision's ShuffleNet V2 with `stages` output channels in `stage2`–`stage4` (4, 8 and 4
+/// blocks) and `last` in `conv5`; the model averages over height and width by a function
+/// call (`x.mean([2, 3])`) before `fc`. Each block's branches end in half its output
+/// channels; the concatenation is channel-shuffled in two groups.
+fn shufflenet_v2(stages: [u32; 3], last: u32) -> Network {
+    let mut modules = vec![
+        seq(
+            "conv1",
+            numbered(vec![conv(3, 24, 3, 2, 1, false), bn(24), Op::Relu]),
+        ),
+        leaf(
+            "maxpool",
+            Op::MaxPool2d {
+                k: 3,
+                s: 2,
+                p: 1,
+                ceil: false,
+            },
+        ),
+    ];
+    let mut cin = 24;
+    for (i, (&out, repeats)) in stages.iter().zip([4, 8, 4]).enumerate() {
+        let half = out / 2;
+        // 1×1 conv, BN, ReLU, depthwise 3×3 (stride s), BN, 1×1 conv, BN, ReLU.
+        let branch2 = |cin: u32, s: u32| {
+            numbered(vec![
+                conv(cin, half, 1, 1, 0, false),
+                bn(half),
+                Op::Relu,
+                grouped_conv(half, half, 3, s, 1, half),
+                bn(half),
+                conv(half, half, 1, 1, 0, false),
+                bn(half),
+                Op::Relu,
+            ])
+        };
+        let block = |branches: Vec<Vec<Node>>, split: bool| {
+            node(
+                "",
+                "InvertedResidual",
+                Body::Block {
+                    main: Vec::new(),
+                    merge: Merge::Concat {
+                        branches: branches
+                            .into_iter()
+                            .zip(["branch1", "branch2"].into_iter().skip(usize::from(split)))
+                            .map(|(b, name)| vec![seq(name, b)])
+                            .collect(),
+                        split,
+                        shuffle: true,
+                    },
+                },
+            )
+        };
+        let branch1 = numbered(vec![
+            grouped_conv(cin, cin, 3, 2, 1, cin),
+            bn(cin),
+            conv(cin, half, 1, 1, 0, false),
+            bn(half),
+            Op::Relu,
+        ]);
+        // The first block strides (both branches on the input); the others split it.
+        let mut stage = vec![block(vec![branch1, branch2(cin, 2)], false)];
+        for _ in 1..repeats {
+            stage.push(block(vec![branch2(half, 1)], true));
+        }
+        modules.push(seq(format!("stage{}", i + 2), renumbered(stage)));
+        cin = out;
+    }
+    modules.push(seq(
+        "conv5",
+        numbered(vec![conv(cin, last, 1, 1, 0, false), bn(last), Op::Relu]),
+    ));
+    modules.push(Node {
+        global_pool: true,
+        ..flattened(leaf("fc", linear(last, 1000)))
+    });
+    Network {
+        family: Family::Shufflenet,
+        modules,
+    }
+}
+
+/// torchvision's RegNet with `stages` (blocks, output channels) as its `BlockParams` compute
+/// them (bottleneck multiplier 1), 3×3 convs in groups of `group_width` channels, and
+/// squeeze-and-excitation (ratio 0.25 of the block's input) if `se`: a stem, `trunk_output`
+/// of `AnyStage`s of `ResBottleneckBlock`s (`proj` shortcut first, then `f`, the sum and
+/// `activation`), `avgpool`, `fc`.
+fn regnet(stages: [(u32, u32); 4], group_width: u32, se: bool) -> Network {
+    let named = |name: &str, n: Node| Node {
+        name: name.to_owned(),
+        ..n
+    };
+    let stem = Node {
+        class: "SimpleStemIN",
+        ..conv_norm_act(3, 32, 3, 2, 1, bn, Some(Op::Relu))
+    };
+    let mut width_in = 32;
+    let mut trunk = Vec::new();
+    for (i, &(depth, width)) in stages.iter().enumerate() {
+        let blocks = (0..depth)
+            .map(|j| {
+                let (win, stride) = if j == 0 { (width_in, 2) } else { (width, 1) };
+                let groups = width / group_width;
+                let mut f = vec![
+                    named("a", conv_norm_act(win, width, 1, 1, 1, bn, Some(Op::Relu))),
+                    named(
+                        "b",
+                        conv_norm_act(width, width, 3, stride, groups, bn, Some(Op::Relu)),
+                    ),
+                ];
+                if se {
+                    let squeeze = (f64::from(win) * 0.25).round_ties_even() as u32;
+                    f.push(named(
+                        "se",
+                        squeeze_excitation(width, squeeze, Op::Relu, Op::Sigmoid),
+                    ));
+                }
+                f.push(named("c", conv_norm_act(width, width, 1, 1, 1, bn, None)));
+                let proj = (win != width || stride != 1).then(|| {
+                    Box::new(named(
+                        "proj",
+                        conv_norm_act(win, width, 1, stride, 1, bn, None),
+                    ))
+                });
+                node(
+                    format!("block{}-{j}", i + 1),
+                    "ResBottleneckBlock",
+                    Body::Block {
+                        main: vec![node("f", "BottleneckTransform", Body::Seq(f))],
+                        merge: Merge::Add {
+                            shortcut: proj,
+                            relu: false,
+                            layer_scale: None,
+                            shortcut_first: true,
+                            activation: Some(Box::new(leaf("activation", Op::Relu))),
+                        },
+                    },
+                )
+            })
+            .collect();
+        trunk.push(node(
+            format!("block{}", i + 1),
+            "AnyStage",
+            Body::Seq(blocks),
+        ));
+        width_in = width;
+    }
+    Network {
+        family: Family::Regnet,
+        modules: vec![
+            named("stem", stem),
+            seq("trunk_output", trunk),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(leaf("fc", linear(width_in, 1000))),
+        ],
+    }
+}
+
 /// A shape flowing through the net (batch dimension left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
     /// Channels, height, width.
     Map(u32, u32, u32),
+    /// Height, width, channels: a map permuted channels-last (inside a ConvNeXt block).
+    Last(u32, u32, u32),
     /// A flat feature vector.
     Flat(u32),
 }
@@ -842,6 +1848,7 @@ impl Shape {
     fn dims(self) -> Vec<u32> {
         match self {
             Shape::Map(c, h, w) => vec![c, h, w],
+            Shape::Last(h, w, c) => vec![h, w, c],
             Shape::Flat(f) => vec![f],
         }
     }
@@ -893,6 +1900,10 @@ impl Walk<'_> {
             return x;
         }
         let x = match x {
+            Ok(Shape::Map(c, _, _)) if node.global_pool => Ok(Shape::Map(c, 1, 1)),
+            x => x,
+        };
+        let x = match x {
             Ok(Shape::Map(c, h, w)) if node.flatten => Ok(Shape::Flat(c * h * w)),
             x => x,
         };
@@ -911,23 +1922,109 @@ impl Walk<'_> {
             Body::Leaf(op) => x.and_then(|s| op.apply(s).ok_or_else(|| path.clone())),
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
             Body::Block {
-                main, downsample, ..
+                main,
+                merge: Merge::Concat {
+                    branches, split, ..
+                },
             } => {
-                let y = self.sequence(main, &path, depth + 1, x.clone());
-                let skip = match downsample {
-                    // Stopped inside the main branch: the rest is not needed.
-                    _ if self.done => return y,
-                    Some(ds) => self.node(ds, &path, depth + 1, x),
-                    None => x,
-                };
-                // Both branches must agree; the main branch's first failure
-                // wins, as it runs first in torchvision.
-                match (y, skip) {
+                let mut y = self.sequence(main, &path, depth + 1, x);
+                let mut channels = 0;
+                if *split {
+                    // torch.chunk(2): the first half takes the odd channel.
+                    if let Ok(Shape::Map(c, h, w)) = y {
+                        channels = c.div_ceil(2);
+                        y = Ok(Shape::Map(c / 2, h, w));
+                    }
+                }
+                let mut out = Ok(Shape::Flat(0));
+                let mut failed = None;
+                for b in branches {
+                    if self.done {
+                        return out;
+                    }
+                    out = self.sequence(b, &path, depth + 1, y.clone());
+                    match &out {
+                        Ok(Shape::Map(c, ..)) => channels += c,
+                        Err(e) => {
+                            failed.get_or_insert(e.clone());
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                if self.done {
+                    return out;
+                }
+                // The first failure wins, as torchvision runs the branches in order.
+                match (failed, out) {
+                    (Some(e), _) | (None, Err(e)) => Err(e),
+                    (None, Ok(Shape::Map(_, h, w))) => Ok(Shape::Map(channels, h, w)),
+                    (None, Ok(other)) => unreachable!("concatenated {other:?} at {path}"),
+                }
+            }
+            Body::Block {
+                main,
+                merge:
+                    Merge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: true,
+                        activation,
+                        ..
+                    },
+            } => {
+                // RegNet: the shortcut first, then the main branch, the sum, the activation.
+                let skip = self.node(sc, &path, depth + 1, x.clone());
+                if self.done {
+                    return skip;
+                }
+                let y = self.sequence(main, &path, depth + 1, x);
+                if self.done {
+                    return y;
+                }
+                let sum = match (skip, y) {
                     (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                     (Ok(a), Ok(b)) => {
                         debug_assert_eq!(a, b, "residual branches disagree at {path}");
-                        Ok(a)
+                        Ok(b)
                     }
+                };
+                match activation {
+                    Some(act) => self.node(act, &path, depth + 1, sum),
+                    None => sum,
+                }
+            }
+            Body::Block { main, merge } => {
+                let y = self.sequence(main, &path, depth + 1, x.clone());
+                let skip = match merge {
+                    // Stopped inside the main branch: the rest is not needed.
+                    _ if self.done => return y,
+                    Merge::Add {
+                        shortcut: Some(sc), ..
+                    } => self.node(sc, &path, depth + 1, x),
+                    Merge::Add { shortcut: None, .. } | Merge::Scale => x,
+                    Merge::Concat { .. } => unreachable!("handled above"),
+                };
+                // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
+                // the main branch's first failure wins, as it runs first in torchvision.
+                let sum = match (y, skip) {
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                    (Ok(a), Ok(b)) => {
+                        if let Merge::Scale = merge {
+                            debug_assert!(
+                                matches!((a, b), (Shape::Map(c, 1, 1), Shape::Map(d, ..)) if c == d),
+                                "gate and input disagree at {path}"
+                            );
+                        } else {
+                            debug_assert_eq!(a, b, "residual branches disagree at {path}");
+                        }
+                        Ok(b)
+                    }
+                };
+                match merge {
+                    Merge::Add {
+                        activation: Some(act),
+                        ..
+                    } => self.node(act, &path, depth + 1, sum),
+                    _ => sum,
                 }
             }
         };
@@ -979,6 +2076,46 @@ mod tests {
             Arch::Vgg16Bn => include_str!("../../tests/fixtures/catalog/vgg16_bn.txt"),
             Arch::Vgg19Bn => include_str!("../../tests/fixtures/catalog/vgg19_bn.txt"),
             Arch::Alexnet => include_str!("../../tests/fixtures/catalog/alexnet.txt"),
+            Arch::MobilenetV2 => include_str!("../../tests/fixtures/catalog/mobilenet_v2.txt"),
+            Arch::MobilenetV3Small => {
+                include_str!("../../tests/fixtures/catalog/mobilenet_v3_small.txt")
+            }
+            Arch::MobilenetV3Large => {
+                include_str!("../../tests/fixtures/catalog/mobilenet_v3_large.txt")
+            }
+            Arch::EfficientnetB0 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b0.txt")
+            }
+            Arch::EfficientnetB1 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b1.txt")
+            }
+            Arch::EfficientnetB2 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b2.txt")
+            }
+            Arch::EfficientnetB3 => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_b3.txt")
+            }
+            Arch::ConvnextTiny => include_str!("../../tests/fixtures/catalog/convnext_tiny.txt"),
+            Arch::ConvnextSmall => {
+                include_str!("../../tests/fixtures/catalog/convnext_small.txt")
+            }
+            Arch::ConvnextBase => include_str!("../../tests/fixtures/catalog/convnext_base.txt"),
+            Arch::Squeezenet1x0 => include_str!("../../tests/fixtures/catalog/squeezenet1_0.txt"),
+            Arch::Squeezenet1x1 => include_str!("../../tests/fixtures/catalog/squeezenet1_1.txt"),
+            Arch::ShufflenetV2X0x5 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x0_5.txt")
+            }
+            Arch::ShufflenetV2X1x0 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x1_0.txt")
+            }
+            Arch::ShufflenetV2X1x5 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x1_5.txt")
+            }
+            Arch::ShufflenetV2X2x0 => {
+                include_str!("../../tests/fixtures/catalog/shufflenet_v2_x2_0.txt")
+            }
+            Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
+            Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
         }
     }
 
@@ -1172,12 +2309,19 @@ mod tests {
         assert!(r50.up_to("layer5").is_none() && r50.up_to("conv1.weight").is_none());
         let names = |nodes: &[Node]| nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
         let block = |nodes: &[Node]| match &nodes.last().unwrap().body {
-            Body::Seq(layer) => match &layer.last().unwrap().body {
-                Body::Block {
-                    kind,
-                    main,
-                    downsample,
-                } => (*kind, names(main), downsample.is_some()),
+            Body::Seq(layer) => match layer.last().unwrap() {
+                Node {
+                    class,
+                    body:
+                        Body::Block {
+                            main,
+                            merge: Merge::Add { shortcut, relu, .. },
+                        },
+                    ..
+                } => {
+                    assert!(relu);
+                    (*class, names(main), shortcut.is_some())
+                }
                 other => panic!("{other:?}"),
             },
             other => panic!("{other:?}"),
@@ -1188,7 +2332,7 @@ mod tests {
         assert_eq!(
             block(&nodes),
             (
-                BlockKind::Bottleneck,
+                "Bottleneck",
                 vec!["conv1".into(), "bn1".into(), "relu".into(), "conv2".into()],
                 false
             )

@@ -18,7 +18,10 @@
 //! `layer4.0.conv2` runs `conv1 → bn1 → relu → conv2` of that block; `layer4.0.downsample.0`
 //! runs the block's main branch (as torchvision does, it comes first) and then the downsample
 //! path up to that module. `torch.flatten(x, 1)` is applied before `fc` (ResNet) and before
-//! `classifier` (VGG, AlexNet). The `avgpool` of VGG and AlexNet is adaptive (7×7 and 6×6).
+//! `classifier` (VGG, AlexNet, MobileNet, EfficientNet; MobileNet V2 pools globally by a
+//! function call first). The `avgpool` of VGG and AlexNet is adaptive (7×7 and 6×6).
+//! Inverted residuals add their input to their branch; squeeze-and-excitation gates multiply
+//! their input by the branch's [N, C, 1, 1]; stochastic depth and Dropout are the identity.
 //!
 //! The network is frozen: no variable requires a gradient, [`Backbone::features`] runs under
 //! `tch::no_grad`, and Dropout is always the identity. BatchNorm follows
@@ -30,7 +33,7 @@
 //!   and increments `num_batches_tracked`. Only the BatchNorm layers up to the cut see the
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
-use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Node, Op};
+use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Merge, Node, Op};
 use psyrun::plan::{BatchNorm, Pooling, Precision};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -41,9 +44,9 @@ mod parity_tests;
 #[cfg(test)]
 mod tests;
 
-/// BatchNorm momentum (torchvision's default).
+/// BatchNorm momentum (torchvision's default; each layer uses its catalog [`Op`]'s).
 pub const BN_MOMENTUM: f64 = 0.1;
-/// BatchNorm epsilon (torchvision's default).
+/// BatchNorm epsilon (torchvision's default; each layer uses its catalog [`Op`]'s).
 pub const BN_EPS: f64 = 1e-5;
 
 /// Why a backbone cannot be built or run.
@@ -83,6 +86,9 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// ConvNeXt's initial layer scale (torchvision's `layer_scale=1e-6`).
+const LAYER_SCALE: f64 = 1e-6;
+
 /// How a variable is initialised by [`Backbone::init_random`] (torchvision's schemes).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Init {
@@ -110,12 +116,54 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
         match &node.body {
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
             Body::Seq(children) => state_keys_of(children, &path, fam, out),
-            Body::Block {
-                main, downsample, ..
-            } => {
+            Body::Block { main, merge } => {
+                // A module's own parameters come before its children's.
+                if let Merge::Add {
+                    layer_scale: Some(c),
+                    ..
+                } = merge
+                {
+                    out.push(StateKey {
+                        key: join(&path, "layer_scale"),
+                        shape: vec![i64::from(*c), 1, 1],
+                        kind: Kind::Float,
+                        init: Init::Const(LAYER_SCALE),
+                    });
+                }
+                let first = match merge {
+                    Merge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: true,
+                        ..
+                    } => Some(sc),
+                    _ => None,
+                };
+                if let Some(sc) = first {
+                    state_keys_of(std::slice::from_ref(sc), &path, fam, out);
+                }
                 state_keys_of(main, &path, fam, out);
-                if let Some(ds) = downsample {
-                    state_keys_of(std::slice::from_ref(ds), &path, fam, out);
+                match merge {
+                    Merge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: false,
+                        activation,
+                        ..
+                    } => {
+                        state_keys_of(std::slice::from_ref(sc), &path, fam, out);
+                        if let Some(act) = activation {
+                            state_keys_of(std::slice::from_ref(act), &path, fam, out);
+                        }
+                    }
+                    Merge::Add {
+                        activation: Some(act),
+                        ..
+                    } => state_keys_of(std::slice::from_ref(act), &path, fam, out),
+                    Merge::Concat { branches, .. } => {
+                        for b in branches {
+                            state_keys_of(b, &path, fam, out);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -145,14 +193,28 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             let (cin, cout, k) = (i64::from(cin / groups), i64::from(cout), i64::from(k));
             let fan_in = (cin * k * k) as f64;
             let fan_out = (cout * k * k) as f64;
-            // resnet, vgg: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0.
-            // alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) = U(±1/√fan_in),
-            // bias U(±1/√fan_in).
+            // resnet, vgg, mobilenet, efficientnet: kaiming_normal_(mode="fan_out",
+            // nonlinearity="relu" or its default leaky_relu with a=0: the same gain √2),
+            // bias 0. alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) =
+            // U(±1/√fan_in), bias U(±1/√fan_in). convnext: trunc_normal_(std=0.02) cut at
+            // ±2 = ±100 std, which a normal never reaches in practice; bias 0.
+            // squeezenet: kaiming_uniform_ (gain √2, U(±√(6/fan_in))) but the classifier's
+            // conv normal_(0, 0.01); bias 0.
             let (w, b) = match fam {
-                Family::Resnet | Family::Vgg => {
+                Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
+                Family::Squeezenet if path.starts_with("classifier.") => {
+                    (Init::Normal(0.01), Init::Const(0.0))
+                }
+                Family::Squeezenet => (Init::Uniform((6.0 / fan_in).sqrt()), Init::Const(0.0)),
+                Family::Resnet | Family::Vgg | Family::Mobilenet | Family::Efficientnet => {
                     (Init::Normal((2.0 / fan_out).sqrt()), Init::Const(0.0))
                 }
-                Family::Alexnet => (
+                // regnet: normal_(0, √(2/fan_out)); biases keep nn.Conv2d's default.
+                Family::Regnet => (
+                    Init::Normal((2.0 / fan_out).sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
+                Family::Alexnet | Family::Shufflenet => (
                     Init::Uniform(1.0 / fan_in.sqrt()),
                     Init::Uniform(1.0 / fan_in.sqrt()),
                 ),
@@ -162,7 +224,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 push("bias", vec![cout], Kind::Float, b);
             }
         }
-        Op::BatchNorm2d(c) => {
+        Op::BatchNorm2d { c, .. } => {
             let c = i64::from(c);
             push("weight", vec![c], Kind::Float, Init::Const(1.0));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
@@ -173,15 +235,41 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         Op::Linear { fin, fout } => {
             let (fin, fout) = (i64::from(fin), i64::from(fout));
             let bound = 1.0 / (fin as f64).sqrt();
-            // resnet, alexnet: nn.Linear's reset_parameters; vgg: normal(0, 0.01), bias 0.
+            // resnet, alexnet: nn.Linear's reset_parameters; vgg, mobilenet: normal(0, 0.01),
+            // bias 0; efficientnet: U(±1/√fout), bias 0.
             let (w, b) = match fam {
-                Family::Resnet | Family::Alexnet => (Init::Uniform(bound), Init::Uniform(bound)),
-                Family::Vgg => (Init::Normal(0.01), Init::Const(0.0)),
+                Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
+                Family::Resnet | Family::Alexnet | Family::Squeezenet | Family::Shufflenet => {
+                    (Init::Uniform(bound), Init::Uniform(bound))
+                }
+                Family::Vgg | Family::Mobilenet | Family::Regnet => {
+                    (Init::Normal(0.01), Init::Const(0.0))
+                }
+                Family::Efficientnet => {
+                    (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
+                }
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
         }
-        Op::Relu | Op::MaxPool2d { .. } | Op::AdaptiveAvgPool2d(_) | Op::Dropout => {}
+        Op::LayerNorm2d { c, .. } | Op::LayerNorm { c, .. } => {
+            let c = i64::from(c);
+            push("weight", vec![c], Kind::Float, Init::Const(1.0));
+            push("bias", vec![c], Kind::Float, Init::Const(0.0));
+        }
+        Op::Relu
+        | Op::Gelu
+        | Op::Permute { .. }
+        | Op::Flatten
+        | Op::Relu6
+        | Op::Hardswish
+        | Op::Hardsigmoid
+        | Op::Sigmoid
+        | Op::Silu
+        | Op::StochasticDepth
+        | Op::MaxPool2d { .. }
+        | Op::AdaptiveAvgPool2d(_)
+        | Op::Dropout => {}
     }
 }
 
@@ -204,6 +292,8 @@ struct Conv2d {
 }
 
 struct BatchNorm2d {
+    eps: f64,
+    momentum: f64,
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
@@ -221,7 +311,30 @@ enum Layer {
     Conv(Conv2d),
     Bn(BatchNorm2d),
     Relu,
-    MaxPool { k: i64, s: i64, p: i64 },
+    Relu6,
+    Hardswish,
+    Hardsigmoid,
+    Sigmoid,
+    Silu,
+    /// Stochastic depth in eval mode.
+    Identity,
+    Gelu,
+    /// LayerNorm over the channels of an NCHW map (`channels_first`) or over the last
+    /// dimension.
+    Norm {
+        weight: Tensor,
+        bias: Tensor,
+        eps: f64,
+        channels_first: bool,
+    },
+    Permute(bool),
+    Flatten,
+    MaxPool {
+        k: i64,
+        s: i64,
+        p: i64,
+        ceil: bool,
+    },
     AdaptiveAvg(i64),
     Dropout,
     Linear(Linear),
@@ -231,6 +344,7 @@ enum Layer {
 pub struct Stage {
     /// The module path, e.g. `layer2.1.conv1`.
     pub path: String,
+    global_pool: bool,
     flatten: bool,
     body: StageBody,
 }
@@ -238,9 +352,23 @@ pub struct Stage {
 enum StageBody {
     Leaf(Layer),
     Seq(Vec<Stage>),
-    Block {
-        main: Vec<Stage>,
-        downsample: Option<Box<Stage>>,
+    Block { main: Vec<Stage>, merge: StageMerge },
+}
+
+/// A built [`Merge`].
+enum StageMerge {
+    Add {
+        shortcut: Option<Box<Stage>>,
+        relu: bool,
+        layer_scale: Option<Tensor>,
+        shortcut_first: bool,
+        activation: Option<Box<Stage>>,
+    },
+    Scale,
+    Concat {
+        branches: Vec<Vec<Stage>>,
+        split: bool,
+        shuffle: bool,
     },
 }
 
@@ -257,13 +385,44 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
             let path = join(prefix, &node.name);
             let body = match &node.body {
                 Body::Seq(children) => StageBody::Seq(build(vs, children, &path)),
-                Body::Block {
-                    main, downsample, ..
-                } => StageBody::Block {
+                Body::Block { main, merge } => StageBody::Block {
                     main: build(vs, main, &path),
-                    downsample: downsample
-                        .as_deref()
-                        .map(|ds| Box::new(build(vs, std::slice::from_ref(ds), &path).remove(0))),
+                    merge: match merge {
+                        Merge::Add {
+                            shortcut,
+                            relu,
+                            layer_scale,
+                            shortcut_first,
+                            activation,
+                        } => StageMerge::Add {
+                            shortcut_first: *shortcut_first,
+                            activation: activation.as_deref().map(|act| {
+                                Box::new(build(vs, std::slice::from_ref(act), &path).remove(0))
+                            }),
+                            // Added first: the block's own parameter precedes its children's.
+                            layer_scale: layer_scale.map(|c| {
+                                var_path(vs, &path).add(
+                                    "layer_scale",
+                                    Tensor::ones([i64::from(c), 1, 1], (Kind::Float, device)),
+                                    false,
+                                )
+                            }),
+                            shortcut: shortcut.as_deref().map(|sc| {
+                                Box::new(build(vs, std::slice::from_ref(sc), &path).remove(0))
+                            }),
+                            relu: *relu,
+                        },
+                        Merge::Scale => StageMerge::Scale,
+                        Merge::Concat {
+                            branches,
+                            split,
+                            shuffle,
+                        } => StageMerge::Concat {
+                            branches: branches.iter().map(|b| build(vs, b, &path)).collect(),
+                            split: *split,
+                            shuffle: *shuffle,
+                        },
+                    },
                 },
                 Body::Leaf(op) => {
                     let p = var_path(vs, &path);
@@ -293,9 +452,11 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                                 groups: groups.into(),
                             })
                         }
-                        Op::BatchNorm2d(c) => {
+                        Op::BatchNorm2d { c, eps, momentum } => {
                             let c = i64::from(c);
                             Layer::Bn(BatchNorm2d {
+                                eps,
+                                momentum,
                                 weight: ones("weight", &[c]),
                                 bias: zeros("bias", &[c]),
                                 running_mean: zeros("running_mean", &[c]),
@@ -312,10 +473,26 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             bias: zeros("bias", &[fout.into()]),
                         }),
                         Op::Relu => Layer::Relu,
-                        Op::MaxPool2d { k, s, p } => Layer::MaxPool {
+                        Op::Relu6 => Layer::Relu6,
+                        Op::Hardswish => Layer::Hardswish,
+                        Op::Hardsigmoid => Layer::Hardsigmoid,
+                        Op::Sigmoid => Layer::Sigmoid,
+                        Op::Silu => Layer::Silu,
+                        Op::StochasticDepth => Layer::Identity,
+                        Op::Gelu => Layer::Gelu,
+                        Op::LayerNorm2d { c, eps } | Op::LayerNorm { c, eps } => Layer::Norm {
+                            weight: ones("weight", &[c.into()]),
+                            bias: zeros("bias", &[c.into()]),
+                            eps,
+                            channels_first: matches!(op, Op::LayerNorm2d { .. }),
+                        },
+                        Op::Permute { to_last } => Layer::Permute(to_last),
+                        Op::Flatten => Layer::Flatten,
+                        Op::MaxPool2d { k, s, p, ceil } => Layer::MaxPool {
                             k: k.into(),
                             s: s.into(),
                             p: p.into(),
+                            ceil,
                         },
                         Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
                         Op::Dropout => Layer::Dropout,
@@ -324,6 +501,7 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
             };
             Stage {
                 path,
+                global_pool: node.global_pool,
                 flatten: node.flatten,
                 body,
             }
@@ -490,7 +668,11 @@ impl Backbone {
     /// bias 0 (running mean 0, var 1, counter 0), `fc` nn.Linear's default
     /// (U(±1/√fan_in) for weight and bias); vgg convs kaiming_normal_(fan_out, relu) bias 0,
     /// linears N(0, 0.01) bias 0; alexnet nn.Conv2d/nn.Linear defaults
-    /// (kaiming_uniform_(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in)).
+    /// (kaiming_uniform_(a=√5) = U(±1/√fan_in), bias U(±1/√fan_in)); mobilenet convs
+    /// (depthwise and squeeze-and-excitation ones too) kaiming_normal_(fan_out) bias 0,
+    /// BatchNorm 1 and 0, linears N(0, 0.01) bias 0; efficientnet the same but linears
+    /// U(±1/√fan_out) bias 0. These are torchvision's schemes exactly (only the random
+    /// numbers differ, see below).
     ///
     /// The numbers come from a SplitMix64 stream per variable, seeded by SHA-256 of the seed
     /// and the torchvision key (normals by Box–Muller), computed on the CPU in f64 and rounded
@@ -662,6 +844,11 @@ impl Backbone {
     }
 
     fn run_stage(&self, s: &Stage, x: Tensor, cut: &str) -> (Tensor, bool) {
+        let x = if s.global_pool {
+            x.adaptive_avg_pool2d([1, 1])
+        } else {
+            x
+        };
         let x = if s.flatten { x.flatten(1, -1) } else { x };
         let y = match &s.body {
             StageBody::Leaf(layer) => self.apply(layer, &x),
@@ -672,22 +859,115 @@ impl Backbone {
                 }
                 y
             }
-            StageBody::Block { main, downsample } => {
-                let (y, stop) = self.run_seq(main, x.shallow_clone(), cut);
+            StageBody::Block {
+                main,
+                merge:
+                    StageMerge::Add {
+                        shortcut: Some(sc),
+                        shortcut_first: true,
+                        activation,
+                        ..
+                    },
+            } => {
+                // RegNet: the shortcut first, then the main branch, the sum, the activation.
+                let (d, stop) = self.run_stage(sc, x.shallow_clone(), cut);
+                if stop {
+                    return (d, true);
+                }
+                let (y, stop) = self.run_seq(main, x, cut);
                 if stop {
                     return (y, true);
                 }
-                let identity = match downsample {
-                    Some(ds) => {
-                        let (d, stop) = self.run_stage(ds, x, cut);
+                match activation {
+                    Some(act) => {
+                        let (a, stop) = self.run_stage(act, d + y, cut);
                         if stop {
-                            return (d, true);
+                            return (a, true);
                         }
-                        d
+                        a
                     }
-                    None => x,
+                    None => d + y,
+                }
+            }
+            StageBody::Block { main, merge } => {
+                let (y, stop) = match merge {
+                    // ConvNeXt: layer scale × block(x), then the rest of the branch.
+                    StageMerge::Add {
+                        layer_scale: Some(gamma),
+                        ..
+                    } => {
+                        let (first, rest) = main.split_first().expect("a branch");
+                        let (y, stop) = self.run_stage(first, x.shallow_clone(), cut);
+                        if stop {
+                            return (y, true);
+                        }
+                        self.run_seq(rest, gamma * y, cut)
+                    }
+                    _ => self.run_seq(main, x.shallow_clone(), cut),
                 };
-                (y + identity).relu()
+                if stop {
+                    return (y, true);
+                }
+                match merge {
+                    StageMerge::Add {
+                        shortcut,
+                        relu,
+                        activation,
+                        ..
+                    } => {
+                        let identity = match shortcut {
+                            Some(sc) => {
+                                let (d, stop) = self.run_stage(sc, x, cut);
+                                if stop {
+                                    return (d, true);
+                                }
+                                d
+                            }
+                            None => x,
+                        };
+                        let sum = y + identity;
+                        let sum = if *relu { sum.relu() } else { sum };
+                        match activation {
+                            Some(act) => {
+                                let (a, stop) = self.run_stage(act, sum, cut);
+                                if stop {
+                                    return (a, true);
+                                }
+                                a
+                            }
+                            None => sum,
+                        }
+                    }
+                    StageMerge::Scale => y * x,
+                    StageMerge::Concat {
+                        branches,
+                        split,
+                        shuffle,
+                    } => {
+                        let mut outs = Vec::with_capacity(branches.len() + 1);
+                        let input = if *split {
+                            let mut halves = y.chunk(2, 1);
+                            let second = halves.pop().expect("two halves");
+                            outs.push(halves.pop().expect("two halves"));
+                            second
+                        } else {
+                            y
+                        };
+                        for b in branches {
+                            let (o, stop) = self.run_seq(b, input.shallow_clone(), cut);
+                            if stop {
+                                return (o, true);
+                            }
+                            outs.push(o);
+                        }
+                        let out = Tensor::cat(&outs, 1);
+                        if *shuffle {
+                            channel_shuffle(&out, 2)
+                        } else {
+                            out
+                        }
+                    }
+                }
             }
         };
         let stop = s.path == cut;
@@ -720,8 +1000,8 @@ impl Backbone {
                     Some(&bn.running_mean),
                     Some(&bn.running_var),
                     train,
-                    BN_MOMENTUM,
-                    BN_EPS,
+                    bn.momentum,
+                    bn.eps,
                     true,
                 );
                 if train {
@@ -730,12 +1010,50 @@ impl Backbone {
                 y
             }
             Layer::Relu => x.relu(),
-            Layer::MaxPool { k, s, p } => x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], false),
+            Layer::Relu6 => x.relu6(),
+            Layer::Hardswish => x.hardswish(),
+            Layer::Hardsigmoid => x.hardsigmoid(),
+            Layer::Sigmoid => x.sigmoid(),
+            Layer::Silu => x.silu(),
+            Layer::Identity => x.shallow_clone(),
+            Layer::Gelu => x.gelu("none"),
+            Layer::Norm {
+                weight,
+                bias,
+                eps,
+                channels_first,
+            } => {
+                let c = weight.size()[0];
+                let norm = |x: &Tensor| x.layer_norm([c], Some(weight), Some(bias), *eps, true);
+                if *channels_first {
+                    norm(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+                } else {
+                    norm(x)
+                }
+            }
+            Layer::Permute(true) => x.permute([0, 2, 3, 1]),
+            Layer::Permute(false) => x.permute([0, 3, 1, 2]),
+            Layer::Flatten => x.flatten(1, -1),
+            Layer::MaxPool { k, s, p, ceil } => {
+                x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], *ceil)
+            }
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
         }
     }
+}
+
+/// torchvision's `channel_shuffle(x, groups)`: channels regrouped as
+/// `view(N, groups, C / groups, H, W).transpose(1, 2)`.
+fn channel_shuffle(x: &Tensor, groups: i64) -> Tensor {
+    let [n, c, h, w] = x.size()[..] else {
+        panic!("channel shuffle of a {:?} tensor", x.size())
+    };
+    x.view([n, groups, c / groups, h, w])
+        .transpose(1, 2)
+        .contiguous()
+        .view([n, c, h, w])
 }
 
 /// The same values in the channels-last (NHWC) memory layout.

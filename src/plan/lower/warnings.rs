@@ -28,6 +28,71 @@ pub(super) fn check(
     unreachable_tolerance(cx, sections, staircase, derived);
     duplicate_conditions(cx, sections, test);
     duplicate_orientations(cx, sections, test);
+    huge_probe(cx, sections, backbone, derived);
+}
+
+/// Above this many parameters a linear probe is warned about.
+const HUGE_PROBE: u64 = 10_000_000;
+
+/// A probe with more than [`HUGE_PROBE`] parameters: an unpooled early or wide layer. Its
+/// training is slow and its optimiser state large, and it has far more weights than
+/// training images; pooling keeps the channels and shrinks the map.
+fn huge_probe(cx: &mut Cx, sections: &Sections<'_>, backbone: &Backbone, derived: &Derived) {
+    let (Some(params), Some(per_image)) = (derived.probe_parameters, derived.features_per_image)
+    else {
+        return;
+    };
+    if params <= HUGE_PROBE {
+        return;
+    }
+    let (inputs, outputs) = match derived.probe_inputs {
+        Some(inputs) if inputs > 0 => (inputs, (params - 2) / inputs),
+        _ => (2 * per_image, 2),
+    };
+    let parameters_for = |features: u64| params / per_image.max(1) * features;
+    // The largest square pooling of the cut's map that brings the probe under the limit.
+    let suggestion = match derived.cut_shape.as_deref() {
+        Some(&[c, h, w]) => (1..=h.min(w))
+            .rev()
+            .map(|n| (n, u64::from(c) * u64::from(n) * u64::from(n)))
+            .find(|&(_, f)| parameters_for(f) <= HUGE_PROBE && f < per_image)
+            .map(|(n, f)| {
+                format!(
+                    "; pool the features, e.g. `pooling avg {n}x{n}` in the backbone block ({c}×{n}×{n} = {f} features per image, about {} parameters), or cut later",
+                    fmt_count(parameters_for(f))
+                )
+            }),
+        _ => None,
+    }
+    .unwrap_or_else(|| "; cut at a layer with fewer features, or pool more".to_owned());
+    let mut d = Diag::warning(
+        Code::PlanHugeProbe,
+        format!(
+            "the linear probe would have {} parameters ({per_image} features per image)",
+            fmt_count(params)
+        ),
+    )
+    .with_help(format!(
+        "{inputs} inputs × {outputs} outputs: above 10 million parameters a linear probe trains slowly, its optimiser state is as large again, and it has far more weights than there are training images to fit them{suggestion}"
+    ));
+    let at = match backbone.pooling {
+        crate::plan::types::Pooling::Off => sections.setting_span("backbone", "cut"),
+        _ => sections.setting_span("backbone", "pooling"),
+    };
+    if let Some(s) = at {
+        d = d.at(s, "too many features for a linear probe");
+    }
+    cx.push(d);
+}
+
+/// `4.3 billion`, `12.8 million`, `950 thousand`, `42`.
+fn fmt_count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.0} thousand", n as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} million", n as f64 / 1e6),
+        _ => format!("{:.1} billion", n as f64 / 1e9),
+    }
 }
 
 /// The same frequency, orientation or phase listed twice (angles modulo 360°: `0deg` and
@@ -453,5 +518,47 @@ mod tests {
         ] {
             assert!(warned("", quiet, code).is_none(), "{quiet}");
         }
+    }
+
+    #[test]
+    fn a_probe_over_ten_million_parameters_is_warned_about_with_a_pooling() {
+        let code = Code::PlanHugeProbe;
+        let lower = |backbone: &str, size: u32| {
+            let text = format!(
+                "psy 1\nexperiment t {{\n  backbone {backbone}\n  probe linear {{}}\n  \
+                 train shapes {{ size {size} }}\n  test gratings {{ size {size} }}\n  \
+                 staircase bisection {{}}\n}}\n"
+            );
+            let l = compile(&SourceFile::new("t.psy", text));
+            assert!(l.plan.is_some(), "{backbone}: {:?}", l.diags);
+            l.diags.into_iter().find(|d| d.code == code)
+        };
+        // vgg16 after its first conv at 224 px: 64×224×224 features, 4 × 3 211 264 + 2.
+        let d = lower("vgg16 { weights random  cut features.1 }", 224).expect("warned");
+        assert!(
+            d.message.contains("12.8 million parameters"),
+            "{}",
+            d.message
+        );
+        assert!(d.primary.is_some(), "points at the cut");
+        let help = d.help.unwrap();
+        // 64·n² · 4 ≤ 10⁷: n = 197.
+        assert!(help.contains("`pooling avg 197x197`"), "{help}");
+        let d = lower(
+            "vgg16 { weights random  cut features.1  pooling avg 200x200 }",
+            224,
+        )
+        .expect("still over");
+        assert!(d.help.unwrap().contains("`pooling avg 197x197`"));
+        // The tutorial's resnet50 layer2 unpooled (1.6 M), pooled layers, a flat layer.
+        for quiet in [
+            "resnet50 { weights random  cut layer2 }",
+            "vgg16 { weights random  cut features.1  pooling avg 7x7 }",
+            "vgg16 { weights random  cut classifier.0 }",
+            "mobilenet_v2 { weights random  cut features.1 }",
+        ] {
+            assert!(lower(quiet, 224).is_none(), "{quiet}");
+        }
+        assert!(lower("vgg16 { weights random  cut features.1 }", 128).is_none());
     }
 }

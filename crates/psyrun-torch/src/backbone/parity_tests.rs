@@ -1,13 +1,13 @@
 //! Parity with torchvision through `torch.save` checkpoints, at many cuts (CPU).
 //!
 //! `scripts/parity_reference.py` saves torchvision models with seeded random weights
-//! (BatchNorm affine parameters and running statistics randomised too, and every conv/linear
-//! bias) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
+//! (BatchNorm affine parameters and running statistics randomised too, every conv/linear
+//! bias, LayerNorm's parameters and ConvNeXt's layer scale) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
 //! below for a fixed 2×3×64×64 input (eval mode, no grad). psyrun builds a backbone at each
 //! cut, loads the `.pth` through its own checkpoint reader ([`weights::load_file`]) and must
 //! give the same features: max |psyrun − torchvision| / max |torchvision| below 1e-4.
 //!
-//! The files (about 1.3 GB, vgg16's 553 MB and wide_resnet50_2's 275 MB of it) are written at test time into a temporary
+//! The files (about 1.6 GB, vgg16's 553 MB, wide_resnet50_2's 275 MB and convnext_tiny's 114 MB of it) are written at test time into a temporary
 //! directory that is removed afterwards, even when the test fails. The test needs the venv's
 //! python (`$PSYRUN_PYTHON` under `./dev`, else `python3`, with torch and torchvision) and
 //! is ignored where the build found none.
@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 6] = [
+const CASES: [(Arch, &[&str]); 18] = [
     (
         Arch::Resnet18,
         &[
@@ -70,6 +70,126 @@ const CASES: [(Arch, &[&str]); 6] = [
     (
         Arch::Alexnet,
         &["features.3", "features.9", "avgpool", "classifier.3"],
+    ),
+    (
+        // ReLU6, depthwise convs, inverted residuals with and without their connection, the
+        // functional global pool before the classifier.
+        Arch::MobilenetV2,
+        &[
+            "features.1.conv.0.2",
+            "features.3",
+            "features.5.conv.1.0",
+            "features.14.conv.3",
+            "classifier",
+        ],
+    ),
+    (
+        // Hardswish, squeeze-and-excitation with a hard sigmoid (inside and after the gate),
+        // BatchNorm with eps 1e-3.
+        Arch::MobilenetV3Small,
+        &[
+            "features.1.block.1.fc1",
+            "features.1",
+            "features.5.block.2",
+            "features.12",
+            "classifier.3",
+        ],
+    ),
+    (
+        Arch::MobilenetV3Large,
+        &[
+            "features.2",
+            "features.4.block.2.scale_activation",
+            "features.15",
+            "avgpool",
+        ],
+    ),
+    (
+        // SiLU, squeeze-and-excitation with a sigmoid, stochastic depth on the residual.
+        Arch::EfficientnetB0,
+        &[
+            "features.1.0.block.1",
+            "features.2.1.stochastic_depth",
+            "features.4.2",
+            "features.8",
+            "classifier",
+        ],
+    ),
+    (
+        // Width 1.2 (make_divisible rounding), depth 1.4.
+        Arch::EfficientnetB3,
+        &["features.2.0.block.0", "features.5.4", "classifier.1"],
+    ),
+    (
+        // LayerNorm2d, the channels-last LayerNorm, Linear and GELU of a CNBlock, layer
+        // scale (randomised by the reference) before stochastic depth, the Flatten module.
+        Arch::ConvnextTiny,
+        &[
+            "features.0",
+            "features.1.0.block.2",
+            "features.1.2.stochastic_depth",
+            "features.3.1",
+            "features.6",
+            "classifier.1",
+            "classifier",
+        ],
+    ),
+    (
+        // Ceil-mode max pooling, Fire modules: cuts in either expand branch and after the
+        // concatenation.
+        Arch::Squeezenet1x0,
+        &[
+            "features.2",
+            "features.3.expand1x1",
+            "features.4.expand3x3_activation",
+            "features.7",
+            "classifier",
+        ],
+    ),
+    (
+        Arch::Squeezenet1x1,
+        &[
+            "features.5",
+            "features.9.squeeze_activation",
+            "classifier.1",
+        ],
+    ),
+    (
+        // Both branches of a strided block, the split of an unstrided one, the channel
+        // shuffle after the concatenation, the functional mean before `fc`.
+        Arch::ShufflenetV2X0x5,
+        &[
+            "stage2.0.branch1.2",
+            "stage2.0",
+            "stage3.1.branch2.4",
+            "stage3.3",
+            "conv5",
+            "fc",
+        ],
+    ),
+    (
+        Arch::ShufflenetV2X1x0,
+        &["stage2.0.branch2.3", "stage2.2", "stage4"],
+    ),
+    (
+        // The `proj` shortcut run first, grouped 3×3 convs, squeeze-and-excitation, the
+        // block's own `activation` after the sum.
+        Arch::RegnetYx400mf,
+        &[
+            "trunk_output.block1.block1-0.proj.0",
+            "trunk_output.block2.block2-0.f.se.fc2",
+            "trunk_output.block2.block2-1.activation",
+            "trunk_output.block3",
+            "fc",
+        ],
+    ),
+    (
+        Arch::RegnetXx400mf,
+        &[
+            "stem",
+            "trunk_output.block3.block3-2.f.b",
+            "trunk_output.block4.block4-0",
+        ],
     ),
 ];
 
