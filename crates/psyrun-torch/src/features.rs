@@ -171,7 +171,7 @@ pub struct Request {
 
 /// Extracted features, streamed to disk as they are computed (memory holds one batch):
 /// one array `[names.len()]` followed by its shape per output, float32, C order, in a part
-/// file that [`write`] turns into the output file(s) (and that is removed if it is not).
+/// file that [`write`](fn@write) turns into the output file(s) (and that is removed if it is not).
 #[derive(Debug)]
 pub struct Features {
     /// Row names.
