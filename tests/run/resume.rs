@@ -322,3 +322,35 @@ fn a_condition_of_a_sweep_resumes_with_its_overrides_and_condition() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// An experiment written by its parts (issue 12) resumes like the tutorial's: killed in its
+/// test (300 QUEST rounds over 4 axis values), resumed, it ends with the files of an
+/// uninterrupted run.
+#[test]
+fn a_designed_experiment_resumes_to_the_same_results() {
+    let dir = scratch("resume-design");
+    let text = fs::read_to_string(crate::root().join("experiments/orientation_discrimination.psy"))
+        .unwrap()
+        .replace("size 64", "size 32")
+        .replace("epochs 5", "epochs 1")
+        .replace("samples 500", "samples 64")
+        .replace("trials 32", "trials 300");
+    assert!(text.contains("size 32") && text.contains("trials 300"));
+    write(&dir, "e.psy", &text);
+    let o = run(&dir, &["run", "e.psy", "--out", "ref"]);
+    assert!(o.status.success(), "{}", super::text(&o.stderr));
+    kill_after_rounds(&dir, 60);
+    let journal = fs::read_to_string(dir.join("out/journal.jsonl")).unwrap();
+    let rounds = journal.matches("\"kind\":\"round\"").count();
+    assert!((60..300).contains(&rounds), "killed after {rounds} rounds");
+    let o = run(&dir, &["run", "--resume", "out"]);
+    assert!(o.status.success(), "{}", super::text(&o.stderr));
+    for name in SAME {
+        assert_eq!(
+            fs::read_to_string(dir.join("out").join(name)).unwrap(),
+            fs::read_to_string(dir.join("ref").join(name)).unwrap(),
+            "{name} differs from the uninterrupted run's"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
