@@ -16,10 +16,8 @@ use psyrun::diag::{Code, Diag};
 use psyrun::exit::EXIT_RUN;
 use psyrun::observer::{self, Conditions, DecisionRule};
 use psyrun::plan::design::{Design, Metric, Readout, TaskKind};
-use psyrun::plan::{BatchNorm, Decision, Optimizer, Setting};
+use psyrun::plan::{BatchNorm, Decision, Setting};
 use psyrun::progress::Event;
-use psyrun::report::journal::{Entry, Measured, Round};
-use psyrun::report::{EpochRecord, FrequencyResult};
 use psyrun::staircase::{Procedure, Request};
 use psyrun::stimuli::rng;
 use psyrun::tasks::{self, TaskTrials};
@@ -29,8 +27,7 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
-use tch::nn::OptimizerConfig;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// An image of a preview sheet: caption, pixels, side.
 type Captioned = (String, Vec<f32>, u32);
@@ -165,33 +162,9 @@ impl Interpreter<'_> {
             i64::from(d.train_task().probe_intervals()),
             choices as i64,
         );
-        let mut opt = match &plan.probe.optimizer {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                nesterov,
-            } => nn::Sgd {
-                momentum: *momentum,
-                dampening: 0.0,
-                wd: *weight_decay,
-                nesterov: *nesterov,
-            }
-            .build(&probe.vs, *lr),
-            Optimizer::Adam {
-                lr,
-                betas,
-                weight_decay,
-            } => nn::Adam {
-                beta1: betas.0,
-                beta2: betas.1,
-                wd: *weight_decay,
-                eps: 1e-8,
-                amsgrad: false,
-            }
-            .build(&probe.vs, *lr),
-        }
-        .map_err(|e| self.torch_failure(&e.to_string()))?;
+        let mut opt = probe
+            .optimizer(&plan.probe.optimizer)
+            .map_err(|e| self.torch_failure(&e.to_string()))?;
         let samples = u64::from(train.samples);
         let batch = u64::from(plan.probe.batch).max(1);
         // The design's trials are made for one forward pass per batch (all intervals
@@ -213,39 +186,14 @@ impl Interpreter<'_> {
                 let n = labels.size()[0];
                 let f = self.probe_input(&self.trial_features(&x, intervals), true);
                 let logits = probe.forward_concat(&f);
-                let loss = logits.cross_entropy_for_logits(&labels);
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                let l = loss.double_value(&[]);
-                if !l.is_finite() {
-                    return Err(self.nan_failure(epoch, l));
-                }
-                let right = logits
-                    .detach()
-                    .argmax(1, false)
-                    .eq_tensor(&labels)
-                    .sum(Kind::Int64)
-                    .int64_value(&[]);
+                let (l, right) = self.step(&mut opt, &logits, &labels, epoch)?;
                 loss_sum += l * n as f64;
                 correct += right;
                 seen += n as u64;
                 self.observer.event(Event::Advance(n as u64));
                 start = end;
             }
-            let record = EpochRecord {
-                repeat,
-                epoch: epoch + 1,
-                loss: loss_sum / seen.max(1) as f64,
-                accuracy: correct as f64 / seen.max(1) as f64,
-            };
-            self.observer.event(Event::Epoch {
-                epoch,
-                loss: record.loss,
-                accuracy: record.accuracy,
-            });
-            self.results.training.push(record);
-            self.journal_epoch(repeat, record)?;
+            self.end_epoch(repeat, epoch, loss_sum, correct, seen)?;
         }
         self.observer.event(Event::PhaseDone);
         self.phase_done("training", t0);
@@ -304,31 +252,6 @@ impl Interpreter<'_> {
         }
         let x = self.render_batch(tt, &shown)?;
         Ok((x, Tensor::from_slice(&labels).to_device(self.device)))
-    }
-
-    /// The journal gets the epoch; a resumed run checks its retraining against it instead.
-    fn journal_epoch(&mut self, repeat: u32, record: EpochRecord) -> Result<(), Failure> {
-        match self.replay.next_epoch(repeat) {
-            Some((e, loss, accuracy)) => {
-                if e != record.epoch
-                    || loss.to_bits() != record.loss.to_bits()
-                    || accuracy.to_bits() != record.accuracy.to_bits()
-                {
-                    return Err(self.resume_mismatch(format!(
-                        "retraining gave loss {} and accuracy {} in repeat {repeat}'s epoch {}, \
-                         where the journal has loss {loss} and accuracy {accuracy} in epoch {e}",
-                        record.loss, record.accuracy, record.epoch
-                    )));
-                }
-                Ok(())
-            }
-            None => self.journal(&Entry::Epoch {
-                repeat,
-                epoch: record.epoch,
-                loss: record.loss,
-                accuracy: record.accuracy,
-            }),
-        }
     }
 
     /// The observer's decision rule for a design. A calibrated one measures the probe's
@@ -456,27 +379,17 @@ impl Interpreter<'_> {
         let mut cache: HashMap<(usize, u64, usize), Vec<f64>> = HashMap::new();
         let mut criteria: HashMap<(usize, usize), f64> = HashMap::new();
         let (mut shown_count, mut computed) = (0usize, 0usize);
-        while self.live_procs().iter().any(|p| !p.is_done()) {
+        while self.procs().iter().any(|p| !p.is_done()) {
             self.check_stop()?;
             let requests: Vec<(usize, Request)> = self
-                .live_procs()
+                .procs()
                 .iter()
                 .enumerate()
                 .filter_map(|(a, p)| p.next().map(|r| (a, r)))
                 .collect();
             let replayed = self.replay.next_round(repeat);
             if let Some(round) = &replayed {
-                let same = round.requests.len() == requests.len()
-                    && round.requests.iter().zip(&requests).all(|(m, &(a, r))| {
-                        m.frequency == a
-                            && m.contrast.to_bits() == r.contrast.to_bits()
-                            && m.trials == r.trials
-                    });
-                if !same {
-                    return Err(self.resume_mismatch(
-                        "the procedures ask for other levels than the journal's round".into(),
-                    ));
-                }
+                self.check_replayed(round, &requests)?;
             }
             // Every trial of the round: its condition and stream, drawn now.
             let trials: Vec<Vec<Shown>> = requests
@@ -552,70 +465,16 @@ impl Interpreter<'_> {
                 }
                 outcomes
             };
-            match &replayed {
-                Some(round) => {
-                    let journaled: Vec<u32> = round.requests.iter().map(|m| m.correct).collect();
-                    if journaled != outcomes {
-                        return Err(self.resume_mismatch(format!(
-                            "repeat {repeat}'s test answered {outcomes:?} correct where the \
-                             journal has {journaled:?}"
-                        )));
-                    }
-                }
-                None => self.journal(&Entry::Round(Round {
-                    repeat,
-                    requests: requests
-                        .iter()
-                        .zip(&outcomes)
-                        .map(|(&(a, req), &correct)| Measured {
-                            frequency: a,
-                            contrast: req.contrast,
-                            trials: req.trials,
-                            correct,
-                        })
-                        .collect(),
-                    dvs: Vec::new(),
-                }))?,
-            }
-            let mut trials_run = 0u64;
-            for (&(a, req), &correct) in requests.iter().zip(&outcomes) {
-                if let Some(live) = self.live.as_mut() {
-                    live.procs[a].record(correct);
-                }
-                trials_run += u64::from(req.trials);
-                if let Some(r) = FrequencyResult::from_procedure(
-                    axis_values[a],
-                    repeat,
-                    &self.live_procs()[a],
-                    0.0,
-                ) {
-                    self.observer.event(Event::Threshold {
-                        frequency: r.frequency,
-                        threshold: r.threshold,
-                        steps: r.steps.len(),
-                    });
-                }
-            }
-            self.observer.event(Event::Advance(trials_run));
+            self.settle_round(repeat, &requests, &outcomes, replayed.as_ref(), Vec::new())?;
         }
-        self.results = self.results_so_far();
-        self.live = None;
-        self.sync_journal()?;
-        self.folder
-            .write_partial(&self.results)
-            .map_err(|e| self.io_failure(&e))?;
-        self.observer.event(Event::PhaseDone);
-        self.warn_test_at_chance(repeat);
-        self.observer.event(Event::Status(format!(
-            "testing showed {shown_count} trials, {computed} of them computed (the others repeat a \
-             trial already seen)"
-        )));
-        self.phase_done("testing", t0);
-        Ok(())
-    }
-
-    fn live_procs(&self) -> &[Procedure] {
-        self.live.as_ref().map_or(&[], |l| &l.procs)
+        self.finish_test(
+            repeat,
+            format!(
+                "testing showed {shown_count} trials, {computed} of them computed (the others \
+                 repeat a trial already seen)"
+            ),
+            t0,
+        )
     }
 
     /// The readout's scores (one per answer; the observer chooses the largest after noise)

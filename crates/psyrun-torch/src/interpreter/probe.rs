@@ -1,7 +1,9 @@
 //! The linear probe that reads the backbone's features.
 
 use crate::backbone::FeatureOrder;
+use psyrun::plan::Optimizer;
 use psyrun::stimuli::rng;
+use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Tensor};
 
 /// The linear probe: `logits = W·[f_first, f_second] + b`, `W` of shape [2, 2F] (for a
@@ -74,6 +76,36 @@ impl Probe {
             weight,
             bias,
             features,
+        }
+    }
+
+    /// The plan's optimiser over the probe's weight and bias.
+    pub(super) fn optimizer(&self, o: &Optimizer) -> Result<nn::Optimizer, tch::TchError> {
+        match o {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+                nesterov,
+            } => nn::Sgd {
+                momentum: *momentum,
+                dampening: 0.0,
+                wd: *weight_decay,
+                nesterov: *nesterov,
+            }
+            .build(&self.vs, *lr),
+            Optimizer::Adam {
+                lr,
+                betas,
+                weight_decay,
+            } => nn::Adam {
+                beta1: betas.0,
+                beta2: betas.1,
+                wd: *weight_decay,
+                eps: 1e-8,
+                amsgrad: false,
+            }
+            .build(&self.vs, *lr),
         }
     }
 

@@ -244,66 +244,95 @@ impl Interpreter<'_> {
                     outcomes.push(correct);
                 }
             }
-            match &replayed {
-                Some(round) => {
-                    let journaled: Vec<u32> = round.requests.iter().map(|m| m.correct).collect();
-                    if journaled != outcomes {
-                        return Err(self.resume_mismatch(format!(
-                            "repeat {repeat}'s test answered {outcomes:?} correct where the \
-                             journal has {journaled:?}"
-                        )));
-                    }
-                }
-                None => self.journal(&Entry::Round(Round {
-                    repeat,
-                    requests: requests
-                        .iter()
-                        .zip(&outcomes)
-                        .map(|(&(f, req), &correct)| Measured {
-                            frequency: f,
-                            contrast: req.contrast,
-                            trials: req.trials,
-                            correct,
-                        })
-                        .collect(),
-                    dvs: new_dvs,
-                }))?,
-            }
-            let mut trials_run = 0u64;
-            for (&(f, req), &correct) in requests.iter().zip(&outcomes) {
-                self.procs_mut()[f].record(correct);
-                trials_run += u64::from(req.trials);
-                if let Some(r) =
-                    FrequencyResult::from_procedure(freqs[f], repeat, &self.procs()[f], reference)
-                {
-                    self.observer.event(Event::Threshold {
-                        frequency: r.frequency,
-                        threshold: r.threshold,
-                        steps: r.steps.len(),
-                    });
-                }
-            }
-            self.observer.event(Event::Advance(trials_run));
+            self.settle_round(repeat, &requests, &outcomes, replayed.as_ref(), new_dvs)?;
         }
+        self.finish_test(
+            repeat,
+            format!(
+                "testing showed {shown} images, {computed} of them distinct (each computed once)"
+            ),
+            t0,
+        )
+    }
+
+    /// After a round of requests: the journal gets it (a replayed round must have answered
+    /// what the journal says), each procedure records its outcome, and finished thresholds
+    /// are shown (at `test.frequencies`, a design's axis values).
+    pub(super) fn settle_round(
+        &mut self,
+        repeat: u32,
+        requests: &[(usize, Request)],
+        outcomes: &[u32],
+        replayed: Option<&Round>,
+        dvs: Vec<DecisionValue>,
+    ) -> Result<(), Failure> {
+        match replayed {
+            Some(round) => {
+                let journaled: Vec<u32> = round.requests.iter().map(|m| m.correct).collect();
+                if journaled != outcomes {
+                    return Err(self.resume_mismatch(format!(
+                        "repeat {repeat}'s test answered {outcomes:?} correct where the \
+                         journal has {journaled:?}"
+                    )));
+                }
+            }
+            None => self.journal(&Entry::Round(Round {
+                repeat,
+                requests: requests
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(&(f, req), &correct)| Measured {
+                        frequency: f,
+                        contrast: req.contrast,
+                        trials: req.trials,
+                        correct,
+                    })
+                    .collect(),
+                dvs,
+            }))?,
+        }
+        let (freqs, reference) = (&self.plan.test.frequencies, self.plan.test.reference);
+        let mut trials_run = 0u64;
+        for (&(f, req), &correct) in requests.iter().zip(outcomes) {
+            self.procs_mut()[f].record(correct);
+            trials_run += u64::from(req.trials);
+            if let Some(r) =
+                FrequencyResult::from_procedure(freqs[f], repeat, &self.procs()[f], reference)
+            {
+                self.observer.event(Event::Threshold {
+                    frequency: r.frequency,
+                    threshold: r.threshold,
+                    steps: r.steps.len(),
+                });
+            }
+        }
+        self.observer.event(Event::Advance(trials_run));
+        Ok(())
+    }
+
+    /// After a repeat's test: the results with its procedures, the result files rewritten
+    /// (a round costs only its journal line until now), the test-at-chance check, `status`.
+    pub(super) fn finish_test(
+        &mut self,
+        repeat: u32,
+        status: String,
+        t0: Instant,
+    ) -> Result<(), Failure> {
         self.results = self.results_so_far();
         self.live = None;
-        // A round costs its journal line; the result files are rewritten once the repeat's
-        // test is done (and when the run is interrupted or fails).
         self.sync_journal()?;
         self.folder
             .write_partial(&self.results)
             .map_err(|e| self.io_failure(&e))?;
         self.observer.event(Event::PhaseDone);
         self.warn_test_at_chance(repeat);
-        self.observer.event(Event::Status(format!(
-            "testing showed {shown} images, {computed} of them distinct (each computed once)"
-        )));
+        self.observer.event(Event::Status(status));
         self.phase_done("testing", t0);
         Ok(())
     }
 
     /// The procedures of the test that is running.
-    fn procs(&self) -> &[Procedure] {
+    pub(super) fn procs(&self) -> &[Procedure] {
         self.live.as_ref().map_or(&[], |l| &l.procs)
     }
 
@@ -313,7 +342,11 @@ impl Interpreter<'_> {
 
     /// `psy::run::resume` unless a journaled round asked what this round asks (the same
     /// frequency, contrast and trial count per request, in order).
-    fn check_replayed(&self, round: &Round, requests: &[(usize, Request)]) -> Result<(), Failure> {
+    pub(super) fn check_replayed(
+        &self,
+        round: &Round,
+        requests: &[(usize, Request)],
+    ) -> Result<(), Failure> {
         let same = round.requests.len() == requests.len()
             && round.requests.iter().zip(requests).all(|(m, &(f, req))| {
                 m.frequency == f

@@ -8,13 +8,12 @@ use crate::device::StimuliOn;
 use crate::device_stimuli::{self};
 use crate::failure::Failure;
 use psyrun::diag::{Code, Diag};
-use psyrun::plan::{BatchNorm, Optimizer, Setting};
+use psyrun::plan::{BatchNorm, Setting};
 use psyrun::progress::Event;
 use psyrun::report::journal::Entry;
 use psyrun::report::EpochRecord;
 use psyrun::trials::{self};
 use std::time::Instant;
-use tch::nn::OptimizerConfig;
 use tch::{nn, Kind, Tensor};
 
 impl Interpreter<'_> {
@@ -38,33 +37,9 @@ impl Interpreter<'_> {
         };
         let order = self.backbone.feature_order();
         let probe = Probe::new(shape, order, seed, self.device);
-        let mut opt = match &plan.probe.optimizer {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                weight_decay,
-                nesterov,
-            } => nn::Sgd {
-                momentum: *momentum,
-                dampening: 0.0,
-                wd: *weight_decay,
-                nesterov: *nesterov,
-            }
-            .build(&probe.vs, *lr),
-            Optimizer::Adam {
-                lr,
-                betas,
-                weight_decay,
-            } => nn::Adam {
-                beta1: betas.0,
-                beta2: betas.1,
-                wd: *weight_decay,
-                eps: 1e-8,
-                amsgrad: false,
-            }
-            .build(&probe.vs, *lr),
-        }
-        .map_err(|e| self.torch_failure(&e.to_string()))?;
+        let mut opt = probe
+            .optimizer(&plan.probe.optimizer)
+            .map_err(|e| self.torch_failure(&e.to_string()))?;
 
         let samples = u64::from(plan.train.samples);
         let batch = u64::from(plan.probe.batch).max(1);
@@ -142,62 +117,14 @@ impl Interpreter<'_> {
                         BatchNorm::Train => (self.features(&x1), self.features(&x2)),
                     };
                     let logits = probe.forward(&f1, &f2);
-                    let loss = logits.cross_entropy_for_logits(&labels);
-                    opt.zero_grad();
-                    loss.backward();
-                    opt.step();
-                    let l = loss.double_value(&[]);
-                    if !l.is_finite() {
-                        return Err(self.nan_failure(epoch, l));
-                    }
-                    let right = logits
-                        .detach()
-                        .argmax(1, false)
-                        .eq_tensor(&labels)
-                        .sum(Kind::Int64)
-                        .int64_value(&[]);
+                    let (l, right) = self.step(&mut opt, &logits, &labels, epoch)?;
                     loss_sum += l * n as f64;
                     correct += right;
                     seen += n as u64;
                     self.observer.event(Event::Advance(n as u64));
                     start = end;
                 }
-                let record = EpochRecord {
-                    repeat,
-                    epoch: epoch + 1,
-                    loss: loss_sum / seen.max(1) as f64,
-                    accuracy: correct as f64 / seen.max(1) as f64,
-                };
-                self.observer.event(Event::Epoch {
-                    epoch,
-                    loss: record.loss,
-                    accuracy: record.accuracy,
-                });
-                self.results.training.push(record);
-                // The journal gets the epoch (a resumed run checks its retraining against it
-                // instead); the result files are written when the phase ends, or when the
-                // run is interrupted or fails.
-                match self.replay.next_epoch(repeat) {
-                    Some((e, loss, accuracy)) => {
-                        if e != record.epoch
-                            || loss.to_bits() != record.loss.to_bits()
-                            || accuracy.to_bits() != record.accuracy.to_bits()
-                        {
-                            return Err(self.resume_mismatch(format!(
-                                "retraining gave loss {} and accuracy {} in repeat {repeat}'s \
-                                 epoch {}, where the journal has loss {loss} and accuracy \
-                                 {accuracy} in epoch {e}",
-                                record.loss, record.accuracy, record.epoch
-                            )));
-                        }
-                    }
-                    None => self.journal(&Entry::Epoch {
-                        repeat,
-                        epoch: record.epoch,
-                        loss: record.loss,
-                        accuracy: record.accuracy,
-                    })?,
-                }
+                self.end_epoch(repeat, epoch, loss_sum, correct, seen)?;
             }
             Ok(())
         })?;
@@ -231,6 +158,80 @@ impl Interpreter<'_> {
             }
         }
         Ok(probe)
+    }
+}
+
+impl Interpreter<'_> {
+    /// One optimiser step on a batch's `logits` for `labels`: `(loss, right answers)`;
+    /// `psy::run::nan_loss` when the loss is not finite.
+    pub(super) fn step(
+        &self,
+        opt: &mut nn::Optimizer,
+        logits: &Tensor,
+        labels: &Tensor,
+        epoch: u32,
+    ) -> Result<(f64, i64), Failure> {
+        let loss = logits.cross_entropy_for_logits(labels);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        let l = loss.double_value(&[]);
+        if !l.is_finite() {
+            return Err(self.nan_failure(epoch, l));
+        }
+        let right = logits
+            .detach()
+            .argmax(1, false)
+            .eq_tensor(labels)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        Ok((l, right))
+    }
+
+    /// The end of an epoch: its record shown, kept, and journaled (a resumed run checks its
+    /// retraining against the journal instead; the result files are written when the phase
+    /// ends, or when the run is interrupted or fails).
+    pub(super) fn end_epoch(
+        &mut self,
+        repeat: u32,
+        epoch: u32,
+        loss_sum: f64,
+        correct: i64,
+        seen: u64,
+    ) -> Result<(), Failure> {
+        let record = EpochRecord {
+            repeat,
+            epoch: epoch + 1,
+            loss: loss_sum / seen.max(1) as f64,
+            accuracy: correct as f64 / seen.max(1) as f64,
+        };
+        self.observer.event(Event::Epoch {
+            epoch,
+            loss: record.loss,
+            accuracy: record.accuracy,
+        });
+        self.results.training.push(record);
+        match self.replay.next_epoch(repeat) {
+            Some((e, loss, accuracy)) => {
+                if e != record.epoch
+                    || loss.to_bits() != record.loss.to_bits()
+                    || accuracy.to_bits() != record.accuracy.to_bits()
+                {
+                    return Err(self.resume_mismatch(format!(
+                        "retraining gave loss {} and accuracy {} in repeat {repeat}'s epoch {}, \
+                         where the journal has loss {loss} and accuracy {accuracy} in epoch {e}",
+                        record.loss, record.accuracy, record.epoch
+                    )));
+                }
+                Ok(())
+            }
+            None => self.journal(&Entry::Epoch {
+                repeat,
+                epoch: record.epoch,
+                loss: record.loss,
+                accuracy: record.accuracy,
+            }),
+        }
     }
 }
 
