@@ -510,17 +510,20 @@ pub(super) mod repr {
         }
     }
 
-    impl From<PlanRepr> for Plan {
-        fn from(r: PlanRepr) -> Self {
-            // A plan without a design has both sections (serde fails on neither otherwise:
-            // the stubs below are a design's).
+    impl TryFrom<PlanRepr> for Plan {
+        type Error = String;
+
+        /// A plan has both sections, or a design they are derived from.
+        fn try_from(r: PlanRepr) -> Result<Self, String> {
             let train = r
                 .train
-                .or_else(|| r.design.as_ref().map(Design::legacy_train));
+                .or_else(|| r.design.as_ref().map(Design::legacy_train))
+                .ok_or("a plan needs a `train` section or a `design`")?;
             let test = r
                 .test
-                .or_else(|| r.design.as_ref().map(Design::legacy_test));
-            Plan {
+                .or_else(|| r.design.as_ref().map(Design::legacy_test))
+                .ok_or("a plan needs a `test` section or a `design`")?;
+            Ok(Plan {
                 psy: r.psy,
                 experiment: r.experiment,
                 seed: r.seed,
@@ -528,8 +531,8 @@ pub(super) mod repr {
                 precision: r.precision,
                 backbone: r.backbone,
                 probe: r.probe,
-                train: train.unwrap_or_else(empty_train),
-                test: test.unwrap_or_else(empty_test),
+                train,
+                test,
                 staircase: r.staircase,
                 observer: r.observer,
                 fit: r.fit,
@@ -537,32 +540,7 @@ pub(super) mod repr {
                 design: r.design,
                 derived: r.derived,
                 spans: Default::default(),
-            }
-        }
-    }
-
-    fn empty_train() -> Train {
-        Train {
-            size: 0,
-            samples: 0,
-            shapes: Vec::new(),
-            background: 0.5,
-            pivot: 0.5,
-            contrast: Uniform { lo: 0.0, hi: 1.0 },
-            normalize: Normalize::Off,
-        }
-    }
-
-    fn empty_test() -> Test {
-        Test {
-            size: 0,
-            frequencies: Vec::new(),
-            orientations: Vec::new(),
-            phases: Vec::new(),
-            envelope: Envelope::Off,
-            reference: 0.0,
-            target_interval: TargetInterval::Both,
-            normalize: Normalize::Off,
+            })
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// of the serialised plan, which shows the design instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(
-    from = "super::design::repr::PlanRepr",
+    try_from = "super::design::repr::PlanRepr",
     into = "super::design::repr::PlanRepr"
 )]
 pub struct Plan {

@@ -111,11 +111,21 @@ fn a_gabor_pair_plans_with_defaults_like_and_expressions() {
     // The legacy sections are the design's, and the plan survives RON.
     assert_eq!(p.train, d.legacy_train());
     assert_eq!(p.test, d.legacy_test());
-    let back: Plan = ron::from_str(&to_ron(&p)).unwrap();
+    let ron_text = to_ron(&p);
+    let back: Plan = ron::from_str(&ron_text).unwrap();
     assert_eq!(back.design, p.design);
     assert_eq!(
         (back.train.clone(), back.test.clone()),
         (p.train.clone(), p.test.clone())
+    );
+    // Without its design, the plan has nothing to derive `train` and `test` from.
+    let start = ron_text.find("  design: Design(").unwrap();
+    let end = start + ron_text[start..].find("\n  staircase:").unwrap();
+    let cut = format!("{}{}", &ron_text[..start], &ron_text[end + 1..]);
+    let e = ron::from_str::<Plan>(&cut).unwrap_err().to_string();
+    assert!(
+        e.contains("a plan needs a `train` section or a `design`"),
+        "{e}"
     );
     // 2AFC, position all: 2 conditions; probe on two intervals of 64×2×2 features.
     assert_eq!(p.derived.trials_per_level, 2);
