@@ -293,3 +293,32 @@ fn every_task_runs_with_a_probe_and_with_a_distance() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A TorchScript backbone's shapes are known only once the module is loaded; the saved plan
+/// then sizes the probe by the task (four intervals side by side, four logits), not by the
+/// tutorial's two images.
+#[test]
+fn a_torchscript_backbone_in_a_design_sizes_the_probe_by_the_task() {
+    let dir = scratch("torchscript-task");
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/torchscript/tiny_cnn.pt"),
+        dir.join("cnn.pt"),
+    )
+    .unwrap();
+    let body = task_experiment("nafc { stimuli [reference, target]  intervals 4 }", "probe")
+        .replace(
+            "backbone resnet18 { weights random  cut layer1  pooling avg 2x2 }",
+            "backbone torchscript \"cnn.pt\" { pooling avg 2x2 }",
+        );
+    assert!(body.contains("torchscript"), "{body}");
+    fs::write(dir.join("ts.psy"), body).unwrap();
+    let o = torch(&dir, &["run", "ts.psy", "--out", "a"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // tiny_cnn at 32 px: 16×16×16, pooled to 16×2×2 = 64 features per image.
+    let plan = fs::read_to_string(dir.join("a/plan.ron")).unwrap();
+    let compact: String = plan.split_whitespace().collect();
+    assert!(compact.contains("features_per_image:Some(64)"), "{plan}");
+    assert!(compact.contains("probe_inputs:Some(256)"), "{plan}");
+    assert!(compact.contains("probe_parameters:Some(1028)"), "{plan}");
+    let _ = fs::remove_dir_all(&dir);
+}

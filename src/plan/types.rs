@@ -686,7 +686,8 @@ pub struct Derived {
 
 impl Derived {
     /// Fills the shape-dependent quantities from the cut's output shape and the shape after
-    /// pooling (per image).
+    /// pooling (per image), for the tutorial's probe: both images' features, two logits.
+    /// A design's probe is sized by [`set_probe`](Self::set_probe) after this.
     pub fn set_shapes(&mut self, cut_shape: Vec<u32>, feature_shape: Vec<u32>) {
         let per_image: u64 = feature_shape.iter().map(|&d| u64::from(d)).product();
         self.cut_shape = Some(cut_shape);
@@ -694,6 +695,23 @@ impl Derived {
         self.features_per_image = Some(per_image);
         self.probe_inputs = Some(2 * per_image);
         self.probe_parameters = Some(2 * (2 * per_image) + 2);
+    }
+
+    /// Sizes a design's read-out from the features per image (set by
+    /// [`set_shapes`](Self::set_shapes)): a probe sees every interval's features side by
+    /// side (same/different: `|f₁ − f₂|`) and has one logit per answer; a distance read-out
+    /// has no parameters. Without a design, or before the shapes are known, nothing changes.
+    pub fn set_probe(&mut self, design: Option<&Design>) {
+        let (Some(d), Some(per_image)) = (design, self.features_per_image) else {
+            return;
+        };
+        let inputs = u64::from(d.task.probe_intervals()) * per_image;
+        let choices = u64::from(d.task.choices());
+        self.probe_inputs = Some(inputs);
+        self.probe_parameters = Some(match d.readout {
+            super::design::Readout::Probe => choices * inputs + choices,
+            super::design::Readout::Distance(_) => 0,
+        });
     }
 }
 

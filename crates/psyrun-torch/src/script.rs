@@ -687,6 +687,7 @@ pub fn resolve(
     }
     let mut resolved = plan.clone();
     resolved.derived.set_shapes(cut_shape, feature_shape);
+    resolved.derived.set_probe(plan.design.as_ref());
     resolved.backbone.sidecar = sidecar;
     Ok((resolved, Some(net)))
 }

@@ -8,7 +8,7 @@ use super::backbone::BackboneOut;
 use super::experiment::Sections;
 use crate::diag::{Code, Diag, Span};
 use crate::models::catalog::{self, Arch, ShapeError};
-use crate::plan::design::{Design, Readout};
+use crate::plan::design::Design;
 use crate::plan::types::{
     BatchNorm, Derived, Network, Pooling, Probe, Staircase, TargetInterval, Test, Train,
 };
@@ -94,18 +94,8 @@ fn with_shapes(
         return None;
     }
     derived.set_shapes(cut_shape, feature_shape);
+    derived.set_probe(design);
     let per_image = derived.features_per_image.unwrap_or(0);
-    if let Some(d) = design {
-        // Every interval's features side by side (same/different: |f₁ − f₂|); one logit
-        // per answer.
-        let inputs = u64::from(d.task.probe_intervals()) * per_image;
-        let choices = u64::from(d.task.choices());
-        derived.probe_inputs = Some(inputs);
-        derived.probe_parameters = Some(match d.readout {
-            Readout::Probe => choices * inputs + choices,
-            Readout::Distance(_) => 0,
-        });
-    }
     derived.estimated_peak_bytes =
         super::memory::estimate(net.arch, &net.cut, per_image, probe, train, test);
     if let Some(bytes) = derived.estimated_peak_bytes {
