@@ -25,6 +25,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+mod vit;
+
 /// A torchvision architecture known to the catalog.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -108,6 +110,14 @@ pub enum Arch {
     /// `regnet_x_400mf`: stages of 1, 2, 7, 12 blocks (32, 64, 160, 400 channels), group
     /// width 16.
     RegnetXx400mf,
+    /// `vit_b_16`: ViT-Base, 16×16 patches, 12 encoder blocks of width 768 (12 heads, MLP
+    /// 3072); 224×224 images only.
+    VitB16,
+    /// `vit_b_32`: ViT-Base with 32×32 patches; 224×224 images only.
+    VitB32,
+    /// `vit_l_16`: ViT-Large, 16×16 patches, 24 encoder blocks of width 1024 (16 heads, MLP
+    /// 4096); 224×224 images only.
+    VitL16,
 }
 
 impl Arch {
@@ -150,6 +160,9 @@ impl Arch {
         Arch::ShufflenetV2X2x0,
         Arch::RegnetYx400mf,
         Arch::RegnetXx400mf,
+        Arch::VitB16,
+        Arch::VitB32,
+        Arch::VitL16,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -192,6 +205,9 @@ impl Arch {
             Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
             Arch::RegnetYx400mf => "regnet_y_400mf",
             Arch::RegnetXx400mf => "regnet_x_400mf",
+            Arch::VitB16 => "vit_b_16",
+            Arch::VitB32 => "vit_b_32",
+            Arch::VitL16 => "vit_l_16",
         }
     }
 
@@ -206,6 +222,7 @@ impl Arch {
             nodes.iter().any(|n| match &n.body {
                 Body::Leaf(op) => matches!(op, Op::BatchNorm2d { .. }),
                 Body::Seq(children) => any_bn(children),
+                Body::Residual(branches) => branches.iter().any(|b| any_bn(b)),
                 Body::Block { main, merge } => {
                     any_bn(main)
                         || matches!(merge, Merge::Add { shortcut: Some(d), .. }
@@ -221,6 +238,16 @@ impl Arch {
     /// The input size the network was trained at (224 for all of them).
     pub fn default_input_size(self) -> u32 {
         224
+    }
+
+    /// The one input size the network accepts, if it accepts only one: 224 for the Vision
+    /// Transformers (torchvision asserts it; their position embedding has one entry per
+    /// 224×224 patch), `None` for the others.
+    pub fn fixed_input_size(self) -> Option<u32> {
+        match network(self).family {
+            Family::Vit => Some(vit::VIT_IMAGE_SIZE),
+            _ => None,
+        }
     }
 }
 
@@ -255,6 +282,12 @@ pub enum ShapeError {
         /// The smallest input size for which this cut works.
         min_input: u32,
     },
+    /// The network accepts images of one size only ([`Arch::fixed_input_size`]), not this
+    /// one.
+    WrongSize {
+        /// The size it accepts.
+        size: u32,
+    },
 }
 
 impl fmt::Display for ShapeError {
@@ -265,6 +298,9 @@ impl fmt::Display for ShapeError {
                 f,
                 "input too small: output of `{module}` would be empty (needs an input of at least {min_input}x{min_input})"
             ),
+            ShapeError::WrongSize { size } => {
+                write!(f, "the network takes {size}x{size} images only")
+            }
         }
     }
 }
@@ -285,6 +321,7 @@ pub fn top_level(arch: Arch) -> Vec<&'static str> {
     network(arch)
         .modules
         .iter()
+        .filter(|n| n.cut_point)
         .map(|n| n.name.as_str())
         .collect()
 }
@@ -297,7 +334,11 @@ pub fn find(arch: Arch, path: &str) -> Option<CutPoint> {
 /// Output shape (without batch dimension) of the module at `path` for a
 /// `3×input×input` image, e.g. resnet50 `layer2` at 224 gives `[512, 28, 28]`.
 pub fn output_shape(arch: Arch, path: &str, input: u32) -> Result<Vec<u32>, ShapeError> {
-    match shape_at(arch, path, input)? {
+    let result = shape_at(arch, path, input)?;
+    if let Some(size) = arch.fixed_input_size().filter(|&s| s != input) {
+        return Err(ShapeError::WrongSize { size });
+    }
+    match result {
         Ok(shape) => Ok(shape),
         Err(module) => Err(ShapeError::TooSmall {
             module,
@@ -351,6 +392,9 @@ pub fn min_input_size(arch: Arch, path: &str) -> Option<u32> {
     let works = |n: u32| matches!(shape_at(arch, path, n), Ok(Ok(_)));
     if shape_at(arch, path, 1).is_err() {
         return None;
+    }
+    if let Some(n) = arch.fixed_input_size() {
+        return Some(n);
     }
     // Output sizes never shrink as the input grows, so search by doubling
     // and then bisecting.
@@ -414,6 +458,12 @@ pub enum Family {
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
+    /// Vision Transformer: `conv_proj` `trunc_normal_(std=√(1/fan_in))` with bias 0, class
+    /// token 0, position embedding `normal_(std=0.02)`, MLP linears `xavier_uniform_` with
+    /// biases `normal_(std=1e-6)`, attention as nn.MultiheadAttention initialises itself
+    /// (`in_proj_weight` `xavier_uniform_`, `out_proj.weight` U(±1/√fan_in), biases 0),
+    /// LayerNorm 1 and 0, the head 0.
+    Vit,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -503,12 +553,69 @@ pub enum Op {
     AdaptiveAvgPool2d(u32),
     /// `Dropout` (p = 0.5): the identity for a frozen network.
     Dropout,
-    /// `Linear(fin, fout)` with bias, on a flattened input.
+    /// `Linear(fin, fout)` with bias, on a flattened input, on the last dimension of a
+    /// channels-last map or on every token.
     Linear {
         /// Input features.
         fin: u32,
         /// Output features.
         fout: u32,
+    },
+    /// A learned class token prepended to a sequence of `d`-dimensional tokens. A [D, H, W]
+    /// map becomes its H·W patch tokens first, row by row (`flatten(2).transpose(1, 2)`,
+    /// ViT's `_process_input`). Not a module but a parameter of the enclosing module, named
+    /// by its node (torchvision's top-level `class_token`, CLIP's `class_embedding`): its
+    /// node is no cut point, and its key (the node's path) comes before the keys of its
+    /// siblings, as PyTorch lists a module's own parameters before its children's.
+    ClassToken {
+        /// Token width.
+        d: u32,
+        /// Whether the parameter is `[1, 1, D]` (torchvision, timm) rather than `[D]`
+        /// (CLIP).
+        batch_dims: bool,
+    },
+    /// A learned position embedding `[S, D]` added to a sequence of exactly `s` tokens; a
+    /// parameter like [`Op::ClassToken`] (torchvision's `encoder.pos_embedding`).
+    PosEmbedding {
+        /// Sequence length (class token included).
+        s: u32,
+        /// Token width.
+        d: u32,
+        /// Whether the parameter is `[1, S, D]` rather than `[S, D]`.
+        batch_dims: bool,
+    },
+    /// `nn.MultiheadAttention(d, heads)` as self-attention on a sequence of tokens (batch
+    /// first), its output's first element (the attention weights are not computed):
+    /// `in_proj_weight` [3D, D] and `in_proj_bias` give q, k and v, each split into `heads`
+    /// heads, softmax(q·kᵀ/√(D/heads))·v per head, the heads concatenated and `out_proj`.
+    MultiheadAttention {
+        /// Token width.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+    },
+    /// The parameter-free core of a self-attention on fused `qkv` projections (timm's and
+    /// DINOv2's `Attention` between its `qkv` and `proj` linears): [S, 3D] tokens (q, k, v
+    /// concatenated, each `heads` heads of D/heads) to [S, D]. A function, not a module:
+    /// its node is no cut point.
+    Attention {
+        /// Output token width D.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+    },
+    /// `QuickGELU`: x · σ(1.702 x) (CLIP).
+    QuickGelu,
+    /// `x[:, 0]`: the first token's features, [S, D] to [D] (ViT's class token before its
+    /// `heads`). A function, not a module: its node is no cut point.
+    FirstToken,
+    /// Layer scale: x times a learned `gamma` [D] over the last dimension (DINOv2's and
+    /// open_clip's `LayerScale`, key `gamma`).
+    LayerScale {
+        /// Width of the last dimension.
+        d: u32,
+        /// The initial value of `gamma` (DINOv2: 1e-5).
+        init: f64,
     },
 }
 
@@ -534,7 +641,20 @@ impl Op {
             Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
             Op::Dropout => "Dropout",
             Op::Linear { .. } => "Linear",
+            Op::ClassToken { .. } => "Parameter",
+            Op::PosEmbedding { .. } => "Parameter",
+            Op::MultiheadAttention { .. } => "MultiheadAttention",
+            Op::Attention { .. } => "scaled_dot_product_attention",
+            Op::QuickGelu => "QuickGELU",
+            Op::FirstToken => "getitem",
+            Op::LayerScale { .. } => "LayerScale",
         }
+    }
+
+    /// Whether the op is a parameter of the enclosing module rather than a module
+    /// ([`Op::ClassToken`], [`Op::PosEmbedding`]): its key is its node's path.
+    pub fn is_parameter(self) -> bool {
+        matches!(self, Op::ClassToken { .. } | Op::PosEmbedding { .. })
     }
 
     /// The output shape, or `None` if it would be empty.
@@ -551,9 +671,39 @@ impl Op {
                 | Op::Silu
                 | Op::StochasticDepth
                 | Op::Gelu
+                | Op::QuickGelu
                 | Op::Dropout,
                 x,
             ) => Some(x),
+            (Op::LayerNorm { c: n, .. }, Shape::Tokens(_, c))
+            | (Op::MultiheadAttention { d: n, .. }, Shape::Tokens(_, c))
+            | (Op::LayerScale { d: n, .. }, Shape::Tokens(_, c) | Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "token width");
+                Some(x)
+            }
+            (Op::Linear { fin, fout }, Shape::Tokens(s, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Tokens(s, fout))
+            }
+            (Op::ClassToken { d, .. }, Shape::Map(c, h, w)) => {
+                debug_assert_eq!(c, d, "class token width");
+                Some(Shape::Tokens(1 + h * w, d))
+            }
+            (Op::ClassToken { d, .. }, Shape::Tokens(s, c)) => {
+                debug_assert_eq!(c, d, "class token width");
+                Some(Shape::Tokens(s + 1, d))
+            }
+            // A sequence of another length has no position embedding (torchvision asserts
+            // the image size before it gets here; see `Arch::fixed_input_size`).
+            (Op::PosEmbedding { s, d, .. }, Shape::Tokens(n, c)) => {
+                debug_assert_eq!(c, d, "position embedding width");
+                (n == s).then_some(x)
+            }
+            (Op::FirstToken, Shape::Tokens(_, d)) => Some(Shape::Flat(d)),
+            (Op::Attention { d, .. }, Shape::Tokens(s, c)) => {
+                debug_assert_eq!(c, 3 * d, "fused qkv width");
+                Some(Shape::Tokens(s, d))
+            }
             (Op::LayerNorm2d { c: n, .. }, Shape::Map(c, ..))
             | (Op::LayerNorm { c: n, .. }, Shape::Last(_, _, c)) => {
                 debug_assert_eq!(c, n, "LayerNorm channels");
@@ -562,6 +712,7 @@ impl Op {
             (Op::Permute { to_last: true }, Shape::Map(c, h, w)) => Some(Shape::Last(h, w, c)),
             (Op::Permute { to_last: false }, Shape::Last(h, w, c)) => Some(Shape::Map(c, h, w)),
             (Op::Flatten, Shape::Map(c, h, w)) => Some(Shape::Flat(c * h * w)),
+            (Op::Flatten, Shape::Tokens(s, d)) => Some(Shape::Flat(s * d)),
             (Op::Linear { fin, fout }, Shape::Last(h, w, c)) => {
                 debug_assert_eq!(c, fin, "Linear input features");
                 Some(Shape::Last(h, w, fout))
@@ -655,6 +806,12 @@ pub enum Body {
         /// How the main branch's output meets the block input.
         merge: Merge,
     },
+    /// Residual branches applied in turn, `x ← x + branch(x)` for each (a transformer
+    /// block: ViT's `EncoderBlock` is `[ln_1, self_attention, dropout]` then `[ln_2, mlp]`;
+    /// Swin's and DINOv2's blocks alike). Cutting inside branch `i` runs the branches
+    /// before it, each with its sum, and branch `i` up to the cut (no sum). A module
+    /// applied in several branches (Swin's `stochastic_depth`) is no cut point.
+    Residual(Vec<Vec<Node>>),
 }
 
 /// How a [`Body::Block`] combines its main branch with its input `x`.
@@ -765,6 +922,23 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
             let body = match &node.body {
                 Body::Leaf(_) => return None,
                 Body::Seq(children) => Body::Seq(up_to(children, &path, cut)?),
+                Body::Residual(branches) => {
+                    // The branches before the one cut short, whole.
+                    let mut found = false;
+                    let mut kept = Vec::new();
+                    for b in branches {
+                        if let Some(b) = up_to(b, &path, cut) {
+                            kept.push(b);
+                            found = true;
+                            break;
+                        }
+                        kept.push(b.clone());
+                    }
+                    if !found {
+                        return None;
+                    }
+                    Body::Residual(kept)
+                }
                 Body::Block { main, merge } => match (up_to(main, &path, cut), merge) {
                     (Some(main), _) => Body::Block {
                         main,
@@ -934,6 +1108,9 @@ fn describe(arch: Arch) -> Network {
         Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
         Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
         Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
+        Arch::VitB16 => vit::vit(16, 12, 12, 768, 3072),
+        Arch::VitB32 => vit::vit(32, 12, 12, 768, 3072),
+        Arch::VitL16 => vit::vit(16, 24, 16, 1024, 4096),
     }
 }
 
@@ -1842,6 +2019,8 @@ enum Shape {
     Last(u32, u32, u32),
     /// A flat feature vector.
     Flat(u32),
+    /// A sequence of tokens: length, width (a transformer's [S, D], batch first).
+    Tokens(u32, u32),
 }
 
 impl Shape {
@@ -1850,6 +2029,7 @@ impl Shape {
             Shape::Map(c, h, w) => vec![c, h, w],
             Shape::Last(h, w, c) => vec![h, w, c],
             Shape::Flat(f) => vec![f],
+            Shape::Tokens(s, d) => vec![s, d],
         }
     }
 }
@@ -1870,14 +2050,15 @@ fn evaluate(arch: Arch, input: u32, stop: Option<&str>) -> Vec<(CutPoint, Outcom
         out: Vec::new(),
         done: false,
     };
+    // A network of one input size fails at once on another (torchvision asserts it).
+    let first = network(arch).modules[0].name.clone();
+    let image = match arch.fixed_input_size() {
+        Some(n) if n != input => Err(first),
+        _ => Ok(Shape::Map(3, input, input)),
+    };
     // The model's own output is that of its last top-level cut point,
     // already recorded.
-    let _ = walk.sequence(
-        &network(arch).modules,
-        "",
-        0,
-        Ok(Shape::Map(3, input, input)),
-    );
+    let _ = walk.sequence(&network(arch).modules, "", 0, image);
     walk.out
 }
 
@@ -1921,6 +2102,23 @@ impl Walk<'_> {
         let y = match &node.body {
             Body::Leaf(op) => x.and_then(|s| op.apply(s).ok_or_else(|| path.clone())),
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
+            Body::Residual(branches) => {
+                let mut x = x;
+                for b in branches {
+                    let y = self.sequence(b, &path, depth + 1, x.clone());
+                    if self.done {
+                        return y;
+                    }
+                    x = match (x, y) {
+                        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                        (Ok(a), Ok(b)) => {
+                            debug_assert_eq!(a, b, "residual branch changes the shape at {path}");
+                            Ok(b)
+                        }
+                    };
+                }
+                x
+            }
             Body::Block {
                 main,
                 merge: Merge::Concat {
@@ -2116,6 +2314,9 @@ mod tests {
             }
             Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
             Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
+            Arch::VitB16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
+            Arch::VitB32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
+            Arch::VitL16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
         }
     }
 
@@ -2210,6 +2411,14 @@ mod tests {
                 if n > 1 {
                     match output_shape(arch, &cut.path, n - 1) {
                         Err(ShapeError::TooSmall { min_input, .. }) => assert_eq!(min_input, n),
+                        Err(ShapeError::WrongSize { size }) => {
+                            assert_eq!(arch.fixed_input_size(), Some(size));
+                            assert_eq!(size, n);
+                            assert_eq!(
+                                output_shape(arch, &cut.path, n + 1),
+                                Err(ShapeError::WrongSize { size })
+                            );
+                        }
                         other => panic!("{arch} {} @{}: {other:?}", cut.path, n - 1),
                     }
                 }

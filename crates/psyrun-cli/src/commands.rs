@@ -285,6 +285,7 @@ pub fn layers_table(arch: Arch, size: u32) -> String {
         let shape = match catalog::output_shape(arch, &p.path, size) {
             Ok(v) => v.iter().map(u32::to_string).collect::<Vec<_>>().join("×"),
             Err(ShapeError::TooSmall { min_input, .. }) => format!("needs ≥ {min_input} px"),
+            Err(ShapeError::WrongSize { size }) => format!("takes {size} px only"),
             Err(ShapeError::UnknownLayer) => "?".into(),
         };
         let name = format!("{}{}", "  ".repeat(p.depth), p.path);

@@ -43,6 +43,9 @@ use tch::{nn, Device, Kind, Tensor};
 mod parity_tests;
 #[cfg(test)]
 mod tests;
+mod vit;
+#[cfg(test)]
+mod vit_tests;
 
 /// BatchNorm momentum (torchvision's default; each layer uses its catalog [`Op`]'s).
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -111,11 +114,20 @@ pub struct StateKey {
 
 /// The keys of `nodes` (under `prefix`) in torchvision's order.
 fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateKey>) {
-    for node in nodes {
+    // The enclosing module's own parameters (a class token, a position embedding) come
+    // before its children's keys, wherever the forward uses them.
+    let parameter = |n: &&Node| matches!(n.body, Body::Leaf(op) if op.is_parameter());
+    let (params, modules): (Vec<&Node>, Vec<&Node>) = nodes.iter().partition(parameter);
+    for node in params.into_iter().chain(modules) {
         let path = join(prefix, &node.name);
         match &node.body {
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
             Body::Seq(children) => state_keys_of(children, &path, fam, out),
+            Body::Residual(branches) => {
+                for b in branches {
+                    state_keys_of(b, &path, fam, out);
+                }
+            }
             Body::Block { main, merge } => {
                 // A module's own parameters come before its children's.
                 if let Merge::Add {
@@ -202,6 +214,8 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // conv normal_(0, 0.01); bias 0.
             let (w, b) = match fam {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
+                // vit: conv_proj trunc_normal_(std=√(1/fan_in)) (cut at ±2, over 50 std).
+                Family::Vit => (Init::Normal((1.0 / fan_in).sqrt()), Init::Const(0.0)),
                 Family::Squeezenet if path.starts_with("classifier.") => {
                     (Init::Normal(0.01), Init::Const(0.0))
                 }
@@ -248,6 +262,7 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Efficientnet => {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
                 }
+                Family::Vit => vit::linear_init(path, fin, fout),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -257,8 +272,15 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             push("weight", vec![c], Kind::Float, Init::Const(1.0));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
         }
+        Op::ClassToken { .. }
+        | Op::PosEmbedding { .. }
+        | Op::MultiheadAttention { .. }
+        | Op::LayerScale { .. } => vit::op_keys(op, path, fam, out),
         Op::Relu
         | Op::Gelu
+        | Op::QuickGelu
+        | Op::FirstToken
+        | Op::Attention { .. }
         | Op::Permute { .. }
         | Op::Flatten
         | Op::Relu6
@@ -338,6 +360,8 @@ enum Layer {
     AdaptiveAvg(i64),
     Dropout,
     Linear(Linear),
+    /// Transformer layers (class token, position embedding, attention, ...).
+    Token(vit::TokenLayer),
 }
 
 /// One named module of the built network (a torchvision module path).
@@ -352,7 +376,12 @@ pub struct Stage {
 enum StageBody {
     Leaf(Layer),
     Seq(Vec<Stage>),
-    Block { main: Vec<Stage>, merge: StageMerge },
+    /// `x ← x + branch(x)` for each branch in turn.
+    Residual(Vec<Vec<Stage>>),
+    Block {
+        main: Vec<Stage>,
+        merge: StageMerge,
+    },
 }
 
 /// A built [`Merge`].
@@ -385,6 +414,9 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
             let path = join(prefix, &node.name);
             let body = match &node.body {
                 Body::Seq(children) => StageBody::Seq(build(vs, children, &path)),
+                Body::Residual(branches) => {
+                    StageBody::Residual(branches.iter().map(|b| build(vs, b, &path)).collect())
+                }
                 Body::Block { main, merge } => StageBody::Block {
                     main: build(vs, main, &path),
                     merge: match merge {
@@ -496,6 +528,15 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         },
                         Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
                         Op::Dropout => Layer::Dropout,
+                        Op::ClassToken { .. }
+                        | Op::PosEmbedding { .. }
+                        | Op::MultiheadAttention { .. }
+                        | Op::Attention { .. }
+                        | Op::QuickGelu
+                        | Op::FirstToken
+                        | Op::LayerScale { .. } => {
+                            Layer::Token(vit::TokenLayer::build(vs, *op, &path))
+                        }
                     })
                 }
             };
@@ -859,6 +900,17 @@ impl Backbone {
                 }
                 y
             }
+            StageBody::Residual(branches) => {
+                let mut x = x;
+                for b in branches {
+                    let (y, stop) = self.run_seq(b, x.shallow_clone(), cut);
+                    if stop {
+                        return (y, true);
+                    }
+                    x = x + y;
+                }
+                x
+            }
             StageBody::Block {
                 main,
                 merge:
@@ -1040,6 +1092,7 @@ impl Backbone {
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
+            Layer::Token(t) => t.forward(x),
         }
     }
 }

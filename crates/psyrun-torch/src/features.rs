@@ -501,6 +501,13 @@ fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<V
                 format!("use --size {min_input} or larger (the images must have that size), or an earlier cut"),
             ))
         }
+        Err(ShapeError::WrongSize { size: only }) => {
+            return Err(usage(
+                Code::PlanInputSize,
+                format!("{arch} takes {only}x{only} px images only, not {size}x{size}"),
+                format!("use --size {only} (the images must have that size)"),
+            ))
+        }
         Err(ShapeError::UnknownLayer) => {
             return Err(usage(
                 Code::PlanUnknownLayer,

@@ -236,6 +236,22 @@ impl Shapes<'_> {
                 );
                 None
             }
+            Err(ShapeError::WrongSize { size: only }) => {
+                cx.push(
+                    Diag::error(
+                        Code::PlanInputSize,
+                        format!("{arch} takes {only} px images only, not {size} px"),
+                    )
+                    .at(self.size_span(which), format!("{size} px"))
+                    .also(self.bb.cut_span, format!("cut in {arch}"))
+                    .with_help(format!(
+                        "write `size {only}` in the `{which}` block: torchvision's {arch} \
+                         asserts its image size (its position embedding has one entry per \
+                         patch of a {only} px image)"
+                    )),
+                );
+                None
+            }
             Err(ShapeError::UnknownLayer) => None,
         }
     }

@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 18] = [
+const CASES: [(Arch, &[&str]); 20] = [
     (
         Arch::Resnet18,
         &[
@@ -189,6 +189,33 @@ const CASES: [(Arch, &[&str]); 18] = [
             "stem",
             "trunk_output.block3.block3-2.f.b",
             "trunk_output.block4.block4-0",
+        ],
+    ),
+    (
+        // 224 px only: the patch embedding, the class token and position embedding (in the
+        // first block's LayerNorm), attention (its first output), inside the second
+        // residual (after the first's sum), the MLP's GELU, whole blocks, the final
+        // LayerNorm and the head on the class token.
+        Arch::VitB16,
+        &[
+            "conv_proj",
+            "encoder.layers.encoder_layer_0.ln_1",
+            "encoder.layers.encoder_layer_0.self_attention",
+            "encoder.layers.encoder_layer_1.ln_2",
+            "encoder.layers.encoder_layer_5.mlp.1",
+            "encoder.layers.encoder_layer_5.mlp",
+            "encoder.layers.encoder_layer_11",
+            "encoder.ln",
+            "heads",
+        ],
+    ),
+    (
+        Arch::VitB32,
+        &[
+            "encoder.layers.encoder_layer_2.self_attention",
+            "encoder.layers.encoder_layer_7",
+            "encoder.ln",
+            "heads.head",
         ],
     ),
 ];
