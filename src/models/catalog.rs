@@ -25,6 +25,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+mod clip;
 mod vit;
 
 /// A torchvision architecture known to the catalog.
@@ -118,6 +119,23 @@ pub enum Arch {
     /// `vit_l_16`: ViT-Large, 16×16 patches, 24 encoder blocks of width 1024 (16 heads, MLP
     /// 4096); 224×224 images only.
     VitL16,
+    /// `clip_rn50`: CLIP's RN50 image encoder (OpenAI): a ResNet-50 with a three-conv stem,
+    /// anti-aliasing average pools and an attention pool to a 1024-d embedding.
+    ClipRn50,
+    /// `clip_vit_b_32`: CLIP's ViT-B/32 image encoder (OpenAI), 512-d embedding; 224×224
+    /// images only.
+    ClipVitB32,
+    /// `clip_vit_b_16`: CLIP's ViT-B/16 image encoder (OpenAI), 512-d embedding; 224×224
+    /// images only.
+    ClipVitB16,
+    /// `dinov2_vits14`: DINOv2 ViT-S/14 (384 wide, 12 blocks, 6 heads).
+    Dinov2Vits14,
+    /// `dinov2_vitb14`: DINOv2 ViT-B/14 (768 wide, 12 blocks, 12 heads).
+    Dinov2Vitb14,
+    /// `dinov2_vits14_reg`: DINOv2 ViT-S/14 with 4 register tokens.
+    Dinov2Vits14Reg,
+    /// `dinov2_vitb14_reg`: DINOv2 ViT-B/14 with 4 register tokens.
+    Dinov2Vitb14Reg,
 }
 
 impl Arch {
@@ -163,6 +181,13 @@ impl Arch {
         Arch::VitB16,
         Arch::VitB32,
         Arch::VitL16,
+        Arch::ClipRn50,
+        Arch::ClipVitB32,
+        Arch::ClipVitB16,
+        Arch::Dinov2Vits14,
+        Arch::Dinov2Vitb14,
+        Arch::Dinov2Vits14Reg,
+        Arch::Dinov2Vitb14Reg,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -208,6 +233,13 @@ impl Arch {
             Arch::VitB16 => "vit_b_16",
             Arch::VitB32 => "vit_b_32",
             Arch::VitL16 => "vit_l_16",
+            Arch::ClipRn50 => "clip_rn50",
+            Arch::ClipVitB32 => "clip_vit_b_32",
+            Arch::ClipVitB16 => "clip_vit_b_16",
+            Arch::Dinov2Vits14 => "dinov2_vits14",
+            Arch::Dinov2Vitb14 => "dinov2_vitb14",
+            Arch::Dinov2Vits14Reg => "dinov2_vits14_reg",
+            Arch::Dinov2Vitb14Reg => "dinov2_vitb14_reg",
         }
     }
 
@@ -246,7 +278,7 @@ impl Arch {
     pub fn fixed_input_size(self) -> Option<u32> {
         match network(self).family {
             Family::Vit => Some(vit::VIT_IMAGE_SIZE),
-            _ => None,
+            _ => clip::fixed_input_size(self),
         }
     }
 }
@@ -464,6 +496,17 @@ pub enum Family {
     /// (`in_proj_weight` `xavier_uniform_`, `out_proj.weight` U(±1/√fan_in), biases 0),
     /// LayerNorm 1 and 0, the head 0.
     Vit,
+    /// CLIP as open_clip initialises it: convs and linears nn.Conv2d's and nn.Linear's
+    /// defaults (U(±1/√fan_in)), BatchNorm 1 and 0 but every Bottleneck's `bn3` weight 0,
+    /// the attention pool's embedding and q/k/v/c projections `normal_(std=1/√C)`, the
+    /// ViT's class and position embeddings and `proj` `normal_(std=1/√D)`, attention as
+    /// nn.MultiheadAttention initialises itself, LayerNorm 1 and 0.
+    Clip,
+    /// DINOv2 as its code initialises it: linears `trunc_normal_(std=0.02)` with bias 0, the
+    /// patch conv nn.Conv2d's default, position embedding `trunc_normal_(std=0.02)`, class
+    /// and register tokens `normal_(std=1e-6)`, `mask_token` 0, layer scale 1e-5, LayerNorm
+    /// 1 and 0.
+    Dinov2,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -617,6 +660,63 @@ pub enum Op {
         /// The initial value of `gamma` (DINOv2: 1e-5).
         init: f64,
     },
+    /// `AvgPool2d(k)`: average over k×k windows with stride k, no padding (CLIP's
+    /// anti-aliasing pools).
+    AvgPool2d {
+        /// Window size and stride.
+        k: u32,
+    },
+    /// `Identity` (open_clip's stride-1 `avgpool`, `patch_dropout`, `ls_1`; DINOv2's `head`).
+    Identity,
+    /// CLIP's `AttentionPool2d`: the [C, H, W] map's H·W tokens after their mean, plus
+    /// `positional_embedding` [grid² + 1, C] (resampled to H×W as timm's `AttentionPool2d`
+    /// does, bicubic with antialiasing, when the map is not grid×grid), multi-head attention
+    /// of the first token (the mean) over all with `q_proj`, `k_proj`, `v_proj`, then
+    /// `c_proj`: the [out] embedding.
+    AttentionPool2d {
+        /// Channels.
+        c: u32,
+        /// The grid of the position embedding (7 at 224 px).
+        grid: u32,
+        /// Attention heads.
+        heads: u32,
+        /// Output width.
+        out: u32,
+    },
+    /// `x @ proj` with a parameter `proj` [fin, fout] of the enclosing module, named by its
+    /// node (CLIP's image projection of the class token).
+    Projection {
+        /// Input features.
+        fin: u32,
+        /// Output features.
+        fout: u32,
+    },
+    /// A [D, H, W] map as its H·W tokens, row by row (`flatten(2).transpose(1, 2)`, inside
+    /// DINOv2's `PatchEmbed`). A function: its node is no cut point.
+    ToTokens,
+    /// DINOv2's position embedding, a parameter `[1, 1 + grid², D]` added to the class token
+    /// and the patch tokens, resampled to an image's g×g patch grid as DINOv2's
+    /// `interpolate_pos_encoding` does when g ≠ grid: bicubic, no antialiasing, scale factor
+    /// (g + 0.1) / grid.
+    Dinov2PosEmbedding {
+        /// The grid of the parameter (37).
+        grid: u32,
+        /// Token width.
+        d: u32,
+    },
+    /// DINOv2's register tokens, a parameter `[1, n, D]` inserted after the class token.
+    RegisterTokens {
+        /// How many.
+        n: u32,
+        /// Token width.
+        d: u32,
+    },
+    /// A parameter `[1, D]` of the model that its forward never uses (DINOv2's
+    /// `mask_token`, for masked training): a key, no computation.
+    Unused {
+        /// Width.
+        d: u32,
+    },
 }
 
 impl Op {
@@ -648,13 +748,29 @@ impl Op {
             Op::QuickGelu => "QuickGELU",
             Op::FirstToken => "getitem",
             Op::LayerScale { .. } => "LayerScale",
+            Op::AvgPool2d { .. } => "AvgPool2d",
+            Op::Identity => "Identity",
+            Op::AttentionPool2d { .. } => "AttentionPool2d",
+            Op::Projection { .. } => "matmul",
+            Op::ToTokens => "flatten",
+            Op::Dinov2PosEmbedding { .. } | Op::RegisterTokens { .. } | Op::Unused { .. } => {
+                "Parameter"
+            }
         }
     }
 
     /// Whether the op is a parameter of the enclosing module rather than a module
     /// ([`Op::ClassToken`], [`Op::PosEmbedding`]): its key is its node's path.
     pub fn is_parameter(self) -> bool {
-        matches!(self, Op::ClassToken { .. } | Op::PosEmbedding { .. })
+        matches!(
+            self,
+            Op::ClassToken { .. }
+                | Op::PosEmbedding { .. }
+                | Op::Projection { .. }
+                | Op::Dinov2PosEmbedding { .. }
+                | Op::RegisterTokens { .. }
+                | Op::Unused { .. }
+        )
     }
 
     /// The output shape, or `None` if it would be empty.
@@ -662,6 +778,17 @@ impl Op {
         // floor((n + 2p - (k - 1) - 1) / s) + 1, computed without underflow.
         let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
         match (self, x) {
+            (
+                Op::AvgPool2d { .. }
+                | Op::Identity
+                | Op::AttentionPool2d { .. }
+                | Op::Projection { .. }
+                | Op::ToTokens
+                | Op::Dinov2PosEmbedding { .. }
+                | Op::RegisterTokens { .. }
+                | Op::Unused { .. },
+                x,
+            ) => clip::apply(self, x),
             (
                 Op::Relu
                 | Op::Relu6
@@ -1111,6 +1238,13 @@ fn describe(arch: Arch) -> Network {
         Arch::VitB16 => vit::vit(16, 12, 12, 768, 3072),
         Arch::VitB32 => vit::vit(32, 12, 12, 768, 3072),
         Arch::VitL16 => vit::vit(16, 24, 16, 1024, 4096),
+        Arch::ClipRn50 => clip::clip_resnet([3, 4, 6, 3], 64, 32, 1024),
+        Arch::ClipVitB32 => clip::clip_vit(32, 12, 768, 12, 512),
+        Arch::ClipVitB16 => clip::clip_vit(16, 12, 768, 12, 512),
+        Arch::Dinov2Vits14 => clip::dinov2(12, 384, 6, 0),
+        Arch::Dinov2Vitb14 => clip::dinov2(12, 768, 12, 0),
+        Arch::Dinov2Vits14Reg => clip::dinov2(12, 384, 6, 4),
+        Arch::Dinov2Vitb14Reg => clip::dinov2(12, 768, 12, 4),
     }
 }
 
@@ -2201,6 +2335,11 @@ impl Walk<'_> {
                     Merge::Add { shortcut: None, .. } | Merge::Scale => x,
                     Merge::Concat { .. } => unreachable!("handled above"),
                 };
+                // Stopped inside the shortcut (CLIP's `downsample.-1` pools before its conv,
+                // so its output's channels are the block input's).
+                if self.done {
+                    return skip;
+                }
                 // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
                 // the main branch's first failure wins, as it runs first in torchvision.
                 let sum = match (y, skip) {
@@ -2317,6 +2456,17 @@ mod tests {
             Arch::VitB16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
             Arch::VitB32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
             Arch::VitL16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
+            Arch::ClipRn50 => include_str!("../../tests/fixtures/catalog/clip_rn50.txt"),
+            Arch::ClipVitB32 => include_str!("../../tests/fixtures/catalog/clip_vit_b_32.txt"),
+            Arch::ClipVitB16 => include_str!("../../tests/fixtures/catalog/clip_vit_b_16.txt"),
+            Arch::Dinov2Vits14 => include_str!("../../tests/fixtures/catalog/dinov2_vits14.txt"),
+            Arch::Dinov2Vitb14 => include_str!("../../tests/fixtures/catalog/dinov2_vitb14.txt"),
+            Arch::Dinov2Vits14Reg => {
+                include_str!("../../tests/fixtures/catalog/dinov2_vits14_reg.txt")
+            }
+            Arch::Dinov2Vitb14Reg => {
+                include_str!("../../tests/fixtures/catalog/dinov2_vitb14_reg.txt")
+            }
         }
     }
 

@@ -39,6 +39,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 
+mod clip;
+#[cfg(test)]
+mod clip_tests;
 #[cfg(test)]
 mod parity_tests;
 #[cfg(test)]
@@ -214,6 +217,11 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // conv normal_(0, 0.01); bias 0.
             let (w, b) = match fam {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
+                // clip, dinov2: nn.Conv2d's defaults.
+                Family::Clip | Family::Dinov2 => (
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
                 // vit: conv_proj trunc_normal_(std=√(1/fan_in)) (cut at ±2, over 50 std).
                 Family::Vit => (Init::Normal((1.0 / fan_in).sqrt()), Init::Const(0.0)),
                 Family::Squeezenet if path.starts_with("classifier.") => {
@@ -240,7 +248,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         }
         Op::BatchNorm2d { c, .. } => {
             let c = i64::from(c);
-            push("weight", vec![c], Kind::Float, Init::Const(1.0));
+            // open_clip zeroes the last BatchNorm's weight of every Bottleneck.
+            let zeroed = fam == Family::Clip && path.starts_with("layer") && path.ends_with(".bn3");
+            let weight = if zeroed { 0.0 } else { 1.0 };
+            push("weight", vec![c], Kind::Float, Init::Const(weight));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
             push("running_mean", vec![c], Kind::Float, Init::Const(0.0));
             push("running_var", vec![c], Kind::Float, Init::Const(1.0));
@@ -263,6 +274,9 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
                 }
                 Family::Vit => vit::linear_init(path, fin, fout),
+                // clip: nn.Linear's defaults; dinov2: trunc_normal_(std=0.02), bias 0.
+                Family::Clip => (Init::Uniform(bound), Init::Uniform(bound)),
+                Family::Dinov2 => (Init::Normal(0.02), Init::Const(0.0)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -272,6 +286,16 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             push("weight", vec![c], Kind::Float, Init::Const(1.0));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
         }
+        Op::ClassToken { .. } | Op::PosEmbedding { .. }
+            if matches!(fam, Family::Clip | Family::Dinov2) =>
+        {
+            clip::op_keys(op, path, fam, out)
+        }
+        Op::AttentionPool2d { .. }
+        | Op::Projection { .. }
+        | Op::Dinov2PosEmbedding { .. }
+        | Op::RegisterTokens { .. }
+        | Op::Unused { .. } => clip::op_keys(op, path, fam, out),
         Op::ClassToken { .. }
         | Op::PosEmbedding { .. }
         | Op::MultiheadAttention { .. }
@@ -281,6 +305,9 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         | Op::QuickGelu
         | Op::FirstToken
         | Op::Attention { .. }
+        | Op::AvgPool2d { .. }
+        | Op::Identity
+        | Op::ToTokens
         | Op::Permute { .. }
         | Op::Flatten
         | Op::Relu6
@@ -362,6 +389,8 @@ enum Layer {
     Linear(Linear),
     /// Transformer layers (class token, position embedding, attention, ...).
     Token(vit::TokenLayer),
+    /// CLIP's and DINOv2's own layers (attention pool, projection, ...).
+    Clip(clip::ClipLayer),
 }
 
 /// One named module of the built network (a torchvision module path).
@@ -537,6 +566,14 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         | Op::LayerScale { .. } => {
                             Layer::Token(vit::TokenLayer::build(vs, *op, &path))
                         }
+                        Op::AvgPool2d { .. }
+                        | Op::Identity
+                        | Op::AttentionPool2d { .. }
+                        | Op::Projection { .. }
+                        | Op::ToTokens
+                        | Op::Dinov2PosEmbedding { .. }
+                        | Op::RegisterTokens { .. }
+                        | Op::Unused { .. } => Layer::Clip(clip::ClipLayer::build(vs, *op, &path)),
                     })
                 }
             };
@@ -1093,6 +1130,7 @@ impl Backbone {
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
             Layer::Token(t) => t.forward(x),
+            Layer::Clip(c) => c.forward(x),
         }
     }
 }
