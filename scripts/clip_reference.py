@@ -235,8 +235,7 @@ def hooks(arch, net, cuts, outs):
         if c not in modules:
             sys.exit(f"{arch} has no module {c}")
         handles.append(modules[c].register_forward_hook(
-            lambda _m, _i, o, c=c: outs.__setitem__(
-                f"out.{c}", (o[0] if isinstance(o, tuple) else o).detach().clone())))
+            lambda _m, _i, o, c=c: outs.__setitem__(f"out.{c}", output(arch, c, o))))
     return handles
 
 

@@ -243,3 +243,31 @@ fn clip_vits_match_open_clip_from_openai_style_torchscript_archives() {
 fn dinov2_matches_timm_and_its_own_interpolation_from_released_layout_files() {
     check("dinov2", DINOV2);
 }
+
+/// The parity cases at 224 and 70 px can tell DINOv2's resampling from the others: the
+/// scale factor (g + 0.1) / 37 and no antialiasing give other values than resampling to
+/// the size (align_corners false) or timm's antialiased resampling.
+#[test]
+fn dinov2_resampling_differs_from_the_usual_ones() {
+    let pos = Tensor::randn([1, 1 + 37 * 37, 8], (Kind::Float, CPU));
+    for g in [16i64, 5] {
+        let ours = clip::dinov2_pos_embedding(&pos, g * g);
+        assert_eq!(ours.size(), [1, 1 + g * g, 8]);
+        // The class token's entry is kept.
+        assert!(ours.narrow(1, 0, 1).equal(&pos.narrow(1, 0, 1)));
+        let grid = pos
+            .narrow(1, 1, 37 * 37)
+            .reshape([1, 37, 37, 8])
+            .permute([0, 3, 1, 2]);
+        let flat = |t: Tensor| t.permute([0, 2, 3, 1]).reshape([1, g * g, 8]);
+        let by_size = flat(grid.upsample_bicubic2d([g, g], false, None, None));
+        let antialiased = flat(grid.internal_upsample_bicubic2d_aa([g, g], false, None, None));
+        let patches = ours.narrow(1, 1, g * g);
+        for other in [by_size, antialiased] {
+            let d = max_abs(&(&patches - &other)) / max_abs(&other);
+            assert!(d > 1e-2, "g {g}: {d:.2e}");
+        }
+    }
+    // On its own grid the embedding is used as it is.
+    assert!(clip::dinov2_pos_embedding(&pos, 37 * 37).equal(&pos));
+}
