@@ -233,6 +233,22 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V2",
         "regnet_x_400mf-62229a5f.pth",
     ),
+    // The ViTs' 224 px sets (IMAGENET1K_V1: resize 256, or 242 for vit_l_16, bilinear, crop
+    // 224; SWAG_LINEAR_V1: resize 224 bicubic); the SWAG_E2E sets are for 384 and 512 px
+    // networks, whose position embeddings the catalog's 224 px ViTs do not have.
+    WeightFile::new(Arch::VitBx16, "IMAGENET1K_V1", "vit_b_16-c867db91.pth"),
+    WeightFile::new(
+        Arch::VitBx16,
+        "IMAGENET1K_SWAG_LINEAR_V1",
+        "vit_b_16_lc_swag-4e70ced5.pth",
+    ),
+    WeightFile::new(Arch::VitBx32, "IMAGENET1K_V1", "vit_b_32-d86f8d99.pth"),
+    WeightFile::new(Arch::VitLx16, "IMAGENET1K_V1", "vit_l_16-852ce7e3.pth"),
+    WeightFile::new(
+        Arch::VitLx16,
+        "IMAGENET1K_SWAG_LINEAR_V1",
+        "vit_l_16_lc_swag-4d563306.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

@@ -57,10 +57,14 @@ fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
     } else {
         tops[0]
     };
-    let text = include_str!("../../experiments/quick_csf.psy")
+    let mut text = include_str!("../../experiments/quick_csf.psy")
         .replace("resnet18", arch.name())
         .replace("weights random", &format!("weights {weights}"))
         .replace("cut layer1", &format!("cut {cut}"));
+    // A ViT takes 224 px images only.
+    if let Some(size) = arch.fixed_input_size() {
+        text = text.replace("size 64", &format!("size {size}"));
+    }
     let lowered = plan::compile(&SourceFile::new("t.psy", text));
     match lowered.plan {
         Some(p) => Ok(p

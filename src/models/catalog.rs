@@ -113,21 +113,21 @@ pub enum Arch {
     RegnetXx400mf,
     /// `vit_b_16`: ViT-Base, 16×16 patches, 12 encoder blocks of width 768 (12 heads, MLP
     /// 3072); 224×224 images only.
-    VitB16,
+    VitBx16,
     /// `vit_b_32`: ViT-Base with 32×32 patches; 224×224 images only.
-    VitB32,
+    VitBx32,
     /// `vit_l_16`: ViT-Large, 16×16 patches, 24 encoder blocks of width 1024 (16 heads, MLP
     /// 4096); 224×224 images only.
-    VitL16,
+    VitLx16,
     /// `clip_rn50`: CLIP's RN50 image encoder (OpenAI): a ResNet-50 with a three-conv stem,
     /// anti-aliasing average pools and an attention pool to a 1024-d embedding.
     ClipRn50,
     /// `clip_vit_b_32`: CLIP's ViT-B/32 image encoder (OpenAI), 512-d embedding; 224×224
     /// images only.
-    ClipVitB32,
+    ClipVitBx32,
     /// `clip_vit_b_16`: CLIP's ViT-B/16 image encoder (OpenAI), 512-d embedding; 224×224
     /// images only.
-    ClipVitB16,
+    ClipVitBx16,
     /// `dinov2_vits14`: DINOv2 ViT-S/14 (384 wide, 12 blocks, 6 heads).
     Dinov2Vits14,
     /// `dinov2_vitb14`: DINOv2 ViT-B/14 (768 wide, 12 blocks, 12 heads).
@@ -178,12 +178,12 @@ impl Arch {
         Arch::ShufflenetV2X2x0,
         Arch::RegnetYx400mf,
         Arch::RegnetXx400mf,
-        Arch::VitB16,
-        Arch::VitB32,
-        Arch::VitL16,
+        Arch::VitBx16,
+        Arch::VitBx32,
+        Arch::VitLx16,
         Arch::ClipRn50,
-        Arch::ClipVitB32,
-        Arch::ClipVitB16,
+        Arch::ClipVitBx32,
+        Arch::ClipVitBx16,
         Arch::Dinov2Vits14,
         Arch::Dinov2Vitb14,
         Arch::Dinov2Vits14Reg,
@@ -230,12 +230,12 @@ impl Arch {
             Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
             Arch::RegnetYx400mf => "regnet_y_400mf",
             Arch::RegnetXx400mf => "regnet_x_400mf",
-            Arch::VitB16 => "vit_b_16",
-            Arch::VitB32 => "vit_b_32",
-            Arch::VitL16 => "vit_l_16",
+            Arch::VitBx16 => "vit_b_16",
+            Arch::VitBx32 => "vit_b_32",
+            Arch::VitLx16 => "vit_l_16",
             Arch::ClipRn50 => "clip_rn50",
-            Arch::ClipVitB32 => "clip_vit_b_32",
-            Arch::ClipVitB16 => "clip_vit_b_16",
+            Arch::ClipVitBx32 => "clip_vit_b_32",
+            Arch::ClipVitBx16 => "clip_vit_b_16",
             Arch::Dinov2Vits14 => "dinov2_vits14",
             Arch::Dinov2Vitb14 => "dinov2_vitb14",
             Arch::Dinov2Vits14Reg => "dinov2_vits14_reg",
@@ -377,6 +377,51 @@ pub fn output_shape(arch: Arch, path: &str, input: u32) -> Result<Vec<u32>, Shap
             min_input: min_input_size(arch, path).unwrap_or(u32::MAX),
         }),
     }
+}
+
+/// How a cut's output of tokens is laid out: `prefix` tokens (a class token) before the
+/// patch tokens of a `rows × cols` grid, row by row, batch first ([N, S, D]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenGrid {
+    /// Tokens before the patch tokens (1: ViT's class token).
+    pub prefix: u32,
+    /// Rows of patches.
+    pub rows: u32,
+    /// Columns of patches.
+    pub cols: u32,
+}
+
+/// For a cut whose output is a sequence of tokens ([S, D]) at a `3×input×input` image, how
+/// the tokens are laid out; `None` for a feature map, a flat output or an unknown cut. The
+/// prefix counts the class (and register) tokens the network prepends before the cut; the patch tokens
+/// of a square image form a square grid.
+pub fn token_grid(arch: Arch, path: &str, input: u32) -> Option<TokenGrid> {
+    let [s, _] = output_shape(arch, path, input).ok()?[..] else {
+        return None;
+    };
+    let nodes = network(arch).up_to(path)?;
+    fn class_tokens(nodes: &[Node]) -> u32 {
+        nodes
+            .iter()
+            .map(|n| match &n.body {
+                Body::Leaf(Op::ClassToken { .. }) => 1,
+                // DINOv2's registers, after the class token.
+                Body::Leaf(Op::RegisterTokens { n, .. }) => *n,
+                Body::Leaf(_) => 0,
+                Body::Seq(c) => class_tokens(c),
+                Body::Residual(b) => b.iter().map(|b| class_tokens(b)).sum(),
+                Body::Block { main, .. } => class_tokens(main),
+            })
+            .sum()
+    }
+    let prefix = class_tokens(&nodes);
+    let patches = s.checked_sub(prefix)?;
+    let side = (1..=patches).find(|k| k * k >= patches)?;
+    (side * side == patches).then_some(TokenGrid {
+        prefix,
+        rows: side,
+        cols: side,
+    })
 }
 
 /// The output shapes of the BatchNorm layers that a network cut after `path` runs, for a
@@ -1235,12 +1280,12 @@ fn describe(arch: Arch) -> Network {
         Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
         Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
         Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
-        Arch::VitB16 => vit::vit(16, 12, 12, 768, 3072),
-        Arch::VitB32 => vit::vit(32, 12, 12, 768, 3072),
-        Arch::VitL16 => vit::vit(16, 24, 16, 1024, 4096),
+        Arch::VitBx16 => vit::vit(16, 12, 12, 768, 3072),
+        Arch::VitBx32 => vit::vit(32, 12, 12, 768, 3072),
+        Arch::VitLx16 => vit::vit(16, 24, 16, 1024, 4096),
         Arch::ClipRn50 => clip::clip_resnet([3, 4, 6, 3], 64, 32, 1024),
-        Arch::ClipVitB32 => clip::clip_vit(32, 12, 768, 12, 512),
-        Arch::ClipVitB16 => clip::clip_vit(16, 12, 768, 12, 512),
+        Arch::ClipVitBx32 => clip::clip_vit(32, 12, 768, 12, 512),
+        Arch::ClipVitBx16 => clip::clip_vit(16, 12, 768, 12, 512),
         Arch::Dinov2Vits14 => clip::dinov2(12, 384, 6, 0),
         Arch::Dinov2Vitb14 => clip::dinov2(12, 768, 12, 0),
         Arch::Dinov2Vits14Reg => clip::dinov2(12, 384, 6, 4),
@@ -2453,12 +2498,12 @@ mod tests {
             }
             Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
             Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
-            Arch::VitB16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
-            Arch::VitB32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
-            Arch::VitL16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
+            Arch::VitBx16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
+            Arch::VitBx32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
+            Arch::VitLx16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
             Arch::ClipRn50 => include_str!("../../tests/fixtures/catalog/clip_rn50.txt"),
-            Arch::ClipVitB32 => include_str!("../../tests/fixtures/catalog/clip_vit_b_32.txt"),
-            Arch::ClipVitB16 => include_str!("../../tests/fixtures/catalog/clip_vit_b_16.txt"),
+            Arch::ClipVitBx32 => include_str!("../../tests/fixtures/catalog/clip_vit_b_32.txt"),
+            Arch::ClipVitBx16 => include_str!("../../tests/fixtures/catalog/clip_vit_b_16.txt"),
             Arch::Dinov2Vits14 => include_str!("../../tests/fixtures/catalog/dinov2_vits14.txt"),
             Arch::Dinov2Vitb14 => include_str!("../../tests/fixtures/catalog/dinov2_vitb14.txt"),
             Arch::Dinov2Vits14Reg => {

@@ -8,6 +8,7 @@ pub mod sidecar;
 mod spans;
 pub mod sweep;
 mod text;
+pub mod tokens;
 mod types;
 mod values;
 

@@ -291,6 +291,23 @@ pub fn layers_table(arch: Arch, size: u32) -> String {
         let name = format!("{}{}", "  ".repeat(p.depth), p.path);
         s.push_str(&format!("{name:<width$}  {:<20}  {shape}\n", p.module));
     }
+    // A transformer's cuts are S×D tokens: say how they read out.
+    if let Some(g) = points
+        .iter()
+        .find_map(|p| catalog::token_grid(arch, &p.path, size))
+    {
+        s.push_str(&format!(
+            "\nS×D: S tokens of D values, batch first ({} class token{}, then {}×{} patch \
+             tokens by rows); a backbone cut there needs `tokens cls` (D features), `tokens \
+             mean` (D) or `tokens map` (D×{}×{}, poolable)\n",
+            g.prefix,
+            if g.prefix == 1 { "" } else { "s" },
+            g.rows,
+            g.cols,
+            g.rows,
+            g.cols
+        ));
+    }
     s
 }
 

@@ -253,11 +253,12 @@ pub struct FeaturesArgs {
     /// --weights; its output for the images is the feature map.
     #[arg(long, conflicts_with = "experiment")]
     pub torchscript: Option<PathBuf>,
-    /// With --torchscript, for a module whose output is a token sequence (its sidecar
-    /// `FILE.json`, written by scripts/export_torchscript.py, says how it is laid out): `cls`
-    /// (the class token), `mean` (the mean of the patch tokens) or `map` (the patch tokens
-    /// as a [D, rows, columns] feature map).
-    #[arg(long, value_parser = parse_tokens, requires = "torchscript")]
+    /// For a cut whose output is a token sequence (a catalog ViT's `encoder` and what is in
+    /// it, or a TorchScript module whose sidecar `FILE.json`, written by
+    /// scripts/export_torchscript.py, says how it is laid out): `cls` (the class token),
+    /// `mean` (the mean of the patch tokens) or `map` (the patch tokens as a [D, rows,
+    /// columns] feature map). Needed there, refused elsewhere.
+    #[arg(long, value_parser = parse_tokens)]
     pub tokens: Option<psyrun::plan::TokenReadout>,
     /// Adaptive pooling of the cut's feature map: `none` (default), `avg:HxW` or `max:HxW`
     /// (`avg:N` is `avg:NxN`). The output keeps the map's shape, [N, C, H, W] or pooled

@@ -34,7 +34,7 @@
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
 use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Merge, Node, Op};
-use psyrun::plan::{BatchNorm, Pooling, Precision};
+use psyrun::plan::{BatchNorm, Pooling, Precision, TokenReadout};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
@@ -79,6 +79,14 @@ pub enum BackboneError {
     /// The plan's backbone is a TorchScript module, not a catalog architecture.
     #[error("a TorchScript backbone is not built by psyrun")]
     NotCatalog,
+    /// The token read-out cannot be taken from the cut's output.
+    #[error("`tokens` at `{cut}`: {message}")]
+    Tokens {
+        /// The cut.
+        cut: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,6 +604,8 @@ pub struct Backbone {
     /// The built keys in torchvision order.
     keys: Vec<StateKey>,
     batchnorm: BatchNorm,
+    /// Which tokens of a cut of tokens become the features ([`forward`](Self::forward)).
+    tokens: Option<TokenReadout>,
     channels_last: bool,
     precision: Precision,
     /// While the precision is `Bf16`: float32 copies of the floating-point variables as
@@ -641,6 +651,7 @@ impl Backbone {
             stages,
             keys,
             batchnorm: BatchNorm::Eval,
+            tokens: None,
             channels_last: false,
             precision: Precision::Fp32,
             fp32_copy: None,
@@ -655,7 +666,41 @@ impl Backbone {
         };
         let mut b = Backbone::new(net.arch, &net.cut, device)?;
         b.set_batchnorm(plan.batchnorm);
+        b.set_tokens(plan.tokens);
         Ok(b)
+    }
+
+    /// Which tokens [`forward`](Self::forward) and [`forward_raw`](Self::forward_raw) read
+    /// from a cut whose output is tokens (`[N, S, D]`): the class token, the mean of the
+    /// patch tokens or the patch tokens as a `[N, D, rows, columns]` map (see
+    /// [`crate::script::read_tokens`]). `None` (the default) returns the tokens themselves;
+    /// a feature map or a flat output is never read.
+    pub fn set_tokens(&mut self, tokens: Option<TokenReadout>) {
+        self.tokens = tokens;
+    }
+
+    /// The token read-out.
+    pub fn tokens(&self) -> Option<TokenReadout> {
+        self.tokens
+    }
+
+    /// `y`, the output of `cut` for a batch of `size` px images, read out by
+    /// [`set_tokens`](Self::set_tokens) when it is tokens.
+    pub fn read_out(&self, y: Tensor, cut: &str, size: i64) -> Result<Tensor, BackboneError> {
+        let Some(readout) = self.tokens else {
+            return Ok(y);
+        };
+        let size = u32::try_from(size).unwrap_or(0);
+        let Some(format) = psyrun::plan::tokens::catalog_format(self.arch, cut, size) else {
+            return Ok(y);
+        };
+        let n = y.size()[0];
+        crate::script::read_tokens(&y, n, readout, format).map_err(|message| {
+            BackboneError::Tokens {
+                cut: cut.to_owned(),
+                message,
+            }
+        })
     }
 
     /// The architecture.
@@ -798,12 +843,17 @@ impl Backbone {
     /// channels-last is on), without autograd: no copy into torchvision's order. Flatten it
     /// with [`flatten_features`] in [`feature_order`](Self::feature_order).
     pub fn forward_raw(&self, x: &Tensor) -> Tensor {
-        tch::no_grad(|| self.layer_output(x, &self.cut)).unwrap_or_else(|e| panic!("{e}"))
+        tch::no_grad(|| {
+            let y = self.layer_output(x, &self.cut)?;
+            self.read_out(y, &self.cut, x.size()[x.dim() - 1])
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The order in which [`forward_raw`](Self::forward_raw)'s maps flatten without a copy.
     pub fn feature_order(&self) -> FeatureOrder {
-        if self.channels_last {
+        // A token read-out's map is laid out [N, D, rows, columns] in memory.
+        if self.channels_last && self.tokens.is_none() {
             FeatureOrder::Hwc
         } else {
             FeatureOrder::Chw
@@ -824,9 +874,12 @@ impl Backbone {
         Ok(if bf16 { y.to_kind(Kind::Float) } else { y })
     }
 
-    /// The output of the built cut.
+    /// The output of the built cut, read out by [`set_tokens`](Self::set_tokens) when it
+    /// is tokens.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.features(x, &self.cut)
+        let y = self.features(x, &self.cut);
+        tch::no_grad(|| self.read_out(y, &self.cut, x.size()[x.dim() - 1]))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The arithmetic of the forward pass. `Bf16` converts every floating-point variable to

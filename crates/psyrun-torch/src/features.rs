@@ -92,8 +92,8 @@ pub struct FeaturesOptions {
     pub count: Option<u64>,
     /// With `experiment`: contrast of the test gratings (default the staircase's start).
     pub contrast: Option<f64>,
-    /// With `torchscript`: which tokens of a token sequence become the features (the
-    /// module's sidecar says how its output lays them out).
+    /// Which tokens of a token sequence become the features (a catalog ViT's cut, or a
+    /// TorchScript module whose sidecar says how its output lays them out).
     pub tokens: Option<plan::TokenReadout>,
     /// Further cuts of the same catalog network (`--cut` given more than once), written by
     /// the same pass.
@@ -285,7 +285,10 @@ fn resolve_images(args: &FeaturesOptions, format: Format) -> Result<Request, Fai
                 "name each cut once",
             ));
         }
-        cuts.push((c.to_owned(), feature_shape(arch, c, size, pooling)?));
+        cuts.push((
+            c.to_owned(),
+            feature_shape(arch, c, size, pooling, args.tokens)?,
+        ));
     }
     // The backbone is built up to the deepest cut (catalog order).
     let points = catalog::cut_points(arch);
@@ -488,7 +491,13 @@ fn check_cut(arch: Arch, cut: &str) -> Result<(), Failure> {
 }
 
 /// One image's feature shape: the cut's output at `size`, pooled.
-fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<Vec<u32>, Failure> {
+fn feature_shape(
+    arch: Arch,
+    cut: &str,
+    size: u32,
+    pooling: Pooling,
+    tokens: Option<plan::TokenReadout>,
+) -> Result<Vec<u32>, Failure> {
     let shape = match catalog::output_shape(arch, cut, size) {
         Ok(s) => s,
         Err(ShapeError::TooSmall { module, min_input }) => {
@@ -514,6 +523,40 @@ fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<V
                 format!("{arch} has no layer `{cut}`"),
                 format!("`psyrun layers {arch}` lists every layer"),
             ))
+        }
+    };
+    let format = plan::tokens::catalog_format(arch, cut, size);
+    let shape = match plan::tokens::readout_shape(&shape, format, tokens) {
+        Ok(s) => s,
+        Err(plan::tokens::Mismatch::Missing(f)) => {
+            let (rows, cols) = f.grid.unwrap_or((0, 0));
+            return Err(usage(
+                Code::PlanMissingSetting,
+                format!(
+                    "`{cut}` of {arch} outputs {} tokens of {} values: say which become the features",
+                    shape[0], shape[1]
+                ),
+                format!(
+                    "add `--tokens cls` (the class token), `--tokens mean` (the mean of the patch \
+                     tokens) or `--tokens map` (the patch tokens as a {}x{rows}x{cols} map)",
+                    shape[1]
+                ),
+            ));
+        }
+        Err(_) => {
+            return Err(usage(
+                Code::PlanIncompatible,
+                format!(
+                    "`--tokens` applies to a cut whose output is tokens, and `{cut}` of {arch} \
+                     outputs a {} feature map or vector",
+                    shape
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join("x")
+                ),
+                "remove `--tokens`, or cut inside a vision transformer's `encoder`",
+            ));
         }
     };
     match pooling {
@@ -1041,7 +1084,9 @@ impl Runner<'_> {
                 .sinks
                 .iter()
                 .map(|s| {
-                    b.try_features(&x, s.cut.as_deref().unwrap_or_default())
+                    let cut = s.cut.as_deref().unwrap_or_default();
+                    b.try_features(&x, cut)
+                        .and_then(|y| tch::no_grad(|| b.read_out(y, cut, i64::from(size))))
                         .map_err(|e| torch_failure(e.to_string()))
                 })
                 .collect::<Result<_, _>>()?,
@@ -1458,15 +1503,22 @@ mod tests {
     #[test]
     fn feature_shapes_follow_the_catalog_and_pooling() {
         assert_eq!(
-            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Off).unwrap(),
+            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Off, None).unwrap(),
             [64, 16, 16]
         );
         assert_eq!(
-            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Max { h: 2, w: 3 }).unwrap(),
+            feature_shape(
+                Arch::Resnet18,
+                "layer1",
+                64,
+                Pooling::Max { h: 2, w: 3 },
+                None
+            )
+            .unwrap(),
             [64, 2, 3]
         );
         assert_eq!(
-            feature_shape(Arch::Resnet18, "fc", 64, Pooling::Off).unwrap(),
+            feature_shape(Arch::Resnet18, "fc", 64, Pooling::Off, None).unwrap(),
             [1000]
         );
         let code = |r: Result<Vec<u32>, Failure>| r.unwrap_err().diags[0].code;
@@ -1475,7 +1527,8 @@ mod tests {
                 Arch::Resnet18,
                 "fc",
                 64,
-                Pooling::Avg { h: 1, w: 1 }
+                Pooling::Avg { h: 1, w: 1 },
+                None
             )),
             Code::PlanIncompatible
         );
@@ -1484,13 +1537,71 @@ mod tests {
                 Arch::Resnet18,
                 "layer1",
                 64,
-                Pooling::Avg { h: 17, w: 1 }
+                Pooling::Avg { h: 17, w: 1 },
+                None
             )),
             Code::PlanPoolingTooLarge
         );
         assert_eq!(
-            code(feature_shape(Arch::Vgg16, "features.30", 16, Pooling::Off)),
+            code(feature_shape(
+                Arch::Vgg16,
+                "features.30",
+                16,
+                Pooling::Off,
+                None
+            )),
             Code::PlanInputTooSmall
+        );
+        // A ViT: 224 px only; its encoder's tokens need a read-out, which gives the shape.
+        use plan::TokenReadout::{Cls, Map, Mean};
+        let vit =
+            |cut, size, pooling, tokens| feature_shape(Arch::VitBx16, cut, size, pooling, tokens);
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Off, Some(Cls)).unwrap(),
+            [768]
+        );
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Off, Some(Mean)).unwrap(),
+            [768]
+        );
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Off, Some(Map)).unwrap(),
+            [768, 14, 14]
+        );
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Avg { h: 2, w: 2 }, Some(Map)).unwrap(),
+            [768, 2, 2]
+        );
+        assert_eq!(
+            code(vit("encoder.ln", 224, Pooling::Off, None)),
+            Code::PlanMissingSetting
+        );
+        assert_eq!(
+            code(vit("encoder.ln", 256, Pooling::Off, Some(Cls))),
+            Code::PlanInputSize
+        );
+        assert_eq!(
+            code(vit("conv_proj", 224, Pooling::Off, Some(Cls))),
+            Code::PlanIncompatible
+        );
+        assert_eq!(
+            code(vit(
+                "encoder.ln",
+                224,
+                Pooling::Avg { h: 1, w: 1 },
+                Some(Cls)
+            )),
+            Code::PlanIncompatible
+        );
+        assert_eq!(
+            code(feature_shape(
+                Arch::Resnet18,
+                "layer1",
+                64,
+                Pooling::Off,
+                Some(Mean)
+            )),
+            Code::PlanIncompatible
         );
     }
 }

@@ -39,7 +39,7 @@ fn network(arch: Arch) -> &'static Network {
 /// The one input size of the CLIP ViTs (open_clip's ViT adds its fixed position embedding,
 /// so another grid fails); RN50's attention pool and DINOv2 resample their embeddings.
 pub(super) fn fixed_input_size(arch: Arch) -> Option<u32> {
-    matches!(arch, Arch::ClipVitB32 | Arch::ClipVitB16).then_some(CLIP_IMAGE_SIZE)
+    matches!(arch, Arch::ClipVitBx32 | Arch::ClipVitBx16).then_some(CLIP_IMAGE_SIZE)
 }
 
 /// The output shape of one of this module's ops ([`Op::AvgPool2d`], [`Op::Identity`],

@@ -21,6 +21,8 @@ pub(super) struct BackboneOut {
     pub(super) cut_span: Span,
     /// The `pooling` setting, if written.
     pub(super) pooling_span: Option<Span>,
+    /// The `tokens` setting, if written.
+    pub(super) tokens_span: Option<Span>,
 }
 
 /// The settings every backbone has, each `None` when unusable (already reported).
@@ -180,6 +182,7 @@ fn torchscript(cx: &mut Cx, common: &Common<'_>, file: String) -> Option<Backbon
     Some(BackboneOut {
         cut_span: common.label_span,
         pooling_span: common.pooling_span(),
+        tokens_span: common.f.get("tokens").map(|v| v.span),
         plan: Backbone {
             network: Network::TorchScript { file },
             pooling: common.pooling?,
@@ -222,23 +225,9 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
         (Some(a), Some(v)) => cut(cx, a, common.label_span, v),
         _ => None,
     };
-    if let Some(v) = f.get("tokens") {
-        // No catalog architecture outputs tokens yet: their cuts are feature maps.
-        cx.push(
-            Diag::error(
-                Code::PlanIncompatible,
-                "`tokens` applies to a cut whose output is a sequence of tokens",
-            )
-            .at(v.span, "this network's cuts are feature maps")
-            .also(common.label_span, "this backbone")
-            .with_help(
-                "remove `tokens`; for a vision transformer, export it cut with `scripts/export_torchscript.py` and use `backbone torchscript \"FILE\" { tokens cls }` (see docs/language.md, TorchScript backbones)",
-            ),
-        );
-        return None;
-    }
+    // Whether `tokens` fits the cut is checked with the shapes (see derive.rs).
     let (arch, weights, cut) = (arch?, weights?, cut?);
-    let (pooling, batchnorm) = (common.pooling?, common.batchnorm?);
+    let (pooling, batchnorm, tokens) = (common.pooling?, common.batchnorm?, common.tokens?);
     if batchnorm == BatchNorm::Train && !arch.has_batchnorm() {
         no_batchnorm(cx, b, common, arch);
         return None;
@@ -246,11 +235,12 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
     Some(BackboneOut {
         cut_span: cut_v.map_or(b.keyword.span, |v| v.span),
         pooling_span: common.pooling_span(),
+        tokens_span: f.get("tokens").map(|v| v.span),
         plan: Backbone {
             network: Network::Catalog(CatalogNet { arch, weights, cut }),
             pooling,
             batchnorm,
-            tokens: None,
+            tokens,
             sidecar: None,
         },
     })

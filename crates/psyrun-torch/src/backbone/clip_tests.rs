@@ -49,7 +49,7 @@ const RN50: &[Case] = &[
 /// and `proj` (the image embedding).
 const VIT: &[Case] = &[
     (
-        Arch::ClipVitB32,
+        Arch::ClipVitBx32,
         224,
         &[
             "conv1",
@@ -63,7 +63,7 @@ const VIT: &[Case] = &[
         ],
     ),
     (
-        Arch::ClipVitB16,
+        Arch::ClipVitBx16,
         224,
         &[
             "transformer.resblocks.2.attn",

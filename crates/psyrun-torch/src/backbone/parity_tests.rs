@@ -196,7 +196,7 @@ const CASES: [(Arch, &[&str]); 20] = [
         // first block's LayerNorm), attention (its first output), inside the second
         // residual (after the first's sum), the MLP's GELU, whole blocks, the final
         // LayerNorm and the head on the class token.
-        Arch::VitB16,
+        Arch::VitBx16,
         &[
             "conv_proj",
             "encoder.layers.encoder_layer_0.ln_1",
@@ -210,7 +210,7 @@ const CASES: [(Arch, &[&str]); 20] = [
         ],
     ),
     (
-        Arch::VitB32,
+        Arch::VitBx32,
         &[
             "encoder.layers.encoder_layer_2.self_attention",
             "encoder.layers.encoder_layer_7",

@@ -32,7 +32,7 @@ fn attention_core_equals_the_plain_formula() {
 #[test]
 fn vit_outputs_have_the_catalog_shapes_at_224() {
     let x = image(1, 0);
-    let arch = Arch::VitB32;
+    let arch = Arch::VitBx32;
     for cut in [
         "conv_proj",
         "encoder.dropout",
@@ -62,7 +62,7 @@ fn vit_outputs_have_the_catalog_shapes_at_224() {
 
 #[test]
 fn vit_random_init_follows_torchvision() {
-    let mut b = Backbone::new(Arch::VitB32, "encoder.layers.encoder_layer_0", CPU).unwrap();
+    let mut b = Backbone::new(Arch::VitBx32, "encoder.layers.encoder_layer_0", CPU).unwrap();
     b.init_random(4);
     let v = b.variables();
     let std = |k: &str| v[k].std(true).double_value(&[]);
@@ -103,10 +103,68 @@ fn vit_random_init_follows_torchvision() {
     close(std(&format!("{p}mlp.3.bias")), 1e-6, 0.2);
     assert_eq!(std(&format!("{p}ln_1.weight")), 0.0);
     // The head is zeros.
-    let inits: HashMap<String, Init> = state_keys(Arch::VitB32)
+    let inits: HashMap<String, Init> = state_keys(Arch::VitBx32)
         .into_iter()
         .map(|k| (k.key, k.init))
         .collect();
     assert_eq!(inits["heads.head.weight"], Init::Const(0.0));
     assert_eq!(inits["heads.head.bias"], Init::Const(0.0));
+}
+
+/// The read-outs take the right axes: right after the position embedding (made zero), the
+/// class token is the learned `class_token` and the patch tokens are `conv_proj`'s map
+/// cell by cell, so `tokens cls` must give the class token for every image of the batch,
+/// `tokens map` exactly `conv_proj`'s [N, D, 7, 7] map and `tokens mean` its spatial mean.
+/// A read-out that took the batch for the sequence (or the sequence for the batch), or
+/// laid the grid out by columns, fails.
+#[test]
+fn token_readouts_take_the_class_token_and_the_patch_grid_of_each_image() {
+    use psyrun::plan::TokenReadout;
+    let arch = Arch::VitBx32;
+    let cut = "encoder.dropout";
+    let x = image(3, 7);
+    let mut b = Backbone::new(arch, cut, CPU).unwrap();
+    b.init_random(2);
+    tch::no_grad(|| {
+        let v = b.variables();
+        let _ = v["encoder.pos_embedding"].shallow_clone().zero_();
+        let d = Tensor::arange(768, (Kind::Float, CPU)) / 100.0 + 5.0;
+        v["class_token"]
+            .shallow_clone()
+            .copy_(&d.reshape([1, 1, 768]));
+    });
+    let mut patches = Backbone::new(arch, "conv_proj", CPU).unwrap();
+    patches.init_random(2);
+    let grid = patches.forward(&x);
+    assert_eq!(grid.size(), [3, 768, 7, 7]);
+    // The images' grids differ (so a batch mix-up shows).
+    assert!(rel_diff(&grid.get(0), &grid.get(1)) > 0.1);
+
+    let raw = b.forward(&x);
+    assert_eq!(raw.size(), [3, 50, 768], "no read-out set: the tokens");
+    b.set_tokens(Some(TokenReadout::Cls));
+    let cls = b.forward(&x);
+    assert_eq!(cls.size(), [3, 768]);
+    let want = (Tensor::arange(768, (Kind::Float, CPU)) / 100.0 + 5.0).expand([3, 768], false);
+    assert!(cls.equal(&want), "the class token of every image");
+    b.set_tokens(Some(TokenReadout::Map));
+    let map = b.forward(&x);
+    assert_eq!(map.size(), [3, 768, 7, 7]);
+    assert!(
+        map.equal(&grid),
+        "the patch tokens laid out as conv_proj's map"
+    );
+    assert_eq!(b.forward_raw(&x).size(), [3, 768, 7, 7]);
+    b.set_tokens(Some(TokenReadout::Mean));
+    let mean = b.forward(&x);
+    let want = grid.mean_dim([2, 3].as_slice(), false, Kind::Float);
+    assert_eq!(mean.size(), [3, 768]);
+    assert!(
+        rel_diff(&mean, &want) < 1e-6,
+        "{:e}",
+        rel_diff(&mean, &want)
+    );
+    // A feature map is never read: conv_proj with a read-out set is still the map.
+    patches.set_tokens(Some(TokenReadout::Cls));
+    assert!(patches.forward(&x).equal(&grid));
 }
