@@ -36,10 +36,11 @@ The references:
   released `dinov2_vits14_pretrain.pth` etc. (timm's `_convert_dinov2` inverted:
   `register_tokens` for timm's `reg_token`, the class position folded back into `pos_embed`,
   and a `mask_token`). The official dinov2 package is not on PyPI, so its position-embedding
-  interpolation is written here from its code: bicubic, antialias off, scale factor
-  (grid + 0.1) / 37 (`interpolate_pos_encoding`, interpolate_offset 0.1); the timm model's
-  own (antialiased) resampling is replaced by it. At 518 px (a 37x37 grid) nothing is
-  resampled.
+  interpolation (`interpolate_pos_encoding`) is written here from its code, with the
+  settings of its hub models: without registers bicubic, antialias off, scale factor
+  (grid + 0.1) / 37 (interpolate_offset 0.1); with registers bicubic to the grid's size,
+  antialias on (interpolate_offset 0, interpolate_antialias True). It replaces the timm
+  model's own resampling. At 518 px (a 37x37 grid) nothing is resampled.
 """
 import math
 import os
@@ -108,7 +109,9 @@ def attnpool_forward(self, x):
 
 def dinov2_pos_embed(self, x):
     """timm's VisionTransformer._pos_embed (dynamic size, NHWC patches) with DINOv2's own
-    interpolate_pos_encoding: bicubic, no antialias, scale factor (g + 0.1) / M."""
+    interpolate_pos_encoding, as its hub models set it: without registers bicubic at the
+    scale factor (g + 0.1) / M, no antialias (interpolate_offset 0.1); with registers
+    bicubic to the size g x g with antialias (interpolate_offset 0, interpolate_antialias)."""
     b, h, w, c = x.shape
     pos = self.pos_embed
     if self.no_embed_class:
@@ -117,10 +120,12 @@ def dinov2_pos_embed(self, x):
         cls_pos, patch_pos = pos[:, :1], pos[:, 1:]
     m = int(math.sqrt(patch_pos.shape[1]))
     if (h, w) != (m, m):
-        patch_pos = F.interpolate(
-            patch_pos.float().reshape(1, m, m, c).permute(0, 3, 1, 2),
-            scale_factor=(float(h + 0.1) / m, float(w + 0.1) / m),
-            mode="bicubic", antialias=False)
+        grid = patch_pos.float().reshape(1, m, m, c).permute(0, 3, 1, 2)
+        if self.reg_token is not None:
+            patch_pos = F.interpolate(grid, size=(h, w), mode="bicubic", antialias=True)
+        else:
+            patch_pos = F.interpolate(grid, scale_factor=(float(h + 0.1) / m, float(w + 0.1) / m),
+                                      mode="bicubic", antialias=False)
         assert patch_pos.shape[-2:] == (h, w)
         patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, -1, c)
     x = x.view(b, -1, c)

@@ -741,13 +741,18 @@ pub enum Op {
     ToTokens,
     /// DINOv2's position embedding, a parameter `[1, 1 + grid², D]` added to the class token
     /// and the patch tokens, resampled to an image's g×g patch grid as DINOv2's
-    /// `interpolate_pos_encoding` does when g ≠ grid: bicubic, no antialiasing, scale factor
-    /// (g + 0.1) / grid.
+    /// `interpolate_pos_encoding` does when g ≠ grid, bicubic: the released models without
+    /// registers at the scale factor (g + 0.1) / grid without antialiasing
+    /// (`interpolate_offset` 0.1), those with registers to the size g×g with antialiasing
+    /// (offset 0, `interpolate_antialias`).
     Dinov2PosEmbedding {
         /// The grid of the parameter (37).
         grid: u32,
         /// Token width.
         d: u32,
+        /// Resampling to the size with antialiasing (the register models), else at the
+        /// offset scale factor without.
+        antialias: bool,
     },
     /// DINOv2's register tokens, a parameter `[1, n, D]` inserted after the class token.
     RegisterTokens {

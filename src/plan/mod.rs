@@ -12,7 +12,7 @@ pub mod tokens;
 mod types;
 mod values;
 
-pub use lower::{lower, Lowered, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
+pub use lower::{lower, Lowered, CLIP_MEAN, CLIP_STD, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
 pub use spans::{Setting, Spans};
 pub use types::*;
 

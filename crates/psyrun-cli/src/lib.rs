@@ -271,8 +271,9 @@ pub struct FeaturesArgs {
     /// Image size in pixels (default 224); every input must be exactly this size.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096), conflicts_with = "experiment")]
     pub size: Option<u32>,
-    /// Input normalisation of the PNG images: `imagenet` (default: ImageNet mean and std) or
-    /// `none` (values in [0, 1]).
+    /// Input normalisation of the PNG images: `imagenet` (ImageNet mean and std), `clip`
+    /// (CLIP's) or `none` (values in [0, 1]); default: the network's own (`clip` for CLIP's
+    /// encoders, else `imagenet`).
     #[arg(long, value_enum, conflicts_with = "experiment")]
     pub normalize: Option<FeaturesNormalize>,
     /// Device: `auto` (CUDA when present, else the CPU), `cpu`, `cuda` or `cuda:N`
@@ -329,6 +330,8 @@ holds the array only.";
 pub enum FeaturesNormalize {
     /// (x − mean) / std with ImageNet's channel means and standard deviations.
     Imagenet,
+    /// (x − mean) / std with CLIP's (OpenAI's) channel means and standard deviations.
+    Clip,
     /// No normalisation: the network sees pixel values in [0, 1].
     None,
 }

@@ -40,7 +40,7 @@ use crate::script::{Net, ScriptError, ScriptNet};
 use crate::weights::{self};
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_USAGE};
-use psyrun::models::catalog::{self, Arch, ShapeError};
+use psyrun::models::catalog::{self, Arch, Family, ShapeError};
 use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Weights};
 use psyrun::progress::{Event, Observer};
 use psyrun::report::npy_f32_header;
@@ -105,6 +105,8 @@ pub struct FeaturesOptions {
 pub enum ImageNormalize {
     /// (x − mean) / std with ImageNet's channel means and standard deviations.
     Imagenet,
+    /// (x − mean) / std with CLIP's (OpenAI's) channel means and standard deviations.
+    Clip,
     /// None: the network sees pixel values in [0, 1].
     None,
 }
@@ -331,6 +333,11 @@ fn images_request(
     feature_shape: Option<Vec<u32>>,
     format: Format,
 ) -> Request {
+    let arch = match &network {
+        plan::Network::Catalog(c) => Some(c.arch),
+        plan::Network::TorchScript { .. } => None,
+    };
+    let normalize = images_normalize(args, arch);
     Request {
         backbone: plan::Backbone {
             network,
@@ -346,7 +353,7 @@ fn images_request(
         inputs: Inputs::Images {
             files,
             size,
-            normalize: images_normalize(args),
+            normalize,
         },
         feature_shape,
         out: args.out.clone(),
@@ -383,11 +390,22 @@ fn resolve_script_images(
     Ok(images_request(args, network, inputs, size, None, format))
 }
 
-fn images_normalize(args: &FeaturesOptions) -> Normalize {
-    match args.normalize.unwrap_or(ImageNormalize::Imagenet) {
+/// `--normalize`, by default the network's own: CLIP's for CLIP's encoders, else ImageNet's.
+fn images_normalize(args: &FeaturesOptions, arch: Option<Arch>) -> Normalize {
+    let clip = arch.is_some_and(|a| psyrun::models::catalog::family(a) == Family::Clip);
+    let usual = if clip {
+        ImageNormalize::Clip
+    } else {
+        ImageNormalize::Imagenet
+    };
+    match args.normalize.unwrap_or(usual) {
         ImageNormalize::Imagenet => Normalize::MeanStd {
             mean: plan::IMAGENET_MEAN,
             std: plan::IMAGENET_STD,
+        },
+        ImageNormalize::Clip => Normalize::MeanStd {
+            mean: plan::CLIP_MEAN,
+            std: plan::CLIP_STD,
         },
         ImageNormalize::None => Normalize::Off,
     }
@@ -590,11 +608,13 @@ fn feature_shape(
     }
 }
 
-/// `random`, `imagenet`, a torchvision weight set of `arch`, or a weights file.
+/// `random`, the architecture's usual weights (`imagenet`, `openai`, `dinov2`), a named
+/// weight set of `arch`, or a weights file.
 fn parse_weights(arch: Arch, w: &str) -> Result<Weights, Failure> {
+    let (usual, usual_set) = psyrun::hub::usual_weights(arch);
     match w {
         "random" => return Ok(Weights::Random),
-        "imagenet" => return Ok(Weights::Torchvision("IMAGENET1K_V1".into())),
+        _ if w == usual => return Ok(Weights::Torchvision(usual_set.into())),
         _ => {}
     }
     if psyrun::hub::lookup(arch, w).is_some() {
@@ -612,10 +632,15 @@ fn parse_weights(arch: Arch, w: &str) -> Result<Weights, Failure> {
         .filter(|f| f.arch == arch)
         .map(|f| f.set)
         .collect();
-    let mut choices = vec!["random", "imagenet"];
+    let mut choices = vec!["random", usual];
     choices.extend(&sets);
+    let publisher = match usual {
+        "imagenet" => "torchvision",
+        "openai" => "OpenAI",
+        _ => "Meta",
+    };
     let mut help = format!(
-        "weights are `random`, `imagenet` (= IMAGENET1K_V1), a torchvision set of {arch} ({}), \
+        "weights are `random`, `{usual}` (= {usual_set}), a {publisher} set of {arch} ({}), \
          or a .safetensors/.pth file",
         sets.join(", ")
     );

@@ -254,8 +254,8 @@ pub(super) fn clip_vit(patch: u32, layers: u32, d: u32, heads: u32, out: u32) ->
 /// DINOv2's `DinoVisionTransformer` (patch 14, LayerNorm eps 1e-6, layer scale, GELU MLP of
 /// 4·D), module names as in the released code and timm's `vit_*_patch14_dinov2`:
 /// `patch_embed` (`proj`, a 14×14 conv with stride 14, then its tokens), `cls_token` before
-/// them, `pos_embed` [1, 1 + 37², D] resampled to the image's grid as DINOv2 does
-/// ([`Op::Dinov2PosEmbedding`]), `register_tokens` [1, R, D] after the class token,
+/// them, `pos_embed` [1, 1 + 37², D] resampled to the image's grid as DINOv2's hub models do
+/// ([`Op::Dinov2PosEmbedding`]; the register models resample otherwise), `register_tokens` [1, R, D] after the class token,
 /// `blocks.N` (`norm1`, `attn` (`qkv`, the attention, `proj`), `ls1`, then `norm2`, `mlp`
 /// (`fc1`, `act`, `fc2`), `ls2`), `norm`, and `head` (an `Identity`) on the class token.
 pub(super) fn dinov2(layers: u32, d: u32, heads: u32, registers: u32) -> Network {
@@ -316,6 +316,7 @@ pub(super) fn dinov2(layers: u32, d: u32, heads: u32, registers: u32) -> Network
             Op::Dinov2PosEmbedding {
                 grid: DINOV2_GRID,
                 d,
+                antialias: registers > 0,
             },
         ),
     ];

@@ -210,9 +210,20 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
         }
         Some(v) => arch(cx, v),
     };
+    // CLIP's encoders expect CLIP's normalisation: the default of every `normalize`.
+    if arch
+        .is_some_and(|a| crate::models::catalog::family(a) == crate::models::catalog::Family::Clip)
+    {
+        cx.normalize = Some(crate::plan::Normalize::MeanStd {
+            mean: super::CLIP_MEAN,
+            std: super::CLIP_STD,
+        });
+    }
     let weights = match f.get("weights") {
         None => {
-            missing(cx, b, "weights", "weights imagenet");
+            // The usual weights of the architecture, once it is known.
+            let usual = arch.map_or("imagenet", |a| crate::hub::usual_weights(a).0);
+            missing(cx, b, "weights", &format!("weights {usual}"));
             None
         }
         Some(v) => arch.and_then(|a| weights(cx, a, v)),
@@ -306,8 +317,15 @@ fn weight_sets(arch: Arch) -> Vec<&'static str> {
 
 fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
     let sets = weight_sets(arch);
+    // `imagenet` for torchvision's networks, `openai` for CLIP's, `dinov2` for DINOv2's.
+    let (usual, usual_set) = crate::hub::usual_weights(arch);
+    let publisher = match usual {
+        "imagenet" => "torchvision",
+        "openai" => "OpenAI",
+        _ => "Meta",
+    };
     let help = format!(
-        "weights are `random`, `imagenet` (= IMAGENET1K_V1), a torchvision set of {arch} ({}), or a file path in quotes",
+        "weights are `random`, `{usual}` (= {usual_set}), a {publisher} set of {arch} ({}), or a file path in quotes",
         sets.join(", ")
     );
     match &v.kind {
@@ -315,7 +333,8 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
             let ok = [".pth", ".pt", ".safetensors", ".ckpt", ".bin"]
                 .iter()
                 .any(|ext| path.to_ascii_lowercase().ends_with(ext));
-            let named = ["random", "imagenet"]
+            let always = ["random", usual];
+            let named = always
                 .iter()
                 .chain(&sets)
                 .find(|n| n.eq_ignore_ascii_case(path));
@@ -350,10 +369,10 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
         }
         ValueKind::Ident(w) => match w.as_str() {
             "random" => Some(Weights::Random),
-            "imagenet" => Some(Weights::Torchvision("IMAGENET1K_V1".into())),
+            _ if w == usual => Some(Weights::Torchvision(usual_set.into())),
             _ if sets.contains(&w.as_str()) => Some(Weights::Torchvision(w.clone())),
             _ => {
-                let mut choices = vec!["random", "imagenet"];
+                let mut choices = vec!["random", usual];
                 choices.extend_from_slice(&sets);
                 let mut h = help.clone();
                 if let Some(s) = suggest(w, choices.iter().copied()) {

@@ -14,9 +14,11 @@
 //! - [`Op::Projection`]: `x @ proj` (CLIP's image projection).
 //! - [`Op::ToTokens`]: a map's tokens, row by row.
 //! - [`Op::Dinov2PosEmbedding`]: DINOv2's `interpolate_pos_encoding`: on a g×g grid other
-//!   than the parameter's, its patch part resampled bicubically without antialiasing at the
-//!   scale factor (g + 0.1) / grid (libtorch's `upsample_bicubic2d` with that scale), the
-//!   class token's entry kept.
+//!   than the parameter's, its patch part resampled bicubically, the class token's entry
+//!   kept. The hub's models without registers (`interpolate_offset` 0.1, no antialiasing)
+//!   at the scale factor (g + 0.1) / grid (libtorch's `upsample_bicubic2d` with that
+//!   scale); those with registers (offset 0, `interpolate_antialias`) to the size g×g with
+//!   antialiasing (`_upsample_bicubic2d_aa`).
 //! - [`Op::RegisterTokens`]: inserted after the class token.
 //! - [`Op::Unused`]: a parameter and nothing else.
 //!
@@ -43,7 +45,10 @@ pub(super) enum ClipLayer {
     },
     Projection(Tensor),
     ToTokens,
-    Dinov2Pos(Tensor),
+    Dinov2Pos {
+        pos: Tensor,
+        antialias: bool,
+    },
     Registers(Tensor),
 }
 
@@ -81,7 +86,7 @@ pub(super) fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) 
             vec![i(fin), i(fout)],
             Init::Normal(1.0 / f64::from(fin).sqrt()),
         ),
-        Op::Dinov2PosEmbedding { grid, d } => push(
+        Op::Dinov2PosEmbedding { grid, d, .. } => push(
             path.to_owned(),
             vec![1, i(grid) * i(grid) + 1, i(d)],
             Init::Normal(0.02),
@@ -167,9 +172,10 @@ impl ClipLayer {
             }
             Op::Projection { fin, fout } => ClipLayer::Projection(parameter(&[i(fin), i(fout)])),
             Op::ToTokens => ClipLayer::ToTokens,
-            Op::Dinov2PosEmbedding { grid, d } => {
-                ClipLayer::Dinov2Pos(parameter(&[1, i(grid) * i(grid) + 1, i(d)]))
-            }
+            Op::Dinov2PosEmbedding { grid, d, antialias } => ClipLayer::Dinov2Pos {
+                pos: parameter(&[1, i(grid) * i(grid) + 1, i(d)]),
+                antialias,
+            },
             Op::RegisterTokens { n, d } => ClipLayer::Registers(parameter(&[1, i(n), i(d)])),
             // Built as a variable of its own (so that a checkpoint's key loads), never used.
             Op::Unused { d } => {
@@ -194,9 +200,9 @@ impl ClipLayer {
             } => attention_pool(x, *heads, pos, [q, k, v, c]),
             ClipLayer::Projection(p) => x.matmul(p),
             ClipLayer::ToTokens => x.flatten(2, -1).transpose(1, 2),
-            ClipLayer::Dinov2Pos(pos) => {
+            ClipLayer::Dinov2Pos { pos, antialias } => {
                 let s = x.size()[1];
-                x + dinov2_pos_embedding(pos, s - 1)
+                x + dinov2_pos_embedding(pos, s - 1, *antialias)
             }
             ClipLayer::Registers(r) => {
                 let n = x.size()[0];
@@ -260,8 +266,9 @@ fn resampled(pos: &Tensor, h: i64, w: i64) -> Tensor {
 }
 
 /// DINOv2's position embedding [1, 1 + M², D] for `patches` patch tokens of a square image
-/// (see the module's text).
-pub(crate) fn dinov2_pos_embedding(pos: &Tensor, patches: i64) -> Tensor {
+/// (see the module's text): with `antialias` (the register models) resampled to the size
+/// with antialiasing, else at the offset scale factor without.
+pub(crate) fn dinov2_pos_embedding(pos: &Tensor, patches: i64, antialias: bool) -> Tensor {
     let [_, s, d] = pos.size()[..] else {
         panic!("position embedding of shape {:?}", pos.size())
     };
@@ -270,13 +277,16 @@ pub(crate) fn dinov2_pos_embedding(pos: &Tensor, patches: i64) -> Tensor {
     if g == m {
         return pos.shallow_clone();
     }
-    let scale = (g as f64 + DINOV2_OFFSET) / m as f64;
     let grid = pos
         .narrow(1, 1, s - 1)
         .reshape([1, m, m, d])
-        .permute([0, 3, 1, 2])
-        .upsample_bicubic2d([g, g], false, scale, scale)
-        .permute([0, 2, 3, 1])
-        .reshape([1, g * g, d]);
+        .permute([0, 3, 1, 2]);
+    let grid = if antialias {
+        grid.internal_upsample_bicubic2d_aa([g, g], false, None, None)
+    } else {
+        let scale = (g as f64 + DINOV2_OFFSET) / m as f64;
+        grid.upsample_bicubic2d([g, g], false, scale, scale)
+    };
+    let grid = grid.permute([0, 2, 3, 1]).reshape([1, g * g, d]);
     Tensor::cat(&[pos.narrow(1, 0, 1), grid], 1)
 }

@@ -244,17 +244,20 @@ fn dinov2_matches_timm_and_its_own_interpolation_from_released_layout_files() {
     check("dinov2", DINOV2);
 }
 
-/// The parity cases at 224 and 70 px can tell DINOv2's resampling from the others: the
-/// scale factor (g + 0.1) / 37 and no antialiasing give other values than resampling to
-/// the size (align_corners false) or timm's antialiased resampling.
+/// The parity cases at 224 and 70 px can tell DINOv2's two resamplings from each other and
+/// from resampling to the size without antialiasing: the models without registers use the
+/// scale factor (g + 0.1) / 37 and no antialiasing, those with registers antialiasing.
 #[test]
-fn dinov2_resampling_differs_from_the_usual_ones() {
+fn dinov2_resamplings_differ_from_the_usual_ones() {
     let pos = Tensor::randn([1, 1 + 37 * 37, 8], (Kind::Float, CPU));
     for g in [16i64, 5] {
-        let ours = clip::dinov2_pos_embedding(&pos, g * g);
-        assert_eq!(ours.size(), [1, 1 + g * g, 8]);
-        // The class token's entry is kept.
-        assert!(ours.narrow(1, 0, 1).equal(&pos.narrow(1, 0, 1)));
+        let offset = clip::dinov2_pos_embedding(&pos, g * g, false);
+        let aa = clip::dinov2_pos_embedding(&pos, g * g, true);
+        for t in [&offset, &aa] {
+            assert_eq!(t.size(), [1, 1 + g * g, 8]);
+            // The class token's entry is kept.
+            assert!(t.narrow(1, 0, 1).equal(&pos.narrow(1, 0, 1)));
+        }
         let grid = pos
             .narrow(1, 1, 37 * 37)
             .reshape([1, 37, 37, 8])
@@ -262,12 +265,15 @@ fn dinov2_resampling_differs_from_the_usual_ones() {
         let flat = |t: Tensor| t.permute([0, 2, 3, 1]).reshape([1, g * g, 8]);
         let by_size = flat(grid.upsample_bicubic2d([g, g], false, None, None));
         let antialiased = flat(grid.internal_upsample_bicubic2d_aa([g, g], false, None, None));
-        let patches = ours.narrow(1, 1, g * g);
+        assert!(aa.narrow(1, 1, g * g).equal(&antialiased));
+        let patches = offset.narrow(1, 1, g * g);
         for other in [by_size, antialiased] {
             let d = max_abs(&(&patches - &other)) / max_abs(&other);
             assert!(d > 1e-2, "g {g}: {d:.2e}");
         }
     }
     // On its own grid the embedding is used as it is.
-    assert!(clip::dinov2_pos_embedding(&pos, 37 * 37).equal(&pos));
+    for antialias in [false, true] {
+        assert!(clip::dinov2_pos_embedding(&pos, 37 * 37, antialias).equal(&pos));
+    }
 }
