@@ -25,6 +25,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+mod swin;
 mod vit;
 
 /// A torchvision architecture known to the catalog.
@@ -118,6 +119,11 @@ pub enum Arch {
     /// `vit_l_16`: ViT-Large, 16×16 patches, 24 encoder blocks of width 1024 (16 heads, MLP
     /// 4096); 224×224 images only.
     VitLx16,
+    /// `swin_t`: Swin-T, stages of 2, 2, 6, 2 blocks, 96 channels first (3, 6, 12, 24
+    /// heads), 7×7 windows.
+    SwinT,
+    /// `swin_s`: Swin-S, stages of 2, 2, 18, 2 blocks, 96 channels first.
+    SwinS,
 }
 
 impl Arch {
@@ -163,6 +169,8 @@ impl Arch {
         Arch::VitBx16,
         Arch::VitBx32,
         Arch::VitLx16,
+        Arch::SwinT,
+        Arch::SwinS,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -208,6 +216,8 @@ impl Arch {
             Arch::VitBx16 => "vit_b_16",
             Arch::VitBx32 => "vit_b_32",
             Arch::VitLx16 => "vit_l_16",
+            Arch::SwinT => "swin_t",
+            Arch::SwinS => "swin_s",
         }
     }
 
@@ -507,6 +517,11 @@ pub enum Family {
     /// (`in_proj_weight` `xavier_uniform_`, `out_proj.weight` U(±1/√fan_in), biases 0),
     /// LayerNorm 1 and 0, the head 0.
     Vit,
+    /// Swin Transformer: linears `trunc_normal_(std=0.02)` with bias 0 (the MLPs' too: the
+    /// model's loop runs after the blocks'), relative position bias tables
+    /// `trunc_normal_(std=0.02)`, the patch embedding conv nn.Conv2d's default
+    /// (U(±1/√fan_in) weight and bias), LayerNorm 1 and 0.
+    Swin,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -652,6 +667,34 @@ pub enum Op {
     /// `x[:, 0]`: the first token's features, [S, D] to [D] (ViT's class token before its
     /// `heads`). A function, not a module: its node is no cut point.
     FirstToken,
+    /// torchvision's `ShiftedWindowAttention` (Swin V1) on a channels-last [H, W, C] map:
+    /// the map zero-padded to multiples of the window, rolled by −`shift` (no shift when the
+    /// window covers the padded map), self-attention within each `window`×`window` window
+    /// (fused `qkv` and `proj` linears, `heads` heads, a learned relative position bias per
+    /// head from `relative_position_bias_table` indexed by the `relative_position_index`
+    /// buffer, and −100 between tokens from different regions of a shifted map), rolled
+    /// back and cropped.
+    WindowAttention {
+        /// Channels.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+        /// Window side.
+        window: u32,
+        /// Cyclic shift (0, or half the window in every second block).
+        shift: u32,
+    },
+    /// Swin's `_patch_merging_pad`: a [H, W, C] map padded to even sides, its four strided
+    /// sub-grids (even rows and columns, odd rows, odd columns, both odd) concatenated to
+    /// [⌈H/2⌉, ⌈W/2⌉, 4C]. A function, not a module: its node is no cut point.
+    PatchMerge,
+    /// `Linear(fin, fout, bias=False)` (Swin's `reduction`).
+    LinearNoBias {
+        /// Input features.
+        fin: u32,
+        /// Output features.
+        fout: u32,
+    },
     /// Layer scale: x times a learned `gamma` [D] over the last dimension (DINOv2's and
     /// open_clip's `LayerScale`, key `gamma`).
     LayerScale {
@@ -690,6 +733,9 @@ impl Op {
             Op::Attention { .. } => "scaled_dot_product_attention",
             Op::QuickGelu => "QuickGELU",
             Op::FirstToken => "getitem",
+            Op::WindowAttention { .. } => "ShiftedWindowAttention",
+            Op::PatchMerge => "_patch_merging_pad",
+            Op::LinearNoBias { .. } => "Linear",
             Op::LayerScale { .. } => "LayerScale",
         }
     }
@@ -743,6 +789,17 @@ impl Op {
                 (n == s).then_some(x)
             }
             (Op::FirstToken, Shape::Tokens(_, d)) => Some(Shape::Flat(d)),
+            (Op::WindowAttention { d: n, .. }, Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "window attention channels");
+                Some(x)
+            }
+            (Op::PatchMerge, Shape::Last(h, w, c)) => {
+                Some(Shape::Last(h.div_ceil(2), w.div_ceil(2), 4 * c))
+            }
+            (Op::LinearNoBias { fin, fout }, Shape::Last(h, w, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Last(h, w, fout))
+            }
             (Op::Attention { d, .. }, Shape::Tokens(s, c)) => {
                 debug_assert_eq!(c, 3 * d, "fused qkv width");
                 Some(Shape::Tokens(s, d))
@@ -1089,6 +1146,17 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
     None
 }
 
+/// The children of a module of torchvision class `class` in the order torchvision registers
+/// them, which is its `state_dict()` order: their forward order, but for Swin's
+/// `PatchMerging`, which registers `reduction` before the `norm` it applies first.
+pub fn registration_order(class: &str, children: &[Node]) -> Vec<Node> {
+    let mut out = children.to_vec();
+    if class == "PatchMerging" {
+        out.sort_by_key(|n| n.name != "reduction");
+    }
+    out
+}
+
 /// `prefix.name`, or `name` at the top level.
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -1154,6 +1222,8 @@ fn describe(arch: Arch) -> Network {
         Arch::VitBx16 => vit::vit(16, 12, 12, 768, 3072),
         Arch::VitBx32 => vit::vit(32, 12, 12, 768, 3072),
         Arch::VitLx16 => vit::vit(16, 24, 16, 1024, 4096),
+        Arch::SwinT => swin::swin(96, [2, 2, 6, 2], [3, 6, 12, 24]),
+        Arch::SwinS => swin::swin(96, [2, 2, 18, 2], [3, 6, 12, 24]),
     }
 }
 
@@ -2360,6 +2430,8 @@ mod tests {
             Arch::VitBx16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
             Arch::VitBx32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
             Arch::VitLx16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
+            Arch::SwinT => include_str!("../../tests/fixtures/catalog/swin_t.txt"),
+            Arch::SwinS => include_str!("../../tests/fixtures/catalog/swin_s.txt"),
         }
     }
 

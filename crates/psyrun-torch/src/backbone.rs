@@ -41,6 +41,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 #[cfg(test)]
 mod parity_tests;
+mod swin;
 #[cfg(test)]
 mod tests;
 mod vit;
@@ -106,6 +107,9 @@ enum Init {
     Const(f64),
     Normal(f64),
     Uniform(f64),
+    /// Swin's `relative_position_index` buffer for a window of this side (computed, not
+    /// random).
+    RelativePositionIndex(u32),
 }
 
 /// A parameter or buffer of a torchvision model, as in its `state_dict()`.
@@ -130,7 +134,12 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
         let path = join(prefix, &node.name);
         match &node.body {
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
-            Body::Seq(children) => state_keys_of(children, &path, fam, out),
+            Body::Seq(children) => state_keys_of(
+                &catalog::registration_order(node.class, children),
+                &path,
+                fam,
+                out,
+            ),
             Body::Residual(branches) => {
                 for b in branches {
                     state_keys_of(b, &path, fam, out);
@@ -224,6 +233,11 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
                 // vit: conv_proj trunc_normal_(std=√(1/fan_in)) (cut at ±2, over 50 std).
                 Family::Vit => (Init::Normal((1.0 / fan_in).sqrt()), Init::Const(0.0)),
+                // swin: nn.Conv2d's default.
+                Family::Swin => (
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
                 Family::Squeezenet if path.starts_with("classifier.") => {
                     (Init::Normal(0.01), Init::Const(0.0))
                 }
@@ -271,6 +285,8 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
                 }
                 Family::Vit => vit::linear_init(path, fin, fout),
+                // swin: trunc_normal_(std=0.02), cut at ±2 = ±100 std.
+                Family::Swin => (Init::Normal(0.02), Init::Const(0.0)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -284,10 +300,12 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         | Op::PosEmbedding { .. }
         | Op::MultiheadAttention { .. }
         | Op::LayerScale { .. } => vit::op_keys(op, path, fam, out),
+        Op::WindowAttention { .. } | Op::LinearNoBias { .. } => swin::op_keys(op, path, out),
         Op::Relu
         | Op::Gelu
         | Op::QuickGelu
         | Op::FirstToken
+        | Op::PatchMerge
         | Op::Attention { .. }
         | Op::Permute { .. }
         | Op::Flatten
@@ -370,6 +388,8 @@ enum Layer {
     Linear(Linear),
     /// Transformer layers (class token, position embedding, attention, ...).
     Token(vit::TokenLayer),
+    /// Swin's window attention, patch merging and bias-free linear.
+    Swin(swin::SwinLayer),
 }
 
 /// One named module of the built network (a torchvision module path).
@@ -544,6 +564,9 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         | Op::FirstToken
                         | Op::LayerScale { .. } => {
                             Layer::Token(vit::TokenLayer::build(vs, *op, &path))
+                        }
+                        Op::WindowAttention { .. } | Op::PatchMerge | Op::LinearNoBias { .. } => {
+                            Layer::Swin(swin::SwinLayer::build(vs, *op, &path))
                         }
                     })
                 }
@@ -1146,6 +1169,7 @@ impl Backbone {
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
             Layer::Token(t) => t.forward(x),
+            Layer::Swin(s) => s.forward(x),
         }
     }
 }
@@ -1188,8 +1212,10 @@ impl SplitMix64 {
 
 /// `n` values of `init` for variable `key` under `seed` (see [`Backbone::init_random`]).
 fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
-    if let Init::Const(c) = init {
-        return vec![c as f32; n];
+    match init {
+        Init::Const(c) => return vec![c as f32; n],
+        Init::RelativePositionIndex(w) => return swin::relative_position_index(w),
+        _ => {}
     }
     let mut h = Sha256::new();
     h.update(b"psyrun backbone init v1\0");
@@ -1199,7 +1225,7 @@ fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
     let mut rng = SplitMix64(u64::from_le_bytes(digest[..8].try_into().unwrap()));
     let mut out = Vec::with_capacity(n);
     match init {
-        Init::Const(_) => unreachable!(),
+        Init::Const(_) | Init::RelativePositionIndex(_) => unreachable!(),
         Init::Uniform(bound) => {
             for _ in 0..n {
                 out.push((bound * (2.0 * rng.unit() - 1.0)) as f32);
