@@ -358,7 +358,8 @@ pub fn output_shape(arch: Arch, path: &str, input: u32) -> Result<Vec<u32>, Shap
 }
 
 /// How a cut's output of tokens is laid out: `prefix` tokens (a class token) before the
-/// patch tokens of a `rows × cols` grid, row by row, batch first ([N, S, D]).
+/// patch tokens of a `rows × cols` grid, row by row, batch first ([N, S, D]; a Swin's
+/// [N, H, W, C] map is its H·W patch tokens, no prefix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenGrid {
     /// Tokens before the patch tokens (1: ViT's class token).
@@ -372,10 +373,27 @@ pub struct TokenGrid {
 /// For a cut whose output is a sequence of tokens ([S, D]) at a `3×input×input` image, how
 /// the tokens are laid out; `None` for a feature map, a flat output or an unknown cut. The
 /// prefix counts the class tokens the network prepends before the cut; the patch tokens
-/// of a square image form a square grid.
+/// of a square image form a square grid. A Swin Transformer's channels-last [H, W, C] maps
+/// (everything in `features` after the patch embedding's conv, and `norm`) are its patch
+/// tokens on their H×W grid, without a class token; ConvNeXt's channels-last maps inside
+/// a block are feature maps.
 pub fn token_grid(arch: Arch, path: &str, input: u32) -> Option<TokenGrid> {
-    let [s, _] = output_shape(arch, path, input).ok()?[..] else {
-        return None;
+    let shape = output_shape(arch, path, input).ok()?;
+    let s = match shape[..] {
+        [s, _] => s,
+        [rows, cols, _] if family(arch) == Family::Swin => {
+            // Swin's [C, H, W] maps (the conv, `permute`, `avgpool`) are not tokens.
+            let last = matches!(
+                evaluate(arch, input, Some(path)).pop(),
+                Some((_, Ok(Shape::Last(..))))
+            );
+            return last.then_some(TokenGrid {
+                prefix: 0,
+                rows,
+                cols,
+            });
+        }
+        _ => return None,
     };
     let nodes = network(arch).up_to(path)?;
     fn class_tokens(nodes: &[Node]) -> u32 {

@@ -681,6 +681,8 @@ impl Backbone {
             return Ok(y);
         };
         let n = y.size()[0];
+        // A Swin's [N, H, W, C] map: its H·W patch tokens, by rows.
+        let y = if y.dim() == 4 { y.flatten(1, 2) } else { y };
         crate::script::read_tokens(&y, n, readout, format).map_err(|message| {
             BackboneError::Tokens {
                 cut: cut.to_owned(),
