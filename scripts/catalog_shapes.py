@@ -45,6 +45,7 @@ ARCHS = [
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "regnet_y_400mf", "regnet_x_400mf",
     "vit_b_16", "vit_b_32", "vit_l_16",
+    "swin_t", "swin_s",
 ]
 
 
@@ -55,7 +56,7 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet", "swin")):
         return [224, 64, 33]
     return [224, 64]
 

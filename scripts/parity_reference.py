@@ -19,7 +19,8 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            input-projection biases are randomised too (torchvision
                            starts the first and last at zero), and its head;
     <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1; 2x3x224x224 for
-                           the ViTs, which take that size only), and `out.<cut>`, the
+                           the ViTs, which take that size only, 2x3x100x100 for Swin),
+                           and `out.<cut>`, the
                            output of module <cut> for that input in eval mode under
                            torch.no_grad() (read by a forward hook, cloned before any
                            in-place ReLU runs; a MultiheadAttention's first element).
@@ -49,8 +50,14 @@ INPUT_SHAPE = (2, 3, 64, 64)
 
 
 def input_shape(arch):
-    """ViTs assert their image size (224); the others take the small input."""
-    return (2, 3, 224, 224) if arch.startswith("vit_") else INPUT_SHAPE
+    """ViTs assert their image size (224); Swin takes 100 px (25 patches a side: the
+    window attention pads and shifts, patch merging pads odd sides twice); the others
+    take the small input."""
+    if arch.startswith("vit_"):
+        return (2, 3, 224, 224)
+    if arch.startswith("swin_"):
+        return (2, 3, 100, 100)
+    return INPUT_SHAPE
 
 
 def parity_model(arch):

@@ -370,6 +370,9 @@ pub const TABLE: &[WeightFile] = &[
         "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_reg4_pretrain.pth",
         None,
     ),
+    // Swin (IMAGENET1K_V1: resize 232 for swin_t, 246 for swin_s, bicubic, crop 224).
+    WeightFile::new(Arch::SwinT, "IMAGENET1K_V1", "swin_t-704ceda3.pth"),
+    WeightFile::new(Arch::SwinS, "IMAGENET1K_V1", "swin_s-5e29d889.pth"),
 ];
 
 /// The published file of a weight set, if torchvision has one.

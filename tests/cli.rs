@@ -211,6 +211,22 @@ fn layers_lists_cut_points_with_shapes() {
         out.contains("1 class token, then 14×14 patch tokens"),
         "{out}"
     );
+    let o = psyrun(&["layers", "swin_t"]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    for (cut, shape) in [
+        ("features.1.1.attn", "56×56×96"),
+        ("features.2.norm", "28×28×384"),
+        ("norm", "7×7×768"),
+        ("permute", "768×7×7"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cut} ")) && l.ends_with(shape)),
+            "swin_t {cut}: {out}"
+        );
+    }
+    assert!(out.contains("no class token"), "{out}");
     let o = psyrun(&["layers", "vit_b_16", "--size", "256"]);
     assert_eq!(code(&o), 0);
     assert!(text(&o.stdout).contains("takes 224 px only"));

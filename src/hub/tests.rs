@@ -63,8 +63,12 @@ fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
     // Every ResNet-family network (ResNeXt and Wide ResNet too) has `layer1`; most others
     // `features.0`; ShuffleNet V2 is cut after `conv1`.
     let tops = crate::models::catalog::top_level(arch);
-    let cut = if crate::models::catalog::family(arch) == crate::models::catalog::Family::Resnet {
+    let fam = crate::models::catalog::family(arch);
+    let cut = if fam == crate::models::catalog::Family::Resnet {
         "layer1"
+    } else if fam == crate::models::catalog::Family::Swin {
+        // The patch embedding's conv (a feature map; Swin's later maps are tokens).
+        "features.0.0"
     } else if tops.contains(&"features") {
         "features.0"
     } else if crate::models::catalog::family(arch) == crate::models::catalog::Family::Dinov2 {

@@ -26,6 +26,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 mod clip;
+mod swin;
 mod vit;
 
 /// A torchvision architecture known to the catalog.
@@ -136,6 +137,11 @@ pub enum Arch {
     Dinov2Vits14Reg,
     /// `dinov2_vitb14_reg`: DINOv2 ViT-B/14 with 4 register tokens.
     Dinov2Vitb14Reg,
+    /// `swin_t`: Swin-T, stages of 2, 2, 6, 2 blocks, 96 channels first (3, 6, 12, 24
+    /// heads), 7×7 windows.
+    SwinT,
+    /// `swin_s`: Swin-S, stages of 2, 2, 18, 2 blocks, 96 channels first.
+    SwinS,
 }
 
 impl Arch {
@@ -188,6 +194,8 @@ impl Arch {
         Arch::Dinov2Vitb14,
         Arch::Dinov2Vits14Reg,
         Arch::Dinov2Vitb14Reg,
+        Arch::SwinT,
+        Arch::SwinS,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -240,6 +248,8 @@ impl Arch {
             Arch::Dinov2Vitb14 => "dinov2_vitb14",
             Arch::Dinov2Vits14Reg => "dinov2_vits14_reg",
             Arch::Dinov2Vitb14Reg => "dinov2_vitb14_reg",
+            Arch::SwinT => "swin_t",
+            Arch::SwinS => "swin_s",
         }
     }
 
@@ -380,7 +390,8 @@ pub fn output_shape(arch: Arch, path: &str, input: u32) -> Result<Vec<u32>, Shap
 }
 
 /// How a cut's output of tokens is laid out: `prefix` tokens (a class token) before the
-/// patch tokens of a `rows × cols` grid, row by row, batch first ([N, S, D]).
+/// patch tokens of a `rows × cols` grid, row by row, batch first ([N, S, D]; a Swin's
+/// [N, H, W, C] map is its H·W patch tokens, no prefix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenGrid {
     /// Tokens before the patch tokens (1: ViT's class token).
@@ -394,10 +405,27 @@ pub struct TokenGrid {
 /// For a cut whose output is a sequence of tokens ([S, D]) at a `3×input×input` image, how
 /// the tokens are laid out; `None` for a feature map, a flat output or an unknown cut. The
 /// prefix counts the class (and register) tokens the network prepends before the cut; the patch tokens
-/// of a square image form a square grid.
+/// of a square image form a square grid. A Swin Transformer's channels-last [H, W, C] maps
+/// (everything in `features` after the patch embedding's conv, and `norm`) are its patch
+/// tokens on their H×W grid, without a class token; ConvNeXt's channels-last maps inside
+/// a block are feature maps.
 pub fn token_grid(arch: Arch, path: &str, input: u32) -> Option<TokenGrid> {
-    let [s, _] = output_shape(arch, path, input).ok()?[..] else {
-        return None;
+    let shape = output_shape(arch, path, input).ok()?;
+    let s = match shape[..] {
+        [s, _] => s,
+        [rows, cols, _] if family(arch) == Family::Swin => {
+            // Swin's [C, H, W] maps (the conv, `permute`, `avgpool`) are not tokens.
+            let last = matches!(
+                evaluate(arch, input, Some(path)).pop(),
+                Some((_, Ok(Shape::Last(..))))
+            );
+            return last.then_some(TokenGrid {
+                prefix: 0,
+                rows,
+                cols,
+            });
+        }
+        _ => return None,
     };
     let nodes = network(arch).up_to(path)?;
     fn class_tokens(nodes: &[Node]) -> u32 {
@@ -552,6 +580,11 @@ pub enum Family {
     /// and register tokens `normal_(std=1e-6)`, `mask_token` 0, layer scale 1e-5, LayerNorm
     /// 1 and 0.
     Dinov2,
+    /// Swin Transformer: linears `trunc_normal_(std=0.02)` with bias 0 (the MLPs' too: the
+    /// model's loop runs after the blocks'), relative position bias tables
+    /// `trunc_normal_(std=0.02)`, the patch embedding conv nn.Conv2d's default
+    /// (U(±1/√fan_in) weight and bias), LayerNorm 1 and 0.
+    Swin,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -697,6 +730,34 @@ pub enum Op {
     /// `x[:, 0]`: the first token's features, [S, D] to [D] (ViT's class token before its
     /// `heads`). A function, not a module: its node is no cut point.
     FirstToken,
+    /// torchvision's `ShiftedWindowAttention` (Swin V1) on a channels-last [H, W, C] map:
+    /// the map zero-padded to multiples of the window, rolled by −`shift` (no shift when the
+    /// window covers the padded map), self-attention within each `window`×`window` window
+    /// (fused `qkv` and `proj` linears, `heads` heads, a learned relative position bias per
+    /// head from `relative_position_bias_table` indexed by the `relative_position_index`
+    /// buffer, and −100 between tokens from different regions of a shifted map), rolled
+    /// back and cropped.
+    WindowAttention {
+        /// Channels.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+        /// Window side.
+        window: u32,
+        /// Cyclic shift (0, or half the window in every second block).
+        shift: u32,
+    },
+    /// Swin's `_patch_merging_pad`: a [H, W, C] map padded to even sides, its four strided
+    /// sub-grids (even rows and columns, odd rows, odd columns, both odd) concatenated to
+    /// [⌈H/2⌉, ⌈W/2⌉, 4C]. A function, not a module: its node is no cut point.
+    PatchMerge,
+    /// `Linear(fin, fout, bias=False)` (Swin's `reduction`).
+    LinearNoBias {
+        /// Input features.
+        fin: u32,
+        /// Output features.
+        fout: u32,
+    },
     /// Layer scale: x times a learned `gamma` [D] over the last dimension (DINOv2's and
     /// open_clip's `LayerScale`, key `gamma`).
     LayerScale {
@@ -797,6 +858,9 @@ impl Op {
             Op::Attention { .. } => "scaled_dot_product_attention",
             Op::QuickGelu => "QuickGELU",
             Op::FirstToken => "getitem",
+            Op::WindowAttention { .. } => "ShiftedWindowAttention",
+            Op::PatchMerge => "_patch_merging_pad",
+            Op::LinearNoBias { .. } => "Linear",
             Op::LayerScale { .. } => "LayerScale",
             Op::AvgPool2d { .. } => "AvgPool2d",
             Op::Identity => "Identity",
@@ -877,6 +941,17 @@ impl Op {
                 (n == s).then_some(x)
             }
             (Op::FirstToken, Shape::Tokens(_, d)) => Some(Shape::Flat(d)),
+            (Op::WindowAttention { d: n, .. }, Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "window attention channels");
+                Some(x)
+            }
+            (Op::PatchMerge, Shape::Last(h, w, c)) => {
+                Some(Shape::Last(h.div_ceil(2), w.div_ceil(2), 4 * c))
+            }
+            (Op::LinearNoBias { fin, fout }, Shape::Last(h, w, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Last(h, w, fout))
+            }
             (Op::Attention { d, .. }, Shape::Tokens(s, c)) => {
                 debug_assert_eq!(c, 3 * d, "fused qkv width");
                 Some(Shape::Tokens(s, d))
@@ -1223,6 +1298,17 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
     None
 }
 
+/// The children of a module of torchvision class `class` in the order torchvision registers
+/// them, which is its `state_dict()` order: their forward order, but for Swin's
+/// `PatchMerging`, which registers `reduction` before the `norm` it applies first.
+pub fn registration_order(class: &str, children: &[Node]) -> Vec<Node> {
+    let mut out = children.to_vec();
+    if class == "PatchMerging" {
+        out.sort_by_key(|n| n.name != "reduction");
+    }
+    out
+}
+
 /// `prefix.name`, or `name` at the top level.
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -1295,6 +1381,8 @@ fn describe(arch: Arch) -> Network {
         Arch::Dinov2Vitb14 => clip::dinov2(12, 768, 12, 0),
         Arch::Dinov2Vits14Reg => clip::dinov2(12, 384, 6, 4),
         Arch::Dinov2Vitb14Reg => clip::dinov2(12, 768, 12, 4),
+        Arch::SwinT => swin::swin(96, [2, 2, 6, 2], [3, 6, 12, 24]),
+        Arch::SwinS => swin::swin(96, [2, 2, 18, 2], [3, 6, 12, 24]),
     }
 }
 
@@ -2517,6 +2605,8 @@ mod tests {
             Arch::Dinov2Vitb14Reg => {
                 include_str!("../../tests/fixtures/catalog/dinov2_vitb14_reg.txt")
             }
+            Arch::SwinT => include_str!("../../tests/fixtures/catalog/swin_t.txt"),
+            Arch::SwinS => include_str!("../../tests/fixtures/catalog/swin_s.txt"),
         }
     }
 

@@ -2,7 +2,9 @@
 //! and the feature shape a `tokens cls | mean | map` read-out gives.
 //!
 //! A catalog cut whose output is a sequence of tokens (a Vision Transformer's `encoder`
-//! and everything in it: `[S, D]`, batch first, the class token first) needs `tokens`:
+//! and everything in it: `[S, D]`, batch first, the class token first; a Swin
+//! Transformer's channels-last `[H, W, C]` maps, its patch tokens on their grid) needs
+//! `tokens`:
 //! there is no default, as with a TorchScript module's tokens, so that the features a
 //! probe sees are always written in the experiment (and shown by `psyrun plan`, with the
 //! feature shape they give). A feature map or a flat output takes no `tokens`.
@@ -81,6 +83,19 @@ mod tests {
         assert_eq!(catalog_format(Arch::Resnet18, "layer2", 224), None);
         // A ViT takes 224 px only.
         assert_eq!(catalog_format(Arch::VitBx16, "encoder.ln", 256), None);
+        // Swin: channels-last maps of patch tokens, no class token.
+        let swin = catalog_format(Arch::SwinT, "features.3", 224).unwrap();
+        assert_eq!((swin.prefix, swin.grid), (0, Some((28, 28))));
+        let norm = catalog_format(Arch::SwinT, "norm", 224).unwrap();
+        assert_eq!(norm.grid, Some((7, 7)));
+        for cut in ["features.0.0", "permute", "avgpool", "head"] {
+            assert_eq!(catalog_format(Arch::SwinT, cut, 224), None, "{cut}");
+        }
+        // ConvNeXt's channels-last maps inside a block stay feature maps.
+        assert_eq!(
+            catalog_format(Arch::ConvnextTiny, "features.1.0.block.2", 224),
+            None
+        );
     }
 
     #[test]
@@ -114,6 +129,21 @@ mod tests {
         };
         assert_eq!(
             readout_shape(&s, Some(no_cls), Some(TokenReadout::Cls)),
+            Err(Mismatch::NoClassToken)
+        );
+        // A Swin map [H, W, C]: mean and map, no class token.
+        let f = catalog_format(Arch::SwinT, "features.5", 224);
+        let s = [14, 14, 384];
+        assert_eq!(
+            readout_shape(&s, f, Some(TokenReadout::Mean)),
+            Ok(vec![384])
+        );
+        assert_eq!(
+            readout_shape(&s, f, Some(TokenReadout::Map)),
+            Ok(vec![384, 14, 14])
+        );
+        assert_eq!(
+            readout_shape(&s, f, Some(TokenReadout::Cls)),
             Err(Mismatch::NoClassToken)
         );
     }

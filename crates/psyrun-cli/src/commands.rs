@@ -291,11 +291,17 @@ pub fn layers_table(arch: Arch, size: u32) -> String {
         let name = format!("{}{}", "  ".repeat(p.depth), p.path);
         s.push_str(&format!("{name:<width$}  {:<20}  {shape}\n", p.module));
     }
-    // A transformer's cuts are S×D tokens: say how they read out.
-    if let Some(g) = points
+    // A transformer's cuts are tokens: say how they read out.
+    let grid = points
         .iter()
-        .find_map(|p| catalog::token_grid(arch, &p.path, size))
-    {
+        .find_map(|p| catalog::token_grid(arch, &p.path, size));
+    if grid.is_some_and(|g| g.prefix == 0) {
+        s.push_str(
+            "\nH×W×C after the patch embedding: patch tokens on their grid, channels last, no \
+             class token; a backbone cut there needs `tokens mean` (C features) or `tokens \
+             map` (C×H×W, poolable)\n",
+        );
+    } else if let Some(g) = grid {
         s.push_str(&format!(
             "\nS×D: S tokens of D values, batch first ({} class token{}, then {}×{} patch \
              tokens by rows); a backbone cut there needs `tokens cls` (D features), `tokens \

@@ -44,6 +44,7 @@ mod clip;
 mod clip_tests;
 #[cfg(test)]
 mod parity_tests;
+mod swin;
 #[cfg(test)]
 mod tests;
 mod vit;
@@ -109,6 +110,9 @@ enum Init {
     Const(f64),
     Normal(f64),
     Uniform(f64),
+    /// Swin's `relative_position_index` buffer for a window of this side (computed, not
+    /// random).
+    RelativePositionIndex(u32),
 }
 
 /// A parameter or buffer of a torchvision model, as in its `state_dict()`.
@@ -133,7 +137,12 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
         let path = join(prefix, &node.name);
         match &node.body {
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
-            Body::Seq(children) => state_keys_of(children, &path, fam, out),
+            Body::Seq(children) => state_keys_of(
+                &catalog::registration_order(node.class, children),
+                &path,
+                fam,
+                out,
+            ),
             Body::Residual(branches) => {
                 for b in branches {
                     state_keys_of(b, &path, fam, out);
@@ -232,6 +241,11 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 ),
                 // vit: conv_proj trunc_normal_(std=√(1/fan_in)) (cut at ±2, over 50 std).
                 Family::Vit => (Init::Normal((1.0 / fan_in).sqrt()), Init::Const(0.0)),
+                // swin: nn.Conv2d's default.
+                Family::Swin => (
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
                 Family::Squeezenet if path.starts_with("classifier.") => {
                     (Init::Normal(0.01), Init::Const(0.0))
                 }
@@ -285,6 +299,8 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 // clip: nn.Linear's defaults; dinov2: trunc_normal_(std=0.02), bias 0.
                 Family::Clip => (Init::Uniform(bound), Init::Uniform(bound)),
                 Family::Dinov2 => (Init::Normal(0.02), Init::Const(0.0)),
+                // swin: trunc_normal_(std=0.02), cut at ±2 = ±100 std.
+                Family::Swin => (Init::Normal(0.02), Init::Const(0.0)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -308,10 +324,12 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         | Op::PosEmbedding { .. }
         | Op::MultiheadAttention { .. }
         | Op::LayerScale { .. } => vit::op_keys(op, path, fam, out),
+        Op::WindowAttention { .. } | Op::LinearNoBias { .. } => swin::op_keys(op, path, out),
         Op::Relu
         | Op::Gelu
         | Op::QuickGelu
         | Op::FirstToken
+        | Op::PatchMerge
         | Op::Attention { .. }
         | Op::AvgPool2d { .. }
         | Op::Identity
@@ -399,6 +417,8 @@ enum Layer {
     Token(vit::TokenLayer),
     /// CLIP's and DINOv2's own layers (attention pool, projection, ...).
     Clip(clip::ClipLayer),
+    /// Swin's window attention, patch merging and bias-free linear.
+    Swin(swin::SwinLayer),
 }
 
 /// One named module of the built network (a torchvision module path).
@@ -582,6 +602,9 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         | Op::Dinov2PosEmbedding { .. }
                         | Op::RegisterTokens { .. }
                         | Op::Unused { .. } => Layer::Clip(clip::ClipLayer::build(vs, *op, &path)),
+                        Op::WindowAttention { .. } | Op::PatchMerge | Op::LinearNoBias { .. } => {
+                            Layer::Swin(swin::SwinLayer::build(vs, *op, &path))
+                        }
                     })
                 }
             };
@@ -695,6 +718,8 @@ impl Backbone {
             return Ok(y);
         };
         let n = y.size()[0];
+        // A Swin's [N, H, W, C] map: its H·W patch tokens, by rows.
+        let y = if y.dim() == 4 { y.flatten(1, 2) } else { y };
         crate::script::read_tokens(&y, n, readout, format).map_err(|message| {
             BackboneError::Tokens {
                 cut: cut.to_owned(),
@@ -1184,6 +1209,7 @@ impl Backbone {
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
             Layer::Token(t) => t.forward(x),
             Layer::Clip(c) => c.forward(x),
+            Layer::Swin(s) => s.forward(x),
         }
     }
 }
@@ -1226,8 +1252,10 @@ impl SplitMix64 {
 
 /// `n` values of `init` for variable `key` under `seed` (see [`Backbone::init_random`]).
 fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
-    if let Init::Const(c) = init {
-        return vec![c as f32; n];
+    match init {
+        Init::Const(c) => return vec![c as f32; n],
+        Init::RelativePositionIndex(w) => return swin::relative_position_index(w),
+        _ => {}
     }
     let mut h = Sha256::new();
     h.update(b"psyrun backbone init v1\0");
@@ -1237,7 +1265,7 @@ fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
     let mut rng = SplitMix64(u64::from_le_bytes(digest[..8].try_into().unwrap()));
     let mut out = Vec::with_capacity(n);
     match init {
-        Init::Const(_) => unreachable!(),
+        Init::Const(_) | Init::RelativePositionIndex(_) => unreachable!(),
         Init::Uniform(bound) => {
             for _ in 0..n {
                 out.push((bound * (2.0 * rng.unit() - 1.0)) as f32);

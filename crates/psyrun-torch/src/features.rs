@@ -548,20 +548,32 @@ fn feature_shape(
         Ok(s) => s,
         Err(plan::tokens::Mismatch::Missing(f)) => {
             let (rows, cols) = f.grid.unwrap_or((0, 0));
+            let d = shape[shape.len() - 1];
+            let cls = if f.prefix > 0 {
+                "`--tokens cls` (the class token), "
+            } else {
+                ""
+            };
             return Err(usage(
                 Code::PlanMissingSetting,
                 format!(
-                    "`{cut}` of {arch} outputs {} tokens of {} values: say which become the features",
-                    shape[0], shape[1]
+                    "`{cut}` of {arch} outputs {} tokens of {d} values: say which become the features",
+                    f.prefix + rows * cols
                 ),
                 format!(
-                    "add `--tokens cls` (the class token), `--tokens mean` (the mean of the patch \
-                     tokens) or `--tokens map` (the patch tokens as a {}x{rows}x{cols} map)",
-                    shape[1]
+                    "add {cls}`--tokens mean` (the mean of the patch tokens) or `--tokens map` \
+                     (the patch tokens as a {d}x{rows}x{cols} map)"
                 ),
             ));
         }
-        Err(_) => {
+        Err(plan::tokens::Mismatch::NoClassToken | plan::tokens::Mismatch::NoGrid) => {
+            return Err(usage(
+                Code::PlanIncompatible,
+                format!("`--tokens` does not fit `{cut}` of {arch}: it has no class token"),
+                "use `--tokens mean` or `--tokens map`",
+            ));
+        }
+        Err(plan::tokens::Mismatch::NotTokens) => {
             return Err(usage(
                 Code::PlanIncompatible,
                 format!(
@@ -1628,5 +1640,12 @@ mod tests {
             )),
             Code::PlanIncompatible
         );
+        // A Swin's channels-last maps are patch tokens without a class token.
+        let swin = |cut, tokens| feature_shape(Arch::SwinT, cut, 224, Pooling::Off, tokens);
+        assert_eq!(swin("features.5", Some(Map)).unwrap(), [384, 14, 14]);
+        assert_eq!(swin("norm", Some(Mean)).unwrap(), [768]);
+        assert_eq!(code(swin("norm", Some(Cls))), Code::PlanIncompatible);
+        assert_eq!(code(swin("norm", None)), Code::PlanMissingSetting);
+        assert_eq!(swin("permute", None).unwrap(), [768, 7, 7]);
     }
 }

@@ -276,8 +276,13 @@ impl Shapes<'_> {
         };
         let diag = match err {
             Mismatch::Missing(f) => {
-                let d = shape[1];
+                let d = shape[shape.len() - 1];
                 let (rows, cols) = f.grid.unwrap_or((0, 0));
+                let cls = if f.prefix > 0 {
+                    format!("`tokens cls` (the class token: {d} features), ")
+                } else {
+                    String::new()
+                };
                 Diag::error(
                     Code::PlanMissingSetting,
                     format!("`{cut}` of {arch} outputs tokens: say which become the features"),
@@ -286,15 +291,14 @@ impl Shapes<'_> {
                     cut_span,
                     format!(
                         "{} tokens of {d} values ({}, {rows}x{cols} patches)",
-                        shape[0],
+                        f.prefix + rows * cols,
                         prefix_words(f.prefix)
                     ),
                 )
                 .with_help(format!(
-                    "add `tokens cls` (the class token: {d} features), `tokens mean` (the mean \
-                     of the {} patch tokens: {d} features) or `tokens map` (the patch tokens \
-                     as a {d}x{rows}x{cols} feature map, which `pooling` can reduce) to the \
-                     backbone",
+                    "add {cls}`tokens mean` (the mean of the {} patch tokens: {d} features) or \
+                     `tokens map` (the patch tokens as a {d}x{rows}x{cols} feature map, which \
+                     `pooling` can reduce) to the backbone",
                     rows * cols
                 ))
             }
@@ -323,13 +327,22 @@ impl Shapes<'_> {
                      `encoder`"
                 )
             }),
-            Mismatch::NoClassToken | Mismatch::NoGrid => Diag::error(
+            Mismatch::NoClassToken => Diag::error(
                 Code::PlanIncompatible,
-                format!("`tokens {written}` does not fit the tokens of `{cut}`"),
+                format!("`tokens cls` needs a class token, and `{cut}` of {arch} has none"),
             )
-            .at(span, format!("tokens {written}"))
-            .also(cut_span, "no class token or patch grid here")
-            .with_help("use `tokens mean`"),
+            .at(span, "tokens cls")
+            .also(cut_span, format!("{} patch tokens only", dims(shape)))
+            .with_help(
+                "use `tokens mean` (the mean of the patch tokens) or `tokens map` (the patch \
+                 tokens as a feature map)",
+            ),
+            Mismatch::NoGrid => Diag::error(
+                Code::PlanIncompatible,
+                format!("`tokens map` needs the patch grid of `{cut}`, which is not known"),
+            )
+            .at(span, "tokens map")
+            .with_help("use `tokens cls` or `tokens mean`"),
         };
         cx.push(diag);
         None

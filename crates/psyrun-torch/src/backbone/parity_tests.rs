@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 20] = [
+const CASES: [(Arch, &[&str]); 22] = [
     (
         Arch::Resnet18,
         &[
@@ -217,6 +217,32 @@ const CASES: [(Arch, &[&str]); 20] = [
             "encoder.ln",
             "heads.head",
         ],
+    ),
+    (
+        // At 100 px: the patch embedding (conv, permute, LayerNorm), window attention
+        // unshifted and shifted (25×25 patches padded to 28×28), inside the second residual,
+        // patch merging of odd sides (25 → 13, 13 → 7), a stage whose 7×7 map is one window
+        // (no shift), the final norm and permute, the head.
+        Arch::SwinT,
+        &[
+            "features.0",
+            "features.1.0.attn",
+            "features.1.1.attn",
+            "features.1.1.norm2",
+            "features.2",
+            "features.3.1",
+            "features.4.reduction",
+            "features.5.3.mlp",
+            "features.5.5.attn",
+            "features.7.1",
+            "norm",
+            "permute",
+            "head",
+        ],
+    ),
+    (
+        Arch::SwinS,
+        &["features.5.16.attn", "features.5.17", "norm"],
     ),
 ];
 

@@ -168,3 +168,60 @@ fn token_readouts_take_the_class_token_and_the_patch_grid_of_each_image() {
     patches.set_tokens(Some(TokenReadout::Cls));
     assert!(patches.forward(&x).equal(&grid));
 }
+
+/// A Swin's channels-last map read out as `tokens map` is torchvision's own `permute`
+/// module's [N, C, H, W] output, and `tokens mean` its spatial mean (`avgpool`, flattened),
+/// for every image of the batch; `tokens cls` is refused at plan time (no class token).
+#[test]
+fn swin_readouts_are_torchvisions_permute_and_avgpool() {
+    use psyrun::plan::TokenReadout;
+    let arch = Arch::SwinT;
+    let x = image(2, 3).narrow(2, 0, 100).narrow(3, 0, 100);
+    let mut full = Backbone::new(arch, "avgpool", CPU).unwrap();
+    full.init_random(5);
+    let permuted = full.features(&x, "permute");
+    assert_eq!(permuted.size(), [2, 768, 4, 4]);
+    assert!(rel_diff(&permuted.get(0), &permuted.get(1)) > 0.01);
+    let mut b = Backbone::new(arch, "norm", CPU).unwrap();
+    b.init_random(5);
+    assert_eq!(b.forward(&x).size(), [2, 4, 4, 768]);
+    b.set_tokens(Some(TokenReadout::Map));
+    assert!(b.forward(&x).equal(&permuted));
+    b.set_tokens(Some(TokenReadout::Mean));
+    let pooled = full.features(&x, "avgpool").flatten(1, -1);
+    let d = rel_diff(&b.forward(&x), &pooled);
+    assert!(d < 1e-6, "{d:e}");
+}
+
+#[test]
+fn swin_random_init_follows_torchvision() {
+    let mut b = Backbone::new(Arch::SwinT, "features.1.0", CPU).unwrap();
+    b.init_random(6);
+    let v = b.variables();
+    let std = |k: &str| v[k].std(true).double_value(&[]);
+    let close =
+        |got: f64, want: f64, tol: f64| assert!((got / want - 1.0).abs() < tol, "{got} vs {want}");
+    close(std("features.1.0.attn.qkv.weight"), 0.02, 0.02);
+    close(std("features.1.0.mlp.0.weight"), 0.02, 0.02);
+    close(
+        std("features.1.0.attn.relative_position_bias_table"),
+        0.02,
+        0.1,
+    );
+    assert_eq!(
+        v["features.1.0.attn.qkv.bias"]
+            .abs()
+            .max()
+            .double_value(&[]),
+        0.0
+    );
+    // nn.Conv2d's default for the patch embedding: U(±1/√48).
+    let bound = 1.0 / 48f64.sqrt();
+    let w = v["features.0.0.weight"].abs().max().double_value(&[]);
+    assert!(w <= bound && w > 0.95 * bound, "{w}");
+    let index = &v["features.1.0.attn.relative_position_index"];
+    assert_eq!(index.kind(), Kind::Int64);
+    assert_eq!(index.size(), [2401]);
+    assert_eq!(index.int64_value(&[0]), 84);
+    assert_eq!(index.max().int64_value(&[]), 168);
+}
