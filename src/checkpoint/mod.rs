@@ -24,7 +24,7 @@
 //! TorchScript archives (`torch.jit.save`, e.g. OpenAI's CLIP `.pt` files) are read as
 //! weights too: their `data.pkl` pickles the module tree, which the unpickler reads in a
 //! TorchScript mode where the archive's own classes are names of inert attribute holders,
-//! and the state dict is the walk `module.state_dict()` does ([`torchscript`]); the
+//! and the state dict is the walk `module.state_dict()` does (`torchscript.rs`); the
 //! archive's code is never run (only its `__parameters__`/`__buffers__` lines are read, as
 //! text). [`Checkpoint::is_torchscript`] tells which kind was read.
 //!

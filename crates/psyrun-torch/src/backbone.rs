@@ -1022,7 +1022,8 @@ impl Backbone {
                     if stop {
                         return (y, true);
                     }
-                    x = x + y;
+                    // (Not `x += y`: that adds in place, into a tensor others may share.)
+                    x = &x + y;
                 }
                 x
             }
