@@ -326,14 +326,15 @@ pub(super) fn dinov2(layers: u32, d: u32, heads: u32, registers: u32) -> Network
             Op::RegisterTokens { n: registers, d },
         ));
     }
+    // A parameter the forward never uses, registered after the tokens (its key's place).
+    modules.push(hidden("mask_token", Op::Unused { d }));
     modules.extend([
         list("blocks", blocks),
         leaf("norm", ln(d, 1e-6)),
         hidden("x[:, 0]", Op::FirstToken),
         leaf("head", Op::Identity),
     ]);
-    // A parameter the forward never uses: first, so that every cut builds (and loads) it.
-    modules.insert(0, hidden("mask_token", Op::Unused { d }));
+
     Network {
         family: Family::Dinov2,
         modules,
