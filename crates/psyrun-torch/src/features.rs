@@ -647,12 +647,12 @@ fn parse_weights(arch: Arch, w: &str) -> Result<Weights, Failure> {
     let mut choices = vec!["random", usual];
     choices.extend(&sets);
     let publisher = match usual {
-        "imagenet" => "torchvision",
-        "openai" => "OpenAI",
-        _ => "Meta",
+        "imagenet" => "a torchvision",
+        "openai" => "an OpenAI",
+        _ => "a Meta",
     };
     let mut help = format!(
-        "weights are `random`, `{usual}` (= {usual_set}), a {publisher} set of {arch} ({}), \
+        "weights are `random`, `{usual}` (= {usual_set}), {publisher} set of {arch} ({}), \
          or a .safetensors/.pth file",
         sets.join(", ")
     );

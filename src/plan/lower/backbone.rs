@@ -320,12 +320,12 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
     // `imagenet` for torchvision's networks, `openai` for CLIP's, `dinov2` for DINOv2's.
     let (usual, usual_set) = crate::hub::usual_weights(arch);
     let publisher = match usual {
-        "imagenet" => "torchvision",
-        "openai" => "OpenAI",
-        _ => "Meta",
+        "imagenet" => "a torchvision",
+        "openai" => "an OpenAI",
+        _ => "a Meta",
     };
     let help = format!(
-        "weights are `random`, `{usual}` (= {usual_set}), a {publisher} set of {arch} ({}), or a file path in quotes",
+        "weights are `random`, `{usual}` (= {usual_set}), {publisher} set of {arch} ({}), or a file path in quotes",
         sets.join(", ")
     );
     match &v.kind {
