@@ -26,6 +26,24 @@ Run with the project's venv (torch 2.13, torchvision 0.28):
                            (_use_new_zipfile_serialization=False);
           torchscript.pt   torch.jit.save of a scripted nn.Linear.
 
+    python scripts/checkpoint_fixtures.py scripted [out_dir]
+        TorchScript archives read as weights (the reader of
+        src/checkpoint/torchscript.rs), written to out_dir (default
+        tests/fixtures/checkpoint/, committed, a few kB each):
+          scripted.pt      torch.jit.save(torch.jit.script(net)) of ScriptedNet: a
+                           CLIP-like tree (conv without bias, parameters of the
+                           top module, a BatchNorm with random statistics, an
+                           nn.Sequential of blocks with LayerNorm,
+                           MultiheadAttention (in_proj_weight, and its
+                           q/k/v_proj_weight left None) and an MLP, a registered
+                           buffer, and a plain tensor attribute that is no
+                           parameter nor buffer, which state_dict() leaves out);
+          scripted.json    net.state_dict() as in mixed.json (keys in order);
+          traced_half.pt   torch.jit.trace of the same net, then .half() (as
+                           OpenAI's CLIP files hold float16 weights): mangled
+                           class names (___torch_mangle_N);
+          traced_half.json its state_dict() in float16.
+
     python scripts/checkpoint_fixtures.py parity OUT_DIR
         For resnet18 with the random (seeded) weights of
         scripts/backbone_reference.py, writes to OUT_DIR:
@@ -182,6 +200,57 @@ def fixtures(out):
     print(f"wrote {len(os.listdir(out))} files, {total} bytes, to {out}")
 
 
+class ScriptedBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = torch.nn.LayerNorm(8)
+        self.attn = torch.nn.MultiheadAttention(8, 2)
+        self.mlp = torch.nn.Sequential(collections.OrderedDict([
+            ("c_fc", torch.nn.Linear(8, 16)),
+            ("gelu", torch.nn.GELU()),
+            ("c_proj", torch.nn.Linear(16, 8)),
+        ]))
+        self.attn_mask = torch.zeros(3, 3)  # a plain attribute: not in state_dict()
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False, attn_mask=self.attn_mask)[0]
+        return x + self.mlp(x)
+
+
+class ScriptedNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 2, stride=2, bias=False)
+        self.class_embedding = torch.nn.Parameter(torch.randn(8))
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.blocks = torch.nn.Sequential(ScriptedBlock(), ScriptedBlock())
+        self.proj = torch.nn.Parameter(torch.randn(8, 4))
+        self.register_buffer("scale", torch.tensor([2.0]))
+
+    def forward(self, x):
+        x = self.bn(self.conv1(x)).flatten(2).permute(2, 0, 1)
+        x = torch.cat([self.class_embedding.expand(1, x.shape[1], 8), x[:2]], 0)
+        return self.blocks(x)[0] @ self.proj * self.scale
+
+
+def scripted(out):
+    os.makedirs(out, exist_ok=True)
+    p = lambda name: os.path.join(out, name)  # noqa: E731
+    torch.manual_seed(5)
+    net = ScriptedNet().eval()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.2, 0.2)
+        net.bn.running_var.uniform_(0.5, 2.0)
+        net.bn.num_batches_tracked.fill_(3)
+    torch.jit.save(torch.jit.script(net), p("scripted.pt"))
+    write_json(p("scripted.json"), describe(net.state_dict()))
+    traced = torch.jit.trace(net, torch.randn(1, 3, 4, 4)).half()
+    torch.jit.save(traced, p("traced_half.pt"))
+    write_json(p("traced_half.json"), describe(traced.state_dict()))
+    print(f"scripted: scripted.pt, traced_half.pt in {out}")
+
+
 def parity(out):
     sys.path.insert(0, HERE)
     from backbone_reference import randomised, write_safetensors
@@ -276,6 +345,8 @@ def main():
     args = sys.argv[1:]
     if args[:1] == ["fixtures"] and len(args) <= 2:
         fixtures(args[1] if len(args) == 2 else os.path.join(HERE, "..", "tests", "fixtures", "checkpoint"))
+    elif args[:1] == ["scripted"] and len(args) <= 2:
+        scripted(args[1] if len(args) == 2 else os.path.join(HERE, "..", "tests", "fixtures", "checkpoint"))
     elif args[:1] == ["parity"] and len(args) == 2:
         parity(args[1])
     elif args[:1] == ["save"] and len(args) == 3:

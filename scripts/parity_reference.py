@@ -15,10 +15,15 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            conv/linear bias randomised (torchvision initialises VGG's
                            to zero, which would hide a bias that is not loaded), and
                            LayerNorm's parameters and ConvNeXt's layer scale too;
-    <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1), and `out.<cut>`,
-                           the output of module <cut> for that input in eval mode under
+                           A ViT's class token, position embedding and attention
+                           input-projection biases are randomised too (torchvision
+                           starts the first and last at zero), and its head;
+    <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1; 2x3x224x224 for
+                           the ViTs, which take that size only, 2x3x100x100 for Swin),
+                           and `out.<cut>`, the
+                           output of module <cut> for that input in eval mode under
                            torch.no_grad() (read by a forward hook, cloned before any
-                           in-place ReLU runs).
+                           in-place ReLU runs; a MultiheadAttention's first element).
 
 The Rust test `parity_with_torchvision_from_torch_save_at_many_cuts`
 (crates/psyrun-torch/src/backbone/parity_tests.rs) calls this script with its own list of cuts, into a
@@ -44,6 +49,17 @@ DEFAULT_CUTS = {
 INPUT_SHAPE = (2, 3, 64, 64)
 
 
+def input_shape(arch):
+    """ViTs assert their image size (224); Swin takes 100 px (25 patches a side: the
+    window attention pads and shifts, patch merging pads odd sides twice); the others
+    take the small input."""
+    if arch.startswith("vit_"):
+        return (2, 3, 224, 224)
+    if arch.startswith("swin_"):
+        return (2, 3, 100, 100)
+    return INPUT_SHAPE
+
+
 def parity_model(arch):
     model = randomised(arch)  # manual_seed(0) init, BatchNorm randomised, eval()
     g = torch.Generator().manual_seed(3)
@@ -63,13 +79,22 @@ def parity_model(arch):
         for name, p in model.named_parameters():
             if name.endswith("layer_scale"):
                 p.copy_(0.5 + 0.2 * torch.randn(p.shape, generator=g))
+    # ViT: the class token (zeros at initialisation), the attention's packed input bias
+    # (zeros), the position embedding and the head (zeros), from a generator of their own.
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == "class_token" or name.endswith(("in_proj_bias", "pos_embedding")):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            elif name.startswith("heads."):
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
     return model
 
 
 def write_case(out_dir, arch, cuts):
     model = parity_model(arch)
     torch.save(model.state_dict(), os.path.join(out_dir, f"{arch}.pth"))
-    x = torch.randn(*INPUT_SHAPE, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(*input_shape(arch), generator=torch.Generator().manual_seed(1))
     modules = dict(model.named_modules())
     missing = [c for c in cuts if c not in modules]
     if missing:
@@ -77,7 +102,9 @@ def write_case(out_dir, arch, cuts):
     outs = {}
     hooks = [
         modules[c].register_forward_hook(
-            lambda _m, _i, o, c=c: outs.__setitem__(f"out.{c}", o.detach().clone())
+            lambda _m, _i, o, c=c: outs.__setitem__(
+                f"out.{c}", (o[0] if isinstance(o, tuple) else o).detach().clone()
+            )
         )
         for c in cuts
     ]

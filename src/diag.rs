@@ -129,6 +129,9 @@ codes! {
     PlanUnknownLayer => "psy::plan::unknown_layer",
     /// An input too small to reach the cut layer.
     PlanInputTooSmall => "psy::plan::input_too_small",
+    /// An image size the network does not accept (the Vision Transformers take 224 px
+    /// only).
+    PlanInputSize => "psy::plan::input_size",
     /// Adaptive pooling larger than the feature map it pools.
     PlanPoolingTooLarge => "psy::plan::pooling_too_large",
     /// A grating frequency above the Nyquist limit (size / 2 cycles per image).

@@ -14,9 +14,17 @@
 //! proxies are taken from the usual `HTTPS_PROXY`/`NO_PROXY` variables. Offline, put the file
 //! into the cache folder by hand.
 //!
+//! CLIP's and DINOv2's weights are named sets too (`weights openai`, `weights dinov2`, see
+//! [`usual_weights`]), published elsewhere ([`WeightFile::url`]) and kept in the same folder
+//! under their published names. OpenAI's URLs carry each file's whole SHA-256, which the file
+//! is checked against ([`WeightFile::sha256`]); Meta publishes no hash of DINOv2's files, so
+//! those are only checked to be complete (the size the server announced) and then to hold
+//! exactly the architecture's keys and shapes when loaded; the run's manifest records their
+//! SHA-256 either way. A mirror ([`BASE_URL_VAR`]) serves every file under its published name.
+//!
 //! This module only finds files; loading them is the runner's job.
 
-use crate::models::catalog::Arch;
+use crate::models::catalog::{Arch, Family};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -40,11 +48,62 @@ pub struct WeightFile {
     pub set: &'static str,
     /// The published file name, e.g. `resnet50-0676ba61.pth`.
     pub file: &'static str,
+    /// Where it is published, when not under torchvision's [`DEFAULT_BASE_URL`] (CLIP's and
+    /// DINOv2's files).
+    pub url: Option<&'static str>,
+    /// Its whole SHA-256 when the publisher gives it (OpenAI's URLs carry it); torchvision's
+    /// names carry its first hex digits instead ([`hash_prefix`]).
+    pub sha256: Option<&'static str>,
 }
 
 impl WeightFile {
     const fn new(arch: Arch, set: &'static str, file: &'static str) -> Self {
-        Self { arch, set, file }
+        Self {
+            arch,
+            set,
+            file,
+            url: None,
+            sha256: None,
+        }
+    }
+
+    /// A file published at `url` (its last component is `file`), with its SHA-256 if known.
+    const fn at(
+        arch: Arch,
+        set: &'static str,
+        file: &'static str,
+        url: &'static str,
+        sha256: Option<&'static str>,
+    ) -> Self {
+        Self {
+            arch,
+            set,
+            file,
+            url: Some(url),
+            sha256,
+        }
+    }
+
+    /// What the file's SHA-256 must start with: its whole published hash, else the prefix in
+    /// a torchvision file's name; `None` when nothing is published (DINOv2).
+    pub fn expected_sha256(&self) -> Option<&'static str> {
+        match (self.sha256, self.url) {
+            (Some(h), _) => Some(h),
+            (None, None) => hash_prefix(self.file),
+            (None, Some(_)) => None,
+        }
+    }
+}
+
+/// The keyword an experiment names a network's usual weights by, and the set it stands for:
+/// `imagenet` (`IMAGENET1K_V1`) for torchvision's networks, `openai` (`OPENAI`, OpenAI's
+/// released CLIP weights) for CLIP's, `dinov2` (`LVD142M`, Meta's released DINOv2 weights)
+/// for DINOv2's.
+pub fn usual_weights(arch: Arch) -> (&'static str, &'static str) {
+    match crate::models::catalog::family(arch) {
+        Family::Clip => ("openai", "OPENAI"),
+        Family::Dinov2 => ("dinov2", "LVD142M"),
+        _ => ("imagenet", "IMAGENET1K_V1"),
     }
 }
 
@@ -233,6 +292,87 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V2",
         "regnet_x_400mf-62229a5f.pth",
     ),
+    // The ViTs' 224 px sets (IMAGENET1K_V1: resize 256, or 242 for vit_l_16, bilinear, crop
+    // 224; SWAG_LINEAR_V1: resize 224 bicubic); the SWAG_E2E sets are for 384 and 512 px
+    // networks, whose position embeddings the catalog's 224 px ViTs do not have.
+    WeightFile::new(Arch::VitBx16, "IMAGENET1K_V1", "vit_b_16-c867db91.pth"),
+    WeightFile::new(
+        Arch::VitBx16,
+        "IMAGENET1K_SWAG_LINEAR_V1",
+        "vit_b_16_lc_swag-4e70ced5.pth",
+    ),
+    WeightFile::new(Arch::VitBx32, "IMAGENET1K_V1", "vit_b_32-d86f8d99.pth"),
+    WeightFile::new(Arch::VitLx16, "IMAGENET1K_V1", "vit_l_16-852ce7e3.pth"),
+    WeightFile::new(
+        Arch::VitLx16,
+        "IMAGENET1K_SWAG_LINEAR_V1",
+        "vit_l_16_lc_swag-4d563306.pth",
+    ),
+    // OpenAI's CLIP (OPENAI), as open_clip 3.3.0's `pretrained.py` lists them: whole
+    // TorchScript models, read for their weights; each URL's folder is the file's SHA-256.
+    WeightFile::at(
+        Arch::ClipRn50,
+        "OPENAI",
+        "RN50.pt",
+        concat!(
+            "https://openaipublic.azureedge.net/clip/models/",
+            "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt"
+        ),
+        Some("afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"),
+    ),
+    WeightFile::at(
+        Arch::ClipVitBx32,
+        "OPENAI",
+        "ViT-B-32.pt",
+        concat!(
+            "https://openaipublic.azureedge.net/clip/models/",
+            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"
+        ),
+        Some("40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
+    ),
+    WeightFile::at(
+        Arch::ClipVitBx16,
+        "OPENAI",
+        "ViT-B-16.pt",
+        concat!(
+            "https://openaipublic.azureedge.net/clip/models/",
+            "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt"
+        ),
+        Some("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
+    ),
+    // Meta's DINOv2 (LVD142M), as the `dinov2` hub builds their URLs: state dicts, no
+    // published hash.
+    WeightFile::at(
+        Arch::Dinov2Vits14,
+        "LVD142M",
+        "dinov2_vits14_pretrain.pth",
+        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth",
+        None,
+    ),
+    WeightFile::at(
+        Arch::Dinov2Vitb14,
+        "LVD142M",
+        "dinov2_vitb14_pretrain.pth",
+        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+        None,
+    ),
+    WeightFile::at(
+        Arch::Dinov2Vits14Reg,
+        "LVD142M",
+        "dinov2_vits14_reg4_pretrain.pth",
+        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_reg4_pretrain.pth",
+        None,
+    ),
+    WeightFile::at(
+        Arch::Dinov2Vitb14Reg,
+        "LVD142M",
+        "dinov2_vitb14_reg4_pretrain.pth",
+        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_reg4_pretrain.pth",
+        None,
+    ),
+    // Swin (IMAGENET1K_V1: resize 232 for swin_t, 246 for swin_s, bicubic, crop 224).
+    WeightFile::new(Arch::SwinT, "IMAGENET1K_V1", "swin_t-704ceda3.pth"),
+    WeightFile::new(Arch::SwinS, "IMAGENET1K_V1", "swin_s-5e29d889.pth"),
 ];
 
 /// The published file of a weight set, if torchvision has one.
@@ -430,8 +570,17 @@ impl Hub {
         format!("{}/{file}", self.base_url)
     }
 
+    /// Where a weight set's file is downloaded from: its published URL, or under the base
+    /// URL when that is a mirror (or the file is torchvision's).
+    pub fn url_of(&self, w: &WeightFile) -> String {
+        match w.url {
+            Some(url) if self.base_url == DEFAULT_BASE_URL => url.to_owned(),
+            _ => self.url(w.file),
+        }
+    }
+
     /// The checked file of a weight set, downloaded first if it is not in the cache (see
-    /// [`Hub::fetch`]).
+    /// [`Hub::fetch`]; checked against [`WeightFile::expected_sha256`]).
     pub fn resolve(
         &self,
         arch: Arch,
@@ -443,7 +592,7 @@ impl Hub {
             arch,
             set: set.to_owned(),
         })?;
-        self.fetch(w.file, stop, progress)
+        self.fetch_from(w.file, &self.url_of(w), w.expected_sha256(), stop, progress)
     }
 
     /// The checked file `file` of the cache folder, downloaded first if it is not there. The
@@ -456,8 +605,23 @@ impl Hub {
         stop: &AtomicBool,
         progress: &mut dyn FnMut(Fetch<'_>),
     ) -> Result<PathBuf, HubError> {
+        self.fetch_from(file, &self.url(file), hash_prefix(file), stop, progress)
+    }
+
+    /// [`Hub::fetch`] from `url`, the file's SHA-256 to start with `expected` (a whole hash
+    /// or a prefix; `None`: not checked, a cached file then used as it is).
+    fn fetch_from(
+        &self,
+        file: &str,
+        url: &str,
+        expected: Option<&str>,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(Fetch<'_>),
+    ) -> Result<PathBuf, HubError> {
         let path = self.dir.join(file);
-        let expected = hash_prefix(file);
+        if path.is_file() && expected.is_none() {
+            return Ok(path);
+        }
         if path.is_file() {
             progress(Fetch::Checking { path: &path });
             let found = sha256_of(&path).map_err(|source| HubError::Io {
@@ -477,7 +641,7 @@ impl Hub {
             dir: self.dir.clone(),
             source,
         })?;
-        self.download(file, &path, expected, stop, progress)?;
+        self.download(file, url, &path, expected, stop, progress)?;
         progress(Fetch::Done { path: &path });
         Ok(path)
     }
@@ -485,12 +649,13 @@ impl Hub {
     fn download(
         &self,
         file: &str,
+        url: &str,
         path: &Path,
         expected: Option<&str>,
         stop: &AtomicBool,
         progress: &mut dyn FnMut(Fetch<'_>),
     ) -> Result<(), HubError> {
-        let url = self.url(file);
+        let url = url.to_owned();
         let failed = |reason: String| HubError::Download {
             file: file.to_owned(),
             url: url.clone(),

@@ -190,6 +190,46 @@ fn layers_lists_cut_points_with_shapes() {
             "{arch}: {out}"
         );
     }
+    // A ViT: tokens inside its encoder (and how they read out), 224 px only.
+    let o = psyrun(&["layers", "vit_b_16"]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    for (cut, shape) in [
+        ("conv_proj", "768×14×14"),
+        ("encoder.layers.encoder_layer_5.self_attention", "197×768"),
+        ("encoder.layers.encoder_layer_5.mlp.0", "197×3072"),
+        ("encoder.ln", "197×768"),
+        ("heads.head", "1000"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cut} ")) && l.ends_with(shape)),
+            "vit_b_16 {cut}: {out}"
+        );
+    }
+    assert!(
+        out.contains("1 class token, then 14×14 patch tokens"),
+        "{out}"
+    );
+    let o = psyrun(&["layers", "swin_t"]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    for (cut, shape) in [
+        ("features.1.1.attn", "56×56×96"),
+        ("features.2.norm", "28×28×384"),
+        ("norm", "7×7×768"),
+        ("permute", "768×7×7"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cut} ")) && l.ends_with(shape)),
+            "swin_t {cut}: {out}"
+        );
+    }
+    assert!(out.contains("no class token"), "{out}");
+    let o = psyrun(&["layers", "vit_b_16", "--size", "256"]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout).contains("takes 224 px only"));
     let o = psyrun(&["layers", "resnt50", "--color", "never"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("did you mean `resnet50`?"));

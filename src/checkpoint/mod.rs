@@ -21,6 +21,13 @@
 //! removed. Entries that are not tensors (`_metadata`, epoch numbers, optimizer settings)
 //! are skipped.
 //!
+//! TorchScript archives (`torch.jit.save`, e.g. OpenAI's CLIP `.pt` files) are read as
+//! weights too: their `data.pkl` pickles the module tree, which the unpickler reads in a
+//! TorchScript mode where the archive's own classes are names of inert attribute holders,
+//! and the state dict is the walk `module.state_dict()` does (`torchscript.rs`); the
+//! archive's code is never run (only its `__parameters__`/`__buffers__` lines are read, as
+//! text). [`Checkpoint::is_torchscript`] tells which kind was read.
+//!
 //! The legacy format of PyTorch < 1.6 (still that of some torchvision weights, e.g.
 //! `vgg16-397923af.pth`) is read too: five pickles in a row (magic number, version, system
 //! info, the object, the storage keys), then each storage as an 8-byte element count and its
@@ -29,6 +36,7 @@ mod kind;
 mod pickle;
 #[cfg(test)]
 mod tests;
+mod torchscript;
 
 pub use kind::{file_kind, zip_kind, FileKind};
 
@@ -42,6 +50,10 @@ use zip::ZipArchive;
 
 /// The largest `data.pkl` accepted (a resnet50 state dict's is 30 kB).
 pub const MAX_PICKLE_BYTES: u64 = 256 << 20;
+
+/// The largest code file of a TorchScript archive read for its declarations (OpenAI's CLIP
+/// ViT-B/32 has one of 600 kB).
+pub const MAX_CODE_BYTES: u64 = 64 << 20;
 
 /// Keys under which a training checkpoint may hold the state dict, tried in this order
 /// when the top-level dict holds no tensors (and again one level down, up to three levels).
@@ -212,8 +224,9 @@ impl CheckpointError {
             CheckpointError::NotCheckpoint { .. }
             | CheckpointError::Malformed { .. }
             | CheckpointError::Unsupported { .. } => {
-                "psyrun reads .safetensors files and PyTorch .pth/.pt files written by \
-                 `torch.save(model.state_dict(), \"net.pth\")`"
+                "psyrun reads .safetensors files, PyTorch .pth/.pt files written by \
+                 `torch.save(model.state_dict(), \"net.pth\")`, and the weights of TorchScript \
+                 archives (`torch.jit.save`)"
             }
         }
     }
@@ -328,6 +341,8 @@ pub struct Checkpoint {
     records: HashMap<String, Record>,
     nested_under: Option<String>,
     stripped_prefix: Option<String>,
+    /// Read from a TorchScript archive (`torch.jit.save`) rather than a state dict.
+    torchscript: bool,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -340,7 +355,8 @@ impl fmt::Debug for Checkpoint {
     }
 }
 
-const TORCHSCRIPT: &str = "it is a TorchScript archive (torch.jit.save); save the weights with \
+const OLD_TORCHSCRIPT: &str = "it is a TorchScript archive of the format before PyTorch 1.3 \
+     (no data.pkl), which psyrun does not read; save the weights with \
      `torch.save(model.state_dict(), \"net.pth\")` instead";
 
 /// The pickled magic number that starts a legacy checkpoint (after `\x80\x02`).
@@ -428,17 +444,22 @@ impl Checkpoint {
         (&mut file).take(512).read_to_end(&mut head).map_err(io)?;
         let format = sniff(path, &head, file_len)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let (unpickled, mut archive, legacy_records) = match format {
+        let (unpickled, mut archive, legacy_records, torchscript) = match format {
             Format::Zip => {
-                let (u, archive, prefix) = open_zip(path, file)?;
-                (u, Some((archive, prefix)), HashMap::new())
+                let (u, archive, prefix, script) = open_zip(path, file)?;
+                (u, Some((archive, prefix)), HashMap::new(), script)
             }
             Format::Legacy => {
                 let (u, records) = open_legacy(path, &mut file, file_len)?;
-                (u, None, records)
+                (u, None, records, false)
             }
         };
-        let (found, nested_under) = select_state_dict(&unpickled, path)?;
+        let (found, nested_under) = match &mut archive {
+            Some((archive, prefix)) if torchscript => {
+                (script_state(path, &unpickled, archive, prefix)?, None)
+            }
+            _ => select_state_dict(&unpickled, path)?,
+        };
         let records = match &mut archive {
             Some((archive, prefix)) => {
                 let keys = found.iter().map(|(_, t)| t.storage.key.as_str());
@@ -483,15 +504,70 @@ impl Checkpoint {
             records,
             nested_under,
             stripped_prefix,
+            torchscript,
         })
     }
 }
 
-/// Opens a zip checkpoint: its archive, its pickle and its records' folder (`<prefix>`).
+/// The state dict of a TorchScript archive's module tree (see [`torchscript`]), its
+/// classes' declarations read from their code files (as text).
+fn script_state<'u>(
+    path: &Path,
+    u: &'u Unpickled,
+    archive: &mut ZipArchive<File>,
+    prefix: &str,
+) -> Result<Found<'u>, CheckpointError> {
+    use torchscript::TreeError;
+    let mut files: HashMap<String, Option<String>> = HashMap::new();
+    let mut declared = |class: &str| -> Result<Option<torchscript::Declared>, TreeError> {
+        let Some((file, name)) = torchscript::code_file(class) else {
+            return Err(TreeError::Malformed(format!(
+                "`{class}` is no TorchScript class name"
+            )));
+        };
+        if !files.contains_key(&file) {
+            let record = format!("{prefix}/{file}");
+            let code = if archive.index_for_name(&record).is_some() {
+                let bytes = read_small(archive, &record, MAX_CODE_BYTES)
+                    .map_err(|e| TreeError::Malformed(format!("{file}: {e}")))?;
+                Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| TreeError::Malformed(format!("{file} is not UTF-8 text")))?,
+                )
+            } else {
+                None
+            };
+            files.insert(file.clone(), code);
+        }
+        Ok(files[&file]
+            .as_deref()
+            .and_then(|code| torchscript::declarations(code, name)))
+    };
+    let found = torchscript::state_tensors(u, &mut declared).map_err(|e| match e {
+        TreeError::Malformed(reason) => CheckpointError::Malformed {
+            path: path.to_owned(),
+            reason,
+        },
+        TreeError::Unsupported(reason) => CheckpointError::Unsupported {
+            path: path.to_owned(),
+            reason,
+        },
+    })?;
+    if found.is_empty() {
+        return Err(CheckpointError::NoTensors {
+            path: path.to_owned(),
+            found: "the TorchScript module has no parameters or buffers".into(),
+        });
+    }
+    Ok(found)
+}
+
+/// Opens a zip checkpoint: its archive, its pickle, its records' folder (`<prefix>`), and
+/// whether it is a TorchScript archive (its `data.pkl` then read in TorchScript mode).
 fn open_zip(
     path: &Path,
     file: File,
-) -> Result<(Unpickled, ZipArchive<File>, String), CheckpointError> {
+) -> Result<(Unpickled, ZipArchive<File>, String, bool), CheckpointError> {
     let malformed = |reason: String| CheckpointError::Malformed {
         path: path.to_owned(),
         reason,
@@ -522,14 +598,12 @@ fn open_zip(
             .filter(|p| !p.is_empty() && !p.contains('/'))
     }) else {
         return Err(not(if torchscript(None) {
-            TORCHSCRIPT
+            OLD_TORCHSCRIPT
         } else {
             "a zip archive without `data.pkl`, so not written by torch.save"
         }));
     };
-    if torchscript(Some(prefix)) {
-        return Err(not(TORCHSCRIPT));
-    }
+    let script = torchscript(Some(prefix));
     let prefix = prefix.to_owned();
     let pkl = read_small(
         &mut archive,
@@ -544,8 +618,13 @@ fn open_zip(
             return Err(big_endian(path));
         }
     }
-    let unpickled = pickle::unpickle(&pkl).map_err(|e| pickle_error(path, e))?;
-    Ok((unpickled, archive, prefix))
+    let unpickled = if script {
+        pickle::unpickle_script(&pkl)
+    } else {
+        pickle::unpickle(&pkl)
+    }
+    .map_err(|e| pickle_error(path, e))?;
+    Ok((unpickled, archive, prefix, script))
 }
 
 fn big_endian(path: &Path) -> CheckpointError {
@@ -833,6 +912,12 @@ impl Checkpoint {
     /// The prefix removed from every key (`module.`), if any.
     pub fn stripped_prefix(&self) -> Option<&str> {
         self.stripped_prefix.as_deref()
+    }
+
+    /// Whether the tensors are the parameters and buffers of a TorchScript archive's module
+    /// (`torch.jit.save`, e.g. OpenAI's CLIP `.pt` files), read without running its code.
+    pub fn is_torchscript(&self) -> bool {
+        self.torchscript
     }
 
     /// Reads tensor `index` of [`Checkpoint::tensors`]: its elements, little-endian and

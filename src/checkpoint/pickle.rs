@@ -158,6 +158,12 @@ pub(crate) enum Global {
     GetLayout,
     /// `torch.strided` and other inert markers.
     Marker,
+    /// TorchScript archives only: `torch.jit._pickle`'s list builders and type tags, which
+    /// return their first argument.
+    PassThrough,
+    /// TorchScript archives only: a class `__torch__.…` of the archive, by qualified name.
+    /// "Calling" it makes an inert [`Object::Module`] whose attributes a BUILD sets.
+    ScriptClass(Rc<str>),
 }
 
 /// An object in the arena.
@@ -171,6 +177,12 @@ pub(crate) enum Object {
     Tensor(TensorRef),
     /// The result of an allowed call whose value psyrun does not need.
     Opaque,
+    /// An object of a TorchScript class (a module of the archive): its class and the state
+    /// a BUILD gave it (a dict of attributes), never anything run.
+    Module {
+        class: Rc<str>,
+        state: Option<Value>,
+    },
 }
 
 impl Object {
@@ -184,6 +196,7 @@ impl Object {
             Object::Storage(_) => "a storage",
             Object::Tensor(_) => "a tensor",
             Object::Opaque => "an object",
+            Object::Module { .. } => "a TorchScript object",
         }
     }
 }
@@ -207,10 +220,20 @@ impl Unpickled {
     }
 }
 
-/// Looks a global up in the list of what a state dict needs.
-pub(crate) fn resolve(module: &str, name: &str) -> Result<Global> {
+/// Looks a global up in the list of what a state dict needs; with `script` (the `data.pkl`
+/// of a TorchScript archive), the archive's own classes and `torch.jit._pickle`'s helpers
+/// too.
+pub(crate) fn resolve(module: &str, name: &str, script: bool) -> Result<Global> {
     let forbidden = || Err(PickleError::Forbidden(format!("{module}.{name}")));
+    if script && (module == "__torch__" || module.starts_with("__torch__.")) && !name.is_empty() {
+        return Ok(Global::ScriptClass(Rc::from(format!("{module}.{name}"))));
+    }
     Ok(match (module, name) {
+        (
+            "torch.jit._pickle",
+            "build_intlist" | "build_tensorlist" | "build_doublelist" | "build_boollist"
+            | "restore_type_tag",
+        ) if script => Global::PassThrough,
         ("collections", "OrderedDict") => Global::OrderedDict,
         ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
         ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
@@ -367,11 +390,24 @@ struct Machine<'a> {
     /// Dict items `OrderedDict(items)` may still copy: at most one per input byte, so that
     /// a memoized list of items used again and again cannot build huge dicts.
     copy_budget: usize,
+    /// Reading a TorchScript archive's `data.pkl` (see [`resolve`]).
+    script: bool,
 }
 
 /// Unpickles `data`, interpreting only the allowed globals.
 pub(crate) fn unpickle(data: &[u8]) -> Result<Unpickled> {
+    unpickle_as(data, false)
+}
+
+/// Unpickles the `data.pkl` of a TorchScript archive: as [`unpickle`], but the archive's
+/// classes (`__torch__.…`) become inert [`Object::Module`]s holding their attributes.
+pub(crate) fn unpickle_script(data: &[u8]) -> Result<Unpickled> {
+    unpickle_as(data, true)
+}
+
+fn unpickle_as(data: &[u8], script: bool) -> Result<Unpickled> {
     let mut m = Machine {
+        script,
         r: Reader { data, pos: 0 },
         stack: Vec::new(),
         marks: Vec::new(),
@@ -641,7 +677,7 @@ impl Machine<'_> {
             b'c' => {
                 let module = self.r.line()?;
                 let name = self.r.line()?;
-                let g = resolve(module, name)?;
+                let g = resolve(module, name, self.script)?;
                 self.push_obj(Object::Global(g));
             }
             0x93 => {
@@ -651,7 +687,7 @@ impl Machine<'_> {
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     return self.err("STACK_GLOBAL needs two strings");
                 };
-                let g = resolve(&module, &name)?;
+                let g = resolve(&module, &name, self.script)?;
                 self.push_obj(Object::Global(g));
             }
             b'R' | 0x81 => {
@@ -675,10 +711,18 @@ impl Machine<'_> {
                 self.stack.push(v);
             }
             b'b' => {
-                // BUILD: the state would be set on the object; psyrun does not need it
-                // (e.g. the `_metadata` of a state_dict).
-                self.pop()?;
-                self.top()?;
+                // BUILD: the state of a TorchScript object is kept (its attributes); any
+                // other state is not needed (e.g. the `_metadata` of a state_dict).
+                let state = self.pop()?;
+                let at = self.at;
+                if let Value::Obj(i) = *self.top()? {
+                    if let Some(Object::Module { state: slot, .. }) = self.objects.get_mut(i) {
+                        if slot.is_some() {
+                            return bad(at, "BUILD of a TorchScript object built before");
+                        }
+                        *slot = Some(state);
+                    }
+                }
             }
             b's' => {
                 let v = self.pop()?;
@@ -922,6 +966,16 @@ impl Machine<'_> {
                 }
             }
             Global::GetLayout => Ok(self.new_obj(Object::Opaque)),
+            Global::PassThrough => match args.first() {
+                Some(v) if args.len() <= 2 => Ok(v.clone()),
+                _ => self.err("torch.jit._pickle helper with a wrong number of arguments"),
+            },
+            Global::ScriptClass(class) => {
+                if !args.is_empty() {
+                    return self.err(format!("TorchScript class `{class}` called with arguments"));
+                }
+                Ok(self.new_obj(Object::Module { class, state: None }))
+            }
             Global::StorageType(_) | Global::Dtype(_) | Global::Marker => {
                 self.err("a storage type, dtype or layout cannot be called")
             }

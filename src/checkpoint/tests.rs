@@ -158,9 +158,6 @@ fn refuses_code_and_other_formats_with_clear_messages() {
     assert!(matches!(e, CheckpointError::Legacy { .. }), "{e}");
     assert!(e.to_string().contains("first PyTorch versions"), "{e}");
     assert!(e.help().contains("torch.save(torch.load("), "{}", e.help());
-    let e = read_state_dict(&fixture("torchscript.pt")).unwrap_err();
-    assert!(e.to_string().contains("TorchScript"), "{e}");
-    assert!(matches!(e, CheckpointError::NotCheckpoint { .. }), "{e}");
     let e = read_state_dict(&fixture("absent.pth")).unwrap_err();
     assert!(matches!(e, CheckpointError::Io { .. }), "{e}");
     assert!(e.to_string().contains("absent.pth"), "{e}");
@@ -783,4 +780,187 @@ fn special_files_are_refused_before_opening() {
         panic!("a device is refused")
     };
     assert!(e.to_string().contains("a character device"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TorchScript archives read as weights (scripts/checkpoint_fixtures.py scripted).
+
+#[test]
+fn torchscript_archives_give_their_modules_state_dict() {
+    // Scripted: keys in state_dict() order (parameters, buffers, then submodules), the plain
+    // tensor attribute `attn_mask` and MultiheadAttention's None parameters left out.
+    let sd = read_state_dict(&fixture("scripted.pt")).unwrap_or_else(|e| panic!("{e}"));
+    assert_matches_json(&sd, "scripted.json");
+    assert!(sd.entries.iter().all(|e| !e.key.ends_with("attn_mask")));
+    assert!(Checkpoint::open(&fixture("scripted.pt"))
+        .unwrap()
+        .is_torchscript());
+    assert!(!Checkpoint::open(&fixture("mixed.pth"))
+        .unwrap()
+        .is_torchscript());
+    // Traced and converted to float16 (as OpenAI's CLIP files): mangled class names.
+    let sd = read_state_dict(&fixture("traced_half.pt")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(sd
+        .entries
+        .iter()
+        .all(|e| e.key.ends_with("num_batches_tracked") || e.dtype == Dtype::F16));
+    assert_matches_json(&sd, "traced_half.json");
+    // A scripted nn.Linear.
+    let sd = read_state_dict(&fixture("torchscript.pt")).unwrap();
+    let keys: Vec<&str> = sd.entries.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["weight", "bias"]);
+    assert_eq!(sd.entries[0].shape, [2, 2]);
+}
+
+/// `scripted.pt` rewritten: every record passed through `edit` (`None` drops it).
+fn edited_script(name: &str, edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> PathBuf {
+    let mut zip = ZipArchive::new(File::open(fixture("scripted.pt")).unwrap()).unwrap();
+    let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let n = f.name().unwrap().into_owned();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        if let Some(data) = edit(&n, data) {
+            w.start_file(n, stored).unwrap();
+            w.write_all(&data).unwrap();
+        }
+    }
+    let p = temp(name);
+    std::fs::write(&p, w.finish().unwrap().into_inner()).unwrap();
+    p
+}
+
+#[test]
+fn damaged_or_hostile_torchscript_archives_give_typed_errors() {
+    let good = std::fs::read(fixture("scripted.pt")).unwrap();
+    let p = temp("cut.pt");
+    for len in (0..good.len()).step_by(97) {
+        std::fs::write(&p, &good[..len]).unwrap();
+        assert!(read_state_dict(&p).is_err(), "truncated to {len} bytes");
+    }
+    // A storage record missing.
+    let p = edited_script("no_storage.pt", |n, d| {
+        (!n.ends_with("/data/3")).then_some(d)
+    });
+    let e = read_state_dict(&p).unwrap_err();
+    assert!(matches!(e, CheckpointError::Malformed { .. }), "{e}");
+    assert!(e.to_string().contains("data/3"), "{e}");
+    // A forbidden global inside the module tree: refused, not run.
+    let p = edited_script("evil.pt", |n, d| {
+        Some(if n.ends_with("/data.pkl") {
+            let at = d
+                .windows(22)
+                .position(|w| w == b"torch._utils\n_rebuild_")
+                .unwrap();
+            let mut d = d;
+            d[at..at + 22].copy_from_slice(b"posix\nsystem\n\n\n\n\n\n\n\n\n\n");
+            d
+        } else {
+            d
+        })
+    });
+    let e = read_state_dict(&p).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Forbidden { name, .. } if name == "posix.system"),
+        "{e}"
+    );
+    // Without its code, every tensor attribute counts (the plain `attn_mask` too).
+    let p = edited_script("no_code.pt", |n, d| (!n.contains("/code/")).then_some(d));
+    let sd = read_state_dict(&p).unwrap();
+    assert!(sd.entries.iter().any(|e| e.key == "blocks.0.attn_mask"));
+    assert!(sd
+        .entries
+        .iter()
+        .any(|e| e.key == "blocks.1.mlp.c_proj.bias"));
+    // Code that is not text.
+    let p = edited_script("binary_code.pt", |n, d| {
+        Some(if n.ends_with("code/__torch__.py") {
+            vec![0xff, 0xfe]
+        } else {
+            d
+        })
+    });
+    let e = read_state_dict(&p).unwrap_err();
+    assert!(e.to_string().contains("not UTF-8"), "{e}");
+    // The archive's classes are names only in TorchScript archives: a torch.save file that
+    // names one is refused as any other global.
+    let pkl = P::new()
+        .global("__torch__.model", "Net")
+        .op(b")\x81")
+        .done();
+    let p = archive("torch_class.pth", &pkl, &[]);
+    let e = read_state_dict(&p).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Forbidden { name, .. } if name == "__torch__.model.Net"),
+        "{e}"
+    );
+}
+
+/// A TorchScript archive (`code/` present) holding `pkl` as its data.pkl.
+fn script_archive(name: &str, pkl: &[u8], code: &str) -> PathBuf {
+    let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+    w.start_file("archive/data.pkl", stored).unwrap();
+    w.write_all(pkl).unwrap();
+    w.start_file("archive/code/__torch__.py", stored).unwrap();
+    w.write_all(code.as_bytes()).unwrap();
+    w.start_file("archive/data/0", stored).unwrap();
+    w.write_all(&floats(&[1.0, 2.0])).unwrap();
+    let p = temp(name);
+    std::fs::write(&p, w.finish().unwrap().into_inner()).unwrap();
+    p
+}
+
+#[test]
+fn hand_built_module_trees_are_walked_safely() {
+    let code = "class M(Module):\n  __parameters__ = [\"w\", ]\n  __buffers__ = []\n";
+    // A module whose attribute `w` is a tensor and `sub` another module.
+    let module = |p: P| p.global("__torch__", "M").op(b")\x81}");
+    let pkl = module(P::new())
+        .tensor("w", "FloatStorage", 2, 0, &[2], &[1])
+        .str("sub");
+    let pkl = module(pkl)
+        .tensor("w", "FloatStorage", 2, 0, &[2], &[1])
+        .op(b"b")
+        .op(b"s")
+        .op(b"b")
+        .done();
+    let sd = read_state_dict(&script_archive("tree.pt", &pkl, code)).unwrap();
+    let keys: Vec<&str> = sd.entries.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["w", "sub.w"]);
+    // A module containing itself (memo): the walk stops, with an error.
+    let pkl = P::new()
+        .global("__torch__", "M")
+        .op(b")\x81q\x00}")
+        .tensor("w", "FloatStorage", 2, 0, &[2], &[1])
+        .str("me")
+        .op(b"h\x00sb")
+        .done();
+    let e = read_state_dict(&script_archive("cycle.pt", &pkl, code)).unwrap_err();
+    assert!(matches!(e, CheckpointError::Malformed { .. }), "{e}");
+    // A module whose state is not a dict (a custom __setstate__).
+    let pkl = module(P::new()).op(b"b").done();
+    let pkl = {
+        let mut v = pkl;
+        // `}` replaced by an empty tuple as the state.
+        let at = v.iter().position(|&b| b == b'}').unwrap();
+        v[at] = b')';
+        v
+    };
+    let e = read_state_dict(&script_archive("setstate.pt", &pkl, code)).unwrap_err();
+    assert!(matches!(e, CheckpointError::Unsupported { .. }), "{e}");
+    // A declared parameter that is no tensor.
+    let pkl = module(P::new()).str("w").int(3).op(b"sb").done();
+    let e = read_state_dict(&script_archive("not_tensor.pt", &pkl, code)).unwrap_err();
+    assert!(e.to_string().contains("no tensor"), "{e}");
+    // No parameters at all.
+    let pkl = module(P::new()).op(b"b").done();
+    let e = read_state_dict(&script_archive("empty.pt", &pkl, code)).unwrap_err();
+    assert!(matches!(e, CheckpointError::NoTensors { .. }), "{e}");
+    // The root must be a module.
+    let pkl = P::new().op(b"}").done();
+    let e = read_state_dict(&script_archive("dict.pt", &pkl, code)).unwrap_err();
+    assert!(e.to_string().contains("not a TorchScript module"), "{e}");
 }

@@ -17,6 +17,19 @@ fn every_table_entry_is_a_hub_file_with_a_hash() {
     let mut seen = BTreeSet::new();
     for w in TABLE {
         assert!(seen.insert((w.arch, w.set)), "{} {} twice", w.arch, w.set);
+        if let Some(url) = w.url {
+            // CLIP's and DINOv2's files, under their published names.
+            assert!(url.ends_with(&format!("/{}", w.file)), "{url}");
+            assert!(url.starts_with("https://"), "{url}");
+            if let Some(sha) = w.sha256 {
+                // OpenAI's URLs: the file's SHA-256 is its folder.
+                assert_eq!(sha.len(), 64, "{url}");
+                assert!(url.contains(&format!("/{sha}/")), "{url}");
+            }
+            assert_eq!(w.expected_sha256(), w.sha256, "{url}");
+            continue;
+        }
+        assert_eq!(w.expected_sha256(), hash_prefix(w.file));
         assert!(w.file.ends_with(".pth"), "{}", w.file);
         assert!(!w.file.contains('/'), "{}", w.file);
         let h = hash_prefix(w.file).unwrap_or_else(|| panic!("{} has no hash", w.file));
@@ -50,17 +63,28 @@ fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
     // Every ResNet-family network (ResNeXt and Wide ResNet too) has `layer1`; most others
     // `features.0`; ShuffleNet V2 is cut after `conv1`.
     let tops = crate::models::catalog::top_level(arch);
-    let cut = if crate::models::catalog::family(arch) == crate::models::catalog::Family::Resnet {
+    let fam = crate::models::catalog::family(arch);
+    let cut = if fam == crate::models::catalog::Family::Resnet {
         "layer1"
+    } else if fam == crate::models::catalog::Family::Swin {
+        // The patch embedding's conv (a feature map; Swin's later maps are tokens).
+        "features.0.0"
     } else if tops.contains(&"features") {
         "features.0"
+    } else if crate::models::catalog::family(arch) == crate::models::catalog::Family::Dinov2 {
+        // The patch conv's map (`patch_embed` gives tokens, which need a read-out).
+        "patch_embed.proj"
     } else {
         tops[0]
     };
-    let text = include_str!("../../experiments/quick_csf.psy")
+    let mut text = include_str!("../../experiments/quick_csf.psy")
         .replace("resnet18", arch.name())
         .replace("weights random", &format!("weights {weights}"))
         .replace("cut layer1", &format!("cut {cut}"));
+    // A ViT takes 224 px images only.
+    if let Some(size) = arch.fixed_input_size() {
+        text = text.replace("size 64", &format!("size {size}"));
+    }
     let lowered = plan::compile(&SourceFile::new("t.psy", text));
     match lowered.plan {
         Some(p) => Ok(p
@@ -77,13 +101,26 @@ fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
 fn the_table_covers_every_set_the_planner_accepts() {
     let mut names: BTreeSet<&str> = TABLE.iter().map(|w| w.set).collect();
     names.extend(["IMAGENET1K_V3", "IMAGENET1K_SWAG_E2E_V1", "DEFAULT"]);
+    names.extend(["OPENAI", "LVD142M"]);
     for &arch in Arch::ALL {
-        // `imagenet` is IMAGENET1K_V1, which every architecture has.
+        // `imagenet` is IMAGENET1K_V1, which every torchvision architecture has; `openai`
+        // and `dinov2` name CLIP's and DINOv2's released weights.
+        let (usual, set) = usual_weights(arch);
+        assert!(lookup(arch, set).is_some(), "{arch}");
         assert_eq!(
-            plan_weights(arch, "imagenet"),
-            Ok(Weights::Torchvision("IMAGENET1K_V1".into())),
+            plan_weights(arch, usual),
+            Ok(Weights::Torchvision(set.into())),
             "{arch}"
         );
+        for other in ["imagenet", "openai", "dinov2"] {
+            if other != usual {
+                assert_eq!(
+                    plan_weights(arch, other),
+                    Err(vec![Code::PlanUnknownValue]),
+                    "{arch} {other}"
+                );
+            }
+        }
         for set in &names {
             let planned = plan_weights(arch, set);
             match lookup(arch, set) {
@@ -439,6 +476,109 @@ fn a_stopped_download_keeps_nothing() {
         })
         .unwrap_err();
     assert!(matches!(err, HubError::Cancelled { .. }), "{err:?}");
+    assert!(files(&dir).is_empty(), "{:?}", files(&dir));
+    cleanup(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLIP's and DINOv2's files: published URLs, whole SHA-256s or none.
+
+#[test]
+fn published_urls_are_used_unless_a_mirror_is_set() {
+    let clip = lookup(Arch::ClipRn50, "OPENAI").unwrap();
+    assert_eq!(clip.file, "RN50.pt");
+    let hub = Hub::new("/c", DEFAULT_BASE_URL);
+    assert_eq!(hub.url_of(clip), clip.url.unwrap());
+    assert_eq!(
+        hub.url_of(lookup(Arch::Resnet50, "IMAGENET1K_V1").unwrap()),
+        "https://download.pytorch.org/models/resnet50-0676ba61.pth"
+    );
+    let mirror = Hub::new("/c", "http://mirror.lab/weights/");
+    assert_eq!(mirror.url_of(clip), "http://mirror.lab/weights/RN50.pt");
+    let dino = lookup(Arch::Dinov2Vits14Reg, "LVD142M").unwrap();
+    assert_eq!(
+        hub.url_of(dino),
+        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_reg4_pretrain.pth"
+    );
+    assert_eq!(dino.expected_sha256(), None);
+    // `ViT-B-32.pt` looks like it carries a hash prefix (`32`) to torch hub's rule; the
+    // published whole hash is what counts.
+    let vit = lookup(Arch::ClipVitBx32, "OPENAI").unwrap();
+    assert_eq!(hash_prefix(vit.file), Some("32"));
+    assert_eq!(vit.expected_sha256(), vit.sha256);
+}
+
+#[test]
+fn a_clip_file_is_checked_against_its_whole_sha256() {
+    let (bytes, _) = payload();
+    let sha = hex(&Sha256::digest(&bytes));
+    let server = serve(Reply::Ok(bytes.clone()));
+    let dir = scratch("clip");
+    let hub = Hub::new(&dir, &server.base);
+    let url = hub.url("RN50.pt");
+    let path = hub
+        .fetch_from("RN50.pt", &url, Some(&sha), &GO, &mut |_| {})
+        .unwrap();
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    // Cached: checked again, whole.
+    let mut seen = Seen::default();
+    hub.fetch_from("RN50.pt", &url, Some(&sha), &GO, &mut seen.record())
+        .unwrap();
+    assert_eq!(seen.checking, 1);
+    let mut wrong = sha.clone().into_bytes();
+    wrong[63] = if wrong[63] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let err = hub
+        .fetch_from("RN50.pt", &url, Some(&wrong), &GO, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, HubError::CachedCorrupt { .. }), "{err:?}");
+    cleanup(&dir);
+
+    // The real table entry: these bytes are not OpenAI's RN50.pt, so the download is refused
+    // and nothing is kept (a name without a hash prefix would have been accepted).
+    let server = serve(Reply::Ok(bytes));
+    let dir = scratch("clip-table");
+    let hub = Hub::new(&dir, &server.base);
+    let err = hub
+        .resolve(Arch::ClipRn50, "OPENAI", &GO, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, HubError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("RN50.pt"), "{err}");
+    assert!(files(&dir).is_empty(), "{:?}", files(&dir));
+    cleanup(&dir);
+}
+
+#[test]
+fn a_dinov2_file_has_no_published_hash_but_must_arrive_whole() {
+    let (bytes, _) = payload();
+    let server = serve(Reply::Ok(bytes.clone()));
+    let dir = scratch("dinov2");
+    let hub = Hub::new(&dir, &server.base);
+    let path = hub
+        .resolve(Arch::Dinov2Vits14, "LVD142M", &GO, &mut |_| {})
+        .unwrap();
+    assert_eq!(path, dir.join("dinov2_vits14_pretrain.pth"));
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    // Cached: used as it is (nothing to check it against).
+    let mut seen = Seen::default();
+    assert_eq!(
+        hub.resolve(Arch::Dinov2Vits14, "LVD142M", &GO, &mut seen.record())
+            .unwrap(),
+        path
+    );
+    assert_eq!(seen, Seen::default());
+    cleanup(&dir);
+
+    let server = serve(Reply::Short {
+        body: bytes[..1000].to_vec(),
+        announced: bytes.len(),
+    });
+    let dir = scratch("dinov2-short");
+    let hub = Hub::new(&dir, &server.base);
+    let err = hub
+        .resolve(Arch::Dinov2Vitb14, "LVD142M", &GO, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, HubError::Download { .. }), "{err:?}");
     assert!(files(&dir).is_empty(), "{:?}", files(&dir));
     cleanup(&dir);
 }

@@ -25,6 +25,10 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+mod clip;
+mod swin;
+mod vit;
+
 /// A torchvision architecture known to the catalog.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -108,6 +112,36 @@ pub enum Arch {
     /// `regnet_x_400mf`: stages of 1, 2, 7, 12 blocks (32, 64, 160, 400 channels), group
     /// width 16.
     RegnetXx400mf,
+    /// `vit_b_16`: ViT-Base, 16×16 patches, 12 encoder blocks of width 768 (12 heads, MLP
+    /// 3072); 224×224 images only.
+    VitBx16,
+    /// `vit_b_32`: ViT-Base with 32×32 patches; 224×224 images only.
+    VitBx32,
+    /// `vit_l_16`: ViT-Large, 16×16 patches, 24 encoder blocks of width 1024 (16 heads, MLP
+    /// 4096); 224×224 images only.
+    VitLx16,
+    /// `clip_rn50`: CLIP's RN50 image encoder (OpenAI): a ResNet-50 with a three-conv stem,
+    /// anti-aliasing average pools and an attention pool to a 1024-d embedding.
+    ClipRn50,
+    /// `clip_vit_b_32`: CLIP's ViT-B/32 image encoder (OpenAI), 512-d embedding; 224×224
+    /// images only.
+    ClipVitBx32,
+    /// `clip_vit_b_16`: CLIP's ViT-B/16 image encoder (OpenAI), 512-d embedding; 224×224
+    /// images only.
+    ClipVitBx16,
+    /// `dinov2_vits14`: DINOv2 ViT-S/14 (384 wide, 12 blocks, 6 heads).
+    Dinov2Vits14,
+    /// `dinov2_vitb14`: DINOv2 ViT-B/14 (768 wide, 12 blocks, 12 heads).
+    Dinov2Vitb14,
+    /// `dinov2_vits14_reg`: DINOv2 ViT-S/14 with 4 register tokens.
+    Dinov2Vits14Reg,
+    /// `dinov2_vitb14_reg`: DINOv2 ViT-B/14 with 4 register tokens.
+    Dinov2Vitb14Reg,
+    /// `swin_t`: Swin-T, stages of 2, 2, 6, 2 blocks, 96 channels first (3, 6, 12, 24
+    /// heads), 7×7 windows.
+    SwinT,
+    /// `swin_s`: Swin-S, stages of 2, 2, 18, 2 blocks, 96 channels first.
+    SwinS,
 }
 
 impl Arch {
@@ -150,6 +184,18 @@ impl Arch {
         Arch::ShufflenetV2X2x0,
         Arch::RegnetYx400mf,
         Arch::RegnetXx400mf,
+        Arch::VitBx16,
+        Arch::VitBx32,
+        Arch::VitLx16,
+        Arch::ClipRn50,
+        Arch::ClipVitBx32,
+        Arch::ClipVitBx16,
+        Arch::Dinov2Vits14,
+        Arch::Dinov2Vitb14,
+        Arch::Dinov2Vits14Reg,
+        Arch::Dinov2Vitb14Reg,
+        Arch::SwinT,
+        Arch::SwinS,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -192,6 +238,18 @@ impl Arch {
             Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
             Arch::RegnetYx400mf => "regnet_y_400mf",
             Arch::RegnetXx400mf => "regnet_x_400mf",
+            Arch::VitBx16 => "vit_b_16",
+            Arch::VitBx32 => "vit_b_32",
+            Arch::VitLx16 => "vit_l_16",
+            Arch::ClipRn50 => "clip_rn50",
+            Arch::ClipVitBx32 => "clip_vit_b_32",
+            Arch::ClipVitBx16 => "clip_vit_b_16",
+            Arch::Dinov2Vits14 => "dinov2_vits14",
+            Arch::Dinov2Vitb14 => "dinov2_vitb14",
+            Arch::Dinov2Vits14Reg => "dinov2_vits14_reg",
+            Arch::Dinov2Vitb14Reg => "dinov2_vitb14_reg",
+            Arch::SwinT => "swin_t",
+            Arch::SwinS => "swin_s",
         }
     }
 
@@ -206,6 +264,7 @@ impl Arch {
             nodes.iter().any(|n| match &n.body {
                 Body::Leaf(op) => matches!(op, Op::BatchNorm2d { .. }),
                 Body::Seq(children) => any_bn(children),
+                Body::Residual(branches) => branches.iter().any(|b| any_bn(b)),
                 Body::Block { main, merge } => {
                     any_bn(main)
                         || matches!(merge, Merge::Add { shortcut: Some(d), .. }
@@ -221,6 +280,16 @@ impl Arch {
     /// The input size the network was trained at (224 for all of them).
     pub fn default_input_size(self) -> u32 {
         224
+    }
+
+    /// The one input size the network accepts, if it accepts only one: 224 for the Vision
+    /// Transformers (torchvision asserts it; their position embedding has one entry per
+    /// 224×224 patch), `None` for the others.
+    pub fn fixed_input_size(self) -> Option<u32> {
+        match network(self).family {
+            Family::Vit => Some(vit::VIT_IMAGE_SIZE),
+            _ => clip::fixed_input_size(self),
+        }
     }
 }
 
@@ -255,6 +324,12 @@ pub enum ShapeError {
         /// The smallest input size for which this cut works.
         min_input: u32,
     },
+    /// The network accepts images of one size only ([`Arch::fixed_input_size`]), not this
+    /// one.
+    WrongSize {
+        /// The size it accepts.
+        size: u32,
+    },
 }
 
 impl fmt::Display for ShapeError {
@@ -265,6 +340,9 @@ impl fmt::Display for ShapeError {
                 f,
                 "input too small: output of `{module}` would be empty (needs an input of at least {min_input}x{min_input})"
             ),
+            ShapeError::WrongSize { size } => {
+                write!(f, "the network takes {size}x{size} images only")
+            }
         }
     }
 }
@@ -285,6 +363,7 @@ pub fn top_level(arch: Arch) -> Vec<&'static str> {
     network(arch)
         .modules
         .iter()
+        .filter(|n| n.cut_point)
         .map(|n| n.name.as_str())
         .collect()
 }
@@ -297,13 +376,80 @@ pub fn find(arch: Arch, path: &str) -> Option<CutPoint> {
 /// Output shape (without batch dimension) of the module at `path` for a
 /// `3×input×input` image, e.g. resnet50 `layer2` at 224 gives `[512, 28, 28]`.
 pub fn output_shape(arch: Arch, path: &str, input: u32) -> Result<Vec<u32>, ShapeError> {
-    match shape_at(arch, path, input)? {
+    let result = shape_at(arch, path, input)?;
+    if let Some(size) = arch.fixed_input_size().filter(|&s| s != input) {
+        return Err(ShapeError::WrongSize { size });
+    }
+    match result {
         Ok(shape) => Ok(shape),
         Err(module) => Err(ShapeError::TooSmall {
             module,
             min_input: min_input_size(arch, path).unwrap_or(u32::MAX),
         }),
     }
+}
+
+/// How a cut's output of tokens is laid out: `prefix` tokens (a class token) before the
+/// patch tokens of a `rows × cols` grid, row by row, batch first ([N, S, D]; a Swin's
+/// [N, H, W, C] map is its H·W patch tokens, no prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenGrid {
+    /// Tokens before the patch tokens (1: ViT's class token).
+    pub prefix: u32,
+    /// Rows of patches.
+    pub rows: u32,
+    /// Columns of patches.
+    pub cols: u32,
+}
+
+/// For a cut whose output is a sequence of tokens ([S, D]) at a `3×input×input` image, how
+/// the tokens are laid out; `None` for a feature map, a flat output or an unknown cut. The
+/// prefix counts the class (and register) tokens the network prepends before the cut; the patch tokens
+/// of a square image form a square grid. A Swin Transformer's channels-last [H, W, C] maps
+/// (everything in `features` after the patch embedding's conv, and `norm`) are its patch
+/// tokens on their H×W grid, without a class token; ConvNeXt's channels-last maps inside
+/// a block are feature maps.
+pub fn token_grid(arch: Arch, path: &str, input: u32) -> Option<TokenGrid> {
+    let shape = output_shape(arch, path, input).ok()?;
+    let s = match shape[..] {
+        [s, _] => s,
+        [rows, cols, _] if family(arch) == Family::Swin => {
+            // Swin's [C, H, W] maps (the conv, `permute`, `avgpool`) are not tokens.
+            let last = matches!(
+                evaluate(arch, input, Some(path)).pop(),
+                Some((_, Ok(Shape::Last(..))))
+            );
+            return last.then_some(TokenGrid {
+                prefix: 0,
+                rows,
+                cols,
+            });
+        }
+        _ => return None,
+    };
+    let nodes = network(arch).up_to(path)?;
+    fn class_tokens(nodes: &[Node]) -> u32 {
+        nodes
+            .iter()
+            .map(|n| match &n.body {
+                Body::Leaf(Op::ClassToken { .. }) => 1,
+                // DINOv2's registers, after the class token.
+                Body::Leaf(Op::RegisterTokens { n, .. }) => *n,
+                Body::Leaf(_) => 0,
+                Body::Seq(c) => class_tokens(c),
+                Body::Residual(b) => b.iter().map(|b| class_tokens(b)).sum(),
+                Body::Block { main, .. } => class_tokens(main),
+            })
+            .sum()
+    }
+    let prefix = class_tokens(&nodes);
+    let patches = s.checked_sub(prefix)?;
+    let side = (1..=patches).find(|k| k * k >= patches)?;
+    (side * side == patches).then_some(TokenGrid {
+        prefix,
+        rows: side,
+        cols: side,
+    })
 }
 
 /// The output shapes of the BatchNorm layers that a network cut after `path` runs, for a
@@ -351,6 +497,9 @@ pub fn min_input_size(arch: Arch, path: &str) -> Option<u32> {
     let works = |n: u32| matches!(shape_at(arch, path, n), Ok(Ok(_)));
     if shape_at(arch, path, 1).is_err() {
         return None;
+    }
+    if let Some(n) = arch.fixed_input_size() {
+        return Some(n);
     }
     // Output sizes never shrink as the input grows, so search by doubling
     // and then bisecting.
@@ -414,6 +563,28 @@ pub enum Family {
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
+    /// Vision Transformer: `conv_proj` `trunc_normal_(std=√(1/fan_in))` with bias 0, class
+    /// token 0, position embedding `normal_(std=0.02)`, MLP linears `xavier_uniform_` with
+    /// biases `normal_(std=1e-6)`, attention as nn.MultiheadAttention initialises itself
+    /// (`in_proj_weight` `xavier_uniform_`, `out_proj.weight` U(±1/√fan_in), biases 0),
+    /// LayerNorm 1 and 0, the head 0.
+    Vit,
+    /// CLIP as open_clip initialises it: convs and linears nn.Conv2d's and nn.Linear's
+    /// defaults (U(±1/√fan_in)), BatchNorm 1 and 0 but every Bottleneck's `bn3` weight 0,
+    /// the attention pool's embedding and q/k/v/c projections `normal_(std=1/√C)`, the
+    /// ViT's class and position embeddings and `proj` `normal_(std=1/√D)`, attention as
+    /// nn.MultiheadAttention initialises itself, LayerNorm 1 and 0.
+    Clip,
+    /// DINOv2 as its code initialises it: linears `trunc_normal_(std=0.02)` with bias 0, the
+    /// patch conv nn.Conv2d's default, position embedding `trunc_normal_(std=0.02)`, class
+    /// and register tokens `normal_(std=1e-6)`, `mask_token` 0, layer scale 1e-5, LayerNorm
+    /// 1 and 0.
+    Dinov2,
+    /// Swin Transformer: linears `trunc_normal_(std=0.02)` with bias 0 (the MLPs' too: the
+    /// model's loop runs after the blocks'), relative position bias tables
+    /// `trunc_normal_(std=0.02)`, the patch embedding conv nn.Conv2d's default
+    /// (U(±1/√fan_in) weight and bias), LayerNorm 1 and 0.
+    Swin,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -503,12 +674,159 @@ pub enum Op {
     AdaptiveAvgPool2d(u32),
     /// `Dropout` (p = 0.5): the identity for a frozen network.
     Dropout,
-    /// `Linear(fin, fout)` with bias, on a flattened input.
+    /// `Linear(fin, fout)` with bias, on a flattened input, on the last dimension of a
+    /// channels-last map or on every token.
     Linear {
         /// Input features.
         fin: u32,
         /// Output features.
         fout: u32,
+    },
+    /// A learned class token prepended to a sequence of `d`-dimensional tokens. A [D, H, W]
+    /// map becomes its H·W patch tokens first, row by row (`flatten(2).transpose(1, 2)`,
+    /// ViT's `_process_input`). Not a module but a parameter of the enclosing module, named
+    /// by its node (torchvision's top-level `class_token`, CLIP's `class_embedding`): its
+    /// node is no cut point, and its key (the node's path) comes before the keys of its
+    /// siblings, as PyTorch lists a module's own parameters before its children's.
+    ClassToken {
+        /// Token width.
+        d: u32,
+        /// Whether the parameter is `[1, 1, D]` (torchvision, timm) rather than `[D]`
+        /// (CLIP).
+        batch_dims: bool,
+    },
+    /// A learned position embedding `[S, D]` added to a sequence of exactly `s` tokens; a
+    /// parameter like [`Op::ClassToken`] (torchvision's `encoder.pos_embedding`).
+    PosEmbedding {
+        /// Sequence length (class token included).
+        s: u32,
+        /// Token width.
+        d: u32,
+        /// Whether the parameter is `[1, S, D]` rather than `[S, D]`.
+        batch_dims: bool,
+    },
+    /// `nn.MultiheadAttention(d, heads)` as self-attention on a sequence of tokens (batch
+    /// first), its output's first element (the attention weights are not computed):
+    /// `in_proj_weight` [3D, D] and `in_proj_bias` give q, k and v, each split into `heads`
+    /// heads, softmax(q·kᵀ/√(D/heads))·v per head, the heads concatenated and `out_proj`.
+    MultiheadAttention {
+        /// Token width.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+    },
+    /// The parameter-free core of a self-attention on fused `qkv` projections (timm's and
+    /// DINOv2's `Attention` between its `qkv` and `proj` linears): [S, 3D] tokens (q, k, v
+    /// concatenated, each `heads` heads of D/heads) to [S, D]. A function, not a module:
+    /// its node is no cut point.
+    Attention {
+        /// Output token width D.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+    },
+    /// `QuickGELU`: x · σ(1.702 x) (CLIP).
+    QuickGelu,
+    /// `x[:, 0]`: the first token's features, `[S, D]` to `[D]` (ViT's class token before its
+    /// `heads`). A function, not a module: its node is no cut point.
+    FirstToken,
+    /// torchvision's `ShiftedWindowAttention` (Swin V1) on a channels-last [H, W, C] map:
+    /// the map zero-padded to multiples of the window, rolled by −`shift` (no shift when the
+    /// window covers the padded map), self-attention within each `window`×`window` window
+    /// (fused `qkv` and `proj` linears, `heads` heads, a learned relative position bias per
+    /// head from `relative_position_bias_table` indexed by the `relative_position_index`
+    /// buffer, and −100 between tokens from different regions of a shifted map), rolled
+    /// back and cropped.
+    WindowAttention {
+        /// Channels.
+        d: u32,
+        /// Attention heads.
+        heads: u32,
+        /// Window side.
+        window: u32,
+        /// Cyclic shift (0, or half the window in every second block).
+        shift: u32,
+    },
+    /// Swin's `_patch_merging_pad`: a [H, W, C] map padded to even sides, its four strided
+    /// sub-grids (even rows and columns, odd rows, odd columns, both odd) concatenated to
+    /// [⌈H/2⌉, ⌈W/2⌉, 4C]. A function, not a module: its node is no cut point.
+    PatchMerge,
+    /// `Linear(fin, fout, bias=False)` (Swin's `reduction`).
+    LinearNoBias {
+        /// Input features.
+        fin: u32,
+        /// Output features.
+        fout: u32,
+    },
+    /// Layer scale: x times a learned `gamma` `[D]` over the last dimension (DINOv2's and
+    /// open_clip's `LayerScale`, key `gamma`).
+    LayerScale {
+        /// Width of the last dimension.
+        d: u32,
+        /// The initial value of `gamma` (DINOv2: 1e-5).
+        init: f64,
+    },
+    /// `AvgPool2d(k)`: average over k×k windows with stride k, no padding (CLIP's
+    /// anti-aliasing pools).
+    AvgPool2d {
+        /// Window size and stride.
+        k: u32,
+    },
+    /// `Identity` (open_clip's stride-1 `avgpool`, `patch_dropout`, `ls_1`; DINOv2's `head`).
+    Identity,
+    /// CLIP's `AttentionPool2d`: the [C, H, W] map's H·W tokens after their mean, plus
+    /// `positional_embedding` [grid² + 1, C] (resampled to H×W as timm's `AttentionPool2d`
+    /// does, bicubic with antialiasing, when the map is not grid×grid), multi-head attention
+    /// of the first token (the mean) over all with `q_proj`, `k_proj`, `v_proj`, then
+    /// `c_proj`: the `[out]` embedding.
+    AttentionPool2d {
+        /// Channels.
+        c: u32,
+        /// The grid of the position embedding (7 at 224 px).
+        grid: u32,
+        /// Attention heads.
+        heads: u32,
+        /// Output width.
+        out: u32,
+    },
+    /// `x @ proj` with a parameter `proj` [fin, fout] of the enclosing module, named by its
+    /// node (CLIP's image projection of the class token).
+    Projection {
+        /// Input features.
+        fin: u32,
+        /// Output features.
+        fout: u32,
+    },
+    /// A [D, H, W] map as its H·W tokens, row by row (`flatten(2).transpose(1, 2)`, inside
+    /// DINOv2's `PatchEmbed`). A function: its node is no cut point.
+    ToTokens,
+    /// DINOv2's position embedding, a parameter `[1, 1 + grid², D]` added to the class token
+    /// and the patch tokens, resampled to an image's g×g patch grid as DINOv2's
+    /// `interpolate_pos_encoding` does when g ≠ grid, bicubic: the released models without
+    /// registers at the scale factor (g + 0.1) / grid without antialiasing
+    /// (`interpolate_offset` 0.1), those with registers to the size g×g with antialiasing
+    /// (offset 0, `interpolate_antialias`).
+    Dinov2PosEmbedding {
+        /// The grid of the parameter (37).
+        grid: u32,
+        /// Token width.
+        d: u32,
+        /// Resampling to the size with antialiasing (the register models), else at the
+        /// offset scale factor without.
+        antialias: bool,
+    },
+    /// DINOv2's register tokens, a parameter `[1, n, D]` inserted after the class token.
+    RegisterTokens {
+        /// How many.
+        n: u32,
+        /// Token width.
+        d: u32,
+    },
+    /// A parameter `[1, D]` of the model that its forward never uses (DINOv2's
+    /// `mask_token`, for masked training): a key, no computation.
+    Unused {
+        /// Width.
+        d: u32,
     },
 }
 
@@ -534,7 +852,39 @@ impl Op {
             Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
             Op::Dropout => "Dropout",
             Op::Linear { .. } => "Linear",
+            Op::ClassToken { .. } => "Parameter",
+            Op::PosEmbedding { .. } => "Parameter",
+            Op::MultiheadAttention { .. } => "MultiheadAttention",
+            Op::Attention { .. } => "scaled_dot_product_attention",
+            Op::QuickGelu => "QuickGELU",
+            Op::FirstToken => "getitem",
+            Op::WindowAttention { .. } => "ShiftedWindowAttention",
+            Op::PatchMerge => "_patch_merging_pad",
+            Op::LinearNoBias { .. } => "Linear",
+            Op::LayerScale { .. } => "LayerScale",
+            Op::AvgPool2d { .. } => "AvgPool2d",
+            Op::Identity => "Identity",
+            Op::AttentionPool2d { .. } => "AttentionPool2d",
+            Op::Projection { .. } => "matmul",
+            Op::ToTokens => "flatten",
+            Op::Dinov2PosEmbedding { .. } | Op::RegisterTokens { .. } | Op::Unused { .. } => {
+                "Parameter"
+            }
         }
+    }
+
+    /// Whether the op is a parameter of the enclosing module rather than a module
+    /// ([`Op::ClassToken`], [`Op::PosEmbedding`]): its key is its node's path.
+    pub fn is_parameter(self) -> bool {
+        matches!(
+            self,
+            Op::ClassToken { .. }
+                | Op::PosEmbedding { .. }
+                | Op::Projection { .. }
+                | Op::Dinov2PosEmbedding { .. }
+                | Op::RegisterTokens { .. }
+                | Op::Unused { .. }
+        )
     }
 
     /// The output shape, or `None` if it would be empty.
@@ -542,6 +892,17 @@ impl Op {
         // floor((n + 2p - (k - 1) - 1) / s) + 1, computed without underflow.
         let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
         match (self, x) {
+            (
+                Op::AvgPool2d { .. }
+                | Op::Identity
+                | Op::AttentionPool2d { .. }
+                | Op::Projection { .. }
+                | Op::ToTokens
+                | Op::Dinov2PosEmbedding { .. }
+                | Op::RegisterTokens { .. }
+                | Op::Unused { .. },
+                x,
+            ) => clip::apply(self, x),
             (
                 Op::Relu
                 | Op::Relu6
@@ -551,9 +912,50 @@ impl Op {
                 | Op::Silu
                 | Op::StochasticDepth
                 | Op::Gelu
+                | Op::QuickGelu
                 | Op::Dropout,
                 x,
             ) => Some(x),
+            (Op::LayerNorm { c: n, .. }, Shape::Tokens(_, c))
+            | (Op::MultiheadAttention { d: n, .. }, Shape::Tokens(_, c))
+            | (Op::LayerScale { d: n, .. }, Shape::Tokens(_, c) | Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "token width");
+                Some(x)
+            }
+            (Op::Linear { fin, fout }, Shape::Tokens(s, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Tokens(s, fout))
+            }
+            (Op::ClassToken { d, .. }, Shape::Map(c, h, w)) => {
+                debug_assert_eq!(c, d, "class token width");
+                Some(Shape::Tokens(1 + h * w, d))
+            }
+            (Op::ClassToken { d, .. }, Shape::Tokens(s, c)) => {
+                debug_assert_eq!(c, d, "class token width");
+                Some(Shape::Tokens(s + 1, d))
+            }
+            // A sequence of another length has no position embedding (torchvision asserts
+            // the image size before it gets here; see `Arch::fixed_input_size`).
+            (Op::PosEmbedding { s, d, .. }, Shape::Tokens(n, c)) => {
+                debug_assert_eq!(c, d, "position embedding width");
+                (n == s).then_some(x)
+            }
+            (Op::FirstToken, Shape::Tokens(_, d)) => Some(Shape::Flat(d)),
+            (Op::WindowAttention { d: n, .. }, Shape::Last(_, _, c)) => {
+                debug_assert_eq!(c, n, "window attention channels");
+                Some(x)
+            }
+            (Op::PatchMerge, Shape::Last(h, w, c)) => {
+                Some(Shape::Last(h.div_ceil(2), w.div_ceil(2), 4 * c))
+            }
+            (Op::LinearNoBias { fin, fout }, Shape::Last(h, w, c)) => {
+                debug_assert_eq!(c, fin, "Linear input features");
+                Some(Shape::Last(h, w, fout))
+            }
+            (Op::Attention { d, .. }, Shape::Tokens(s, c)) => {
+                debug_assert_eq!(c, 3 * d, "fused qkv width");
+                Some(Shape::Tokens(s, d))
+            }
             (Op::LayerNorm2d { c: n, .. }, Shape::Map(c, ..))
             | (Op::LayerNorm { c: n, .. }, Shape::Last(_, _, c)) => {
                 debug_assert_eq!(c, n, "LayerNorm channels");
@@ -562,6 +964,7 @@ impl Op {
             (Op::Permute { to_last: true }, Shape::Map(c, h, w)) => Some(Shape::Last(h, w, c)),
             (Op::Permute { to_last: false }, Shape::Last(h, w, c)) => Some(Shape::Map(c, h, w)),
             (Op::Flatten, Shape::Map(c, h, w)) => Some(Shape::Flat(c * h * w)),
+            (Op::Flatten, Shape::Tokens(s, d)) => Some(Shape::Flat(s * d)),
             (Op::Linear { fin, fout }, Shape::Last(h, w, c)) => {
                 debug_assert_eq!(c, fin, "Linear input features");
                 Some(Shape::Last(h, w, fout))
@@ -655,6 +1058,12 @@ pub enum Body {
         /// How the main branch's output meets the block input.
         merge: Merge,
     },
+    /// Residual branches applied in turn, `x ← x + branch(x)` for each (a transformer
+    /// block: ViT's `EncoderBlock` is `[ln_1, self_attention, dropout]` then `[ln_2, mlp]`;
+    /// Swin's and DINOv2's blocks alike). Cutting inside branch `i` runs the branches
+    /// before it, each with its sum, and branch `i` up to the cut (no sum). A module
+    /// applied in several branches (Swin's `stochastic_depth`) is no cut point.
+    Residual(Vec<Vec<Node>>),
 }
 
 /// How a [`Body::Block`] combines its main branch with its input `x`.
@@ -765,6 +1174,23 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
             let body = match &node.body {
                 Body::Leaf(_) => return None,
                 Body::Seq(children) => Body::Seq(up_to(children, &path, cut)?),
+                Body::Residual(branches) => {
+                    // The branches before the one cut short, whole.
+                    let mut found = false;
+                    let mut kept = Vec::new();
+                    for b in branches {
+                        if let Some(b) = up_to(b, &path, cut) {
+                            kept.push(b);
+                            found = true;
+                            break;
+                        }
+                        kept.push(b.clone());
+                    }
+                    if !found {
+                        return None;
+                    }
+                    Body::Residual(kept)
+                }
                 Body::Block { main, merge } => match (up_to(main, &path, cut), merge) {
                     (Some(main), _) => Body::Block {
                         main,
@@ -872,6 +1298,17 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
     None
 }
 
+/// The children of a module of torchvision class `class` in the order torchvision registers
+/// them, which is its `state_dict()` order: their forward order, but for Swin's
+/// `PatchMerging`, which registers `reduction` before the `norm` it applies first.
+pub fn registration_order(class: &str, children: &[Node]) -> Vec<Node> {
+    let mut out = children.to_vec();
+    if class == "PatchMerging" {
+        out.sort_by_key(|n| n.name != "reduction");
+    }
+    out
+}
+
 /// `prefix.name`, or `name` at the top level.
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -934,6 +1371,18 @@ fn describe(arch: Arch) -> Network {
         Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
         Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
         Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
+        Arch::VitBx16 => vit::vit(16, 12, 12, 768, 3072),
+        Arch::VitBx32 => vit::vit(32, 12, 12, 768, 3072),
+        Arch::VitLx16 => vit::vit(16, 24, 16, 1024, 4096),
+        Arch::ClipRn50 => clip::clip_resnet([3, 4, 6, 3], 64, 32, 1024),
+        Arch::ClipVitBx32 => clip::clip_vit(32, 12, 768, 12, 512),
+        Arch::ClipVitBx16 => clip::clip_vit(16, 12, 768, 12, 512),
+        Arch::Dinov2Vits14 => clip::dinov2(12, 384, 6, 0),
+        Arch::Dinov2Vitb14 => clip::dinov2(12, 768, 12, 0),
+        Arch::Dinov2Vits14Reg => clip::dinov2(12, 384, 6, 4),
+        Arch::Dinov2Vitb14Reg => clip::dinov2(12, 768, 12, 4),
+        Arch::SwinT => swin::swin(96, [2, 2, 6, 2], [3, 6, 12, 24]),
+        Arch::SwinS => swin::swin(96, [2, 2, 18, 2], [3, 6, 12, 24]),
     }
 }
 
@@ -1842,6 +2291,8 @@ enum Shape {
     Last(u32, u32, u32),
     /// A flat feature vector.
     Flat(u32),
+    /// A sequence of tokens: length, width (a transformer's [S, D], batch first).
+    Tokens(u32, u32),
 }
 
 impl Shape {
@@ -1850,6 +2301,7 @@ impl Shape {
             Shape::Map(c, h, w) => vec![c, h, w],
             Shape::Last(h, w, c) => vec![h, w, c],
             Shape::Flat(f) => vec![f],
+            Shape::Tokens(s, d) => vec![s, d],
         }
     }
 }
@@ -1870,14 +2322,15 @@ fn evaluate(arch: Arch, input: u32, stop: Option<&str>) -> Vec<(CutPoint, Outcom
         out: Vec::new(),
         done: false,
     };
+    // A network of one input size fails at once on another (torchvision asserts it).
+    let first = network(arch).modules[0].name.clone();
+    let image = match arch.fixed_input_size() {
+        Some(n) if n != input => Err(first),
+        _ => Ok(Shape::Map(3, input, input)),
+    };
     // The model's own output is that of its last top-level cut point,
     // already recorded.
-    let _ = walk.sequence(
-        &network(arch).modules,
-        "",
-        0,
-        Ok(Shape::Map(3, input, input)),
-    );
+    let _ = walk.sequence(&network(arch).modules, "", 0, image);
     walk.out
 }
 
@@ -1921,6 +2374,23 @@ impl Walk<'_> {
         let y = match &node.body {
             Body::Leaf(op) => x.and_then(|s| op.apply(s).ok_or_else(|| path.clone())),
             Body::Seq(children) => self.sequence(children, &path, depth + 1, x),
+            Body::Residual(branches) => {
+                let mut x = x;
+                for b in branches {
+                    let y = self.sequence(b, &path, depth + 1, x.clone());
+                    if self.done {
+                        return y;
+                    }
+                    x = match (x, y) {
+                        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                        (Ok(a), Ok(b)) => {
+                            debug_assert_eq!(a, b, "residual branch changes the shape at {path}");
+                            Ok(b)
+                        }
+                    };
+                }
+                x
+            }
             Body::Block {
                 main,
                 merge: Merge::Concat {
@@ -2003,6 +2473,11 @@ impl Walk<'_> {
                     Merge::Add { shortcut: None, .. } | Merge::Scale => x,
                     Merge::Concat { .. } => unreachable!("handled above"),
                 };
+                // Stopped inside the shortcut (CLIP's `downsample.-1` pools before its conv,
+                // so its output's channels are the block input's).
+                if self.done {
+                    return skip;
+                }
                 // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
                 // the main branch's first failure wins, as it runs first in torchvision.
                 let sum = match (y, skip) {
@@ -2116,6 +2591,22 @@ mod tests {
             }
             Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
             Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
+            Arch::VitBx16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
+            Arch::VitBx32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
+            Arch::VitLx16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
+            Arch::ClipRn50 => include_str!("../../tests/fixtures/catalog/clip_rn50.txt"),
+            Arch::ClipVitBx32 => include_str!("../../tests/fixtures/catalog/clip_vit_b_32.txt"),
+            Arch::ClipVitBx16 => include_str!("../../tests/fixtures/catalog/clip_vit_b_16.txt"),
+            Arch::Dinov2Vits14 => include_str!("../../tests/fixtures/catalog/dinov2_vits14.txt"),
+            Arch::Dinov2Vitb14 => include_str!("../../tests/fixtures/catalog/dinov2_vitb14.txt"),
+            Arch::Dinov2Vits14Reg => {
+                include_str!("../../tests/fixtures/catalog/dinov2_vits14_reg.txt")
+            }
+            Arch::Dinov2Vitb14Reg => {
+                include_str!("../../tests/fixtures/catalog/dinov2_vitb14_reg.txt")
+            }
+            Arch::SwinT => include_str!("../../tests/fixtures/catalog/swin_t.txt"),
+            Arch::SwinS => include_str!("../../tests/fixtures/catalog/swin_s.txt"),
         }
     }
 
@@ -2210,6 +2701,14 @@ mod tests {
                 if n > 1 {
                     match output_shape(arch, &cut.path, n - 1) {
                         Err(ShapeError::TooSmall { min_input, .. }) => assert_eq!(min_input, n),
+                        Err(ShapeError::WrongSize { size }) => {
+                            assert_eq!(arch.fixed_input_size(), Some(size));
+                            assert_eq!(size, n);
+                            assert_eq!(
+                                output_shape(arch, &cut.path, n + 1),
+                                Err(ShapeError::WrongSize { size })
+                            );
+                        }
                         other => panic!("{arch} {} @{}: {other:?}", cut.path, n - 1),
                     }
                 }

@@ -8,10 +8,11 @@ pub mod sidecar;
 mod spans;
 pub mod sweep;
 mod text;
+pub mod tokens;
 mod types;
 mod values;
 
-pub use lower::{lower, Lowered, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
+pub use lower::{lower, Lowered, CLIP_MEAN, CLIP_STD, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
 pub use spans::{Setting, Spans};
 pub use types::*;
 

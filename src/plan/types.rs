@@ -226,7 +226,8 @@ impl Backbone {
 pub enum Weights {
     /// Seeded random initialisation (torchvision's scheme).
     Random,
-    /// A torchvision weight set by name, e.g. `IMAGENET1K_V1`.
+    /// A named weight set of the hub's table by name: torchvision's (`IMAGENET1K_V1`), OpenAI's
+    /// CLIP (`OPENAI`) or Meta's DINOv2 (`LVD142M`).
     Torchvision(String),
     /// A local file (`.safetensors`, `.pth`), as written in the experiment.
     File(String),

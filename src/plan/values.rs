@@ -21,6 +21,9 @@ pub(crate) struct Cx {
     /// The task's guess rate, when a design says it (QUEST's and QUEST+'s default `gamma`);
     /// `None`: the tutorial's 2AFC, ½.
     pub(crate) guess: Option<f64>,
+    /// The default of `normalize`: the backbone network's own normalisation when it has one
+    /// (CLIP's mean and std); `None`: ImageNet's.
+    pub(crate) normalize: Option<crate::plan::Normalize>,
 }
 
 /// What a procedure's values (`start`, `range`, `levels`) are.

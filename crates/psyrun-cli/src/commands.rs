@@ -285,10 +285,34 @@ pub fn layers_table(arch: Arch, size: u32) -> String {
         let shape = match catalog::output_shape(arch, &p.path, size) {
             Ok(v) => v.iter().map(u32::to_string).collect::<Vec<_>>().join("×"),
             Err(ShapeError::TooSmall { min_input, .. }) => format!("needs ≥ {min_input} px"),
+            Err(ShapeError::WrongSize { size }) => format!("takes {size} px only"),
             Err(ShapeError::UnknownLayer) => "?".into(),
         };
         let name = format!("{}{}", "  ".repeat(p.depth), p.path);
         s.push_str(&format!("{name:<width$}  {:<20}  {shape}\n", p.module));
+    }
+    // A transformer's cuts are tokens: say how they read out.
+    let grid = points
+        .iter()
+        .find_map(|p| catalog::token_grid(arch, &p.path, size));
+    if grid.is_some_and(|g| g.prefix == 0) {
+        s.push_str(
+            "\nH×W×C after the patch embedding: patch tokens on their grid, channels last, no \
+             class token; a backbone cut there needs `tokens mean` (C features) or `tokens \
+             map` (C×H×W, poolable)\n",
+        );
+    } else if let Some(g) = grid {
+        s.push_str(&format!(
+            "\nS×D: S tokens of D values, batch first ({} class token{}, then {}×{} patch \
+             tokens by rows); a backbone cut there needs `tokens cls` (D features), `tokens \
+             mean` (D) or `tokens map` (D×{}×{}, poolable)\n",
+            g.prefix,
+            if g.prefix == 1 { "" } else { "s" },
+            g.rows,
+            g.cols,
+            g.rows,
+            g.cols
+        ));
     }
     s
 }

@@ -253,11 +253,12 @@ pub struct FeaturesArgs {
     /// --weights; its output for the images is the feature map.
     #[arg(long, conflicts_with = "experiment")]
     pub torchscript: Option<PathBuf>,
-    /// With --torchscript, for a module whose output is a token sequence (its sidecar
-    /// `FILE.json`, written by scripts/export_torchscript.py, says how it is laid out): `cls`
-    /// (the class token), `mean` (the mean of the patch tokens) or `map` (the patch tokens
-    /// as a [D, rows, columns] feature map).
-    #[arg(long, value_parser = parse_tokens, requires = "torchscript")]
+    /// For a cut whose output is a token sequence (a catalog ViT's `encoder` and what is in
+    /// it, or a TorchScript module whose sidecar `FILE.json`, written by
+    /// scripts/export_torchscript.py, says how it is laid out): `cls` (the class token),
+    /// `mean` (the mean of the patch tokens) or `map` (the patch tokens as a [D, rows,
+    /// columns] feature map). Needed there, refused elsewhere.
+    #[arg(long, value_parser = parse_tokens)]
     pub tokens: Option<psyrun::plan::TokenReadout>,
     /// Adaptive pooling of the cut's feature map: `none` (default), `avg:HxW` or `max:HxW`
     /// (`avg:N` is `avg:NxN`). The output keeps the map's shape, [N, C, H, W] or pooled
@@ -270,8 +271,9 @@ pub struct FeaturesArgs {
     /// Image size in pixels (default 224); every input must be exactly this size.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096), conflicts_with = "experiment")]
     pub size: Option<u32>,
-    /// Input normalisation of the PNG images: `imagenet` (default: ImageNet mean and std) or
-    /// `none` (values in [0, 1]).
+    /// Input normalisation of the PNG images: `imagenet` (ImageNet mean and std), `clip`
+    /// (CLIP's) or `none` (values in [0, 1]); default: the network's own (`clip` for CLIP's
+    /// encoders, else `imagenet`).
     #[arg(long, value_enum, conflicts_with = "experiment")]
     pub normalize: Option<FeaturesNormalize>,
     /// Device: `auto` (CUDA when present, else the CPU), `cpu`, `cuda` or `cuda:N`
@@ -328,6 +330,8 @@ holds the array only.";
 pub enum FeaturesNormalize {
     /// (x − mean) / std with ImageNet's channel means and standard deviations.
     Imagenet,
+    /// (x − mean) / std with CLIP's (OpenAI's) channel means and standard deviations.
+    Clip,
     /// No normalisation: the network sees pixel values in [0, 1].
     None,
 }

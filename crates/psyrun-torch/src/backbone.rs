@@ -34,15 +34,22 @@
 //!   batch, so only they drift. This reproduces the tutorial's (accidental) behaviour; Dropout
 //!   stays off even then.
 use psyrun::models::catalog::{self, family, network, Arch, Body, Family, Merge, Node, Op};
-use psyrun::plan::{BatchNorm, Pooling, Precision};
+use psyrun::plan::{BatchNorm, Pooling, Precision, TokenReadout};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 
+mod clip;
+#[cfg(test)]
+mod clip_tests;
 #[cfg(test)]
 mod parity_tests;
+mod swin;
 #[cfg(test)]
 mod tests;
+mod vit;
+#[cfg(test)]
+mod vit_tests;
 
 /// BatchNorm momentum (torchvision's default; each layer uses its catalog [`Op`]'s).
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -73,6 +80,14 @@ pub enum BackboneError {
     /// The plan's backbone is a TorchScript module, not a catalog architecture.
     #[error("a TorchScript backbone is not built by psyrun")]
     NotCatalog,
+    /// The token read-out cannot be taken from the cut's output.
+    #[error("`tokens` at `{cut}`: {message}")]
+    Tokens {
+        /// The cut.
+        cut: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,6 +110,9 @@ enum Init {
     Const(f64),
     Normal(f64),
     Uniform(f64),
+    /// Swin's `relative_position_index` buffer for a window of this side (computed, not
+    /// random).
+    RelativePositionIndex(u32),
 }
 
 /// A parameter or buffer of a torchvision model, as in its `state_dict()`.
@@ -111,11 +129,25 @@ pub struct StateKey {
 
 /// The keys of `nodes` (under `prefix`) in torchvision's order.
 fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateKey>) {
-    for node in nodes {
+    // The enclosing module's own parameters (a class token, a position embedding) come
+    // before its children's keys, wherever the forward uses them.
+    let parameter = |n: &&Node| matches!(n.body, Body::Leaf(op) if op.is_parameter());
+    let (params, modules): (Vec<&Node>, Vec<&Node>) = nodes.iter().partition(parameter);
+    for node in params.into_iter().chain(modules) {
         let path = join(prefix, &node.name);
         match &node.body {
             Body::Leaf(op) => op_keys(*op, &path, fam, out),
-            Body::Seq(children) => state_keys_of(children, &path, fam, out),
+            Body::Seq(children) => state_keys_of(
+                &catalog::registration_order(node.class, children),
+                &path,
+                fam,
+                out,
+            ),
+            Body::Residual(branches) => {
+                for b in branches {
+                    state_keys_of(b, &path, fam, out);
+                }
+            }
             Body::Block { main, merge } => {
                 // A module's own parameters come before its children's.
                 if let Merge::Add {
@@ -202,6 +234,18 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             // conv normal_(0, 0.01); bias 0.
             let (w, b) = match fam {
                 Family::Convnext => (Init::Normal(0.02), Init::Const(0.0)),
+                // clip, dinov2: nn.Conv2d's defaults.
+                Family::Clip | Family::Dinov2 => (
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
+                // vit: conv_proj trunc_normal_(std=√(1/fan_in)) (cut at ±2, over 50 std).
+                Family::Vit => (Init::Normal((1.0 / fan_in).sqrt()), Init::Const(0.0)),
+                // swin: nn.Conv2d's default.
+                Family::Swin => (
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                    Init::Uniform(1.0 / fan_in.sqrt()),
+                ),
                 Family::Squeezenet if path.starts_with("classifier.") => {
                     (Init::Normal(0.01), Init::Const(0.0))
                 }
@@ -226,7 +270,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         }
         Op::BatchNorm2d { c, .. } => {
             let c = i64::from(c);
-            push("weight", vec![c], Kind::Float, Init::Const(1.0));
+            // open_clip zeroes the last BatchNorm's weight of every Bottleneck.
+            let zeroed = fam == Family::Clip && path.starts_with("layer") && path.ends_with(".bn3");
+            let weight = if zeroed { 0.0 } else { 1.0 };
+            push("weight", vec![c], Kind::Float, Init::Const(weight));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
             push("running_mean", vec![c], Kind::Float, Init::Const(0.0));
             push("running_var", vec![c], Kind::Float, Init::Const(1.0));
@@ -248,6 +295,12 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Efficientnet => {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
                 }
+                Family::Vit => vit::linear_init(path, fin, fout),
+                // clip: nn.Linear's defaults; dinov2: trunc_normal_(std=0.02), bias 0.
+                Family::Clip => (Init::Uniform(bound), Init::Uniform(bound)),
+                Family::Dinov2 => (Init::Normal(0.02), Init::Const(0.0)),
+                // swin: trunc_normal_(std=0.02), cut at ±2 = ±100 std.
+                Family::Swin => (Init::Normal(0.02), Init::Const(0.0)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -257,8 +310,30 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
             push("weight", vec![c], Kind::Float, Init::Const(1.0));
             push("bias", vec![c], Kind::Float, Init::Const(0.0));
         }
+        Op::ClassToken { .. } | Op::PosEmbedding { .. }
+            if matches!(fam, Family::Clip | Family::Dinov2) =>
+        {
+            clip::op_keys(op, path, fam, out)
+        }
+        Op::AttentionPool2d { .. }
+        | Op::Projection { .. }
+        | Op::Dinov2PosEmbedding { .. }
+        | Op::RegisterTokens { .. }
+        | Op::Unused { .. } => clip::op_keys(op, path, fam, out),
+        Op::ClassToken { .. }
+        | Op::PosEmbedding { .. }
+        | Op::MultiheadAttention { .. }
+        | Op::LayerScale { .. } => vit::op_keys(op, path, fam, out),
+        Op::WindowAttention { .. } | Op::LinearNoBias { .. } => swin::op_keys(op, path, out),
         Op::Relu
         | Op::Gelu
+        | Op::QuickGelu
+        | Op::FirstToken
+        | Op::PatchMerge
+        | Op::Attention { .. }
+        | Op::AvgPool2d { .. }
+        | Op::Identity
+        | Op::ToTokens
         | Op::Permute { .. }
         | Op::Flatten
         | Op::Relu6
@@ -338,6 +413,12 @@ enum Layer {
     AdaptiveAvg(i64),
     Dropout,
     Linear(Linear),
+    /// Transformer layers (class token, position embedding, attention, ...).
+    Token(vit::TokenLayer),
+    /// CLIP's and DINOv2's own layers (attention pool, projection, ...).
+    Clip(clip::ClipLayer),
+    /// Swin's window attention, patch merging and bias-free linear.
+    Swin(swin::SwinLayer),
 }
 
 /// One named module of the built network (a torchvision module path).
@@ -352,7 +433,12 @@ pub struct Stage {
 enum StageBody {
     Leaf(Layer),
     Seq(Vec<Stage>),
-    Block { main: Vec<Stage>, merge: StageMerge },
+    /// `x ← x + branch(x)` for each branch in turn.
+    Residual(Vec<Vec<Stage>>),
+    Block {
+        main: Vec<Stage>,
+        merge: StageMerge,
+    },
 }
 
 /// A built [`Merge`].
@@ -385,6 +471,9 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
             let path = join(prefix, &node.name);
             let body = match &node.body {
                 Body::Seq(children) => StageBody::Seq(build(vs, children, &path)),
+                Body::Residual(branches) => {
+                    StageBody::Residual(branches.iter().map(|b| build(vs, b, &path)).collect())
+                }
                 Body::Block { main, merge } => StageBody::Block {
                     main: build(vs, main, &path),
                     merge: match merge {
@@ -496,6 +585,26 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         },
                         Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
                         Op::Dropout => Layer::Dropout,
+                        Op::ClassToken { .. }
+                        | Op::PosEmbedding { .. }
+                        | Op::MultiheadAttention { .. }
+                        | Op::Attention { .. }
+                        | Op::QuickGelu
+                        | Op::FirstToken
+                        | Op::LayerScale { .. } => {
+                            Layer::Token(vit::TokenLayer::build(vs, *op, &path))
+                        }
+                        Op::AvgPool2d { .. }
+                        | Op::Identity
+                        | Op::AttentionPool2d { .. }
+                        | Op::Projection { .. }
+                        | Op::ToTokens
+                        | Op::Dinov2PosEmbedding { .. }
+                        | Op::RegisterTokens { .. }
+                        | Op::Unused { .. } => Layer::Clip(clip::ClipLayer::build(vs, *op, &path)),
+                        Op::WindowAttention { .. } | Op::PatchMerge | Op::LinearNoBias { .. } => {
+                            Layer::Swin(swin::SwinLayer::build(vs, *op, &path))
+                        }
                     })
                 }
             };
@@ -518,6 +627,8 @@ pub struct Backbone {
     /// The built keys in torchvision order.
     keys: Vec<StateKey>,
     batchnorm: BatchNorm,
+    /// Which tokens of a cut of tokens become the features ([`forward`](Self::forward)).
+    tokens: Option<TokenReadout>,
     channels_last: bool,
     precision: Precision,
     /// While the precision is `Bf16`: float32 copies of the floating-point variables as
@@ -563,6 +674,7 @@ impl Backbone {
             stages,
             keys,
             batchnorm: BatchNorm::Eval,
+            tokens: None,
             channels_last: false,
             precision: Precision::Fp32,
             fp32_copy: None,
@@ -577,7 +689,43 @@ impl Backbone {
         };
         let mut b = Backbone::new(net.arch, &net.cut, device)?;
         b.set_batchnorm(plan.batchnorm);
+        b.set_tokens(plan.tokens);
         Ok(b)
+    }
+
+    /// Which tokens [`forward`](Self::forward) and [`forward_raw`](Self::forward_raw) read
+    /// from a cut whose output is tokens (`[N, S, D]`): the class token, the mean of the
+    /// patch tokens or the patch tokens as a `[N, D, rows, columns]` map (see
+    /// [`crate::script::read_tokens`]). `None` (the default) returns the tokens themselves;
+    /// a feature map or a flat output is never read.
+    pub fn set_tokens(&mut self, tokens: Option<TokenReadout>) {
+        self.tokens = tokens;
+    }
+
+    /// The token read-out.
+    pub fn tokens(&self) -> Option<TokenReadout> {
+        self.tokens
+    }
+
+    /// `y`, the output of `cut` for a batch of `size` px images, read out by
+    /// [`set_tokens`](Self::set_tokens) when it is tokens.
+    pub fn read_out(&self, y: Tensor, cut: &str, size: i64) -> Result<Tensor, BackboneError> {
+        let Some(readout) = self.tokens else {
+            return Ok(y);
+        };
+        let size = u32::try_from(size).unwrap_or(0);
+        let Some(format) = psyrun::plan::tokens::catalog_format(self.arch, cut, size) else {
+            return Ok(y);
+        };
+        let n = y.size()[0];
+        // A Swin's [N, H, W, C] map: its H·W patch tokens, by rows.
+        let y = if y.dim() == 4 { y.flatten(1, 2) } else { y };
+        crate::script::read_tokens(&y, n, readout, format).map_err(|message| {
+            BackboneError::Tokens {
+                cut: cut.to_owned(),
+                message,
+            }
+        })
     }
 
     /// The architecture.
@@ -720,12 +868,17 @@ impl Backbone {
     /// channels-last is on), without autograd: no copy into torchvision's order. Flatten it
     /// with [`flatten_features`] in [`feature_order`](Self::feature_order).
     pub fn forward_raw(&self, x: &Tensor) -> Tensor {
-        tch::no_grad(|| self.layer_output(x, &self.cut)).unwrap_or_else(|e| panic!("{e}"))
+        tch::no_grad(|| {
+            let y = self.layer_output(x, &self.cut)?;
+            self.read_out(y, &self.cut, x.size()[x.dim() - 1])
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The order in which [`forward_raw`](Self::forward_raw)'s maps flatten without a copy.
     pub fn feature_order(&self) -> FeatureOrder {
-        if self.channels_last {
+        // A token read-out's map is laid out [N, D, rows, columns] in memory.
+        if self.channels_last && self.tokens.is_none() {
             FeatureOrder::Hwc
         } else {
             FeatureOrder::Chw
@@ -746,9 +899,12 @@ impl Backbone {
         Ok(if bf16 { y.to_kind(Kind::Float) } else { y })
     }
 
-    /// The output of the built cut.
+    /// The output of the built cut, read out by [`set_tokens`](Self::set_tokens) when it
+    /// is tokens.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.features(x, &self.cut)
+        let y = self.features(x, &self.cut);
+        tch::no_grad(|| self.read_out(y, &self.cut, x.size()[x.dim() - 1]))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The arithmetic of the forward pass. `Bf16` converts every floating-point variable to
@@ -858,6 +1014,18 @@ impl Backbone {
                     return (y, true);
                 }
                 y
+            }
+            StageBody::Residual(branches) => {
+                let mut x = x;
+                for b in branches {
+                    let (y, stop) = self.run_seq(b, x.shallow_clone(), cut);
+                    if stop {
+                        return (y, true);
+                    }
+                    // (Not `x += y`: that adds in place, into a tensor others may share.)
+                    x = &x + y;
+                }
+                x
             }
             StageBody::Block {
                 main,
@@ -1040,6 +1208,9 @@ impl Backbone {
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
+            Layer::Token(t) => t.forward(x),
+            Layer::Clip(c) => c.forward(x),
+            Layer::Swin(s) => s.forward(x),
         }
     }
 }
@@ -1082,8 +1253,10 @@ impl SplitMix64 {
 
 /// `n` values of `init` for variable `key` under `seed` (see [`Backbone::init_random`]).
 fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
-    if let Init::Const(c) = init {
-        return vec![c as f32; n];
+    match init {
+        Init::Const(c) => return vec![c as f32; n],
+        Init::RelativePositionIndex(w) => return swin::relative_position_index(w),
+        _ => {}
     }
     let mut h = Sha256::new();
     h.update(b"psyrun backbone init v1\0");
@@ -1093,7 +1266,7 @@ fn random_values(seed: u64, key: &str, n: usize, init: Init) -> Vec<f32> {
     let mut rng = SplitMix64(u64::from_le_bytes(digest[..8].try_into().unwrap()));
     let mut out = Vec::with_capacity(n);
     match init {
-        Init::Const(_) => unreachable!(),
+        Init::Const(_) | Init::RelativePositionIndex(_) => unreachable!(),
         Init::Uniform(bound) => {
             for _ in 0..n {
                 out.push((bound * (2.0 * rng.unit() - 1.0)) as f32);

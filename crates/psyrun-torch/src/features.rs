@@ -40,7 +40,7 @@ use crate::script::{Net, ScriptError, ScriptNet};
 use crate::weights::{self};
 use psyrun::diag::{Code, Diag};
 use psyrun::exit::{EXIT_INVALID, EXIT_RUN, EXIT_USAGE};
-use psyrun::models::catalog::{self, Arch, ShapeError};
+use psyrun::models::catalog::{self, Arch, Family, ShapeError};
 use psyrun::plan::{self, BatchNorm, Normalize, Plan, Pooling, Weights};
 use psyrun::progress::{Event, Observer};
 use psyrun::report::npy_f32_header;
@@ -92,8 +92,8 @@ pub struct FeaturesOptions {
     pub count: Option<u64>,
     /// With `experiment`: contrast of the test gratings (default the staircase's start).
     pub contrast: Option<f64>,
-    /// With `torchscript`: which tokens of a token sequence become the features (the
-    /// module's sidecar says how its output lays them out).
+    /// Which tokens of a token sequence become the features (a catalog ViT's cut, or a
+    /// TorchScript module whose sidecar says how its output lays them out).
     pub tokens: Option<plan::TokenReadout>,
     /// Further cuts of the same catalog network (`--cut` given more than once), written by
     /// the same pass.
@@ -105,6 +105,8 @@ pub struct FeaturesOptions {
 pub enum ImageNormalize {
     /// (x − mean) / std with ImageNet's channel means and standard deviations.
     Imagenet,
+    /// (x − mean) / std with CLIP's (OpenAI's) channel means and standard deviations.
+    Clip,
     /// None: the network sees pixel values in [0, 1].
     None,
 }
@@ -285,7 +287,10 @@ fn resolve_images(args: &FeaturesOptions, format: Format) -> Result<Request, Fai
                 "name each cut once",
             ));
         }
-        cuts.push((c.to_owned(), feature_shape(arch, c, size, pooling)?));
+        cuts.push((
+            c.to_owned(),
+            feature_shape(arch, c, size, pooling, args.tokens)?,
+        ));
     }
     // The backbone is built up to the deepest cut (catalog order).
     let points = catalog::cut_points(arch);
@@ -328,6 +333,11 @@ fn images_request(
     feature_shape: Option<Vec<u32>>,
     format: Format,
 ) -> Request {
+    let arch = match &network {
+        plan::Network::Catalog(c) => Some(c.arch),
+        plan::Network::TorchScript { .. } => None,
+    };
+    let normalize = images_normalize(args, arch);
     Request {
         backbone: plan::Backbone {
             network,
@@ -343,7 +353,7 @@ fn images_request(
         inputs: Inputs::Images {
             files,
             size,
-            normalize: images_normalize(args),
+            normalize,
         },
         feature_shape,
         out: args.out.clone(),
@@ -380,11 +390,22 @@ fn resolve_script_images(
     Ok(images_request(args, network, inputs, size, None, format))
 }
 
-fn images_normalize(args: &FeaturesOptions) -> Normalize {
-    match args.normalize.unwrap_or(ImageNormalize::Imagenet) {
+/// `--normalize`, by default the network's own: CLIP's for CLIP's encoders, else ImageNet's.
+fn images_normalize(args: &FeaturesOptions, arch: Option<Arch>) -> Normalize {
+    let clip = arch.is_some_and(|a| psyrun::models::catalog::family(a) == Family::Clip);
+    let usual = if clip {
+        ImageNormalize::Clip
+    } else {
+        ImageNormalize::Imagenet
+    };
+    match args.normalize.unwrap_or(usual) {
         ImageNormalize::Imagenet => Normalize::MeanStd {
             mean: plan::IMAGENET_MEAN,
             std: plan::IMAGENET_STD,
+        },
+        ImageNormalize::Clip => Normalize::MeanStd {
+            mean: plan::CLIP_MEAN,
+            std: plan::CLIP_STD,
         },
         ImageNormalize::None => Normalize::Off,
     }
@@ -488,7 +509,13 @@ fn check_cut(arch: Arch, cut: &str) -> Result<(), Failure> {
 }
 
 /// One image's feature shape: the cut's output at `size`, pooled.
-fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<Vec<u32>, Failure> {
+fn feature_shape(
+    arch: Arch,
+    cut: &str,
+    size: u32,
+    pooling: Pooling,
+    tokens: Option<plan::TokenReadout>,
+) -> Result<Vec<u32>, Failure> {
     let shape = match catalog::output_shape(arch, cut, size) {
         Ok(s) => s,
         Err(ShapeError::TooSmall { module, min_input }) => {
@@ -501,12 +528,65 @@ fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<V
                 format!("use --size {min_input} or larger (the images must have that size), or an earlier cut"),
             ))
         }
+        Err(ShapeError::WrongSize { size: only }) => {
+            return Err(usage(
+                Code::PlanInputSize,
+                format!("{arch} takes {only}x{only} px images only, not {size}x{size}"),
+                format!("use --size {only} (the images must have that size)"),
+            ))
+        }
         Err(ShapeError::UnknownLayer) => {
             return Err(usage(
                 Code::PlanUnknownLayer,
                 format!("{arch} has no layer `{cut}`"),
                 format!("`psyrun layers {arch}` lists every layer"),
             ))
+        }
+    };
+    let format = plan::tokens::catalog_format(arch, cut, size);
+    let shape = match plan::tokens::readout_shape(&shape, format, tokens) {
+        Ok(s) => s,
+        Err(plan::tokens::Mismatch::Missing(f)) => {
+            let (rows, cols) = f.grid.unwrap_or((0, 0));
+            let d = shape[shape.len() - 1];
+            let cls = if f.prefix > 0 {
+                "`--tokens cls` (the class token), "
+            } else {
+                ""
+            };
+            return Err(usage(
+                Code::PlanMissingSetting,
+                format!(
+                    "`{cut}` of {arch} outputs {} tokens of {d} values: say which become the features",
+                    f.prefix + rows * cols
+                ),
+                format!(
+                    "add {cls}`--tokens mean` (the mean of the patch tokens) or `--tokens map` \
+                     (the patch tokens as a {d}x{rows}x{cols} map)"
+                ),
+            ));
+        }
+        Err(plan::tokens::Mismatch::NoClassToken | plan::tokens::Mismatch::NoGrid) => {
+            return Err(usage(
+                Code::PlanIncompatible,
+                format!("`--tokens` does not fit `{cut}` of {arch}: it has no class token"),
+                "use `--tokens mean` or `--tokens map`",
+            ));
+        }
+        Err(plan::tokens::Mismatch::NotTokens) => {
+            return Err(usage(
+                Code::PlanIncompatible,
+                format!(
+                    "`--tokens` applies to a cut whose output is tokens, and `{cut}` of {arch} \
+                     outputs a {} feature map or vector",
+                    shape
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join("x")
+                ),
+                "remove `--tokens`, or cut inside a vision transformer's `encoder`",
+            ));
         }
     };
     match pooling {
@@ -540,11 +620,13 @@ fn feature_shape(arch: Arch, cut: &str, size: u32, pooling: Pooling) -> Result<V
     }
 }
 
-/// `random`, `imagenet`, a torchvision weight set of `arch`, or a weights file.
+/// `random`, the architecture's usual weights (`imagenet`, `openai`, `dinov2`), a named
+/// weight set of `arch`, or a weights file.
 fn parse_weights(arch: Arch, w: &str) -> Result<Weights, Failure> {
+    let (usual, usual_set) = psyrun::hub::usual_weights(arch);
     match w {
         "random" => return Ok(Weights::Random),
-        "imagenet" => return Ok(Weights::Torchvision("IMAGENET1K_V1".into())),
+        _ if w == usual => return Ok(Weights::Torchvision(usual_set.into())),
         _ => {}
     }
     if psyrun::hub::lookup(arch, w).is_some() {
@@ -562,10 +644,15 @@ fn parse_weights(arch: Arch, w: &str) -> Result<Weights, Failure> {
         .filter(|f| f.arch == arch)
         .map(|f| f.set)
         .collect();
-    let mut choices = vec!["random", "imagenet"];
+    let mut choices = vec!["random", usual];
     choices.extend(&sets);
+    let publisher = match usual {
+        "imagenet" => "a torchvision",
+        "openai" => "an OpenAI",
+        _ => "a Meta",
+    };
     let mut help = format!(
-        "weights are `random`, `imagenet` (= IMAGENET1K_V1), a torchvision set of {arch} ({}), \
+        "weights are `random`, `{usual}` (= {usual_set}), {publisher} set of {arch} ({}), \
          or a .safetensors/.pth file",
         sets.join(", ")
     );
@@ -1034,7 +1121,9 @@ impl Runner<'_> {
                 .sinks
                 .iter()
                 .map(|s| {
-                    b.try_features(&x, s.cut.as_deref().unwrap_or_default())
+                    let cut = s.cut.as_deref().unwrap_or_default();
+                    b.try_features(&x, cut)
+                        .and_then(|y| tch::no_grad(|| b.read_out(y, cut, i64::from(size))))
                         .map_err(|e| torch_failure(e.to_string()))
                 })
                 .collect::<Result<_, _>>()?,
@@ -1451,15 +1540,22 @@ mod tests {
     #[test]
     fn feature_shapes_follow_the_catalog_and_pooling() {
         assert_eq!(
-            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Off).unwrap(),
+            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Off, None).unwrap(),
             [64, 16, 16]
         );
         assert_eq!(
-            feature_shape(Arch::Resnet18, "layer1", 64, Pooling::Max { h: 2, w: 3 }).unwrap(),
+            feature_shape(
+                Arch::Resnet18,
+                "layer1",
+                64,
+                Pooling::Max { h: 2, w: 3 },
+                None
+            )
+            .unwrap(),
             [64, 2, 3]
         );
         assert_eq!(
-            feature_shape(Arch::Resnet18, "fc", 64, Pooling::Off).unwrap(),
+            feature_shape(Arch::Resnet18, "fc", 64, Pooling::Off, None).unwrap(),
             [1000]
         );
         let code = |r: Result<Vec<u32>, Failure>| r.unwrap_err().diags[0].code;
@@ -1468,7 +1564,8 @@ mod tests {
                 Arch::Resnet18,
                 "fc",
                 64,
-                Pooling::Avg { h: 1, w: 1 }
+                Pooling::Avg { h: 1, w: 1 },
+                None
             )),
             Code::PlanIncompatible
         );
@@ -1477,13 +1574,78 @@ mod tests {
                 Arch::Resnet18,
                 "layer1",
                 64,
-                Pooling::Avg { h: 17, w: 1 }
+                Pooling::Avg { h: 17, w: 1 },
+                None
             )),
             Code::PlanPoolingTooLarge
         );
         assert_eq!(
-            code(feature_shape(Arch::Vgg16, "features.30", 16, Pooling::Off)),
+            code(feature_shape(
+                Arch::Vgg16,
+                "features.30",
+                16,
+                Pooling::Off,
+                None
+            )),
             Code::PlanInputTooSmall
         );
+        // A ViT: 224 px only; its encoder's tokens need a read-out, which gives the shape.
+        use plan::TokenReadout::{Cls, Map, Mean};
+        let vit =
+            |cut, size, pooling, tokens| feature_shape(Arch::VitBx16, cut, size, pooling, tokens);
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Off, Some(Cls)).unwrap(),
+            [768]
+        );
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Off, Some(Mean)).unwrap(),
+            [768]
+        );
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Off, Some(Map)).unwrap(),
+            [768, 14, 14]
+        );
+        assert_eq!(
+            vit("encoder.ln", 224, Pooling::Avg { h: 2, w: 2 }, Some(Map)).unwrap(),
+            [768, 2, 2]
+        );
+        assert_eq!(
+            code(vit("encoder.ln", 224, Pooling::Off, None)),
+            Code::PlanMissingSetting
+        );
+        assert_eq!(
+            code(vit("encoder.ln", 256, Pooling::Off, Some(Cls))),
+            Code::PlanInputSize
+        );
+        assert_eq!(
+            code(vit("conv_proj", 224, Pooling::Off, Some(Cls))),
+            Code::PlanIncompatible
+        );
+        assert_eq!(
+            code(vit(
+                "encoder.ln",
+                224,
+                Pooling::Avg { h: 1, w: 1 },
+                Some(Cls)
+            )),
+            Code::PlanIncompatible
+        );
+        assert_eq!(
+            code(feature_shape(
+                Arch::Resnet18,
+                "layer1",
+                64,
+                Pooling::Off,
+                Some(Mean)
+            )),
+            Code::PlanIncompatible
+        );
+        // A Swin's channels-last maps are patch tokens without a class token.
+        let swin = |cut, tokens| feature_shape(Arch::SwinT, cut, 224, Pooling::Off, tokens);
+        assert_eq!(swin("features.5", Some(Map)).unwrap(), [384, 14, 14]);
+        assert_eq!(swin("norm", Some(Mean)).unwrap(), [768]);
+        assert_eq!(code(swin("norm", Some(Cls))), Code::PlanIncompatible);
+        assert_eq!(code(swin("norm", None)), Code::PlanMissingSetting);
+        assert_eq!(swin("permute", None).unwrap(), [768, 7, 7]);
     }
 }

@@ -161,7 +161,8 @@ impl fmt::Display for Mismatch {
 pub struct LoadReport {
     /// Variables filled from the source.
     pub loaded: usize,
-    /// Keys of the architecture past the cut, ignored.
+    /// Keys of the architecture past the cut, ignored (and the keys of a CLIP checkpoint
+    /// outside its image encoder, see [`Arch::weights_prefix`]).
     pub ignored: usize,
     /// `num_batches_tracked` buffers absent from the source, set to 0.
     pub defaulted: usize,
@@ -426,6 +427,35 @@ fn load_with(
     source: &str,
     found: &[(String, Vec<i64>, Kind)],
     mut fetch: impl FnMut(&str) -> Result<Tensor, WeightsError>,
+) -> Result<LoadReport, WeightsError> {
+    // A CLIP checkpoint holds the whole model: the image encoder is what lies under
+    // `visual.`; the rest (the text tower) is ignored. A file of the encoder alone is read as
+    // it is.
+    let prefix = backbone
+        .arch()
+        .weights_prefix()
+        .filter(|p| found.iter().any(|(k, ..)| k.starts_with(p)));
+    if let Some(p) = prefix {
+        let encoder: Vec<(String, Vec<i64>, Kind)> = found
+            .iter()
+            .filter_map(|(k, s, kind)| Some((k.strip_prefix(p)?.to_owned(), s.clone(), *kind)))
+            .collect();
+        let others = found.len() - encoder.len();
+        let mut report = load_keys(backbone, source, &encoder, &mut |key: &str| {
+            fetch(&format!("{p}{key}"))
+        })?;
+        report.ignored += others;
+        return Ok(report);
+    }
+    load_keys(backbone, source, found, &mut fetch)
+}
+
+/// [`load_with`] once the keys are the architecture's.
+fn load_keys(
+    backbone: &mut Backbone,
+    source: &str,
+    found: &[(String, Vec<i64>, Kind)],
+    fetch: &mut dyn FnMut(&str) -> Result<Tensor, WeightsError>,
 ) -> Result<LoadReport, WeightsError> {
     let full: HashSet<String> = state_keys(backbone.arch())
         .into_iter()

@@ -21,6 +21,8 @@ pub(super) struct BackboneOut {
     pub(super) cut_span: Span,
     /// The `pooling` setting, if written.
     pub(super) pooling_span: Option<Span>,
+    /// The `tokens` setting, if written.
+    pub(super) tokens_span: Option<Span>,
 }
 
 /// The settings every backbone has, each `None` when unusable (already reported).
@@ -180,6 +182,7 @@ fn torchscript(cx: &mut Cx, common: &Common<'_>, file: String) -> Option<Backbon
     Some(BackboneOut {
         cut_span: common.label_span,
         pooling_span: common.pooling_span(),
+        tokens_span: common.f.get("tokens").map(|v| v.span),
         plan: Backbone {
             network: Network::TorchScript { file },
             pooling: common.pooling?,
@@ -207,9 +210,20 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
         }
         Some(v) => arch(cx, v),
     };
+    // CLIP's encoders expect CLIP's normalisation: the default of every `normalize`.
+    if arch
+        .is_some_and(|a| crate::models::catalog::family(a) == crate::models::catalog::Family::Clip)
+    {
+        cx.normalize = Some(crate::plan::Normalize::MeanStd {
+            mean: super::CLIP_MEAN,
+            std: super::CLIP_STD,
+        });
+    }
     let weights = match f.get("weights") {
         None => {
-            missing(cx, b, "weights", "weights imagenet");
+            // The usual weights of the architecture, once it is known.
+            let usual = arch.map_or("imagenet", |a| crate::hub::usual_weights(a).0);
+            missing(cx, b, "weights", &format!("weights {usual}"));
             None
         }
         Some(v) => arch.and_then(|a| weights(cx, a, v)),
@@ -222,23 +236,9 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
         (Some(a), Some(v)) => cut(cx, a, common.label_span, v),
         _ => None,
     };
-    if let Some(v) = f.get("tokens") {
-        // No catalog architecture outputs tokens yet: their cuts are feature maps.
-        cx.push(
-            Diag::error(
-                Code::PlanIncompatible,
-                "`tokens` applies to a cut whose output is a sequence of tokens",
-            )
-            .at(v.span, "this network's cuts are feature maps")
-            .also(common.label_span, "this backbone")
-            .with_help(
-                "remove `tokens`; for a vision transformer, export it cut with `scripts/export_torchscript.py` and use `backbone torchscript \"FILE\" { tokens cls }` (see docs/language.md, TorchScript backbones)",
-            ),
-        );
-        return None;
-    }
+    // Whether `tokens` fits the cut is checked with the shapes (see derive.rs).
     let (arch, weights, cut) = (arch?, weights?, cut?);
-    let (pooling, batchnorm) = (common.pooling?, common.batchnorm?);
+    let (pooling, batchnorm, tokens) = (common.pooling?, common.batchnorm?, common.tokens?);
     if batchnorm == BatchNorm::Train && !arch.has_batchnorm() {
         no_batchnorm(cx, b, common, arch);
         return None;
@@ -246,11 +246,12 @@ fn catalog_net(cx: &mut Cx, b: &Block, common: &Common<'_>) -> Option<BackboneOu
     Some(BackboneOut {
         cut_span: cut_v.map_or(b.keyword.span, |v| v.span),
         pooling_span: common.pooling_span(),
+        tokens_span: f.get("tokens").map(|v| v.span),
         plan: Backbone {
             network: Network::Catalog(CatalogNet { arch, weights, cut }),
             pooling,
             batchnorm,
-            tokens: None,
+            tokens,
             sidecar: None,
         },
     })
@@ -316,8 +317,15 @@ fn weight_sets(arch: Arch) -> Vec<&'static str> {
 
 fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
     let sets = weight_sets(arch);
+    // `imagenet` for torchvision's networks, `openai` for CLIP's, `dinov2` for DINOv2's.
+    let (usual, usual_set) = crate::hub::usual_weights(arch);
+    let publisher = match usual {
+        "imagenet" => "a torchvision",
+        "openai" => "an OpenAI",
+        _ => "a Meta",
+    };
     let help = format!(
-        "weights are `random`, `imagenet` (= IMAGENET1K_V1), a torchvision set of {arch} ({}), or a file path in quotes",
+        "weights are `random`, `{usual}` (= {usual_set}), {publisher} set of {arch} ({}), or a file path in quotes",
         sets.join(", ")
     );
     match &v.kind {
@@ -325,7 +333,8 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
             let ok = [".pth", ".pt", ".safetensors", ".ckpt", ".bin"]
                 .iter()
                 .any(|ext| path.to_ascii_lowercase().ends_with(ext));
-            let named = ["random", "imagenet"]
+            let always = ["random", usual];
+            let named = always
                 .iter()
                 .chain(&sets)
                 .find(|n| n.eq_ignore_ascii_case(path));
@@ -360,10 +369,10 @@ fn weights(cx: &mut Cx, arch: Arch, v: &Value) -> Option<Weights> {
         }
         ValueKind::Ident(w) => match w.as_str() {
             "random" => Some(Weights::Random),
-            "imagenet" => Some(Weights::Torchvision("IMAGENET1K_V1".into())),
+            _ if w == usual => Some(Weights::Torchvision(usual_set.into())),
             _ if sets.contains(&w.as_str()) => Some(Weights::Torchvision(w.clone())),
             _ => {
-                let mut choices = vec!["random", "imagenet"];
+                let mut choices = vec!["random", usual];
                 choices.extend_from_slice(&sets);
                 let mut h = help.clone();
                 if let Some(s) = suggest(w, choices.iter().copied()) {

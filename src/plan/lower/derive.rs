@@ -9,6 +9,7 @@ use super::experiment::Sections;
 use crate::diag::{Code, Diag, Span};
 use crate::models::catalog::{self, Arch, ShapeError};
 use crate::plan::design::Design;
+use crate::plan::tokens::{self, Mismatch};
 use crate::plan::types::{
     BatchNorm, Derived, Network, Pooling, Probe, Staircase, TargetInterval, Test, Train,
 };
@@ -80,11 +81,14 @@ fn with_shapes(
     };
     let cut_shape = cut_shape?;
     let test_shape = test_shape?;
-    let feature_shape = shapes.pool(cx, &cut_shape)?;
+    // A cut of tokens is read out (`tokens cls | mean | map`) before any pooling.
+    let read = shapes.read_tokens(cx, &cut_shape, train.size)?;
+    let feature_shape = shapes.pool(cx, &read)?;
     let test_features = if test_shape == cut_shape {
         feature_shape.clone()
     } else {
-        shapes.pool(cx, &test_shape)?
+        let read = shapes.read_tokens(cx, &test_shape, test.size)?;
+        shapes.pool(cx, &read)?
     };
     if test_features != feature_shape {
         shapes.different_features(cx, train, test, &feature_shape, &test_features);
@@ -226,8 +230,112 @@ impl Shapes<'_> {
                 );
                 None
             }
+            Err(ShapeError::WrongSize { size: only }) => {
+                cx.push(
+                    Diag::error(
+                        Code::PlanInputSize,
+                        format!("{arch} takes {only} px images only, not {size} px"),
+                    )
+                    .at(self.size_span(which), format!("{size} px"))
+                    .also(self.bb.cut_span, format!("cut in {arch}"))
+                    .with_help(format!(
+                        "write `size {only}` in the `{which}` block: torchvision's {arch} \
+                         asserts its image size (its position embedding has one entry per \
+                         patch of a {only} px image)"
+                    )),
+                );
+                None
+            }
             Err(ShapeError::UnknownLayer) => None,
         }
+    }
+
+    /// The shape the backbone's token read-out gives for a cut output of `shape` at `size`
+    /// px (the shape itself for a feature map); `None` when `tokens` does not fit the cut
+    /// (reported).
+    fn read_tokens(&self, cx: &mut Cx, shape: &[u32], size: u32) -> Option<Vec<u32>> {
+        let (arch, cut, cut_span) = (self.arch, self.cut, self.bb.cut_span);
+        let tokens = self.bb.plan.tokens;
+        let format = tokens::catalog_format(arch, cut, size);
+        let dims = |s: &[u32]| s.iter().map(u32::to_string).collect::<Vec<_>>().join("x");
+        let span = self.bb.tokens_span.unwrap_or(cut_span);
+        let written = tokens.map_or("", |r| r.name());
+        let err = match tokens::readout_shape(shape, format, tokens) {
+            Ok(s) => return Some(s),
+            Err(e) => e,
+        };
+        let diag = match err {
+            Mismatch::Missing(f) => {
+                let d = shape[shape.len() - 1];
+                let (rows, cols) = f.grid.unwrap_or((0, 0));
+                let cls = if f.prefix > 0 {
+                    format!("`tokens cls` (the class token: {d} features), ")
+                } else {
+                    String::new()
+                };
+                Diag::error(
+                    Code::PlanMissingSetting,
+                    format!("`{cut}` of {arch} outputs tokens: say which become the features"),
+                )
+                .at(
+                    cut_span,
+                    format!(
+                        "{} tokens of {d} values ({}, {rows}x{cols} patches)",
+                        f.prefix + rows * cols,
+                        prefix_words(f.prefix)
+                    ),
+                )
+                .with_help(format!(
+                    "add {cls}`tokens mean` (the mean of the {} patch tokens: {d} features) or \
+                     `tokens map` (the patch tokens as a {d}x{rows}x{cols} feature map, which \
+                     `pooling` can reduce) to the backbone",
+                    rows * cols
+                ))
+            }
+            Mismatch::NotTokens => Diag::error(
+                Code::PlanIncompatible,
+                "`tokens` applies to a cut whose output is a sequence of tokens",
+            )
+            .at(span, format!("tokens {written}"))
+            .also(
+                cut_span,
+                if shape.len() == 1 {
+                    format!("a flat vector of {} values", shape[0])
+                } else {
+                    format!("a {} feature map", dims(shape))
+                },
+            )
+            .with_help(if arch.fixed_input_size().is_some() {
+                format!(
+                    "remove `tokens`, or cut inside {arch}'s `encoder` (e.g. `encoder.ln`), \
+                     whose outputs are tokens"
+                )
+            } else {
+                format!(
+                    "remove `tokens`: {arch}'s cuts are feature maps; the catalog's vision \
+                     transformers (vit_b_16, vit_b_32, vit_l_16) output tokens inside their \
+                     `encoder`"
+                )
+            }),
+            Mismatch::NoClassToken => Diag::error(
+                Code::PlanIncompatible,
+                format!("`tokens cls` needs a class token, and `{cut}` of {arch} has none"),
+            )
+            .at(span, "tokens cls")
+            .also(cut_span, format!("{} patch tokens only", dims(shape)))
+            .with_help(
+                "use `tokens mean` (the mean of the patch tokens) or `tokens map` (the patch \
+                 tokens as a feature map)",
+            ),
+            Mismatch::NoGrid => Diag::error(
+                Code::PlanIncompatible,
+                format!("`tokens map` needs the patch grid of `{cut}`, which is not known"),
+            )
+            .at(span, "tokens map")
+            .with_help("use `tokens cls` or `tokens mean`"),
+        };
+        cx.push(diag);
+        None
     }
 
     /// The feature shape after the backbone's pooling of a cut of this `shape`.
@@ -237,6 +345,24 @@ impl Shapes<'_> {
             return Some(shape.to_vec());
         };
         let span = self.bb.pooling_span.unwrap_or(cut_span);
+        if let (Some(r), 1) = (self.bb.plan.tokens, shape.len()) {
+            cx.push(
+                Diag::error(
+                    Code::PlanIncompatible,
+                    format!(
+                        "`tokens {}` gives a vector of {} values; there is nothing spatial to pool",
+                        r.name(),
+                        shape[0]
+                    ),
+                )
+                .at(span, "pooling needs a feature map")
+                .also(self.bb.tokens_span.unwrap_or(cut_span), "a vector")
+                .with_help(
+                    "use `pooling none`, or `tokens map` (the patch tokens as a feature map)",
+                ),
+            );
+            return None;
+        }
         if shape.len() != 3 {
             cx.push(
                 Diag::error(
@@ -363,6 +489,15 @@ impl Shapes<'_> {
 
 fn dims(s: &[u32]) -> String {
     s.iter().map(u32::to_string).collect::<Vec<_>>().join("×")
+}
+
+/// "1 class token", "no class token", "2 tokens before the patches".
+fn prefix_words(prefix: u32) -> String {
+    match prefix {
+        0 => "no class token".into(),
+        1 => "a class token".into(),
+        n => format!("{n} tokens before the patches"),
+    }
 }
 
 #[cfg(test)]

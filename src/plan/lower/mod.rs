@@ -126,6 +126,10 @@ pub const DEFAULT_SIZE: u32 = 224;
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations.
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+/// CLIP's channel means (OpenAI's preprocessing, open_clip's `OPENAI_DATASET_MEAN`).
+pub const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
+/// CLIP's channel standard deviations (open_clip's `OPENAI_DATASET_STD`).
+pub const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 /// Lowers a syntax tree to a plan, collecting every error and warning.
 pub fn lower(ast: &Ast) -> Lowered {

@@ -1,7 +1,7 @@
 //! The readers every block shares: nested-block and label checks, numbers with a range,
 //! sizes, normalisation, and the messages for unknown functions and empty lists.
 
-use super::{DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
+use super::{CLIP_MEAN, CLIP_STD, DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD};
 use crate::diag::{Code, Diag, Span};
 use crate::plan::types::Normalize;
 use crate::plan::values::{suggest, Cx, Fields};
@@ -141,22 +141,29 @@ pub(super) fn size(cx: &mut Cx, f: &Fields<'_>) -> Option<u32> {
     })
 }
 
-/// `normalize`: `imagenet` (the default), `none` or `custom(mean: […], std: […])`.
+/// `normalize`: `imagenet`, `clip`, `none` or `custom(mean: […], std: […])`; by default the
+/// backbone network's own (`clip` for CLIP's encoders, else `imagenet`).
 pub(super) fn normalize(cx: &mut Cx, v: Option<&Value>) -> Option<Normalize> {
     let imagenet = Normalize::MeanStd {
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
     };
-    let Some(v) = v else { return Some(imagenet) };
+    let Some(v) = v else {
+        return Some(cx.normalize.clone().unwrap_or(imagenet));
+    };
     match &v.kind {
         ValueKind::Ident(w) if w == "imagenet" => Some(imagenet),
+        ValueKind::Ident(w) if w == "clip" => Some(Normalize::MeanStd {
+            mean: CLIP_MEAN,
+            std: CLIP_STD,
+        }),
         ValueKind::Ident(w) if w == "none" => Some(Normalize::Off),
         ValueKind::Ident(w) => {
             cx.unknown_value(
                 v.span,
                 "normalisation",
                 w,
-                &["imagenet", "none", "custom(mean: […], std: […])"],
+                &["imagenet", "clip", "none", "custom(mean: […], std: […])"],
             );
             None
         }

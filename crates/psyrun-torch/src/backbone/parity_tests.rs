@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 18] = [
+const CASES: [(Arch, &[&str]); 22] = [
     (
         Arch::Resnet18,
         &[
@@ -190,6 +190,59 @@ const CASES: [(Arch, &[&str]); 18] = [
             "trunk_output.block3.block3-2.f.b",
             "trunk_output.block4.block4-0",
         ],
+    ),
+    (
+        // 224 px only: the patch embedding, the class token and position embedding (in the
+        // first block's LayerNorm), attention (its first output), inside the second
+        // residual (after the first's sum), the MLP's GELU, whole blocks, the final
+        // LayerNorm and the head on the class token.
+        Arch::VitBx16,
+        &[
+            "conv_proj",
+            "encoder.layers.encoder_layer_0.ln_1",
+            "encoder.layers.encoder_layer_0.self_attention",
+            "encoder.layers.encoder_layer_1.ln_2",
+            "encoder.layers.encoder_layer_5.mlp.1",
+            "encoder.layers.encoder_layer_5.mlp",
+            "encoder.layers.encoder_layer_11",
+            "encoder.ln",
+            "heads",
+        ],
+    ),
+    (
+        Arch::VitBx32,
+        &[
+            "encoder.layers.encoder_layer_2.self_attention",
+            "encoder.layers.encoder_layer_7",
+            "encoder.ln",
+            "heads.head",
+        ],
+    ),
+    (
+        // At 100 px: the patch embedding (conv, permute, LayerNorm), window attention
+        // unshifted and shifted (25×25 patches padded to 28×28), inside the second residual,
+        // patch merging of odd sides (25 → 13, 13 → 7), a stage whose 7×7 map is one window
+        // (no shift), the final norm and permute, the head.
+        Arch::SwinT,
+        &[
+            "features.0",
+            "features.1.0.attn",
+            "features.1.1.attn",
+            "features.1.1.norm2",
+            "features.2",
+            "features.3.1",
+            "features.4.reduction",
+            "features.5.3.mlp",
+            "features.5.5.attn",
+            "features.7.1",
+            "norm",
+            "permute",
+            "head",
+        ],
+    ),
+    (
+        Arch::SwinS,
+        &["features.5.16.attn", "features.5.17", "norm"],
     ),
 ];
 

@@ -24,6 +24,7 @@ fn options(args: &FeaturesArgs) -> FeaturesOptions {
         size: args.size,
         normalize: args.normalize.map(|n| match n {
             FeaturesNormalize::Imagenet => ImageNormalize::Imagenet,
+            FeaturesNormalize::Clip => ImageNormalize::Clip,
             FeaturesNormalize::None => ImageNormalize::None,
         }),
         device: args.device,
