@@ -985,7 +985,8 @@ impl Backbone {
                     if stop {
                         return (y, true);
                     }
-                    x = x + y;
+                    // Not in place: the branch may return a view of x.
+                    x = &x + y;
                 }
                 x
             }

@@ -501,6 +501,15 @@ fn dims(s: &[u32]) -> String {
     s.iter().map(u32::to_string).collect::<Vec<_>>().join("×")
 }
 
+/// "1 class token", "no class token", "2 tokens before the patches".
+fn prefix_words(prefix: u32) -> String {
+    match prefix {
+        0 => "no class token".into(),
+        1 => "a class token".into(),
+        n => format!("{n} tokens before the patches"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::diag::Code;
@@ -626,14 +635,5 @@ mod tests {
         assert!(codes("reference 0.99", "range 0.99..1.0").is_empty());
         assert!(codes("reference 0.0", "").is_empty());
         assert!(codes("", "range 0.1..1.0").is_empty());
-    }
-}
-
-/// "1 class token", "no class token", "2 tokens before the patches".
-fn prefix_words(prefix: u32) -> String {
-    match prefix {
-        0 => "no class token".into(),
-        1 => "a class token".into(),
-        n => format!("{n} tokens before the patches"),
     }
 }
