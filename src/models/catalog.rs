@@ -682,7 +682,7 @@ pub enum Op {
     },
     /// `QuickGELU`: x · σ(1.702 x) (CLIP).
     QuickGelu,
-    /// `x[:, 0]`: the first token's features, [S, D] to [D] (ViT's class token before its
+    /// `x[:, 0]`: the first token's features, [S, D] to `[D]` (ViT's class token before its
     /// `heads`). A function, not a module: its node is no cut point.
     FirstToken,
     /// torchvision's `ShiftedWindowAttention` (Swin V1) on a channels-last [H, W, C] map:
@@ -713,7 +713,7 @@ pub enum Op {
         /// Output features.
         fout: u32,
     },
-    /// Layer scale: x times a learned `gamma` [D] over the last dimension (DINOv2's and
+    /// Layer scale: x times a learned `gamma` `[D]` over the last dimension (DINOv2's and
     /// open_clip's `LayerScale`, key `gamma`).
     LayerScale {
         /// Width of the last dimension.
