@@ -42,6 +42,7 @@ ARCHS = [
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "regnet_y_400mf", "regnet_x_400mf",
+    "densenet121", "densenet169", "googlenet",
 ]
 
 
@@ -50,7 +51,8 @@ def sizes_for(arch):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet",
+                          "densenet", "googlenet")):
         return [224, 64, 33]
     return [224, 64]
 

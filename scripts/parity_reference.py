@@ -15,6 +15,8 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            conv/linear bias randomised (torchvision initialises VGG's
                            to zero, which would hide a bias that is not loaded), and
                            LayerNorm's parameters and ConvNeXt's layer scale too;
+                           GoogLeNet with transform_input=True (as torchvision builds
+                           it for its published weights; the Rust test turns it on);
     <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1), and `out.<cut>`,
                            the output of module <cut> for that input in eval mode under
                            torch.no_grad() (read by a forward hook, cloned before any
@@ -42,6 +44,8 @@ DEFAULT_CUTS = {
     "alexnet": ["features.2", "features.9", "avgpool", "classifier.3"],
 }
 INPUT_SHAPE = (2, 3, 64, 64)
+# Architectures torchvision builds with transform_input=True for its published weights.
+TRANSFORM_INPUT = {"googlenet"}
 
 
 def parity_model(arch):
@@ -63,6 +67,8 @@ def parity_model(arch):
         for name, p in model.named_parameters():
             if name.endswith("layer_scale"):
                 p.copy_(0.5 + 0.2 * torch.randn(p.shape, generator=g))
+    if arch in TRANSFORM_INPUT:
+        model.transform_input = True
     return model
 
 

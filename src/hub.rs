@@ -233,6 +233,17 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V2",
         "regnet_x_400mf-62229a5f.pth",
     ),
+    WeightFile::new(
+        Arch::Densenet121,
+        "IMAGENET1K_V1",
+        "densenet121-a639ec97.pth",
+    ),
+    WeightFile::new(
+        Arch::Densenet169,
+        "IMAGENET1K_V1",
+        "densenet169-b2777c0a.pth",
+    ),
+    WeightFile::new(Arch::Googlenet, "IMAGENET1K_V1", "googlenet-1378be20.pth"),
 ];
 
 /// The published file of a weight set, if torchvision has one.

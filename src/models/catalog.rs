@@ -25,6 +25,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+mod cnn2;
+
 /// A torchvision architecture known to the catalog.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -108,6 +110,12 @@ pub enum Arch {
     /// `regnet_x_400mf`: stages of 1, 2, 7, 12 blocks (32, 64, 160, 400 channels), group
     /// width 16.
     RegnetXx400mf,
+    /// `densenet121`: dense blocks of 6, 12, 24, 16 layers, growth rate 32.
+    Densenet121,
+    /// `densenet169`: dense blocks of 6, 12, 32, 32 layers, growth rate 32.
+    Densenet169,
+    /// `googlenet`: Inception v1, nine Inception blocks of four concatenated branches.
+    Googlenet,
 }
 
 impl Arch {
@@ -150,6 +158,9 @@ impl Arch {
         Arch::ShufflenetV2X2x0,
         Arch::RegnetYx400mf,
         Arch::RegnetXx400mf,
+        Arch::Densenet121,
+        Arch::Densenet169,
+        Arch::Googlenet,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -192,6 +203,9 @@ impl Arch {
             Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
             Arch::RegnetYx400mf => "regnet_y_400mf",
             Arch::RegnetXx400mf => "regnet_x_400mf",
+            Arch::Densenet121 => "densenet121",
+            Arch::Densenet169 => "densenet169",
+            Arch::Googlenet => "googlenet",
         }
     }
 
@@ -221,6 +235,13 @@ impl Arch {
     /// The input size the network was trained at (224 for all of them).
     pub fn default_input_size(self) -> u32 {
         224
+    }
+
+    /// Whether torchvision builds the network with `transform_input=True` when it loads a
+    /// published weight set (GoogLeNet): the forward pass then re-normalises its
+    /// ImageNet-normalised input to `(v − 0.5) / 0.5` first, as the original weights expect.
+    pub fn transforms_input(self) -> bool {
+        matches!(self, Arch::Googlenet)
     }
 }
 
@@ -285,6 +306,7 @@ pub fn top_level(arch: Arch) -> Vec<&'static str> {
     network(arch)
         .modules
         .iter()
+        .filter(|n| n.cut_point)
         .map(|n| n.name.as_str())
         .collect()
 }
@@ -414,6 +436,13 @@ pub enum Family {
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
+    /// DenseNet: convs `kaiming_normal_` (mode `fan_in`: N(0, √(2/fan_in))), BatchNorm 1
+    /// and 0, `classifier` nn.Linear's default weight (U(±1/√fan_in)) with bias 0.
+    Densenet,
+    /// GoogLeNet: convs and linears `trunc_normal_(std=0.01)` truncated at ±2 (±200
+    /// standard deviations), BatchNorm 1 and 0, `fc`'s bias nn.Linear's default
+    /// U(±1/√fan_in).
+    Googlenet,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -501,6 +530,16 @@ pub enum Op {
     },
     /// `AdaptiveAvgPool2d((n, n))`.
     AdaptiveAvgPool2d(u32),
+    /// `AvgPool2d(k, stride=s, padding=p)`: floor mode, the zero padding counted in the
+    /// average (PyTorch's defaults; DenseNet's transitions).
+    AvgPool2d {
+        /// Window size.
+        k: u32,
+        /// Stride.
+        s: u32,
+        /// Zero padding on every side.
+        p: u32,
+    },
     /// `Dropout` (p = 0.5): the identity for a frozen network.
     Dropout,
     /// `Linear(fin, fout)` with bias, on a flattened input.
@@ -532,6 +571,7 @@ impl Op {
             Op::Flatten => "Flatten",
             Op::MaxPool2d { .. } => "MaxPool2d",
             Op::AdaptiveAvgPool2d(_) => "AdaptiveAvgPool2d",
+            Op::AvgPool2d { .. } => "AvgPool2d",
             Op::Dropout => "Dropout",
             Op::Linear { .. } => "Linear",
         }
@@ -587,7 +627,10 @@ impl Op {
                     ceil: false,
                 },
                 Shape::Map(c, h, w),
-            ) => Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?)),
+            )
+            | (Op::AvgPool2d { k, s, p }, Shape::Map(c, h, w)) => {
+                Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?))
+            }
             (
                 Op::MaxPool2d {
                     k,
@@ -698,6 +741,11 @@ pub enum Merge {
         /// torchvision's `channel_shuffle(out, 2)` after the concatenation (ShuffleNet V2).
         shuffle: bool,
     },
+    /// Dense connectivity (DenseNet's `_DenseBlock`): each module of `main` runs on the
+    /// concatenation, along the channels, of the block input and the outputs of the modules
+    /// before it; the block's output is the concatenation of all of them. A module's own
+    /// output (a cut point) is only its new channels.
+    Dense,
 }
 
 /// A module of an architecture, named as in torchvision's `named_modules()`.
@@ -782,6 +830,7 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                                 activation: None,
                             },
                             Merge::Scale => Merge::Scale,
+                            Merge::Dense => Merge::Dense,
                             Merge::Concat { split, shuffle, .. } => Merge::Concat {
                                 branches: Vec::new(),
                                 split: *split,
@@ -827,7 +876,7 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                             }
                         }
                     }
-                    (None, Merge::Scale) => return None,
+                    (None, Merge::Scale | Merge::Dense) => return None,
                     (
                         None,
                         Merge::Concat {
@@ -888,6 +937,20 @@ pub fn network(arch: Arch) -> &'static Network {
     NETWORKS[arch as usize].get_or_init(|| describe(arch))
 }
 
+/// Modules torchvision builds (their keys are in its `state_dict()`) but calls only while
+/// training, never in eval mode, as `(top-level module they follow, module)`: GoogLeNet's
+/// auxiliary classifiers. They are no cut points and psyrun never builds them; their keys
+/// load (ignored) when a file has them and are not required.
+pub fn training_only(arch: Arch) -> Vec<(&'static str, Node)> {
+    match arch {
+        Arch::Googlenet => cnn2::googlenet_aux()
+            .into_iter()
+            .map(|n| ("inception5b", n))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// How torchvision initialises the weights of `arch`.
 pub fn family(arch: Arch) -> Family {
     network(arch).family
@@ -934,6 +997,9 @@ fn describe(arch: Arch) -> Network {
         Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
         Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
         Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
+        Arch::Densenet121 => cnn2::densenet(32, [6, 12, 24, 16]),
+        Arch::Densenet169 => cnn2::densenet(32, [6, 12, 32, 32]),
+        Arch::Googlenet => cnn2::googlenet(),
     }
 }
 
@@ -1963,6 +2029,27 @@ impl Walk<'_> {
             }
             Body::Block {
                 main,
+                merge: Merge::Dense,
+            } => {
+                // Each layer sees everything so far; the block returns all of it.
+                let mut acc = x;
+                for layer in main {
+                    let y = self.node(layer, &path, depth + 1, acc.clone());
+                    if self.done {
+                        return y;
+                    }
+                    acc = match (acc, y) {
+                        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                        (Ok(Shape::Map(c, h, w)), Ok(Shape::Map(n, ..))) => {
+                            Ok(Shape::Map(c + n, h, w))
+                        }
+                        (Ok(a), Ok(b)) => unreachable!("dense {a:?} and {b:?} at {path}"),
+                    };
+                }
+                acc
+            }
+            Body::Block {
+                main,
                 merge:
                     Merge::Add {
                         shortcut: Some(sc),
@@ -2001,7 +2088,7 @@ impl Walk<'_> {
                         shortcut: Some(sc), ..
                     } => self.node(sc, &path, depth + 1, x),
                     Merge::Add { shortcut: None, .. } | Merge::Scale => x,
-                    Merge::Concat { .. } => unreachable!("handled above"),
+                    Merge::Concat { .. } | Merge::Dense => unreachable!("handled above"),
                 };
                 // Both branches must agree (a gate's [C, 1, 1] broadcasts over the input);
                 // the main branch's first failure wins, as it runs first in torchvision.
@@ -2116,6 +2203,9 @@ mod tests {
             }
             Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
             Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
+            Arch::Densenet121 => include_str!("../../tests/fixtures/catalog/densenet121.txt"),
+            Arch::Densenet169 => include_str!("../../tests/fixtures/catalog/densenet169.txt"),
+            Arch::Googlenet => include_str!("../../tests/fixtures/catalog/googlenet.txt"),
         }
     }
 

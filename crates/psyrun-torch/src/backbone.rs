@@ -40,6 +40,8 @@ use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 
 #[cfg(test)]
+mod cnn2_tests;
+#[cfg(test)]
 mod parity_tests;
 #[cfg(test)]
 mod tests;
@@ -163,7 +165,7 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
                             state_keys_of(b, &path, fam, out);
                         }
                     }
-                    _ => {}
+                    Merge::Add { .. } | Merge::Scale | Merge::Dense => {}
                 }
             }
         }
@@ -218,6 +220,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                     Init::Uniform(1.0 / fan_in.sqrt()),
                     Init::Uniform(1.0 / fan_in.sqrt()),
                 ),
+                // densenet: kaiming_normal_ (fan_in); googlenet: trunc_normal_(std=0.01) cut
+                // at ±2 = ±200 std. Neither has conv biases.
+                Family::Densenet => (Init::Normal((2.0 / fan_in).sqrt()), Init::Const(0.0)),
+                Family::Googlenet => (Init::Normal(0.01), Init::Const(0.0)),
             };
             push("weight", vec![cout, cin, k, k], Kind::Float, w);
             if bias {
@@ -248,6 +254,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Efficientnet => {
                     (Init::Uniform(1.0 / (fout as f64).sqrt()), Init::Const(0.0))
                 }
+                // densenet: nn.Linear's weight, bias 0; googlenet: trunc_normal_(std=0.01),
+                // nn.Linear's bias.
+                Family::Densenet => (Init::Uniform(bound), Init::Const(0.0)),
+                Family::Googlenet => (Init::Normal(0.01), Init::Uniform(bound)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -269,14 +279,24 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         | Op::StochasticDepth
         | Op::MaxPool2d { .. }
         | Op::AdaptiveAvgPool2d(_)
+        | Op::AvgPool2d { .. }
         | Op::Dropout => {}
     }
 }
 
 /// Every `state_dict()` key of the full torchvision `arch`, in torchvision's order.
+/// Modules torchvision calls only while training (GoogLeNet's auxiliary classifiers) are
+/// listed too, where torchvision registers them ([`catalog::training_only`]): a file may
+/// hold their keys, which then load as ignored; no backbone ever needs them.
 pub fn state_keys(arch: Arch) -> Vec<StateKey> {
     let mut out = Vec::new();
-    state_keys_of(&network(arch).modules, "", family(arch), &mut out);
+    let extra = catalog::training_only(arch);
+    for node in &network(arch).modules {
+        state_keys_of(std::slice::from_ref(node), "", family(arch), &mut out);
+        for (_, aux) in extra.iter().filter(|(after, _)| *after == node.name) {
+            state_keys_of(std::slice::from_ref(aux), "", family(arch), &mut out);
+        }
+    }
     out
 }
 
@@ -336,6 +356,12 @@ enum Layer {
         ceil: bool,
     },
     AdaptiveAvg(i64),
+    /// `AvgPool2d(k, s, p)`, floor mode, padding counted.
+    AvgPool {
+        k: i64,
+        s: i64,
+        p: i64,
+    },
     Dropout,
     Linear(Linear),
 }
@@ -370,6 +396,7 @@ enum StageMerge {
         split: bool,
         shuffle: bool,
     },
+    Dense,
 }
 
 fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
@@ -413,6 +440,7 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             relu: *relu,
                         },
                         Merge::Scale => StageMerge::Scale,
+                        Merge::Dense => StageMerge::Dense,
                         Merge::Concat {
                             branches,
                             split,
@@ -495,6 +523,11 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             ceil,
                         },
                         Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
+                        Op::AvgPool2d { k, s, p } => Layer::AvgPool {
+                            k: k.into(),
+                            s: s.into(),
+                            p: p.into(),
+                        },
                         Op::Dropout => Layer::Dropout,
                     })
                 }
@@ -524,6 +557,8 @@ pub struct Backbone {
     /// they were before the conversion, so that going back to float32 (for testing)
     /// restores them exactly.
     fp32_copy: Option<HashMap<String, Tensor>>,
+    /// GoogLeNet's `transform_input` (see [`Backbone::set_transform_input`]).
+    transform_input: bool,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -536,6 +571,7 @@ impl std::fmt::Debug for Backbone {
             .field("batchnorm", &self.batchnorm)
             .field("channels_last", &self.channels_last)
             .field("precision", &self.precision)
+            .field("transform_input", &self.transform_input)
             .finish()
     }
 }
@@ -566,6 +602,7 @@ impl Backbone {
             channels_last: false,
             precision: Precision::Fp32,
             fp32_copy: None,
+            transform_input: false,
         })
     }
 
@@ -618,6 +655,21 @@ impl Backbone {
     /// The device the variables live on.
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// Whether the input is re-normalised first (torchvision's `transform_input`).
+    pub fn transform_input(&self) -> bool {
+        self.transform_input
+    }
+
+    /// torchvision's `transform_input` of GoogLeNet: the forward pass first maps an
+    /// ImageNet-normalised image, `(v − mean) / std`, to `(v − 0.5) / 0.5`, the input the
+    /// original Google weights expect (`x · std / 0.5 + (mean − 0.5) / 0.5` per channel).
+    /// torchvision turns it on whenever it loads a published weight set
+    /// ([`catalog::Arch::transforms_input`]); `googlenet(weights=None)` has it off, and so
+    /// does a backbone until this is called. [`crate::weights::load_torchvision`] calls it.
+    pub fn set_transform_input(&mut self, on: bool) {
+        self.transform_input = on;
     }
 
     /// Current BatchNorm behaviour.
@@ -734,10 +786,15 @@ impl Backbone {
 
     fn layer_output(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
         self.check_cut(cut)?;
-        let x = if self.channels_last && x.dim() == 4 {
-            to_channels_last(x)
+        let x = if self.transform_input {
+            transform_input(x)
         } else {
             x.shallow_clone()
+        };
+        let x = if self.channels_last && x.dim() == 4 {
+            to_channels_last(&x)
+        } else {
+            x
         };
         let bf16 = self.precision == Precision::Bf16;
         let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x };
@@ -861,6 +918,26 @@ impl Backbone {
             }
             StageBody::Block {
                 main,
+                merge: StageMerge::Dense,
+            } => {
+                // DenseNet: each layer on the concatenation so far, its output appended.
+                let mut features = vec![x];
+                for layer in main {
+                    let input = if features.len() == 1 {
+                        features[0].shallow_clone()
+                    } else {
+                        Tensor::cat(&features, 1)
+                    };
+                    let (y, stop) = self.run_stage(layer, input, cut);
+                    if stop {
+                        return (y, true);
+                    }
+                    features.push(y);
+                }
+                Tensor::cat(&features, 1)
+            }
+            StageBody::Block {
+                main,
                 merge:
                     StageMerge::Add {
                         shortcut: Some(sc),
@@ -939,6 +1016,7 @@ impl Backbone {
                         }
                     }
                     StageMerge::Scale => y * x,
+                    StageMerge::Dense => unreachable!("handled above"),
                     StageMerge::Concat {
                         branches,
                         split,
@@ -1038,10 +1116,24 @@ impl Backbone {
                 x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], *ceil)
             }
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
+            Layer::AvgPool { k, s, p } => {
+                x.avg_pool2d([*k, *k], [*s, *s], [*p, *p], false, true, None::<i64>)
+            }
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
         }
     }
+}
+
+/// GoogLeNet's `_transform_input`: ImageNet normalisation undone and `(v − 0.5) / 0.5`
+/// applied, per channel, in float32 as torchvision computes it.
+fn transform_input(x: &Tensor) -> Tensor {
+    const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+    const STD: [f64; 3] = [0.229, 0.224, 0.225];
+    let channels: Vec<Tensor> = (0..3)
+        .map(|c| x.narrow(1, c, 1) * (STD[c as usize] / 0.5) + (MEAN[c as usize] - 0.5) / 0.5)
+        .collect();
+    Tensor::cat(&channels, 1)
 }
 
 /// torchvision's `channel_shuffle(x, groups)`: channels regrouped as

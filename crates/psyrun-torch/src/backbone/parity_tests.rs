@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 18] = [
+const CASES: [(Arch, &[&str]); 21] = [
     (
         Arch::Resnet18,
         &[
@@ -191,6 +191,47 @@ const CASES: [(Arch, &[&str]); 18] = [
             "trunk_output.block4.block4-0",
         ],
     ),
+    (
+        // Dense blocks: a layer's first BatchNorm and conv on the concatenation of the block
+        // input and the layers before it, a layer's own output, a whole block; the
+        // transitions' average pool; the functional ReLU and global pool before the classifier.
+        Arch::Densenet121,
+        &[
+            "features.pool0",
+            "features.denseblock1.denselayer3.norm1",
+            "features.denseblock2.denselayer4.conv1",
+            "features.denseblock2.denselayer12",
+            "features.transition2.pool",
+            "features.denseblock3",
+            "features.norm5",
+            "classifier",
+        ],
+    ),
+    (
+        Arch::Densenet169,
+        &[
+            "features.denseblock3.denselayer30.conv2",
+            "features.denseblock4",
+        ],
+    ),
+    (
+        // transform_input on (as torchvision has it with its published weights); a
+        // BasicConv2d's BatchNorm (before the functional ReLU) and the module (after it);
+        // cuts inside Inception branches (the ceil-mode pool of branch4); the flatten before
+        // `dropout`.
+        Arch::Googlenet,
+        &[
+            "conv1.bn",
+            "conv1",
+            "inception3a.branch2.1.conv",
+            "inception3b.branch4.0",
+            "inception4c",
+            "maxpool4",
+            "inception5b.branch3.1",
+            "dropout",
+            "fc",
+        ],
+    ),
 ];
 
 /// A directory removed when dropped (the checkpoints are large: never leave them behind).
@@ -242,7 +283,17 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
     let dir = TempDir::new("parity-cuts");
     let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("scripts/parity_reference.py");
-    let specs: Vec<String> = CASES
+    // `PSYRUN_PARITY_ARCHS=densenet121,googlenet` checks only those (while developing).
+    let only = std::env::var("PSYRUN_PARITY_ARCHS").ok();
+    let cases: Vec<(Arch, &[&str])> = CASES
+        .iter()
+        .copied()
+        .filter(|(arch, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|a| a == arch.name()))
+        })
+        .collect();
+    let specs: Vec<String> = cases
         .iter()
         .map(|(arch, cuts)| format!("{arch}={}", cuts.join(",")))
         .collect();
@@ -260,7 +311,7 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
     eprintln!("parity_reference.py: {:.1}s", start.elapsed().as_secs_f64());
     let mut worst = 0.0f64;
     let mut checked = 0;
-    for (arch, cuts) in CASES {
+    for &(arch, cuts) in &cases {
         let io: HashMap<String, Tensor> =
             Tensor::read_safetensors(dir.0.join(format!("{arch}.io.safetensors")))
                 .unwrap()
@@ -271,6 +322,9 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
         for &cut in cuts {
             let t = Instant::now();
             let mut b = Backbone::new(arch, cut, CPU).unwrap();
+            // The reference model re-normalises its input as torchvision's does with its
+            // published weights (scripts/parity_reference.py).
+            b.set_transform_input(arch.transforms_input());
             let r = weights::load_file(&mut b, &file).unwrap_or_else(|e| panic!("{arch}: {e}"));
             assert_eq!(r.loaded, b.built_keys().len(), "{arch} {cut}");
             assert_eq!(r.defaulted, 0, "{arch} {cut}");
@@ -303,8 +357,16 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
             d > 0.1,
             "{arch} {cut}: psyrun's own random weights match ({d:.3e})"
         );
+        if arch.transforms_input() {
+            // Control: without the re-normalisation the features differ.
+            let mut plain = Backbone::new(arch, cut, CPU).unwrap();
+            weights::load_file(&mut plain, &file).unwrap();
+            let d = max_abs(&(plain.features(x, cut) - want)) / max_abs(want);
+            eprintln!("control {arch} {cut} without transform_input: {d:.2e}");
+            assert!(d > 1e-2, "{arch} {cut}: transform_input changes nothing");
+        }
     }
-    assert_eq!(checked, CASES.iter().map(|c| c.1.len()).sum::<usize>());
+    assert_eq!(checked, cases.iter().map(|c| c.1.len()).sum::<usize>());
     eprintln!(
         "parity from torch.save: {checked} cuts, worst {worst:.2e}, {:.1}s in all",
         start.elapsed().as_secs_f64()
