@@ -180,6 +180,12 @@ fn layers_lists_cut_points_with_shapes() {
             "trunk_output.block2.block2-1.activation",
             "104×28×28",
         ),
+        // A dense layer's new channels, the block's concatenation, an Inception branch.
+        ("densenet121", "features.denseblock2.denselayer3", "32×28×28"),
+        ("densenet121", "features.denseblock2", "512×28×28"),
+        ("densenet169", "features.norm5", "1664×7×7"),
+        ("googlenet", "inception4a.branch4.0", "480×14×14"),
+        ("googlenet", "inception5b", "1024×7×7"),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);
