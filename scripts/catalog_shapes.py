@@ -42,7 +42,7 @@ ARCHS = [
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "regnet_y_400mf", "regnet_x_400mf",
-    "densenet121", "densenet169", "googlenet",
+    "densenet121", "densenet169", "googlenet", "inception_v3",
 ]
 
 
@@ -54,6 +54,8 @@ def sizes_for(arch):
     if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet",
                           "densenet", "googlenet")):
         return [224, 64, 33]
+    if arch == "inception_v3":
+        return [299, 224, 96, 75]
     return [224, 64]
 
 

@@ -17,7 +17,8 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            LayerNorm's parameters and ConvNeXt's layer scale too;
                            GoogLeNet with transform_input=True (as torchvision builds
                            it for its published weights; the Rust test turns it on);
-    <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1), and `out.<cut>`,
+    <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1; 2x3x128x128 for
+                           inception_v3, which needs 75 pixels), and `out.<cut>`,
                            the output of module <cut> for that input in eval mode under
                            torch.no_grad() (read by a forward hook, cloned before any
                            in-place ReLU runs).
@@ -45,7 +46,9 @@ DEFAULT_CUTS = {
 }
 INPUT_SHAPE = (2, 3, 64, 64)
 # Architectures torchvision builds with transform_input=True for its published weights.
-TRANSFORM_INPUT = {"googlenet"}
+TRANSFORM_INPUT = {"googlenet", "inception_v3"}
+# Input sizes other than INPUT_SHAPE's (Inception v3 needs at least 75 pixels).
+INPUT_SIZE = {"inception_v3": 128}
 
 
 def parity_model(arch):
@@ -75,7 +78,10 @@ def parity_model(arch):
 def write_case(out_dir, arch, cuts):
     model = parity_model(arch)
     torch.save(model.state_dict(), os.path.join(out_dir, f"{arch}.pth"))
-    x = torch.randn(*INPUT_SHAPE, generator=torch.Generator().manual_seed(1))
+    n, c, h, w = INPUT_SHAPE
+    size = INPUT_SIZE.get(arch)
+    shape = (n, c, size, size) if size else (n, c, h, w)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
     modules = dict(model.named_modules())
     missing = [c for c in cuts if c not in modules]
     if missing:

@@ -244,6 +244,11 @@ pub const TABLE: &[WeightFile] = &[
         "densenet169-b2777c0a.pth",
     ),
     WeightFile::new(Arch::Googlenet, "IMAGENET1K_V1", "googlenet-1378be20.pth"),
+    WeightFile::new(
+        Arch::InceptionV3,
+        "IMAGENET1K_V1",
+        "inception_v3_google-0cc3c7bd.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

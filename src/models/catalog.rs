@@ -116,6 +116,9 @@ pub enum Arch {
     Densenet169,
     /// `googlenet`: Inception v1, nine Inception blocks of four concatenated branches.
     Googlenet,
+    /// `inception_v3`: Inception v3 (InceptionA–E blocks, factorised 1×n and n×1 convs),
+    /// trained at 299 pixels.
+    InceptionV3,
 }
 
 impl Arch {
@@ -161,6 +164,7 @@ impl Arch {
         Arch::Densenet121,
         Arch::Densenet169,
         Arch::Googlenet,
+        Arch::InceptionV3,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -206,6 +210,7 @@ impl Arch {
             Arch::Densenet121 => "densenet121",
             Arch::Densenet169 => "densenet169",
             Arch::Googlenet => "googlenet",
+            Arch::InceptionV3 => "inception_v3",
         }
     }
 
@@ -232,16 +237,21 @@ impl Arch {
         any_bn(&network(self).modules)
     }
 
-    /// The input size the network was trained at (224 for all of them).
+    /// The input size the network was trained at, as its torchvision weights' transforms
+    /// crop it: 299 for Inception v3, 224 for the others.
     pub fn default_input_size(self) -> u32 {
-        224
+        match self {
+            Arch::InceptionV3 => 299,
+            _ => 224,
+        }
     }
 
     /// Whether torchvision builds the network with `transform_input=True` when it loads a
     /// published weight set (GoogLeNet): the forward pass then re-normalises its
-    /// ImageNet-normalised input to `(v − 0.5) / 0.5` first, as the original weights expect.
+    /// ImageNet-normalised input to `(v − 0.5) / 0.5` first, as the original weights expect
+    /// (GoogLeNet, Inception v3).
     pub fn transforms_input(self) -> bool {
-        matches!(self, Arch::Googlenet)
+        matches!(self, Arch::Googlenet | Arch::InceptionV3)
     }
 }
 
@@ -443,6 +453,11 @@ pub enum Family {
     /// standard deviations), BatchNorm 1 and 0, `fc`'s bias nn.Linear's default
     /// U(±1/√fan_in).
     Googlenet,
+    /// Inception v3: convs and linears `trunc_normal_(std=0.1)` truncated at ±2 (±20
+    /// standard deviations; the `stddev` torchvision sets on `AuxLogits.conv1` sits on the
+    /// `BasicConv2d`, not on its conv, so only `AuxLogits.fc` gets its own 0.001),
+    /// BatchNorm 1 and 0, linear biases nn.Linear's default U(±1/√fan_in).
+    Inception,
 }
 
 /// A leaf module with every parameter a builder needs: square kernels, strides and
@@ -476,6 +491,22 @@ pub enum Op {
         eps: f64,
         /// Weight of the batch's statistics in the running ones (`batchnorm train`).
         momentum: f64,
+    },
+    /// `Conv2d(cin, cout, (kh, kw), padding=(ph, pw), bias=False)` at stride 1: Inception
+    /// v3's factorised 1×n and n×1 convs.
+    Conv2dRect {
+        /// Input channels.
+        cin: u32,
+        /// Output channels.
+        cout: u32,
+        /// Kernel height.
+        kh: u32,
+        /// Kernel width.
+        kw: u32,
+        /// Zero padding above and below.
+        ph: u32,
+        /// Zero padding left and right.
+        pw: u32,
     },
     /// `ReLU`.
     Relu,
@@ -555,7 +586,7 @@ impl Op {
     /// The torchvision class of the module: `"Conv2d"`, `"ReLU"`, ...
     pub fn class(self) -> &'static str {
         match self {
-            Op::Conv2d { .. } => "Conv2d",
+            Op::Conv2d { .. } | Op::Conv2dRect { .. } => "Conv2d",
             Op::BatchNorm2d { .. } => "BatchNorm2d",
             Op::Relu => "ReLU",
             Op::Relu6 => "ReLU6",
@@ -614,6 +645,24 @@ impl Op {
             ) => {
                 debug_assert_eq!(c, cin, "Conv2d input channels");
                 Some(Shape::Map(cout, window(h, k, s, p)?, window(w, k, s, p)?))
+            }
+            (
+                Op::Conv2dRect {
+                    cin,
+                    cout,
+                    kh,
+                    kw,
+                    ph,
+                    pw,
+                },
+                Shape::Map(c, h, w),
+            ) => {
+                debug_assert_eq!(c, cin, "Conv2d input channels");
+                Some(Shape::Map(
+                    cout,
+                    window(h, kh, 1, ph)?,
+                    window(w, kw, 1, pw)?,
+                ))
             }
             (Op::BatchNorm2d { c: n, .. }, Shape::Map(c, ..)) => {
                 debug_assert_eq!(c, n, "BatchNorm2d channels");
@@ -921,10 +970,14 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
     None
 }
 
-/// `prefix.name`, or `name` at the top level.
+/// `prefix.name`, or `name` at the top level; `prefix` for a node without a name (a group of
+/// branches that is no module, inside Inception v3's InceptionE: no cut point, its modules
+/// named under the block).
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
+    } else if name.is_empty() {
+        prefix.to_owned()
     } else {
         format!("{prefix}.{name}")
     }
@@ -939,13 +992,17 @@ pub fn network(arch: Arch) -> &'static Network {
 
 /// Modules torchvision builds (their keys are in its `state_dict()`) but calls only while
 /// training, never in eval mode, as `(top-level module they follow, module)`: GoogLeNet's
-/// auxiliary classifiers. They are no cut points and psyrun never builds them; their keys
+/// auxiliary classifiers, Inception v3's `AuxLogits`. They are no cut points and psyrun never builds them; their keys
 /// load (ignored) when a file has them and are not required.
 pub fn training_only(arch: Arch) -> Vec<(&'static str, Node)> {
     match arch {
         Arch::Googlenet => cnn2::googlenet_aux()
             .into_iter()
             .map(|n| ("inception5b", n))
+            .collect(),
+        Arch::InceptionV3 => cnn2::inception_v3_aux()
+            .into_iter()
+            .map(|n| ("Mixed_6e", n))
             .collect(),
         _ => Vec::new(),
     }
@@ -1000,6 +1057,7 @@ fn describe(arch: Arch) -> Network {
         Arch::Densenet121 => cnn2::densenet(32, [6, 12, 24, 16]),
         Arch::Densenet169 => cnn2::densenet(32, [6, 12, 32, 32]),
         Arch::Googlenet => cnn2::googlenet(),
+        Arch::InceptionV3 => cnn2::inception_v3(),
     }
 }
 
@@ -1965,6 +2023,12 @@ impl Walk<'_> {
         if self.done {
             return x;
         }
+        // A group without a name (no module) puts its modules at its own depth.
+        let depth = if node.name.is_empty() {
+            depth.saturating_sub(1)
+        } else {
+            depth
+        };
         let x = match x {
             Ok(Shape::Map(c, _, _)) if node.global_pool => Ok(Shape::Map(c, 1, 1)),
             x => x,
@@ -2003,12 +2067,17 @@ impl Walk<'_> {
                     }
                 }
                 let mut out = Ok(Shape::Flat(0));
-                let mut failed = None;
+                let mut failed: Option<String> = None;
                 for b in branches {
                     if self.done {
                         return out;
                     }
-                    out = self.sequence(b, &path, depth + 1, y.clone());
+                    // torchvision stops at the first failure: later branches never run.
+                    let input = match &failed {
+                        Some(e) => Err(e.clone()),
+                        None => y.clone(),
+                    };
+                    out = self.sequence(b, &path, depth + 1, input);
                     match &out {
                         Ok(Shape::Map(c, ..)) => channels += c,
                         Err(e) => {
@@ -2206,6 +2275,7 @@ mod tests {
             Arch::Densenet121 => include_str!("../../tests/fixtures/catalog/densenet121.txt"),
             Arch::Densenet169 => include_str!("../../tests/fixtures/catalog/densenet169.txt"),
             Arch::Googlenet => include_str!("../../tests/fixtures/catalog/googlenet.txt"),
+            Arch::InceptionV3 => include_str!("../../tests/fixtures/catalog/inception_v3.txt"),
         }
     }
 
@@ -2468,7 +2538,8 @@ mod tests {
                 assert_eq!(find(arch, &cut.path), Some(cut));
             }
             assert_eq!(Arch::from_name(arch.name()), Some(arch));
-            assert_eq!(arch.default_input_size(), 224);
+            let trained = if arch == Arch::InceptionV3 { 299 } else { 224 };
+            assert_eq!(arch.default_input_size(), trained);
         }
         assert_eq!(Arch::from_name("ResNet50"), None);
         assert!(Arch::Vgg16Bn.has_batchnorm() && Arch::Resnet18.has_batchnorm());

@@ -80,9 +80,13 @@ pub enum BackboneError {
 // ---------------------------------------------------------------------------------------------
 // State keys (the networks themselves are described by the catalog, see [`catalog::network`]).
 
+/// `prefix.name`; `prefix` for a node without a name (a group of branches that is no module,
+/// see the catalog's `join`).
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
+    } else if name.is_empty() {
+        prefix.to_owned()
     } else {
         format!("{prefix}.{name}")
     }
@@ -183,18 +187,26 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         })
     };
     match op {
-        Op::Conv2d {
-            cin,
-            cout,
-            k,
-            groups,
-            bias,
-            ..
-        } => {
+        Op::Conv2d { .. } | Op::Conv2dRect { .. } => {
             // A grouped conv's weight sees cin / groups input channels.
-            let (cin, cout, k) = (i64::from(cin / groups), i64::from(cout), i64::from(k));
-            let fan_in = (cin * k * k) as f64;
-            let fan_out = (cout * k * k) as f64;
+            let (cin, cout, kh, kw, bias) = match op {
+                Op::Conv2d {
+                    cin,
+                    cout,
+                    k,
+                    groups,
+                    bias,
+                    ..
+                } => (cin / groups, cout, k, k, bias),
+                Op::Conv2dRect {
+                    cin, cout, kh, kw, ..
+                } => (cin, cout, kh, kw, false),
+                _ => unreachable!("a conv"),
+            };
+            let (cin, cout) = (i64::from(cin), i64::from(cout));
+            let (kh, kw) = (i64::from(kh), i64::from(kw));
+            let fan_in = (cin * kh * kw) as f64;
+            let fan_out = (cout * kh * kw) as f64;
             // resnet, vgg, mobilenet, efficientnet: kaiming_normal_(mode="fan_out",
             // nonlinearity="relu" or its default leaky_relu with a=0: the same gain √2),
             // bias 0. alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) =
@@ -224,8 +236,10 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 // at ±2 = ±200 std. Neither has conv biases.
                 Family::Densenet => (Init::Normal((2.0 / fan_in).sqrt()), Init::Const(0.0)),
                 Family::Googlenet => (Init::Normal(0.01), Init::Const(0.0)),
+                // inception_v3: trunc_normal_(std=0.1) cut at ±2 = ±20 std; no conv biases.
+                Family::Inception => (Init::Normal(0.1), Init::Const(0.0)),
             };
-            push("weight", vec![cout, cin, k, k], Kind::Float, w);
+            push("weight", vec![cout, cin, kh, kw], Kind::Float, w);
             if bias {
                 push("bias", vec![cout], Kind::Float, b);
             }
@@ -258,6 +272,12 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 // nn.Linear's bias.
                 Family::Densenet => (Init::Uniform(bound), Init::Const(0.0)),
                 Family::Googlenet => (Init::Normal(0.01), Init::Uniform(bound)),
+                // inception_v3: trunc_normal_(std=0.1), but the `stddev` 0.001 that
+                // `AuxLogits.fc` carries; nn.Linear's bias.
+                Family::Inception if path == "AuxLogits.fc" => {
+                    (Init::Normal(0.001), Init::Uniform(bound))
+                }
+                Family::Inception => (Init::Normal(0.1), Init::Uniform(bound)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -329,6 +349,11 @@ struct Linear {
 /// A built leaf module: a catalog [`Op`] with its variables.
 enum Layer {
     Conv(Conv2d),
+    /// A conv with a `kh`×`kw` kernel at stride 1, no bias.
+    ConvRect {
+        weight: Tensor,
+        padding: [i64; 2],
+    },
     Bn(BatchNorm2d),
     Relu,
     Relu6,
@@ -480,6 +505,20 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                                 groups: groups.into(),
                             })
                         }
+                        Op::Conv2dRect {
+                            cin,
+                            cout,
+                            kh,
+                            kw,
+                            ph,
+                            pw,
+                        } => Layer::ConvRect {
+                            weight: zeros(
+                                "weight",
+                                &[cout.into(), cin.into(), kh.into(), kw.into()],
+                            ),
+                            padding: [ph.into(), pw.into()],
+                        },
                         Op::BatchNorm2d { c, eps, momentum } => {
                             let c = i64::from(c);
                             Layer::Bn(BatchNorm2d {
@@ -533,7 +572,13 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                 }
             };
             Stage {
-                path,
+                // A group without a name shares its parent's path; the network is never cut
+                // after it.
+                path: if node.name.is_empty() {
+                    String::new()
+                } else {
+                    path
+                },
                 global_pool: node.global_pool,
                 flatten: node.flatten,
                 body,
@@ -1065,6 +1110,20 @@ impl Backbone {
                 false,
                 [0, 0],
                 c.groups,
+                false,
+                false,
+                true,
+                self.precision == Precision::Tf32,
+            ),
+            Layer::ConvRect { weight, padding } => x.internal_convolution(
+                weight,
+                None::<&Tensor>,
+                [1, 1],
+                *padding,
+                [1, 1],
+                false,
+                [0, 0],
+                1,
                 false,
                 false,
                 true,

@@ -222,3 +222,224 @@ pub(super) fn googlenet_aux() -> Vec<Node> {
         })
         .collect()
 }
+
+/// A `BasicConv2d` with a `kh`×`kw` kernel and `ph`, `pw` padding at stride 1 (Inception
+/// v3's factorised 1×7, 7×1, 1×3 and 3×1 convs).
+fn basic_conv_rect(name: &str, cin: u32, cout: u32, (kh, kw): (u32, u32)) -> Node {
+    let Node { body, .. } = basic_conv(name, cin, cout, 1, 1, 0);
+    let Body::Seq(mut children) = body else {
+        unreachable!("a BasicConv2d is a sequence")
+    };
+    children[0] = leaf(
+        "conv",
+        Op::Conv2dRect {
+            cin,
+            cout,
+            kh,
+            kw,
+            ph: (kh - 1) / 2,
+            pw: (kw - 1) / 2,
+        },
+    );
+    node(name, "BasicConv2d", Body::Seq(children))
+}
+
+/// Branches that fork from their common input and are concatenated, inside a branch of an
+/// Inception block (InceptionE's `branch3x3_2a` and `branch3x3_2b`): no module of its own,
+/// so no cut point and no name (its modules are named under the block).
+fn fork(branches: Vec<Vec<Node>>) -> Node {
+    Node {
+        cut_point: false,
+        ..node(
+            "",
+            "",
+            Body::Block {
+                main: Vec::new(),
+                merge: Merge::Concat {
+                    branches,
+                    split: false,
+                    shuffle: false,
+                },
+            },
+        )
+    }
+}
+
+/// A function-call pool (`F.avg_pool2d(x, 3, 1, 1)`, `F.max_pool2d(x, 3, 2)`) inside an
+/// Inception v3 block: computed, no module, no cut point.
+fn functional_pool(op: Op) -> Node {
+    Node {
+        cut_point: false,
+        ..leaf(
+            if matches!(op, Op::AvgPool2d { .. }) {
+                "avg_pool2d"
+            } else {
+                "max_pool2d"
+            },
+            op,
+        )
+    }
+}
+
+/// An Inception v3 block of torchvision class `class`, its branches concatenated.
+fn mixed(name: &str, class: &'static str, branches: Vec<Vec<Node>>) -> Node {
+    node(
+        name,
+        class,
+        Body::Block {
+            main: Vec::new(),
+            merge: Merge::Concat {
+                branches,
+                split: false,
+                shuffle: false,
+            },
+        },
+    )
+}
+
+/// torchvision's Inception v3 in eval mode (`Inception3`): the stem of `BasicConv2d`s and
+/// max pools, `Mixed_5b`–`Mixed_7c` (InceptionA–E), `avgpool`, `dropout`, then
+/// `torch.flatten` before `fc`. The branches' pools are function calls; `AuxLogits` runs
+/// only while training (see [`inception_v3_aux`]).
+pub(super) fn inception_v3() -> Network {
+    let b = basic_conv;
+    let avg = || functional_pool(Op::AvgPool2d { k: 3, s: 1, p: 1 });
+    let max = || functional_pool(max_pool(3, 2, 0, false));
+    let inception_a = |name: &str, cin: u32, pool: u32| {
+        mixed(
+            name,
+            "InceptionA",
+            vec![
+                vec![b("branch1x1", cin, 64, 1, 1, 0)],
+                vec![
+                    b("branch5x5_1", cin, 48, 1, 1, 0),
+                    b("branch5x5_2", 48, 64, 5, 1, 2),
+                ],
+                vec![
+                    b("branch3x3dbl_1", cin, 64, 1, 1, 0),
+                    b("branch3x3dbl_2", 64, 96, 3, 1, 1),
+                    b("branch3x3dbl_3", 96, 96, 3, 1, 1),
+                ],
+                vec![avg(), b("branch_pool", cin, pool, 1, 1, 0)],
+            ],
+        )
+    };
+    let inception_c = |name: &str, c7: u32| {
+        let r = basic_conv_rect;
+        mixed(
+            name,
+            "InceptionC",
+            vec![
+                vec![b("branch1x1", 768, 192, 1, 1, 0)],
+                vec![
+                    b("branch7x7_1", 768, c7, 1, 1, 0),
+                    r("branch7x7_2", c7, c7, (1, 7)),
+                    r("branch7x7_3", c7, 192, (7, 1)),
+                ],
+                vec![
+                    b("branch7x7dbl_1", 768, c7, 1, 1, 0),
+                    r("branch7x7dbl_2", c7, c7, (7, 1)),
+                    r("branch7x7dbl_3", c7, c7, (1, 7)),
+                    r("branch7x7dbl_4", c7, c7, (7, 1)),
+                    r("branch7x7dbl_5", c7, 192, (1, 7)),
+                ],
+                vec![avg(), b("branch_pool", 768, 192, 1, 1, 0)],
+            ],
+        )
+    };
+    let inception_e = |name: &str, cin: u32| {
+        let r = basic_conv_rect;
+        mixed(
+            name,
+            "InceptionE",
+            vec![
+                vec![b("branch1x1", cin, 320, 1, 1, 0)],
+                vec![
+                    b("branch3x3_1", cin, 384, 1, 1, 0),
+                    fork(vec![
+                        vec![r("branch3x3_2a", 384, 384, (1, 3))],
+                        vec![r("branch3x3_2b", 384, 384, (3, 1))],
+                    ]),
+                ],
+                vec![
+                    b("branch3x3dbl_1", cin, 448, 1, 1, 0),
+                    b("branch3x3dbl_2", 448, 384, 3, 1, 1),
+                    fork(vec![
+                        vec![r("branch3x3dbl_3a", 384, 384, (1, 3))],
+                        vec![r("branch3x3dbl_3b", 384, 384, (3, 1))],
+                    ]),
+                ],
+                vec![avg(), b("branch_pool", cin, 192, 1, 1, 0)],
+            ],
+        )
+    };
+    let pool = |name: &str| leaf(name, max_pool(3, 2, 0, false));
+    Network {
+        family: Family::Inception,
+        modules: vec![
+            b("Conv2d_1a_3x3", 3, 32, 3, 2, 0),
+            b("Conv2d_2a_3x3", 32, 32, 3, 1, 0),
+            b("Conv2d_2b_3x3", 32, 64, 3, 1, 1),
+            pool("maxpool1"),
+            b("Conv2d_3b_1x1", 64, 80, 1, 1, 0),
+            b("Conv2d_4a_3x3", 80, 192, 3, 1, 0),
+            pool("maxpool2"),
+            inception_a("Mixed_5b", 192, 32),
+            inception_a("Mixed_5c", 256, 64),
+            inception_a("Mixed_5d", 288, 64),
+            mixed(
+                "Mixed_6a",
+                "InceptionB",
+                vec![
+                    vec![b("branch3x3", 288, 384, 3, 2, 0)],
+                    vec![
+                        b("branch3x3dbl_1", 288, 64, 1, 1, 0),
+                        b("branch3x3dbl_2", 64, 96, 3, 1, 1),
+                        b("branch3x3dbl_3", 96, 96, 3, 2, 0),
+                    ],
+                    vec![max()],
+                ],
+            ),
+            inception_c("Mixed_6b", 128),
+            inception_c("Mixed_6c", 160),
+            inception_c("Mixed_6d", 160),
+            inception_c("Mixed_6e", 192),
+            mixed(
+                "Mixed_7a",
+                "InceptionD",
+                vec![
+                    vec![
+                        b("branch3x3_1", 768, 192, 1, 1, 0),
+                        b("branch3x3_2", 192, 320, 3, 2, 0),
+                    ],
+                    vec![
+                        b("branch7x7x3_1", 768, 192, 1, 1, 0),
+                        basic_conv_rect("branch7x7x3_2", 192, 192, (1, 7)),
+                        basic_conv_rect("branch7x7x3_3", 192, 192, (7, 1)),
+                        b("branch7x7x3_4", 192, 192, 3, 2, 0),
+                    ],
+                    vec![max()],
+                ],
+            ),
+            inception_e("Mixed_7b", 1280),
+            inception_e("Mixed_7c", 2048),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            leaf("dropout", Op::Dropout),
+            flattened(leaf("fc", linear(2048, 1000))),
+        ],
+    }
+}
+
+/// Inception v3's `AuxLogits` (an `InceptionAux` on `Mixed_6e`'s 768 channels), registered
+/// after `Mixed_6e`: only its keys matter (`conv0` 1×1 to 128, `conv1` 5×5 to 768, `fc`).
+pub(super) fn inception_v3_aux() -> Vec<Node> {
+    vec![node(
+        "AuxLogits",
+        "InceptionAux",
+        Body::Seq(vec![
+            basic_conv("conv0", 768, 128, 1, 1, 0),
+            basic_conv("conv1", 128, 768, 5, 1, 0),
+            leaf("fc", linear(768, 1000)),
+        ]),
+    )]
+}

@@ -279,3 +279,63 @@ fn googlenet_transform_input_is_torchvisions() {
     weights::load_published(&mut d, &dfile).unwrap();
     assert!(!d.transform_input());
 }
+
+#[test]
+fn inception_v3_init_heads_and_input_size() {
+    // trunc_normal_(std=0.1) convs (the factorised ones too) and `fc`, nn.Linear's bias;
+    // `AuxLogits.fc` 0.001 (never built; its scheme checked).
+    let v = built(Arch::InceptionV3, "Mixed_5b.branch5x5_2", 9).variables();
+    close(std_of(&v["Conv2d_1a_3x3.conv.weight"]), 0.1, 0.1);
+    close(std_of(&v["Mixed_5b.branch5x5_2.conv.weight"]), 0.1, 0.02);
+    assert!(v["Conv2d_4a_3x3.bn.weight"].equal(&Tensor::ones([192], (Kind::Float, CPU))));
+    let i = inits(Arch::InceptionV3);
+    assert_eq!(i["Mixed_6b.branch7x7_2.conv.weight"], Init::Normal(0.1));
+    assert_eq!(i["Mixed_7c.branch3x3dbl_3b.conv.weight"], Init::Normal(0.1));
+    assert_eq!(i["AuxLogits.conv1.conv.weight"], Init::Normal(0.1));
+    assert_eq!(i["AuxLogits.fc.weight"], Init::Normal(0.001));
+    assert_eq!(i["fc.weight"], Init::Normal(0.1));
+    assert_eq!(i["fc.bias"], Init::Uniform(1.0 / 2048f64.sqrt()));
+    // The factorised convs' weights are [cout, cin, kh, kw].
+    let shape = |key: &str| {
+        state_keys(Arch::InceptionV3)
+            .into_iter()
+            .find(|k| k.key == key)
+            .unwrap()
+            .shape
+    };
+    assert_eq!(shape("Mixed_6b.branch7x7_2.conv.weight"), [128, 128, 1, 7]);
+    assert_eq!(shape("Mixed_7b.branch3x3_2b.conv.weight"), [384, 384, 3, 1]);
+    // AuxLogits loads when present and is not required.
+    let all = state_without(Arch::InceptionV3, "\0");
+    let aux = all
+        .iter()
+        .filter(|(k, _)| k.starts_with("AuxLogits."))
+        .count();
+    assert_eq!(aux, 2 * 6 + 2);
+    let mut b = Backbone::new(Arch::InceptionV3, "Mixed_7a", CPU).unwrap();
+    let r = weights::load_tensors(&mut b, "test", &all).unwrap();
+    assert!(r.ignored > aux);
+    let mut b = Backbone::new(Arch::InceptionV3, "Mixed_7a", CPU).unwrap();
+    let without = state_without(Arch::InceptionV3, "AuxLogits.");
+    assert_eq!(
+        weights::load_tensors(&mut b, "test", &without)
+            .unwrap()
+            .loaded,
+        b.built_keys().len()
+    );
+    // Trained at 299 pixels; 75 is the least that reaches `fc`, below which it fails cleanly.
+    assert_eq!(Arch::InceptionV3.default_input_size(), 299);
+    assert_eq!(catalog::min_input_size(Arch::InceptionV3, "fc"), Some(75));
+    assert_eq!(
+        catalog::output_shape(Arch::InceptionV3, "Mixed_7c", 299),
+        Ok(vec![2048, 8, 8])
+    );
+    assert!(matches!(
+        catalog::output_shape(Arch::InceptionV3, "fc", 74),
+        Err(catalog::ShapeError::TooSmall { min_input: 75, .. })
+    ));
+    let mut b = built(Arch::InceptionV3, "fc", 1);
+    b.set_transform_input(true);
+    let y = b.features(&Tensor::zeros([1, 3, 75, 75], (Kind::Float, CPU)), "fc");
+    assert_eq!(y.size(), [1, 1000]);
+}

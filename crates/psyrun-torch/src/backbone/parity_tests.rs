@@ -3,7 +3,7 @@
 //! `scripts/parity_reference.py` saves torchvision models with seeded random weights
 //! (BatchNorm affine parameters and running statistics randomised too, every conv/linear
 //! bias, LayerNorm's parameters and ConvNeXt's layer scale) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
-//! below for a fixed 2×3×64×64 input (eval mode, no grad). psyrun builds a backbone at each
+//! below for a fixed 2×3×64×64 input (128×128 for inception_v3) (eval mode, no grad). psyrun builds a backbone at each
 //! cut, loads the `.pth` through its own checkpoint reader ([`weights::load_file`]) and must
 //! give the same features: max |psyrun − torchvision| / max |torchvision| below 1e-4.
 //!
@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 21] = [
+const CASES: [(Arch, &[&str]); 22] = [
     (
         Arch::Resnet18,
         &[
@@ -229,6 +229,28 @@ const CASES: [(Arch, &[&str]); 21] = [
             "maxpool4",
             "inception5b.branch3.1",
             "dropout",
+            "fc",
+        ],
+    ),
+    (
+        // transform_input on; a 128-pixel input (it needs 75). Function-call pools before a
+        // branch (`branch_pool`'s average pool counting the zero padding, InceptionB's and
+        // D's max pool branch), factorised 1×7 and 7×1 convs, InceptionE's forked branches
+        // (`branch3x3_2a` and `_2b` on `branch3x3_1`'s output), the flatten after `dropout`.
+        Arch::InceptionV3,
+        &[
+            "Conv2d_2b_3x3.bn",
+            "maxpool1",
+            "Mixed_5b.branch_pool",
+            "Mixed_5d",
+            "Mixed_6a.branch3x3dbl_3",
+            "Mixed_6a",
+            "Mixed_6c.branch7x7dbl_4.conv",
+            "Mixed_7a",
+            "Mixed_7b.branch3x3_2b",
+            "Mixed_7b.branch3x3dbl_3a.bn",
+            "Mixed_7c.branch_pool",
+            "Mixed_7c",
             "fc",
         ],
     ),
