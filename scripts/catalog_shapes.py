@@ -42,11 +42,13 @@ ARCHS = [
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "regnet_y_400mf", "regnet_x_400mf",
-    "densenet121", "densenet169", "googlenet", "inception_v3",
+    "densenet121", "densenet169", "googlenet", "inception_v3", "efficientnet_v2_s",
 ]
 
 
 def sizes_for(arch):
+    if arch == "efficientnet_v2_s":
+        return [384, 224, 64, 33]
     if arch.startswith("resnet"):
         return [224, 64, 33, 97]
     if arch == "alexnet":

@@ -249,6 +249,11 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V1",
         "inception_v3_google-0cc3c7bd.pth",
     ),
+    WeightFile::new(
+        Arch::EfficientnetV2S,
+        "IMAGENET1K_V1",
+        "efficientnet_v2_s-dd5fe13b.pth",
+    ),
 ];
 
 /// The published file of a weight set, if torchvision has one.

@@ -193,6 +193,8 @@ fn layers_lists_cut_points_with_shapes() {
         // At 299 pixels, inception_v3's own size; InceptionE's forked branches.
         ("inception_v3", "Mixed_7b.branch3x3_2b", "384×8×8"),
         ("inception_v3", "Mixed_7c", "2048×8×8"),
+        // At 384 pixels; a FusedMBConv's expanding conv.
+        ("efficientnet_v2_s", "features.2.0.block.0", "96×96×96"),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);

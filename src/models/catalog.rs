@@ -119,6 +119,9 @@ pub enum Arch {
     /// `inception_v3`: Inception v3 (InceptionA–E blocks, factorised 1×n and n×1 convs),
     /// trained at 299 pixels.
     InceptionV3,
+    /// `efficientnet_v2_s`: FusedMBConv and MBConv stages, BatchNorm eps 1e-3, trained at 384
+    /// pixels.
+    EfficientnetV2S,
 }
 
 impl Arch {
@@ -165,6 +168,7 @@ impl Arch {
         Arch::Densenet169,
         Arch::Googlenet,
         Arch::InceptionV3,
+        Arch::EfficientnetV2S,
     ];
 
     /// The torchvision constructor name, e.g. `"resnet50"`, `"vgg16_bn"`.
@@ -211,6 +215,7 @@ impl Arch {
             Arch::Densenet169 => "densenet169",
             Arch::Googlenet => "googlenet",
             Arch::InceptionV3 => "inception_v3",
+            Arch::EfficientnetV2S => "efficientnet_v2_s",
         }
     }
 
@@ -238,10 +243,11 @@ impl Arch {
     }
 
     /// The input size the network was trained at, as its torchvision weights' transforms
-    /// crop it: 299 for Inception v3, 224 for the others.
+    /// crop it: 299 for Inception v3, 384 for EfficientNet V2-S, 224 for the others.
     pub fn default_input_size(self) -> u32 {
         match self {
             Arch::InceptionV3 => 299,
+            Arch::EfficientnetV2S => 384,
             _ => 224,
         }
     }
@@ -430,7 +436,8 @@ pub enum Family {
     /// squeeze-and-excitation convs too), BatchNorm weight 1 and bias 0, linears
     /// `normal_(0, 0.01)` with bias 0.
     Mobilenet,
-    /// EfficientNet: as MobileNet, but linears `uniform_(±1/√out_features)` with bias 0.
+    /// EfficientNet (B0–B3 and V2-S): as MobileNet, but linears `uniform_(±1/√out_features)`
+    /// with bias 0.
     Efficientnet,
     /// SqueezeNet: convs `kaiming_uniform_` (U(±√(6/fan_in))) but the classifier's
     /// `normal_(0, 0.01)`, biases 0.
@@ -1058,6 +1065,7 @@ fn describe(arch: Arch) -> Network {
         Arch::Densenet169 => cnn2::densenet(32, [6, 12, 32, 32]),
         Arch::Googlenet => cnn2::googlenet(),
         Arch::InceptionV3 => cnn2::inception_v3(),
+        Arch::EfficientnetV2S => cnn2::efficientnet_v2_s(),
     }
 }
 
@@ -2276,6 +2284,9 @@ mod tests {
             Arch::Densenet169 => include_str!("../../tests/fixtures/catalog/densenet169.txt"),
             Arch::Googlenet => include_str!("../../tests/fixtures/catalog/googlenet.txt"),
             Arch::InceptionV3 => include_str!("../../tests/fixtures/catalog/inception_v3.txt"),
+            Arch::EfficientnetV2S => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_v2_s.txt")
+            }
         }
     }
 
@@ -2538,7 +2549,11 @@ mod tests {
                 assert_eq!(find(arch, &cut.path), Some(cut));
             }
             assert_eq!(Arch::from_name(arch.name()), Some(arch));
-            let trained = if arch == Arch::InceptionV3 { 299 } else { 224 };
+            let trained = match arch {
+                Arch::InceptionV3 => 299,
+                Arch::EfficientnetV2S => 384,
+                _ => 224,
+            };
             assert_eq!(arch.default_input_size(), trained);
         }
         assert_eq!(Arch::from_name("ResNet50"), None);

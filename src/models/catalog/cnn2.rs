@@ -1,4 +1,5 @@
-//! torchvision's DenseNets and GoogLeNet, described with the catalog's building blocks.
+//! torchvision's DenseNets, GoogLeNet, Inception v3 and EfficientNet V2-S, described with the
+//! catalog's building blocks.
 //!
 //! Both use functional calls torchvision's hooks never see: DenseNet's `F.relu` before its
 //! classifier and GoogLeNet's `F.relu` at the end of every `BasicConv2d`. Each is a leaf
@@ -6,7 +7,10 @@
 //! module before it is cut before the ReLU, and the module around it (`conv1`, a
 //! `BasicConv2d`) after it, exactly as a forward hook on that module sees it.
 
-use super::{flattened, leaf, linear, node, seq, Body, Family, Merge, Network, Node, Op};
+use super::{
+    conv_norm_act, flattened, inverted_residual, leaf, linear, make_divisible, node, renumbered,
+    seq, squeeze_excitation, Body, Family, Merge, Network, Node, Op,
+};
 
 /// A functional ReLU (`F.relu`): computed, but no module and so no cut point.
 fn functional_relu() -> Node {
@@ -442,4 +446,75 @@ pub(super) fn inception_v3_aux() -> Vec<Node> {
             leaf("fc", linear(768, 1000)),
         ]),
     )]
+}
+
+/// EfficientNet V2's BatchNorm: eps 1e-3, momentum 0.1.
+fn bn_v2(c: u32) -> Op {
+    Op::BatchNorm2d {
+        c,
+        eps: 1e-3,
+        momentum: 0.1,
+    }
+}
+
+/// torchvision's EfficientNet V2-S: `features` holds the stem conv (24 channels), three
+/// stages of `FusedMBConv` (a full `k`×`k` conv expanding the channels, or the only conv when
+/// the expansion is 1, then a 1×1 projection), three of `MBConv` (as B0's, with
+/// squeeze-and-excitation), and a 1×1 conv to 1280 channels; BatchNorm has eps 1e-3.
+/// Stochastic depth ends every residual branch (the identity in eval mode).
+pub(super) fn efficientnet_v2_s() -> Network {
+    // (fused, expansion, stride, input channels, output channels, blocks); all kernels 3×3.
+    const SETTING: [(bool, u32, u32, u32, u32, u32); 6] = [
+        (true, 1, 1, 24, 24, 2),
+        (true, 4, 2, 24, 48, 4),
+        (true, 4, 2, 48, 64, 4),
+        (false, 4, 2, 64, 128, 6),
+        (false, 6, 1, 128, 160, 9),
+        (false, 6, 2, 160, 256, 15),
+    ];
+    let silu = Some(Op::Silu);
+    let mut features = vec![conv_norm_act(3, 24, 3, 2, 1, bn_v2, silu)];
+    for (fused, expand, s, cin, cout, n) in SETTING {
+        let mut stage = Vec::new();
+        for j in 0..n {
+            let (cin, stride) = if j == 0 { (cin, s) } else { (cout, 1) };
+            let expanded = make_divisible(f64::from(cin) * f64::from(expand), 8);
+            let mut layers = Vec::new();
+            let class = if fused {
+                if expanded != cin {
+                    layers.push(conv_norm_act(cin, expanded, 3, stride, 1, bn_v2, silu));
+                    layers.push(conv_norm_act(expanded, cout, 1, 1, 1, bn_v2, None));
+                } else {
+                    layers.push(conv_norm_act(cin, cout, 3, stride, 1, bn_v2, silu));
+                }
+                "FusedMBConv"
+            } else {
+                if expanded != cin {
+                    layers.push(conv_norm_act(cin, expanded, 1, 1, 1, bn_v2, silu));
+                }
+                layers.push(conv_norm_act(
+                    expanded, expanded, 3, stride, expanded, bn_v2, silu,
+                ));
+                let squeeze = (cin / 4).max(1);
+                layers.push(squeeze_excitation(expanded, squeeze, Op::Silu, Op::Sigmoid));
+                layers.push(conv_norm_act(expanded, cout, 1, 1, 1, bn_v2, None));
+                "MBConv"
+            };
+            let residual = stride == 1 && cin == cout;
+            stage.push(inverted_residual(class, "block", layers, residual, true));
+        }
+        features.push(seq("", renumbered(stage)));
+    }
+    features.push(conv_norm_act(256, 1280, 1, 1, 1, bn_v2, silu));
+    Network {
+        family: Family::Efficientnet,
+        modules: vec![
+            seq("features", renumbered(features)),
+            leaf("avgpool", Op::AdaptiveAvgPool2d(1)),
+            flattened(seq(
+                "classifier",
+                vec![leaf("0", Op::Dropout), leaf("1", linear(1280, 1000))],
+            )),
+        ],
+    }
 }

@@ -339,3 +339,36 @@ fn inception_v3_init_heads_and_input_size() {
     let y = b.features(&Tensor::zeros([1, 3, 75, 75], (Kind::Float, CPU)), "fc");
     assert_eq!(y.size(), [1, 1000]);
 }
+
+#[test]
+fn efficientnet_v2_s_init_and_input_size() {
+    // EfficientNet's scheme: kaiming_normal_(fan_out) convs, BatchNorm 1 and 0 (eps 1e-3).
+    let v = built(Arch::EfficientnetV2S, "features.2.0.block.1", 2).variables();
+    close(
+        std_of(&v["features.2.0.block.0.0.weight"]),
+        (2.0f64 / (96.0 * 9.0)).sqrt(),
+        0.02,
+    );
+    close(
+        std_of(&v["features.2.0.block.1.0.weight"]),
+        (2.0f64 / 48.0).sqrt(),
+        0.02,
+    );
+    let i = inits(Arch::EfficientnetV2S);
+    assert_eq!(
+        i["classifier.1.weight"],
+        Init::Uniform(1.0 / 1000f64.sqrt())
+    );
+    assert_eq!(i["classifier.1.bias"], Init::Const(0.0));
+    assert!(matches!(
+        catalog::network(Arch::EfficientnetV2S).modules[0].body,
+        Body::Seq(ref f) if matches!(f[0].body, Body::Seq(ref c)
+            if matches!(c[1].body, Body::Leaf(Op::BatchNorm2d { eps, .. }) if eps == 1e-3))
+    ));
+    // torchvision's transforms for its weights: resize 384, crop 384.
+    assert_eq!(Arch::EfficientnetV2S.default_input_size(), 384);
+    assert_eq!(
+        catalog::output_shape(Arch::EfficientnetV2S, "features.7", 384),
+        Ok(vec![1280, 12, 12])
+    );
+}

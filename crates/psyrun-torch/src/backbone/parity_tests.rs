@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 22] = [
+const CASES: [(Arch, &[&str]); 23] = [
     (
         Arch::Resnet18,
         &[
@@ -252,6 +252,23 @@ const CASES: [(Arch, &[&str]); 22] = [
             "Mixed_7c.branch_pool",
             "Mixed_7c",
             "fc",
+        ],
+    ),
+    (
+        // FusedMBConv: one 3×3 conv (expansion 1), a strided expanding conv and its
+        // projection, stochastic depth on the residual; MBConv's squeeze-and-excitation;
+        // BatchNorm eps 1e-3.
+        Arch::EfficientnetV2S,
+        &[
+            "features.1.0.block.0",
+            "features.2.0.block.1",
+            "features.2.1.stochastic_depth",
+            "features.3.3",
+            "features.4.0.block.2.fc1",
+            "features.5.8",
+            "features.6.14.block.3",
+            "features.7",
+            "classifier",
         ],
     ),
 ];
