@@ -10,7 +10,11 @@
 //! - shape and dtype mismatches of the keys the cut needs.
 //!
 //! Keys of the architecture past the cut are accepted and ignored, so a full torchvision
-//! checkpoint loads into any cut. float16, bfloat16 and float64 tensors are converted to
+//! checkpoint loads into any cut (and so are the keys of modules torchvision runs only while
+//! training, GoogLeNet's and Inception v3's auxiliary classifiers, which are never needed).
+//! DenseNet's keys in the layout of torchvision's published files
+//! (`denselayer1.norm.1.weight`) are renamed as torchvision renames them ([`legacy_key`]),
+//! so those files and `model.state_dict()` files load alike. float16, bfloat16 and float64 tensors are converted to
 //! float32.
 //!
 //! PyTorch checkpoints (`.pth`, `.pt`, `.bin`, `.tar`, `.ckpt` written by `torch.save`) are
@@ -444,12 +448,13 @@ fn load_with(
     // Keys of an older layout under today's names (DenseNet's published files), each
     // fetched under the name the file gives it.
     let arch = backbone.arch();
+    let given: HashSet<&str> = found.iter().map(|(k, ..)| k.as_str()).collect();
     let mut file_key: HashMap<String, String> = HashMap::new();
     let renamed: Vec<(String, Vec<i64>, Kind)> = found
         .iter()
         .map(|(k, shape, kind)| {
             let key = match legacy_key(arch, k) {
-                Some(new) if full.contains(&new) && !found.iter().any(|(f, ..)| *f == new) => {
+                Some(new) if full.contains(&new) && !given.contains(new.as_str()) => {
                     file_key.insert(new.clone(), k.clone());
                     new
                 }
