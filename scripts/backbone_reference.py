@@ -52,6 +52,7 @@ ARCHS = [
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "regnet_y_400mf", "regnet_x_400mf",
+    "densenet121", "densenet169", "googlenet", "inception_v3", "efficientnet_v2_s",
     "vit_b_16", "vit_b_32", "vit_l_16",
     "swin_t", "swin_s",
 ]

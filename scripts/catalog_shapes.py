@@ -44,6 +44,7 @@ ARCHS = [
     "squeezenet1_0", "squeezenet1_1",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "regnet_y_400mf", "regnet_x_400mf",
+    "densenet121", "densenet169", "googlenet", "inception_v3", "efficientnet_v2_s",
     "vit_b_16", "vit_b_32", "vit_l_16",
     "swin_t", "swin_s",
 ]
@@ -52,12 +53,17 @@ ARCHS = [
 def sizes_for(arch):
     if arch.startswith("vit"):
         return [224]  # torchvision's ViT asserts its image size
+    if arch == "efficientnet_v2_s":
+        return [384, 224, 64, 33]
     if arch.startswith("resnet"):
         return [224, 64, 33, 97]
     if arch == "alexnet":
         return [224, 64, 63, 97]
-    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet", "swin")):
+    if arch.startswith(("mobilenet", "efficientnet", "convnext", "squeezenet", "shufflenet", "regnet",
+                          "densenet", "googlenet", "swin")):
         return [224, 64, 33]
+    if arch == "inception_v3":
+        return [299, 224, 96, 75]
     return [224, 64]
 
 

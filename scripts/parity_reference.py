@@ -18,8 +18,12 @@ For each ARCH (default: the cuts in DEFAULT_CUTS), writes to OUT_DIR:
                            A ViT's class token, position embedding and attention
                            input-projection biases are randomised too (torchvision
                            starts the first and last at zero), and its head;
+                           GoogLeNet and Inception v3 with transform_input=True (as
+                           torchvision builds them for their published weights; the
+                           Rust test turns it on);
     <arch>.io.safetensors  `input`, a fixed 2x3x64x64 tensor (seed 1; 2x3x224x224 for
-                           the ViTs, which take that size only, 2x3x100x100 for Swin),
+                           the ViTs, which take that size only, 2x3x100x100 for Swin,
+                           2x3x128x128 for inception_v3, which needs 75 pixels),
                            and `out.<cut>`, the
                            output of module <cut> for that input in eval mode under
                            torch.no_grad() (read by a forward hook, cloned before any
@@ -47,16 +51,23 @@ DEFAULT_CUTS = {
     "alexnet": ["features.2", "features.9", "avgpool", "classifier.3"],
 }
 INPUT_SHAPE = (2, 3, 64, 64)
+# Architectures torchvision builds with transform_input=True for its published weights.
+TRANSFORM_INPUT = {"googlenet", "inception_v3"}
+# Input sizes other than INPUT_SHAPE's (Inception v3 needs at least 75 pixels).
+INPUT_SIZE = {"inception_v3": 128}
 
 
 def input_shape(arch):
     """ViTs assert their image size (224); Swin takes 100 px (25 patches a side: the
-    window attention pads and shifts, patch merging pads odd sides twice); the others
-    take the small input."""
+    window attention pads and shifts, patch merging pads odd sides twice); Inception v3
+    128 px (INPUT_SIZE); the others take the small input."""
     if arch.startswith("vit_"):
         return (2, 3, 224, 224)
     if arch.startswith("swin_"):
         return (2, 3, 100, 100)
+    if arch in INPUT_SIZE:
+        n, c, _, _ = INPUT_SHAPE
+        return (n, c, INPUT_SIZE[arch], INPUT_SIZE[arch])
     return INPUT_SHAPE
 
 
@@ -88,6 +99,8 @@ def parity_model(arch):
                 p.copy_(0.5 * torch.randn(p.shape, generator=g))
             elif name.startswith("heads."):
                 p.copy_(0.02 * torch.randn(p.shape, generator=g))
+    if arch in TRANSFORM_INPUT:
+        model.transform_input = True
     return model
 
 

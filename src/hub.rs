@@ -292,6 +292,27 @@ pub const TABLE: &[WeightFile] = &[
         "IMAGENET1K_V2",
         "regnet_x_400mf-62229a5f.pth",
     ),
+    WeightFile::new(
+        Arch::Densenet121,
+        "IMAGENET1K_V1",
+        "densenet121-a639ec97.pth",
+    ),
+    WeightFile::new(
+        Arch::Densenet169,
+        "IMAGENET1K_V1",
+        "densenet169-b2777c0a.pth",
+    ),
+    WeightFile::new(Arch::Googlenet, "IMAGENET1K_V1", "googlenet-1378be20.pth"),
+    WeightFile::new(
+        Arch::InceptionV3,
+        "IMAGENET1K_V1",
+        "inception_v3_google-0cc3c7bd.pth",
+    ),
+    WeightFile::new(
+        Arch::EfficientnetV2S,
+        "IMAGENET1K_V1",
+        "efficientnet_v2_s-dd5fe13b.pth",
+    ),
     // The ViTs' 224 px sets (IMAGENET1K_V1: resize 256, or 242 for vit_l_16, bilinear, crop
     // 224; SWAG_LINEAR_V1: resize 224 bicubic); the SWAG_E2E sets are for 384 and 512 px
     // networks, whose position embeddings the catalog's 224 px ViTs do not have.

@@ -180,6 +180,21 @@ fn layers_lists_cut_points_with_shapes() {
             "trunk_output.block2.block2-1.activation",
             "104×28×28",
         ),
+        // A dense layer's new channels, the block's concatenation, an Inception branch.
+        (
+            "densenet121",
+            "features.denseblock2.denselayer3",
+            "32×28×28",
+        ),
+        ("densenet121", "features.denseblock2", "512×28×28"),
+        ("densenet169", "features.norm5", "1664×7×7"),
+        ("googlenet", "inception4a.branch4.0", "480×14×14"),
+        ("googlenet", "inception5b", "1024×7×7"),
+        // At 299 pixels, inception_v3's own size; InceptionE's forked branches.
+        ("inception_v3", "Mixed_7b.branch3x3_2b", "384×8×8"),
+        ("inception_v3", "Mixed_7c", "2048×8×8"),
+        // At 384 pixels; a FusedMBConv's expanding conv.
+        ("efficientnet_v2_s", "features.2.0.block.0", "96×96×96"),
     ] {
         let o = psyrun(&["layers", arch]);
         assert_eq!(code(&o), 0);
@@ -230,6 +245,14 @@ fn layers_lists_cut_points_with_shapes() {
     let o = psyrun(&["layers", "vit_b_16", "--size", "256"]);
     assert_eq!(code(&o), 0);
     assert!(text(&o.stdout).contains("takes 224 px only"));
+    // inception_v3 is listed at 299 px unless told otherwise, and needs 75.
+    let o = psyrun(&["layers", "inception_v3"]);
+    assert!(text(&o.stdout).starts_with("inception_v3 at 299x299 px"));
+    let o = psyrun(&["layers", "inception_v3", "--size", "74"]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout)
+        .lines()
+        .any(|l| l.starts_with("fc ") && l.ends_with("needs ≥ 75 px")));
     let o = psyrun(&["layers", "resnt50", "--color", "never"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("did you mean `resnet50`?"));

@@ -61,21 +61,25 @@ fn every_table_entry_is_a_hub_file_with_a_hash() {
 
 fn plan_weights(arch: Arch, weights: &str) -> Result<Weights, Vec<Code>> {
     // Every ResNet-family network (ResNeXt and Wide ResNet too) has `layer1`; most others
-    // `features.0`; ShuffleNet V2 is cut after `conv1`.
+    // `features.0` (DenseNet `features.conv0`); ShuffleNet V2 is cut after `conv1`.
     let tops = crate::models::catalog::top_level(arch);
     let fam = crate::models::catalog::family(arch);
+    let first_feature = crate::models::catalog::cut_points(arch)
+        .into_iter()
+        .map(|c| c.path)
+        .find(|p| p.starts_with("features."));
     let cut = if fam == crate::models::catalog::Family::Resnet {
-        "layer1"
+        "layer1".to_owned()
     } else if fam == crate::models::catalog::Family::Swin {
         // The patch embedding's conv (a feature map; Swin's later maps are tokens).
-        "features.0.0"
-    } else if tops.contains(&"features") {
-        "features.0"
-    } else if crate::models::catalog::family(arch) == crate::models::catalog::Family::Dinov2 {
+        "features.0.0".to_owned()
+    } else if fam == crate::models::catalog::Family::Dinov2 {
         // The patch conv's map (`patch_embed` gives tokens, which need a read-out).
-        "patch_embed.proj"
+        "patch_embed.proj".to_owned()
+    } else if let Some(first) = first_feature {
+        first
     } else {
-        tops[0]
+        tops[0].to_owned()
     };
     let mut text = include_str!("../../experiments/quick_csf.psy")
         .replace("resnet18", arch.name())

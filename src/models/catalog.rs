@@ -25,6 +25,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+mod cnn2;
 mod clip;
 mod swin;
 mod vit;
@@ -112,6 +113,18 @@ pub enum Arch {
     /// `regnet_x_400mf`: stages of 1, 2, 7, 12 blocks (32, 64, 160, 400 channels), group
     /// width 16.
     RegnetXx400mf,
+    /// `densenet121`: dense blocks of 6, 12, 24, 16 layers, growth rate 32.
+    Densenet121,
+    /// `densenet169`: dense blocks of 6, 12, 32, 32 layers, growth rate 32.
+    Densenet169,
+    /// `googlenet`: Inception v1, nine Inception blocks of four concatenated branches.
+    Googlenet,
+    /// `inception_v3`: Inception v3 (InceptionA–E blocks, factorised 1×n and n×1 convs),
+    /// trained at 299 pixels.
+    InceptionV3,
+    /// `efficientnet_v2_s`: FusedMBConv and MBConv stages, BatchNorm eps 1e-3, trained at 384
+    /// pixels.
+    EfficientnetV2S,
     /// `vit_b_16`: ViT-Base, 16×16 patches, 12 encoder blocks of width 768 (12 heads, MLP
     /// 3072); 224×224 images only.
     VitBx16,
@@ -184,6 +197,11 @@ impl Arch {
         Arch::ShufflenetV2X2x0,
         Arch::RegnetYx400mf,
         Arch::RegnetXx400mf,
+        Arch::Densenet121,
+        Arch::Densenet169,
+        Arch::Googlenet,
+        Arch::InceptionV3,
+        Arch::EfficientnetV2S,
         Arch::VitBx16,
         Arch::VitBx32,
         Arch::VitLx16,
@@ -238,6 +256,11 @@ impl Arch {
             Arch::ShufflenetV2X2x0 => "shufflenet_v2_x2_0",
             Arch::RegnetYx400mf => "regnet_y_400mf",
             Arch::RegnetXx400mf => "regnet_x_400mf",
+            Arch::Densenet121 => "densenet121",
+            Arch::Densenet169 => "densenet169",
+            Arch::Googlenet => "googlenet",
+            Arch::InceptionV3 => "inception_v3",
+            Arch::EfficientnetV2S => "efficientnet_v2_s",
             Arch::VitBx16 => "vit_b_16",
             Arch::VitBx32 => "vit_b_32",
             Arch::VitLx16 => "vit_l_16",
@@ -277,9 +300,22 @@ impl Arch {
         any_bn(&network(self).modules)
     }
 
-    /// The input size the network was trained at (224 for all of them).
+    /// The input size the network was trained at, as its torchvision weights' transforms
+    /// crop it: 299 for Inception v3, 384 for EfficientNet V2-S, 224 for the others.
     pub fn default_input_size(self) -> u32 {
-        224
+        match self {
+            Arch::InceptionV3 => 299,
+            Arch::EfficientnetV2S => 384,
+            _ => 224,
+        }
+    }
+
+    /// Whether torchvision builds the network with `transform_input=True` when it loads a
+    /// published weight set (GoogLeNet): the forward pass then re-normalises its
+    /// ImageNet-normalised input to `(v − 0.5) / 0.5` first, as the original weights expect
+    /// (GoogLeNet, Inception v3).
+    pub fn transforms_input(self) -> bool {
+        matches!(self, Arch::Googlenet | Arch::InceptionV3)
     }
 
     /// The one input size the network accepts, if it accepts only one: 224 for the Vision
@@ -547,7 +583,8 @@ pub enum Family {
     /// squeeze-and-excitation convs too), BatchNorm weight 1 and bias 0, linears
     /// `normal_(0, 0.01)` with bias 0.
     Mobilenet,
-    /// EfficientNet: as MobileNet, but linears `uniform_(±1/√out_features)` with bias 0.
+    /// EfficientNet (B0–B3 and V2-S): as MobileNet, but linears `uniform_(±1/√out_features)`
+    /// with bias 0.
     Efficientnet,
     /// SqueezeNet: convs `kaiming_uniform_` (U(±√(6/fan_in))) but the classifier's
     /// `normal_(0, 0.01)`, biases 0.
@@ -563,6 +600,18 @@ pub enum Family {
     /// ConvNeXt: convs and linears `trunc_normal_(std=0.02)` (truncated at ±2, i.e. ±100
     /// standard deviations) with bias 0, LayerNorm weight 1 and bias 0, layer scale 10⁻⁶.
     Convnext,
+    /// DenseNet: convs `kaiming_normal_` (mode `fan_in`: N(0, √(2/fan_in))), BatchNorm 1
+    /// and 0, `classifier` nn.Linear's default weight (U(±1/√fan_in)) with bias 0.
+    Densenet,
+    /// GoogLeNet: convs and linears `trunc_normal_(std=0.01)` truncated at ±2 (±200
+    /// standard deviations), BatchNorm 1 and 0, `fc`'s bias nn.Linear's default
+    /// U(±1/√fan_in).
+    Googlenet,
+    /// Inception v3: convs and linears `trunc_normal_(std=0.1)` truncated at ±2 (±20
+    /// standard deviations; the `stddev` torchvision sets on `AuxLogits.conv1` sits on the
+    /// `BasicConv2d`, not on its conv, so only `AuxLogits.fc` gets its own 0.001),
+    /// BatchNorm 1 and 0, linear biases nn.Linear's default U(±1/√fan_in).
+    Inception,
     /// Vision Transformer: `conv_proj` `trunc_normal_(std=√(1/fan_in))` with bias 0, class
     /// token 0, position embedding `normal_(std=0.02)`, MLP linears `xavier_uniform_` with
     /// biases `normal_(std=1e-6)`, attention as nn.MultiheadAttention initialises itself
@@ -619,6 +668,22 @@ pub enum Op {
         /// Weight of the batch's statistics in the running ones (`batchnorm train`).
         momentum: f64,
     },
+    /// `Conv2d(cin, cout, (kh, kw), padding=(ph, pw), bias=False)` at stride 1: Inception
+    /// v3's factorised 1×n and n×1 convs.
+    Conv2dRect {
+        /// Input channels.
+        cin: u32,
+        /// Output channels.
+        cout: u32,
+        /// Kernel height.
+        kh: u32,
+        /// Kernel width.
+        kw: u32,
+        /// Zero padding above and below.
+        ph: u32,
+        /// Zero padding left and right.
+        pw: u32,
+    },
     /// `ReLU`.
     Relu,
     /// `ReLU6`: min(max(x, 0), 6).
@@ -672,6 +737,17 @@ pub enum Op {
     },
     /// `AdaptiveAvgPool2d((n, n))`.
     AdaptiveAvgPool2d(u32),
+    /// `AvgPool2d(k, stride=s, padding=p)`: floor mode, the zero padding counted in the
+    /// average (PyTorch's defaults; DenseNet's transitions, Inception's function-call pools,
+    /// CLIP's anti-aliasing pools with `s = k`, `p = 0`).
+    AvgPool2d {
+        /// Window size.
+        k: u32,
+        /// Stride.
+        s: u32,
+        /// Zero padding on every side.
+        p: u32,
+    },
     /// `Dropout` (p = 0.5): the identity for a frozen network.
     Dropout,
     /// `Linear(fin, fout)` with bias, on a flattened input, on the last dimension of a
@@ -766,12 +842,6 @@ pub enum Op {
         /// The initial value of `gamma` (DINOv2: 1e-5).
         init: f64,
     },
-    /// `AvgPool2d(k)`: average over k×k windows with stride k, no padding (CLIP's
-    /// anti-aliasing pools).
-    AvgPool2d {
-        /// Window size and stride.
-        k: u32,
-    },
     /// `Identity` (open_clip's stride-1 `avgpool`, `patch_dropout`, `ls_1`; DINOv2's `head`).
     Identity,
     /// CLIP's `AttentionPool2d`: the [C, H, W] map's H·W tokens after their mean, plus
@@ -834,7 +904,7 @@ impl Op {
     /// The torchvision class of the module: `"Conv2d"`, `"ReLU"`, ...
     pub fn class(self) -> &'static str {
         match self {
-            Op::Conv2d { .. } => "Conv2d",
+            Op::Conv2d { .. } | Op::Conv2dRect { .. } => "Conv2d",
             Op::BatchNorm2d { .. } => "BatchNorm2d",
             Op::Relu => "ReLU",
             Op::Relu6 => "ReLU6",
@@ -893,8 +963,7 @@ impl Op {
         let window = |n: u32, k: u32, s: u32, p: u32| (n + 2 * p).checked_sub(k).map(|m| m / s + 1);
         match (self, x) {
             (
-                Op::AvgPool2d { .. }
-                | Op::Identity
+                Op::Identity
                 | Op::AttentionPool2d { .. }
                 | Op::Projection { .. }
                 | Op::ToTokens
@@ -978,6 +1047,24 @@ impl Op {
                 debug_assert_eq!(c, cin, "Conv2d input channels");
                 Some(Shape::Map(cout, window(h, k, s, p)?, window(w, k, s, p)?))
             }
+            (
+                Op::Conv2dRect {
+                    cin,
+                    cout,
+                    kh,
+                    kw,
+                    ph,
+                    pw,
+                },
+                Shape::Map(c, h, w),
+            ) => {
+                debug_assert_eq!(c, cin, "Conv2d input channels");
+                Some(Shape::Map(
+                    cout,
+                    window(h, kh, 1, ph)?,
+                    window(w, kw, 1, pw)?,
+                ))
+            }
             (Op::BatchNorm2d { c: n, .. }, Shape::Map(c, ..)) => {
                 debug_assert_eq!(c, n, "BatchNorm2d channels");
                 Some(x)
@@ -990,7 +1077,10 @@ impl Op {
                     ceil: false,
                 },
                 Shape::Map(c, h, w),
-            ) => Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?)),
+            )
+            | (Op::AvgPool2d { k, s, p }, Shape::Map(c, h, w)) => {
+                Some(Shape::Map(c, window(h, k, s, p)?, window(w, k, s, p)?))
+            }
             (
                 Op::MaxPool2d {
                     k,
@@ -1107,6 +1197,11 @@ pub enum Merge {
         /// torchvision's `channel_shuffle(out, 2)` after the concatenation (ShuffleNet V2).
         shuffle: bool,
     },
+    /// Dense connectivity (DenseNet's `_DenseBlock`): each module of `main` runs on the
+    /// concatenation, along the channels, of the block input and the outputs of the modules
+    /// before it; the block's output is the concatenation of all of them. A module's own
+    /// output (a cut point) is only its new channels.
+    Dense,
 }
 
 /// A module of an architecture, named as in torchvision's `named_modules()`.
@@ -1208,6 +1303,7 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                                 activation: None,
                             },
                             Merge::Scale => Merge::Scale,
+                            Merge::Dense => Merge::Dense,
                             Merge::Concat { split, shuffle, .. } => Merge::Concat {
                                 branches: Vec::new(),
                                 split: *split,
@@ -1253,7 +1349,7 @@ fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
                             }
                         }
                     }
-                    (None, Merge::Scale) => return None,
+                    (None, Merge::Scale | Merge::Dense) => return None,
                     (
                         None,
                         Merge::Concat {
@@ -1309,10 +1405,14 @@ pub fn registration_order(class: &str, children: &[Node]) -> Vec<Node> {
     out
 }
 
-/// `prefix.name`, or `name` at the top level.
+/// `prefix.name`, or `name` at the top level; `prefix` for a node without a name (a group of
+/// branches that is no module, inside Inception v3's InceptionE: no cut point, its modules
+/// named under the block).
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
+    } else if name.is_empty() {
+        prefix.to_owned()
     } else {
         format!("{prefix}.{name}")
     }
@@ -1323,6 +1423,24 @@ pub fn network(arch: Arch) -> &'static Network {
     static NETWORKS: [OnceLock<Network>; Arch::ALL.len()] =
         [const { OnceLock::new() }; Arch::ALL.len()];
     NETWORKS[arch as usize].get_or_init(|| describe(arch))
+}
+
+/// Modules torchvision builds (their keys are in its `state_dict()`) but calls only while
+/// training, never in eval mode, as `(top-level module they follow, module)`: GoogLeNet's
+/// auxiliary classifiers, Inception v3's `AuxLogits`. They are no cut points and psyrun never builds them; their keys
+/// load (ignored) when a file has them and are not required.
+pub fn training_only(arch: Arch) -> Vec<(&'static str, Node)> {
+    match arch {
+        Arch::Googlenet => cnn2::googlenet_aux()
+            .into_iter()
+            .map(|n| ("inception5b", n))
+            .collect(),
+        Arch::InceptionV3 => cnn2::inception_v3_aux()
+            .into_iter()
+            .map(|n| ("Mixed_6e", n))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// How torchvision initialises the weights of `arch`.
@@ -1371,6 +1489,11 @@ fn describe(arch: Arch) -> Network {
         Arch::ShufflenetV2X2x0 => shufflenet_v2([244, 488, 976], 2048),
         Arch::RegnetYx400mf => regnet([(1, 48), (3, 104), (6, 208), (6, 440)], 8, true),
         Arch::RegnetXx400mf => regnet([(1, 32), (2, 64), (7, 160), (12, 400)], 16, false),
+        Arch::Densenet121 => cnn2::densenet(32, [6, 12, 24, 16]),
+        Arch::Densenet169 => cnn2::densenet(32, [6, 12, 32, 32]),
+        Arch::Googlenet => cnn2::googlenet(),
+        Arch::InceptionV3 => cnn2::inception_v3(),
+        Arch::EfficientnetV2S => cnn2::efficientnet_v2_s(),
         Arch::VitBx16 => vit::vit(16, 12, 12, 768, 3072),
         Arch::VitBx32 => vit::vit(32, 12, 12, 768, 3072),
         Arch::VitLx16 => vit::vit(16, 24, 16, 1024, 4096),
@@ -2352,6 +2475,12 @@ impl Walk<'_> {
         if self.done {
             return x;
         }
+        // A group without a name (no module) puts its modules at its own depth.
+        let depth = if node.name.is_empty() {
+            depth.saturating_sub(1)
+        } else {
+            depth
+        };
         let x = match x {
             Ok(Shape::Map(c, _, _)) if node.global_pool => Ok(Shape::Map(c, 1, 1)),
             x => x,
@@ -2407,12 +2536,17 @@ impl Walk<'_> {
                     }
                 }
                 let mut out = Ok(Shape::Flat(0));
-                let mut failed = None;
+                let mut failed: Option<String> = None;
                 for b in branches {
                     if self.done {
                         return out;
                     }
-                    out = self.sequence(b, &path, depth + 1, y.clone());
+                    // torchvision stops at the first failure: later branches never run.
+                    let input = match &failed {
+                        Some(e) => Err(e.clone()),
+                        None => y.clone(),
+                    };
+                    out = self.sequence(b, &path, depth + 1, input);
                     match &out {
                         Ok(Shape::Map(c, ..)) => channels += c,
                         Err(e) => {
@@ -2430,6 +2564,27 @@ impl Walk<'_> {
                     (None, Ok(Shape::Map(_, h, w))) => Ok(Shape::Map(channels, h, w)),
                     (None, Ok(other)) => unreachable!("concatenated {other:?} at {path}"),
                 }
+            }
+            Body::Block {
+                main,
+                merge: Merge::Dense,
+            } => {
+                // Each layer sees everything so far; the block returns all of it.
+                let mut acc = x;
+                for layer in main {
+                    let y = self.node(layer, &path, depth + 1, acc.clone());
+                    if self.done {
+                        return y;
+                    }
+                    acc = match (acc, y) {
+                        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                        (Ok(Shape::Map(c, h, w)), Ok(Shape::Map(n, ..))) => {
+                            Ok(Shape::Map(c + n, h, w))
+                        }
+                        (Ok(a), Ok(b)) => unreachable!("dense {a:?} and {b:?} at {path}"),
+                    };
+                }
+                acc
             }
             Body::Block {
                 main,
@@ -2471,7 +2626,7 @@ impl Walk<'_> {
                         shortcut: Some(sc), ..
                     } => self.node(sc, &path, depth + 1, x),
                     Merge::Add { shortcut: None, .. } | Merge::Scale => x,
-                    Merge::Concat { .. } => unreachable!("handled above"),
+                    Merge::Concat { .. } | Merge::Dense => unreachable!("handled above"),
                 };
                 // Stopped inside the shortcut (CLIP's `downsample.-1` pools before its conv,
                 // so its output's channels are the block input's).
@@ -2591,6 +2746,13 @@ mod tests {
             }
             Arch::RegnetYx400mf => include_str!("../../tests/fixtures/catalog/regnet_y_400mf.txt"),
             Arch::RegnetXx400mf => include_str!("../../tests/fixtures/catalog/regnet_x_400mf.txt"),
+            Arch::Densenet121 => include_str!("../../tests/fixtures/catalog/densenet121.txt"),
+            Arch::Densenet169 => include_str!("../../tests/fixtures/catalog/densenet169.txt"),
+            Arch::Googlenet => include_str!("../../tests/fixtures/catalog/googlenet.txt"),
+            Arch::InceptionV3 => include_str!("../../tests/fixtures/catalog/inception_v3.txt"),
+            Arch::EfficientnetV2S => {
+                include_str!("../../tests/fixtures/catalog/efficientnet_v2_s.txt")
+            }
             Arch::VitBx16 => include_str!("../../tests/fixtures/catalog/vit_b_16.txt"),
             Arch::VitBx32 => include_str!("../../tests/fixtures/catalog/vit_b_32.txt"),
             Arch::VitLx16 => include_str!("../../tests/fixtures/catalog/vit_l_16.txt"),
@@ -2877,7 +3039,12 @@ mod tests {
                 assert_eq!(find(arch, &cut.path), Some(cut));
             }
             assert_eq!(Arch::from_name(arch.name()), Some(arch));
-            assert_eq!(arch.default_input_size(), 224);
+            let trained = match arch {
+                Arch::InceptionV3 => 299,
+                Arch::EfficientnetV2S => 384,
+                _ => 224,
+            };
+            assert_eq!(arch.default_input_size(), trained);
         }
         assert_eq!(Arch::from_name("ResNet50"), None);
         assert!(Arch::Vgg16Bn.has_batchnorm() && Arch::Resnet18.has_batchnorm());

@@ -317,7 +317,7 @@ pub fn layers_table(arch: Arch, size: u32) -> String {
     s
 }
 
-pub(super) fn layers(name: &str, size: u32, ui: &Ui) -> ExitCode {
+pub(super) fn layers(name: &str, size: Option<u32>, ui: &Ui) -> ExitCode {
     let Some(arch) = Arch::from_name(name) else {
         let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
         let mut help = format!("architectures: {}", names.join(", "));
@@ -331,6 +331,7 @@ pub(super) fn layers(name: &str, size: u32, ui: &Ui) -> ExitCode {
         .with_help(help)]);
         return ExitCode::from(EXIT_USAGE);
     };
+    let size = size.unwrap_or_else(|| arch.default_input_size());
     if size == 0 || size > 4096 {
         ui.report(&[Diag::error(
             Code::PlanOutOfRange,

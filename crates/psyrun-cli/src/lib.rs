@@ -105,9 +105,10 @@ pub enum Command {
     Layers {
         /// Architecture, e.g. resnet50, vgg16_bn, alexnet.
         arch: String,
-        /// Input image size in pixels (square).
-        #[arg(long, default_value_t = 224)]
-        size: u32,
+        /// Input image size in pixels (square); default: the size the architecture's
+        /// torchvision weights expect (224; 299 for inception_v3).
+        #[arg(long)]
+        size: Option<u32>,
     },
     /// Write an experiment's training and test stimuli as PNG (to look at) and .npy (to check).
     Stimuli(StimuliArgs),

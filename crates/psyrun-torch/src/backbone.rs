@@ -43,6 +43,8 @@ mod clip;
 #[cfg(test)]
 mod clip_tests;
 #[cfg(test)]
+mod cnn2_tests;
+#[cfg(test)]
 mod parity_tests;
 mod swin;
 #[cfg(test)]
@@ -93,9 +95,13 @@ pub enum BackboneError {
 // ---------------------------------------------------------------------------------------------
 // State keys (the networks themselves are described by the catalog, see [`catalog::network`]).
 
+/// `prefix.name`; `prefix` for a node without a name (a group of branches that is no module,
+/// see the catalog's `join`).
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
+    } else if name.is_empty() {
+        prefix.to_owned()
     } else {
         format!("{prefix}.{name}")
     }
@@ -195,7 +201,7 @@ fn state_keys_of(nodes: &[Node], prefix: &str, fam: Family, out: &mut Vec<StateK
                             state_keys_of(b, &path, fam, out);
                         }
                     }
-                    _ => {}
+                    Merge::Add { .. } | Merge::Scale | Merge::Dense => {}
                 }
             }
         }
@@ -213,18 +219,26 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         })
     };
     match op {
-        Op::Conv2d {
-            cin,
-            cout,
-            k,
-            groups,
-            bias,
-            ..
-        } => {
+        Op::Conv2d { .. } | Op::Conv2dRect { .. } => {
             // A grouped conv's weight sees cin / groups input channels.
-            let (cin, cout, k) = (i64::from(cin / groups), i64::from(cout), i64::from(k));
-            let fan_in = (cin * k * k) as f64;
-            let fan_out = (cout * k * k) as f64;
+            let (cin, cout, kh, kw, bias) = match op {
+                Op::Conv2d {
+                    cin,
+                    cout,
+                    k,
+                    groups,
+                    bias,
+                    ..
+                } => (cin / groups, cout, k, k, bias),
+                Op::Conv2dRect {
+                    cin, cout, kh, kw, ..
+                } => (cin, cout, kh, kw, false),
+                _ => unreachable!("a conv"),
+            };
+            let (cin, cout) = (i64::from(cin), i64::from(cout));
+            let (kh, kw) = (i64::from(kh), i64::from(kw));
+            let fan_in = (cin * kh * kw) as f64;
+            let fan_out = (cout * kh * kw) as f64;
             // resnet, vgg, mobilenet, efficientnet: kaiming_normal_(mode="fan_out",
             // nonlinearity="relu" or its default leaky_relu with a=0: the same gain √2),
             // bias 0. alexnet: nn.Conv2d's reset_parameters: kaiming_uniform_(a=√5) =
@@ -262,8 +276,14 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                     Init::Uniform(1.0 / fan_in.sqrt()),
                     Init::Uniform(1.0 / fan_in.sqrt()),
                 ),
+                // densenet: kaiming_normal_ (fan_in); googlenet: trunc_normal_(std=0.01) cut
+                // at ±2 = ±200 std. Neither has conv biases.
+                Family::Densenet => (Init::Normal((2.0 / fan_in).sqrt()), Init::Const(0.0)),
+                Family::Googlenet => (Init::Normal(0.01), Init::Const(0.0)),
+                // inception_v3: trunc_normal_(std=0.1) cut at ±2 = ±20 std; no conv biases.
+                Family::Inception => (Init::Normal(0.1), Init::Const(0.0)),
             };
-            push("weight", vec![cout, cin, k, k], Kind::Float, w);
+            push("weight", vec![cout, cin, kh, kw], Kind::Float, w);
             if bias {
                 push("bias", vec![cout], Kind::Float, b);
             }
@@ -301,6 +321,16 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
                 Family::Dinov2 => (Init::Normal(0.02), Init::Const(0.0)),
                 // swin: trunc_normal_(std=0.02), cut at ±2 = ±100 std.
                 Family::Swin => (Init::Normal(0.02), Init::Const(0.0)),
+                // densenet: nn.Linear's weight, bias 0; googlenet: trunc_normal_(std=0.01),
+                // nn.Linear's bias.
+                Family::Densenet => (Init::Uniform(bound), Init::Const(0.0)),
+                Family::Googlenet => (Init::Normal(0.01), Init::Uniform(bound)),
+                // inception_v3: trunc_normal_(std=0.1), but the `stddev` 0.001 that
+                // `AuxLogits.fc` carries; nn.Linear's bias.
+                Family::Inception if path == "AuxLogits.fc" => {
+                    (Init::Normal(0.001), Init::Uniform(bound))
+                }
+                Family::Inception => (Init::Normal(0.1), Init::Uniform(bound)),
             };
             push("weight", vec![fout, fin], Kind::Float, w);
             push("bias", vec![fout], Kind::Float, b);
@@ -331,7 +361,6 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         | Op::FirstToken
         | Op::PatchMerge
         | Op::Attention { .. }
-        | Op::AvgPool2d { .. }
         | Op::Identity
         | Op::ToTokens
         | Op::Permute { .. }
@@ -344,14 +373,24 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
         | Op::StochasticDepth
         | Op::MaxPool2d { .. }
         | Op::AdaptiveAvgPool2d(_)
+        | Op::AvgPool2d { .. }
         | Op::Dropout => {}
     }
 }
 
 /// Every `state_dict()` key of the full torchvision `arch`, in torchvision's order.
+/// Modules torchvision calls only while training (GoogLeNet's auxiliary classifiers) are
+/// listed too, where torchvision registers them ([`catalog::training_only`]): a file may
+/// hold their keys, which then load as ignored; no backbone ever needs them.
 pub fn state_keys(arch: Arch) -> Vec<StateKey> {
     let mut out = Vec::new();
-    state_keys_of(&network(arch).modules, "", family(arch), &mut out);
+    let extra = catalog::training_only(arch);
+    for node in &network(arch).modules {
+        state_keys_of(std::slice::from_ref(node), "", family(arch), &mut out);
+        for (_, aux) in extra.iter().filter(|(after, _)| *after == node.name) {
+            state_keys_of(std::slice::from_ref(aux), "", family(arch), &mut out);
+        }
+    }
     out
 }
 
@@ -384,6 +423,11 @@ struct Linear {
 /// A built leaf module: a catalog [`Op`] with its variables.
 enum Layer {
     Conv(Conv2d),
+    /// A conv with a `kh`×`kw` kernel at stride 1, no bias.
+    ConvRect {
+        weight: Tensor,
+        padding: [i64; 2],
+    },
     Bn(BatchNorm2d),
     Relu,
     Relu6,
@@ -411,6 +455,12 @@ enum Layer {
         ceil: bool,
     },
     AdaptiveAvg(i64),
+    /// `AvgPool2d(k, s, p)`, floor mode, padding counted.
+    AvgPool {
+        k: i64,
+        s: i64,
+        p: i64,
+    },
     Dropout,
     Linear(Linear),
     /// Transformer layers (class token, position embedding, attention, ...).
@@ -456,6 +506,7 @@ enum StageMerge {
         split: bool,
         shuffle: bool,
     },
+    Dense,
 }
 
 fn var_path<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
@@ -502,6 +553,7 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             relu: *relu,
                         },
                         Merge::Scale => StageMerge::Scale,
+                        Merge::Dense => StageMerge::Dense,
                         Merge::Concat {
                             branches,
                             split,
@@ -541,6 +593,20 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                                 groups: groups.into(),
                             })
                         }
+                        Op::Conv2dRect {
+                            cin,
+                            cout,
+                            kh,
+                            kw,
+                            ph,
+                            pw,
+                        } => Layer::ConvRect {
+                            weight: zeros(
+                                "weight",
+                                &[cout.into(), cin.into(), kh.into(), kw.into()],
+                            ),
+                            padding: [ph.into(), pw.into()],
+                        },
                         Op::BatchNorm2d { c, eps, momentum } => {
                             let c = i64::from(c);
                             Layer::Bn(BatchNorm2d {
@@ -584,6 +650,11 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                             ceil,
                         },
                         Op::AdaptiveAvgPool2d(n) => Layer::AdaptiveAvg(n.into()),
+                        Op::AvgPool2d { k, s, p } => Layer::AvgPool {
+                            k: k.into(),
+                            s: s.into(),
+                            p: p.into(),
+                        },
                         Op::Dropout => Layer::Dropout,
                         Op::ClassToken { .. }
                         | Op::PosEmbedding { .. }
@@ -594,8 +665,7 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                         | Op::LayerScale { .. } => {
                             Layer::Token(vit::TokenLayer::build(vs, *op, &path))
                         }
-                        Op::AvgPool2d { .. }
-                        | Op::Identity
+                        Op::Identity
                         | Op::AttentionPool2d { .. }
                         | Op::Projection { .. }
                         | Op::ToTokens
@@ -609,7 +679,13 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
                 }
             };
             Stage {
-                path,
+                // A group without a name shares its parent's path; the network is never cut
+                // after it.
+                path: if node.name.is_empty() {
+                    String::new()
+                } else {
+                    path
+                },
                 global_pool: node.global_pool,
                 flatten: node.flatten,
                 body,
@@ -635,6 +711,8 @@ pub struct Backbone {
     /// they were before the conversion, so that going back to float32 (for testing)
     /// restores them exactly.
     fp32_copy: Option<HashMap<String, Tensor>>,
+    /// GoogLeNet's `transform_input` (see [`Backbone::set_transform_input`]).
+    transform_input: bool,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -647,6 +725,7 @@ impl std::fmt::Debug for Backbone {
             .field("batchnorm", &self.batchnorm)
             .field("channels_last", &self.channels_last)
             .field("precision", &self.precision)
+            .field("transform_input", &self.transform_input)
             .finish()
     }
 }
@@ -678,6 +757,7 @@ impl Backbone {
             channels_last: false,
             precision: Precision::Fp32,
             fp32_copy: None,
+            transform_input: false,
         })
     }
 
@@ -766,6 +846,21 @@ impl Backbone {
     /// The device the variables live on.
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// Whether the input is re-normalised first (torchvision's `transform_input`).
+    pub fn transform_input(&self) -> bool {
+        self.transform_input
+    }
+
+    /// torchvision's `transform_input` of GoogLeNet: the forward pass first maps an
+    /// ImageNet-normalised image, `(v − mean) / std`, to `(v − 0.5) / 0.5`, the input the
+    /// original Google weights expect (`x · std / 0.5 + (mean − 0.5) / 0.5` per channel).
+    /// torchvision turns it on whenever it loads a published weight set
+    /// ([`catalog::Arch::transforms_input`]); `googlenet(weights=None)` has it off, and so
+    /// does a backbone until this is called. [`crate::weights::load_torchvision`] calls it.
+    pub fn set_transform_input(&mut self, on: bool) {
+        self.transform_input = on;
     }
 
     /// Current BatchNorm behaviour.
@@ -887,10 +982,15 @@ impl Backbone {
 
     fn layer_output(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
         self.check_cut(cut)?;
-        let x = if self.channels_last && x.dim() == 4 {
-            to_channels_last(x)
+        let x = if self.transform_input {
+            transform_input(x)
         } else {
             x.shallow_clone()
+        };
+        let x = if self.channels_last && x.dim() == 4 {
+            to_channels_last(&x)
+        } else {
+            x
         };
         let bf16 = self.precision == Precision::Bf16;
         let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x };
@@ -1029,6 +1129,26 @@ impl Backbone {
             }
             StageBody::Block {
                 main,
+                merge: StageMerge::Dense,
+            } => {
+                // DenseNet: each layer on the concatenation so far, its output appended.
+                let mut features = vec![x];
+                for layer in main {
+                    let input = if features.len() == 1 {
+                        features[0].shallow_clone()
+                    } else {
+                        Tensor::cat(&features, 1)
+                    };
+                    let (y, stop) = self.run_stage(layer, input, cut);
+                    if stop {
+                        return (y, true);
+                    }
+                    features.push(y);
+                }
+                Tensor::cat(&features, 1)
+            }
+            StageBody::Block {
+                main,
                 merge:
                     StageMerge::Add {
                         shortcut: Some(sc),
@@ -1107,6 +1227,7 @@ impl Backbone {
                         }
                     }
                     StageMerge::Scale => y * x,
+                    StageMerge::Dense => unreachable!("handled above"),
                     StageMerge::Concat {
                         branches,
                         split,
@@ -1160,6 +1281,20 @@ impl Backbone {
                 true,
                 self.precision == Precision::Tf32,
             ),
+            Layer::ConvRect { weight, padding } => x.internal_convolution(
+                weight,
+                None::<&Tensor>,
+                [1, 1],
+                *padding,
+                [1, 1],
+                false,
+                [0, 0],
+                1,
+                false,
+                false,
+                true,
+                self.precision == Precision::Tf32,
+            ),
             Layer::Bn(bn) => {
                 let train = self.batchnorm == BatchNorm::Train;
                 let y = x.batch_norm(
@@ -1206,6 +1341,9 @@ impl Backbone {
                 x.max_pool2d([*k, *k], [*s, *s], [*p, *p], [1, 1], *ceil)
             }
             Layer::AdaptiveAvg(n) => x.adaptive_avg_pool2d([*n, *n]),
+            Layer::AvgPool { k, s, p } => {
+                x.avg_pool2d([*k, *k], [*s, *s], [*p, *p], false, true, None::<i64>)
+            }
             Layer::Dropout => x.shallow_clone(),
             Layer::Linear(l) => x.linear(&l.weight, Some(&l.bias)),
             Layer::Token(t) => t.forward(x),
@@ -1213,6 +1351,17 @@ impl Backbone {
             Layer::Swin(s) => s.forward(x),
         }
     }
+}
+
+/// GoogLeNet's `_transform_input`: ImageNet normalisation undone and `(v − 0.5) / 0.5`
+/// applied, per channel, in float32 as torchvision computes it.
+fn transform_input(x: &Tensor) -> Tensor {
+    const MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+    const STD: [f64; 3] = [0.229, 0.224, 0.225];
+    let channels: Vec<Tensor> = (0..3)
+        .map(|c| x.narrow(1, c, 1) * (STD[c as usize] / 0.5) + (MEAN[c as usize] - 0.5) / 0.5)
+        .collect();
+    Tensor::cat(&channels, 1)
 }
 
 /// torchvision's `channel_shuffle(x, groups)`: channels regrouped as

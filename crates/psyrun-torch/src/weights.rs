@@ -10,7 +10,11 @@
 //! - shape and dtype mismatches of the keys the cut needs.
 //!
 //! Keys of the architecture past the cut are accepted and ignored, so a full torchvision
-//! checkpoint loads into any cut. float16, bfloat16 and float64 tensors are converted to
+//! checkpoint loads into any cut (and so are the keys of modules torchvision runs only while
+//! training, GoogLeNet's and Inception v3's auxiliary classifiers, which are never needed).
+//! DenseNet's keys in the layout of torchvision's published files
+//! (`denselayer1.norm.1.weight`) are renamed as torchvision renames them ([`legacy_key`]),
+//! so those files and `model.state_dict()` files load alike. float16, bfloat16 and float64 tensors are converted to
 //! float32.
 //!
 //! PyTorch checkpoints (`.pth`, `.pt`, `.bin`, `.tar`, `.ckpt` written by `torch.save`) are
@@ -24,7 +28,7 @@
 use crate::backbone::{state_keys, Backbone, StateKey};
 use psyrun::checkpoint::{Checkpoint, CheckpointError, Dtype};
 use psyrun::hub::{Fetch, Hub, HubError};
-use psyrun::models::catalog::Arch;
+use psyrun::models::catalog::{self, Arch, Family};
 use psyrun::plan::Weights;
 use psyrun::progress::{Event, Observer};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -215,9 +219,19 @@ pub fn load_torchvision(
 ) -> Result<LoadReport, WeightsError> {
     let mut shown = DownloadProgress::new(observer);
     let path = hub.resolve(backbone.arch(), set, stop, &mut |f| shown.event(f))?;
-    load_file(backbone, &path).map(|r| LoadReport {
-        path: Some(path),
-        ..r
+    load_published(backbone, &path)
+}
+
+/// Loads a torchvision weight file found by the hub into the backbone as torchvision's
+/// constructor does with its published weights: key by key (DenseNet's older key layout
+/// renamed, see [`legacy_key`]), and with `transform_input` on where torchvision turns it on
+/// for them (GoogLeNet, see [`Backbone::set_transform_input`]).
+pub fn load_published(backbone: &mut Backbone, path: &Path) -> Result<LoadReport, WeightsError> {
+    let report = load_file(backbone, path)?;
+    backbone.set_transform_input(backbone.arch().transforms_input());
+    Ok(LoadReport {
+        path: Some(path.to_owned()),
+        ..report
     })
 }
 
@@ -461,6 +475,25 @@ fn load_keys(
         .into_iter()
         .map(|k| k.key)
         .collect();
+    // Keys of an older layout under today's names (DenseNet's published files), each
+    // fetched under the name the file gives it.
+    let arch = backbone.arch();
+    let given: HashSet<&str> = found.iter().map(|(k, ..)| k.as_str()).collect();
+    let mut file_key: HashMap<String, String> = HashMap::new();
+    let renamed: Vec<(String, Vec<i64>, Kind)> = found
+        .iter()
+        .map(|(k, shape, kind)| {
+            let key = match legacy_key(arch, k) {
+                Some(new) if full.contains(&new) && !given.contains(new.as_str()) => {
+                    file_key.insert(new.clone(), k.clone());
+                    new
+                }
+                _ => k.clone(),
+            };
+            (key, shape.clone(), *kind)
+        })
+        .collect();
+    let found = renamed.as_slice();
     let built: Vec<StateKey> = backbone.built_keys().to_vec();
     let needed: HashMap<&str, &StateKey> = built.iter().map(|k| (k.key.as_str(), k)).collect();
     let in_file: BTreeMap<&str, (&[i64], Kind)> = found
@@ -526,7 +559,8 @@ fn load_keys(
     let mut fetched = Vec::new();
     for k in &built {
         if in_file.contains_key(k.key.as_str()) {
-            let t = fetch(&k.key)?.f_to_kind(k.kind)?;
+            let name = file_key.get(&k.key).unwrap_or(&k.key);
+            let t = fetch(name)?.f_to_kind(k.kind)?;
             fetched.push((k, Some(t)));
         } else {
             fetched.push((k, None));
@@ -550,6 +584,35 @@ fn load_keys(
         Ok(())
     })?;
     Ok(report)
+}
+
+/// Today's name of a key of an older torchvision layout that torchvision still renames when
+/// it loads its own published files, or `None`. DenseNet's (`densenet.py`,
+/// `_load_state_dict`): a dense layer's modules were once named `norm.1`, `relu.1`,
+/// `conv.1`, `norm.2`, … , so its published files hold `…denselayer3.norm.1.weight` for
+/// `…denselayer3.norm1.weight` (the same pattern: a path component ending in `denselayer`
+/// and digits, then `norm`, `relu` or `conv`, `1` or `2`, and a parameter or running
+/// statistic).
+pub fn legacy_key(arch: Arch, key: &str) -> Option<String> {
+    if catalog::family(arch) != Family::Densenet {
+        return None;
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    let [.., layer, module, index, param] = parts[..] else {
+        return None;
+    };
+    let layer_ok = {
+        let stem = layer.trim_end_matches(|c: char| c.is_ascii_digit());
+        stem.len() < layer.len() && stem.ends_with("denselayer")
+    };
+    let ok = layer_ok
+        && ["norm", "relu", "conv"].contains(&module)
+        && ["1", "2"].contains(&index)
+        && ["weight", "bias", "running_mean", "running_var"].contains(&param);
+    ok.then(|| {
+        let head = &parts[..parts.len() - 3];
+        format!("{}.{module}{index}.{param}", head.join("."))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,17 +42,13 @@ pub(super) fn fixed_input_size(arch: Arch) -> Option<u32> {
     matches!(arch, Arch::ClipVitBx32 | Arch::ClipVitBx16).then_some(CLIP_IMAGE_SIZE)
 }
 
-/// The output shape of one of this module's ops ([`Op::AvgPool2d`], [`Op::Identity`],
+/// The output shape of one of this module's ops ([`Op::Identity`],
 /// [`Op::AttentionPool2d`], [`Op::Projection`], [`Op::ToTokens`],
 /// [`Op::Dinov2PosEmbedding`], [`Op::RegisterTokens`], [`Op::Unused`]); `None` for an
 /// empty output.
 pub(super) fn apply(op: Op, x: Shape) -> Option<Shape> {
     match (op, x) {
         (Op::Identity | Op::Unused { .. }, x) => Some(x),
-        (Op::AvgPool2d { k }, Shape::Map(c, h, w)) => {
-            let out = |n: u32| n.checked_sub(k).map(|m| m / k + 1);
-            Some(Shape::Map(c, out(h)?, out(w)?))
-        }
         (Op::AttentionPool2d { c, out, .. }, Shape::Map(n, _, _)) => {
             debug_assert_eq!(c, n, "attention pool channels");
             Some(Shape::Flat(out))
@@ -108,7 +104,7 @@ pub(super) fn clip_resnet(layers: [usize; 4], width: u32, heads: u32, out: u32) 
         leaf("conv3", conv(half, width, 3, 1, 1, false)),
         leaf("bn3", bn(width)),
         leaf("act3", Op::Relu),
-        leaf("avgpool", Op::AvgPool2d { k: 2 }),
+        leaf("avgpool", anti_alias(2)),
     ];
     let mut inplanes = width;
     for (l, &count) in layers.iter().enumerate() {
@@ -118,7 +114,7 @@ pub(super) fn clip_resnet(layers: [usize; 4], width: u32, heads: u32, out: u32) 
             .map(|b| {
                 let stride = if l > 0 && b == 0 { 2 } else { 1 };
                 let pool = if stride > 1 {
-                    leaf("avgpool", Op::AvgPool2d { k: stride })
+                    leaf("avgpool", anti_alias(stride))
                 } else {
                     leaf("avgpool", Op::Identity)
                 };
@@ -137,7 +133,7 @@ pub(super) fn clip_resnet(layers: [usize; 4], width: u32, heads: u32, out: u32) 
                     Box::new(seq(
                         "downsample",
                         vec![
-                            leaf("-1", Op::AvgPool2d { k: stride }),
+                            leaf("-1", anti_alias(stride)),
                             leaf("0", conv(inplanes, out_c, 1, 1, 0, false)),
                             leaf("1", bn(out_c)),
                         ],
@@ -339,4 +335,9 @@ pub(super) fn dinov2(layers: u32, d: u32, heads: u32, registers: u32) -> Network
         family: Family::Dinov2,
         modules,
     }
+}
+
+/// CLIP's anti-aliasing `AvgPool2d(k)`: k×k windows with stride k, no padding.
+fn anti_alias(k: u32) -> Op {
+    Op::AvgPool2d { k, s: k, p: 0 }
 }

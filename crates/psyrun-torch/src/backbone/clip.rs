@@ -1,8 +1,8 @@
 //! The layers of CLIP's and DINOv2's image encoders that torchvision has no equivalent of
 //! (see `psyrun::models::catalog`'s CLIP and DINOv2 descriptions):
 //!
-//! - [`Op::AvgPool2d`], [`Op::Identity`]: CLIP's anti-aliasing pools and open_clip's
-//!   identities.
+//! - [`Op::Identity`]: open_clip's identities (CLIP's anti-aliasing pools are the catalog's
+//!   `AvgPool2d` with stride = window).
 //! - [`Op::AttentionPool2d`]: CLIP's attention pool. The map's tokens after their mean, plus
 //!   the position embedding, and multi-head attention of the first token (the mean) over
 //!   all of them: `q_proj` of the first token, `k_proj` and `v_proj` of every token,
@@ -33,7 +33,6 @@ const DINOV2_OFFSET: f64 = 0.1;
 
 /// A built CLIP or DINOv2 layer.
 pub(super) enum ClipLayer {
-    AvgPool(i64),
     Identity,
     AttentionPool {
         heads: i64,
@@ -139,7 +138,6 @@ impl ClipLayer {
         };
         let i = i64::from;
         match op {
-            Op::AvgPool2d { k } => ClipLayer::AvgPool(k.into()),
             Op::Identity => ClipLayer::Identity,
             Op::AttentionPool2d {
                 c,
@@ -188,7 +186,6 @@ impl ClipLayer {
 
     pub(super) fn forward(&self, x: &Tensor) -> Tensor {
         match self {
-            ClipLayer::AvgPool(k) => x.avg_pool2d([*k, *k], [*k, *k], [0, 0], false, true, None),
             ClipLayer::Identity => x.shallow_clone(),
             ClipLayer::AttentionPool {
                 heads,

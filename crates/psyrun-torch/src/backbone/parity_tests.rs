@@ -3,7 +3,7 @@
 //! `scripts/parity_reference.py` saves torchvision models with seeded random weights
 //! (BatchNorm affine parameters and running statistics randomised too, every conv/linear
 //! bias, LayerNorm's parameters and ConvNeXt's layer scale) by `torch.save(model.state_dict(), path)`, with torchvision's outputs at the cuts
-//! below for a fixed 2×3×64×64 input (eval mode, no grad). psyrun builds a backbone at each
+//! below for a fixed 2×3×64×64 input (128×128 for inception_v3) (eval mode, no grad). psyrun builds a backbone at each
 //! cut, loads the `.pth` through its own checkpoint reader ([`weights::load_file`]) and must
 //! give the same features: max |psyrun − torchvision| / max |torchvision| below 1e-4.
 //!
@@ -21,7 +21,7 @@ const CPU: Device = Device::Cpu;
 /// Cuts per architecture, spread over the depth: a stem module, block-internal cuts (a
 /// main-branch conv, a downsample conv, a BatchNorm), whole stages, and the classifier
 /// (VGG's `avgpool` upsamples the 2×2 map of a 64-pixel input to 7×7).
-const CASES: [(Arch, &[&str]); 22] = [
+const CASES: [(Arch, &[&str]); 27] = [
     (
         Arch::Resnet18,
         &[
@@ -244,6 +244,86 @@ const CASES: [(Arch, &[&str]); 22] = [
         Arch::SwinS,
         &["features.5.16.attn", "features.5.17", "norm"],
     ),
+    (
+        // Dense blocks: a layer's first BatchNorm and conv on the concatenation of the block
+        // input and the layers before it, a layer's own output, a whole block; the
+        // transitions' average pool; the functional ReLU and global pool before the classifier.
+        Arch::Densenet121,
+        &[
+            "features.pool0",
+            "features.denseblock1.denselayer3.norm1",
+            "features.denseblock2.denselayer4.conv1",
+            "features.denseblock2.denselayer12",
+            "features.transition2.pool",
+            "features.denseblock3",
+            "features.norm5",
+            "classifier",
+        ],
+    ),
+    (
+        Arch::Densenet169,
+        &[
+            "features.denseblock3.denselayer30.conv2",
+            "features.denseblock4",
+        ],
+    ),
+    (
+        // transform_input on (as torchvision has it with its published weights); a
+        // BasicConv2d's BatchNorm (before the functional ReLU) and the module (after it);
+        // cuts inside Inception branches (the ceil-mode pool of branch4); the flatten before
+        // `dropout`.
+        Arch::Googlenet,
+        &[
+            "conv1.bn",
+            "conv1",
+            "inception3a.branch2.1.conv",
+            "inception3b.branch4.0",
+            "inception4c",
+            "maxpool4",
+            "inception5b.branch3.1",
+            "dropout",
+            "fc",
+        ],
+    ),
+    (
+        // transform_input on; a 128-pixel input (it needs 75). Function-call pools before a
+        // branch (`branch_pool`'s average pool counting the zero padding, InceptionB's and
+        // D's max pool branch), factorised 1×7 and 7×1 convs, InceptionE's forked branches
+        // (`branch3x3_2a` and `_2b` on `branch3x3_1`'s output), the flatten after `dropout`.
+        Arch::InceptionV3,
+        &[
+            "Conv2d_2b_3x3.bn",
+            "maxpool1",
+            "Mixed_5b.branch_pool",
+            "Mixed_5d",
+            "Mixed_6a.branch3x3dbl_3",
+            "Mixed_6a",
+            "Mixed_6c.branch7x7dbl_4.conv",
+            "Mixed_7a",
+            "Mixed_7b.branch3x3_2b",
+            "Mixed_7b.branch3x3dbl_3a.bn",
+            "Mixed_7c.branch_pool",
+            "Mixed_7c",
+            "fc",
+        ],
+    ),
+    (
+        // FusedMBConv: one 3×3 conv (expansion 1), a strided expanding conv and its
+        // projection, stochastic depth on the residual; MBConv's squeeze-and-excitation;
+        // BatchNorm eps 1e-3.
+        Arch::EfficientnetV2S,
+        &[
+            "features.1.0.block.0",
+            "features.2.0.block.1",
+            "features.2.1.stochastic_depth",
+            "features.3.3",
+            "features.4.0.block.2.fc1",
+            "features.5.8",
+            "features.6.14.block.3",
+            "features.7",
+            "classifier",
+        ],
+    ),
 ];
 
 /// A directory removed when dropped (the checkpoints are large: never leave them behind).
@@ -295,7 +375,17 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
     let dir = TempDir::new("parity-cuts");
     let script = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("scripts/parity_reference.py");
-    let specs: Vec<String> = CASES
+    // `PSYRUN_PARITY_ARCHS=densenet121,googlenet` checks only those (while developing).
+    let only = std::env::var("PSYRUN_PARITY_ARCHS").ok();
+    let cases: Vec<(Arch, &[&str])> = CASES
+        .iter()
+        .copied()
+        .filter(|(arch, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|a| a == arch.name()))
+        })
+        .collect();
+    let specs: Vec<String> = cases
         .iter()
         .map(|(arch, cuts)| format!("{arch}={}", cuts.join(",")))
         .collect();
@@ -313,7 +403,7 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
     eprintln!("parity_reference.py: {:.1}s", start.elapsed().as_secs_f64());
     let mut worst = 0.0f64;
     let mut checked = 0;
-    for (arch, cuts) in CASES {
+    for &(arch, cuts) in &cases {
         let io: HashMap<String, Tensor> =
             Tensor::read_safetensors(dir.0.join(format!("{arch}.io.safetensors")))
                 .unwrap()
@@ -324,6 +414,9 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
         for &cut in cuts {
             let t = Instant::now();
             let mut b = Backbone::new(arch, cut, CPU).unwrap();
+            // The reference model re-normalises its input as torchvision's does with its
+            // published weights (scripts/parity_reference.py).
+            b.set_transform_input(arch.transforms_input());
             let r = weights::load_file(&mut b, &file).unwrap_or_else(|e| panic!("{arch}: {e}"));
             assert_eq!(r.loaded, b.built_keys().len(), "{arch} {cut}");
             assert_eq!(r.defaulted, 0, "{arch} {cut}");
@@ -356,8 +449,16 @@ fn parity_with_torchvision_from_torch_save_at_many_cuts() {
             d > 0.1,
             "{arch} {cut}: psyrun's own random weights match ({d:.3e})"
         );
+        if arch.transforms_input() {
+            // Control: without the re-normalisation the features differ.
+            let mut plain = Backbone::new(arch, cut, CPU).unwrap();
+            weights::load_file(&mut plain, &file).unwrap();
+            let d = max_abs(&(plain.features(x, cut) - want)) / max_abs(want);
+            eprintln!("control {arch} {cut} without transform_input: {d:.2e}");
+            assert!(d > 1e-2, "{arch} {cut}: transform_input changes nothing");
+        }
     }
-    assert_eq!(checked, CASES.iter().map(|c| c.1.len()).sum::<usize>());
+    assert_eq!(checked, cases.iter().map(|c| c.1.len()).sum::<usize>());
     eprintln!(
         "parity from torch.save: {checked} cuts, worst {worst:.2e}, {:.1}s in all",
         start.elapsed().as_secs_f64()
