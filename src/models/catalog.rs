@@ -25,8 +25,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-mod cnn2;
 mod clip;
+mod cnn2;
 mod swin;
 mod vit;
 
@@ -1252,6 +1252,75 @@ impl Network {
     pub fn up_to(&self, cut: &str) -> Option<Vec<Node>> {
         up_to(&self.modules, "", cut)
     }
+}
+
+/// The cut a backbone must be built up to for one forward pass to compute the output of
+/// every module in `cuts` (cut points of `arch`): the last of them in forward order, or,
+/// when another of them encloses it (`layer2` with `layer2.0.conv1`) or a build up to it
+/// would leave one of them out (a RegNet block's `proj` shortcut with a cut inside its main
+/// branch), the nearest enclosing cut point that holds them all. `None` for no cuts or a
+/// path that is no cut point.
+pub fn covering_cut(arch: Arch, cuts: &[&str]) -> Option<String> {
+    let points = cut_points(arch);
+    let pos = |c: &str| points.iter().position(|p| p.path == c);
+    if cuts.iter().any(|c| pos(c).is_none()) {
+        return None;
+    }
+    let deepest = cuts.iter().copied().max_by_key(|c| pos(c))?;
+    // A cut that encloses the deepest completes after it.
+    let mut candidate = cuts
+        .iter()
+        .copied()
+        .filter(|c| deepest.starts_with(&format!("{c}.")))
+        .min_by_key(|c| c.len())
+        .unwrap_or(deepest)
+        .to_owned();
+    loop {
+        let nodes = network(arch).up_to(&candidate)?;
+        if cuts.iter().all(|c| holds(&nodes, "", c)) {
+            return Some(candidate);
+        }
+        let mut parent = candidate.as_str();
+        loop {
+            parent = parent.rsplit_once('.')?.0;
+            if pos(parent).is_some() {
+                break;
+            }
+        }
+        candidate = parent.to_owned();
+    }
+}
+
+/// Whether module `path` is one of `nodes` (named under `prefix`) or inside one of them.
+fn holds(nodes: &[Node], prefix: &str, path: &str) -> bool {
+    nodes.iter().any(|n| {
+        let p = join(prefix, &n.name);
+        if !n.name.is_empty() && p == path {
+            return true;
+        }
+        match &n.body {
+            Body::Leaf(_) => false,
+            Body::Seq(children) => holds(children, &p, path),
+            Body::Residual(branches) => branches.iter().any(|b| holds(b, &p, path)),
+            Body::Block { main, merge } => {
+                holds(main, &p, path)
+                    || match merge {
+                        Merge::Add {
+                            shortcut,
+                            activation,
+                            ..
+                        } => shortcut
+                            .iter()
+                            .chain(activation.iter())
+                            .any(|m| holds(std::slice::from_ref(m), &p, path)),
+                        Merge::Concat { branches, .. } => {
+                            branches.iter().any(|b| holds(b, &p, path))
+                        }
+                        Merge::Scale | Merge::Dense => false,
+                    }
+            }
+        }
+    })
 }
 
 fn up_to(nodes: &[Node], prefix: &str, cut: &str) -> Option<Vec<Node>> {
@@ -3051,5 +3120,42 @@ mod tests {
         assert!(!Arch::Vgg16.has_batchnorm() && !Arch::Alexnet.has_batchnorm());
         let l40 = find(Arch::Resnet50, "layer4.0").unwrap();
         assert_eq!((l40.module, l40.depth), ("Bottleneck", 1));
+    }
+
+    /// One forward pass up to the covering cut computes every cut asked for: the last in
+    /// forward order, lifted to an enclosing cut asked for, or to the block that holds a
+    /// shortcut a build into the main branch would leave out.
+    #[test]
+    fn the_covering_cut_holds_every_cut() {
+        let cover = |arch, cuts: &[&str]| covering_cut(arch, cuts);
+        let r18 = Arch::Resnet18;
+        assert_eq!(cover(r18, &["layer2", "layer1"]).as_deref(), Some("layer2"));
+        assert_eq!(
+            cover(r18, &["layer2.0.conv1", "layer1.1"]).as_deref(),
+            Some("layer2.0.conv1")
+        );
+        // layer2 encloses the later-listed layer2.0.conv1 and completes after it.
+        assert_eq!(
+            cover(r18, &["layer2", "layer2.0.conv1"]).as_deref(),
+            Some("layer2")
+        );
+        // torchvision runs the main branch before `downsample`: a build into the shortcut
+        // holds the whole main branch.
+        assert_eq!(
+            cover(r18, &["layer2.0.conv2", "layer2.0.downsample.0"]).as_deref(),
+            Some("layer2.0.downsample.0")
+        );
+        // RegNet runs `proj` first, but a build into the main branch leaves it out.
+        let block = "trunk_output.block2.block2-0";
+        assert_eq!(
+            cover(
+                Arch::RegnetYx400mf,
+                &[&format!("{block}.proj"), &format!("{block}.f.a")]
+            )
+            .as_deref(),
+            Some(block)
+        );
+        assert_eq!(cover(r18, &["layer9"]), None);
+        assert_eq!(cover(r18, &[]), None);
     }
 }

@@ -45,6 +45,8 @@ mod clip_tests;
 #[cfg(test)]
 mod cnn2_tests;
 #[cfg(test)]
+mod multi_cut_tests;
+#[cfg(test)]
 mod parity_tests;
 mod swin;
 #[cfg(test)]
@@ -694,6 +696,33 @@ fn build(vs: &nn::VarStore, nodes: &[Node], prefix: &str) -> Vec<Stage> {
         .collect()
 }
 
+/// Where a forward pass stops (the output of module `stop`), and the modules on the way
+/// whose outputs it keeps (`wanted`, kept in `kept` in the same order; no module computes in
+/// place, so a kept tensor is never overwritten).
+struct Cut<'a> {
+    stop: &'a str,
+    wanted: &'a [&'a str],
+    kept: std::cell::RefCell<Vec<Option<Tensor>>>,
+}
+
+impl<'a> Cut<'a> {
+    /// A pass to `stop` that keeps nothing on the way.
+    fn at(stop: &'a str) -> Cut<'a> {
+        Cut {
+            stop,
+            wanted: &[],
+            kept: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Keeps `y` if module `path` is wanted.
+    fn keep(&self, path: &str, y: &Tensor) {
+        if let Some(i) = self.wanted.iter().position(|w| *w == path) {
+            self.kept.borrow_mut()[i] = Some(y.shallow_clone());
+        }
+    }
+}
+
 /// A frozen torchvision network built up to its cut.
 pub struct Backbone {
     arch: Arch,
@@ -982,6 +1011,52 @@ impl Backbone {
 
     fn layer_output(&self, x: &Tensor, cut: &str) -> Result<Tensor, BackboneError> {
         self.check_cut(cut)?;
+        let (y, stopped) = self.run_seq(&self.stages, self.input(x), &Cut::at(cut));
+        debug_assert!(stopped, "cut {cut} not reached");
+        Ok(self.output(y))
+    }
+
+    /// The outputs of several cuts of one image batch from one forward pass, in the order
+    /// of `cuts`, each equal to [`try_features`](Self::try_features)'s for that cut (the same
+    /// operations on the same values). The pass runs to the built cut, keeping the output
+    /// of every module named in `cuts` on the way. Build the backbone up to
+    /// [`catalog::covering_cut`] of `cuts`; a cut the pass does not compute (past the built
+    /// one, or a shortcut a build into its block's main branch leaves out) is
+    /// [`BackboneError::PastCut`].
+    pub fn try_features_many(
+        &self,
+        x: &Tensor,
+        cuts: &[&str],
+    ) -> Result<Vec<Tensor>, BackboneError> {
+        for c in cuts {
+            self.check_cut(c)?;
+        }
+        tch::no_grad(|| {
+            let pass = Cut {
+                stop: &self.cut,
+                wanted: cuts,
+                kept: std::cell::RefCell::new(cuts.iter().map(|_| None).collect()),
+            };
+            let _ = self.run_seq(&self.stages, self.input(x), &pass);
+            pass.kept
+                .into_inner()
+                .into_iter()
+                .zip(cuts)
+                .map(|(kept, c)| match kept {
+                    Some(y) => Ok(self.output(y).contiguous()),
+                    None => Err(BackboneError::PastCut {
+                        arch: self.arch,
+                        cut: (*c).to_owned(),
+                        built: self.cut.clone(),
+                    }),
+                })
+                .collect()
+        })
+    }
+
+    /// The input as the first module takes it: GoogLeNet's and Inception v3's
+    /// `transform_input`, channels-last strides, bfloat16.
+    fn input(&self, x: &Tensor) -> Tensor {
         let x = if self.transform_input {
             transform_input(x)
         } else {
@@ -992,11 +1067,20 @@ impl Backbone {
         } else {
             x
         };
-        let bf16 = self.precision == Precision::Bf16;
-        let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x };
-        let (y, stopped) = self.run_seq(&self.stages, x, cut);
-        debug_assert!(stopped, "cut {cut} not reached");
-        Ok(if bf16 { y.to_kind(Kind::Float) } else { y })
+        if self.precision == Precision::Bf16 {
+            x.to_kind(Kind::BFloat16)
+        } else {
+            x
+        }
+    }
+
+    /// A module's output as the caller gets it: float32.
+    fn output(&self, y: Tensor) -> Tensor {
+        if self.precision == Precision::Bf16 {
+            y.to_kind(Kind::Float)
+        } else {
+            y
+        }
     }
 
     /// The output of the built cut, read out by [`set_tokens`](Self::set_tokens) when it
@@ -1088,7 +1172,7 @@ impl Backbone {
         Ok(())
     }
 
-    fn run_seq(&self, stages: &[Stage], mut x: Tensor, cut: &str) -> (Tensor, bool) {
+    fn run_seq(&self, stages: &[Stage], mut x: Tensor, cut: &Cut<'_>) -> (Tensor, bool) {
         for s in stages {
             let (y, stop) = self.run_stage(s, x, cut);
             if stop {
@@ -1099,7 +1183,7 @@ impl Backbone {
         (x, false)
     }
 
-    fn run_stage(&self, s: &Stage, x: Tensor, cut: &str) -> (Tensor, bool) {
+    fn run_stage(&self, s: &Stage, x: Tensor, cut: &Cut<'_>) -> (Tensor, bool) {
         let x = if s.global_pool {
             x.adaptive_avg_pool2d([1, 1])
         } else {
@@ -1259,8 +1343,8 @@ impl Backbone {
                 }
             }
         };
-        let stop = s.path == cut;
-        (y, stop)
+        cut.keep(&s.path, &y);
+        (y, s.path == cut.stop)
     }
 
     fn apply(&self, layer: &Layer, x: &Tensor) -> Tensor {

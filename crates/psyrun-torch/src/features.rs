@@ -17,8 +17,9 @@
 //!   files it writes.
 //!
 //! Several `--cut`s of a catalog network give one array per cut from one extraction (the
-//! backbone built once, up to the deepest): one tensor per cut in `.safetensors`, one
-//! `OUT.CUT.npy` per cut. Features stream to part files as they are computed, so memory
+//! backbone built once, up to the deepest, and one forward pass per batch keeping every
+//! cut's output on its way, [`Backbone::try_features_many`](crate::backbone::Backbone::try_features_many)):
+//! one tensor per cut in `.safetensors`, one `OUT.CUT.npy` per cut. Features stream to part files as they are computed, so memory
 //! holds one batch whatever the number of images and cuts.
 //!
 //! The output is one float32 array `[N, …]` (per cut): the cut's output as it is (`[N, C, H, W]`, or
@@ -292,14 +293,10 @@ fn resolve_images(args: &FeaturesOptions, format: Format) -> Result<Request, Fai
             feature_shape(arch, c, size, pooling, args.tokens)?,
         ));
     }
-    // The backbone is built up to the deepest cut (catalog order).
-    let points = catalog::cut_points(arch);
-    let depth = |c: &str| points.iter().position(|p| p.path == c).unwrap_or(0);
-    let cut = cuts
-        .iter()
-        .map(|(c, _)| c.as_str())
-        .max_by_key(|c| depth(c))
-        .unwrap_or(first);
+    // The backbone is built up to the cut one forward pass computes them all by.
+    let names: Vec<&str> = cuts.iter().map(|(c, _)| c.as_str()).collect();
+    let covering = catalog::covering_cut(arch, &names).unwrap_or_else(|| first.to_owned());
+    let cut = covering.as_str();
     let feature_shape = cuts[0].1.clone();
     let weights = parse_weights(arch, args.weights.as_deref().unwrap_or_default())?;
     if args.inputs.is_empty() {
@@ -1113,20 +1110,25 @@ impl Runner<'_> {
         let x = Tensor::from_slice(x)
             .reshape([n as i64, 3, s, s])
             .to_device(self.device);
-        // Several cuts of a catalog backbone (built up to the deepest): each cut's output
-        // for this batch, then the next batch, so memory holds one batch's maps whatever
-        // the number of images and cuts.
+        // Several cuts of a catalog backbone (built up to the deepest): every cut's output
+        // for this batch from one forward pass, then the next batch, so memory holds one
+        // batch's maps whatever the number of images and cuts.
         let outputs: Vec<Tensor> = match (self.net, self.sinks.len()) {
-            (Net::Catalog(b), k) if k > 1 => self
-                .sinks
-                .iter()
-                .map(|s| {
-                    let cut = s.cut.as_deref().unwrap_or_default();
-                    b.try_features(&x, cut)
-                        .and_then(|y| tch::no_grad(|| b.read_out(y, cut, i64::from(size))))
-                        .map_err(|e| torch_failure(e.to_string()))
-                })
-                .collect::<Result<_, _>>()?,
+            (Net::Catalog(b), k) if k > 1 => {
+                let cuts: Vec<&str> = self
+                    .sinks
+                    .iter()
+                    .map(|s| s.cut.as_deref().unwrap_or_default())
+                    .collect();
+                b.try_features_many(&x, &cuts)
+                    .and_then(|ys| {
+                        ys.into_iter()
+                            .zip(&cuts)
+                            .map(|(y, cut)| tch::no_grad(|| b.read_out(y, cut, i64::from(size))))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(|e| torch_failure(e.to_string()))?
+            }
             _ => vec![self.net.forward(&x)],
         };
         for (y, sink) in outputs.iter().zip(&mut self.sinks) {
