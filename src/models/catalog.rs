@@ -727,7 +727,7 @@ pub enum Op {
     },
     /// `QuickGELU`: x · σ(1.702 x) (CLIP).
     QuickGelu,
-    /// `x[:, 0]`: the first token's features, `[S, D]` to `[D]` (ViT's class token before its
+    /// `x[:, 0]`: the first token's features, [S, D] to `[D]` (ViT's class token before its
     /// `heads`). A function, not a module: its node is no cut point.
     FirstToken,
     /// torchvision's `ShiftedWindowAttention` (Swin V1) on a channels-last [H, W, C] map:
