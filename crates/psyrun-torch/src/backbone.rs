@@ -1206,7 +1206,7 @@ impl Backbone {
                     if stop {
                         return (y, true);
                     }
-                    // (Not `x += y`: that adds in place, into a tensor others may share.)
+                    // Not in place: the branch may return a view of x.
                     x = &x + y;
                 }
                 x

@@ -225,3 +225,33 @@ fn swin_random_init_follows_torchvision() {
     assert_eq!(index.int64_value(&[0]), 84);
     assert_eq!(index.max().int64_value(&[]), 168);
 }
+
+/// `psyrun run` and `psyrun features` switch channels-last on: the transformers give the
+/// same features (tokens, read out or not) in either layout.
+#[test]
+fn transformers_match_in_channels_last() {
+    use psyrun::plan::TokenReadout;
+    let x = image(2, 9);
+    for (arch, cut, tokens) in [
+        (Arch::VitBx32, "encoder.layers.encoder_layer_1", None),
+        (Arch::VitBx32, "encoder.ln", Some(TokenReadout::Map)),
+        (Arch::SwinT, "features.3", Some(TokenReadout::Map)),
+        (Arch::SwinT, "features.2", None),
+    ] {
+        let mut b = Backbone::new(arch, cut, CPU).unwrap();
+        b.init_random(12);
+        b.set_tokens(tokens);
+        let plain = b.forward(&x);
+        b.set_channels_last(true);
+        let cl = b.forward(&x);
+        let d = rel_diff(&cl, &plain);
+        assert!(d < 1e-5, "{arch} {cut}: {d:e}");
+        // What the interpreter flattens: forward_raw in feature_order.
+        let raw = flatten_features(&b.forward_raw(&x), Pooling::Off, b.feature_order());
+        assert_eq!(raw.size(), [2, plain.numel() as i64 / 2], "{arch} {cut}");
+        if tokens.is_some() {
+            let d = rel_diff(&raw, &plain.flatten(1, -1));
+            assert!(d < 1e-5, "{arch} {cut}: {d:e}");
+        }
+    }
+}
