@@ -386,13 +386,20 @@ fn op_keys(op: Op, path: &str, fam: Family, out: &mut Vec<StateKey>) {
 /// hold their keys, which then load as ignored; no backbone ever needs them.
 pub fn state_keys(arch: Arch) -> Vec<StateKey> {
     let mut out = Vec::new();
-    let extra = catalog::training_only(arch);
+    // The training-only modules where torchvision registers them; the top-level modules
+    // listed together, so that a parameter of the model itself (ViT's `class_token`) comes
+    // before the modules' keys as in `state_dict()`.
+    let mut extra = catalog::training_only(arch);
+    let mut nodes = Vec::new();
     for node in &network(arch).modules {
-        state_keys_of(std::slice::from_ref(node), "", family(arch), &mut out);
-        for (_, aux) in extra.iter().filter(|(after, _)| *after == node.name) {
-            state_keys_of(std::slice::from_ref(aux), "", family(arch), &mut out);
-        }
+        nodes.push(node.clone());
+        let (here, rest): (Vec<_>, Vec<_>) = extra
+            .into_iter()
+            .partition(|(after, _)| *after == node.name);
+        nodes.extend(here.into_iter().map(|(_, aux)| aux));
+        extra = rest;
     }
+    state_keys_of(&nodes, "", family(arch), &mut out);
     out
 }
 
