@@ -1243,30 +1243,8 @@ pub fn safetensors_f32(
     data: &[f32],
     metadata: &BTreeMap<String, String>,
 ) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::Value::Object(
-            metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-                .collect(),
-        ),
-    );
-    header.insert(
-        name.into(),
-        serde_json::json!({
-            "dtype": "F32",
-            "shape": shape,
-            "data_offsets": [0, 4 * data.len()],
-        }),
-    );
-    let mut text = serde_json::Value::Object(header).to_string();
-    let padded = text.len().next_multiple_of(8);
-    text.push_str(&" ".repeat(padded - text.len()));
-    let mut out = Vec::with_capacity(8 + text.len() + 4 * data.len());
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
+    let mut out = safetensors_header(&[(name, shape.to_vec())], metadata);
+    out.reserve(4 * data.len());
     for v in data {
         out.extend_from_slice(&v.to_le_bytes());
     }

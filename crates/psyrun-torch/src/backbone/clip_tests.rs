@@ -13,6 +13,7 @@
 //! The files are written into a temporary directory removed afterwards. The test needs the
 //! venv's python (`$PSYRUN_PYTHON` under `./dev`) with open_clip_torch and timm, and is
 //! ignored where the build found none.
+use super::parity_tests::{max_abs, TempDir};
 use super::*;
 use crate::weights;
 use psyrun::checkpoint::Checkpoint;
@@ -113,27 +114,6 @@ const DINOV2: &[Case] = &[
     ),
     (Arch::Dinov2Vitb14Reg, 224, &["blocks.0.norm1", "head"]),
 ];
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("psyrun-clip-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn max_abs(t: &Tensor) -> f64 {
-    t.abs().max().double_value(&[])
-}
 
 /// The weights file `clip_reference.py` writes for `arch`.
 fn weights_file(dir: &Path, arch: Arch) -> PathBuf {

@@ -329,10 +329,10 @@ const CASES: [(Arch, &[&str]); 27] = [
 ];
 
 /// A directory removed when dropped (the checkpoints are large: never leave them behind).
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("psyrun-backbone-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -346,7 +346,7 @@ impl Drop for TempDir {
     }
 }
 
-fn max_abs(t: &Tensor) -> f64 {
+pub(super) fn max_abs(t: &Tensor) -> f64 {
     t.abs().max().double_value(&[])
 }
 
